@@ -19,6 +19,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "SpeculateFormat", targets: ["SpeculateFormat"]),
+        .library(name: "SpeculateRuntime", targets: ["SpeculateRuntime"]),
         .library(name: "SpeculateCatalog", targets: ["SpeculateCatalog"]),
         .executable(name: "speculate", targets: ["SpeculateCLI"]),
     ],
@@ -34,6 +35,15 @@ let package = Package(
         .target(
             name: "SpeculateFormat",
             dependencies: [.product(name: "HeapModule", package: "swift-collections")],
+            swiftSettings: strictSwift
+        ),
+        .target(
+            name: "CSpeculateKernels",
+            cSettings: [.headerSearchPath(".")]
+        ),
+        .target(
+            name: "SpeculateRuntime",
+            dependencies: ["SpeculateFormat", "CSpeculateKernels"],
             swiftSettings: strictSwift
         ),
         .target(
@@ -65,6 +75,11 @@ let package = Package(
         .testTarget(
             name: "SpeculateFormatTests",
             dependencies: ["SpeculateFormat", "SpeculateCatalog", "SpeculateTestSupport"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SpeculateRuntimeTests",
+            dependencies: ["SpeculateRuntime", "SpeculateFormat", "SpeculateTestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(

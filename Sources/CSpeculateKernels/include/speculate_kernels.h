@@ -1,0 +1,67 @@
+// Speculate's hot CPU kernels: activation quantization, quantized matrix x activations
+// products, float vector helpers and a small thread pool.
+//
+// Every kernel has a portable C version and, where it pays, an AVX2 version chosen at run
+// time from CPU detection. Within one process the choice is fixed, and every output value is
+// computed by one code path in one order whatever the batch size or thread count: that is what
+// makes a token's logits identical whether it is evaluated alone or inside a token tree.
+#ifndef SPECULATE_KERNELS_H
+#define SPECULATE_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// GGML tensor type ids understood by the kernels.
+enum spec_type {
+    SPEC_F32 = 0, SPEC_F16 = 1, SPEC_Q4_0 = 2, SPEC_Q4_1 = 3, SPEC_Q5_0 = 6, SPEC_Q5_1 = 7,
+    SPEC_Q8_0 = 8, SPEC_Q2_K = 10, SPEC_Q3_K = 11, SPEC_Q4_K = 12, SPEC_Q5_K = 13, SPEC_Q6_K = 14,
+    SPEC_BF16 = 30,
+};
+
+/// Activation formats: 8-bit values with one float scale per 32 values (for the 32-element
+/// weight types) or per 256 values (for the K-quants), plus integer sums of the 8-bit values.
+enum spec_act_format { SPEC_ACT_Q8_32 = 0, SPEC_ACT_Q8_256 = 1, SPEC_ACT_F32 = 2 };
+
+/// 1 when the AVX2+FMA kernels are in use, 0 for the portable ones.
+int spec_kernels_use_avx2(void);
+/// Forces the portable kernels (for tests); call before any other kernel.
+void spec_kernels_force_portable(int portable);
+/// A short name of the kernel set in use ("avx2" or "portable").
+const char *spec_kernels_name(void);
+
+/// The activation format a weight type's kernel reads; -1 if the type has no kernel.
+int spec_act_format_for(int type);
+/// Bytes one row of `n` activations takes in `format`.
+size_t spec_act_row_bytes(int format, int n);
+/// Quantizes `n` floats (a whole number of blocks of the format) into `out`.
+void spec_quantize_act(int format, const float *x, int n, void *out);
+
+/// y[t * y_stride + r] = dot(row r of W, activation row t) for r in [r0, r1) and t in [0, T).
+/// W has rows of `n` elements of `type`, `row_bytes` apart; activation rows are `act_stride`
+/// bytes apart, in the format spec_act_format_for(type) gives.
+void spec_matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
+                 const void *act, size_t act_stride, int T, float *y, size_t y_stride);
+
+/// Dot product of two float vectors (fixed summation order for a given n).
+float spec_dot_f32(const float *a, const float *b, int n);
+/// y += a * x.
+void spec_axpy_f32(float *y, float a, const float *x, int n);
+
+/// Runs fn(ctx, i, n) for i in [0, n) on the pool's threads (the caller takes part) and
+/// returns when all are done. n is normally the thread count.
+typedef void (*spec_task_fn)(void *ctx, int index, int count);
+/// Sets the number of threads (1 = run on the caller only). Call while no work is running.
+void spec_pool_set_threads(int threads);
+/// The number of threads in use.
+int spec_pool_threads(void);
+/// Runs fn on every thread of the pool, each with its index.
+void spec_pool_run(spec_task_fn fn, void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,70 @@
+// Shared declarations of the kernel files (not part of the public header).
+#ifndef SPECULATE_KERNELS_INTERNAL_H
+#define SPECULATE_KERNELS_INTERNAL_H
+#include "speculate_kernels.h"
+#include <string.h>
+
+/// Pointers into one activation row.
+typedef struct {
+    const float *d;     // scales: per 32 (Q8_32) or per 256 (Q8_256)
+    const int16_t *s;   // sums of the 8-bit values: per 32 (Q8_32) or per 16 (Q8_256)
+    const int8_t *q;    // the 8-bit values
+} spec_act_view;
+
+static inline size_t spec_round32(size_t x) { return (x + 31) & ~(size_t)31; }
+
+static inline size_t spec_act_header_bytes(int format, int n) {
+    if (format == SPEC_ACT_Q8_32) return spec_round32((size_t)(n / 32) * 6);
+    return spec_round32((size_t)(n / 256) * 4 + (size_t)(n / 16) * 2);
+}
+
+static inline spec_act_view spec_act_at(int format, int n, const void *row) {
+    const uint8_t *p = (const uint8_t *)row;
+    spec_act_view v;
+    v.d = (const float *)p;
+    v.s = (const int16_t *)(p + (format == SPEC_ACT_Q8_32 ? (size_t)(n / 32) * 4 : (size_t)(n / 256) * 4));
+    v.q = (const int8_t *)(p + spec_act_header_bytes(format, n));
+    return v;
+}
+
+static inline float spec_half(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exponent = (h >> 10) & 0x1F, mantissa = h & 0x3FF, bits;
+    if (exponent == 0) {
+        if (mantissa == 0) {
+            bits = sign;
+        } else {  // subnormal: normalize
+            exponent = 127 - 15 + 1;
+            while ((mantissa & 0x400) == 0) { mantissa <<= 1; exponent--; }
+            bits = sign | (exponent << 23) | ((mantissa & 0x3FF) << 13);
+        }
+    } else if (exponent == 31) {
+        bits = sign | 0x7F800000u | (mantissa << 13);
+    } else {
+        bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline void spec_scale_min_k4(const uint8_t *scales, int j, uint8_t *sc, uint8_t *mn) {
+    if (j < 4) {
+        *sc = scales[j] & 63;
+        *mn = scales[j + 4] & 63;
+    } else {
+        *sc = (scales[j + 4] & 0x0F) | ((scales[j - 4] >> 6) << 4);
+        *mn = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
+    }
+}
+
+void spec_matmul_portable(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
+                          const void *act, size_t act_stride, int T, float *y, size_t y_stride);
+int spec_matmul_avx2(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
+                     const void *act, size_t act_stride, int T, float *y, size_t y_stride);
+float spec_dot_f32_avx2(const float *a, const float *b, int n);
+void spec_axpy_f32_avx2(float *y, float a, const float *x, int n);
+int spec_cpu_has_avx2_fma(void);
+#endif

@@ -1,0 +1,409 @@
+import CSpeculateKernels
+import Foundation
+import SpeculateFormat
+
+/// Logits for some rows of an evaluated batch.
+public struct Logits: Sendable {
+    /// The batch indices the rows belong to, in order.
+    public let rows: [Int]
+    /// Vocabulary size (values per row).
+    public let vocabularySize: Int
+    /// Row-major values.
+    public let values: [Float]
+
+    /// The logits of batch index `index` (which must be one of ``rows``).
+    public func row(for index: Int) -> ArraySlice<Float> {
+        guard let position = rows.firstIndex(of: index) else { return [] }
+        return values[position * vocabularySize..<(position + 1) * vocabularySize]
+    }
+}
+
+/// Which rows of a batch need logits.
+public enum LogitRows: Sendable, Equatable {
+    /// Every node (tree verification).
+    case all
+    /// Only the last node (prefill).
+    case last
+    /// The given batch indices.
+    case some([Int])
+    /// None (a prefill chunk that is not the last).
+    case none
+}
+
+/// One decoding context over a ``TransformerModel``: the KV cache and scratch memory.
+///
+/// Tokens are evaluated as a batch whose `parents` describe a tree: node `i` attends to the
+/// committed prefix and to its ancestors in the batch only, at position `committed + depth`.
+/// The batch's keys and values stay pending until ``commit(_:)`` moves one accepted path into
+/// place after the prefix; the rest is dropped. Every node's result is computed by the same
+/// code in the same order whatever the batch, so a node's logits are bit-identical whether it
+/// is evaluated alone, in a chain or inside a tree.
+///
+/// A session is used by one task at a time; the lock makes that safe to share.
+public final class InferenceSession: @unchecked Sendable {
+    /// The model.
+    public let model: TransformerModel
+    /// Slots in the KV cache (committed tokens plus one pending batch).
+    public let capacity: Int
+    private let lock = NSLock()
+    private var state: SessionState
+
+    /// A session holding up to `context` tokens (committed plus pending).
+    public init(model: TransformerModel, context: Int) throws {
+        guard context > 0 else { throw RuntimeError.badHyperParameter("context must be positive, got \(context)") }
+        guard context <= model.config.trainedContext else {
+            throw RuntimeError.contextTooLong(requested: context, trained: model.config.trainedContext)
+        }
+        self.model = model
+        capacity = context
+        state = SessionState(model: model, capacity: context)
+    }
+
+    deinit { state.deallocate() }
+
+    /// Tokens committed to the cache.
+    public var committedLength: Int { lock.withLock { state.committed } }
+
+    /// Bytes of the KV cache.
+    public var cacheBytes: Int { 2 * model.config.layerCount * capacity * model.config.kvWidth * MemoryLayout<Float>.size }
+
+    /// Evaluates a batch of tree nodes. `parents[i]` is the batch index of node `i`'s parent
+    /// (an earlier index), or -1 when it follows the committed prefix directly.
+    public func evaluate(tokens: [TokenID], parents: [Int], logits: LogitRows = .all) throws -> Logits {
+        try lock.withLock { try state.evaluate(tokens: tokens, parents: parents, logitRows: logits) }
+    }
+
+    /// Keeps the pending nodes on `path` (batch indices from a root down one branch) and
+    /// drops the rest of the last batch.
+    public func commit(_ path: [Int]) throws {
+        try lock.withLock { try state.commit(path) }
+    }
+
+    /// Truncates the committed tokens to `length`.
+    public func rollback(to length: Int) throws {
+        try lock.withLock {
+            guard length >= 0, length <= state.committed else {
+                throw RuntimeError.invalidCacheOperation("cannot roll back to \(length) with \(state.committed) committed")
+            }
+            state.committed = length
+            state.pendingParents = []
+        }
+    }
+
+    /// Evaluates and commits `tokens` as a chain (in chunks), returning the last token's logits.
+    public func prefill(_ tokens: [TokenID], chunk: Int = 64) throws -> [Float] {
+        try lock.withLock {
+            guard !tokens.isEmpty else { return [] }
+            guard state.committed + tokens.count <= capacity else {
+                throw RuntimeError.contextFull(needed: state.committed + tokens.count, capacity: capacity)
+            }
+            var last: [Float] = []
+            var start = 0
+            while start < tokens.count {
+                let end = min(tokens.count, start + chunk)
+                let part = Array(tokens[start..<end])
+                let parents = (0..<part.count).map { $0 - 1 }
+                let result = try state.evaluate(tokens: part, parents: parents, logitRows: end == tokens.count ? .last : .none)
+                try state.commit(Array(0..<part.count))
+                if end == tokens.count { last = result.values }
+                start = end
+            }
+            return last
+        }
+    }
+}
+
+/// The mutable part of a session (guarded by the session's lock).
+struct SessionState {
+    let model: TransformerModel
+    let config: ModelConfig
+    let capacity: Int
+    var committed = 0
+    var pendingParents: [Int] = []
+    let keys: UnsafeMutablePointer<Float>
+    let values: UnsafeMutablePointer<Float>
+    private var scratch = Scratch()
+    private let inverseFrequencies: [Double]
+
+    init(model: TransformerModel, capacity: Int) {
+        self.model = model
+        config = model.config
+        self.capacity = capacity
+        let count = config.layerCount * capacity * config.kvWidth
+        keys = .allocate(capacity: count)
+        values = .allocate(capacity: count)
+        keys.initialize(repeating: 0, count: count)
+        values.initialize(repeating: 0, count: count)
+        let headDimension = model.config.headDimension, base = model.config.ropeBase
+        inverseFrequencies = (0..<headDimension / 2).map { pow(base, -2.0 * Double($0) / Double(headDimension)) }
+    }
+
+    // The cache lives as long as the session; SessionState is owned by exactly one session.
+    func deallocate() {
+        keys.deallocate()
+        values.deallocate()
+        scratch.deallocate()
+    }
+
+    private func cacheOffset(layer: Int, slot: Int) -> Int { (layer * capacity + slot) * config.kvWidth }
+
+    mutating func commit(_ path: [Int]) throws {
+        for (j, node) in path.enumerated() {
+            guard node >= 0, node < pendingParents.count else {
+                throw RuntimeError.invalidCacheOperation("node \(node) is not in the last batch of \(pendingParents.count)")
+            }
+            let expectedParent = j == 0 ? -1 : path[j - 1]
+            guard pendingParents[node] == expectedParent else {
+                throw RuntimeError.invalidCacheOperation("path \(path) is not a branch of the last tree")
+            }
+        }
+        let width = config.kvWidth
+        for (j, node) in path.enumerated() where node != j {
+            for layer in 0..<config.layerCount {
+                let from = cacheOffset(layer: layer, slot: committed + node), to = cacheOffset(layer: layer, slot: committed + j)
+                (keys + to).update(from: keys + from, count: width)
+                (values + to).update(from: values + from, count: width)
+            }
+        }
+        committed += path.count
+        pendingParents = []
+    }
+
+    mutating func evaluate(tokens: [TokenID], parents: [Int], logitRows: LogitRows) throws -> Logits {
+        let count = tokens.count
+        guard parents.count == count else { throw RuntimeError.malformedTree("\(count) tokens but \(parents.count) parents") }
+        guard committed + count <= capacity else { throw RuntimeError.contextFull(needed: committed + count, capacity: capacity) }
+        var depth = [Int](repeating: 0, count: count)
+        var ancestors = [[Int]](repeating: [], count: count)
+        for i in 0..<count {
+            let token = tokens[i]
+            guard token >= 0, Int(token) < config.vocabularySize else {
+                throw RuntimeError.tokenOutOfRange(token, vocabulary: config.vocabularySize)
+            }
+            let parent = parents[i]
+            guard parent >= -1, parent < i else { throw RuntimeError.malformedTree("node \(i) has parent \(parent)") }
+            depth[i] = parent < 0 ? 0 : depth[parent] + 1
+            ancestors[i] = (parent < 0 ? [] : ancestors[parent]) + [i]
+        }
+        pendingParents = parents
+        let outputRows: [Int]
+        switch logitRows {
+        case .all: outputRows = Array(0..<count)
+        case .last: outputRows = count > 0 ? [count - 1] : []
+        case let .some(rows):
+            guard rows.allSatisfy({ $0 >= 0 && $0 < count }) else { throw RuntimeError.malformedTree("logit rows \(rows) outside the batch") }
+            outputRows = rows
+        case .none: outputRows = []
+        }
+        guard count > 0 else { return Logits(rows: [], vocabularySize: config.vocabularySize, values: []) }
+        let positions = depth.map { committed + $0 }
+        return forward(tokens: tokens, positions: positions, ancestors: ancestors, outputRows: outputRows)
+    }
+
+    // MARK: Forward pass
+
+    private mutating func forward(tokens: [TokenID], positions: [Int], ancestors: [[Int]], outputRows: [Int]) -> Logits {
+        let n = tokens.count
+        let d = config.embeddingLength, qWidth = config.headCount * config.headDimension, kvWidth = config.kvWidth
+        let ff = config.feedForwardLength, hd = config.headDimension
+        scratch.reserve(tokens: n, config: config, capacity: capacity)
+        let x = scratch.x, h = scratch.h, q = scratch.q, k = scratch.k, v = scratch.v
+        let attention = scratch.attention, gate = scratch.gate, up = scratch.up
+        for (i, token) in tokens.enumerated() { model.tokenEmbedding.dequantizeRow(Int(token), into: x + i * d) }
+        let (cosines, sines) = rotaryTables(positions: positions)
+
+        for (layerIndex, layer) in model.layers.enumerated() {
+            for i in 0..<n { rmsNorm(x + i * d, weight: layer.attentionNorm, into: h + i * d, count: d) }
+            scratch.matmul([(layer.query, q, qWidth), (layer.key, k, kvWidth), (layer.value, v, kvWidth)], input: h, tokens: n)
+            for i in 0..<n {
+                if let bias = layer.queryBias { add(bias, to: q + i * qWidth) }
+                if let bias = layer.keyBias { add(bias, to: k + i * kvWidth) }
+                if let bias = layer.valueBias { add(bias, to: v + i * kvWidth) }
+                for head in 0..<config.headCount { rotate(q + i * qWidth + head * hd, cos: cosines + i * hd / 2, sin: sines + i * hd / 2) }
+                for head in 0..<config.kvHeadCount { rotate(k + i * kvWidth + head * hd, cos: cosines + i * hd / 2, sin: sines + i * hd / 2) }
+                let slot = cacheOffset(layer: layerIndex, slot: committed + i)
+                (keys + slot).update(from: k + i * kvWidth, count: kvWidth)
+                (values + slot).update(from: v + i * kvWidth, count: kvWidth)
+            }
+            attend(layer: layerIndex, queries: q, ancestors: ancestors, into: attention)
+            scratch.matmul([(layer.output, h, d)], input: attention, tokens: n)
+            for i in 0..<n * d { x[i] += h[i] }
+            for i in 0..<n { rmsNorm(x + i * d, weight: layer.feedForwardNorm, into: h + i * d, count: d) }
+            scratch.matmul([(layer.gate, gate, ff), (layer.up, up, ff)], input: h, tokens: n)
+            for i in 0..<n * ff {
+                let g = gate[i]
+                gate[i] = g / (1 + exp(-g)) * up[i]
+            }
+            scratch.matmul([(layer.down, h, d)], input: gate, tokens: n)
+            for i in 0..<n * d { x[i] += h[i] }
+        }
+
+        guard !outputRows.isEmpty else { return Logits(rows: [], vocabularySize: config.vocabularySize, values: []) }
+        for (j, row) in outputRows.enumerated() { rmsNorm(x + row * d, weight: model.outputNorm, into: h + j * d, count: d) }
+        let vocabulary = config.vocabularySize
+        var logits = [Float](repeating: 0, count: outputRows.count * vocabulary)
+        logits.withUnsafeMutableBufferPointer { buffer in
+            scratch.matmul([(model.outputHead, buffer.baseAddress!, vocabulary)], input: h, tokens: outputRows.count)
+        }
+        return Logits(rows: outputRows, vocabularySize: vocabulary, values: logits)
+    }
+
+    private func rmsNorm(_ input: UnsafeMutablePointer<Float>, weight: [Float], into output: UnsafeMutablePointer<Float>, count: Int) {
+        var sum: Float = 0
+        for i in 0..<count { sum += input[i] * input[i] }
+        let scale = 1 / (sum / Float(count) + config.rmsEpsilon).squareRoot()
+        for i in 0..<count { output[i] = input[i] * scale * weight[i] }
+    }
+
+    private func add(_ bias: [Float], to vector: UnsafeMutablePointer<Float>) {
+        for i in bias.indices { vector[i] += bias[i] }
+    }
+
+    private mutating func rotaryTables(positions: [Int]) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
+        let half = config.headDimension / 2
+        let cosines = scratch.cosines, sines = scratch.sines
+        for (i, position) in positions.enumerated() {
+            for j in 0..<half {
+                let angle = Double(position) * inverseFrequencies[j]
+                cosines[i * half + j] = Float(cos(angle))
+                sines[i * half + j] = Float(sin(angle))
+            }
+        }
+        return (cosines, sines)
+    }
+
+    private func rotate(_ vector: UnsafeMutablePointer<Float>, cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>) {
+        let half = config.headDimension / 2
+        for j in 0..<half {
+            let (a, b) = config.architecture.rotatesHalves ? (j, j + half) : (2 * j, 2 * j + 1)
+            let x0 = vector[a], x1 = vector[b]
+            vector[a] = x0 * cos[j] - x1 * sin[j]
+            vector[b] = x0 * sin[j] + x1 * cos[j]
+        }
+    }
+
+    /// Tree attention: node i sees slots [0, committed) and its ancestors' pending slots.
+    private func attend(layer: Int, queries: UnsafeMutablePointer<Float>, ancestors: [[Int]], into output: UnsafeMutablePointer<Float>) {
+        let hd = config.headDimension, qWidth = config.headCount * hd, heads = config.headCount
+        let group = config.headCount / config.kvHeadCount
+        let prefix = committed
+        let scale = 1 / Float(hd).squareRoot()
+        let base = cacheOffset(layer: layer, slot: 0)
+        let keys = self.keys + base, values = self.values + base
+        let kvWidth = config.kvWidth
+        let work = ancestors.count * heads
+        let scores = scratch.scores, scoreStride = capacity
+        ComputeThreads.run { thread, threads in
+            let weights = scores + thread * scoreStride
+            var item = thread
+            while item < work {
+                let node = item / heads, head = item % heads
+                let query = queries + node * qWidth + head * hd
+                let kvOffset = (head / group) * hd
+                let visible = prefix + ancestors[node].count
+                func slot(_ j: Int) -> Int { j < prefix ? j : prefix + ancestors[node][j - prefix] }
+                var maximum = -Float.infinity
+                for j in 0..<visible {
+                    let s = spec_dot_f32(query, keys + slot(j) * kvWidth + kvOffset, Int32(hd)) * scale
+                    weights[j] = s
+                    maximum = max(maximum, s)
+                }
+                var total: Float = 0
+                for j in 0..<visible {
+                    let e = exp(weights[j] - maximum)
+                    weights[j] = e
+                    total += e
+                }
+                let out = output + node * qWidth + head * hd
+                out.update(repeating: 0, count: hd)
+                for j in 0..<visible {
+                    spec_axpy_f32(out, weights[j] / total, values + slot(j) * kvWidth + kvOffset, Int32(hd))
+                }
+                item += threads
+            }
+        }
+    }
+}
+
+/// Scratch memory for the forward pass, grown to the largest batch seen.
+struct Scratch {
+    private(set) var tokens = 0
+    var x: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
+    var h: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
+    var q: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
+    var k: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
+    var v: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
+    var attention: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
+    var gate: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
+    var up: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
+    var cosines: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
+    var sines: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
+    var scores: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
+    var activations: UnsafeMutableRawPointer = .allocate(byteCount: 64, alignment: 64)
+    private var activationBytes = 64
+
+    func deallocate() {
+        for pointer in [x, h, q, k, v, attention, gate, up, cosines, sines, scores] { pointer.deallocate() }
+        activations.deallocate()
+    }
+
+    mutating func reserve(tokens needed: Int, config: ModelConfig, capacity: Int) {
+        guard needed > tokens else { return }
+        let n = max(needed, 16)
+        let d = config.embeddingLength, qWidth = config.headCount * config.headDimension
+        func grow(_ pointer: inout UnsafeMutablePointer<Float>, _ count: Int) {
+            pointer.deallocate()
+            pointer = .allocate(capacity: count)
+            pointer.initialize(repeating: 0, count: count)
+        }
+        grow(&x, n * d)
+        grow(&h, n * max(d, qWidth))
+        grow(&q, n * qWidth)
+        grow(&k, n * config.kvWidth)
+        grow(&v, n * config.kvWidth)
+        grow(&attention, n * qWidth)
+        grow(&gate, n * config.feedForwardLength)
+        grow(&up, n * config.feedForwardLength)
+        grow(&cosines, n * config.headDimension / 2)
+        grow(&sines, n * config.headDimension / 2)
+        grow(&scores, 64 * capacity)
+        let widest = max(d, qWidth, config.feedForwardLength)
+        activationBytes = 2 * n * spec_act_row_bytes(Int32(SPEC_ACT_F32.rawValue), Int32(widest))
+        activations.deallocate()
+        activations = .allocate(byteCount: activationBytes, alignment: 64)
+        tokens = n
+    }
+
+    /// Computes `output = W · input` for each job (row-major, `tokens` rows of input),
+    /// quantizing the input once per activation format and splitting rows across threads.
+    mutating func matmul(_ jobs: [(matrix: WeightMatrix, output: UnsafeMutablePointer<Float>, outputStride: Int)],
+                         input: UnsafeMutablePointer<Float>, tokens: Int) {
+        let columns = jobs[0].matrix.columns
+        var formats: [Int32: (UnsafeMutableRawPointer, Int)] = [:]
+        var offset = 0
+        for job in jobs where formats[job.matrix.activationFormat] == nil {
+            let format = job.matrix.activationFormat
+            let stride = spec_act_row_bytes(format, Int32(columns))
+            let base = activations + offset
+            offset += stride * tokens
+            precondition(offset <= activationBytes, "activation scratch too small")
+            for t in 0..<tokens { spec_quantize_act(format, input + t * columns, Int32(columns), base + t * stride) }
+            formats[format] = (base, stride)
+        }
+        let plan = jobs.map { job -> (WeightMatrix, UnsafeMutablePointer<Float>, Int, UnsafeMutableRawPointer, Int) in
+            let (base, stride) = formats[job.matrix.activationFormat]!
+            return (job.matrix, job.output, job.outputStride, base, stride)
+        }
+        ComputeThreads.run { thread, threads in
+            for (matrix, output, outputStride, act, stride) in plan {
+                // Rows split in multiples of 8 so threads do not share cache lines of output.
+                let blocks = (matrix.rows + 7) / 8
+                let r0 = min(matrix.rows, blocks * thread / threads * 8)
+                let r1 = min(matrix.rows, blocks * (thread + 1) / threads * 8)
+                guard r0 < r1 else { continue }
+                spec_matmul(Int32(matrix.type.rawValue), Int32(matrix.columns), matrix.base, matrix.rowBytes,
+                            Int32(r0), Int32(r1), act, stride, Int32(tokens), output, outputStride)
+            }
+        }
+    }
+}

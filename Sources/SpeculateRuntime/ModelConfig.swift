@@ -1,0 +1,71 @@
+import SpeculateFormat
+
+/// The transformer families the runtime implements. Adding one is a local change: a case
+/// here, its metadata prefix and rotary layout below, and any tensor differences in
+/// ``TransformerModel``.
+public enum ModelArchitecture: String, Sendable, CaseIterable {
+    /// Llama (SmolLM2): rotary embedding on adjacent pairs, no attention biases.
+    case llama
+    /// Qwen2 (Qwen2.5-Coder): rotary embedding on the two halves, Q/K/V biases.
+    case qwen2
+
+    /// Whether rotary embedding pairs dimension i with i + d/2 (NeoX style) instead of 2i with 2i+1.
+    var rotatesHalves: Bool { self == .qwen2 }
+}
+
+/// Hyper-parameters read from GGUF metadata.
+public struct ModelConfig: Sendable, Equatable {
+    /// The architecture.
+    public let architecture: ModelArchitecture
+    /// Width of the residual stream.
+    public let embeddingLength: Int
+    /// Number of transformer blocks.
+    public let layerCount: Int
+    /// Query heads.
+    public let headCount: Int
+    /// Key/value heads (grouped-query attention when fewer than query heads).
+    public let kvHeadCount: Int
+    /// Width of one head.
+    public let headDimension: Int
+    /// Hidden width of the feed-forward block.
+    public let feedForwardLength: Int
+    /// Context the model was trained for.
+    public let trainedContext: Int
+    /// RMSNorm epsilon.
+    public let rmsEpsilon: Float
+    /// Rotary embedding base.
+    public let ropeBase: Double
+    /// Vocabulary size (rows of the embedding).
+    public let vocabularySize: Int
+
+    /// Reads the hyper-parameters of `file`.
+    public init(gguf file: GGUFFile) throws {
+        let name = file.architecture ?? "(none)"
+        guard let architecture = ModelArchitecture(rawValue: name) else { throw RuntimeError.unsupportedArchitecture(name) }
+        self.architecture = architecture
+        func integer(_ key: String) throws -> Int {
+            guard let value = file.metadata["\(name).\(key)"]?.intValue, value > 0 else {
+                throw RuntimeError.badHyperParameter("\(name).\(key) is missing or not a positive integer")
+            }
+            return value
+        }
+        embeddingLength = try integer("embedding_length")
+        layerCount = try integer("block_count")
+        headCount = try integer("attention.head_count")
+        kvHeadCount = (try? integer("attention.head_count_kv")) ?? headCount
+        feedForwardLength = try integer("feed_forward_length")
+        trainedContext = try integer("context_length")
+        rmsEpsilon = Float(file.metadata["\(name).attention.layer_norm_rms_epsilon"]?.doubleValue ?? 1e-5)
+        ropeBase = file.metadata["\(name).rope.freq_base"]?.doubleValue ?? 10000
+        guard embeddingLength % headCount == 0, headCount % kvHeadCount == 0 else {
+            throw RuntimeError.badHyperParameter("\(embeddingLength) wide with \(headCount) heads and \(kvHeadCount) key-value heads")
+        }
+        headDimension = (try? integer("attention.key_length")) ?? embeddingLength / headCount
+        guard headDimension % 2 == 0 else { throw RuntimeError.badHyperParameter("odd head dimension \(headDimension)") }
+        let embedding = try file.requireTensor("token_embd.weight")
+        vocabularySize = embedding.rowCount
+    }
+
+    /// Width of all key (or value) heads together.
+    public var kvWidth: Int { kvHeadCount * headDimension }
+}

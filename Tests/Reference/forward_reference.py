@@ -1,0 +1,145 @@
+"""Independent numpy reference of the forward pass for the llama and qwen2 architectures.
+
+usage: forward_reference.py MODEL.gguf INPUT.json OUTPUT.json
+
+INPUT: {"prompts": [[token ids], ...], "greedy": N, "logit_positions": K}
+OUTPUT: per prompt {"logits": [[...] for the last K positions], "greedy": [N token ids]}
+
+Weights are dequantized with the `gguf` package; everything else (RMSNorm, rotary embedding,
+grouped-query attention, SwiGLU) is written here from the architectures' definitions, in
+float64 for the activations so that it is a reference rather than a second implementation of
+the same shortcuts.
+"""
+import json
+import sys
+
+import numpy as np
+from gguf import GGUFReader
+from gguf.quants import dequantize
+
+
+class Model:
+    def __init__(self, path):
+        reader = GGUFReader(path)
+        fields = reader.fields
+
+        def value(key, default=None):
+            if key not in fields:
+                return default
+            field = fields[key]
+            part = field.parts[field.data[0]]
+            return bytes(part).decode() if field.types[0].name == "STRING" else part[0].item()
+
+        self.arch = value("general.architecture")
+        a = self.arch
+        self.d = value(f"{a}.embedding_length")
+        self.layers = value(f"{a}.block_count")
+        self.heads = value(f"{a}.attention.head_count")
+        self.kv_heads = value(f"{a}.attention.head_count_kv", self.heads)
+        self.eps = value(f"{a}.attention.layer_norm_rms_epsilon", 1e-5)
+        self.base = value(f"{a}.rope.freq_base", 10000.0)
+        self.hd = self.d // self.heads
+        self.tensors = {t.name: t for t in reader.tensors}
+
+    def weight(self, name):
+        t = self.tensors.get(name)
+        if t is None:
+            return None
+        values = dequantize(t.data, t.tensor_type).astype(np.float32)
+        shape = [int(x) for x in reversed(t.shape)]  # numpy order: rows, columns
+        return values.reshape(shape)
+
+    def load(self):
+        self.embedding = self.weight("token_embd.weight")
+        self.blocks = []
+        for i in range(self.layers):
+            p = f"blk.{i}."
+            self.blocks.append({k: self.weight(p + n) for k, n in [
+                ("attn_norm", "attn_norm.weight"), ("q", "attn_q.weight"), ("k", "attn_k.weight"),
+                ("v", "attn_v.weight"), ("o", "attn_output.weight"), ("bq", "attn_q.bias"),
+                ("bk", "attn_k.bias"), ("bv", "attn_v.bias"), ("ffn_norm", "ffn_norm.weight"),
+                ("gate", "ffn_gate.weight"), ("up", "ffn_up.weight"), ("down", "ffn_down.weight")]})
+        self.output_norm = self.weight("output_norm.weight")
+        output = self.weight("output.weight")
+        self.output = self.embedding if output is None else output
+
+    def rms(self, x, w):
+        return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + self.eps) * w
+
+    def rope(self, x, positions):
+        # x: (tokens, heads, hd)
+        half = self.hd // 2
+        inv = self.base ** (-2.0 * np.arange(half) / self.hd)
+        angles = np.outer(positions, inv)[:, None, :]
+        c, s = np.cos(angles), np.sin(angles)
+        if self.arch == "qwen2":  # pairs (i, i + hd/2)
+            x0, x1 = x[..., :half], x[..., half:]
+            return np.concatenate([x0 * c - x1 * s, x0 * s + x1 * c], axis=-1)
+        x0, x1 = x[..., 0::2], x[..., 1::2]  # llama in GGUF: adjacent pairs
+        out = np.empty_like(x)
+        out[..., 0::2] = x0 * c - x1 * s
+        out[..., 1::2] = x0 * s + x1 * c
+        return out
+
+    def forward(self, tokens, cache, start):
+        """Evaluates `tokens` at positions start.., appending to `cache`; returns logits per token."""
+        x = self.embedding[tokens].astype(np.float64)
+        n = len(tokens)
+        positions = np.arange(start, start + n)
+        group = self.heads // self.kv_heads
+        for i, b in enumerate(self.blocks):
+            h = self.rms(x, b["attn_norm"])
+            q = h @ b["q"].T + (b["bq"] if b["bq"] is not None else 0)
+            k = h @ b["k"].T + (b["bk"] if b["bk"] is not None else 0)
+            v = h @ b["v"].T + (b["bv"] if b["bv"] is not None else 0)
+            q = self.rope(q.reshape(n, self.heads, self.hd), positions)
+            k = self.rope(k.reshape(n, self.kv_heads, self.hd), positions)
+            v = v.reshape(n, self.kv_heads, self.hd)
+            keys = np.concatenate([cache[i][0], k]) if cache[i] is not None else k
+            values = np.concatenate([cache[i][1], v]) if cache[i] is not None else v
+            cache[i] = (keys, values)
+            total = keys.shape[0]
+            out = np.empty((n, self.heads, self.hd))
+            for head in range(self.heads):
+                kh, vh = keys[:, head // group], values[:, head // group]
+                scores = q[:, head] @ kh.T / np.sqrt(self.hd)
+                mask = np.arange(total)[None, :] > (positions[:, None])
+                scores[mask] = -np.inf
+                scores -= scores.max(axis=-1, keepdims=True)
+                p = np.exp(scores)
+                p /= p.sum(axis=-1, keepdims=True)
+                out[:, head] = p @ vh
+            x = x + out.reshape(n, -1) @ b["o"].T
+            h = self.rms(x, b["ffn_norm"])
+            g = h @ b["gate"].T
+            u = h @ b["up"].T
+            x = x + (g / (1 + np.exp(-g)) * u) @ b["down"].T
+        return self.rms(x, self.output_norm) @ self.output.T
+
+
+def main():
+    model_path, input_path, output_path = sys.argv[1:]
+    request = json.load(open(input_path))
+    model = Model(model_path)
+    model.load()
+    results = []
+    for prompt in request["prompts"]:
+        cache = [None] * model.layers
+        logits = model.forward(np.array(prompt), cache, 0)
+        keep = request.get("logit_positions", 1)
+        result = {"logits": logits[-keep:].astype(np.float32).tolist()}
+        generated = []
+        position = len(prompt)
+        last = logits[-1]
+        for _ in range(request.get("greedy", 0)):
+            token = int(np.argmax(last))
+            generated.append(token)
+            last = model.forward(np.array([token]), cache, position)[-1]
+            position += 1
+        result["greedy"] = generated
+        results.append(result)
+    json.dump(results, open(output_path, "w"))
+
+
+if __name__ == "__main__":
+    main()
