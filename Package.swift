@@ -79,7 +79,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SpeculateRuntimeTests",
-            dependencies: ["SpeculateRuntime", "SpeculateFormat", "SpeculateTestSupport"],
+            dependencies: ["SpeculateRuntime", "SpeculateFormat", "CSpeculateKernels", "SpeculateTestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -60,8 +60,6 @@ static inline void spec_scale_min_k4(const uint8_t *scales, int j, uint8_t *sc, 
     }
 }
 
-void spec_matmul_portable(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
-                          const void *act, size_t act_stride, int T, float *y, size_t y_stride);
 int spec_matmul_avx2(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
                      const void *act, size_t act_stride, int T, float *y, size_t y_stride);
 float spec_dot_f32_avx2(const float *a, const float *b, int n);

@@ -2,8 +2,13 @@
 
 usage: forward_reference.py MODEL.gguf INPUT.json OUTPUT.json
 
-INPUT: {"prompts": [[token ids], ...], "greedy": N, "logit_positions": K}
-OUTPUT: per prompt {"logits": [[...] for the last K positions], "greedy": [N token ids]}
+INPUT: {"prompts": [[token ids], ...], "greedy": N, "logit_positions": K, "modes": ["float", "emulated"]}
+OUTPUT: {mode: per prompt {"logits": [[...] for the last K positions], "greedy": [N token ids],
+                           "margins": [top-1 minus top-2 logit at each greedy step]}}
+
+In "emulated" mode, the input of every matrix product is first rounded to 8 bits with
+one scale per 32 values (per 256 for K-quant weights), as Speculate's kernels do; that isolates
+the runtime's arithmetic from the (intended) quantization error.
 
 Weights are dequantized with the `gguf` package; everything else (RMSNorm, rotary embedding,
 grouped-query attention, SwiGLU) is written here from the architectures' definitions, in
@@ -40,6 +45,8 @@ class Model:
         self.base = value(f"{a}.rope.freq_base", 10000.0)
         self.hd = self.d // self.heads
         self.tensors = {t.name: t for t in reader.tensors}
+        self.quantize = False
+        self.block_of = {}
 
     def weight(self, name):
         t = self.tensors.get(name)
@@ -47,7 +54,20 @@ class Model:
             return None
         values = dequantize(t.data, t.tensor_type).astype(np.float32)
         shape = [int(x) for x in reversed(t.shape)]  # numpy order: rows, columns
-        return values.reshape(shape)
+        values = values.reshape(shape)
+        self.block_of[id(values)] = 256 if t.tensor_type.name.endswith("_K") else 32
+        return values
+
+    def matmul(self, x, w):
+        """x @ w.T, with x rounded to 8 bits per block first when emulating the kernels."""
+        if self.quantize:
+            block = self.block_of[id(w)]
+            blocks = x.reshape(x.shape[0], -1, block)
+            amax = np.abs(blocks).max(axis=-1, keepdims=True)
+            scale = np.where(amax == 0, 0, amax / 127)
+            q = np.where(amax == 0, 0, np.clip(np.rint(blocks * np.where(amax == 0, 0, 127 / np.where(amax == 0, 1, amax))), -127, 127))
+            x = (q * scale).reshape(x.shape)
+        return (x.astype(np.float32) @ w.T).astype(np.float64)
 
     def load(self):
         self.embedding = self.weight("token_embd.weight")
@@ -89,9 +109,9 @@ class Model:
         group = self.heads // self.kv_heads
         for i, b in enumerate(self.blocks):
             h = self.rms(x, b["attn_norm"])
-            q = h @ b["q"].T + (b["bq"] if b["bq"] is not None else 0)
-            k = h @ b["k"].T + (b["bk"] if b["bk"] is not None else 0)
-            v = h @ b["v"].T + (b["bv"] if b["bv"] is not None else 0)
+            q = self.matmul(h, b["q"]) + (b["bq"] if b["bq"] is not None else 0)
+            k = self.matmul(h, b["k"]) + (b["bk"] if b["bk"] is not None else 0)
+            v = self.matmul(h, b["v"]) + (b["bv"] if b["bv"] is not None else 0)
             q = self.rope(q.reshape(n, self.heads, self.hd), positions)
             k = self.rope(k.reshape(n, self.kv_heads, self.hd), positions)
             v = v.reshape(n, self.kv_heads, self.hd)
@@ -109,12 +129,35 @@ class Model:
                 p = np.exp(scores)
                 p /= p.sum(axis=-1, keepdims=True)
                 out[:, head] = p @ vh
-            x = x + out.reshape(n, -1) @ b["o"].T
+            x = x + self.matmul(out.reshape(n, -1), b["o"])
             h = self.rms(x, b["ffn_norm"])
-            g = h @ b["gate"].T
-            u = h @ b["up"].T
-            x = x + (g / (1 + np.exp(-g)) * u) @ b["down"].T
-        return self.rms(x, self.output_norm) @ self.output.T
+            g = self.matmul(h, b["gate"])
+            u = self.matmul(h, b["up"])
+            x = x + self.matmul(g / (1 + np.exp(-g)) * u, b["down"])
+        return self.matmul(self.rms(x, self.output_norm), self.output)
+
+
+def run(model, request):
+    results = []
+    for prompt in request["prompts"]:
+        cache = [None] * model.layers
+        logits = model.forward(np.array(prompt), cache, 0)
+        keep = request.get("logit_positions", 1)
+        result = {"logits": logits[-keep:].astype(np.float32).tolist()}
+        generated, margins = [], []
+        position = len(prompt)
+        last = logits[-1]
+        for _ in range(request.get("greedy", 0)):
+            token = int(np.argmax(last))
+            top2 = np.sort(last)[-2:]
+            margins.append(float(top2[1] - top2[0]))
+            generated.append(token)
+            last = model.forward(np.array([token]), cache, position)[-1]
+            position += 1
+        result["greedy"] = generated
+        result["margins"] = margins
+        results.append(result)
+    return results
 
 
 def main():
@@ -122,23 +165,11 @@ def main():
     request = json.load(open(input_path))
     model = Model(model_path)
     model.load()
-    results = []
-    for prompt in request["prompts"]:
-        cache = [None] * model.layers
-        logits = model.forward(np.array(prompt), cache, 0)
-        keep = request.get("logit_positions", 1)
-        result = {"logits": logits[-keep:].astype(np.float32).tolist()}
-        generated = []
-        position = len(prompt)
-        last = logits[-1]
-        for _ in range(request.get("greedy", 0)):
-            token = int(np.argmax(last))
-            generated.append(token)
-            last = model.forward(np.array([token]), cache, position)[-1]
-            position += 1
-        result["greedy"] = generated
-        results.append(result)
-    json.dump(results, open(output_path, "w"))
+    output = {}
+    for mode in request.get("modes", ["float"]):
+        model.quantize = mode == "emulated"
+        output[mode] = run(model, request)
+    json.dump(output, open(output_path, "w"))
 
 
 if __name__ == "__main__":

@@ -46,6 +46,10 @@ void spec_quantize_act(int format, const float *x, int n, void *out);
 void spec_matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
                  const void *act, size_t act_stride, int T, float *y, size_t y_stride);
 
+/// The same product computed by the portable kernels (for checking the SIMD ones).
+void spec_matmul_portable(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
+                          const void *act, size_t act_stride, int T, float *y, size_t y_stride);
+
 /// Dot product of two float vectors (fixed summation order for a given n).
 float spec_dot_f32(const float *a, const float *b, int n);
 /// y += a * x.
