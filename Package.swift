@@ -61,6 +61,7 @@ let package = Package(
             name: "SpeculateCLI",
             dependencies: [
                 "SpeculateFormat",
+                "SpeculateRuntime",
                 "SpeculateCatalog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

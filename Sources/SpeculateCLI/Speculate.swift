@@ -11,5 +11,5 @@ struct Speculate: AsyncParsableCommand {
             tree, and the target model checks the whole tree in one forward pass. Models are named \
             from the catalog (`speculate models list`) or given as paths to .gguf files.
             """,
-        subcommands: [ModelsCommand.self, TokenizeCommand.self, DetokenizeCommand.self])
+        subcommands: [BenchCommand.self, ModelsCommand.self, TokenizeCommand.self, DetokenizeCommand.self])
 }

@@ -4,7 +4,10 @@ import Foundation
 /// The process-wide compute threads the forward pass runs on (the C kernel pool).
 public enum ComputeThreads {
     /// Sets how many threads the kernels use (default: all CPUs).
-    public static func set(_ count: Int) { spec_pool_set_threads(Int32(max(1, count))) }
+    public static func set(_ count: Int) {
+        _ = configureOnce
+        spec_pool_set_threads(Int32(max(1, count)))
+    }
 
     /// How many threads the kernels use.
     public static var count: Int { Int(spec_pool_threads()) }
@@ -15,8 +18,9 @@ public enum ComputeThreads {
     /// Forces the portable kernels (for comparisons and tests).
     public static func forcePortableKernels(_ portable: Bool) { spec_kernels_force_portable(portable ? 1 : 0) }
 
+    /// The default (all CPUs), applied before the first job unless ``set(_:)`` came first.
     static let configureOnce: Void = {
-        if spec_pool_threads() == 1 { spec_pool_set_threads(Int32(ProcessInfo.processInfo.activeProcessorCount)) }
+        spec_pool_set_threads(Int32(ProcessInfo.processInfo.activeProcessorCount))
     }()
 
     /// Runs `body(index, count)` once on each pool thread and returns when all are done.

@@ -118,7 +118,7 @@ struct BatchInvarianceTests {
     }
 
     @Test("a node's logits are bit-identical alone, in a chain and inside a 64-node tree",
-          arguments: ["smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct"])
+          arguments: ["smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"])
     func bitIdentical(model name: String) throws {
         let (model, tokenizer) = try Models.load(name)
         let prompt = tokenizer.encode("def quicksort(items):\n    if len(items) <= 1:\n        return items\n")

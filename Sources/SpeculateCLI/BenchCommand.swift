@@ -1,0 +1,93 @@
+import ArgumentParser
+import Foundation
+import SpeculateCatalog
+import SpeculateFormat
+import SpeculateRuntime
+
+/// `speculate bench`: measured figures of the runtime and of speculation strategies.
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure decoding speed and the cost of verifying token trees.",
+        discussion: """
+            --batch-costs measures the target's time to evaluate 1, 2, 4, ... 64 tokens in one \
+            forward relative to one token: the figure that decides whether trees pay on this machine. \
+            --baseline measures prompt processing and plain greedy decoding.
+            """)
+
+    @Option(help: "The target model: a catalog name or a .gguf path.")
+    var target: String = ModelCatalog.defaultTarget
+
+    @Option(help: "Compute threads (default: all CPUs).")
+    var threads: Int?
+
+    @Flag(help: "Measure the relative cost of evaluating batches of 1...64 tokens.")
+    var batchCosts = false
+
+    @Flag(help: "Measure prompt tokens/s and plain greedy decode tokens/s.")
+    var baseline = false
+
+    @Option(help: "Tokens to generate for --baseline.")
+    var maxTokens = 128
+
+    @Flag(help: "Print one JSON document instead of tables.")
+    var json = false
+
+    func run() async throws {
+        if let threads { ComputeThreads.set(threads) }
+        let url = try await ModelStore().resolveOrPull(target) { ProgressDisplay().handle($0) }
+        let model = try TransformerModel(path: url.path)
+        var document: [String: Any] = ["target": target, "threads": ComputeThreads.count, "kernels": ComputeThreads.kernelName]
+        if batchCosts || !baseline {
+            let points = try BatchCostProbe(model: model).measure()
+            document["batch_costs"] = points.map { ["tokens": $0.tokens, "relative_cost": $0.relativeCost, "seconds": $0.seconds] }
+            if !json {
+                print("batch cost of \(target) (\(ComputeThreads.count) threads, \(ComputeThreads.kernelName) kernels)")
+                print("tokens  ms/forward  relative to 1 token")
+                for p in points { print(String(format: "%6d  %10.1f  %6.2fx", p.tokens, p.seconds * 1000, p.relativeCost)) }
+            }
+        }
+        if baseline {
+            let tokenizer = try Tokenizer(gguf: model.file)
+            let prompt = tokenizer.encode(BenchCommand.baselinePrompt)
+            let session = try InferenceSession(model: model, context: prompt.count + maxTokens + 8)
+            let prefillStart = Date()
+            var logits = try session.prefill(prompt)
+            let prefillSeconds = Date().timeIntervalSince(prefillStart)
+            let decodeStart = Date()
+            for _ in 0..<maxTokens {
+                var best = 0
+                for i in logits.indices where logits[i] > logits[best] { best = i }
+                logits = try session.evaluate(tokens: [TokenID(best)], parents: [-1]).values
+                try session.commit([0])
+            }
+            let decodeSeconds = Date().timeIntervalSince(decodeStart)
+            let prompted = Double(prompt.count) / prefillSeconds, decoded = Double(maxTokens) / decodeSeconds
+            document["prompt_tokens_per_second"] = prompted
+            document["decode_tokens_per_second"] = decoded
+            if !json {
+                print(String(format: "prompt: %d tokens at %.1f tokens/s; greedy decode: %d tokens at %.1f tokens/s",
+                             prompt.count, prompted, maxTokens, decoded))
+            }
+        }
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        }
+    }
+
+    static let baselinePrompt = """
+        from typing import List
+
+
+        def has_close_elements(numbers: List[float], threshold: float) -> bool:
+            \"\"\" Check if in given list of numbers, are any two numbers closer to each other than
+            given threshold.
+            >>> has_close_elements([1.0, 2.0, 3.0], 0.5)
+            False
+            >>> has_close_elements([1.0, 2.8, 3.0, 4.0, 5.0, 2.0], 0.3)
+            True
+            \"\"\"
+
+        """
+}

@@ -1,0 +1,46 @@
+import Foundation
+import SpeculateFormat
+
+/// Measures what the speculative strategies depend on: the time to evaluate a batch of n
+/// tree nodes in one forward, relative to one token (t(n)/t(1)).
+public struct BatchCostProbe: Sendable {
+    /// One measured batch size.
+    public struct Point: Sendable, Equatable {
+        /// Tokens evaluated in one forward.
+        public let tokens: Int
+        /// Median seconds for that forward.
+        public let seconds: Double
+        /// `seconds` divided by the one-token time of the same run.
+        public let relativeCost: Double
+    }
+
+    /// The model measured.
+    public let model: TransformerModel
+
+    /// A probe of `model`.
+    public init(model: TransformerModel) { self.model = model }
+
+    /// Measures batches of `sizes` tokens after a `prefix`-token context, `repeats` times each,
+    /// interleaving the sizes so that machine noise hits all of them alike.
+    public func measure(sizes: [Int] = [1, 2, 4, 8, 16, 32, 64], prefix: Int = 128, repeats: Int = 5) throws -> [Point] {
+        let session = try InferenceSession(model: model, context: prefix + (sizes.max() ?? 1) + 1)
+        let vocabulary = model.config.vocabularySize
+        let context = (0..<prefix).map { TokenID(($0 * 7919 + 13) % vocabulary) }
+        _ = try session.prefill(context)
+        var samples: [Int: [Double]] = [:]
+        _ = try session.evaluate(tokens: [1], parents: [-1])  // warm-up
+        for round in 0..<repeats {
+            for size in sizes {
+                let tokens = (0..<size).map { TokenID(($0 * 31 + round + 1) % vocabulary) }
+                // A tree whose nodes have up to two children: the shape verification uses.
+                let parents = (0..<size).map { $0 == 0 ? -1 : ($0 - 1) / 2 }
+                let start = DispatchTime.now().uptimeNanoseconds
+                _ = try session.evaluate(tokens: tokens, parents: parents)
+                samples[size, default: []].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            }
+        }
+        let medians = samples.mapValues { $0.sorted()[$0.count / 2] }
+        let one = medians[1] ?? medians[sizes.min() ?? 1] ?? 1
+        return sizes.map { Point(tokens: $0, seconds: medians[$0]!, relativeCost: medians[$0]! / one) }
+    }
+}
