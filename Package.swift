@@ -19,7 +19,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "SpeculateFormat", targets: ["SpeculateFormat"]),
+        .library(name: "SpeculateCore", targets: ["SpeculateCore"]),
         .library(name: "SpeculateRuntime", targets: ["SpeculateRuntime"]),
+        .library(name: "SpeculateProposers", targets: ["SpeculateProposers"]),
         .library(name: "SpeculateCatalog", targets: ["SpeculateCatalog"]),
         .executable(name: "speculate", targets: ["SpeculateCLI"]),
     ],
@@ -42,8 +44,17 @@ let package = Package(
             cSettings: [.headerSearchPath(".")]
         ),
         .target(
+            name: "SpeculateCore",
+            swiftSettings: strictSwift
+        ),
+        .target(
             name: "SpeculateRuntime",
-            dependencies: ["SpeculateFormat", "CSpeculateKernels"],
+            dependencies: ["SpeculateFormat", "SpeculateCore", "CSpeculateKernels"],
+            swiftSettings: strictSwift
+        ),
+        .target(
+            name: "SpeculateProposers",
+            dependencies: ["SpeculateCore", "SpeculateRuntime", "SpeculateFormat"],
             swiftSettings: strictSwift
         ),
         .target(
@@ -62,6 +73,8 @@ let package = Package(
             dependencies: [
                 "SpeculateFormat",
                 "SpeculateRuntime",
+                "SpeculateCore",
+                "SpeculateProposers",
                 "SpeculateCatalog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

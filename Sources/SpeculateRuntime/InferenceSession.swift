@@ -25,7 +25,7 @@ public enum LogitRows: Sendable, Equatable {
     /// Only the last node (prefill).
     case last
     /// The given batch indices.
-    case some([Int])
+    case selected([Int])
     /// None (a prefill chunk that is not the last).
     case none
 }
@@ -190,7 +190,7 @@ struct SessionState {
         switch logitRows {
         case .all: outputRows = Array(0..<count)
         case .last: outputRows = count > 0 ? [count - 1] : []
-        case let .some(rows):
+        case let .selected(rows):
             guard rows.allSatisfy({ $0 >= 0 && $0 < count }) else { throw RuntimeError.malformedTree("logit rows \(rows) outside the batch") }
             outputRows = rows
         case .none: outputRows = []

@@ -62,7 +62,7 @@ struct ReferenceForwardTests {
         for (index, prompt) in prompts.enumerated() {
             let session = try InferenceSession(model: model, context: 512)
             let result = try session.evaluate(tokens: prompt, parents: (0..<prompt.count).map { $0 - 1 },
-                                              logits: .some(Array(prompt.count - 4..<prompt.count)))
+                                              logits: .selected(Array(prompt.count - 4..<prompt.count)))
             let floatLogits = try #require(float[index]["logits"] as? [[Double]])
             let emulatedLogits = try #require(emulated[index]["logits"] as? [[Double]])
             for (j, row) in (prompt.count - 4..<prompt.count).enumerated() {
@@ -80,7 +80,7 @@ struct ReferenceForwardTests {
             let forced = try InferenceSession(model: model, context: 512)
             let sequence = prompt + continuation.dropLast()
             let rows = Array(prompt.count - 1..<sequence.count)
-            let logits = try forced.evaluate(tokens: sequence, parents: (0..<sequence.count).map { $0 - 1 }, logits: .some(rows))
+            let logits = try forced.evaluate(tokens: sequence, parents: (0..<sequence.count).map { $0 - 1 }, logits: .selected(rows))
             for (step, row) in rows.enumerated() {
                 let agree = argmax(logits.row(for: row)) == continuation[step]
                 forcedTotal += 1

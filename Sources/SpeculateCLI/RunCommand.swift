@@ -1,0 +1,279 @@
+import ArgumentParser
+import Foundation
+import SpeculateCatalog
+import SpeculateCore
+import SpeculateFormat
+import SpeculateProposers
+import SpeculateRuntime
+import Synchronization
+
+/// Options that choose the models, proposers, tree and sampling (shared by `run` and `bench`).
+struct StrategyOptions: ParsableArguments {
+    @Option(help: "The target model: a catalog name or a .gguf path.")
+    var target: String = ModelCatalog.defaultTarget
+
+    @Option(name: .customLong("proposer"), help: ArgumentHelp(
+        "A proposer; repeat for an ensemble. none | ngram | draft:NAME-or-PATH.",
+        discussion: "`none` is plain autoregressive decoding on the same runtime.", valueName: "proposer"))
+    var proposers: [String] = []
+
+    @Option(help: ArgumentHelp("Per-depth branching of the tree, e.g. 2,2,1.", valueName: "k1,k2,..."))
+    var tree: String?
+
+    @Option(help: "Most drafted nodes in one tree.")
+    var maxNodes: Int = 16
+
+    @Option(help: "Longest draft (tree depth).")
+    var draftLength: Int = 8
+
+    @Option(help: "Verification: greedy, stochastic (SpecInfer sampling) or typical (lossy).")
+    var verify: String?
+
+    @Option(help: "Sampling temperature (0 = greedy).")
+    var temperature: Float = 0
+
+    @Option(help: "Top-k filter (0 = off).")
+    var topK: Int = 0
+
+    @Option(help: "Top-p filter (1 = off).")
+    var topP: Float = 1
+
+    @Option(help: "Random seed.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Tokens of context for the target (and drafts).")
+    var context: Int = 4096
+
+    @Option(help: "Compute threads (default: all CPUs).")
+    var threads: Int?
+
+    var sampling: SamplingSettings { SamplingSettings(temperature: temperature, topK: topK, topP: topP, seed: seed) }
+
+    func budget() throws -> TreeBudget {
+        var budget = TreeBudget(maxNodes: maxNodes, maxDepth: draftLength)
+        if let tree {
+            guard let branching = TreeBudget.parseBranching(tree) else {
+                throw ValidationError("--tree '\(tree)' is not a list of positive integers such as 2,2,1")
+            }
+            budget.branching = branching
+            budget.maxDepth = min(draftLength, branching.count)
+        }
+        return budget
+    }
+
+    func verifier() throws -> any Verifier {
+        switch verify ?? (temperature > 0 ? "stochastic" : "greedy") {
+        case "greedy": return GreedyVerifier()
+        case "stochastic": return SpeculativeSamplingVerifier()
+        case "typical": return TypicalAcceptanceVerifier()
+        case let other: throw ValidationError("--verify '\(other)' is not one of greedy, stochastic, typical")
+        }
+    }
+}
+
+/// A target model with its tokenizer, ready to decode.
+struct LoadedTarget {
+    let name: String
+    let model: TransformerModel
+    let tokenizer: Tokenizer
+}
+
+/// Builds proposers from `--proposer` values.
+enum ProposerFactory {
+    static let builtIn = ["none", "ngram", "draft:NAME-or-PATH"]
+
+    static func make(_ specs: [String], target: LoadedTarget, options: StrategyOptions, store: ModelStore) async throws -> [any DraftProposer] {
+        var proposers: [any DraftProposer] = []
+        for spec in specs.flatMap({ $0.split(separator: ",").map(String.init) }) {
+            let (kind, argument) = spec.firstIndex(of: ":").map { (String(spec[..<$0]), String(spec[spec.index(after: $0)...])) } ?? (spec, "")
+            switch kind {
+            case "none":
+                continue
+            case "ngram":
+                proposers.append(NGramProposer(maxN: 4, minN: 1, branches: options.tree == nil ? 1 : 3))
+            case "draft":
+                guard !argument.isEmpty else { throw ValidationError("--proposer draft needs a model: draft:NAME-or-PATH") }
+                let url = try await store.resolveOrPull(argument) { ProgressDisplay().handle($0) }
+                let model = try TransformerModel(path: url.path)
+                try DraftModelProposer.checkCompatible(draft: try Tokenizer(gguf: model.file), draftName: argument,
+                                                       target: target.tokenizer, targetName: target.name)
+                proposers.append(try DraftModelProposer(name: "draft:\(argument)", model: model, context: options.context,
+                                                        draftLength: options.draftLength))
+            default:
+                let suggestion = ["none", "ngram", "draft"].min { editDistance($0, kind) < editDistance($1, kind) }!
+                throw ValidationError("unknown proposer '\(spec)'. Did you mean '\(suggestion)'? Known: \(builtIn.joined(separator: ", "))")
+            }
+        }
+        return proposers
+    }
+}
+
+/// `speculate run`: generate text with a chosen strategy.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Generate text with speculative decoding (the default subcommand).",
+        discussion: """
+            The prompt comes from the argument, --file, or standard input. Examples:
+              speculate "def fibonacci(n):"
+              speculate run --proposer draft:qwen2.5-coder-0.5b-instruct --proposer ngram "def f(x):"
+              speculate run --proposer none --max-tokens 64 --chat "Explain tree attention."
+            """)
+
+    @OptionGroup var strategy: StrategyOptions
+
+    @Option(help: "Tokens to generate.")
+    var maxTokens = 128
+
+    @Option(help: "Stop when the output contains this text (repeatable).")
+    var stop: [String] = []
+
+    @Option(help: "Read the prompt from this file.")
+    var file: String?
+
+    @Flag(help: "Wrap the prompt in the model's chat format (ChatML).")
+    var chat = false
+
+    @Option(help: "System message for --chat.")
+    var system: String?
+
+    @Flag(help: "Print one JSON record (text, token ids, statistics) instead of streaming text.")
+    var json = false
+
+    @Flag(help: "Colour each token by the proposer that drafted it (terminals only).")
+    var showDrafts = false
+
+    @Argument(help: "The prompt.")
+    var prompt: String?
+
+    func run() async throws {
+        if let threads = strategy.threads { ComputeThreads.set(threads) }
+        let text = try promptText()
+        let store = ModelStore()
+        let url = try await store.resolveOrPull(strategy.target) { ProgressDisplay().handle($0) }
+        let model = try TransformerModel(path: url.path)
+        let target = LoadedTarget(name: strategy.target, model: model, tokenizer: try Tokenizer(gguf: model.file))
+        let proposers = try await ProposerFactory.make(strategy.proposers, target: target, options: strategy, store: store)
+        let session = try InferenceSession(model: model, context: min(strategy.context, model.config.trainedContext))
+        let decoder = SpeculativeDecoder(target: session, proposers: proposers, verifier: try strategy.verifier())
+        let tokenizer = target.tokenizer
+        let formatted = chat ? ChatFormat.chatML(user: text, system: system) : text
+        let promptTokens = tokenizer.encode(formatted, parseSpecial: chat)
+        var options = GenerationOptions(maxTokens: maxTokens, budget: try strategy.budget(), sampling: strategy.sampling,
+                                        stopTokens: tokenizer.stopIDs, stopStrings: stop,
+                                        detokenize: { tokenizer.decode($0) })
+        let interrupted = InterruptFlag.installed()
+        options.shouldStop = { interrupted.isSet }
+        let colour = showDrafts && !json && isatty(STDOUT_FILENO) != 0
+        var streaming = StreamingDecoder(tokenizer: tokenizer, skipControl: true)
+        var allTokens: [Token] = []
+        var statistics = RunStatistics()
+        for try await event in decoder.generate(prompt: promptTokens, options: options) {
+            switch event {
+            case let .tokens(tokens):
+                allTokens += tokens.map(\.token)
+                guard !json else { continue }
+                for token in tokens {
+                    let piece = streaming.append(token.token)
+                    FileHandle.standardOutput.write(Data((colour ? Palette.paint(piece, token.source) : piece).utf8))
+                }
+            case let .finished(stats):
+                statistics = stats
+            case .step:
+                break
+            }
+        }
+        let outputText = tokenizer.decode(allTokens, skipControl: true)
+        if json {
+            let record: [String: Any] = [
+                "text": outputText, "tokens": allTokens.map(Int.init), "prompt_tokens": promptTokens.count,
+                "statistics": Summary.dictionary(statistics),
+            ]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            FileHandle.standardOutput.write(Data((streaming.finish() + "\n").utf8))
+            if colour { FileHandle.standardError.write(Data(Palette.legend(statistics).utf8)) }
+            FileHandle.standardError.write(Data(Summary.text(statistics).utf8))
+        }
+    }
+
+    private func promptText() throws -> String {
+        if let prompt { return prompt }
+        if let file {
+            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read --file '\(file)'") }
+            return String(decoding: data, as: UTF8.self)
+        }
+        let input = readStandardInput()
+        guard !input.isEmpty else { throw ValidationError("no prompt: give one as an argument, with --file, or on standard input") }
+        return input
+    }
+}
+
+/// Set by Ctrl-C so that generation stops cleanly at the next step and the summary still prints.
+final class InterruptFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+
+    /// A flag raised by the next SIGINT (the signal source lives for the rest of the process).
+    static func installed() -> InterruptFlag {
+        let result = InterruptFlag()
+        signal(SIGINT, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        source.setEventHandler {
+            result.flag.store(true, ordering: .relaxed)
+            _ = source
+        }
+        source.resume()
+        return result
+    }
+
+    /// Whether Ctrl-C was pressed.
+    var isSet: Bool { flag.load(ordering: .relaxed) }
+}
+
+/// The end-of-run summary.
+enum Summary {
+    static func text(_ s: RunStatistics) -> String {
+        var lines = [String(format: "\n%d tokens in %.2f s (%.1f tokens/s; prompt %.2f s), %d target forwards, %.2f tokens per forward, stopped: %@",
+                            s.generatedTokens, s.decodeSeconds, s.tokensPerSecond, s.prefillSeconds, s.targetForwards,
+                            s.meanAcceptedPerForward, s.stopReason.rawValue)]
+        for p in s.proposers {
+            lines.append(String(format: "  %@: %d drafted, %d accepted (%.0f%%)%@", p.name, p.drafted, p.accepted, p.acceptanceRate * 100,
+                                p.failures > 0 ? ", \(p.failures) skipped" : ""))
+        }
+        if s.verifySeconds + s.proposeSeconds > 0 {
+            lines.append(String(format: "  time: %.0f%% drafting, %.0f%% verifying", 100 * s.proposeSeconds / (s.proposeSeconds + s.verifySeconds),
+                                100 * s.verifySeconds / (s.proposeSeconds + s.verifySeconds)))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func dictionary(_ s: RunStatistics) -> [String: Any] {
+        [
+            "generated_tokens": s.generatedTokens, "decode_seconds": s.decodeSeconds, "prefill_seconds": s.prefillSeconds,
+            "tokens_per_second": s.tokensPerSecond, "target_forwards": s.targetForwards,
+            "mean_accepted_length": s.meanAcceptedPerForward, "stop_reason": s.stopReason.rawValue,
+            "acceptance_by_depth": s.acceptanceByDepth,
+            "proposers": s.proposers.map { ["name": $0.name, "drafted": $0.drafted, "accepted": $0.accepted, "failures": $0.failures] },
+            "proposer_errors": s.proposerErrors,
+        ]
+    }
+}
+
+/// Terminal colours for --show-drafts.
+enum Palette {
+    static let colours = ["\u{1B}[32m", "\u{1B}[34m", "\u{1B}[35m", "\u{1B}[36m", "\u{1B}[33m"]
+    static let reset = "\u{1B}[0m"
+
+    static func paint(_ text: String, _ source: TokenSource) -> String {
+        switch source {
+        case .target: return "\u{1B}[1m" + text + reset
+        case let .drafted(by): return colours[(by.first ?? 0) % colours.count] + text + reset
+        }
+    }
+
+    static func legend(_ s: RunStatistics) -> String {
+        var parts = ["\u{1B}[1mbold\(reset) = target"]
+        for (i, p) in s.proposers.enumerated() { parts.append(colours[i % colours.count] + p.name + reset) }
+        return "legend: " + parts.joined(separator: ", ") + "\n"
+    }
+}

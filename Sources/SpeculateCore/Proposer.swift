@@ -1,0 +1,94 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The distribution a drafted token was sampled from, kept for lossless stochastic verification.
+public enum DraftDistribution: Sendable, Equatable {
+    /// The token was chosen deterministically (n-gram lookup, greedy drafting): q is one-hot.
+    case deterministic
+    /// The full distribution over the vocabulary the token was sampled from.
+    case sampled([Float])
+
+    /// q(token).
+    public func probability(of token: Token) -> Float {
+        switch self {
+        case .deterministic: return 1
+        case let .sampled(q): return Int(token) < q.count && token >= 0 ? q[Int(token)] : 0
+        }
+    }
+}
+
+/// One proposal: a small tree of drafted tokens. Nodes with parent -1 continue the context.
+public struct DraftCandidate: Sendable, Equatable {
+    /// Drafted tokens.
+    public var tokens: [Token]
+    /// Parent of each node within this candidate (an earlier index), or -1.
+    public var parents: [Int]
+    /// For each node, the distribution it was drawn from (given its parent).
+    public var distributions: [DraftDistribution]
+    /// For each node, the proposer's confidence (for example the path probability); higher is better.
+    public var scores: [Float]
+
+    /// A candidate tree.
+    public init(tokens: [Token], parents: [Int], distributions: [DraftDistribution], scores: [Float]) {
+        self.tokens = tokens
+        self.parents = parents
+        self.distributions = distributions
+        self.scores = scores
+    }
+
+    /// A chain of deterministic tokens with decreasing scores.
+    public static func chain(_ tokens: [Token], score: Float = 1) -> DraftCandidate {
+        DraftCandidate(tokens: tokens, parents: (0..<tokens.count).map { $0 - 1 },
+                       distributions: Array(repeating: .deterministic, count: tokens.count),
+                       scores: (0..<tokens.count).map { score * powf(0.9, Float($0)) })
+    }
+
+    /// Whether the candidate is well formed: matching lengths and parents pointing backwards.
+    public var isWellFormed: Bool {
+        tokens.count == parents.count && tokens.count == distributions.count && tokens.count == scores.count
+            && parents.enumerated().allSatisfy { $0.element >= -1 && $0.element < $0.offset }
+    }
+}
+
+/// What a proposer is told when asked for drafts.
+public struct DraftContext: Sendable {
+    /// Every token so far: prompt and generated, including the newest one (not yet evaluated by the target).
+    public var tokens: [Token]
+    /// How large a tree the proposer may return.
+    public var budget: TreeBudget
+    /// The sampling settings the target uses (drafts must use the same shaping).
+    public var sampling: SamplingSettings
+    /// How many more tokens fit in the target's context after the newest one.
+    public var remainingContext: Int
+    /// The decoding step (0-based).
+    public var step: Int
+
+    /// A context.
+    public init(tokens: [Token], budget: TreeBudget, sampling: SamplingSettings, remainingContext: Int, step: Int) {
+        self.tokens = tokens
+        self.budget = budget
+        self.sampling = sampling
+        self.remainingContext = remainingContext
+        self.step = step
+    }
+}
+
+/// A source of draft tokens. Conformances are plain types a user can write; the decoder asks
+/// each proposer for candidates every step and tells it afterwards what was accepted.
+public protocol DraftProposer: Sendable {
+    /// A short name for statistics and display.
+    var name: String { get }
+    /// Candidate continuations of `context.tokens`.
+    func propose(_ context: DraftContext) async throws -> [DraftCandidate]
+    /// The tokens appended to the context this step (accepted drafts plus the target's own token),
+    /// so that the proposer can keep its state in step.
+    func observe(accepted: [Token], context: [Token]) async
+}
+
+extension DraftProposer {
+    /// Default: nothing to synchronize.
+    public func observe(accepted: [Token], context: [Token]) async {}
+}

@@ -1,0 +1,251 @@
+import Foundation
+
+/// Something the decoder reports while it runs.
+public enum DecoderEvent: Sendable {
+    /// Newly accepted tokens, in order.
+    case tokens([GeneratedToken])
+    /// Figures of the step that produced them.
+    case step(StepStatistics)
+    /// The run ended.
+    case finished(RunStatistics)
+}
+
+/// Errors the decoder reports.
+public enum DecoderError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The prompt is empty.
+    case emptyPrompt
+    /// The prompt does not fit in the target's context.
+    case promptTooLong(tokens: Int, capacity: Int)
+    /// A proposer draws from a vocabulary of another size than the target's.
+    case vocabularyMismatch(String)
+
+    public var description: String {
+        switch self {
+        case .emptyPrompt: return "the prompt is empty"
+        case let .promptTooLong(tokens, capacity):
+            return "the prompt has \(tokens) tokens but the context holds \(capacity); shorten it or raise --context"
+        case let .vocabularyMismatch(message): return message
+        }
+    }
+}
+
+/// What to generate and when to stop.
+public struct GenerationOptions: Sendable {
+    /// Most tokens to generate.
+    public var maxTokens: Int
+    /// Tree limits.
+    public var budget: TreeBudget
+    /// Target sampling.
+    public var sampling: SamplingSettings
+    /// Tokens that end generation (not emitted... they are emitted, then generation stops).
+    public var stopTokens: Set<Token>
+    /// Texts that end generation (needs `detokenize`); the text up to the stop string is kept.
+    public var stopStrings: [String]
+    /// Turns tokens into text, for stop strings.
+    public var detokenize: (@Sendable ([Token]) -> String)?
+    /// Checked before every step; returning true ends generation cleanly (for example on Ctrl-C).
+    public var shouldStop: @Sendable () -> Bool = { false }
+
+    /// Options; the defaults generate 128 greedy tokens with a 16-node tree.
+    public init(maxTokens: Int = 128, budget: TreeBudget = TreeBudget(), sampling: SamplingSettings = .greedy,
+                stopTokens: Set<Token> = [], stopStrings: [String] = [], detokenize: (@Sendable ([Token]) -> String)? = nil) {
+        self.maxTokens = maxTokens
+        self.budget = budget
+        self.sampling = sampling
+        self.stopTokens = stopTokens
+        self.stopStrings = stopStrings
+        self.detokenize = detokenize
+    }
+}
+
+/// The decoding loop: propose → merge → verify (one target forward for the whole tree) →
+/// commit → tell the proposers. With no proposers it is plain autoregressive decoding on the
+/// same code path.
+public struct SpeculativeDecoder: Sendable {
+    /// The target model's session.
+    public let target: any ModelSession
+    /// The proposers, in the order their indices appear in statistics.
+    public let proposers: [any DraftProposer]
+    /// The tree merger.
+    public let merger: any TreeMerger
+    /// The verifier.
+    public let verifier: any Verifier
+
+    /// A decoder. Pass a verifier matching the sampling mode (greedy or stochastic).
+    public init(target: any ModelSession, proposers: [any DraftProposer], merger: any TreeMerger = ScoreRankedMerger(),
+                verifier: any Verifier = GreedyVerifier()) {
+        self.target = target
+        self.proposers = proposers
+        self.merger = merger
+        self.verifier = verifier
+    }
+
+    /// Generates after `prompt`, streaming events; cancelling the consuming task stops promptly.
+    public func generate(prompt: [Token], options: GenerationOptions) -> AsyncThrowingStream<DecoderEvent, any Error> {
+        AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    try await run(prompt: prompt, options: options) { continuation.yield($0) }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    /// Generates and returns the tokens and the run's statistics.
+    public func generateAll(prompt: [Token], options: GenerationOptions) async throws -> (tokens: [GeneratedToken], statistics: RunStatistics) {
+        var tokens: [GeneratedToken] = []
+        var statistics = RunStatistics()
+        try await run(prompt: prompt, options: options) { event in
+            switch event {
+            case let .tokens(new): tokens += new
+            case let .finished(stats): statistics = stats
+            case .step: break
+            }
+        }
+        return (tokens, statistics)
+    }
+
+    private func run(prompt: [Token], options: GenerationOptions, emit: (DecoderEvent) -> Void) async throws {
+        guard !prompt.isEmpty else { throw DecoderError.emptyPrompt }
+        guard prompt.count < target.capacity else { throw DecoderError.promptTooLong(tokens: prompt.count, capacity: target.capacity) }
+        let vocabulary = target.vocabularySize
+        var stats = RunStatistics()
+        stats.proposers = proposers.map { ProposerStatistics(name: $0.name) }
+        stats.offeredByDepth = Array(repeating: 0, count: options.budget.maxDepth)
+        stats.acceptedByDepth = Array(repeating: 0, count: options.budget.maxDepth)
+        var random = SeededRandom(seed: options.sampling.seed)
+        let clock = ContinuousClock()
+
+        try target.rollback(to: 0)
+        let prefillStart = clock.now
+        let promptLogits = try target.append(prompt)
+        stats.prefillSeconds = (clock.now - prefillStart).seconds
+        let decodeStart = clock.now
+
+        var context = prompt
+        var generated: [Token] = []
+        // The first token comes from the prompt's logits: a step with an empty tree.
+        var pending = verifier.verify(tree: TokenTree(), rootLogits: promptLogits, nodeLogits: [], sampling: options.sampling, random: &random).next
+        var newTokens = [GeneratedToken(token: pending, source: .target)]
+        context.append(pending)
+        generated.append(pending)
+        for proposer in proposers { await proposer.observe(accepted: [pending], context: context) }
+
+        var step = 0
+        while true {
+            let offered = newTokens.count
+            if let reason = stopReason(generated: generated, new: &newTokens, options: options) {
+                stats.stopReason = reason
+                generated.removeLast(offered - newTokens.count)
+                if !newTokens.isEmpty { emit(.tokens(newTokens)) }
+                break
+            }
+            if !newTokens.isEmpty { emit(.tokens(newTokens)) }
+            if Task.isCancelled || options.shouldStop() { stats.stopReason = .cancelled; break }
+            let room = target.capacity - target.committedLength - 1  // slots for drafted nodes
+            if room < 0 { stats.stopReason = .contextFull; break }
+
+            // Propose and merge.
+            let proposeStart = clock.now
+            var budget = options.budget
+            budget.maxNodes = min(budget.maxNodes, room, options.maxTokens - generated.count > 0 ? budget.maxNodes : 0)
+            let draftContext = DraftContext(tokens: context, budget: budget, sampling: options.sampling,
+                                            remainingContext: room, step: step)
+            var candidates: [(proposer: Int, candidate: DraftCandidate)] = []
+            if budget.maxNodes > 0 {
+                for (index, proposer) in proposers.enumerated() {
+                    do {
+                        for candidate in try await proposer.propose(draftContext) {
+                            guard candidate.isWellFormed, candidate.tokens.allSatisfy({ $0 >= 0 && Int($0) < vocabulary }) else {
+                                stats.proposers[index].failures += 1
+                                stats.proposerErrors.append("step \(step): \(proposer.name) returned a malformed draft or token ids outside the vocabulary; skipped")
+                                continue
+                            }
+                            candidates.append((index, candidate))
+                        }
+                    } catch {
+                        stats.proposers[index].failures += 1
+                        stats.proposerErrors.append("step \(step): \(proposer.name) failed: \(error); skipped")
+                    }
+                }
+            }
+            let tree = merger.merge(candidates, budget: budget)
+            let proposeSeconds = (clock.now - proposeStart).seconds
+
+            // One target forward over [pending] + tree.
+            let verifyStart = clock.now
+            let tokens = [pending] + tree.nodes.map(\.token)
+            let parents = [-1] + tree.nodes.map { $0.parent + 1 }
+            let logits = try target.evaluate(tokens: tokens, parents: parents, logitRows: nil)
+            let result = verifier.verify(tree: tree, rootLogits: logits[0], nodeLogits: Array(logits.dropFirst()),
+                                         sampling: options.sampling, random: &random)
+            try target.commit([0] + result.accepted.map { $0 + 1 })
+            let verifySeconds = (clock.now - verifyStart).seconds
+
+            // Account and emit.
+            stats.targetForwards += 1
+            stats.acceptedDrafts += result.accepted.count
+            stats.proposeSeconds += proposeSeconds
+            stats.verifySeconds += verifySeconds
+            for node in tree.nodes {
+                if node.depth - 1 < stats.offeredByDepth.count { stats.offeredByDepth[node.depth - 1] += 1 }
+                for proposer in Set(node.proposers) { stats.proposers[proposer].drafted += 1 }
+            }
+            newTokens = []
+            for node in result.accepted.map({ tree.nodes[$0] }) {
+                if node.depth - 1 < stats.acceptedByDepth.count { stats.acceptedByDepth[node.depth - 1] += 1 }
+                for proposer in Set(node.proposers) { stats.proposers[proposer].accepted += 1 }
+                newTokens.append(GeneratedToken(token: node.token, source: .drafted(by: node.proposers)))
+            }
+            newTokens.append(GeneratedToken(token: result.next, source: .target))
+            let appended = newTokens.map(\.token)
+            context += appended
+            generated += appended
+            pending = result.next
+            emit(.step(StepStatistics(treeSize: tree.count, acceptedLength: result.accepted.count,
+                                      proposeSeconds: proposeSeconds, verifySeconds: verifySeconds)))
+            for proposer in proposers { await proposer.observe(accepted: appended, context: context) }
+            step += 1
+        }
+        stats.generatedTokens = generated.count
+        stats.decodeSeconds = (clock.now - decodeStart).seconds
+        emit(.finished(stats))
+    }
+
+    /// Applies the stop conditions to the newest tokens, trimming `new` (and what counts as
+    /// generated) to end exactly at the condition.
+    private func stopReason(generated: [Token], new: inout [GeneratedToken], options: GenerationOptions) -> StopReason? {
+        let before = generated.count - new.count
+        for (offset, token) in new.enumerated() {
+            let total = before + offset + 1
+            if options.stopTokens.contains(token.token) {
+                new = Array(new.prefix(offset + 1))
+                return .endOfSequence
+            }
+            if total >= options.maxTokens {
+                new = Array(new.prefix(offset + 1))
+                return .maxTokens
+            }
+        }
+        if !options.stopStrings.isEmpty, let detokenize = options.detokenize {
+            let text = detokenize(generated)
+            for stop in options.stopStrings where !stop.isEmpty && text.contains(stop) {
+                // Keep tokens up to the one that completes the first stop string.
+                for count in stride(from: before + 1, through: generated.count, by: 1) where detokenize(Array(generated.prefix(count))).contains(stop) {
+                    new = Array(new.prefix(max(0, count - before)))
+                    return .stopString
+                }
+            }
+        }
+        return nil
+    }
+}
+
+extension Duration {
+    /// The duration in seconds.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -1,0 +1,147 @@
+/// Limits on the merged token tree, in SpecInfer's notation for branching: `<2,2,1>` allows at
+/// most 2 children under the root, 2 under each depth-1 node and 1 under each depth-2 node.
+public struct TreeBudget: Sendable, Equatable, CustomStringConvertible {
+    /// Most nodes in the tree (not counting the root, the newest context token).
+    public var maxNodes: Int
+    /// Most drafted tokens on one path.
+    public var maxDepth: Int
+    /// Children allowed per node at each depth (index 0: under the root); empty = no limit.
+    public var branching: [Int]
+
+    /// A budget.
+    public init(maxNodes: Int = 16, maxDepth: Int = 8, branching: [Int] = []) {
+        self.maxNodes = maxNodes
+        self.maxDepth = maxDepth
+        self.branching = branching
+    }
+
+    /// Parses `2,2,1` (or `<2,2,1>`) into per-depth branching; depth defaults to its length.
+    public static func parseBranching(_ text: String) -> [Int]? {
+        let trimmed = text.trimmingCharacters(in: CharacterSet(charactersIn: "<> "))
+        let parts = trimmed.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parts.isEmpty, parts.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
+        return parts.map { $0! }
+    }
+
+    public var description: String {
+        "nodes ≤ \(maxNodes), depth ≤ \(maxDepth)" + (branching.isEmpty ? "" : ", <\(branching.map(String.init).joined(separator: ","))>")
+    }
+}
+
+/// One attempt to draft a token: who drafted it and from which distribution.
+public struct DraftAttempt: Sendable, Equatable {
+    /// Index of the proposer in the decoder's list.
+    public let proposer: Int
+    /// The distribution the proposer drew the token from.
+    public let distribution: DraftDistribution
+}
+
+/// A node of the merged tree.
+public struct TreeNode: Sendable, Equatable {
+    /// The drafted token.
+    public let token: Token
+    /// Parent node index, or -1 for children of the root.
+    public let parent: Int
+    /// Drafted tokens above it, plus one.
+    public let depth: Int
+    /// Best score any proposer gave it.
+    public var score: Float
+    /// Every proposer that drafted this token here, with its distribution.
+    public var attempts: [DraftAttempt]
+    /// Children in the order verification visits them (best score first).
+    public var children: [Int] = []
+
+    /// Indices of the proposers that drafted this node.
+    public var proposers: [Int] { attempts.map(\.proposer) }
+}
+
+/// The merged tree the verifier checks. Nodes are in topological order (parents first); the
+/// implicit root is the newest context token.
+public struct TokenTree: Sendable, Equatable {
+    /// The nodes.
+    public var nodes: [TreeNode] = []
+    /// Children of the root.
+    public var rootChildren: [Int] = []
+
+    /// An empty tree.
+    public init() {}
+
+    /// Number of drafted nodes.
+    public var count: Int { nodes.count }
+
+    /// Children of `node` (-1 = root).
+    public func children(of node: Int) -> [Int] { node < 0 ? rootChildren : nodes[node].children }
+
+    /// The node index path from the root to `node`.
+    public func path(to node: Int) -> [Int] {
+        var path: [Int] = []
+        var current = node
+        while current >= 0 { path.append(current); current = nodes[current].parent }
+        return path.reversed()
+    }
+}
+
+/// Combines every proposer's candidates into one tree within a budget.
+public protocol TreeMerger: Sendable {
+    /// The merged tree. `candidates` pairs each candidate with the index of its proposer.
+    func merge(_ candidates: [(proposer: Int, candidate: DraftCandidate)], budget: TreeBudget) -> TokenTree
+}
+
+/// The default merger: a trie of all candidates (shared prefixes become one node, whose KV is
+/// computed once, and keep every proposer's attempt), pruned to the budget by score — a node is
+/// kept only with its parent, within the per-depth branching limits.
+public struct ScoreRankedMerger: TreeMerger {
+    /// A merger.
+    public init() {}
+
+    public func merge(_ candidates: [(proposer: Int, candidate: DraftCandidate)], budget: TreeBudget) -> TokenTree {
+        // 1. The trie of everything proposed.
+        struct Entry { var token: Token; var parent: Int; var depth: Int; var score: Float; var attempts: [DraftAttempt] }
+        var entries: [Entry] = []
+        var index: [Int64: [Token: Int]] = [:]  // parent entry (+1) -> token -> entry
+        for (proposer, candidate) in candidates where candidate.isWellFormed {
+            var mapped = [Int](repeating: -1, count: candidate.tokens.count)
+            for i in candidate.tokens.indices {
+                let parent = candidate.parents[i] < 0 ? -1 : mapped[candidate.parents[i]]
+                if candidate.parents[i] >= 0 && parent < 0 { continue }  // its parent was dropped
+                let depth = parent < 0 ? 1 : entries[parent].depth + 1
+                guard depth <= budget.maxDepth else { continue }
+                let token = candidate.tokens[i]
+                let attempt = DraftAttempt(proposer: proposer, distribution: candidate.distributions[i])
+                if let existing = index[Int64(parent + 1)]?[token] {
+                    entries[existing].score = max(entries[existing].score, candidate.scores[i])
+                    entries[existing].attempts.append(attempt)
+                    mapped[i] = existing
+                } else {
+                    entries.append(Entry(token: token, parent: parent, depth: depth, score: candidate.scores[i], attempts: [attempt]))
+                    index[Int64(parent + 1), default: [:]][token] = entries.count - 1
+                    mapped[i] = entries.count - 1
+                }
+            }
+        }
+        // 2. Keep the best-scored nodes whose parent is kept, within the limits.
+        var kept = [Int](repeating: -1, count: entries.count)  // entry -> tree node
+        var childCount: [Int: Int] = [:]  // tree node (-1 root) -> children kept
+        var tree = TokenTree()
+        let order = entries.indices.sorted { entries[$0].score > entries[$1].score || (entries[$0].score == entries[$1].score && $0 < $1) }
+        var progress = true
+        while progress && tree.count < budget.maxNodes {
+            progress = false
+            for e in order where kept[e] < 0 && tree.count < budget.maxNodes {
+                let entry = entries[e]
+                let parentNode = entry.parent < 0 ? -1 : kept[entry.parent]
+                guard entry.parent < 0 || parentNode >= 0 else { continue }
+                let limit = budget.branching.isEmpty ? Int.max : (entry.depth - 1 < budget.branching.count ? budget.branching[entry.depth - 1] : 0)
+                guard childCount[parentNode, default: 0] < limit else { continue }
+                childCount[parentNode, default: 0] += 1
+                kept[e] = tree.count
+                tree.nodes.append(TreeNode(token: entry.token, parent: parentNode, depth: entry.depth, score: entry.score, attempts: entry.attempts))
+                if parentNode < 0 { tree.rootChildren.append(tree.count - 1) } else { tree.nodes[parentNode].children.append(tree.count - 1) }
+                progress = true
+            }
+        }
+        return tree
+    }
+}
+
+import Foundation

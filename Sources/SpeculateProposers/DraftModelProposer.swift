@@ -1,0 +1,133 @@
+import Foundation
+import SpeculateCore
+import SpeculateFormat
+import SpeculateRuntime
+import Synchronization
+
+/// Why a draft model cannot serve a target.
+public enum ProposerError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The draft's vocabulary differs from the target's.
+    case incompatibleVocabulary(draft: String, target: String, reason: String)
+    /// Options that make no sense.
+    case badOption(String)
+
+    public var description: String {
+        switch self {
+        case let .incompatibleVocabulary(draft, target, reason):
+            return "draft model '\(draft)' cannot draft for '\(target)': \(reason)"
+        case let .badOption(message):
+            return message
+        }
+    }
+}
+
+/// Drafts with a small model of the same vocabulary, keeping its own KV cache in step with the
+/// target's accepted tokens (rolling back rejected drafts instead of re-reading the context).
+///
+/// Chain mode drafts up to `draftLength` tokens, stopping early when its own confidence (the
+/// probability of its pick) drops below `confidenceThreshold`; the length adapts to recent
+/// acceptance. Under sampling, tokens are drawn from the draft distribution shaped like the
+/// target's and that distribution is kept, so verification stays lossless.
+public final class DraftModelProposer: DraftProposer {
+    public let name: String
+    private let session: InferenceSession
+    private let state: Mutex<DraftState>
+    /// Longest chain drafted.
+    public let maxDraftLength: Int
+    /// Stop drafting when the draft's own probability of its pick falls below this.
+    public let confidenceThreshold: Float
+
+    /// A proposer over `model` with a context of `context` tokens.
+    public init(name: String, model: TransformerModel, context: Int, draftLength: Int = 8, confidenceThreshold: Float = 0.3) throws {
+        self.name = name
+        session = try InferenceSession(model: model, context: context)
+        maxDraftLength = max(1, draftLength)
+        self.confidenceThreshold = confidenceThreshold
+        state = Mutex(DraftState(length: max(1, draftLength)))
+    }
+
+    /// Checks that `draft` and `target` tokenizers agree token for token.
+    public static func checkCompatible(draft: Tokenizer, draftName: String, target: Tokenizer, targetName: String) throws {
+        guard draft.vocabularySize == target.vocabularySize else {
+            throw ProposerError.incompatibleVocabulary(draft: draftName, target: targetName,
+                                                       reason: "vocabularies of \(draft.vocabularySize) and \(target.vocabularySize) tokens")
+        }
+        if let index = zip(draft.tokens, target.tokens).enumerated().first(where: { $0.element.0 != $0.element.1 })?.offset {
+            throw ProposerError.incompatibleVocabulary(draft: draftName, target: targetName,
+                                                       reason: "token \(index) is '\(draft.tokens[index])' in the draft but '\(target.tokens[index])' in the target")
+        }
+    }
+
+    public func propose(_ context: DraftContext) async throws -> [DraftCandidate] {
+        try state.withLock { state -> [DraftCandidate] in
+            let limit = min(state.length, context.budget.maxDepth, context.remainingContext, session.capacity - context.tokens.count - 1)
+            guard limit > 0 else { return [] }
+            var logits = try synchronize(&state, with: context.tokens)
+            var random = SeededRandom(seed: context.sampling.seed &+ UInt64(context.step) &* 0x9E37)
+            var tokens: [Token] = [], distributions: [DraftDistribution] = [], scores: [Float] = []
+            var pathProbability: Float = 1
+            for _ in 0..<limit {
+                let token: Token, probability: Float
+                if context.sampling.isGreedy {
+                    token = Token(SpeculateCore.argmax(logits))
+                    probability = softmaxProbability(logits, at: Int(token))
+                    distributions.append(.deterministic)
+                } else {
+                    let q = context.sampling.distribution(logits)
+                    token = Token(random.sample(q))
+                    probability = q[Int(token)]
+                    distributions.append(.sampled(q))
+                }
+                pathProbability *= probability
+                tokens.append(token)
+                scores.append(pathProbability)
+                if probability < confidenceThreshold || tokens.count == limit { break }
+                logits = try session.append([token])
+                state.cached.append(token)
+            }
+            state.lastDrafted = tokens.count
+            return [DraftCandidate(tokens: tokens, parents: (0..<tokens.count).map { $0 - 1 }, distributions: distributions, scores: scores)]
+        }
+    }
+
+    public func observe(accepted: [Token], context: [Token]) async {
+        state.withLock { state in
+            // Grow the draft length after fully accepted drafts, shrink after early rejections.
+            let drafted = state.lastDrafted
+            guard drafted > 0 else { return }
+            let acceptedDrafts = max(0, accepted.count - 1)
+            if acceptedDrafts >= drafted { state.length = min(maxDraftLength, state.length + 1) }
+            else if acceptedDrafts < drafted / 2 { state.length = max(1, state.length - 1) }
+            state.lastDrafted = 0
+        }
+    }
+
+    /// Rolls the draft cache back to the longest prefix it shares with `context`, appends the
+    /// rest, and returns the logits after the last context token.
+    private func synchronize(_ state: inout DraftState, with context: [Token]) throws -> [Float] {
+        var common = 0
+        let limit = min(state.cached.count, context.count - 1)
+        while common < limit, state.cached[common] == context[common] { common += 1 }
+        try session.rollback(to: common)
+        state.cached = Array(context[..<common])
+        let missing = Array(context[common...])
+        let logits = try session.append(missing)
+        state.cached += missing
+        state.lastDrafted = 0
+        return logits
+    }
+
+    private func softmaxProbability(_ logits: [Float], at index: Int) -> Float {
+        let maximum = logits[index]
+        var total: Float = 0
+        for value in logits { total += expf(value - maximum) }
+        return 1 / total
+    }
+}
+
+/// The draft's view of the context.
+struct DraftState: Sendable {
+    var cached: [Token] = []
+    var length: Int
+    var lastDrafted = 0
+}
