@@ -92,6 +92,11 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .testTarget(
+            name: "SpeculateCoreTests",
+            dependencies: ["SpeculateCore"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
             name: "SpeculateRuntimeTests",
             dependencies: ["SpeculateRuntime", "SpeculateFormat", "CSpeculateKernels", "SpeculateTestSupport"],
             swiftSettings: strictSwift

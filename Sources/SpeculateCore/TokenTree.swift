@@ -34,6 +34,9 @@ public struct DraftAttempt: Sendable, Equatable {
     public let proposer: Int
     /// The distribution the proposer drew the token from.
     public let distribution: DraftDistribution
+    /// Order in which the draft was proposed; stochastic verification visits attempts in this
+    /// order, which does not depend on the drafted values (merging equal tokens must not reorder them).
+    public let sequence: Int
 }
 
 /// A node of the merged tree.
@@ -90,15 +93,27 @@ public protocol TreeMerger: Sendable {
 /// The default merger: a trie of all candidates (shared prefixes become one node, whose KV is
 /// computed once, and keep every proposer's attempt), pruned to the budget by score — a node is
 /// kept only with its parent, within the per-depth branching limits.
+///
+/// When any draft was *sampled* (stochastic verification), which drafts survive must not depend
+/// on the sampled values, or the output distribution would shift: then candidates are admitted
+/// in proposal order, each costing its full length as if nothing merged, and cut at the budget.
 public struct ScoreRankedMerger: TreeMerger {
     /// A merger.
     public init() {}
 
     public func merge(_ candidates: [(proposer: Int, candidate: DraftCandidate)], budget: TreeBudget) -> TokenTree {
+        let sampled = candidates.contains { $0.candidate.distributions.contains { if case .sampled = $0 { return true } else { return false } } }
+        guard !sampled else { return mergeInProposalOrder(candidates, budget: budget) }
+        return mergeAll(candidates, budget: budget)
+    }
+
+    /// The trie of all candidates, pruned by score to the budget.
+    func mergeAll(_ candidates: [(proposer: Int, candidate: DraftCandidate)], budget: TreeBudget) -> TokenTree {
         // 1. The trie of everything proposed.
         struct Entry { var token: Token; var parent: Int; var depth: Int; var score: Float; var attempts: [DraftAttempt] }
         var entries: [Entry] = []
         var index: [Int64: [Token: Int]] = [:]  // parent entry (+1) -> token -> entry
+        var sequence = 0
         for (proposer, candidate) in candidates where candidate.isWellFormed {
             var mapped = [Int](repeating: -1, count: candidate.tokens.count)
             for i in candidate.tokens.indices {
@@ -107,7 +122,8 @@ public struct ScoreRankedMerger: TreeMerger {
                 let depth = parent < 0 ? 1 : entries[parent].depth + 1
                 guard depth <= budget.maxDepth else { continue }
                 let token = candidate.tokens[i]
-                let attempt = DraftAttempt(proposer: proposer, distribution: candidate.distributions[i])
+                let attempt = DraftAttempt(proposer: proposer, distribution: candidate.distributions[i], sequence: sequence)
+                sequence += 1
                 if let existing = index[Int64(parent + 1)]?[token] {
                     entries[existing].score = max(entries[existing].score, candidate.scores[i])
                     entries[existing].attempts.append(attempt)
@@ -141,6 +157,33 @@ public struct ScoreRankedMerger: TreeMerger {
             }
         }
         return tree
+    }
+
+    /// Distribution-preserving merge: admission by proposal order and worst-case size only.
+    private func mergeInProposalOrder(_ candidates: [(proposer: Int, candidate: DraftCandidate)], budget: TreeBudget) -> TokenTree {
+        var remaining = budget.maxNodes
+        var admitted: [(proposer: Int, candidate: DraftCandidate)] = []
+        for (proposer, candidate) in candidates where candidate.isWellFormed && remaining > 0 {
+            // Keep nodes in index order while they fit (parents come before children).
+            var keep: [Int] = []
+            var depth = [Int](repeating: 0, count: candidate.tokens.count)
+            for i in candidate.tokens.indices {
+                let parent = candidate.parents[i]
+                depth[i] = parent < 0 ? 1 : depth[parent] + 1
+                guard keep.count < remaining, depth[i] <= budget.maxDepth, parent < 0 || keep.contains(parent) else { continue }
+                keep.append(i)
+            }
+            guard !keep.isEmpty else { continue }
+            remaining -= keep.count
+            let remap = Dictionary(uniqueKeysWithValues: keep.enumerated().map { ($0.element, $0.offset) })
+            admitted.append((proposer, DraftCandidate(tokens: keep.map { candidate.tokens[$0] },
+                                                      parents: keep.map { candidate.parents[$0] < 0 ? -1 : remap[candidate.parents[$0]]! },
+                                                      distributions: keep.map { candidate.distributions[$0] },
+                                                      scores: keep.map { candidate.scores[$0] })))
+        }
+        // Everything admitted fits as a trie, whatever merges; no value-dependent pruning follows.
+        let unlimited = TreeBudget(maxNodes: Int.max, maxDepth: budget.maxDepth, branching: [])
+        return ScoreRankedMerger().mergeAll(admitted, budget: unlimited)
     }
 }
 

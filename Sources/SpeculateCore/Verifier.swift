@@ -41,10 +41,11 @@ public struct GreedyVerifier: Verifier {
 }
 
 /// Stochastic verification by SpecInfer's multi-step speculative sampling (arXiv 2305.09781,
-/// Algorithm 2): children are tried in turn; a child drafted from q is accepted with probability
-/// min(1, p(x)/q(x)), and on rejection p becomes norm(max(0, p − q)). When every child is
-/// rejected the next token is drawn from what is left of p. Deterministic drafts have a one-hot
-/// q. The output has exactly the target's sampling distribution.
+/// Algorithm 2): drafts are tried in the order they were proposed; a draft x drawn from q is
+/// accepted with probability min(1, p(x)/q(x)), and on rejection p becomes norm(max(0, p − q)).
+/// When every draft is rejected the next token is drawn from what is left of p. Deterministic
+/// drafts have a one-hot q. Equal tokens share one node but keep their own attempts, visited in
+/// proposal order. The output has exactly the target's sampling distribution.
 public struct SpeculativeSamplingVerifier: Verifier {
     /// A verifier.
     public init() {}
@@ -56,18 +57,19 @@ public struct SpeculativeSamplingVerifier: Verifier {
         var node = -1
         var p = sampling.distribution(rootLogits)
         descend: while true {
-            for child in tree.children(of: node) {
+            let attempts = tree.children(of: node)
+                .flatMap { child in tree.nodes[child].attempts.map { (child: child, attempt: $0) } }
+                .sorted { $0.attempt.sequence < $1.attempt.sequence }
+            for (child, attempt) in attempts {
                 let x = Int(tree.nodes[child].token)
-                for attempt in tree.nodes[child].attempts {
-                    let q = attempt.distribution.probability(of: Token(x))
-                    if q > 0, random.unit() < min(1, p[x] / q) {
-                        accepted.append(child)
-                        node = child
-                        p = sampling.distribution(nodeLogits[child])
-                        continue descend
-                    }
-                    Self.subtractResidual(&p, attempt.distribution, token: x)
+                let q = attempt.distribution.probability(of: Token(x))
+                if q > 0, random.unit() < min(1, p[x] / q) {
+                    accepted.append(child)
+                    node = child
+                    p = sampling.distribution(nodeLogits[child])
+                    continue descend
                 }
+                Self.subtractResidual(&p, attempt.distribution, token: x)
             }
             return VerificationResult(accepted: accepted, next: Token(random.sample(p)))
         }

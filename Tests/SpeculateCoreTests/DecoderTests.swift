@@ -1,0 +1,104 @@
+import Foundation
+import SpeculateCore
+import Testing
+
+/// Plain greedy decoding of the table model, computed directly.
+func plainGreedy(_ model: TableModelSession, prompt: [Token], count: Int) -> [Token] {
+    var sequence = prompt
+    for _ in 0..<count { sequence.append(Token(argmax(model.logits(after: sequence)))) }
+    return Array(sequence.dropFirst(prompt.count))
+}
+
+@Suite("Speculative decoder: greedy is lossless")
+struct GreedyDecoderTests {
+    @Test("any proposers, including adversarial ones, give exactly plain greedy output", arguments: 0..<6)
+    func equalsPlainGreedy(seed: Int) async throws {
+        let vocabulary = 50
+        let target = TableModelSession(vocabulary: vocabulary, seed: UInt64(seed) + 10)
+        let prompt: [Token] = [1, 2, 3]
+        let expected = plainGreedy(target, prompt: prompt, count: 60)
+        let proposerSets: [[any DraftProposer]] = [
+            [],
+            [RandomTreeProposer(vocabulary: vocabulary, seed: UInt64(seed))],
+            [OracleProposer(target: target, depth: 5)],
+            [OracleProposer(target: target, depth: 3), RandomTreeProposer(vocabulary: vocabulary, seed: 99)],
+            [AdversarialProposer(vocabulary: vocabulary), OracleProposer(target: target, depth: 4)],
+            [TableDraftProposer(name: "similar", draft: TableModelSession(vocabulary: vocabulary, seed: UInt64(seed) + 10, sharpness: 1.9),
+                                depth: 4, children: 2)],
+        ]
+        for proposers in proposerSets {
+            let budgets = [TreeBudget(maxNodes: 16, maxDepth: 8), TreeBudget(maxNodes: 6, maxDepth: 3, branching: [2, 2, 1])]
+            for budget in budgets {
+                let decoder = SpeculativeDecoder(target: target, proposers: proposers)
+                let (tokens, stats) = try await decoder.generateAll(prompt: prompt, options: GenerationOptions(maxTokens: 60, budget: budget))
+                #expect(tokens.map(\.token) == expected, "proposers \(proposers.map(\.name)) budget \(budget)")
+                #expect(stats.generatedTokens == 60)
+                if proposers.contains(where: { $0.name == "adversarial" }) {
+                    #expect(stats.proposers[0].failures > 0 && !stats.proposerErrors.isEmpty)
+                }
+                if proposers.first?.name == "oracle" {
+                    #expect(stats.meanAcceptedPerForward > 3, "the oracle's drafts are all accepted")
+                }
+            }
+        }
+    }
+
+    @Test("stop tokens, stop strings, max tokens and a full context")
+    func stopConditions() async throws {
+        let target = TableModelSession(vocabulary: 20, capacity: 30, seed: 4)
+        let prompt: [Token] = [1, 2]
+        let expected = plainGreedy(target, prompt: prompt, count: 40)
+        let decoder = SpeculativeDecoder(target: target, proposers: [OracleProposer(target: target, depth: 6)])
+        // A stop token: output ends with its first occurrence.
+        let stop = expected[7]
+        let firstStop = expected.firstIndex(of: stop)!
+        var result = try await decoder.generateAll(prompt: prompt, options: GenerationOptions(maxTokens: 20, stopTokens: [stop]))
+        #expect(result.tokens.map(\.token) == Array(expected[...firstStop]))
+        #expect(result.statistics.stopReason == .endOfSequence)
+        // Max tokens is exact even when a step accepts several tokens.
+        result = try await decoder.generateAll(prompt: prompt, options: GenerationOptions(maxTokens: 5))
+        #expect(result.tokens.map(\.token) == Array(expected.prefix(5)))
+        // Stop strings over a detokenizer that spells tokens as letters.
+        let spell: @Sendable ([Token]) -> String = { $0.map { String(UnicodeScalar(UInt8(97 + $0))) }.joined() }
+        let needle = spell(Array(expected[3...4]))
+        let options = GenerationOptions(maxTokens: 25, stopStrings: [needle], detokenize: spell)
+        result = try await decoder.generateAll(prompt: prompt, options: options)
+        #expect(spell(result.tokens.map(\.token)).hasSuffix(needle))
+        #expect(result.statistics.stopReason == .stopString)
+        // The context fills: a clean stop, never an overflow.
+        result = try await decoder.generateAll(prompt: prompt, options: GenerationOptions(maxTokens: 1000))
+        #expect(result.statistics.stopReason == .contextFull)
+        #expect(result.tokens.map(\.token) == Array(expected.prefix(result.tokens.count)))
+        // A prompt that does not fit is an error.
+        await #expect(throws: DecoderError.promptTooLong(tokens: 40, capacity: 30)) {
+            _ = try await decoder.generateAll(prompt: Array(repeating: 1, count: 40), options: GenerationOptions())
+        }
+    }
+}
+
+@Suite("Tree merger")
+struct MergerTests {
+    @Test("shared prefixes merge, provenance is kept, budgets and branching hold")
+    func mergeRules() {
+        let a = DraftCandidate(tokens: [5, 6, 7], parents: [-1, 0, 1], distributions: Array(repeating: .deterministic, count: 3), scores: [0.9, 0.8, 0.7])
+        let b = DraftCandidate(tokens: [5, 6, 8], parents: [-1, 0, 1], distributions: Array(repeating: .deterministic, count: 3), scores: [0.5, 0.4, 0.3])
+        let c = DraftCandidate(tokens: [9, 1], parents: [-1, 0], distributions: Array(repeating: .deterministic, count: 2), scores: [0.6, 0.2])
+        let merger = ScoreRankedMerger()
+        let tree = merger.merge([(0, a), (1, b), (2, c)], budget: TreeBudget(maxNodes: 100, maxDepth: 10))
+        #expect(tree.count == 6)  // 5, 6 shared; 7, 8, 9, 1
+        let five = tree.rootChildren.first { tree.nodes[$0].token == 5 }!
+        #expect(tree.nodes[five].proposers == [0, 1])
+        #expect(tree.nodes[five].score == 0.9)
+        #expect(tree.rootChildren.map { tree.nodes[$0].token } == [5, 9])  // best score first
+        for (i, node) in tree.nodes.enumerated() { #expect(node.parent < i) }  // topological
+
+        let limited = merger.merge([(0, a), (1, b), (2, c)], budget: TreeBudget(maxNodes: 3, maxDepth: 10, branching: [1, 1, 2]))
+        #expect(limited.count == 3)
+        #expect(limited.rootChildren.count == 1)
+        let shallow = merger.merge([(0, a), (1, b), (2, c)], budget: TreeBudget(maxNodes: 100, maxDepth: 2, branching: [2, 1]))
+        #expect(shallow.nodes.allSatisfy { $0.depth <= 2 })
+        #expect(shallow.nodes.allSatisfy { $0.children.count <= 1 } && shallow.rootChildren.count == 2)
+        #expect(TreeBudget.parseBranching("<2,2,1>") == [2, 2, 1])
+        #expect(TreeBudget.parseBranching("2,x") == nil)
+    }
+}

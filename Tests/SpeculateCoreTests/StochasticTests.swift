@@ -1,0 +1,95 @@
+import Foundation
+import SpeculateCore
+import Testing
+
+/// Upper tail of the chi-square distribution (Wilson–Hilferty), accurate for the dozens of
+/// degrees of freedom used here.
+func chiSquarePValue(_ statistic: Double, degreesOfFreedom k: Double) -> Double {
+    let z = (pow(statistic / k, 1.0 / 3) - (1 - 2 / (9 * k))) / (2 / (9 * k)).squareRoot()
+    return 0.5 * erfc(z / 2.0.squareRoot())
+}
+
+@Suite("Speculative sampling keeps the target's distribution")
+struct StochasticTests {
+    static let vocabulary = 5
+    static let runs = 20_000
+    static let sampling = SamplingSettings(temperature: 1)
+
+    /// Exact probability of each 3-token continuation under plain sampling from the target.
+    static func exact(_ target: TableModelSession, prompt: [Token]) -> [Double] {
+        var result: [Double] = []
+        for code in 0..<(vocabulary * vocabulary * vocabulary) {
+            let t = [code / 25, (code / 5) % 5, code % 5].map(Token.init)
+            var p = 1.0
+            var sequence = prompt
+            for token in t {
+                p *= Double(sampling.distribution(target.logits(after: sequence))[Int(token)])
+                sequence.append(token)
+            }
+            result.append(p)
+        }
+        return result
+    }
+
+    static func check(_ label: String, proposers: @escaping (TableModelSession) -> [any DraftProposer],
+                      verifier: any Verifier = SpeculativeSamplingVerifier()) async throws {
+        let target = TableModelSession(vocabulary: vocabulary, seed: 21, sharpness: 1.5)
+        let prompt: [Token] = [0, 3]
+        let expected = exact(target, prompt: prompt)
+        var counts = [Int](repeating: 0, count: expected.count)
+        var accepted = 0, forwards = 0
+        let decoder = SpeculativeDecoder(target: target, proposers: proposers(target), verifier: verifier)
+        for run in 0..<runs {
+            var sampling = sampling
+            sampling.seed = UInt64(run) &* 0x9E37_79B9_7F4A_7C15 &+ 1
+            let (tokens, stats) = try await decoder.generateAll(prompt: prompt, options: GenerationOptions(maxTokens: 3, budget: TreeBudget(maxNodes: 8, maxDepth: 3), sampling: sampling))
+            let t = tokens.map { Int($0.token) }
+            counts[t[0] * 25 + t[1] * 5 + t[2]] += 1
+            accepted += stats.acceptedDrafts
+            forwards += stats.targetForwards
+        }
+        // Pool cells with small expectations so every cell expects at least 5.
+        var statistic = 0.0, cells = 0, pooledExpected = 0.0, pooledObserved = 0.0
+        for (e, o) in zip(expected, counts) {
+            let expectedCount = e * Double(runs)
+            if expectedCount < 5 {
+                pooledExpected += expectedCount
+                pooledObserved += Double(o)
+            } else {
+                statistic += pow(Double(o) - expectedCount, 2) / expectedCount
+                cells += 1
+            }
+        }
+        if pooledExpected > 0 {
+            statistic += pow(pooledObserved - pooledExpected, 2) / pooledExpected
+            cells += 1
+        }
+        let p = chiSquarePValue(statistic, degreesOfFreedom: Double(cells - 1))
+        print("\(label): chi-square \(String(format: "%.1f", statistic)) on \(cells - 1) degrees of freedom, p = \(String(format: "%.3f", p)); \(accepted) drafts accepted over \(forwards) forwards")
+        #expect(p > 0.001, "\(label): the speculative distribution differs from the target's (p = \(p))")
+        #expect(accepted > runs / 4, "\(label): speculation barely engaged")
+    }
+
+    @Test("a single sampled chain")
+    func singleChain() async throws {
+        try await Self.check("single chain") { target in
+            [TableDraftProposer(name: "q", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 21, sharpness: 1.0), depth: 3, children: 1)]
+        }
+    }
+
+    @Test("several children from one proposer")
+    func severalChildren() async throws {
+        try await Self.check("three children, one proposer") { _ in
+            [TableDraftProposer(name: "q", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 22, sharpness: 1.2), depth: 2, children: 3)]
+        }
+    }
+
+    @Test("children from two different proposers, plus a deterministic one")
+    func twoProposers() async throws {
+        try await Self.check("two proposers + deterministic") { target in
+            [TableDraftProposer(name: "q1", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 21, sharpness: 0.8), depth: 2, children: 1),
+             TableDraftProposer(name: "q2", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 23, sharpness: 1.5), depth: 3, children: 2),
+             OracleProposer(target: target, depth: 2)]
+        }
+    }
+}
