@@ -97,8 +97,18 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .testTarget(
+            name: "SpeculateProposersTests",
+            dependencies: ["SpeculateProposers", "SpeculateCore", "SpeculateRuntime", "SpeculateFormat", "SpeculateTestSupport"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
             name: "SpeculateRuntimeTests",
             dependencies: ["SpeculateRuntime", "SpeculateFormat", "CSpeculateKernels", "SpeculateTestSupport"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SpeculateCLITests",
+            dependencies: ["SpeculateTestSupport", "SpeculateCLI"],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -26,7 +26,7 @@ struct StrategyOptions: ParsableArguments {
     @Option(help: "Longest draft (tree depth).")
     var draftLength: Int = 8
 
-    @Option(help: "Verification: greedy, stochastic (SpecInfer sampling) or typical (lossy).")
+    @Option(help: "Verification: greedy, stochastic (SpecInfer), sequoia (without replacement) or typical (lossy).")
     var verify: String?
 
     @Option(help: "Sampling temperature (0 = greedy).")
@@ -65,8 +65,9 @@ struct StrategyOptions: ParsableArguments {
         switch verify ?? (temperature > 0 ? "stochastic" : "greedy") {
         case "greedy": return GreedyVerifier()
         case "stochastic": return SpeculativeSamplingVerifier()
+        case "sequoia": return SamplingWithoutReplacementVerifier()
         case "typical": return TypicalAcceptanceVerifier()
-        case let other: throw ValidationError("--verify '\(other)' is not one of greedy, stochastic, typical")
+        case let other: throw ValidationError("--verify '\(other)' is not one of greedy, stochastic, sequoia, typical")
         }
     }
 }
@@ -154,7 +155,7 @@ struct RunCommand: AsyncParsableCommand {
         let model = try TransformerModel(path: url.path)
         let target = LoadedTarget(name: strategy.target, model: model, tokenizer: try Tokenizer(gguf: model.file))
         let proposers = try await ProposerFactory.make(strategy.proposers, target: target, options: strategy, store: store)
-        let session = try InferenceSession(model: model, context: min(strategy.context, model.config.trainedContext))
+        let session = try InferenceSession(model: model, context: strategy.context)
         let decoder = SpeculativeDecoder(target: session, proposers: proposers, verifier: try strategy.verifier())
         let tokenizer = target.tokenizer
         let formatted = chat ? ChatFormat.chatML(user: text, system: system) : text

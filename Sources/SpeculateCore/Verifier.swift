@@ -131,3 +131,54 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+
+/// Stochastic verification with Sequoia's sampling without replacement (arXiv 2402.12374,
+/// Algorithm 2): like ``SpeculativeSamplingVerifier``, but after a proposer's draft x is rejected
+/// that proposer's q also loses x (q := norm(q with x removed)). Proposers must then draw a
+/// node's children *without replacement* from q. It keeps acceptance high at low temperature,
+/// where sampling with replacement keeps proposing the same rejected token.
+public struct SamplingWithoutReplacementVerifier: Verifier {
+    /// A verifier.
+    public init() {}
+    public var isLossless: Bool { true }
+
+    public func verify(tree: TokenTree, rootLogits: [Float], nodeLogits: [[Float]], sampling: SamplingSettings,
+                       random: inout SeededRandom) -> VerificationResult {
+        var accepted: [Int] = []
+        var node = -1
+        var p = sampling.distribution(rootLogits)
+        descend: while true {
+            let attempts = tree.children(of: node)
+                .flatMap { child in tree.nodes[child].attempts.map { (child: child, attempt: $0) } }
+                .sorted { $0.attempt.sequence < $1.attempt.sequence }
+            var remaining: [Int: [Float]] = [:]  // proposer -> its q with rejected drafts removed
+            for (child, attempt) in attempts {
+                let x = Int(tree.nodes[child].token)
+                switch attempt.distribution {
+                case .deterministic:
+                    if random.unit() < p[x] {
+                        accepted.append(child)
+                        node = child
+                        p = sampling.distribution(nodeLogits[child])
+                        continue descend
+                    }
+                    SpeculativeSamplingVerifier.subtractResidual(&p, .deterministic, token: x)
+                case let .sampled(original):
+                    var q = remaining[attempt.proposer] ?? original
+                    if q[x] > 0, random.unit() < min(1, p[x] / q[x]) {
+                        accepted.append(child)
+                        node = child
+                        p = sampling.distribution(nodeLogits[child])
+                        continue descend
+                    }
+                    SpeculativeSamplingVerifier.subtractResidual(&p, .sampled(q), token: x)
+                    q[x] = 0
+                    let total = q.reduce(0, +)
+                    if total > 0 { q = q.map { $0 / total } }
+                    remaining[attempt.proposer] = q
+                }
+            }
+            return VerificationResult(accepted: accepted, next: Token(random.sample(p)))
+        }
+    }
+}

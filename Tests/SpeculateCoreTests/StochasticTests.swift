@@ -1,5 +1,6 @@
 import Foundation
 import SpeculateCore
+import Synchronization
 import Testing
 
 /// Upper tail of the chi-square distribution (Wilson–Hilferty), accurate for the dozens of
@@ -91,5 +92,47 @@ struct StochasticTests {
              TableDraftProposer(name: "q2", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 23, sharpness: 1.5), depth: 3, children: 2),
              OracleProposer(target: target, depth: 2)]
         }
+    }
+}
+
+/// Draws `children` distinct first tokens without replacement from q, each followed by one
+/// token sampled from q given it: the tree shape Sequoia's verifier expects.
+final class WithoutReplacementProposer: DraftProposer {
+    let name = "sequoia"
+    let draft: TableModelSession
+    let children: Int
+    private let counter = Mutex<UInt64>(0)
+
+    init(draft: TableModelSession, children: Int) {
+        self.draft = draft
+        self.children = children
+    }
+
+    func propose(_ context: DraftContext) async throws -> [DraftCandidate] {
+        let call = counter.withLock { value -> UInt64 in value += 1; return value }
+        var random = SeededRandom(seed: 0x5E9 &+ call &* 0x9E37_79B9)
+        let q = context.sampling.distribution(draft.logits(after: context.tokens))
+        var remaining = q
+        var candidates: [DraftCandidate] = []
+        for _ in 0..<children {
+            let total = remaining.reduce(0, +)
+            guard total > 0 else { break }
+            let first = random.sample(remaining.map { $0 / total })
+            remaining[first] = 0
+            let q2 = context.sampling.distribution(draft.logits(after: context.tokens + [Token(first)]))
+            let second = random.sample(q2)
+            candidates.append(DraftCandidate(tokens: [Token(first), Token(second)], parents: [-1, 0],
+                                             distributions: [.sampled(q), .sampled(q2)], scores: [1, 1]))
+        }
+        return candidates
+    }
+}
+
+extension StochasticTests {
+    @Test("Sequoia's sampling without replacement")
+    func withoutReplacement() async throws {
+        try await Self.check("without replacement", proposers: { _ in
+            [WithoutReplacementProposer(draft: TableModelSession(vocabulary: Self.vocabulary, seed: 24, sharpness: 1.0), children: 3)]
+        }, verifier: SamplingWithoutReplacementVerifier())
     }
 }

@@ -1,0 +1,110 @@
+import Foundation
+import SpeculateTestSupport
+import Testing
+
+/// Runs the built `speculate` executable.
+enum CLI {
+    static var executable: String {
+        let besideTests = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).deletingLastPathComponent().appendingPathComponent("speculate").path
+        if FileManager.default.isExecutableFile(atPath: besideTests) { return besideTests }
+        return TestSupport.packageRoot.appendingPathComponent(".build/release/speculate").path
+    }
+
+    static func run(_ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String, error: String) {
+        let result = try TestSupport.runProcessCapturingAll(executable, arguments, input: input.map { Data($0.utf8) })
+        return (result.status, String(decoding: result.standardOutput, as: UTF8.self), String(decoding: result.standardError, as: UTF8.self))
+    }
+}
+
+@Suite("The speculate command line", .serialized)
+struct CLITests {
+    @Test("strategies give the same greedy text as plain decoding (SmolLM2 and the Qwen pair)")
+    func strategiesAgree() throws {
+        let cases: [(target: String, proposers: [[String]])] = [
+            ("smollm2-135m-instruct", [["--proposer", "ngram"], ["--proposer", "draft:smollm2-135m-instruct"],
+                                       ["--proposer", "draft:smollm2-135m-instruct", "--proposer", "ngram", "--tree", "2,2,1"]]),
+            ("qwen2.5-coder-1.5b-instruct", [["--proposer", "draft:qwen2.5-coder-0.5b-instruct"], ["--proposer", "ngram"]]),
+        ]
+        for (target, strategies) in cases {
+            let common = ["run", "--target", target, "--max-tokens", "24", "--json", "def add(a, b):\n    \"\"\"Add two numbers.\"\"\"\n"]
+            let plain = try CLI.run(common + ["--proposer", "none"])
+            #expect(plain.status == 0, "\(plain.error)")
+            let plainRecord = try #require(try JSONSerialization.jsonObject(with: Data(plain.output.utf8)) as? [String: Any])
+            let plainTokens = try #require(plainRecord["tokens"] as? [Int])
+            #expect(!plainTokens.isEmpty)
+            for strategy in strategies {
+                let run = try CLI.run(common + strategy)
+                #expect(run.status == 0, "\(strategy): \(run.error)")
+                let record = try #require(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any])
+                #expect(record["tokens"] as? [Int] == plainTokens, "\(target) \(strategy)")
+                #expect(record["text"] as? String == plainRecord["text"] as? String)
+                let statistics = try #require(record["statistics"] as? [String: Any])
+                #expect(statistics["mean_accepted_length"] as? Double != nil)
+            }
+        }
+    }
+
+    @Test("plain text output streams the completion and prints a summary on standard error")
+    func plainOutput() throws {
+        let run = try CLI.run(["--target", "smollm2-135m-instruct", "--max-tokens", "8", "--proposer", "ngram"], input: "The capital of France is")
+        #expect(run.status == 0)
+        #expect(!run.output.isEmpty)
+        #expect(run.error.contains("tokens/s"))
+    }
+
+    @Test("bad input gives one clear line and a non-zero exit")
+    func badInput() throws {
+        let cases: [([String], String)] = [
+            (["run", "--target", "qwen-coder-1.5b", "hi"], "Did you mean 'qwen2.5-coder-1.5b-instruct'?"),
+            (["run", "--target", "/no/such.gguf", "hi"], "does not exist"),
+            (["run", "--target", "smollm2-135m-instruct", "--proposer", "ngarm", "hi"], "Did you mean 'ngram'?"),
+            (["run", "--target", "smollm2-135m-instruct", "--tree", "2,x", "hi"], "--tree '2,x'"),
+            (["run", "--target", "qwen2.5-coder-0.5b-instruct", "--proposer", "draft:smollm2-135m-instruct", "hi"], "cannot draft for"),
+            (["run", "--target", "smollm2-135m-instruct", "--context", "100000", "hi"], "trained for 8192"),
+            (["run", "--target", "smollm2-135m-instruct", "--verify", "magic", "hi"], "--verify 'magic'"),
+            (["models", "pull", "nonexistent-model"], "unknown model 'nonexistent-model'"),
+        ]
+        for (arguments, message) in cases {
+            let run = try CLI.run(arguments)
+            #expect(run.status != 0, "\(arguments) should fail")
+            #expect(run.error.contains(message), "\(arguments): \(run.error)")
+            #expect(!run.error.contains("Fatal error") && !run.error.contains("Stack dump"))
+        }
+        let tooLong = try CLI.run(["run", "--target", "smollm2-135m-instruct", "--context", "16", String(repeating: "word ", count: 40)])
+        #expect(tooLong.status != 0 && tooLong.error.contains("the context holds 16"))
+    }
+
+    @Test("tokenize and detokenize round trip, and match the library")
+    func tokenizeCommands() throws {
+        let text = "def héllo():\n    return '世界'  # 🎉"
+        let ids = try CLI.run(["tokenize", "--model", "qwen2.5-coder-0.5b-instruct"], input: text)
+        #expect(ids.status == 0)
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(ids.output.utf8)) as? [Int])
+        #expect(!parsed.isEmpty)
+        let back = try CLI.run(["detokenize", "--model", "qwen2.5-coder-0.5b-instruct"], input: ids.output)
+        #expect(back.output == text)
+        let special = try CLI.run(["tokenize", "--model", "qwen2.5-coder-0.5b-instruct", "--special", "<|im_start|>user"])
+        #expect(special.output.hasPrefix("[151644,"))
+        let bad = try CLI.run(["detokenize", "--model", "qwen2.5-coder-0.5b-instruct", "12", "nope"])
+        #expect(bad.status != 0 && bad.error.contains("'nope' is not a token id"))
+    }
+
+    @Test("models info prints the facts", arguments: ["qwen2.5-coder-1.5b-instruct", "qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"])
+    func modelsInfo(name: String) throws {
+        let info = try CLI.run(["models", "info", name])
+        #expect(info.status == 0)
+        for field in ["architecture", "parameters", "tensors", "tokenizer", "eos", "chat format"] {
+            #expect(info.output.contains(field), "\(name): \(field)")
+        }
+    }
+
+    @Test("bench --batch-costs --json has the documented fields")
+    func benchBatchCosts() throws {
+        let run = try CLI.run(["bench", "--batch-costs", "--target", "smollm2-135m-instruct", "--json"])
+        #expect(run.status == 0, "\(run.error)")
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any])
+        let costs = try #require(document["batch_costs"] as? [[String: Any]])
+        #expect(costs.map { $0["tokens"] as? Int } == [1, 2, 4, 8, 16, 32, 64])
+        #expect(costs.first?["relative_cost"] as? Double == 1)
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+import SpeculateCore
+import SpeculateFormat
+import SpeculateProposers
+import SpeculateRuntime
+import SpeculateTestSupport
+import Testing
+
+/// A proposer that fails in every way, to check that real-model decoding shrugs it off.
+struct GarbageProposer: DraftProposer {
+    let name = "garbage"
+    func propose(_ context: DraftContext) async throws -> [DraftCandidate] {
+        switch context.step % 4 {
+        case 0: throw CancellationError()
+        case 1: return [DraftCandidate.chain([-1, 999_999])]
+        case 2: return [DraftCandidate.chain(Array(repeating: 7, count: 5000))]
+        default: return [DraftCandidate.chain([Token(context.step % 300), 5, 6])]
+        }
+    }
+}
+
+@Suite("Built-in proposers on real models", .serialized)
+struct RealModelProposerTests {
+    static func decode(_ model: TransformerModel, prompt: [Token], proposers: [any DraftProposer], budget: TreeBudget = TreeBudget(),
+                       maxTokens: Int = 64) async throws -> ([Token], RunStatistics) {
+        let session = try InferenceSession(model: model, context: 1024)
+        let decoder = SpeculativeDecoder(target: session, proposers: proposers)
+        let (tokens, stats) = try await decoder.generateAll(prompt: prompt, options: GenerationOptions(maxTokens: maxTokens, budget: budget))
+        return (tokens.map(\.token), stats)
+    }
+
+    @Test("every strategy gives exactly plain greedy output (SmolLM2)")
+    func smolStrategiesAreLossless() async throws {
+        let model = try TransformerModel(path: try TestSupport.modelPath("smollm2-135m-instruct"))
+        let tokenizer = try Tokenizer(gguf: model.file)
+        let prompts = try TestSupport.humanEvalPrompts(3).map { tokenizer.encode($0) }
+        for prompt in prompts {
+            let (plain, _) = try await Self.decode(model, prompt: prompt, proposers: [])
+            let strategies: [(String, [any DraftProposer], TreeBudget)] = [
+                ("ngram", [NGramProposer()], TreeBudget()),
+                ("ngram tree", [NGramProposer(branches: 3)], TreeBudget(maxNodes: 12, maxDepth: 4, branching: [3, 2, 1, 1])),
+                ("draft chain", [try DraftModelProposer(name: "self", model: model, context: 1024, draftLength: 6)], TreeBudget()),
+                ("ensemble + garbage", [try DraftModelProposer(name: "self", model: model, context: 1024, draftLength: 4), NGramProposer(), GarbageProposer()],
+                 TreeBudget(maxNodes: 10, maxDepth: 6)),
+            ]
+            for (name, proposers, budget) in strategies {
+                let (tokens, stats) = try await Self.decode(model, prompt: prompt, proposers: proposers, budget: budget)
+                #expect(tokens == plain, "\(name) differs from plain greedy")
+                if name == "draft chain" {
+                    // A model drafting for itself is always right.
+                    #expect(stats.proposers[0].accepted == stats.proposers[0].drafted)
+                    #expect(stats.meanAcceptedPerForward > 2)
+                }
+                if name.contains("garbage") { #expect(stats.proposers[2].failures > 0) }
+            }
+        }
+    }
+
+    @Test("Qwen2.5-Coder 0.5B drafting for 1.5B is lossless and accepted often")
+    func qwenPair() async throws {
+        let target = try TransformerModel(path: try TestSupport.modelPath("qwen2.5-coder-1.5b-instruct"))
+        let draft = try TransformerModel(path: try TestSupport.modelPath("qwen2.5-coder-0.5b-instruct"))
+        let tokenizer = try Tokenizer(gguf: target.file)
+        let prompt = tokenizer.encode(try TestSupport.humanEvalPrompts(2)[1])
+        let (plain, _) = try await Self.decode(target, prompt: prompt, proposers: [], maxTokens: 40)
+        let (drafted, stats) = try await Self.decode(target, prompt: prompt, proposers: [try DraftModelProposer(name: "0.5b", model: draft, context: 1024)],
+                                                     maxTokens: 40)
+        #expect(drafted == plain)
+        print("0.5B drafting for 1.5B: \(stats.proposers[0].accepted)/\(stats.proposers[0].drafted) drafts accepted, \(String(format: "%.2f", stats.meanAcceptedPerForward)) tokens per target forward")
+        #expect(stats.proposers[0].acceptanceRate > 0.5)
+    }
+
+    @Test("a draft of another vocabulary is refused, naming both models")
+    func vocabularyMismatch() throws {
+        let smol = try Tokenizer(gguf: GGUFFile(path: try TestSupport.modelPath("smollm2-135m-instruct")))
+        let qwen = try Tokenizer(gguf: GGUFFile(path: try TestSupport.modelPath("qwen2.5-coder-0.5b-instruct")))
+        #expect(throws: ProposerError.incompatibleVocabulary(draft: "smollm2-135m-instruct", target: "qwen2.5-coder-0.5b-instruct",
+                                                             reason: "vocabularies of 49152 and 151936 tokens")) {
+            try DraftModelProposer.checkCompatible(draft: smol, draftName: "smollm2-135m-instruct", target: qwen, targetName: "qwen2.5-coder-0.5b-instruct")
+        }
+        try DraftModelProposer.checkCompatible(draft: qwen, draftName: "a", target: qwen, targetName: "b")
+    }
+}
+
+@Suite("N-gram proposer")
+struct NGramTests {
+    @Test("proposes what followed the longest matching n-gram, branches ranked by count then recency")
+    func lookup() async throws {
+        let proposer = NGramProposer(maxN: 3, minN: 1, branches: 3)
+        // ... 1 2 3 → 4 5 (twice), 1 2 3 → 9 (once, most recent), then the context ends in 1 2 3.
+        let context: [Token] = [1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 9, 8, 0, 1, 2, 3]
+        let drafts = try await proposer.propose(DraftContext(tokens: context, budget: TreeBudget(maxNodes: 16, maxDepth: 3),
+                                                             sampling: .greedy, remainingContext: 100, step: 0))
+        #expect(drafts.map(\.tokens) == [[4, 5, 0], [9, 8, 0]])
+        #expect(drafts[0].scores[0] > drafts[1].scores[0])
+        // Incremental updates see new text; an unrelated context rebuilds the index.
+        await proposer.observe(accepted: [7, 7], context: context + [7, 7])
+        let after = try await proposer.propose(DraftContext(tokens: [5, 6, 3, 7], budget: TreeBudget(), sampling: .greedy, remainingContext: 100, step: 1))
+        #expect(after.isEmpty || after.allSatisfy { $0.tokens.first != nil })
+        let corpusProposer = NGramProposer(maxN: 2, corpus: [10, 11, 12, 13])
+        let fromCorpus = try await corpusProposer.propose(DraftContext(tokens: [99, 10, 11], budget: TreeBudget(maxNodes: 8, maxDepth: 2),
+                                                                       sampling: .greedy, remainingContext: 100, step: 0))
+        #expect(fromCorpus.map(\.tokens) == [[12, 13]])
+    }
+
+    @Test("proposing stays cheap at 8k tokens of context")
+    func cheapAtLongContext() async throws {
+        var random = SeededRandom(seed: 5)
+        var context = (0..<8192).map { _ in Token(random.next() % 500) }
+        let proposer = NGramProposer()
+        _ = try await proposer.propose(DraftContext(tokens: context, budget: TreeBudget(), sampling: .greedy, remainingContext: 100, step: 0))
+        let clock = ContinuousClock()
+        var total = Duration.zero
+        for step in 0..<200 {
+            context.append(Token(random.next() % 500))
+            await proposer.observe(accepted: [context.last!], context: context)
+            let start = clock.now
+            _ = try await proposer.propose(DraftContext(tokens: context, budget: TreeBudget(), sampling: .greedy, remainingContext: 100, step: step))
+            total += clock.now - start
+        }
+        print("n-gram proposal at 8k context: \(total / 200) per step (incremental index)")
+    }
+}
