@@ -88,6 +88,47 @@ AVX2 static inline __m256i nibbles_32(const uint8_t *p) {
 
 enum { TOKEN_CHUNK = 8 };
 
+// Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 with one token: the same integer sums and float steps as
+// matmul_q32 (bit-identical results), without the per-token bookkeeping.
+AVX2 static void matvec_q32(int type, int n, const uint8_t *w, size_t row_bytes, int r0, int r1,
+                            const uint8_t *act, float *y) {
+    const int nb = n / 32;
+    const int bytes = type == SPEC_Q8_0 ? 34 : type == SPEC_Q4_0 ? 18 : type == SPEC_Q4_1 ? 20 : type == SPEC_Q5_0 ? 22 : 24;
+    const int offset = type == SPEC_Q4_0 ? 8 : type == SPEC_Q5_0 ? 16 : 0;
+    const int has_min = type == SPEC_Q4_1 || type == SPEC_Q5_1;
+    const spec_act_view a = spec_act_at(SPEC_ACT_Q8_32, n, act);
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *row = w + (size_t)r * row_bytes;
+        __m256 acc = _mm256_setzero_ps();
+        float acc_min = 0.0f;
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *blk = row + (size_t)b * bytes;
+            const __m256i x = _mm256_loadu_si256((const __m256i *)(a.q + b * 32));
+            __m256i p;
+            if (type == SPEC_Q8_0) {
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 2));
+                p = dot_u8_s8(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q));
+            } else {
+                __m256i q;
+                if (type == SPEC_Q4_0) {
+                    q = nibbles_32(blk + 2);
+                } else if (type == SPEC_Q4_1) {
+                    q = nibbles_32(blk + 4);
+                } else {
+                    uint32_t qh;
+                    memcpy(&qh, blk + (type == SPEC_Q5_0 ? 2 : 4), 4);
+                    q = _mm256_or_si256(nibbles_32(blk + (type == SPEC_Q5_0 ? 6 : 8)), bits_to_0x10(qh));
+                }
+                p = dot_u8_s8(q, x);
+                if (offset) p = _mm256_sub_epi32(p, _mm256_setr_epi32(offset * a.s[b], 0, 0, 0, 0, 0, 0, 0));
+                if (has_min) acc_min += half_f16c(blk + 2) * a.d[b] * (float)a.s[b];
+            }
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(half_f16c(blk) * a.d[b]), _mm256_cvtepi32_ps(p), acc);
+        }
+        y[r] = hsum(acc) + acc_min;
+    }
+}
+
 // Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 against Q8_32 activations.
 AVX2 static void matmul_q32(int type, int n, const uint8_t *w, size_t row_bytes, int r0, int r1,
                             const uint8_t *act, size_t act_stride, int T, float *y, size_t y_stride) {
@@ -343,6 +384,10 @@ int spec_matmul_avx2(int type, int n, const void *w, size_t row_bytes, int r0, i
                      const void *act, size_t act_stride, int T, float *y, size_t y_stride) {
     switch (type) {
     case SPEC_Q8_0: case SPEC_Q4_0: case SPEC_Q4_1: case SPEC_Q5_0: case SPEC_Q5_1:
+        if (T == 1) {
+            matvec_q32(type, n, (const uint8_t *)w, row_bytes, r0, r1, (const uint8_t *)act, y);
+            return 1;
+        }
         matmul_q32(type, n, (const uint8_t *)w, row_bytes, r0, r1, (const uint8_t *)act, act_stride, T, y, y_stride);
         return 1;
     case SPEC_Q4_K: case SPEC_Q5_K:
