@@ -171,7 +171,7 @@ struct RunCommand: AsyncParsableCommand {
         var statistics = RunStatistics()
         for try await event in decoder.generate(prompt: promptTokens, options: options) {
             switch event {
-            case let .tokens(tokens):
+            case let .tokens(tokens, _):
                 allTokens += tokens.map(\.token)
                 guard !json else { continue }
                 for token in tokens {

@@ -2,8 +2,10 @@ import Foundation
 
 /// Something the decoder reports while it runs.
 public enum DecoderEvent: Sendable {
-    /// Newly accepted tokens, in order.
-    case tokens([GeneratedToken])
+    /// Newly accepted tokens, in order, with the text they complete (empty unless
+    /// ``GenerationOptions/detokenize`` is set; a character split across tokens is held back
+    /// until it is whole).
+    case tokens([GeneratedToken], text: String)
     /// Figures of the step that produced them.
     case step(StepStatistics)
     /// The run ended.
@@ -101,7 +103,7 @@ public struct SpeculativeDecoder: Sendable {
         var statistics = RunStatistics()
         try await run(prompt: prompt, options: options) { event in
             switch event {
-            case let .tokens(new): tokens += new
+            case let .tokens(new, _): tokens += new
             case let .finished(stats): statistics = stats
             case .step: break
             }
@@ -135,16 +137,31 @@ public struct SpeculativeDecoder: Sendable {
         generated.append(pending)
         for proposer in proposers { await proposer.observe(accepted: [pending], context: context) }
 
+        var textSoFar = ""
+        func emitTokens(_ new: [GeneratedToken]) {
+            guard !new.isEmpty else { return }
+            var text = ""
+            if let detokenize = options.detokenize {
+                var full = detokenize(generated).unicodeScalars
+                while full.last == "\u{FFFD}" { full.removeLast() }  // an unfinished character
+                // Compare scalars, not characters: a later token may extend the last grapheme.
+                if full.starts(with: textSoFar.unicodeScalars) {
+                    text = String(String.UnicodeScalarView(full.dropFirst(textSoFar.unicodeScalars.count)))
+                    textSoFar = String(full)
+                }
+            }
+            emit(.tokens(new, text: text))
+        }
         var step = 0
         while true {
             let offered = newTokens.count
             if let reason = stopReason(generated: generated, new: &newTokens, options: options) {
                 stats.stopReason = reason
                 generated.removeLast(offered - newTokens.count)
-                if !newTokens.isEmpty { emit(.tokens(newTokens)) }
+                emitTokens(newTokens)
                 break
             }
-            if !newTokens.isEmpty { emit(.tokens(newTokens)) }
+            emitTokens(newTokens)
             if Task.isCancelled || options.shouldStop() { stats.stopReason = .cancelled; break }
             let room = target.capacity - target.committedLength - 1  // slots for drafted nodes
             if room < 0 { stats.stopReason = .contextFull; break }

@@ -65,6 +65,12 @@ struct GreedyDecoderTests {
         result = try await decoder.generateAll(prompt: prompt, options: options)
         #expect(spell(result.tokens.map(\.token)).hasSuffix(needle))
         #expect(result.statistics.stopReason == .stopString)
+        // The stream's text pieces add up to the text of the tokens.
+        var streamed = ""
+        for try await event in decoder.generate(prompt: prompt, options: GenerationOptions(maxTokens: 12, detokenize: spell)) {
+            if case let .tokens(_, text) = event { streamed += text }
+        }
+        #expect(streamed == spell(Array(expected.prefix(12))))
         // The context fills: a clean stop, never an overflow.
         result = try await decoder.generateAll(prompt: prompt, options: GenerationOptions(maxTokens: 1000))
         #expect(result.statistics.stopReason == .contextFull)
