@@ -192,7 +192,49 @@ AVX2 static void matvec_q4_K(int n, const uint8_t *w, size_t row_bytes, int r0, 
     const int nb = n / 256;
     const spec_act_view a = spec_act_at(SPEC_ACT_Q8_256, n, act);
     const __m256i low4 = _mm256_set1_epi8(0x0F);
-    for (int r = r0; r < r1; r++) {
+    int r = r0;
+    // Two rows per pass share every activation load.
+    for (; r + 2 <= r1; r += 2) {
+        const uint8_t *rows[2] = {w + (size_t)r * row_bytes, w + (size_t)(r + 1) * row_bytes};
+        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        float acc_min[2] = {0.0f, 0.0f};
+        for (int b = 0; b < nb; b++) {
+            const int8_t *x = a.q + b * 256;
+            __m256i scale_vector[2];
+            uint8_t mn[2][8];
+            for (int k = 0; k < 2; k++) {
+                uint8_t sc[8];
+                scales_mins_k4(rows[k] + (size_t)b * 144 + 4, sc, mn[k]);
+                uint64_t sc8;
+                memcpy(&sc8, sc, 8);
+                scale_vector[k] = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc8)));
+            }
+            __m256i sumi[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+            for (int c = 0; c < 4; c++) {
+                const __m256i x0 = _mm256_loadu_si256((const __m256i *)(x + 64 * c));
+                const __m256i x1 = _mm256_loadu_si256((const __m256i *)(x + 64 * c + 32));
+                const __m256i shuffle0 = _mm256_loadu_si256((const __m256i *)broadcast_word[2 * c]);
+                const __m256i shuffle1 = _mm256_loadu_si256((const __m256i *)broadcast_word[2 * c + 1]);
+                for (int k = 0; k < 2; k++) {
+                    const __m256i v = _mm256_loadu_si256((const __m256i *)(rows[k] + (size_t)b * 144 + 16 + 32 * c));
+                    const __m256i p0 = _mm256_maddubs_epi16(_mm256_and_si256(v, low4), x0);
+                    const __m256i p1 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), x1);
+                    sumi[k] = _mm256_add_epi32(sumi[k], _mm256_madd_epi16(p0, _mm256_shuffle_epi8(scale_vector[k], shuffle0)));
+                    sumi[k] = _mm256_add_epi32(sumi[k], _mm256_madd_epi16(p1, _mm256_shuffle_epi8(scale_vector[k], shuffle1)));
+                }
+            }
+            const float dx = a.d[b];
+            for (int k = 0; k < 2; k++) {
+                const uint8_t *blk = rows[k] + (size_t)b * 144;
+                const int summ = mins_dot_bsums(mn[k], a.s + b * 16);
+                acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(half_f16c(blk) * dx), _mm256_cvtepi32_ps(sumi[k]), acc[k]);
+                acc_min[k] += half_f16c(blk + 2) * dx * (float)summ;
+            }
+        }
+        y[r] = hsum(acc[0]) - acc_min[0];
+        y[r + 1] = hsum(acc[1]) - acc_min[1];
+    }
+    for (; r < r1; r++) {
         const uint8_t *row = w + (size_t)r * row_bytes;
         __m256 acc = _mm256_setzero_ps();
         float acc_min = 0.0f;

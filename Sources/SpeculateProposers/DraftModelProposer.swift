@@ -59,7 +59,8 @@ public final class DraftModelProposer: DraftProposer {
     }
 
     public func propose(_ context: DraftContext) async throws -> [DraftCandidate] {
-        try state.withLock { state -> [DraftCandidate] in
+        if !context.budget.branching.isEmpty { return try proposeTree(context) }
+        return try state.withLock { state -> [DraftCandidate] in
             let limit = min(state.length, context.budget.maxDepth, context.remainingContext, session.capacity - context.tokens.count - 1)
             guard limit > 0 else { return [] }
             var logits = try synchronize(&state, with: context.tokens)
@@ -88,6 +89,69 @@ public final class DraftModelProposer: DraftProposer {
             state.lastDrafted = tokens.count
             return [DraftCandidate(tokens: tokens, parents: (0..<tokens.count).map { $0 - 1 }, distributions: distributions, scores: scores)]
         }
+    }
+
+    /// Tree mode: expands the frontier one depth at a time within the per-depth branching limits,
+    /// evaluating each depth's new nodes in one batched, tree-masked draft forward. Greedy drafts
+    /// take the top-k children and prune paths whose probability falls below 5%; sampled drafts
+    /// take k independent samples per node and never prune by their own values (which keeps
+    /// stochastic verification lossless).
+    private func proposeTree(_ context: DraftContext) throws -> [DraftCandidate] {
+        try state.withLock { state -> [DraftCandidate] in
+            let maxDepth = min(context.budget.maxDepth, context.budget.branching.count, context.remainingContext)
+            let maxNodes = min(context.budget.maxNodes, session.capacity - context.tokens.count - 1)
+            guard maxDepth > 0, maxNodes > 0 else { return [] }
+            let rootLogits = try synchronize(&state, with: context.tokens)
+            var random = SeededRandom(seed: context.sampling.seed &+ UInt64(context.step) &* 0x9E37 &+ 17)
+            var tokens: [Token] = [], parents: [Int] = [], distributions: [DraftDistribution] = [], scores: [Float] = []
+            // Frontier entries: local node (-1 = root), its logits, its path probability.
+            var frontier: [(node: Int, logits: [Float], probability: Float)] = [(-1, rootLogits, 1)]
+            for depth in 0..<maxDepth {
+                let width = context.budget.branching[depth]
+                var added: [Int] = []
+                for entry in frontier where tokens.count < maxNodes {
+                    let children: [(token: Int, probability: Float, distribution: DraftDistribution)]
+                    if context.sampling.isGreedy {
+                        let p = SamplingSettings(temperature: 1).distribution(entry.logits)
+                        children = topIndices(p, count: width).map { ($0, p[$0], .deterministic) }
+                            .filter { entry.probability * $0.1 >= 0.05 || (depth == 0 && $0.0 == argmax(p)) }
+                    } else {
+                        let q = context.sampling.distribution(entry.logits)
+                        children = (0..<width).map { _ in let t = random.sample(q); return (t, q[t], .sampled(q)) }
+                    }
+                    for child in children where tokens.count < maxNodes {
+                        tokens.append(Token(child.token))
+                        parents.append(entry.node)
+                        distributions.append(child.distribution)
+                        scores.append(entry.probability * child.probability)
+                        added.append(tokens.count - 1)
+                    }
+                }
+                guard !added.isEmpty, depth + 1 < maxDepth, tokens.count < maxNodes else { break }
+                // One draft forward for the whole new depth. Every earlier node is pending in the draft
+                // session in the same order, so local node indices are pending indices.
+                let batchParents = added.map { parents[$0] }
+                let result = depth == 0
+                    ? try session.evaluate(tokens: added.map { tokens[$0] }, parents: batchParents, logits: .all)
+                    : try session.extend(tokens: added.map { tokens[$0] }, parents: batchParents, logits: .all)
+                frontier = added.enumerated().map { offset, node in (node, Array(result.row(for: offset)), scores[node]) }
+            }
+            state.lastDrafted = tokens.count
+            guard !tokens.isEmpty else { return [] }
+            return [DraftCandidate(tokens: tokens, parents: parents, distributions: distributions, scores: scores)]
+        }
+    }
+
+    /// Indices of the `count` largest values, largest first.
+    private func topIndices(_ values: [Float], count: Int) -> [Int] {
+        var best: [(Float, Int)] = []
+        for (i, v) in values.enumerated() where best.count < count || v > best[best.count - 1].0 {
+            var position = best.count
+            while position > 0, best[position - 1].0 < v { position -= 1 }
+            best.insert((v, i), at: position)
+            if best.count > count { best.removeLast() }
+        }
+        return best.map(\.1)
     }
 
     public func observe(accepted: [Token], context: [Token]) async {

@@ -73,6 +73,13 @@ public final class InferenceSession: @unchecked Sendable {
         try lock.withLock { try state.evaluate(tokens: tokens, parents: parents, logitRows: logits) }
     }
 
+    /// Adds nodes to the pending tree of the last evaluation (for drafting a tree one depth at a
+    /// time). Node indices continue after the pending ones; `parents` may name any earlier node.
+    /// Logit rows are indices into this call's `tokens`.
+    public func extend(tokens: [TokenID], parents: [Int], logits: LogitRows = .all) throws -> Logits {
+        try lock.withLock { try state.evaluate(tokens: tokens, parents: parents, logitRows: logits, extending: true) }
+    }
+
     /// Keeps the pending nodes on `path` (batch indices from a root down one branch) and
     /// drops the rest of the last batch.
     public func commit(_ path: [Int]) throws {
@@ -86,7 +93,7 @@ public final class InferenceSession: @unchecked Sendable {
                 throw RuntimeError.invalidCacheOperation("cannot roll back to \(length) with \(state.committed) committed")
             }
             state.committed = length
-            state.pendingParents = []
+            state.clearPending()
         }
     }
 
@@ -120,6 +127,14 @@ struct SessionState {
     let capacity: Int
     var committed = 0
     var pendingParents: [Int] = []
+    var pendingDepths: [Int] = []
+    var pendingAncestors: [[Int]] = []
+
+    mutating func clearPending() {
+        pendingParents = []
+        pendingDepths = []
+        pendingAncestors = []
+    }
     let keys: UnsafeMutablePointer<Float>
     let values: UnsafeMutablePointer<Float>
     private var scratch = Scratch()
@@ -166,26 +181,32 @@ struct SessionState {
             }
         }
         committed += path.count
-        pendingParents = []
+        clearPending()
     }
 
-    mutating func evaluate(tokens: [TokenID], parents: [Int], logitRows: LogitRows) throws -> Logits {
+    mutating func evaluate(tokens: [TokenID], parents: [Int], logitRows: LogitRows, extending: Bool = false) throws -> Logits {
         let count = tokens.count
+        // Extending adds nodes to the pending tree; their parents may be earlier pending nodes.
+        let base = extending ? pendingParents.count : 0
         guard parents.count == count else { throw RuntimeError.malformedTree("\(count) tokens but \(parents.count) parents") }
-        guard committed + count <= capacity else { throw RuntimeError.contextFull(needed: committed + count, capacity: capacity) }
-        var depth = [Int](repeating: 0, count: count)
-        var ancestors = [[Int]](repeating: [], count: count)
+        guard committed + base + count <= capacity else {
+            throw RuntimeError.contextFull(needed: committed + base + count, capacity: capacity)
+        }
+        var depth = extending ? pendingDepths : []
+        var ancestors = extending ? pendingAncestors : []
         for i in 0..<count {
             let token = tokens[i]
             guard token >= 0, Int(token) < config.vocabularySize else {
                 throw RuntimeError.tokenOutOfRange(token, vocabulary: config.vocabularySize)
             }
             let parent = parents[i]
-            guard parent >= -1, parent < i else { throw RuntimeError.malformedTree("node \(i) has parent \(parent)") }
-            depth[i] = parent < 0 ? 0 : depth[parent] + 1
-            ancestors[i] = (parent < 0 ? [] : ancestors[parent]) + [i]
+            guard parent >= -1, parent < base + i else { throw RuntimeError.malformedTree("node \(base + i) has parent \(parent)") }
+            depth.append(parent < 0 ? 0 : depth[parent] + 1)
+            ancestors.append((parent < 0 ? [] : ancestors[parent]) + [base + i])
         }
-        pendingParents = parents
+        pendingParents = (extending ? pendingParents : []) + parents
+        pendingDepths = depth
+        pendingAncestors = ancestors
         let outputRows: [Int]
         switch logitRows {
         case .all: outputRows = Array(0..<count)
@@ -196,13 +217,14 @@ struct SessionState {
         case .none: outputRows = []
         }
         guard count > 0 else { return Logits(rows: [], vocabularySize: config.vocabularySize, values: []) }
-        let positions = depth.map { committed + $0 }
-        return forward(tokens: tokens, positions: positions, ancestors: ancestors, outputRows: outputRows)
+        let positions = depth[base...].map { committed + $0 }
+        return forward(tokens: tokens, positions: positions, ancestors: Array(ancestors[base...]), firstSlot: committed + base,
+                       outputRows: outputRows)
     }
 
     // MARK: Forward pass
 
-    private mutating func forward(tokens: [TokenID], positions: [Int], ancestors: [[Int]], outputRows: [Int]) -> Logits {
+    private mutating func forward(tokens: [TokenID], positions: [Int], ancestors: [[Int]], firstSlot: Int, outputRows: [Int]) -> Logits {
         let n = tokens.count
         let d = config.embeddingLength, qWidth = config.headCount * config.headDimension, kvWidth = config.kvWidth
         let ff = config.feedForwardLength, hd = config.headDimension
@@ -221,7 +243,7 @@ struct SessionState {
                 if let bias = layer.valueBias { add(bias, to: v + i * kvWidth) }
                 for head in 0..<config.headCount { rotate(q + i * qWidth + head * hd, cos: cosines + i * hd / 2, sin: sines + i * hd / 2) }
                 for head in 0..<config.kvHeadCount { rotate(k + i * kvWidth + head * hd, cos: cosines + i * hd / 2, sin: sines + i * hd / 2) }
-                let slot = cacheOffset(layer: layerIndex, slot: committed + i)
+                let slot = cacheOffset(layer: layerIndex, slot: firstSlot + i)
                 (keys + slot).update(from: k + i * kvWidth, count: kvWidth)
                 (values + slot).update(from: v + i * kvWidth, count: kvWidth)
             }

@@ -40,6 +40,8 @@ struct RealModelProposerTests {
                 ("ngram", [NGramProposer()], TreeBudget()),
                 ("ngram tree", [NGramProposer(branches: 3)], TreeBudget(maxNodes: 12, maxDepth: 4, branching: [3, 2, 1, 1])),
                 ("draft chain", [try DraftModelProposer(name: "self", model: model, context: 1024, draftLength: 6)], TreeBudget()),
+                ("draft tree", [try DraftModelProposer(name: "self", model: model, context: 1024, draftLength: 4)],
+                 TreeBudget(maxNodes: 10, maxDepth: 3, branching: [2, 2, 1])),
                 ("ensemble + garbage", [try DraftModelProposer(name: "self", model: model, context: 1024, draftLength: 4), NGramProposer(), GarbageProposer()],
                  TreeBudget(maxNodes: 10, maxDepth: 6)),
             ]

@@ -145,6 +145,14 @@ struct BatchInvarianceTests {
             #expect(inTree == single, "\(name) node \(node): tree vs one at a time")
         }
 
+        // The same tree built in two calls (extending the pending tree) gives the same logits.
+        let half = 30
+        _ = try session.evaluate(tokens: Array(tree.tokens[..<half]), parents: Array(tree.parents[..<half]))
+        let extended = try session.extend(tokens: Array(tree.tokens[half...]), parents: Array(tree.parents[half...]))
+        for node in half..<tree.tokens.count {
+            #expect(Array(extended.row(for: node - half)) == Array(treeLogits.row(for: node)), "\(name) node \(node): extended tree")
+        }
+
         // Commit one branch of the tree, then continue: same as if that branch had been decoded alone.
         let branch = Self.path(to: 40, parents: tree.parents)
         _ = try session.evaluate(tokens: tree.tokens, parents: tree.parents)
