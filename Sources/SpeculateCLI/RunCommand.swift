@@ -13,7 +13,7 @@ struct StrategyOptions: ParsableArguments {
     var target: String = ModelCatalog.defaultTarget
 
     @Option(name: .customLong("proposer"), help: ArgumentHelp(
-        "A proposer; repeat for an ensemble. none | ngram | draft:NAME-or-PATH.",
+        "A proposer; repeat for an ensemble. none | ngram | draft:NAME-or-PATH | retok:NAME-or-PATH.",
         discussion: "`none` is plain autoregressive decoding on the same runtime.", valueName: "proposer"))
     var proposers: [String] = []
 
@@ -81,7 +81,15 @@ struct LoadedTarget {
 
 /// Builds proposers from `--proposer` values.
 enum ProposerFactory {
-    static let builtIn = ["none", "ngram", "draft:NAME-or-PATH"]
+    static let builtIn = ["none", "ngram", "draft:NAME-or-PATH", "retok:NAME-or-PATH"]
+
+    /// What `speculate proposers` prints.
+    static let descriptions: [(String, String)] = [
+        ("none", "no speculation: plain autoregressive decoding on the same runtime (for comparison)"),
+        ("ngram", "lookup of the last 1-4 tokens in the prompt and output so far; with --tree, up to 3 branches ranked by count and recency"),
+        ("draft:NAME-or-PATH", "a small model with the target's vocabulary; chain of up to --draft-length tokens (adaptive), or a tree with --tree"),
+        ("retok:NAME-or-PATH", "a small model of another tokenizer (e.g. retok:smollm2-135m-instruct for Qwen), drafting through text"),
+    ]
 
     static func make(_ specs: [String], target: LoadedTarget, options: StrategyOptions, store: ModelStore) async throws -> [any DraftProposer] {
         var proposers: [any DraftProposer] = []
@@ -100,8 +108,14 @@ enum ProposerFactory {
                                                        target: target.tokenizer, targetName: target.name)
                 proposers.append(try DraftModelProposer(name: "draft:\(argument)", model: model, context: options.context,
                                                         draftLength: options.draftLength))
+            case "retok":
+                guard !argument.isEmpty else { throw ValidationError("--proposer retok needs a model: retok:NAME-or-PATH") }
+                let url = try await store.resolveOrPull(argument) { ProgressDisplay().handle($0) }
+                let model = try TransformerModel(path: url.path)
+                proposers.append(try RetokenizingProposer(name: "retok:\(argument)", model: model, targetTokenizer: target.tokenizer,
+                                                          context: options.context, draftLength: options.draftLength))
             default:
-                let suggestion = ["none", "ngram", "draft"].min { editDistance($0, kind) < editDistance($1, kind) }!
+                let suggestion = ["none", "ngram", "draft", "retok"].min { editDistance($0, kind) < editDistance($1, kind) }!
                 throw ValidationError("unknown proposer '\(spec)'. Did you mean '\(suggestion)'? Known: \(builtIn.joined(separator: ", "))")
             }
         }

@@ -170,23 +170,44 @@ public struct SpeculativeDecoder: Sendable {
             let proposeStart = clock.now
             var budget = options.budget
             budget.maxNodes = min(budget.maxNodes, room, options.maxTokens - generated.count > 0 ? budget.maxNodes : 0)
-            let draftContext = DraftContext(tokens: context, budget: budget, sampling: options.sampling,
-                                            remainingContext: room, step: step)
+            // Each member of an ensemble gets a share of the node budget by its smoothed acceptance
+            // so far; results are taken in member order (never in an order that depends on values).
+            let shares = stats.proposers.map { Double($0.accepted + 1) / Double($0.drafted + 2) }
+            let totalShare = shares.reduce(0, +)
+            let contexts = proposers.indices.map { index -> DraftContext in
+                var memberBudget = budget
+                if proposers.count > 1 {
+                    memberBudget.maxNodes = max(1, Int((Double(budget.maxNodes) * shares[index] / totalShare * Double(proposers.count) / 2).rounded()))
+                    memberBudget.maxNodes = min(memberBudget.maxNodes, budget.maxNodes)
+                }
+                return DraftContext(tokens: context, budget: memberBudget, sampling: options.sampling, remainingContext: room, step: step)
+            }
             var candidates: [(proposer: Int, candidate: DraftCandidate)] = []
             if budget.maxNodes > 0 {
+                // Members are asked in order; the kernels of model-based members share one compute pool,
+                // so running them concurrently would not overlap their work on this hardware.
+                var outcomes: [Int: Result<[DraftCandidate], any Error>] = [:]
                 for (index, proposer) in proposers.enumerated() {
-                    do {
-                        for candidate in try await proposer.propose(draftContext) {
+                    do { outcomes[index] = .success(try await proposer.propose(contexts[index])) } catch { outcomes[index] = .failure(error) }
+                }
+                for index in proposers.indices {
+                    let outcome = outcomes[index]
+                    let name = proposers[index].name
+                    switch outcome {
+                    case let .success(drafts)?:
+                        for candidate in drafts {
                             guard candidate.isWellFormed, candidate.tokens.allSatisfy({ $0 >= 0 && Int($0) < vocabulary }) else {
                                 stats.proposers[index].failures += 1
-                                stats.proposerErrors.append("step \(step): \(proposer.name) returned a malformed draft or token ids outside the vocabulary; skipped")
+                                stats.proposerErrors.append("step \(step): \(name) returned a malformed draft or token ids outside the vocabulary; skipped")
                                 continue
                             }
                             candidates.append((index, candidate))
                         }
-                    } catch {
+                    case let .failure(error)?:
                         stats.proposers[index].failures += 1
-                        stats.proposerErrors.append("step \(step): \(proposer.name) failed: \(error); skipped")
+                        stats.proposerErrors.append("step \(step): \(name) failed: \(error); skipped")
+                    case nil:
+                        break
                     }
                 }
             }

@@ -1,0 +1,60 @@
+import Foundation
+import SpeculateCore
+import SpeculateFormat
+import SpeculateRuntime
+import Synchronization
+
+/// Lets a small model with *another* tokenizer draft for the target: the context is turned into
+/// text, re-encoded for the draft, the draft continues greedily, and its text is encoded back
+/// into target tokens. A token-level heuristic: a draft is offered only where the target's
+/// encoding of context-plus-draft-text starts with the context's own tokens (otherwise the
+/// boundary would merge differently). Drafts are deterministic, so both greedy and stochastic
+/// verification stay lossless; they are most useful under greedy decoding.
+public final class RetokenizingProposer: DraftProposer {
+    public let name: String
+    private let session: InferenceSession
+    private let draftTokenizer: Tokenizer
+    private let targetTokenizer: Tokenizer
+    private let draftLength: Int
+    private let cached = Mutex<[Token]>([])
+
+    /// A proposer drafting with `model` (its tokenizer read from the file) for a target using `targetTokenizer`.
+    public init(name: String, model: TransformerModel, targetTokenizer: Tokenizer, context: Int, draftLength: Int = 6) throws {
+        self.name = name
+        session = try InferenceSession(model: model, context: context)
+        draftTokenizer = try Tokenizer(gguf: model.file)
+        self.targetTokenizer = targetTokenizer
+        self.draftLength = max(1, draftLength)
+    }
+
+    public func propose(_ context: DraftContext) async throws -> [DraftCandidate] {
+        let budget = min(draftLength, context.budget.maxDepth, context.remainingContext)
+        guard budget > 0 else { return [] }
+        let text = targetTokenizer.decode(context.tokens)
+        let draftContext = draftTokenizer.encode(text)
+        guard !draftContext.isEmpty, draftContext.count + budget + 1 < session.capacity else { return [] }
+        let drafted: [Token] = try cached.withLock { cached in
+            var common = 0
+            while common < min(cached.count, draftContext.count - 1), cached[common] == draftContext[common] { common += 1 }
+            try session.rollback(to: common)
+            var logits = try session.append(Array(draftContext[common...]))
+            cached = draftContext
+            var output: [Token] = []
+            // Draft a little more text than needed: target tokens are often longer than the draft's.
+            for _ in 0..<budget {
+                let next = Token(argmax(logits))
+                if draftTokenizer.stopIDs.contains(next) { break }
+                output.append(next)
+                logits = try session.append([next])
+                cached.append(next)
+            }
+            return output
+        }
+        guard !drafted.isEmpty else { return [] }
+        let draftText = draftTokenizer.decode(drafted)
+        let combined = targetTokenizer.encode(text + draftText)
+        guard combined.count > context.tokens.count, combined.starts(with: context.tokens) else { return [] }
+        let proposal = Array(combined[context.tokens.count...].prefix(budget))
+        return [DraftCandidate.chain(proposal, score: 0.5)]
+    }
+}
