@@ -6,10 +6,10 @@ import Synchronization
 
 /// Lets a small model with *another* tokenizer draft for the target: the context is turned into
 /// text, re-encoded for the draft, the draft continues greedily, and its text is encoded back
-/// into target tokens. A token-level heuristic: a draft is offered only where the target's
-/// encoding of context-plus-draft-text starts with the context's own tokens (otherwise the
-/// boundary would merge differently). Drafts are deterministic, so both greedy and stochastic
-/// verification stay lossless; they are most useful under greedy decoding.
+/// into target tokens. A token-level heuristic: the draft's text is encoded on its own, as if a
+/// token boundary fell where the context ends (the target, which has already committed the
+/// context's last token, can only continue from such a boundary). Drafts are deterministic, so
+/// both greedy and stochastic verification stay lossless; they are most useful under greedy decoding.
 public final class RetokenizingProposer: DraftProposer {
     public let name: String
     private let session: InferenceSession
@@ -51,10 +51,11 @@ public final class RetokenizingProposer: DraftProposer {
             return output
         }
         guard !drafted.isEmpty else { return [] }
-        let draftText = draftTokenizer.decode(drafted)
-        let combined = targetTokenizer.encode(text + draftText)
-        guard combined.count > context.tokens.count, combined.starts(with: context.tokens) else { return [] }
-        let proposal = Array(combined[context.tokens.count...].prefix(budget))
+        // Text the draft added beyond the context (its tokens may straddle the context's end).
+        let draftedText = draftTokenizer.decode(cached.withLock { Array($0) })
+        guard draftedText.count > text.count, draftedText.hasPrefix(text) else { return [] }
+        let proposal = Array(targetTokenizer.encode(String(draftedText.dropFirst(text.count))).prefix(budget))
+        guard !proposal.isEmpty else { return [] }
         return [DraftCandidate.chain(proposal, score: 0.5)]
     }
 }

@@ -72,6 +72,20 @@ struct RealModelProposerTests {
         #expect(stats.proposers[0].acceptanceRate > 0.5)
     }
 
+    @Test("SmolLM2 drafts for Qwen through text (another tokenizer), losslessly")
+    func crossTokenizer() async throws {
+        let target = try TransformerModel(path: try TestSupport.modelPath("qwen2.5-coder-0.5b-instruct"))
+        let smol = try TransformerModel(path: try TestSupport.modelPath("smollm2-135m-instruct"))
+        let tokenizer = try Tokenizer(gguf: target.file)
+        let prompt = tokenizer.encode(try TestSupport.humanEvalPrompts(1)[0])
+        let (plain, _) = try await Self.decode(target, prompt: prompt, proposers: [], maxTokens: 40)
+        let retok = try RetokenizingProposer(name: "retok", model: smol, targetTokenizer: tokenizer, context: 1024)
+        let (drafted, stats) = try await Self.decode(target, prompt: prompt, proposers: [retok, NGramProposer()], maxTokens: 40)
+        #expect(drafted == plain)
+        print("SmolLM2 via text for Qwen 0.5B: \(stats.proposers[0].accepted)/\(stats.proposers[0].drafted) accepted")
+        #expect(stats.proposers[0].drafted > 0)
+    }
+
     @Test("a draft of another vocabulary is refused, naming both models")
     func vocabularyMismatch() throws {
         let smol = try Tokenizer(gguf: GGUFFile(path: try TestSupport.modelPath("smollm2-135m-instruct")))
