@@ -53,6 +53,14 @@ public struct SpeculativeSamplingVerifier: Verifier {
 
     public func verify(tree: TokenTree, rootLogits: [Float], nodeLogits: [[Float]], sampling: SamplingSettings,
                        random: inout SeededRandom) -> VerificationResult {
+        Self.walk(tree: tree, rootLogits: rootLogits, nodeLogits: nodeLogits, sampling: sampling, random: &random,
+                  withoutReplacement: false)
+    }
+
+    /// The residual walk both stochastic verifiers share. With `withoutReplacement`, a rejected
+    /// draft is also removed from its proposer's q (Sequoia); otherwise q stays (SpecInfer).
+    static func walk(tree: TokenTree, rootLogits: [Float], nodeLogits: [[Float]], sampling: SamplingSettings,
+                     random: inout SeededRandom, withoutReplacement: Bool) -> VerificationResult {
         var accepted: [Int] = []
         var node = -1
         var p = sampling.distribution(rootLogits)
@@ -60,16 +68,27 @@ public struct SpeculativeSamplingVerifier: Verifier {
             let attempts = tree.children(of: node)
                 .flatMap { child in tree.nodes[child].attempts.map { (child: child, attempt: $0) } }
                 .sorted { $0.attempt.sequence < $1.attempt.sequence }
+            var remaining: [Int: [Float]] = [:]  // proposer -> its q with rejected drafts removed
             for (child, attempt) in attempts {
                 let x = Int(tree.nodes[child].token)
-                let q = attempt.distribution.probability(of: Token(x))
-                if q > 0, random.unit() < min(1, p[x] / q) {
+                var distribution = attempt.distribution
+                if withoutReplacement, case let .sampled(original) = distribution {
+                    distribution = .sampled(remaining[attempt.proposer] ?? original)
+                }
+                let q = distribution.probability(of: Token(x))
+                let acceptance = q > 0 ? min(1, p[x] / q) : 0
+                if random.unit() < acceptance {
                     accepted.append(child)
                     node = child
                     p = sampling.distribution(nodeLogits[child])
                     continue descend
                 }
-                Self.subtractResidual(&p, attempt.distribution, token: x)
+                subtractResidual(&p, distribution, token: x)
+                if withoutReplacement, case var .sampled(values) = distribution {
+                    values[x] = 0
+                    let total = values.reduce(0, +)
+                    remaining[attempt.proposer] = total > 0 ? values.map { $0 / total } : values
+                }
             }
             return VerificationResult(accepted: accepted, next: Token(random.sample(p)))
         }
@@ -144,41 +163,7 @@ public struct SamplingWithoutReplacementVerifier: Verifier {
 
     public func verify(tree: TokenTree, rootLogits: [Float], nodeLogits: [[Float]], sampling: SamplingSettings,
                        random: inout SeededRandom) -> VerificationResult {
-        var accepted: [Int] = []
-        var node = -1
-        var p = sampling.distribution(rootLogits)
-        descend: while true {
-            let attempts = tree.children(of: node)
-                .flatMap { child in tree.nodes[child].attempts.map { (child: child, attempt: $0) } }
-                .sorted { $0.attempt.sequence < $1.attempt.sequence }
-            var remaining: [Int: [Float]] = [:]  // proposer -> its q with rejected drafts removed
-            for (child, attempt) in attempts {
-                let x = Int(tree.nodes[child].token)
-                switch attempt.distribution {
-                case .deterministic:
-                    if random.unit() < p[x] {
-                        accepted.append(child)
-                        node = child
-                        p = sampling.distribution(nodeLogits[child])
-                        continue descend
-                    }
-                    SpeculativeSamplingVerifier.subtractResidual(&p, .deterministic, token: x)
-                case let .sampled(original):
-                    var q = remaining[attempt.proposer] ?? original
-                    if q[x] > 0, random.unit() < min(1, p[x] / q[x]) {
-                        accepted.append(child)
-                        node = child
-                        p = sampling.distribution(nodeLogits[child])
-                        continue descend
-                    }
-                    SpeculativeSamplingVerifier.subtractResidual(&p, .sampled(q), token: x)
-                    q[x] = 0
-                    let total = q.reduce(0, +)
-                    if total > 0 { q = q.map { $0 / total } }
-                    remaining[attempt.proposer] = q
-                }
-            }
-            return VerificationResult(accepted: accepted, next: Token(random.sample(p)))
-        }
+        SpeculativeSamplingVerifier.walk(tree: tree, rootLogits: rootLogits, nodeLogits: nodeLogits, sampling: sampling,
+                                         random: &random, withoutReplacement: true)
     }
 }

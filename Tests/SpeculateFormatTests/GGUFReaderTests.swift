@@ -156,16 +156,3 @@ struct GGUFReaderTests {
 extension GGUFValueType {
     var isInteger: Bool { [.uint8, .int8, .uint16, .int16, .uint32, .int32, .uint64, .int64].contains(self) }
 }
-
-/// A small deterministic generator for reproducible fuzzing.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -27,7 +27,7 @@ struct KernelTests {
         let n = tensor.rowLength, rows = 16, tokens = 3
         let format = spec_act_format_for(Int32(tensor.type.rawValue))
         let stride = spec_act_row_bytes(format, Int32(n))
-        var generator = SplitMix(seed: 3)
+        var generator = SplitMix64(seed: 3)
         let inputs = (0..<tokens * n).map { _ in Float(Double(generator.next() % 20001) / 10000 - 1) }
         let acts = UnsafeMutableRawPointer.allocate(byteCount: stride * tokens, alignment: 64)
         defer { acts.deallocate() }
@@ -52,17 +52,5 @@ struct KernelTests {
                 }
             }
         }
-    }
-}
-
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

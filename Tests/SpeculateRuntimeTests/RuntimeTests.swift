@@ -101,7 +101,7 @@ struct ReferenceForwardTests {
 struct BatchInvarianceTests {
     /// A random tree of `count` nodes in topological order (parents come first).
     static func randomTree(count: Int, vocabulary: Int, seed: UInt64) -> (tokens: [TokenID], parents: [Int]) {
-        var generator = SeededGenerator(seed: seed)
+        var generator = SplitMix64(seed: seed)
         var tokens: [TokenID] = [], parents: [Int] = []
         for i in 0..<count {
             parents.append(i == 0 ? -1 : Int.random(in: -1..<i, using: &generator))
@@ -188,18 +188,5 @@ struct BatchInvarianceTests {
         #expect(throws: RuntimeError.self) { try session.commit([1]) }  // not a branch from a root
         #expect(throws: RuntimeError.self) { try session.rollback(to: 10) }
         #expect(session.committedLength == 3)
-    }
-}
-
-/// A small deterministic generator for reproducible trees.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
