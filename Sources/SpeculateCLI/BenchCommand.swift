@@ -18,7 +18,7 @@ struct BenchCommand: AsyncParsableCommand {
     @OptionGroup var strategyOptions: StrategyOptions
 
     @Option(name: .customLong("strategy"), help: ArgumentHelp(
-        "A strategy to compare with plain decoding (repeatable): proposers in --proposer syntax, comma-separated, then optional tree=2,2,1 nodes=N depth=N.",
+        "A strategy to compare with plain decoding (repeatable): proposers in --proposer syntax, comma-separated, then optional tree=2,2,1 nodes=N depth=N head=N.",
         valueName: "strategy"))
     var strategies: [String] = []
 

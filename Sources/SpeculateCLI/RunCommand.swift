@@ -26,6 +26,9 @@ struct StrategyOptions: ParsableArguments {
     @Option(help: "Longest draft (tree depth).")
     var draftLength: Int = 8
 
+    @Option(help: "Score only the first N token ids in draft models' output heads (cheaper drafts; lossless).")
+    var draftHead: Int?
+
     @Option(help: "Verification: greedy, stochastic (SpecInfer), sequoia (without replacement) or typical (lossy).")
     var verify: String?
 
@@ -91,7 +94,8 @@ enum ProposerFactory {
         ("retok:NAME-or-PATH", "a small model of another tokenizer (e.g. retok:smollm2-135m-instruct for Qwen), drafting through text"),
     ]
 
-    static func make(_ specs: [String], target: LoadedTarget, options: StrategyOptions, store: ModelStore) async throws -> [any DraftProposer] {
+    static func make(_ specs: [String], target: LoadedTarget, options: StrategyOptions, store: ModelStore,
+                     headRows: Int? = nil) async throws -> [any DraftProposer] {
         var proposers: [any DraftProposer] = []
         for spec in specs.flatMap({ $0.split(separator: ",").map(String.init) }) {
             let (kind, argument) = spec.firstIndex(of: ":").map { (String(spec[..<$0]), String(spec[spec.index(after: $0)...])) } ?? (spec, "")
@@ -107,7 +111,7 @@ enum ProposerFactory {
                 try DraftModelProposer.checkCompatible(draft: try Tokenizer(gguf: model.file), draftName: argument,
                                                        target: target.tokenizer, targetName: target.name)
                 proposers.append(try DraftModelProposer(name: "draft:\(argument)", model: model, context: options.context,
-                                                        draftLength: options.draftLength))
+                                                        draftLength: options.draftLength, headRows: headRows ?? options.draftHead))
             case "retok":
                 guard !argument.isEmpty else { throw ValidationError("--proposer retok needs a model: retok:NAME-or-PATH") }
                 let url = try await store.resolveOrPull(argument) { ProgressDisplay().handle($0) }

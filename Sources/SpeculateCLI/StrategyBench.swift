@@ -11,6 +11,7 @@ struct StrategySpec {
     let name: String
     let proposers: [String]
     let budget: TreeBudget
+    let headRows: Int?
 
     /// Parses `draft:NAME,ngram tree=2,2,1 nodes=8 depth=4` (proposers, then optional key=value).
     init(_ text: String, defaults: TreeBudget) throws {
@@ -19,6 +20,7 @@ struct StrategySpec {
         name = text
         proposers = first == "none" ? [] : first.split(separator: ",").map(String.init)
         var budget = defaults
+        var headRows: Int?
         for option in words.dropFirst() {
             let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { throw ValidationError("strategy option '\(option)' is not key=value") }
@@ -29,10 +31,12 @@ struct StrategySpec {
                 budget.maxDepth = branching.count
             case "nodes": budget.maxNodes = Int(parts[1]) ?? budget.maxNodes
             case "depth": budget.maxDepth = Int(parts[1]) ?? budget.maxDepth
-            default: throw ValidationError("unknown strategy option '\(parts[0])' (tree, nodes, depth)")
+            case "head": headRows = Int(parts[1])
+            default: throw ValidationError("unknown strategy option '\(parts[0])' (tree, nodes, depth, head)")
             }
         }
         self.budget = budget
+        self.headRows = headRows
     }
 }
 
@@ -69,7 +73,8 @@ struct StrategyBenchmark {
         let all = [plainSpec] + strategies
         var decoders: [SpeculativeDecoder] = []
         for spec in all {
-            let proposers = try await ProposerFactory.make(spec.proposers, target: target, options: options, store: store)
+            let proposers = try await ProposerFactory.make(spec.proposers, target: target, options: options, store: store,
+                                                           headRows: spec.headRows)
             let session = try InferenceSession(model: target.model, context: options.context)
             decoders.append(SpeculativeDecoder(target: session, proposers: proposers, verifier: try options.verifier()))
         }

@@ -37,10 +37,12 @@ public final class DraftModelProposer: DraftProposer {
     /// Stop drafting when the draft's own probability of its pick falls below this.
     public let confidenceThreshold: Float
 
-    /// A proposer over `model` with a context of `context` tokens.
-    public init(name: String, model: TransformerModel, context: Int, draftLength: Int = 8, confidenceThreshold: Float = 0.3) throws {
+    /// A proposer over `model` with a context of `context` tokens. `headRows` limits the draft's
+    /// output head to the most frequent token ids (nil = the whole vocabulary).
+    public init(name: String, model: TransformerModel, context: Int, draftLength: Int = 8, confidenceThreshold: Float = 0.3,
+                headRows: Int? = nil) throws {
         self.name = name
-        session = try InferenceSession(model: model, context: context)
+        session = try InferenceSession(model: model, context: context, headRows: headRows)
         maxDraftLength = max(1, draftLength)
         self.confidenceThreshold = confidenceThreshold
         state = Mutex(DraftState(length: max(1, draftLength)))

@@ -49,14 +49,21 @@ public final class InferenceSession: @unchecked Sendable {
     private var state: SessionState
 
     /// A session holding up to `context` tokens (committed plus pending).
-    public init(model: TransformerModel, context: Int) throws {
+    ///
+    /// `headRows` restricts the output head to the first rows of the vocabulary (the others get
+    /// -infinity): for a draft model, byte-level BPE ids are roughly in order of frequency, so
+    /// scoring only the most frequent tokens makes drafting cheaper (FR-Spec). The target verifies
+    /// every draft, so output stays lossless.
+    public init(model: TransformerModel, context: Int, headRows: Int? = nil) throws {
         guard context > 0 else { throw RuntimeError.badHyperParameter("context must be positive, got \(context)") }
         guard context <= model.config.trainedContext else {
             throw RuntimeError.contextTooLong(requested: context, trained: model.config.trainedContext)
         }
+        if let headRows, headRows <= 0 { throw RuntimeError.badHyperParameter("head rows must be positive, got \(headRows)") }
         self.model = model
         capacity = context
-        state = SessionState(model: model, capacity: context)
+        state = SessionState(model: model, capacity: context,
+                             headRows: min(headRows ?? model.config.vocabularySize, model.config.vocabularySize))
     }
 
     deinit { state.deallocate() }
@@ -125,6 +132,7 @@ struct SessionState {
     let model: TransformerModel
     let config: ModelConfig
     let capacity: Int
+    let headRows: Int
     var committed = 0
     var pendingParents: [Int] = []
     var pendingDepths: [Int] = []
@@ -140,7 +148,8 @@ struct SessionState {
     private var scratch = Scratch()
     private let inverseFrequencies: [Double]
 
-    init(model: TransformerModel, capacity: Int) {
+    init(model: TransformerModel, capacity: Int, headRows: Int) {
+        self.headRows = headRows
         self.model = model
         config = model.config
         self.capacity = capacity
@@ -263,9 +272,10 @@ struct SessionState {
         guard !outputRows.isEmpty else { return Logits(rows: [], vocabularySize: config.vocabularySize, values: []) }
         for (j, row) in outputRows.enumerated() { rmsNorm(x + row * d, weight: model.outputNorm, into: h + j * d, count: d) }
         let vocabulary = config.vocabularySize
-        var logits = [Float](repeating: 0, count: outputRows.count * vocabulary)
+        var logits = [Float](repeating: headRows < vocabulary ? -.infinity : 0, count: outputRows.count * vocabulary)
+        let head = model.outputHead.limited(to: headRows)
         logits.withUnsafeMutableBufferPointer { buffer in
-            scratch.matmul([(model.outputHead, buffer.baseAddress!, vocabulary)], input: h, tokens: outputRows.count)
+            scratch.matmul([(head, buffer.baseAddress!, vocabulary)], input: h, tokens: outputRows.count)
         }
         return Logits(rows: outputRows, vocabularySize: vocabulary, values: logits)
     }

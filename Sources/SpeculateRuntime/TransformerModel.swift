@@ -8,7 +8,7 @@ public struct WeightMatrix: Sendable {
     /// Element type.
     public let type: GGMLType
     /// Output rows.
-    public let rows: Int
+    public private(set) var rows: Int
     /// Input columns (elements per row).
     public let columns: Int
     /// Bytes between rows.
@@ -33,6 +33,13 @@ public struct WeightMatrix: Sendable {
         activationFormat = format
         storage = file.storage
         offset = file.dataOffset + info.offset
+    }
+
+    /// The same matrix restricted to its first `count` rows.
+    func limited(to count: Int) -> WeightMatrix {
+        var copy = self
+        copy.rows = min(rows, count)
+        return copy
     }
 
     /// The first byte of the matrix; valid while the model lives.

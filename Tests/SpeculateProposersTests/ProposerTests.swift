@@ -42,6 +42,8 @@ struct RealModelProposerTests {
                 ("draft chain", [try DraftModelProposer(name: "self", model: model, context: 1024, draftLength: 6)], TreeBudget()),
                 ("draft tree", [try DraftModelProposer(name: "self", model: model, context: 1024, draftLength: 4)],
                  TreeBudget(maxNodes: 10, maxDepth: 3, branching: [2, 2, 1])),
+                ("draft, reduced head", [try DraftModelProposer(name: "self", model: model, context: 1024, draftLength: 4, headRows: 8192)],
+                 TreeBudget()),
                 ("ensemble + garbage", [try DraftModelProposer(name: "self", model: model, context: 1024, draftLength: 4), NGramProposer(), GarbageProposer()],
                  TreeBudget(maxNodes: 10, maxDepth: 6)),
             ]

@@ -167,6 +167,18 @@ struct BatchInvarianceTests {
         print("\(name): tree, chain, single-token and committed-branch logits bit-identical")
     }
 
+    @Test("a limited output head scores exactly the first rows and nothing else")
+    func limitedHead() throws {
+        let (model, tokenizer) = try Models.load("smollm2-135m-instruct")
+        let prompt = tokenizer.encode("for i in range(10):")
+        let full = try InferenceSession(model: model, context: 64)
+        let limited = try InferenceSession(model: model, context: 64, headRows: 4096)
+        let a = try full.prefill(prompt), b = try limited.prefill(prompt)
+        #expect(Array(a[..<4096]) == Array(b[..<4096]))
+        #expect(b[4096...].allSatisfy { $0 == -.infinity })
+        #expect(throws: RuntimeError.self) { try InferenceSession(model: model, context: 64, headRows: 0) }
+    }
+
     @Test("bad requests are typed errors and leave the cache usable")
     func badRequests() throws {
         let (model, _) = try Models.load("smollm2-135m-instruct")
