@@ -82,7 +82,7 @@ let package = Package(
         ),
         .target(
             name: "SpeculateTestSupport",
-            dependencies: ["SpeculateCatalog", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["SpeculateCatalog", "SpeculateCore", .product(name: "Crypto", package: "swift-crypto")],
             path: "Tests/SpeculateTestSupport",
             swiftSettings: strictSwift
         ),

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import SpeculateCatalog
+import SpeculateCore
 
 /// A failure in the test harness itself (missing model, reference script error).
 public struct HarnessError: Error, CustomStringConvertible {
@@ -96,16 +97,5 @@ public func sha256Hex(_ bytes: [UInt8]) -> String {
     SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
 }
 
-/// A small deterministic generator (SplitMix64) for reproducible test data.
-public struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    /// A generator starting from `seed`.
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The deterministic generator the tests use for reproducible data (SplitMix64).
+public typealias SplitMix64 = SeededRandom
