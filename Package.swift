@@ -23,6 +23,11 @@ let package = Package(
         .library(name: "SpeculateRuntime", targets: ["SpeculateRuntime"]),
         .library(name: "SpeculateProposers", targets: ["SpeculateProposers"]),
         .library(name: "SpeculateCatalog", targets: ["SpeculateCatalog"]),
+        .library(name: "SpeculatePlugins", targets: ["SpeculatePlugins"]),
+        .library(name: "Speculate", targets: ["Speculate"]),
+        // Example proposer plugins, loadable with `--proposer plugin:PATH`.
+        .library(name: "SpeculateLineEcho", type: .dynamic, targets: ["LineEchoPlugin"]),
+        .library(name: "SpeculateSuffixMatch", type: .dynamic, targets: ["SuffixMatchPlugin"]),
         .executable(name: "speculate", targets: ["SpeculateCLI"]),
     ],
     dependencies: [
@@ -42,6 +47,28 @@ let package = Package(
         .target(
             name: "CSpeculateKernels",
             cSettings: [.headerSearchPath(".")]
+        ),
+        // The plugin C ABI (Plugins/ABI/include/speculate_plugin.h), shared by the host and plugins.
+        .target(
+            name: "CSpeculatePluginABI",
+            path: "Plugins/ABI"
+        ),
+        .target(
+            name: "SpeculatePlugins",
+            dependencies: ["SpeculateCore", "CSpeculatePluginABI"],
+            swiftSettings: strictSwift
+        ),
+        .target(
+            name: "LineEchoPlugin",
+            dependencies: ["CSpeculatePluginABI"],
+            path: "Plugins/LineEcho",
+            publicHeadersPath: "."
+        ),
+        .target(
+            name: "SuffixMatchPlugin",
+            dependencies: ["CSpeculatePluginABI"],
+            path: "Plugins/SuffixMatch",
+            swiftSettings: strictSwift
         ),
         .target(
             name: "SpeculateCore",
@@ -68,9 +95,16 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        // The umbrella: re-exports every module and adds the proposer registry and cost cache.
+        .target(
+            name: "Speculate",
+            dependencies: ["SpeculateCore", "SpeculateFormat", "SpeculateRuntime", "SpeculateProposers", "SpeculatePlugins", "SpeculateCatalog"],
+            swiftSettings: strictSwift
+        ),
         .executableTarget(
             name: "SpeculateCLI",
             dependencies: [
+                "Speculate",
                 "SpeculateFormat",
                 "SpeculateRuntime",
                 "SpeculateCore",

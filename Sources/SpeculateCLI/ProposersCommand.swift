@@ -1,16 +1,46 @@
 import ArgumentParser
+import Speculate
 
-/// `speculate proposers`: the built-in proposers and their options.
+/// `speculate proposers`: the built-in proposers, the plugins found, and their options.
 struct ProposersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "proposers",
-        abstract: "List the built-in proposers and the options that shape them.")
+        abstract: "List the built-in proposers, the plugins found, and the options that shape them.",
+        discussion: """
+            Plugins are found in the directories of $SPECULATE_PLUGIN_PATH (colon-separated) and, for \
+            the example plugins this package builds (libSpeculate*.so), next to the speculate executable. \
+            Use one by name or path: --proposer plugin:line-echo or --proposer plugin:/path/libX.so:OPTIONS.
+            """)
+
+    @Option(help: ArgumentHelp("Load the plugin at this path and describe it (checks its ABI).", valueName: "path"))
+    var plugin: String?
 
     func run() async throws {
-        print("Built-in proposers (use with --proposer; repeat for an ensemble):")
-        for (name, text) in ProposerFactory.descriptions {
-            print("  " + name.padding(toLength: 22, withPad: " ", startingAt: 0) + text)
+        if let plugin {
+            do {
+                let library = try PluginLibrary(path: plugin)
+                print("\(library.name) (plugin ABI v\(PluginLibrary.supportedABIVersion)) at \(library.path)")
+                print("  \(library.summary)")
+                print("  options: \(library.optionsHelp.isEmpty ? "none" : library.optionsHelp)")
+                print("  use: --proposer plugin:\(library.path)[:OPTIONS]")
+            } catch {
+                throw ValidationError(error.description)
+            }
+            return
         }
+        print("Built-in proposers (use with --proposer; repeat for an ensemble):")
+        let rows = [("none", "no speculation: plain autoregressive decoding on the same runtime (for comparison)"),
+                    ("auto", "chooses among the other proposers given (plus n-gram lookup) every step with a measured cost model; never slower than plain by design")]
+            + ProposerFactory.registry.factories.map { ($0.usage, $0.summary) }
+        for (usage, summary) in rows { print("  " + usage.padding(toLength: 44, withPad: " ", startingAt: 0) + " " + summary) }
+        let (plugins, refused) = PluginSearch().discover()
+        print("\nPlugins found:" + (plugins.isEmpty && refused.isEmpty ? " none (set SPECULATE_PLUGIN_PATH)" : ""))
+        for library in plugins {
+            print("  plugin:\(library.name)".padding(toLength: 46, withPad: " ", startingAt: 0) + " " + library.summary)
+            print(String(repeating: " ", count: 47) + "options: " + (library.optionsHelp.isEmpty ? "none" : library.optionsHelp))
+            print(String(repeating: " ", count: 47) + "at " + library.path)
+        }
+        for (path, error) in refused { print("  refused \(path): \(error)") }
         print("""
 
             Options that shape every proposer's drafts:

@@ -1,10 +1,6 @@
 import ArgumentParser
 import Foundation
-import SpeculateCatalog
-import SpeculateCore
-import SpeculateFormat
-import SpeculateProposers
-import SpeculateRuntime
+import Speculate
 import Synchronization
 
 /// Options that choose the models, proposers, tree and sampling (shared by `run` and `bench`).
@@ -13,8 +9,9 @@ struct StrategyOptions: ParsableArguments {
     var target: String = ModelCatalog.defaultTarget
 
     @Option(name: .customLong("proposer"), help: ArgumentHelp(
-        "A proposer; repeat for an ensemble. none | ngram | draft:NAME-or-PATH | retok:NAME-or-PATH.",
-        discussion: "`none` is plain autoregressive decoding on the same runtime.", valueName: "proposer"))
+        "A proposer; repeat for an ensemble. none | auto | ngram[:OPTIONS] | draft:NAME-or-PATH | retok:NAME-or-PATH | plugin:PATH-or-NAME[:OPTIONS].",
+        discussion: "`none` is plain autoregressive decoding on the same runtime; `auto` lets the cost-model policy choose among the other proposers given (and n-gram lookup) every step. `speculate proposers` lists them all.",
+        valueName: "proposer"))
     var proposers: [String] = []
 
     @Option(help: ArgumentHelp("Per-depth branching of the tree, e.g. 2,2,1.", valueName: "k1,k2,..."))
@@ -82,48 +79,23 @@ struct LoadedTarget {
     let tokenizer: Tokenizer
 }
 
-/// Builds proposers from `--proposer` values.
+/// Builds proposers from `--proposer` values through the library's registry.
 enum ProposerFactory {
-    static let builtIn = ["none", "ngram", "draft:NAME-or-PATH", "retok:NAME-or-PATH"]
-
-    /// What `speculate proposers` prints.
-    static let descriptions: [(String, String)] = [
-        ("none", "no speculation: plain autoregressive decoding on the same runtime (for comparison)"),
-        ("ngram", "lookup of the last 1-4 tokens in the prompt and output so far; with --tree, up to 3 branches ranked by count and recency"),
-        ("draft:NAME-or-PATH", "a small model with the target's vocabulary; chain of up to --draft-length tokens (adaptive), or a tree with --tree"),
-        ("retok:NAME-or-PATH", "a small model of another tokenizer (e.g. retok:smollm2-135m-instruct for Qwen), drafting through text"),
-    ]
+    /// The registry the command line uses: the built-in proposers and `plugin:`.
+    static let registry = ProposerRegistry.standard
 
     static func make(_ specs: [String], target: LoadedTarget, options: StrategyOptions, store: ModelStore,
-                     headRows: Int? = nil) async throws -> [any DraftProposer] {
-        var proposers: [any DraftProposer] = []
-        for spec in specs.flatMap({ $0.split(separator: ",").map(String.init) }) {
-            let (kind, argument) = spec.firstIndex(of: ":").map { (String(spec[..<$0]), String(spec[spec.index(after: $0)...])) } ?? (spec, "")
-            switch kind {
-            case "none":
-                continue
-            case "ngram":
-                proposers.append(NGramProposer(maxN: 4, minN: 1, branches: options.tree == nil ? 1 : 3))
-            case "draft":
-                guard !argument.isEmpty else { throw ValidationError("--proposer draft needs a model: draft:NAME-or-PATH") }
-                let url = try await store.resolveOrPull(argument) { ProgressDisplay().handle($0) }
-                let model = try TransformerModel(path: url.path)
-                try DraftModelProposer.checkCompatible(draft: try Tokenizer(gguf: model.file), draftName: argument,
-                                                       target: target.tokenizer, targetName: target.name)
-                proposers.append(try DraftModelProposer(name: "draft:\(argument)", model: model, context: options.context,
-                                                        draftLength: options.draftLength, headRows: headRows ?? options.draftHead))
-            case "retok":
-                guard !argument.isEmpty else { throw ValidationError("--proposer retok needs a model: retok:NAME-or-PATH") }
-                let url = try await store.resolveOrPull(argument) { ProgressDisplay().handle($0) }
-                let model = try TransformerModel(path: url.path)
-                proposers.append(try RetokenizingProposer(name: "retok:\(argument)", model: model, targetTokenizer: target.tokenizer,
-                                                          context: options.context, draftLength: options.draftLength))
-            default:
-                let suggestion = ["none", "ngram", "draft", "retok"].min { editDistance($0, kind) < editDistance($1, kind) }!
-                throw ValidationError("unknown proposer '\(spec)'. Did you mean '\(suggestion)'? Known: \(builtIn.joined(separator: ", "))")
-            }
+                     headRows: Int? = nil, treeRequested: Bool? = nil) async throws -> [any DraftProposer] {
+        let environment = ProposerEnvironment(
+            targetName: target.name, targetModel: target.model, targetTokenizer: target.tokenizer, context: options.context,
+            draftLength: options.draftLength, treeRequested: treeRequested ?? (options.tree != nil),
+            draftHead: headRows ?? options.draftHead, threads: ComputeThreads.count,
+            resolveModel: { try await store.resolveOrPull($0) { ProgressDisplay().handle($0) } })
+        do {
+            return try await registry.make(specs, environment: environment)
+        } catch let error as ProposerSpecError {
+            throw ValidationError(error.description)
         }
-        return proposers
     }
 }
 

@@ -1,10 +1,6 @@
 import ArgumentParser
 import Foundation
-import SpeculateCatalog
-import SpeculateCore
-import SpeculateFormat
-import SpeculateProposers
-import SpeculateRuntime
+import Speculate
 
 /// One strategy of a benchmark: a proposer list and tree options.
 struct StrategySpec {
@@ -18,7 +14,7 @@ struct StrategySpec {
         let words = text.split(separator: " ").map(String.init)
         guard let first = words.first else { throw ValidationError("empty --strategy") }
         name = text
-        proposers = first == "none" ? [] : first.split(separator: ",").map(String.init)
+        proposers = first == "none" ? [] : [first]  // the registry splits `draft:X,ngram`
         var budget = defaults
         var headRows: Int?
         for option in words.dropFirst() {
@@ -74,7 +70,7 @@ struct StrategyBenchmark {
         var decoders: [SpeculativeDecoder] = []
         for spec in all {
             let proposers = try await ProposerFactory.make(spec.proposers, target: target, options: options, store: store,
-                                                           headRows: spec.headRows)
+                                                           headRows: spec.headRows, treeRequested: !spec.budget.branching.isEmpty)
             let session = try InferenceSession(model: target.model, context: options.context)
             decoders.append(SpeculativeDecoder(target: session, proposers: proposers, verifier: try options.verifier()))
         }

@@ -1,0 +1,236 @@
+import Foundation
+
+/// What a proposer factory may use to build a proposer for one target model.
+public struct ProposerEnvironment: Sendable {
+    /// The target's display name (catalog name or path), for error messages.
+    public var targetName: String
+    /// The target model (for cost probes).
+    public var targetModel: TransformerModel
+    /// The target's tokenizer (drafts must speak its vocabulary).
+    public var targetTokenizer: Tokenizer
+    /// Context tokens for proposers that keep their own KV cache.
+    public var context: Int
+    /// Longest draft for chain proposers.
+    public var draftLength: Int
+    /// Whether the user asked for a tree (proposers then offer several branches).
+    public var treeRequested: Bool
+    /// Output-head rows for draft models (FR-Spec style reduced head), or nil for all.
+    public var draftHead: Int?
+    /// Compute threads the runtime uses (part of the cost-probe cache key).
+    public var threads: Int
+    /// Turns a model name or path into a local .gguf path (the CLI pulls catalog models here).
+    public var resolveModel: @Sendable (String) async throws -> URL
+
+    /// An environment for `target`. By default model names resolve through the local catalog
+    /// cache without downloading.
+    public init(targetName: String, targetModel: TransformerModel, targetTokenizer: Tokenizer, context: Int = 4096,
+                draftLength: Int = 8, treeRequested: Bool = false, draftHead: Int? = nil, threads: Int = ComputeThreads.count,
+                resolveModel: @escaping @Sendable (String) async throws -> URL = { try ModelStore().resolve($0) }) {
+        self.targetName = targetName
+        self.targetModel = targetModel
+        self.targetTokenizer = targetTokenizer
+        self.context = context
+        self.draftLength = draftLength
+        self.treeRequested = treeRequested
+        self.draftHead = draftHead
+        self.threads = threads
+        self.resolveModel = resolveModel
+    }
+
+    /// The target's vocabulary as plugins see it.
+    public var pluginVocabulary: PluginVocabulary {
+        let tokenizer = targetTokenizer
+        return PluginVocabulary(size: tokenizer.vocabularySize, tokenize: { tokenizer.encode($0) },
+                                tokenBytes: { tokenizer.contains($0) ? tokenizer.bytes(of: $0) : nil })
+    }
+}
+
+/// Builds one kind of proposer from the argument after `name:` in the `--proposer` syntax.
+public struct ProposerFactory: Sendable {
+    /// The kind, the part before the first colon (`ngram`, `draft`, `plugin`, ...).
+    public var name: String
+    /// How to write it, e.g. `draft:NAME-or-PATH`.
+    public var usage: String
+    /// One line on what it proposes.
+    public var summary: String
+    /// Builds a proposer; `argument` is everything after the first colon ("" when there is none).
+    public var make: @Sendable (_ argument: String, _ environment: ProposerEnvironment) async throws -> any DraftProposer
+
+    /// A factory.
+    public init(name: String, usage: String, summary: String,
+                make: @escaping @Sendable (_ argument: String, _ environment: ProposerEnvironment) async throws -> any DraftProposer) {
+        self.name = name
+        self.usage = usage
+        self.summary = summary
+        self.make = make
+    }
+}
+
+/// Errors in proposer specifications.
+public enum ProposerSpecError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// No factory of that name.
+    case unknown(spec: String, suggestion: String?, known: [String])
+    /// The kind needs an argument, e.g. `draft:` without a model.
+    case missingArgument(usage: String)
+    /// The options after the colon do not parse.
+    case badOptions(spec: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .unknown(spec, suggestion, known):
+            return "unknown proposer '\(spec)'." + (suggestion.map { " Did you mean '\($0)'?" } ?? "") + " Known: \(known.joined(separator: ", "))"
+        case let .missingArgument(usage): return "this proposer needs an argument: \(usage)"
+        case let .badOptions(spec, reason): return "proposer '\(spec)': \(reason)"
+        }
+    }
+}
+
+/// Maps proposer names to factories, so that a program built on Speculate exposes its own
+/// proposers through the same `--proposer name:options` syntax as the `speculate` command.
+///
+/// ```swift
+/// var registry = ProposerRegistry.standard
+/// registry.register(ProposerFactory(name: "echo", usage: "echo", summary: "repeats the last token") { _, _ in EchoProposer() })
+/// let proposers = try await registry.make(["echo", "ngram"], environment: environment)
+/// ```
+public struct ProposerRegistry: Sendable {
+    /// The factories, in registration order (the order `speculate proposers` lists them).
+    public private(set) var factories: [ProposerFactory] = []
+
+    /// An empty registry.
+    public init() {}
+
+    /// Adds a factory, replacing one of the same name.
+    public mutating func register(_ factory: ProposerFactory) {
+        if let index = factories.firstIndex(where: { $0.name == factory.name }) { factories[index] = factory } else { factories.append(factory) }
+    }
+
+    /// The factory for a kind, if registered.
+    public func factory(named name: String) -> ProposerFactory? { factories.first { $0.name == name } }
+
+    /// Builds the proposers that `specs` name. Each spec may itself be a comma-separated list;
+    /// `none` contributes nothing (plain decoding). When `auto` is among them, the other
+    /// proposers become members of one ``AutoProposer`` (with n-gram lookup added if absent).
+    public func make(_ specs: [String], environment: ProposerEnvironment) async throws -> [any DraftProposer] {
+        var members: [any DraftProposer] = []
+        var automatic = false
+        for spec in split(specs) {
+            let (kind, argument) = Self.parse(spec)
+            if kind == "none" { continue }
+            if kind == "auto" {
+                guard argument.isEmpty else { throw ProposerSpecError.badOptions(spec: spec, reason: "auto takes no options; add members with more --proposer values") }
+                automatic = true
+                continue
+            }
+            guard let factory = factory(named: kind) else {
+                let names = factories.map(\.name) + ["none", "auto"]
+                let suggestion = names.min { editDistance($0, kind) < editDistance($1, kind) }
+                throw ProposerSpecError.unknown(spec: spec, suggestion: suggestion, known: factories.map(\.usage) + ["none", "auto"])
+            }
+            members.append(try await factory.make(argument, environment))
+        }
+        guard automatic else { return members }
+        if !members.contains(where: { $0 is NGramProposer }) { members.append(NGramProposer(maxN: 4, minN: 1, branches: 3)) }
+        let costs = try VerificationCostCache().curve(for: environment.targetModel, name: environment.targetName, threads: environment.threads)
+        return [AutoProposer(members: members, verificationCost: costs)]
+    }
+
+    /// Flattens comma-separated lists (`draft:X,ngram`). A piece that does not start with a
+    /// known kind belongs to the previous spec's options, so `ngram:max=3,min=2` stays whole.
+    func split(_ specs: [String]) -> [String] {
+        let kinds = Set(factories.map(\.name) + ["none", "auto"])
+        var result: [String] = []
+        for spec in specs {
+            var current: [String] = []
+            for piece in spec.split(separator: ",").map(String.init) {
+                if let last = current.last, !kinds.contains(Self.parse(piece).kind) {
+                    current[current.count - 1] = last + "," + piece
+                } else {
+                    current.append(piece)
+                }
+            }
+            result += current
+        }
+        return result
+    }
+
+    /// Splits `kind:argument`.
+    public static func parse(_ spec: String) -> (kind: String, argument: String) {
+        guard let colon = spec.firstIndex(of: ":") else { return (spec, "") }
+        return (String(spec[..<colon]), String(spec[spec.index(after: colon)...]))
+    }
+}
+
+extension ProposerRegistry {
+    /// The built-in proposers: `ngram`, `draft`, `retok` and `plugin` (and `auto`, handled by ``make(_:environment:)``).
+    public static let standard: ProposerRegistry = {
+        var registry = ProposerRegistry()
+        registry.register(ProposerFactory(
+            name: "ngram", usage: "ngram[:max=4,min=1,branches=3,corpus=PATH]",
+            summary: "lookup of the last min..max tokens in the prompt, the output so far and an optional corpus file; several continuations become branches (with --tree)") { argument, environment in
+            try NGramOptions(argument, treeRequested: environment.treeRequested).proposer(tokenizer: environment.targetTokenizer)
+        })
+        registry.register(ProposerFactory(
+            name: "draft", usage: "draft:NAME-or-PATH",
+            summary: "a small model with the target's vocabulary; an adaptive chain of up to --draft-length tokens, or a tree with --tree") { argument, environment in
+            guard !argument.isEmpty else { throw ProposerSpecError.missingArgument(usage: "draft:NAME-or-PATH") }
+            let model = try TransformerModel(path: try await environment.resolveModel(argument).path)
+            try DraftModelProposer.checkCompatible(draft: try Tokenizer(gguf: model.file), draftName: argument,
+                                                   target: environment.targetTokenizer, targetName: environment.targetName)
+            return try DraftModelProposer(name: "draft:\(argument)", model: model, context: environment.context,
+                                          draftLength: environment.draftLength, headRows: environment.draftHead)
+        })
+        registry.register(ProposerFactory(
+            name: "retok", usage: "retok:NAME-or-PATH",
+            summary: "a small model of another tokenizer (e.g. retok:smollm2-135m-instruct for Qwen), drafting through text; greedy verification only") { argument, environment in
+            guard !argument.isEmpty else { throw ProposerSpecError.missingArgument(usage: "retok:NAME-or-PATH") }
+            let model = try TransformerModel(path: try await environment.resolveModel(argument).path)
+            return try RetokenizingProposer(name: "retok:\(argument)", model: model, targetTokenizer: environment.targetTokenizer,
+                                            context: environment.context, draftLength: environment.draftLength)
+        })
+        registry.register(ProposerFactory(
+            name: "plugin", usage: "plugin:PATH-or-NAME[:OPTIONS]",
+            summary: "a runtime-loaded plugin (a shared library with the C ABI of Plugins/ABI/include/speculate_plugin.h); see `speculate proposers`") { argument, environment in
+            guard !argument.isEmpty else { throw ProposerSpecError.missingArgument(usage: "plugin:PATH-or-NAME[:OPTIONS]") }
+            let (location, options) = PluginSearch.splitArgument(argument)
+            let library = try PluginSearch().load(location)
+            return try library.makeProposer(options: options, vocabulary: environment.pluginVocabulary)
+        })
+        return registry
+    }()
+}
+
+/// The options of `ngram:...`.
+struct NGramOptions {
+    var maxN = 4, minN = 1, branches = 1
+    var corpus: String?
+
+    init(_ argument: String, treeRequested: Bool) throws {
+        branches = treeRequested ? 3 : 1
+        for item in argument.split(separator: ",").map(String.init) where !item.isEmpty {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw ProposerSpecError.badOptions(spec: "ngram:\(argument)", reason: "'\(item)' is not key=value") }
+            switch parts[0] {
+            case "max", "min", "branches":
+                guard let value = Int(parts[1]), (1...64).contains(value) else {
+                    throw ProposerSpecError.badOptions(spec: "ngram:\(argument)", reason: "\(parts[0]) must be a whole number from 1 to 64")
+                }
+                if parts[0] == "max" { maxN = value } else if parts[0] == "min" { minN = value } else { branches = value }
+            case "corpus": corpus = parts[1]
+            default: throw ProposerSpecError.badOptions(spec: "ngram:\(argument)", reason: "unknown option '\(parts[0])' (max, min, branches, corpus)")
+            }
+        }
+        guard minN <= maxN else { throw ProposerSpecError.badOptions(spec: "ngram:\(argument)", reason: "min must not exceed max") }
+    }
+
+    func proposer(tokenizer: Tokenizer) throws -> NGramProposer {
+        var corpusTokens: [Token]?
+        if let corpus {
+            guard let data = FileManager.default.contents(atPath: corpus) else {
+                throw ProposerSpecError.badOptions(spec: "ngram", reason: "cannot read corpus file '\(corpus)'")
+            }
+            corpusTokens = tokenizer.encode(String(decoding: data, as: UTF8.self))
+        }
+        return NGramProposer(maxN: maxN, minN: minN, branches: branches, corpus: corpusTokens)
+    }
+}

@@ -1,0 +1,41 @@
+/// What can go wrong with a proposer plugin. Every case names the plugin so the user knows which
+/// library to fix; none of them is fatal to the host.
+public enum PluginError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// `dlopen` failed (no such file, not a shared library, missing dependency).
+    case cannotOpen(path: String, reason: String)
+    /// The library does not export `speculate_plugin_entry`.
+    case missingEntryPoint(path: String)
+    /// The entry point returned a null table.
+    case nullTable(path: String)
+    /// The table's ABI version is not one this host supports.
+    case unsupportedVersion(path: String, found: UInt32, supported: UInt32)
+    /// The table is smaller than the version promises.
+    case truncatedTable(path: String, size: UInt32, expected: Int)
+    /// A required function pointer or string in the table is null or invalid.
+    case invalidTable(path: String, problem: String)
+    /// `create` returned an error code or no instance.
+    case creationFailed(plugin: String, code: Int32, message: String)
+    /// `propose` returned an error code (the step's draft is skipped).
+    case proposeFailed(plugin: String, code: Int32, message: String)
+    /// `propose` returned a tree the host refuses (the step's draft is skipped).
+    case invalidDraft(plugin: String, problem: String)
+
+    public var description: String {
+        switch self {
+        case let .cannotOpen(path, reason): return "cannot load plugin '\(path)': \(reason)"
+        case let .missingEntryPoint(path):
+            return "'\(path)' is not a Speculate plugin: it does not export speculate_plugin_entry (see Plugins/ABI/include/speculate_plugin.h)"
+        case let .nullTable(path): return "plugin '\(path)': speculate_plugin_entry returned NULL"
+        case let .unsupportedVersion(path, found, supported):
+            return "plugin '\(path)' uses plugin ABI version \(found); this build of Speculate supports version \(supported). Rebuild the plugin against this speculate_plugin.h"
+        case let .truncatedTable(path, size, expected):
+            return "plugin '\(path)' declares a function table of \(size) bytes; ABI version 1 needs \(expected)"
+        case let .invalidTable(path, problem): return "plugin '\(path)' has an invalid function table: \(problem)"
+        case let .creationFailed(plugin, code, message):
+            return "plugin \(plugin) refused its options (code \(code))\(message.isEmpty ? "" : ": \(message)")"
+        case let .proposeFailed(plugin, code, message):
+            return "plugin \(plugin) failed to propose (code \(code))\(message.isEmpty ? "" : ": \(message)")"
+        case let .invalidDraft(plugin, problem): return "plugin \(plugin) returned an invalid draft: \(problem)"
+        }
+    }
+}

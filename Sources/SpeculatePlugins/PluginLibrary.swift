@@ -1,0 +1,102 @@
+import CSpeculatePluginABI
+import SpeculateCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The target vocabulary a plugin instance is created for: its size and the tokenizer, which
+/// plugins may use while they are created (for example to tokenize a corpus).
+public struct PluginVocabulary: Sendable {
+    /// Token ids are in `0..<size`.
+    public var size: Int
+    /// Tokenizes text (special-token text not parsed).
+    public var tokenize: @Sendable (String) -> [Token]
+    /// The UTF-8 bytes of one token, or nil outside the vocabulary.
+    public var tokenBytes: @Sendable (Token) -> [UInt8]?
+
+    /// A vocabulary description.
+    public init(size: Int, tokenize: @escaping @Sendable (String) -> [Token], tokenBytes: @escaping @Sendable (Token) -> [UInt8]?) {
+        self.size = size
+        self.tokenize = tokenize
+        self.tokenBytes = tokenBytes
+    }
+}
+
+/// A loaded plugin library whose function table passed every check.
+///
+/// Libraries are never unloaded: instances may outlive the value, and unloading libraries that
+/// contain Swift code is unsafe. Loading the same path twice returns a second handle to the one
+/// mapped library.
+public final class PluginLibrary: @unchecked Sendable {
+    // @unchecked: `handle` and `table` are set once in init and never written again; the table
+    // itself is immutable memory owned by the library, which stays loaded for the process.
+
+    /// The path it was loaded from.
+    public let path: String
+    /// The plugin's name.
+    public let name: String
+    /// What it proposes.
+    public let summary: String
+    /// How to write its options string.
+    public let optionsHelp: String
+
+    let table: UnsafePointer<spec_plugin_v1>
+    private let handle: UnsafeMutableRawPointer
+
+    /// The ABI version this host implements.
+    public static let supportedABIVersion = spec_plugin_header_version()
+
+    /// Loads the library at `path` and validates its table.
+    public init(path: String) throws(PluginError) {
+        guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
+            let reason = dlerror().map { String(cString: $0) } ?? "unknown error"
+            throw .cannotOpen(path: path, reason: reason)
+        }
+        guard let symbol = dlsym(handle, "speculate_plugin_entry") else { throw .missingEntryPoint(path: path) }
+        let entry = unsafeBitCast(symbol, to: spec_plugin_entry_fn.self)
+        guard let table = entry() else { throw .nullTable(path: path) }
+        // The first two fields are the same in every ABI version; read them before trusting the rest.
+        let version = table.pointee.abi_version
+        guard version == Self.supportedABIVersion else {
+            throw .unsupportedVersion(path: path, found: version, supported: Self.supportedABIVersion)
+        }
+        let size = table.pointee.struct_size
+        guard Int(size) >= MemoryLayout<spec_plugin_v1>.size else {
+            throw .truncatedTable(path: path, size: size, expected: MemoryLayout<spec_plugin_v1>.size)
+        }
+        let missing = [("create", table.pointee.create == nil), ("propose", table.pointee.propose == nil),
+                       ("destroy", table.pointee.destroy == nil), ("name", table.pointee.name == nil)]
+            .filter(\.1).map(\.0)
+        guard missing.isEmpty else { throw .invalidTable(path: path, problem: "null \(missing.joined(separator: ", "))") }
+        let name = Self.boundedString(table.pointee.name)
+        guard !name.isEmpty, name.count <= 64, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }) else {
+            throw .invalidTable(path: path, problem: "name '\(name.prefix(64))' must be 1-64 letters, digits, '-', '_' or '.'")
+        }
+        self.path = path
+        self.handle = handle
+        self.table = table
+        self.name = name
+        self.summary = Self.boundedString(table.pointee.description)
+        self.optionsHelp = Self.boundedString(table.pointee.options_help)
+    }
+
+    /// Creates a proposer instance with an options string (`""` for the plugin's defaults).
+    public func makeProposer(options: String = "", vocabulary: PluginVocabulary) throws(PluginError) -> PluginProposer {
+        try PluginProposer(library: self, options: options, vocabulary: vocabulary)
+    }
+
+    /// A string from the plugin, read up to 4 KiB so that a missing terminator cannot run away.
+    static func boundedString(_ pointer: UnsafePointer<CChar>?) -> String {
+        guard let pointer else { return "" }
+        let length = strnlen(pointer, 4096)
+        return String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
+    }
+
+    /// A NUL-terminated message from an error buffer the host owns.
+    static func message(_ buffer: [CChar]) -> String {
+        buffer.withUnsafeBufferPointer { boundedString($0.baseAddress) }
+    }
+}

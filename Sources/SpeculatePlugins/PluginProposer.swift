@@ -1,0 +1,158 @@
+import CSpeculatePluginABI
+import SpeculateCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A proposer backed by one instance of a plugin. Every value the plugin returns is checked;
+/// anything out of bounds becomes a ``PluginError`` for that step (the decoder skips the draft
+/// and records why), never a crash or a wrong token.
+public final class PluginProposer: DraftProposer {
+    /// The plugin's name, prefixed `plugin:`.
+    public let name: String
+    /// The library the instance lives in.
+    public let library: PluginLibrary
+    private let vocabularySize: Int
+    private let instance: Mutex<Instance>
+
+    /// The opaque handle the plugin returned. @unchecked: it is noncopyable, owned by the mutex
+    /// and only used inside `withLock`, which is exactly the ABI's rule that calls on one instance
+    /// never overlap; the plugin may be called from whichever thread holds the lock.
+    private struct Instance: ~Copyable, @unchecked Sendable {
+        let pointer: UnsafeMutableRawPointer
+        let destroy: @convention(c) (UnsafeMutableRawPointer?) -> Void
+        deinit { destroy(pointer) }
+    }
+
+    init(library: PluginLibrary, options: String, vocabulary: PluginVocabulary) throws(PluginError) {
+        self.library = library
+        self.name = "plugin:\(library.name)"
+        self.vocabularySize = vocabulary.size
+        let table = library.table.pointee
+        let box = Unmanaged.passRetained(VocabularyBox(vocabulary))
+        defer { box.release() }
+        var host = spec_host(struct_size: UInt32(MemoryLayout<spec_host>.size), vocab_size: Int32(clamping: vocabulary.size),
+                             context: box.toOpaque(), tokenize: hostTokenize, token_text: hostTokenText)
+        var errorBuffer = [CChar](repeating: 0, count: 1024)
+        var handle: UnsafeMutableRawPointer?
+        let code = options.withCString { options in
+            errorBuffer.withUnsafeMutableBufferPointer { buffer in
+                table.create!(&host, options, &handle, buffer.baseAddress, buffer.count)
+            }
+        }
+        guard code == SPEC_PLUGIN_OK else {
+            throw .creationFailed(plugin: library.name, code: code, message: PluginLibrary.message(errorBuffer))
+        }
+        guard let handle else { throw .creationFailed(plugin: library.name, code: code, message: "create succeeded but returned no instance") }
+        instance = Mutex(Instance(pointer: handle, destroy: table.destroy!))
+    }
+
+    /// Asks the plugin for a tree within `context.budget` and validates it.
+    public func propose(_ context: DraftContext) async throws -> [DraftCandidate] {
+        let capacity = max(0, min(context.budget.maxNodes, 4096))
+        guard capacity > 0 else { return [] }
+        let table = library.table.pointee
+        let pluginName = library.name
+        return try instance.withLock { instance throws(PluginError) -> [DraftCandidate] in
+            var tokens = [Int32](repeating: -1, count: capacity)
+            var parents = [Int32](repeating: -2, count: capacity)
+            var scores = [Float](repeating: 0, count: capacity)
+            var probabilities = [Float](repeating: .nan, count: capacity)
+            var errorBuffer = [CChar](repeating: 0, count: 1024)
+            var budget = spec_budget(max_nodes: Int32(capacity), max_depth: Int32(clamping: context.budget.maxDepth),
+                                     remaining_context: Int32(clamping: context.remainingContext))
+            var count: Int32 = 0
+            let code = tokens.withUnsafeMutableBufferPointer { tokens in
+                parents.withUnsafeMutableBufferPointer { parents in
+                    scores.withUnsafeMutableBufferPointer { scores in
+                        probabilities.withUnsafeMutableBufferPointer { probabilities in
+                            errorBuffer.withUnsafeMutableBufferPointer { errorBuffer in
+                                context.tokens.withUnsafeBufferPointer { contextTokens in
+                                    var draft = spec_draft(capacity: Int32(capacity), count: 0, tokens: tokens.baseAddress,
+                                                           parents: parents.baseAddress, scores: scores.baseAddress,
+                                                           probabilities: probabilities.baseAddress)
+                                    let code = table.propose!(instance.pointer, contextTokens.baseAddress, Int32(contextTokens.count),
+                                                              &budget, &draft, errorBuffer.baseAddress, errorBuffer.count)
+                                    count = draft.count
+                                    return code
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            guard code == SPEC_PLUGIN_OK else {
+                throw .proposeFailed(plugin: pluginName, code: code, message: PluginLibrary.message(errorBuffer))
+            }
+            guard count >= 0, Int(count) <= capacity else {
+                throw .invalidDraft(plugin: pluginName, problem: "count \(count) outside 0...\(capacity)")
+            }
+            let n = Int(count)
+            guard n > 0 else { return [] }
+            var depths = [Int](repeating: 0, count: n)
+            for index in 0..<n {
+                let token = tokens[index], parent = Int(parents[index])
+                guard token >= 0, Int(token) < vocabularySize else {
+                    throw .invalidDraft(plugin: pluginName, problem: "node \(index) has token id \(token), outside the vocabulary of \(vocabularySize)")
+                }
+                guard parent >= -1, parent < index else {
+                    throw .invalidDraft(plugin: pluginName, problem: "node \(index) has parent \(parent); parents must be -1 or an earlier node")
+                }
+                depths[index] = parent < 0 ? 1 : depths[parent] + 1
+                guard depths[index] <= context.budget.maxDepth else {
+                    throw .invalidDraft(plugin: pluginName, problem: "node \(index) is at depth \(depths[index]), deeper than the budget's \(context.budget.maxDepth)")
+                }
+                guard scores[index].isFinite else { throw .invalidDraft(plugin: pluginName, problem: "node \(index) has a non-finite score") }
+                let probability = probabilities[index]
+                guard probability.isNaN || (0...1).contains(probability) else {
+                    throw .invalidDraft(plugin: pluginName, problem: "node \(index) has probability \(probability), outside [0, 1]")
+                }
+            }
+            // Plugin drafts are verified as fixed guesses (one-hot q): lossless whatever they are.
+            return [DraftCandidate(tokens: Array(tokens[..<n]), parents: parents[..<n].map(Int.init),
+                                   distributions: Array(repeating: .deterministic, count: n),
+                                   scores: Array(scores[..<n]))]
+        }
+    }
+
+    /// Forwards the step's accepted tokens to the plugin, if it wants them.
+    public func observe(accepted: [Token], context: [Token]) async {
+        guard let observe = library.table.pointee.observe else { return }
+        instance.withLock { instance in
+            accepted.withUnsafeBufferPointer { accepted in
+                context.withUnsafeBufferPointer { context in
+                    observe(instance.pointer, accepted.baseAddress, Int32(accepted.count), context.baseAddress, Int32(context.count))
+                }
+            }
+        }
+    }
+}
+
+/// Carries the vocabulary closures through the C `context` pointer during `create`.
+private final class VocabularyBox {
+    let vocabulary: PluginVocabulary
+    init(_ vocabulary: PluginVocabulary) { self.vocabulary = vocabulary }
+}
+
+private let hostTokenize: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, Int, UnsafeMutablePointer<Int32>?, Int32) -> Int32 = {
+    context, text, length, output, capacity in
+    guard let context, length >= 0, capacity >= 0, length == 0 || text != nil, capacity == 0 || output != nil else { return -1 }
+    let vocabulary = Unmanaged<VocabularyBox>.fromOpaque(context).takeUnretainedValue().vocabulary
+    let string = length == 0 ? "" : String(decoding: UnsafeRawBufferPointer(start: text, count: length), as: UTF8.self)
+    let tokens = vocabulary.tokenize(string)
+    for (index, token) in tokens.prefix(Int(capacity)).enumerated() { output![index] = token }
+    return Int32(clamping: tokens.count)
+}
+
+private let hostTokenText: @convention(c) (UnsafeMutableRawPointer?, Int32, UnsafeMutablePointer<CChar>?, Int32) -> Int32 = {
+    context, token, output, capacity in
+    guard let context, capacity >= 0, capacity == 0 || output != nil else { return -1 }
+    let vocabulary = Unmanaged<VocabularyBox>.fromOpaque(context).takeUnretainedValue().vocabulary
+    guard let bytes = vocabulary.tokenBytes(token) else { return -1 }
+    for (index, byte) in bytes.prefix(Int(capacity)).enumerated() { output![index] = CChar(bitPattern: byte) }
+    return Int32(clamping: bytes.count)
+}

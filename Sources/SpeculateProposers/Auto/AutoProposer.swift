@@ -1,0 +1,305 @@
+import Foundation
+import SpeculateCore
+import Synchronization
+
+/// The `auto` strategy: a proposer that owns other proposers and decides, every step, which of
+/// them to ask, how deep, and which of their nodes to send to the target, so that expected
+/// accepted tokens per second is highest — including sending nothing when nothing pays.
+///
+/// The policy (Sequoia's objective, with EAGLE-2's confidence-driven tree growth):
+/// - **Cost model.** Verifying a tree of n nodes costs `step · t(n+1)` where `t` is the measured
+///   ``VerificationCost`` curve and `step` the one-token forward time (refined live from the time
+///   between proposing and the next `observe`); member m costs `c_m` seconds per drafted depth
+///   (measured live, an exponential moving average).
+/// - **Acceptance model.** For every member, depth and confidence bucket (a node's own
+///   probability as the member reports it), Beta-smoothed counts of how often a node whose parent
+///   was accepted is accepted. Nodes the policy pruned are still scored afterwards against what
+///   the target chose, so pruning does not starve the statistics.
+/// - **Asking.** A member is asked when its best chain depth d maximises
+///   `(1 + G_m(d)) / (step · t(1+d) + c_m · d)` above the plain rate `1 / step`, where `G_m(d)`
+///   is the expected accepted length from its depth statistics. Members that cost almost nothing
+///   (n-gram lookup) are always asked; others that have not been asked for a while are asked now
+///   and then with a short draft to keep their statistics fresh.
+/// - **Pruning.** Each returned node gets the value `v` = product of calibrated acceptance along
+///   its path; the policy keeps the n best nodes (parents before children) with n maximising
+///   `(1 + Σ v) / t(n+1)`. With sampled drafts (stochastic verification) values may not decide
+///   which nodes survive — that would bias the output — so then only the depth limit from the
+///   statistics is applied, in proposal order.
+public final class AutoProposer: DraftProposer {
+    public let name = "auto"
+    /// The proposers the policy chooses from.
+    public let members: [any DraftProposer]
+    private let state: Mutex<PolicyState>
+
+    /// A policy over `members` with the target's measured verification cost.
+    public init(members: [any DraftProposer], verificationCost: VerificationCost) {
+        self.members = members
+        state = Mutex(PolicyState(members: members.count, cost: verificationCost))
+    }
+
+    /// What the policy has learned so far (for reports and tests).
+    public var snapshot: AutoPolicySnapshot { state.withLock { $0.snapshot(names: members.map(\.name)) } }
+
+    public func propose(_ context: DraftContext) async throws -> [DraftCandidate] {
+        let plan = state.withLock { $0.plan(budget: context.budget) }
+        var returned: [(member: Int, candidate: DraftCandidate)] = []
+        let clock = ContinuousClock()
+        for (member, depth) in plan {
+            var memberContext = context
+            memberContext.budget.maxDepth = depth
+            memberContext.budget.maxNodes = min(context.budget.maxNodes, max(depth, context.budget.branching.isEmpty ? depth * 3 : context.budget.maxNodes))
+            let start = clock.now
+            // A failing member only loses its draft this step; the others still count.
+            let candidates = (try? await members[member].propose(memberContext)) ?? []
+            let seconds = (clock.now - start).components
+            let elapsed = Double(seconds.seconds) + Double(seconds.attoseconds) / 1e18
+            let valid = candidates.filter { $0.isWellFormed && $0.tokens.count <= memberContext.budget.maxNodes }
+            state.withLock { $0.recordDraftTime(member: member, seconds: elapsed, depth: valid.map(Self.depth).max() ?? 0, asked: depth) }
+            returned += valid.map { (member, $0) }
+        }
+        return state.withLock { $0.select(returned, budget: context.budget, now: clock.now) }
+    }
+
+    public func observe(accepted: [Token], context: [Token]) async {
+        state.withLock { $0.learn(accepted: accepted, now: ContinuousClock().now) }
+        for member in members { await member.observe(accepted: accepted, context: context) }
+    }
+
+    static func depth(_ candidate: DraftCandidate) -> Int {
+        var depths: [Int] = []
+        for parent in candidate.parents { depths.append(parent < 0 ? 1 : depths[parent] + 1) }
+        return depths.max() ?? 0
+    }
+}
+
+/// What ``AutoProposer`` has learned: per member, the measured drafting cost and acceptance.
+public struct AutoPolicySnapshot: Sendable {
+    /// One member's figures.
+    public struct Member: Sendable {
+        /// The member's name.
+        public var name: String
+        /// Steps it was asked.
+        public var asked: Int
+        /// Seconds per drafted depth (moving average).
+        public var secondsPerDepth: Double
+        /// Smoothed acceptance probability at depths 1, 2, … (given the parent was accepted).
+        public var acceptanceByDepth: [Double]
+    }
+    /// The members.
+    public var members: [Member]
+    /// The one-token target step time in use, seconds.
+    public var stepSeconds: Double
+    /// Steps where the policy sent no draft at all.
+    public var plainSteps: Int
+    /// All steps.
+    public var steps: Int
+}
+
+/// Beta-smoothed success counts.
+struct Rate {
+    var successes = 0.0
+    var trials = 0.0
+    func estimate(prior: Double, weight: Double = 2) -> Double { (successes + prior * weight) / (trials + weight) }
+    mutating func add(_ success: Bool) { trials += 1; if success { successes += 1 } }
+}
+
+/// The policy's mutable state (guarded by the proposer's mutex).
+struct PolicyState {
+    static let depthSlots = 8
+    static let confidenceBuckets = 5
+    /// Members cheaper than this fraction of a target step per depth are always asked.
+    static let cheapFraction = 0.02
+    /// An expensive member idle this many steps is asked once to refresh its statistics.
+    static let explorationInterval = 24
+
+    let cost: VerificationCost
+    var stepSeconds: Double
+    var secondsPerDepth: [Double]
+    var timed: [Bool]
+    var byDepth: [[Rate]]
+    var byConfidence: [[[Rate]]]
+    var asked: [Int]
+    var lastAsked: [Int]
+    var steps = 0
+    var plainSteps = 0
+    /// The draft sent this step: every returned node (sent or pruned) for learning afterwards.
+    var outstanding: [(member: Int, candidate: DraftCandidate)] = []
+    var sentNodes = 0
+    var sentAt: ContinuousClock.Instant?
+
+    init(members: Int, cost: VerificationCost) {
+        self.cost = cost
+        stepSeconds = cost.oneTokenSeconds > 0 ? cost.oneTokenSeconds : 0.05
+        secondsPerDepth = Array(repeating: 0, count: members)
+        timed = Array(repeating: false, count: members)
+        byDepth = Array(repeating: Array(repeating: Rate(), count: Self.depthSlots), count: members)
+        byConfidence = Array(repeating: Array(repeating: Array(repeating: Rate(), count: Self.confidenceBuckets), count: Self.depthSlots), count: members)
+        asked = Array(repeating: 0, count: members)
+        lastAsked = Array(repeating: -1000, count: members)
+    }
+
+    /// P(a node at `depth` is accepted | its parent was), from the member's depth statistics.
+    func depthAcceptance(_ member: Int, _ depth: Int) -> Double {
+        byDepth[member][min(depth, Self.depthSlots) - 1].estimate(prior: 0.5)
+    }
+
+    /// The best chain depth for a member and its rate gain over plain decoding (> 1 pays).
+    func bestDepth(_ member: Int, limit: Int) -> (depth: Int, gain: Double) {
+        var best = (depth: 0, gain: 1.0)
+        var survival = 1.0, expected = 0.0
+        for depth in stride(from: 1, through: limit, by: 1) {
+            survival *= depthAcceptance(member, depth)
+            expected += survival
+            let seconds = stepSeconds * cost.relativeCost(1 + depth) + secondsPerDepth[member] * Double(depth)
+            let gain = (1 + expected) / seconds * stepSeconds
+            if gain > best.gain { best = (depth, gain) }
+        }
+        return best
+    }
+
+    /// Which members to ask this step, and how deep.
+    mutating func plan(budget: TreeBudget) -> [(member: Int, depth: Int)] {
+        steps += 1
+        let limit = min(budget.maxDepth, Self.depthSlots, budget.maxNodes)
+        guard limit > 0 else { return [] }
+        var asks: [(member: Int, depth: Int)] = []
+        for member in secondsPerDepth.indices {
+            let cheap = timed[member] && secondsPerDepth[member] < Self.cheapFraction * stepSeconds
+            let (depth, gain) = bestDepth(member, limit: limit)
+            if !timed[member] {
+                asks.append((member, min(limit, 2)))  // first contact: measure its cost
+            } else if cheap {
+                asks.append((member, limit))  // free to ask; pruning decides what is sent
+            } else if depth > 0, gain > 1.02 {
+                asks.append((member, depth))
+            } else if steps - lastAsked[member] >= Self.explorationInterval {
+                asks.append((member, min(limit, 2)))
+            }
+        }
+        for (member, _) in asks { asked[member] += 1; lastAsked[member] = steps }
+        return asks
+    }
+
+    mutating func recordDraftTime(member: Int, seconds: Double, depth: Int, asked: Int) {
+        let perDepth = seconds / Double(max(1, max(depth, 1)))
+        secondsPerDepth[member] = timed[member] ? 0.8 * secondsPerDepth[member] + 0.2 * perDepth : perDepth
+        timed[member] = true
+    }
+
+    static func bucket(_ confidence: Float) -> Int {
+        guard confidence.isFinite else { return 0 }
+        return min(confidenceBuckets - 1, max(0, Int(confidence * Float(confidenceBuckets))))
+    }
+
+    /// Each node's own confidence: its score relative to its parent's (path scores become
+    /// per-token probabilities), clamped to [0, 1].
+    static func confidences(_ candidate: DraftCandidate) -> [Float] {
+        candidate.scores.enumerated().map { index, score in
+            let parent = candidate.parents[index]
+            let own = parent < 0 ? score : (candidate.scores[parent] > 0 ? score / candidate.scores[parent] : 0)
+            return own.isFinite ? min(1, max(0, own)) : 0
+        }
+    }
+
+    /// Calibrated acceptance of one node given its parent: the confidence bucket's rate, backed
+    /// by the depth rate as a prior.
+    func nodeAcceptance(member: Int, depth: Int, confidence: Float) -> Double {
+        let slot = min(depth, Self.depthSlots) - 1
+        return byConfidence[member][slot][Self.bucket(confidence)].estimate(prior: depthAcceptance(member, depth), weight: 3)
+    }
+
+    /// Chooses the nodes to send and remembers the whole draft for learning.
+    mutating func select(_ drafts: [(member: Int, candidate: DraftCandidate)], budget: TreeBudget,
+                         now: ContinuousClock.Instant) -> [DraftCandidate] {
+        outstanding = drafts
+        sentAt = now
+        sentNodes = 0
+        guard !drafts.isEmpty else { plainSteps += 1; return [] }
+        let sampled = drafts.contains { $0.candidate.distributions.contains { if case .sampled = $0 { return true } else { return false } } }
+        // Every node's value: product of calibrated acceptance along its path.
+        var nodes: [(draft: Int, node: Int, value: Double, depth: Int)] = []
+        for (draftIndex, draft) in drafts.enumerated() {
+            let confidence = Self.confidences(draft.candidate)
+            var values: [Double] = [], depths: [Int] = []
+            for index in draft.candidate.tokens.indices {
+                let parent = draft.candidate.parents[index]
+                let depth = parent < 0 ? 1 : depths[parent] + 1
+                let value = (parent < 0 ? 1 : values[parent])
+                    * (sampled ? depthAcceptance(draft.member, depth) : nodeAcceptance(member: draft.member, depth: depth, confidence: confidence[index]))
+                values.append(value)
+                depths.append(depth)
+                nodes.append((draftIndex, index, value, depth))
+            }
+        }
+        // Order: by value (parents never lose to children: values only shrink along a path), or in
+        // proposal order when values may not decide.
+        let order = sampled ? Array(nodes.indices)
+            : nodes.indices.sorted { (nodes[$0].value, -nodes[$0].depth) > (nodes[$1].value, -nodes[$1].depth) }
+        var bestCount = 0, bestRate = 1.0, expected = 0.0
+        for (rank, position) in order.prefix(budget.maxNodes).enumerated() {
+            expected += nodes[position].value
+            let rate = (1 + expected) / cost.relativeCost(rank + 2)
+            if rate > bestRate { bestRate = rate; bestCount = rank + 1 }
+        }
+        guard bestCount > 0 else { plainSteps += 1; return [] }
+        var keep = Set<Int>()
+        for position in order.prefix(bestCount) { keep.insert(position) }
+        // Rebuild each draft from its kept nodes; a node whose parent was dropped goes too.
+        var result: [DraftCandidate] = []
+        var position = 0
+        for draft in drafts {
+            var remap: [Int: Int] = [:]
+            var kept = DraftCandidate(tokens: [], parents: [], distributions: [], scores: [])
+            for index in draft.candidate.tokens.indices {
+                defer { position += 1 }
+                let parent = draft.candidate.parents[index]
+                guard keep.contains(position), parent < 0 || remap[parent] != nil else { continue }
+                remap[index] = kept.tokens.count
+                kept.tokens.append(draft.candidate.tokens[index])
+                kept.parents.append(parent < 0 ? -1 : remap[parent]!)
+                kept.distributions.append(draft.candidate.distributions[index])
+                kept.scores.append(Float(nodes[position].value))
+            }
+            if !kept.tokens.isEmpty { result.append(kept); sentNodes += kept.tokens.count }
+        }
+        return result
+    }
+
+    /// Learns from the step's outcome: `accepted` is the accepted drafts followed by the target's token.
+    mutating func learn(accepted: [Token], now: ContinuousClock.Instant) {
+        defer { outstanding = []; sentAt = nil }
+        if let sentAt {
+            let elapsed = now - sentAt
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let oneToken = seconds / cost.relativeCost(1 + sentNodes)
+            if oneToken > 0, oneToken.isFinite { stepSeconds = 0.9 * stepSeconds + 0.1 * oneToken }
+        }
+        // A node is "reached" when its parent path equals the accepted prefix; it would have been
+        // accepted when its token equals the token the target emitted at its depth.
+        for (member, candidate) in outstanding {
+            let confidence = Self.confidences(candidate)
+            var onPath: [Bool] = []
+            var depths: [Int] = []
+            for index in candidate.tokens.indices {
+                let parent = candidate.parents[index]
+                let depth = parent < 0 ? 1 : depths[parent] + 1
+                depths.append(depth)
+                let reached = (parent < 0 || onPath[parent]) && depth <= accepted.count
+                let hit = reached && accepted[depth - 1] == candidate.tokens[index]
+                onPath.append(hit)
+                guard reached, depth <= Self.depthSlots else { continue }
+                byDepth[member][depth - 1].add(hit)
+                byConfidence[member][depth - 1][Self.bucket(confidence[index])].add(hit)
+            }
+        }
+    }
+
+    func snapshot(names: [String]) -> AutoPolicySnapshot {
+        AutoPolicySnapshot(
+            members: names.indices.map { member in
+                AutoPolicySnapshot.Member(name: names[member], asked: asked[member], secondsPerDepth: secondsPerDepth[member],
+                                          acceptanceByDepth: (1...Self.depthSlots).map { depthAcceptance(member, $0) })
+            },
+            stepSeconds: stepSeconds, plainSteps: plainSteps, steps: steps)
+    }
+}
