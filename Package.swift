@@ -127,7 +127,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SpeculateCoreTests",
-            dependencies: ["SpeculateCore"],
+            dependencies: ["SpeculateCore", "SpeculateProposers"],
             swiftSettings: strictSwift
         ),
         .testTarget(
@@ -143,6 +143,11 @@ let package = Package(
         .testTarget(
             name: "SpeculateCLITests",
             dependencies: ["SpeculateTestSupport", "SpeculateCLI"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SpeculatePluginsTests",
+            dependencies: ["Speculate", "SpeculateTestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(

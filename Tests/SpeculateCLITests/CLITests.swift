@@ -22,8 +22,11 @@ struct CLITests {
     func strategiesAgree() throws {
         let cases: [(target: String, proposers: [[String]])] = [
             ("smollm2-135m-instruct", [["--proposer", "ngram"], ["--proposer", "draft:smollm2-135m-instruct"],
-                                       ["--proposer", "draft:smollm2-135m-instruct", "--proposer", "ngram", "--tree", "2,2,1"]]),
-            ("qwen2.5-coder-1.5b-instruct", [["--proposer", "draft:qwen2.5-coder-0.5b-instruct"], ["--proposer", "ngram"]]),
+                                       ["--proposer", "draft:smollm2-135m-instruct", "--proposer", "ngram", "--tree", "2,2,1"],
+                                       ["--proposer", "plugin:line-echo"], ["--proposer", "plugin:suffix-match:min=3", "--proposer", "ngram"],
+                                       ["--proposer", "auto", "--proposer", "plugin:line-echo"]]),
+            ("qwen2.5-coder-1.5b-instruct", [["--proposer", "draft:qwen2.5-coder-0.5b-instruct"], ["--proposer", "ngram"],
+                                             ["--proposer", "auto", "--proposer", "draft:qwen2.5-coder-0.5b-instruct"]]),
         ]
         for (target, strategies) in cases {
             let common = ["run", "--target", target, "--max-tokens", "24", "--json", "def add(a, b):\n    \"\"\"Add two numbers.\"\"\"\n"]
@@ -42,6 +45,21 @@ struct CLITests {
                 #expect(statistics["mean_accepted_length"] as? Double != nil)
             }
         }
+    }
+
+    @Test("proposers lists the built-in proposers and the example plugins, and checks a plugin by path")
+    func proposersListing() throws {
+        let listing = try CLI.run(["proposers"])
+        #expect(listing.status == 0)
+        for name in ["ngram", "draft:", "retok:", "plugin:", "auto", "plugin:line-echo", "plugin:suffix-match"] {
+            #expect(listing.output.contains(name), "missing \(name)")
+        }
+        let bad = try CLI.run(["proposers", "--plugin", "/etc/hostname"])
+        #expect(bad.status != 0)
+        #expect(bad.error.contains("cannot load plugin '/etc/hostname'"))
+        let typo = try CLI.run(["run", "--target", "smollm2-135m-instruct", "--proposer", "plugin:line-ecko", "x"])
+        #expect(typo.status != 0)
+        #expect(typo.error.contains("no plugin named 'line-ecko'") && typo.error.contains("line-echo"))
     }
 
     @Test("plain text output streams the completion and prints a summary on standard error")

@@ -1,5 +1,6 @@
 import Foundation
 import SpeculateCore
+import SpeculateProposers
 import Synchronization
 import Testing
 
@@ -91,6 +92,17 @@ struct StochasticTests {
             [TableDraftProposer(name: "q1", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 21, sharpness: 0.8), depth: 2, children: 1),
              TableDraftProposer(name: "q2", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 23, sharpness: 1.5), depth: 3, children: 2),
              OracleProposer(target: target, depth: 2)]
+        }
+    }
+
+    @Test("the auto policy over a sampled and a deterministic member")
+    func autoPolicy() async throws {
+        // Free verification, so the policy keeps sending drafts and the check has teeth.
+        let free = VerificationCost(tokens: [1, 64], relative: [1, 1], oneTokenSeconds: 0.001)
+        try await Self.check("auto") { target in
+            [AutoProposer(members: [
+                TableDraftProposer(name: "q", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 22, sharpness: 1.0), depth: 3, children: 1),
+                RandomTreeProposer(vocabulary: Self.vocabulary, seed: 5)], verificationCost: free)]
         }
     }
 }
