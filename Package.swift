@@ -26,6 +26,11 @@ let package = Package(
         .library(name: "SpeculatePlugins", targets: ["SpeculatePlugins"]),
         .library(name: "Speculate", targets: ["Speculate"]),
         // Example proposer plugins, loadable with `--proposer plugin:PATH`.
+        // Examples: small programs that compose the library (Examples/).
+        .executable(name: "compose-decoder", targets: ["ComposeDecoder"]),
+        .executable(name: "custom-proposer", targets: ["CustomProposer"]),
+        .executable(name: "swap-merger", targets: ["SwapMerger"]),
+        .executable(name: "stream-statistics", targets: ["StreamStatistics"]),
         .library(name: "SpeculateLineEcho", type: .dynamic, targets: ["LineEchoPlugin"]),
         .library(name: "SpeculateSuffixMatch", type: .dynamic, targets: ["SuffixMatchPlugin"]),
         .executable(name: "speculate", targets: ["SpeculateCLI"]),
@@ -114,6 +119,10 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        .executableTarget(name: "ComposeDecoder", dependencies: ["Speculate"], path: "Examples/ComposeDecoder", swiftSettings: strictSwift),
+        .executableTarget(name: "CustomProposer", dependencies: ["Speculate"], path: "Examples/CustomProposer", swiftSettings: strictSwift),
+        .executableTarget(name: "SwapMerger", dependencies: ["Speculate"], path: "Examples/SwapMerger", swiftSettings: strictSwift),
+        .executableTarget(name: "StreamStatistics", dependencies: ["Speculate"], path: "Examples/StreamStatistics", swiftSettings: strictSwift),
         .target(
             name: "SpeculateTestSupport",
             dependencies: ["SpeculateCatalog", "SpeculateCore", .product(name: "Crypto", package: "swift-crypto")],

@@ -185,6 +185,7 @@ struct RunCommand: AsyncParsableCommand {
             FileHandle.standardOutput.write(Data((streaming.finish() + "\n").utf8))
             if colour { FileHandle.standardError.write(Data(Palette.legend(statistics).utf8)) }
             FileHandle.standardError.write(Data(Summary.text(statistics).utf8))
+            if let auto = proposers.first as? AutoProposer { FileHandle.standardError.write(Data(Summary.text(auto.snapshot).utf8)) }
         }
     }
 
@@ -234,6 +235,18 @@ enum Summary {
         if s.verifySeconds + s.proposeSeconds > 0 {
             lines.append(String(format: "  time: %.0f%% drafting, %.0f%% verifying", 100 * s.proposeSeconds / (s.proposeSeconds + s.verifySeconds),
                                 100 * s.verifySeconds / (s.proposeSeconds + s.verifySeconds)))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// What the auto policy learned: its step-time estimate and each member's cost and acceptance.
+    static func text(_ snapshot: AutoPolicySnapshot) -> String {
+        var lines = [String(format: "  auto: %d of %d steps sent no draft; target step %.1f ms", snapshot.plainSteps, snapshot.steps,
+                            snapshot.stepSeconds * 1000)]
+        for member in snapshot.members {
+            let acceptance = member.acceptanceByDepth.prefix(4).map { String(format: "%.2f", $0) }.joined(separator: " ")
+            lines.append(String(format: "    %@: asked %d times, %.1f ms per drafted depth, acceptance by depth %@", member.name, member.asked,
+                                member.secondsPerDepth * 1000, acceptance))
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -37,6 +37,14 @@ public struct DraftAttempt: Sendable, Equatable {
     /// Order in which the draft was proposed; stochastic verification visits attempts in this
     /// order, which does not depend on the drafted values (merging equal tokens must not reorder them).
     public let sequence: Int
+
+    /// An attempt by proposer `proposer` (its index in the decoder's list), the `sequence`-th draft
+    /// offered this step.
+    public init(proposer: Int, distribution: DraftDistribution, sequence: Int) {
+        self.proposer = proposer
+        self.distribution = distribution
+        self.sequence = sequence
+    }
 }
 
 /// A node of the merged tree.
@@ -56,6 +64,17 @@ public struct TreeNode: Sendable, Equatable {
 
     /// Indices of the proposers that drafted this node.
     public var proposers: [Int] { attempts.map(\.proposer) }
+
+    /// A node; mergers usually call ``TokenTree/addNode(token:parent:score:attempts:)`` instead,
+    /// which keeps depths and child lists consistent.
+    public init(token: Token, parent: Int, depth: Int, score: Float, attempts: [DraftAttempt], children: [Int] = []) {
+        self.token = token
+        self.parent = parent
+        self.depth = depth
+        self.score = score
+        self.attempts = attempts
+        self.children = children
+    }
 }
 
 /// The merged tree the verifier checks. Nodes are in topological order (parents first); the
@@ -74,6 +93,17 @@ public struct TokenTree: Sendable, Equatable {
 
     /// Children of `node` (-1 = root).
     public func children(of node: Int) -> [Int] { node < 0 ? rootChildren : nodes[node].children }
+
+    /// Appends a node under `parent` (-1 = root; must be an existing node) and returns its index.
+    /// Children are verified in the order they are added.
+    @discardableResult
+    public mutating func addNode(token: Token, parent: Int, score: Float, attempts: [DraftAttempt]) -> Int {
+        precondition(parent >= -1 && parent < nodes.count, "parent \(parent) is not a node of this tree")
+        let depth = parent < 0 ? 1 : nodes[parent].depth + 1
+        nodes.append(TreeNode(token: token, parent: parent, depth: depth, score: score, attempts: attempts))
+        if parent < 0 { rootChildren.append(nodes.count - 1) } else { nodes[parent].children.append(nodes.count - 1) }
+        return nodes.count - 1
+    }
 
     /// The node index path from the root to `node`.
     public func path(to node: Int) -> [Int] {
@@ -151,8 +181,7 @@ public struct ScoreRankedMerger: TreeMerger {
                 guard childCount[parentNode, default: 0] < limit else { continue }
                 childCount[parentNode, default: 0] += 1
                 kept[e] = tree.count
-                tree.nodes.append(TreeNode(token: entry.token, parent: parentNode, depth: entry.depth, score: entry.score, attempts: entry.attempts))
-                if parentNode < 0 { tree.rootChildren.append(tree.count - 1) } else { tree.nodes[parentNode].children.append(tree.count - 1) }
+                tree.addNode(token: entry.token, parent: parentNode, score: entry.score, attempts: entry.attempts)
                 progress = true
             }
         }

@@ -62,6 +62,21 @@ struct CLITests {
         #expect(typo.error.contains("no plugin named 'line-ecko'") && typo.error.contains("line-echo"))
     }
 
+    @Test("the example programs run and show what they claim")
+    func examples() throws {
+        let directory = URL(fileURLWithPath: CLI.executable).deletingLastPathComponent()
+        func run(_ name: String) throws -> String {
+            let result = try TestSupport.runProcessCapturingAll(directory.appendingPathComponent(name).path, [])
+            #expect(result.status == 0, "\(name): \(String(decoding: result.standardError, as: UTF8.self))")
+            return String(decoding: result.standardOutput, as: UTF8.self)
+        }
+        #expect(try run("swap-merger").contains("identical output: true"))
+        let custom = try run("custom-proposer")
+        #expect(custom.contains("brackets:") && custom.contains("ngram:"))
+        let stream = try run("stream-statistics")
+        #expect(stream.contains("step 1:") && stream.contains("per forward"))
+    }
+
     @Test("plain text output streams the completion and prints a summary on standard error")
     func plainOutput() throws {
         let run = try CLI.run(["--target", "smollm2-135m-instruct", "--max-tokens", "8", "--proposer", "ngram"], input: "The capital of France is")

@@ -19,7 +19,8 @@ import Synchronization
 ///   `(1 + G_m(d)) / (step · t(1+d) + c_m · d)` above the plain rate `1 / step`, where `G_m(d)`
 ///   is the expected accepted length from its depth statistics. Members that cost almost nothing
 ///   (n-gram lookup) are always asked; others that have not been asked for a while are asked now
-///   and then with a short draft to keep their statistics fresh.
+///   and then, in short bursts with short drafts, to keep their statistics fresh (the pause doubles
+///   while they keep not paying).
 /// - **Pruning.** Each returned node gets the value `v` = product of calibrated acceptance along
 ///   its path; the policy keeps the n best nodes (parents before children) with n maximising
 ///   `(1 + Σ v) / t(n+1)`. With sampled drafts (stochastic verification) values may not decide
@@ -109,8 +110,10 @@ struct PolicyState {
     static let confidenceBuckets = 5
     /// Members cheaper than this fraction of a target step per depth are always asked.
     static let cheapFraction = 0.02
-    /// An expensive member idle this many steps is asked once to refresh its statistics.
-    static let explorationInterval = 24
+    /// An expensive member idle this many steps is explored again (the pause doubles each time).
+    static let explorationInterval = 16
+    /// Calls per exploration burst.
+    static let burstLength = 3
 
     let cost: VerificationCost
     var stepSeconds: Double
@@ -120,6 +123,13 @@ struct PolicyState {
     var byConfidence: [[[Rate]]]
     var asked: [Int]
     var lastAsked: [Int]
+    /// Whether this step's call follows one on the previous step.
+    var steady: [Bool]
+    var measuredSteady: [Bool]
+    /// Steps left in an exploration burst, and the pause before the next one (doubling while
+    /// exploration keeps finding nothing).
+    var burst: [Int]
+    var explorationInterval: [Int]
     var steps = 0
     var plainSteps = 0
     /// The draft sent this step: every returned node (sent or pruned) for learning afterwards.
@@ -136,6 +146,10 @@ struct PolicyState {
         byConfidence = Array(repeating: Array(repeating: Array(repeating: Rate(), count: Self.confidenceBuckets), count: Self.depthSlots), count: members)
         asked = Array(repeating: 0, count: members)
         lastAsked = Array(repeating: -1000, count: members)
+        steady = Array(repeating: false, count: members)
+        measuredSteady = Array(repeating: false, count: members)
+        burst = Array(repeating: 0, count: members)
+        explorationInterval = Array(repeating: Self.explorationInterval, count: members)
     }
 
     /// P(a node at `depth` is accepted | its parent was), from the member's depth statistics.
@@ -172,18 +186,38 @@ struct PolicyState {
                 asks.append((member, limit))  // free to ask; pruning decides what is sent
             } else if depth > 0, gain > 1.02 {
                 asks.append((member, depth))
-            } else if steps - lastAsked[member] >= Self.explorationInterval {
+                explorationInterval[member] = Self.explorationInterval
+            } else if burst[member] > 0 || steps - lastAsked[member] >= explorationInterval[member] {
+                // Exploration comes in short bursts: the first call of a burst pays for catching the
+                // member up on the tokens it missed; the later ones measure its steady cost.
+                if burst[member] == 0 {
+                    burst[member] = Self.burstLength
+                    explorationInterval[member] = min(explorationInterval[member] * 2, 1024)
+                }
+                burst[member] -= 1
                 asks.append((member, min(limit, 2)))
             }
         }
-        for (member, _) in asks { asked[member] += 1; lastAsked[member] = steps }
+        for (member, _) in asks {
+            asked[member] += 1
+            steady[member] = lastAsked[member] == steps - 1
+            lastAsked[member] = steps
+        }
         return asks
     }
 
+    /// Updates a member's cost per drafted depth. Only calls that follow a call on the previous
+    /// step count once a first figure exists: a member asked after a pause must first absorb
+    /// every token it missed, which says nothing about what drafting costs while in use.
     mutating func recordDraftTime(member: Int, seconds: Double, depth: Int, asked: Int) {
-        let perDepth = seconds / Double(max(1, max(depth, 1)))
-        secondsPerDepth[member] = timed[member] ? 0.8 * secondsPerDepth[member] + 0.2 * perDepth : perDepth
-        timed[member] = true
+        let perDepth = seconds / Double(max(1, depth))
+        if !timed[member] {
+            secondsPerDepth[member] = perDepth
+            timed[member] = true
+        } else if steady[member] {
+            secondsPerDepth[member] = measuredSteady[member] ? 0.8 * secondsPerDepth[member] + 0.2 * perDepth : perDepth
+            measuredSteady[member] = true
+        }
     }
 
     static func bucket(_ confidence: Float) -> Int {
