@@ -241,12 +241,13 @@ enum Summary {
 
     /// What the auto policy learned: its step-time estimate and each member's cost and acceptance.
     static func text(_ snapshot: AutoPolicySnapshot) -> String {
-        var lines = [String(format: "  auto: %d of %d steps sent no draft; target step %.1f ms", snapshot.plainSteps, snapshot.steps,
-                            snapshot.stepSeconds * 1000)]
+        var lines = [String(format: "  auto: %d of %d steps sent no draft; target step %.1f ms; %.1f tokens/s without costly members",
+                            snapshot.plainSteps, snapshot.steps, snapshot.stepSeconds * 1000, snapshot.baseTokensPerSecond)]
         for member in snapshot.members {
             let acceptance = member.acceptanceByDepth.prefix(4).map { String(format: "%.2f", $0) }.joined(separator: " ")
-            lines.append(String(format: "    %@: asked %d times, %.1f ms per drafted depth, acceptance by depth %@", member.name, member.asked,
-                                member.secondsPerDepth * 1000, acceptance))
+            lines.append(String(format: "    %@: asked %d times, %.1f ms per drafted depth, acceptance by depth %@%@", member.name, member.asked,
+                                member.secondsPerDepth * 1000, acceptance,
+                                member.tokensPerSecond > 0 ? String(format: ", %.1f tokens/s with it", member.tokensPerSecond) : ""))
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -15,12 +15,13 @@ import Synchronization
 ///   probability as the member reports it), Beta-smoothed counts of how often a node whose parent
 ///   was accepted is accepted. Nodes the policy pruned are still scored afterwards against what
 ///   the target chose, so pruning does not starve the statistics.
-/// - **Asking.** A member is asked when its best chain depth d maximises
-///   `(1 + G_m(d)) / (step · t(1+d) + c_m · d)` above the plain rate `1 / step`, where `G_m(d)`
-///   is the expected accepted length from its depth statistics. Members that cost almost nothing
-///   (n-gram lookup) are always asked; others that have not been asked for a while are asked now
-///   and then, in short bursts with short drafts, to keep their statistics fresh (the pause doubles
-///   while they keep not paying).
+/// - **Asking.** Members that cost almost nothing (n-gram lookup, most plugins) are asked every
+///   step for a full-depth draft. A costly member (a draft model) is first tried when its best chain
+///   depth d makes `(1 + G_m(d)) / (t(1+d) + c_m · d / step)` exceed 1.02, with `G_m(d)` the expected
+///   accepted length from its depth statistics (Sequoia's objective with the drafting term); from
+///   then on it is judged by evidence: the realized tokens per second, drafting included, of steps
+///   that asked it against steps that asked no costly member. When it does not pay it is explored in
+///   bursts of four steps, the pause between bursts doubling (16, 32, 64, … steps).
 /// - **Pruning.** Each returned node gets the value `v` = product of calibrated acceptance along
 ///   its path; the policy keeps the n best nodes (parents before children) with n maximising
 ///   `(1 + Σ v) / t(n+1)`. With sampled drafts (stochastic verification) values may not decide
@@ -33,18 +34,23 @@ public final class AutoProposer: DraftProposer {
     private let state: Mutex<PolicyState>
 
     /// A policy over `members` with the target's measured verification cost.
-    public init(members: [any DraftProposer], verificationCost: VerificationCost) {
+    ///
+    /// - Parameter cheapFraction: members whose drafting costs less than this fraction of a target
+    ///   step per drafted depth are asked every step (their drafts are still pruned); costlier
+    ///   ones must earn their place by realized tokens per second. 1 treats every member as cheap.
+    public init(members: [any DraftProposer], verificationCost: VerificationCost, cheapFraction: Double = 0.02) {
         self.members = members
-        state = Mutex(PolicyState(members: members.count, cost: verificationCost))
+        state = Mutex(PolicyState(members: members.count, cost: verificationCost, cheapFraction: cheapFraction))
     }
 
     /// What the policy has learned so far (for reports and tests).
     public var snapshot: AutoPolicySnapshot { state.withLock { $0.snapshot(names: members.map(\.name)) } }
 
     public func propose(_ context: DraftContext) async throws -> [DraftCandidate] {
+        let clock = ContinuousClock()
+        let started = clock.now
         let plan = state.withLock { $0.plan(budget: context.budget) }
         var returned: [(member: Int, candidate: DraftCandidate)] = []
-        let clock = ContinuousClock()
         for (member, depth) in plan {
             var memberContext = context
             memberContext.budget.maxDepth = depth
@@ -58,7 +64,7 @@ public final class AutoProposer: DraftProposer {
             state.withLock { $0.recordDraftTime(member: member, seconds: elapsed, depth: valid.map(Self.depth).max() ?? 0, asked: depth) }
             returned += valid.map { (member, $0) }
         }
-        return state.withLock { $0.select(returned, budget: context.budget, now: clock.now) }
+        return state.withLock { $0.select(returned, budget: context.budget, draftStarted: started, now: clock.now) }
     }
 
     public func observe(accepted: [Token], context: [Token]) async {
@@ -85,9 +91,13 @@ public struct AutoPolicySnapshot: Sendable {
         public var secondsPerDepth: Double
         /// Smoothed acceptance probability at depths 1, 2, … (given the parent was accepted).
         public var acceptanceByDepth: [Double]
+        /// Realized tokens per second of steady steps that asked this member (costly members only; 0 if none).
+        public var tokensPerSecond: Double
     }
     /// The members.
     public var members: [Member]
+    /// Realized tokens per second of steps that asked no costly member (0 if none).
+    public var baseTokensPerSecond: Double
     /// The one-token target step time in use, seconds.
     public var stepSeconds: Double
     /// Steps where the policy sent no draft at all.
@@ -104,18 +114,29 @@ struct Rate {
     mutating func add(_ success: Bool) { trials += 1; if success { successes += 1 } }
 }
 
+/// An exponential moving average of a rate, with its sample count.
+struct MovingRate {
+    var value = 0.0
+    var samples = 0
+    mutating func add(_ rate: Double, weight: Double = 0.15) {
+        guard rate.isFinite else { return }
+        value = samples == 0 ? rate : (1 - weight) * value + weight * rate
+        samples += 1
+    }
+}
+
 /// The policy's mutable state (guarded by the proposer's mutex).
 struct PolicyState {
     static let depthSlots = 8
     static let confidenceBuckets = 5
-    /// Members cheaper than this fraction of a target step per depth are always asked.
-    static let cheapFraction = 0.02
     /// An expensive member idle this many steps is explored again (the pause doubles each time).
     static let explorationInterval = 16
     /// Calls per exploration burst.
-    static let burstLength = 3
+    static let burstLength = 4
 
     let cost: VerificationCost
+    /// Members cheaper than this fraction of a target step per depth are always asked.
+    let cheapFraction: Double
     var stepSeconds: Double
     var secondsPerDepth: [Double]
     var timed: [Bool]
@@ -136,9 +157,16 @@ struct PolicyState {
     var outstanding: [(member: Int, candidate: DraftCandidate)] = []
     var sentNodes = 0
     var sentAt: ContinuousClock.Instant?
+    var draftSeconds = 0.0
+    /// Costly members asked this step.
+    var askedCostly: [Int] = []
+    /// Tokens per second of steps without any costly member, and of steady steps with each one.
+    var baseRate = MovingRate()
+    var costlyRate: [MovingRate]
 
-    init(members: Int, cost: VerificationCost) {
+    init(members: Int, cost: VerificationCost, cheapFraction: Double) {
         self.cost = cost
+        self.cheapFraction = cheapFraction
         stepSeconds = cost.oneTokenSeconds > 0 ? cost.oneTokenSeconds : 0.05
         secondsPerDepth = Array(repeating: 0, count: members)
         timed = Array(repeating: false, count: members)
@@ -149,6 +177,7 @@ struct PolicyState {
         steady = Array(repeating: false, count: members)
         measuredSteady = Array(repeating: false, count: members)
         burst = Array(repeating: 0, count: members)
+        costlyRate = Array(repeating: MovingRate(), count: members)
         explorationInterval = Array(repeating: Self.explorationInterval, count: members)
     }
 
@@ -178,26 +207,36 @@ struct PolicyState {
         guard limit > 0 else { return [] }
         var asks: [(member: Int, depth: Int)] = []
         for member in secondsPerDepth.indices {
-            let cheap = timed[member] && secondsPerDepth[member] < Self.cheapFraction * stepSeconds
+            let cheap = timed[member] && secondsPerDepth[member] < cheapFraction * stepSeconds
             let (depth, gain) = bestDepth(member, limit: limit)
             if !timed[member] {
                 asks.append((member, min(limit, 2)))  // first contact: measure its cost
-            } else if cheap {
+                continue
+            }
+            if cheap {
                 asks.append((member, limit))  // free to ask; pruning decides what is sent
-            } else if depth > 0, gain > 1.02 {
-                asks.append((member, depth))
-                explorationInterval[member] = Self.explorationInterval
-            } else if burst[member] > 0 || steps - lastAsked[member] >= explorationInterval[member] {
-                // Exploration comes in short bursts: the first call of a burst pays for catching the
-                // member up on the tokens it missed; the later ones measure its steady cost.
-                if burst[member] == 0 {
-                    burst[member] = Self.burstLength
-                    explorationInterval[member] = min(explorationInterval[member] * 2, 1024)
-                }
+                continue
+            }
+            // A costly member (a draft model) is judged by realized tokens per second, drafting
+            // included, against steps without costly members; the model-based gain only decides
+            // whether it is worth trying before there is evidence.
+            let evidence = costlyRate[member].samples >= 3 && baseRate.samples >= 3
+            let pays = evidence ? costlyRate[member].value > baseRate.value * 1.02 : gain > 1.02
+            if burst[member] > 0 {
                 burst[member] -= 1
-                asks.append((member, min(limit, 2)))
+                asks.append((member, max(1, min(limit, depth > 0 ? depth : 2))))
+            } else if pays && !(costlyRate[member].samples >= 3 && baseRate.samples < 3) {
+                asks.append((member, max(1, depth)))
+                explorationInterval[member] = Self.explorationInterval
+            } else if steps - lastAsked[member] >= explorationInterval[member] {
+                // Exploration comes in short bursts: the first call of a burst pays for catching the
+                // member up on the tokens it missed; the later ones measure its steady rate.
+                burst[member] = Self.burstLength - 1
+                explorationInterval[member] = min(explorationInterval[member] * 2, 1024)
+                asks.append((member, max(1, min(limit, depth > 0 ? depth : 2))))
             }
         }
+        askedCostly = asks.map(\.member).filter { timed[$0] && secondsPerDepth[$0] >= cheapFraction * stepSeconds }
         for (member, _) in asks {
             asked[member] += 1
             steady[member] = lastAsked[member] == steps - 1
@@ -218,6 +257,10 @@ struct PolicyState {
             secondsPerDepth[member] = measuredSteady[member] ? 0.8 * secondsPerDepth[member] + 0.2 * perDepth : perDepth
             measuredSteady[member] = true
         }
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     static func bucket(_ confidence: Float) -> Int {
@@ -244,9 +287,10 @@ struct PolicyState {
 
     /// Chooses the nodes to send and remembers the whole draft for learning.
     mutating func select(_ drafts: [(member: Int, candidate: DraftCandidate)], budget: TreeBudget,
-                         now: ContinuousClock.Instant) -> [DraftCandidate] {
+                         draftStarted: ContinuousClock.Instant, now: ContinuousClock.Instant) -> [DraftCandidate] {
         outstanding = drafts
         sentAt = now
+        draftSeconds = Self.seconds(now - draftStarted)
         sentNodes = 0
         guard !drafts.isEmpty else { plainSteps += 1; return [] }
         let sampled = drafts.contains { $0.candidate.distributions.contains { if case .sampled = $0 { return true } else { return false } } }
@@ -301,12 +345,18 @@ struct PolicyState {
 
     /// Learns from the step's outcome: `accepted` is the accepted drafts followed by the target's token.
     mutating func learn(accepted: [Token], now: ContinuousClock.Instant) {
-        defer { outstanding = []; sentAt = nil }
+        defer { outstanding = []; sentAt = nil; askedCostly = [] }
         if let sentAt {
-            let elapsed = now - sentAt
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = Self.seconds(now - sentAt)
             let oneToken = seconds / cost.relativeCost(1 + sentNodes)
             if oneToken > 0, oneToken.isFinite { stepSeconds = 0.9 * stepSeconds + 0.1 * oneToken }
+            // Realized rate of this step, drafting included: the evidence costly members are judged by.
+            let rate = Double(accepted.count) / max(1e-6, seconds + draftSeconds)
+            if askedCostly.isEmpty {
+                baseRate.add(rate)
+            } else {
+                for member in askedCostly where steady[member] { costlyRate[member].add(rate) }
+            }
         }
         // A node is "reached" when its parent path equals the accepted prefix; it would have been
         // accepted when its token equals the token the target emitted at its depth.
@@ -332,8 +382,9 @@ struct PolicyState {
         AutoPolicySnapshot(
             members: names.indices.map { member in
                 AutoPolicySnapshot.Member(name: names[member], asked: asked[member], secondsPerDepth: secondsPerDepth[member],
-                                          acceptanceByDepth: (1...Self.depthSlots).map { depthAcceptance(member, $0) })
+                                          acceptanceByDepth: (1...Self.depthSlots).map { depthAcceptance(member, $0) },
+                                          tokensPerSecond: costlyRate[member].value)
             },
-            stepSeconds: stepSeconds, plainSteps: plainSteps, steps: steps)
+            baseTokensPerSecond: baseRate.value, stepSeconds: stepSeconds, plainSteps: plainSteps, steps: steps)
     }
 }
