@@ -19,9 +19,11 @@ import Synchronization
 ///   step for a full-depth draft. A costly member (a draft model) is first tried when its best chain
 ///   depth d makes `(1 + G_m(d)) / (t(1+d) + c_m · d / step)` exceed 1.02, with `G_m(d)` the expected
 ///   accepted length from its depth statistics (Sequoia's objective with the drafting term); from
-///   then on it is judged by evidence: the realized tokens per second, drafting included, of steps
-///   that asked it against steps that asked no costly member. When it does not pay it is explored in
-///   bursts of four steps, the pause between bursts doubling (16, 32, 64, … steps).
+///   then on it is judged by evidence: the realized tokens per second, drafting and catching up
+///   included, of steps that asked it must beat steps that asked no costly member by 5% (every 8th
+///   step goes without it to keep that figure fresh). When it does not pay it is explored in bursts
+///   of three steps, the pause between bursts doubling (32, 64, 128, … steps; quadrupling when it is
+///   clearly worse).
 /// - **Pruning.** Each returned node gets the value `v` = product of calibrated acceptance along
 ///   its path; the policy keeps the n best nodes (parents before children) with n maximising
 ///   `(1 + Σ v) / t(n+1)`. With sampled drafts (stochastic verification) values may not decide
@@ -91,7 +93,7 @@ public struct AutoPolicySnapshot: Sendable {
         public var secondsPerDepth: Double
         /// Smoothed acceptance probability at depths 1, 2, … (given the parent was accepted).
         public var acceptanceByDepth: [Double]
-        /// Realized tokens per second of steady steps that asked this member (costly members only; 0 if none).
+        /// Realized tokens per second of steps that asked this member (costly members only; 0 if none).
         public var tokensPerSecond: Double
     }
     /// The members.
@@ -130,9 +132,13 @@ struct PolicyState {
     static let depthSlots = 8
     static let confidenceBuckets = 5
     /// An expensive member idle this many steps is explored again (the pause doubles each time).
-    static let explorationInterval = 16
+    static let explorationInterval = 32
     /// Calls per exploration burst.
-    static let burstLength = 4
+    static let burstLength = 3
+    /// A costly member must beat plain steps by this factor in realized tokens per second.
+    static let requiredAdvantage = 1.05
+    /// While a costly member is in use, every this-many-th step goes without it.
+    static let baselineRefresh = 8
 
     let cost: VerificationCost
     /// Members cheaper than this fraction of a target step per depth are always asked.
@@ -160,9 +166,11 @@ struct PolicyState {
     var draftSeconds = 0.0
     /// Costly members asked this step.
     var askedCostly: [Int] = []
-    /// Tokens per second of steps without any costly member, and of steady steps with each one.
+    /// Tokens per second of steps without any costly member, and of steps with each one.
     var baseRate = MovingRate()
     var costlyRate: [MovingRate]
+    /// Whether a member's current call is the first of an exploration burst.
+    var catchingUp: [Bool]
 
     init(members: Int, cost: VerificationCost, cheapFraction: Double) {
         self.cost = cost
@@ -178,6 +186,7 @@ struct PolicyState {
         measuredSteady = Array(repeating: false, count: members)
         burst = Array(repeating: 0, count: members)
         costlyRate = Array(repeating: MovingRate(), count: members)
+        catchingUp = Array(repeating: false, count: members)
         explorationInterval = Array(repeating: Self.explorationInterval, count: members)
     }
 
@@ -221,18 +230,23 @@ struct PolicyState {
             // included, against steps without costly members; the model-based gain only decides
             // whether it is worth trying before there is evidence.
             let evidence = costlyRate[member].samples >= 3 && baseRate.samples >= 3
-            let pays = evidence ? costlyRate[member].value > baseRate.value * 1.02 : gain > 1.02
+            let pays = evidence ? costlyRate[member].value > baseRate.value * Self.requiredAdvantage : gain > 1.02
             if burst[member] > 0 {
                 burst[member] -= 1
                 asks.append((member, max(1, min(limit, depth > 0 ? depth : 2))))
-            } else if pays && !(costlyRate[member].samples >= 3 && baseRate.samples < 3) {
+            } else if pays && !(costlyRate[member].samples >= 3 && baseRate.samples < 3) && steps % Self.baselineRefresh != 0 {
+                // In use; every `baselineRefresh`-th step goes without it, so that the comparison
+                // is always against a fresh figure for plain steps on the same machine and text.
                 asks.append((member, max(1, depth)))
                 explorationInterval[member] = Self.explorationInterval
-            } else if steps - lastAsked[member] >= explorationInterval[member] {
+            } else if !pays && steps - lastAsked[member] >= explorationInterval[member] {
                 // Exploration comes in short bursts: the first call of a burst pays for catching the
-                // member up on the tokens it missed; the later ones measure its steady rate.
+                // member up on the tokens it missed and is not counted; the later ones measure its rate.
                 burst[member] = Self.burstLength - 1
-                explorationInterval[member] = min(explorationInterval[member] * 2, 1024)
+                // Back off faster when the evidence says it is clearly worse than plain steps.
+                let clearlyWorse = evidence && costlyRate[member].value < baseRate.value * 0.9
+                explorationInterval[member] = min(explorationInterval[member] * (clearlyWorse ? 4 : 2), 4096)
+                catchingUp[member] = true
                 asks.append((member, max(1, min(limit, depth > 0 ? depth : 2))))
             }
         }
@@ -355,7 +369,10 @@ struct PolicyState {
             if askedCostly.isEmpty {
                 baseRate.add(rate)
             } else {
-                for member in askedCostly where steady[member] { costlyRate[member].add(rate) }
+                // Every step that used the member counts, catch-ups after a new prompt included (they
+                // are part of what using it costs); only the first call of an exploration burst does not.
+                for member in askedCostly where !catchingUp[member] { costlyRate[member].add(rate) }
+                for member in askedCostly { catchingUp[member] = false }
             }
         }
         // A node is "reached" when its parent path equals the accepted prefix; it would have been
