@@ -110,7 +110,7 @@ public struct ProposerRegistry: Sendable {
 
     /// Builds the proposers that `specs` name. Each spec may itself be a comma-separated list;
     /// `none` contributes nothing (plain decoding). When `auto` is among them, the other
-    /// proposers become members of one ``AutoProposer`` (with n-gram lookup added if absent).
+    /// proposers become members of one `AutoProposer` (with n-gram lookup added if absent).
     public func make(_ specs: [String], environment: ProposerEnvironment) async throws -> [any DraftProposer] {
         var members: [any DraftProposer] = []
         var automatic = false

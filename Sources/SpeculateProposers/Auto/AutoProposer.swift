@@ -37,9 +37,12 @@ public final class AutoProposer: DraftProposer {
 
     /// A policy over `members` with the target's measured verification cost.
     ///
-    /// - Parameter cheapFraction: members whose drafting costs less than this fraction of a target
-    ///   step per drafted depth are asked every step (their drafts are still pruned); costlier
-    ///   ones must earn their place by realized tokens per second. 1 treats every member as cheap.
+    /// - Parameters:
+    ///   - members: the proposers to choose from each step.
+    ///   - verificationCost: the target's measured t(n)/t(1) curve and one-token time.
+    ///   - cheapFraction: members whose drafting costs less than this fraction of a target
+    ///     step per drafted depth are asked every step (their drafts are still pruned); costlier
+    ///     ones must earn their place by realized tokens per second. 1 treats every member as cheap.
     public init(members: [any DraftProposer], verificationCost: VerificationCost, cheapFraction: Double = 0.02) {
         self.members = members
         state = Mutex(PolicyState(members: members.count, cost: verificationCost, cheapFraction: cheapFraction))

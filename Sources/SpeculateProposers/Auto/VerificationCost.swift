@@ -1,5 +1,5 @@
 /// The target's cost of verifying n tokens in one forward, relative to one token: t(n)/t(1).
-/// Measured on the machine (``BatchCostProbe`` via the `Speculate` module's cache) because it
+/// Measured on the machine (`BatchCostProbe` via the `Speculate` module's cache) because it
 /// decides how large a tree can pay: on a GPU t(16) is close to 1, on a small CPU it is not.
 public struct VerificationCost: Sendable, Codable, Equatable {
     /// Batch sizes measured, ascending, starting at 1.
