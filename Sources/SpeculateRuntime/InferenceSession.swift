@@ -422,20 +422,13 @@ struct Scratch {
             for t in 0..<tokens { spec_quantize_act(format, input + t * columns, Int32(columns), base + t * stride) }
             formats[format] = (base, stride)
         }
-        let plan = jobs.map { job -> (WeightMatrix, UnsafeMutablePointer<Float>, Int, UnsafeMutableRawPointer, Int) in
+        let plan = jobs.map { job -> spec_matmul_job in
             let (base, stride) = formats[job.matrix.activationFormat]!
-            return (job.matrix, job.output, job.outputStride, base, stride)
+            return spec_matmul_job(type: Int32(job.matrix.type.rawValue), n: Int32(job.matrix.columns), w: job.matrix.base,
+                                   row_bytes: job.matrix.rowBytes, rows: Int32(job.matrix.rows), act: base, act_stride: stride,
+                                   y: job.output, y_stride: job.outputStride)
         }
-        ComputeThreads.run { thread, threads in
-            for (matrix, output, outputStride, act, stride) in plan {
-                // Rows split in multiples of 8 so threads do not share cache lines of output.
-                let blocks = (matrix.rows + 7) / 8
-                let r0 = min(matrix.rows, blocks * thread / threads * 8)
-                let r1 = min(matrix.rows, blocks * (thread + 1) / threads * 8)
-                guard r0 < r1 else { continue }
-                spec_matmul(Int32(matrix.type.rawValue), Int32(matrix.columns), matrix.base, matrix.rowBytes,
-                            Int32(r0), Int32(r1), act, stride, Int32(tokens), output, outputStride)
-            }
-        }
+        // Threads take chunks of whole rows from a shared counter (see spec_matmul_jobs).
+        plan.withUnsafeBufferPointer { spec_matmul_jobs($0.baseAddress, Int32($0.count), Int32(tokens)) }
     }
 }

@@ -50,6 +50,25 @@ void spec_matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r
 void spec_matmul_portable(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
                           const void *act, size_t act_stride, int T, float *y, size_t y_stride);
 
+/// One matrix product of a batch: all rows of W times the same activations.
+typedef struct spec_matmul_job {
+    int type;              ///< weight type
+    int n;                 ///< columns (elements per row)
+    const void *w;         ///< first row
+    size_t row_bytes;      ///< bytes between rows
+    int rows;              ///< rows to compute
+    const void *act;       ///< activation rows, in spec_act_format_for(type)
+    size_t act_stride;     ///< bytes between activation rows
+    float *y;              ///< output: y[t * y_stride + r]
+    size_t y_stride;       ///< floats between output rows
+} spec_matmul_job;
+
+/// Computes every job for `T` activation rows on the thread pool. Threads take chunks of 32
+/// whole rows from a shared counter, so a thread that is slowed down (a busy machine, a sibling
+/// hyperthread) does less of the work instead of holding everyone up; a row's result does not
+/// depend on which thread computes it.
+void spec_matmul_jobs(const spec_matmul_job *jobs, int count, int T);
+
 /// Dot product of two float vectors (fixed summation order for a given n).
 float spec_dot_f32(const float *a, const float *b, int n);
 /// y += a * x.

@@ -1,0 +1,43 @@
+// Dynamic row scheduling for batches of matrix products (see spec_matmul_jobs).
+#include "speculate_kernels.h"
+#include <stdatomic.h>
+
+enum { CHUNK_ROWS = 32, MAX_JOBS = 16 };
+
+typedef struct {
+    const spec_matmul_job *jobs;
+    int count;
+    int T;
+    int starts[MAX_JOBS + 1];  // first chunk of each job; starts[count] = total chunks
+    atomic_int next;
+} chunk_queue;
+
+static void run_chunks(void *context, int index, int threads) {
+    (void)index;
+    (void)threads;
+    chunk_queue *queue = context;
+    const int total = queue->starts[queue->count];
+    int job = 0;
+    for (;;) {
+        const int chunk = atomic_fetch_add_explicit(&queue->next, 1, memory_order_relaxed);
+        if (chunk >= total) return;
+        while (chunk >= queue->starts[job + 1]) job++;  // chunks are taken in increasing order
+        const spec_matmul_job *j = &queue->jobs[job];
+        const int r0 = (chunk - queue->starts[job]) * CHUNK_ROWS;
+        const int r1 = r0 + CHUNK_ROWS < j->rows ? r0 + CHUNK_ROWS : j->rows;
+        spec_matmul(j->type, j->n, j->w, j->row_bytes, r0, r1, j->act, j->act_stride, queue->T, j->y, j->y_stride);
+    }
+}
+
+void spec_matmul_jobs(const spec_matmul_job *jobs, int count, int T) {
+    for (int first = 0; first < count; first += MAX_JOBS) {
+        chunk_queue queue;
+        queue.jobs = jobs + first;
+        queue.count = count - first < MAX_JOBS ? count - first : MAX_JOBS;
+        queue.T = T;
+        queue.starts[0] = 0;
+        for (int j = 0; j < queue.count; j++) queue.starts[j + 1] = queue.starts[j] + (queue.jobs[j].rows + CHUNK_ROWS - 1) / CHUNK_ROWS;
+        atomic_init(&queue.next, 0);
+        spec_pool_run(run_chunks, &queue);
+    }
+}
