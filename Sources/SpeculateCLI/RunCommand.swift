@@ -248,6 +248,9 @@ enum Summary {
             lines.append(String(format: "    %@: asked %d times, %.1f ms per drafted depth, acceptance by depth %@%@", member.name, member.asked,
                                 member.secondsPerDepth * 1000, acceptance,
                                 member.tokensPerSecond > 0 ? String(format: ", %.1f tokens/s with it", member.tokensPerSecond) : ""))
+            if let error = member.lastError {
+                lines.append("      \(member.failures) drafts skipped; last: \(error)")
+            }
         }
         return lines.joined(separator: "\n") + "\n"
     }

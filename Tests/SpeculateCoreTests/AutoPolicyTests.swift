@@ -19,6 +19,8 @@ struct AutoPolicyTests {
         let (tokens, stats) = try await decoder.generateAll(prompt: prompt, options: GenerationOptions(maxTokens: 80))
         #expect(tokens.map(\.token) == expected)
         #expect(stats.acceptedDrafts > 20, "a perfect member should be used: \(stats.acceptedDrafts) accepted")
+        let adversarial = auto.snapshot.members[2]
+        #expect(adversarial.failures > 0 && adversarial.lastError != nil, "a throwing member's failures are reported")
     }
 
     @Test("sends nothing when verifying any extra token costs more than it can return")

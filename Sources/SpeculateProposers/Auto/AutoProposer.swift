@@ -61,8 +61,15 @@ public final class AutoProposer: DraftProposer {
             memberContext.budget.maxDepth = depth
             memberContext.budget.maxNodes = min(context.budget.maxNodes, max(depth, context.budget.branching.isEmpty ? depth * 3 : context.budget.maxNodes))
             let start = clock.now
-            // A failing member only loses its draft this step; the others still count.
-            let candidates = (try? await members[member].propose(memberContext)) ?? []
+            // A failing member only loses its draft this step; the others still count. The failure
+            // is kept for the report (the decoder sees only `auto`).
+            let candidates: [DraftCandidate]
+            do {
+                candidates = try await members[member].propose(memberContext)
+            } catch {
+                candidates = []
+                state.withLock { $0.recordFailure(member: member, String(describing: error)) }
+            }
             let seconds = (clock.now - start).components
             let elapsed = Double(seconds.seconds) + Double(seconds.attoseconds) / 1e18
             let valid = candidates.filter { $0.isWellFormed && $0.tokens.count <= memberContext.budget.maxNodes }
@@ -98,6 +105,10 @@ public struct AutoPolicySnapshot: Sendable {
         public var acceptanceByDepth: [Double]
         /// Realized tokens per second of steps that asked this member (costly members only; 0 if none).
         public var tokensPerSecond: Double
+        /// Calls that threw.
+        public var failures: Int
+        /// The newest error's text, if any call threw.
+        public var lastError: String?
     }
     /// The members.
     public var members: [Member]
@@ -174,6 +185,8 @@ struct PolicyState {
     var costlyRate: [MovingRate]
     /// Whether a member's current call is the first of an exploration burst.
     var catchingUp: [Bool]
+    var failures: [Int]
+    var lastError: [String?]
 
     init(members: Int, cost: VerificationCost, cheapFraction: Double) {
         self.cost = cost
@@ -190,6 +203,8 @@ struct PolicyState {
         burst = Array(repeating: 0, count: members)
         costlyRate = Array(repeating: MovingRate(), count: members)
         catchingUp = Array(repeating: false, count: members)
+        failures = Array(repeating: 0, count: members)
+        lastError = Array(repeating: nil, count: members)
         explorationInterval = Array(repeating: Self.explorationInterval, count: members)
     }
 
@@ -274,6 +289,11 @@ struct PolicyState {
             secondsPerDepth[member] = measuredSteady[member] ? 0.8 * secondsPerDepth[member] + 0.2 * perDepth : perDepth
             measuredSteady[member] = true
         }
+    }
+
+    mutating func recordFailure(member: Int, _ message: String) {
+        failures[member] += 1
+        lastError[member] = message
     }
 
     static func seconds(_ duration: Duration) -> Double {
@@ -403,7 +423,8 @@ struct PolicyState {
             members: names.indices.map { member in
                 AutoPolicySnapshot.Member(name: names[member], asked: asked[member], secondsPerDepth: secondsPerDepth[member],
                                           acceptanceByDepth: (1...Self.depthSlots).map { depthAcceptance(member, $0) },
-                                          tokensPerSecond: costlyRate[member].value)
+                                          tokensPerSecond: costlyRate[member].value, failures: failures[member],
+                                          lastError: lastError[member])
             },
             baseTokensPerSecond: baseRate.value, stepSeconds: stepSeconds, plainSteps: plainSteps, steps: steps)
     }
