@@ -97,13 +97,13 @@ struct StochasticTests {
 
     @Test("the auto policy over a sampled and a deterministic member")
     func autoPolicy() async throws {
-        // Free verification and every member asked every step, so the policy keeps sending drafts and
-        // the check has teeth (value-independent pruning of sampled drafts is what is under test).
+        // Free verification, so the policy keeps sending drafts and the check has teeth; under sampling
+        // every member is asked every step and only value-independent cuts apply.
         let free = VerificationCost(tokens: [1, 64], relative: [1, 1], oneTokenSeconds: 0.001)
         try await Self.check("auto") { target in
             [AutoProposer(members: [
                 TableDraftProposer(name: "q", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 22, sharpness: 1.0), depth: 3, children: 1),
-                RandomTreeProposer(vocabulary: Self.vocabulary, seed: 5)], verificationCost: free, cheapFraction: 1)]
+                RandomTreeProposer(vocabulary: Self.vocabulary, seed: 5)], verificationCost: free)]
         }
     }
 }

@@ -54,7 +54,7 @@ public final class AutoProposer: DraftProposer {
     public func propose(_ context: DraftContext) async throws -> [DraftCandidate] {
         let clock = ContinuousClock()
         let started = clock.now
-        let plan = state.withLock { $0.plan(budget: context.budget) }
+        let plan = state.withLock { $0.plan(budget: context.budget, sampling: !context.sampling.isGreedy) }
         var returned: [(member: Int, candidate: DraftCandidate)] = []
         for (member, depth) in plan {
             var memberContext = context
@@ -228,15 +228,18 @@ struct PolicyState {
     }
 
     /// Which members to ask this step, and how deep.
-    mutating func plan(budget: TreeBudget) -> [(member: Int, depth: Int)] {
+    /// With `sampling`, every member is asked every step at full depth: which drafts exist must not
+    /// hinge on timings or realized rates there (a CI run under heavy load, where timings moved
+    /// members onto the costly path, failed the chi-square test once, p = 0.0003; not explained yet).
+    mutating func plan(budget: TreeBudget, sampling: Bool = false) -> [(member: Int, depth: Int)] {
         steps += 1
         let limit = min(budget.maxDepth, Self.depthSlots, budget.maxNodes)
         guard limit > 0 else { return [] }
         var asks: [(member: Int, depth: Int)] = []
         for member in secondsPerDepth.indices {
-            let cheap = timed[member] && secondsPerDepth[member] < cheapFraction * stepSeconds
+            let cheap = sampling || (timed[member] && secondsPerDepth[member] < cheapFraction * stepSeconds)
             let (depth, gain) = bestDepth(member, limit: limit)
-            if !timed[member] {
+            if !timed[member] && !sampling {
                 asks.append((member, min(limit, 2)))  // first contact: measure its cost
                 continue
             }
