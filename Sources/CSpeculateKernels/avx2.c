@@ -218,12 +218,16 @@ AVX2 static inline void k4_scales(const uint8_t *packed, __m256i *scales, __m256
     *min_pairs = _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m));
 }
 
-/// The Q4_K/Q5_K block step shared by the single-token and batched kernels.
+/// The Q4_K/Q5_K block step shared by the single-token and batched kernels; `blk` starts with
+/// the block's two half-precision scales (d, dmin), converted together.
 AVX2 static inline __m256 k4_accumulate(__m256 acc, __m256i sumi, __m256i min_pairs, const int16_t *bsums,
-                                        float d, float dmin, float dx) {
+                                        const uint8_t *blk, const float *dx) {
+    uint32_t halves;
+    memcpy(&halves, blk, 4);
+    const __m128 scales = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)halves)), _mm_broadcast_ss(dx));
     const __m256i msum = _mm256_madd_epi16(min_pairs, _mm256_loadu_si256((const __m256i *)bsums));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d * dx), _mm256_cvtepi32_ps(sumi), acc);
-    return _mm256_fnmadd_ps(_mm256_set1_ps(dmin * dx), _mm256_cvtepi32_ps(msum), acc);
+    acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(scales), _mm256_cvtepi32_ps(sumi), acc);
+    return _mm256_fnmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(scales)), _mm256_cvtepi32_ps(msum), acc);
 }
 
 /// The Q6_K block step: removes the +32 offset of the stored 6-bit values, then accumulates.
@@ -293,7 +297,7 @@ AVX2 static void matvec_q4_K(int n, const uint8_t *w, size_t row_bytes, int r0, 
             }
             for (int k = 0; k < 2; k++) {
                 const uint8_t *blk = rows[k] + (size_t)b * 144;
-                acc[k] = k4_accumulate(acc[k], sumi[k], min_pairs[k], a.s + b * 16, half_f16c(blk), half_f16c(blk + 2), a.d[b]);
+                acc[k] = k4_accumulate(acc[k], sumi[k], min_pairs[k], a.s + b * 16, blk, a.d + b);
             }
         }
         y[r] = hsum(acc[0]);
@@ -320,7 +324,6 @@ AVX2 static void matmul_q45_K(int type, int n, const uint8_t *w, size_t row_byte
             for (int b = 0; b < nb; b++) {
                 const uint8_t *blk = row + (size_t)b * bytes;
                 if (t0 == 0) prefetch_ahead(blk, bytes);
-                const float d = half_f16c(blk), dmin = half_f16c(blk + 2);
                 __m256i scales, min_pairs, q[8], scale_of[8];
                 k4_scales(blk + 4, &scales, &min_pairs);
                 for (int j = 0; j < 8; j++) scale_of[j] = _mm256_shuffle_epi8(scales, _mm256_loadu_si256((const __m256i *)broadcast_word[j]));
@@ -340,7 +343,7 @@ AVX2 static void matmul_q45_K(int type, int n, const uint8_t *w, size_t row_byte
                 }
                 for (int k = 0; k < tc; k++) {
                     const __m256i sumi = dot8_scaled(q, scale_of, views[k].q + b * 256);
-                    acc[k] = k4_accumulate(acc[k], sumi, min_pairs, views[k].s + b * 16, d, dmin, views[k].d[b]);
+                    acc[k] = k4_accumulate(acc[k], sumi, min_pairs, views[k].s + b * 16, blk, views[k].d + b);
                 }
             }
             for (int k = 0; k < tc; k++) y[(size_t)(t0 + k) * y_stride + r] = hsum(acc[k]);

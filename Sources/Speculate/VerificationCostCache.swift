@@ -1,8 +1,9 @@
 import Foundation
 
 /// Measures the target's verification cost curve once per model file and thread count and keeps
-/// it in the cache directory (`costs/NAME-SIZE-tTHREADS.json`), so `auto` starts instantly after
-/// the first run. Delete the file to measure again (for example after a hardware change).
+/// it in the cache directory (`costs/NAME-SIZE-KERNELS-rREVISION-tTHREADS.json`), so `auto` starts
+/// instantly after the first run. A new kernel revision measures again; delete the file to measure
+/// again after a hardware change.
 public struct VerificationCostCache: Sendable {
     /// The directory the curves live in.
     public let directory: URL
@@ -16,7 +17,8 @@ public struct VerificationCostCache: Sendable {
     public func curve(for model: TransformerModel, name: String, threads: Int) throws -> VerificationCost {
         let size = model.weightBytes
         let safeName = String(URL(fileURLWithPath: name).lastPathComponent.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? $0 : "_" })
-        let file = directory.appendingPathComponent("\(safeName)-\(size)-t\(threads).json")
+        let kernels = "\(ComputeThreads.kernelName)-r\(ComputeThreads.kernelRevision)"
+        let file = directory.appendingPathComponent("\(safeName)-\(size)-\(kernels)-t\(threads).json")
         if let data = try? Data(contentsOf: file), let curve = try? JSONDecoder().decode(VerificationCost.self, from: data),
            !curve.tokens.isEmpty, curve.tokens.count == curve.relative.count {
             return curve

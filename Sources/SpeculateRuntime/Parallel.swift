@@ -15,6 +15,9 @@ public enum ComputeThreads {
     /// The kernel set in use (`avx2` or `portable`).
     public static var kernelName: String { String(cString: spec_kernels_name()) }
 
+    /// The kernels' revision, bumped when their speed changes (keys cached measurements).
+    public static var kernelRevision: Int { Int(spec_kernels_revision()) }
+
     /// Forces the portable kernels (for comparisons and tests).
     public static func forcePortableKernels(_ portable: Bool) { spec_kernels_force_portable(portable ? 1 : 0) }
 

@@ -32,6 +32,9 @@ int spec_kernels_use_avx2(void);
 void spec_kernels_force_portable(int portable);
 /// A short name of the kernel set in use ("avx2" or "portable").
 const char *spec_kernels_name(void);
+/// Bumped whenever a kernel's speed characteristics change, so measurements cached on disk
+/// (the verification cost curve) are taken again.
+int spec_kernels_revision(void);
 
 /// The activation format a weight type's kernel reads; -1 if the type has no kernel.
 int spec_act_format_for(int type);
