@@ -34,6 +34,8 @@ let package = Package(
         .library(name: "SpeculateLineEcho", type: .dynamic, targets: ["LineEchoPlugin"]),
         .library(name: "SpeculateSuffixMatch", type: .dynamic, targets: ["SuffixMatchPlugin"]),
         .executable(name: "speculate", targets: ["SpeculateCLI"]),
+        // The matrix kernels alone on model-shaped synthetic weights (Benchmarks/KernelBench).
+        .executable(name: "speculate-kernel-bench", targets: ["KernelBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -53,7 +55,9 @@ let package = Package(
         ),
         .target(
             name: "CSpeculateKernels",
-            cSettings: [.headerSearchPath(".")]
+            cSettings: [.headerSearchPath(".")],
+            // libm (lrintf, expf) and threads; Swift executables link them anyway, C ones need them named.
+            linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux])), .linkedLibrary("pthread", .when(platforms: [.linux]))]
         ),
         // The plugin C ABI (Plugins/ABI/include/speculate_plugin.h), shared by the host and plugins.
         .target(
@@ -121,6 +125,7 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        .executableTarget(name: "KernelBench", dependencies: ["CSpeculateKernels"], path: "Benchmarks/KernelBench"),
         .executableTarget(name: "ComposeDecoder", dependencies: ["Speculate"], path: "Examples/ComposeDecoder", swiftSettings: strictSwift),
         .executableTarget(name: "CustomProposer", dependencies: ["Speculate"], path: "Examples/CustomProposer", swiftSettings: strictSwift),
         .executableTarget(name: "SwapMerger", dependencies: ["Speculate"], path: "Examples/SwapMerger", swiftSettings: strictSwift),

@@ -1,0 +1,166 @@
+// speculate-kernel-bench: the quantized matrix kernels alone, on weights laid out like a real
+// model (Qwen2.5-Coder-1.5B Q4_K_M shapes by default), without the rest of the forward pass.
+//
+// Weights are random blocks with valid scales (the kernels' speed does not depend on the
+// values) in separate allocations per layer, so every pass streams them from memory as
+// decoding does. Reports, per batch size, the best of several passes: milliseconds, weight
+// bytes read per second, multiply-adds per second and the cost relative to one token.
+//
+//   speculate-kernel-bench [--threads N] [--batches 1,2,4,8] [--passes N] [--layers N]
+//                          [--hidden N] [--ffn N] [--kv N] [--vocab N] [--portable]
+#include "speculate_kernels.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/// One weight matrix: `rows` rows of `n` elements of `type`.
+typedef struct {
+    int type, rows, n;
+    size_t row_bytes;
+    uint8_t *data;
+} matrix;
+
+static size_t block_bytes(int type) { return type == SPEC_Q4_K ? 144 : type == SPEC_Q6_K ? 210 : 0; }
+
+static matrix make_matrix(int type, int rows, int n, unsigned *seed) {
+    matrix m = {type, rows, n, (size_t)(n / 256) * block_bytes(type), NULL};
+    const size_t size = m.row_bytes * (size_t)rows;
+    m.data = aligned_alloc(64, (size + 63) & ~(size_t)63);
+    if (!m.data) {
+        fprintf(stderr, "error: out of memory allocating %zu bytes of weights\n", size);
+        exit(1);
+    }
+    for (size_t i = 0; i < size; i++) m.data[i] = (uint8_t)(rand_r(seed) >> 7);
+    // Scales: small positive halves (about 0.01), so the arithmetic stays in normal ranges.
+    const uint16_t scale = 0x2147;
+    for (size_t b = 0; b < size / block_bytes(type); b++) {
+        uint8_t *block = m.data + b * block_bytes(type);
+        if (type == SPEC_Q4_K) {
+            memcpy(block, &scale, 2);
+            memcpy(block + 2, &scale, 2);
+        } else {
+            memcpy(block + 208, &scale, 2);
+        }
+    }
+    return m;
+}
+
+static int parse_list(const char *text, int *values, int capacity) {
+    int count = 0;
+    char *copy = strdup(text), *save = NULL;
+    for (char *item = strtok_r(copy, ",", &save); item && count < capacity; item = strtok_r(NULL, ",", &save)) {
+        const int v = atoi(item);
+        if (v < 1 || v > 64) {
+            fprintf(stderr, "error: batch size %s is not in 1...64\n", item);
+            exit(2);
+        }
+        values[count++] = v;
+    }
+    free(copy);
+    return count;
+}
+
+int main(int argc, char **argv) {
+    int threads = 0, passes = 8, layers = 28, hidden = 1536, ffn = 8960, kv = 256, vocab = 151936, portable = 0;
+    int batches[16] = {1, 2, 4, 8, 16}, batch_count = 5;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(arg, "--portable")) { portable = 1; continue; }
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            printf("usage: speculate-kernel-bench [--threads N] [--batches 1,2,4,8] [--passes N] [--layers N]\n"
+                   "                              [--hidden N] [--ffn N] [--kv N] [--vocab N] [--portable]\n"
+                   "Times the quantized matrix kernels on synthetic weights shaped like Qwen2.5-Coder-1.5B Q4_K_M\n"
+                   "(Q4_K layers, Q6_K output head); sizes must be multiples of 256.\n");
+            return 0;
+        }
+        if (!value) { fprintf(stderr, "error: %s needs a value (see --help)\n", arg); return 2; }
+        i++;
+        if (!strcmp(arg, "--threads")) threads = atoi(value);
+        else if (!strcmp(arg, "--passes")) passes = atoi(value);
+        else if (!strcmp(arg, "--layers")) layers = atoi(value);
+        else if (!strcmp(arg, "--hidden")) hidden = atoi(value);
+        else if (!strcmp(arg, "--ffn")) ffn = atoi(value);
+        else if (!strcmp(arg, "--kv")) kv = atoi(value);
+        else if (!strcmp(arg, "--vocab")) vocab = atoi(value);
+        else if (!strcmp(arg, "--batches")) batch_count = parse_list(value, batches, 16);
+        else { fprintf(stderr, "error: unknown option %s (see --help)\n", arg); return 2; }
+    }
+    if (hidden % 256 || ffn % 256 || hidden < 256 || ffn < 256 || kv < 1 || vocab < 1 || layers < 1 || passes < 1 || batch_count < 1) {
+        fprintf(stderr, "error: hidden and ffn must be positive multiples of 256; counts must be positive\n");
+        return 2;
+    }
+    spec_kernels_force_portable(portable);
+    if (threads > 0) spec_pool_set_threads(threads);
+    else spec_pool_set_threads(2);
+
+    // Per layer: q, k, v, o, gate, up, down — in the order and groups the runtime issues them.
+    unsigned seed = 7;
+    const int shapes[7][2] = {{hidden, hidden}, {kv, hidden}, {kv, hidden}, {hidden, hidden}, {ffn, hidden}, {ffn, hidden}, {hidden, ffn}};
+    matrix *weights = malloc(sizeof(matrix) * (size_t)layers * 7);
+    double layer_bytes = 0, layer_macs = 0;
+    for (int l = 0; l < layers; l++) {
+        for (int i = 0; i < 7; i++) {
+            weights[l * 7 + i] = make_matrix(SPEC_Q4_K, shapes[i][0], shapes[i][1], &seed);
+            layer_bytes += (double)weights[l * 7 + i].row_bytes * shapes[i][0];
+            layer_macs += (double)shapes[i][0] * shapes[i][1];
+        }
+    }
+    const matrix head = make_matrix(SPEC_Q6_K, vocab, hidden, &seed);
+    const double head_bytes = (double)head.row_bytes * vocab, head_macs = (double)vocab * hidden;
+
+    const int max_t = 64;
+    const size_t narrow = spec_act_row_bytes(SPEC_ACT_Q8_256, hidden), wide = spec_act_row_bytes(SPEC_ACT_Q8_256, ffn);
+    uint8_t *act_narrow = aligned_alloc(64, narrow * max_t), *act_wide = aligned_alloc(64, wide * max_t);
+    float *x = malloc(sizeof(float) * (size_t)ffn);
+    for (int t = 0; t < max_t; t++) {
+        for (int i = 0; i < ffn; i++) x[i] = (float)((rand_r(&seed) % 2001) - 1000) / 1000.0f;
+        spec_quantize_act(SPEC_ACT_Q8_256, x, hidden, act_narrow + narrow * t);
+        spec_quantize_act(SPEC_ACT_Q8_256, x, ffn, act_wide + wide * t);
+    }
+    const int widest = vocab > ffn ? vocab : ffn;
+    float *y = malloc(sizeof(float) * (size_t)widest * max_t);
+
+    printf("kernels: %s, %d threads; %d layers of %dx%d (ffn %d, kv %d) Q4_K + %dx%d Q6_K head: %.0f MB\n",
+           spec_kernels_name(), spec_pool_threads(), layers, hidden, hidden, ffn, kv, vocab, hidden, (layer_bytes + head_bytes) / 1e6);
+    printf("%6s %10s %10s %10s %10s %10s\n", "tokens", "layers ms", "head ms", "GB/s", "GMAC/s", "relative");
+    double one_token = 0;
+    for (int bi = 0; bi < batch_count; bi++) {
+        const int T = batches[bi];
+        double best_layers = 1e30, best_head = 1e30;
+        for (int p = 0; p < passes; p++) {
+            const double t0 = now_seconds();
+            for (int l = 0; l < layers; l++) {
+                spec_matmul_job jobs[7];
+                for (int i = 0; i < 7; i++) {
+                    const matrix *m = &weights[l * 7 + i];
+                    const int is_wide = m->n == ffn && ffn != hidden;
+                    jobs[i] = (spec_matmul_job){m->type, m->n, m->data, m->row_bytes, m->rows,
+                                                is_wide ? act_wide : act_narrow, is_wide ? wide : narrow, y, (size_t)m->rows};
+                }
+                spec_matmul_jobs(jobs, 3, T);      // q, k, v
+                spec_matmul_jobs(jobs + 3, 1, T);  // o
+                spec_matmul_jobs(jobs + 4, 2, T);  // gate, up
+                spec_matmul_jobs(jobs + 6, 1, T);  // down
+            }
+            const double t1 = now_seconds();
+            const spec_matmul_job head_job = {head.type, head.n, head.data, head.row_bytes, head.rows, act_narrow, narrow, y, (size_t)head.rows};
+            spec_matmul_jobs(&head_job, 1, T);
+            const double t2 = now_seconds();
+            if (t1 - t0 < best_layers) best_layers = t1 - t0;
+            if (t2 - t1 < best_head) best_head = t2 - t1;
+        }
+        const double total = best_layers + best_head;
+        if (bi == 0 || T == 1) one_token = T == 1 ? total : one_token;
+        printf("%6d %10.2f %10.2f %10.1f %10.1f %9.2fx\n", T, best_layers * 1e3, best_head * 1e3, (layer_bytes + head_bytes) / total / 1e9,
+               (layer_macs + head_macs) * T / total / 1e9, one_token > 0 ? total / one_token : 0.0);
+    }
+    return 0;
+}
