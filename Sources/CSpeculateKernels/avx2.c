@@ -22,22 +22,6 @@ AVX2 static inline float half_f16c(const uint8_t *p) {
     return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
 }
 
-/// The eight 6-bit scales and mins of a Q4_K/Q5_K block, word-parallel.
-static inline void scales_mins_k4(const uint8_t *packed, uint8_t *scales, uint8_t *mins) {
-    uint32_t u0, u1, u2;
-    memcpy(&u0, packed, 4);
-    memcpy(&u1, packed + 4, 4);
-    memcpy(&u2, packed + 8, 4);
-    const uint32_t low6 = 0x3F3F3F3Fu, low4 = 0x0F0F0F0Fu, top2 = 0x03030303u;
-    const uint32_t s_lo = u0 & low6, m_lo = u1 & low6;
-    const uint32_t s_hi = (u2 & low4) | (((u0 >> 6) & top2) << 4);
-    const uint32_t m_hi = ((u2 >> 4) & low4) | (((u1 >> 6) & top2) << 4);
-    memcpy(scales, &s_lo, 4);
-    memcpy(scales + 4, &s_hi, 4);
-    memcpy(mins, &m_lo, 4);
-    memcpy(mins + 4, &m_hi, 4);
-}
-
 /// Broadcast masks: lanes take the 16-bit value j of a 128-bit vector, for j = 0..7.
 static const uint8_t broadcast_word[8][32] = {
 #define W(j) {2*j,2*j+1,2*j,2*j+1,2*j,2*j+1,2*j,2*j+1,2*j,2*j+1,2*j,2*j+1,2*j,2*j+1,2*j,2*j+1, \
@@ -206,16 +190,24 @@ static const uint8_t q6_scale_pair[4][32] = {
 };
 
 /// A Q4_K/Q5_K block's eight scales as 16-bit words in both lanes, and its eight mins each
-/// repeated twice (lined up with the 16 activation sums of 16 values each).
+/// repeated twice (lined up with the 16 activation sums of 16 values each), unpacked with byte
+/// shuffles. The 12 packed bytes: [0..3] scales 0-3 (6 bits; top 2 bits = high bits of scales
+/// 4-7), [4..7] mins 0-3 (likewise for mins 4-7), [8..11] low nibbles scales 4-7, high nibbles
+/// mins 4-7. Reads 16 bytes; the block's 4-bit values follow, so that stays inside it.
 AVX2 static inline void k4_scales(const uint8_t *packed, __m256i *scales, __m256i *min_pairs) {
-    uint8_t sc[8], mn[8];
-    scales_mins_k4(packed, sc, mn);
-    uint64_t s8, m8;
-    memcpy(&s8, sc, 8);
-    memcpy(&m8, mn, 8);
-    *scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)s8)));
-    const __m128i m = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m8));
-    *min_pairs = _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m));
+    const __m128i v = _mm_loadu_si128((const __m128i *)packed);
+    // Bytes 0-7 become scales 0-7, bytes 8-15 mins 0-7: first the 6- or 4-bit parts ...
+    const __m128i body = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+    const __m128i nibbles = _mm_blend_epi16(body, _mm_srli_epi16(body, 4), 0xC0);  // mins 4-7: high nibbles
+    const __m128i low = _mm_and_si128(nibbles, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15));
+    // ... then the top two bits of entries 4-7, taken from bits 6-7 of bytes 0-3 and 4-7.
+    const __m128i tops = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+    const __m128i all = _mm_or_si128(low, _mm_and_si128(_mm_srli_epi16(tops, 2), _mm_set1_epi8(0x30)));
+    const __m256i both = _mm256_broadcastsi128_si256(all);
+    *scales = _mm256_shuffle_epi8(both, _mm256_setr_epi8(0, -1, 1, -1, 2, -1, 3, -1, 4, -1, 5, -1, 6, -1, 7, -1,
+                                                         0, -1, 1, -1, 2, -1, 3, -1, 4, -1, 5, -1, 6, -1, 7, -1));
+    *min_pairs = _mm256_shuffle_epi8(both, _mm256_setr_epi8(8, -1, 8, -1, 9, -1, 9, -1, 10, -1, 10, -1, 11, -1, 11, -1,
+                                                            12, -1, 12, -1, 13, -1, 13, -1, 14, -1, 14, -1, 15, -1, 15, -1));
 }
 
 /// The Q4_K/Q5_K block step shared by the single-token and batched kernels; `blk` starts with
@@ -263,49 +255,106 @@ AVX2 static inline __m256i dot8_scaled(const __m256i *q, const __m256i *scale_of
     return _mm256_add_epi32(s0, s1);
 }
 
-// Q4_K with one token, unpacking the nibbles on the fly; two rows per pass share the
-// activation loads.
-AVX2 static void matvec_q4_K(int n, const uint8_t *w, size_t row_bytes, int r0, int r1,
-                             const uint8_t *act, float *y) {
+// Q4_K with one or two tokens (TOKENS is a constant at each call site), unpacking the nibbles
+// on the fly; two rows per pass share the activation loads. Decoding (one token) and the
+// smallest trees (two) are the most frequent products, and unpacking into registers once per
+// row beats the batched kernel's unpacked copies there.
+AVX2 static inline __attribute__((always_inline)) void q4_K_narrow(const int ROWS, const int TOKENS, int n, const uint8_t *w,
+                                                                   size_t row_bytes, int r0, int r1, const uint8_t *act,
+                                                                   size_t act_stride, float *y, size_t y_stride) {
     const int nb = n / 256;
-    const spec_act_view a = spec_act_at(SPEC_ACT_Q8_256, n, act);
+    spec_act_view a[4];
+    for (int t = 0; t < TOKENS; t++) a[t] = spec_act_at(SPEC_ACT_Q8_256, n, act + (size_t)t * act_stride);
     const __m256i low4 = _mm256_set1_epi8(0x0F);
-    for (int r = r0; r < r1; r += 2) {
-        const int pair = r + 1 < r1;
+    for (int r = r0; r < r1; r += ROWS) {
+        const int pair = ROWS == 2 && r + 1 < r1;
         const uint8_t *rows[2] = {w + (size_t)r * row_bytes, w + (size_t)(r + pair) * row_bytes};
-        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        __m256 acc[2][4];
+        for (int k = 0; k < ROWS; k++)
+            for (int t = 0; t < TOKENS; t++) acc[k][t] = _mm256_setzero_ps();
         for (int b = 0; b < nb; b++) {
-            const int8_t *x = a.q + b * 256;
-            __m256i scales[2], min_pairs[2], sumi[2];
-            for (int k = 0; k < 2; k++) {
+            __m256i scales[2], min_pairs[2], sumi[2][4];
+            for (int k = 0; k < ROWS; k++) {
                 prefetch_ahead(rows[k] + (size_t)b * 144, 144);
                 k4_scales(rows[k] + (size_t)b * 144 + 4, &scales[k], &min_pairs[k]);
-                sumi[k] = _mm256_setzero_si256();
+                for (int t = 0; t < TOKENS; t++) sumi[k][t] = _mm256_setzero_si256();
             }
             for (int c = 0; c < 4; c++) {
-                const __m256i x0 = _mm256_loadu_si256((const __m256i *)(x + 64 * c));
-                const __m256i x1 = _mm256_loadu_si256((const __m256i *)(x + 64 * c + 32));
+                // With two rows the activations are loaded once for both.
+                __m256i x0[4], x1[4];
+                if (ROWS == 2) {
+                    for (int t = 0; t < TOKENS; t++) {
+                        x0[t] = _mm256_loadu_si256((const __m256i *)(a[t].q + b * 256 + 64 * c));
+                        x1[t] = _mm256_loadu_si256((const __m256i *)(a[t].q + b * 256 + 64 * c + 32));
+                    }
+                }
                 const __m256i shuffle0 = _mm256_loadu_si256((const __m256i *)broadcast_word[2 * c]);
                 const __m256i shuffle1 = _mm256_loadu_si256((const __m256i *)broadcast_word[2 * c + 1]);
-                for (int k = 0; k < 2; k++) {
+                for (int k = 0; k < ROWS; k++) {
                     const __m256i v = _mm256_loadu_si256((const __m256i *)(rows[k] + (size_t)b * 144 + 16 + 32 * c));
-                    const __m256i p0 = _mm256_maddubs_epi16(_mm256_and_si256(v, low4), x0);
-                    const __m256i p1 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), x1);
-                    sumi[k] = _mm256_add_epi32(sumi[k], _mm256_madd_epi16(p0, _mm256_shuffle_epi8(scales[k], shuffle0)));
-                    sumi[k] = _mm256_add_epi32(sumi[k], _mm256_madd_epi16(p1, _mm256_shuffle_epi8(scales[k], shuffle1)));
+                    const __m256i q0 = _mm256_and_si256(v, low4), q1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+                    const __m256i s0 = _mm256_shuffle_epi8(scales[k], shuffle0), s1 = _mm256_shuffle_epi8(scales[k], shuffle1);
+                    for (int t = 0; t < TOKENS; t++) {
+                        const int8_t *x = a[t].q + b * 256 + 64 * c;
+                        const __m256i xa = ROWS == 2 ? x0[t] : _mm256_loadu_si256((const __m256i *)x);
+                        const __m256i xb = ROWS == 2 ? x1[t] : _mm256_loadu_si256((const __m256i *)(x + 32));
+                        sumi[k][t] = _mm256_add_epi32(sumi[k][t], _mm256_madd_epi16(_mm256_maddubs_epi16(q0, xa), s0));
+                        sumi[k][t] = _mm256_add_epi32(sumi[k][t], _mm256_madd_epi16(_mm256_maddubs_epi16(q1, xb), s1));
+                    }
                 }
             }
-            for (int k = 0; k < 2; k++) {
+            for (int k = 0; k < ROWS; k++) {
                 const uint8_t *blk = rows[k] + (size_t)b * 144;
-                acc[k] = k4_accumulate(acc[k], sumi[k], min_pairs[k], a.s + b * 16, blk, a.d + b);
+                for (int t = 0; t < TOKENS; t++)
+                    acc[k][t] = k4_accumulate(acc[k][t], sumi[k][t], min_pairs[k], a[t].s + b * 16, blk, a[t].d + b);
             }
         }
-        y[r] = hsum(acc[0]);
-        if (pair) y[r + 1] = hsum(acc[1]);
+        for (int t = 0; t < TOKENS; t++) {
+            y[(size_t)t * y_stride + r] = hsum(acc[0][t]);
+            if (pair) y[(size_t)t * y_stride + r + 1] = hsum(acc[1][t]);
+        }
     }
 }
 
-// Q4_K and Q5_K against Q8_256 activations: each block is unpacked once and used for every token.
+AVX2 static void matvec_q4_K(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act, float *y) {
+    q4_K_narrow(2, 1, n, w, row_bytes, r0, r1, act, 0, y, 0);
+}
+
+AVX2 static void q4_K_rows2_tokens2(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act,
+                                    size_t act_stride, float *y, size_t y_stride) {
+    q4_K_narrow(2, 2, n, w, row_bytes, r0, r1, act, act_stride, y, y_stride);
+}
+AVX2 static void q4_K_rows2_tokens3(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act,
+                                    size_t act_stride, float *y, size_t y_stride) {
+    q4_K_narrow(2, 3, n, w, row_bytes, r0, r1, act, act_stride, y, y_stride);
+}
+AVX2 static void q4_K_rows1_tokens4(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act,
+                                    size_t act_stride, float *y, size_t y_stride) {
+    q4_K_narrow(1, 4, n, w, row_bytes, r0, r1, act, act_stride, y, y_stride);
+}
+
+// Q4_K with two or more tokens: groups of up to four tokens, each group over a few rows at a
+// time so the rows are still in L1 for the next group. Every (row, token) result goes through
+// the same block steps in the same order whatever the grouping.
+AVX2 static void matmul_q4_K(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act,
+                             size_t act_stride, int T, float *y, size_t y_stride) {
+    enum { ROW_GROUP = 4 };
+    for (int rr = r0; rr < r1; rr += ROW_GROUP) {
+        const int re = rr + ROW_GROUP < r1 ? rr + ROW_GROUP : r1;
+        for (int t0 = 0; t0 < T; t0 += 4) {
+            const int tc = T - t0 < 4 ? T - t0 : 4;
+            const uint8_t *a = act + (size_t)t0 * act_stride;
+            float *out = y + (size_t)t0 * y_stride;
+            if (tc == 4) q4_K_rows1_tokens4(n, w, row_bytes, rr, re, a, act_stride, out, y_stride);
+            else if (tc == 3) q4_K_rows2_tokens3(n, w, row_bytes, rr, re, a, act_stride, out, y_stride);
+            else if (tc == 2) q4_K_rows2_tokens2(n, w, row_bytes, rr, re, a, act_stride, out, y_stride);
+            else matvec_q4_K(n, w, row_bytes, rr, re, a, out);
+        }
+    }
+}
+
+// Q5_K (and Q4_K, which now takes matmul_q4_K) against Q8_256 activations: each block is
+// unpacked once into registers spilled to the stack and used for every token.
 AVX2 static void matmul_q45_K(int type, int n, const uint8_t *w, size_t row_bytes, int r0, int r1,
                               const uint8_t *act, size_t act_stride, int T, float *y, size_t y_stride) {
     const int nb = n / 256;
@@ -456,6 +505,10 @@ int spec_matmul_avx2(int type, int n, const void *w, size_t row_bytes, int r0, i
     case SPEC_Q4_K: case SPEC_Q5_K:
         if (type == SPEC_Q4_K && T == 1) {
             matvec_q4_K(n, (const uint8_t *)w, row_bytes, r0, r1, (const uint8_t *)act, y);
+            return 1;
+        }
+        if (type == SPEC_Q4_K) {
+            matmul_q4_K(n, (const uint8_t *)w, row_bytes, r0, r1, (const uint8_t *)act, act_stride, T, y, y_stride);
             return 1;
         }
         matmul_q45_K(type, n, (const uint8_t *)w, row_bytes, r0, r1, (const uint8_t *)act, act_stride, T, y, y_stride);

@@ -77,6 +77,28 @@ struct CLITests {
         #expect(stream.contains("step 1:") && stream.contains("per forward"))
     }
 
+    @Test("the kernel benchmark times each batch size and rejects bad options")
+    func kernelBench() throws {
+        let bench = URL(fileURLWithPath: CLI.executable).deletingLastPathComponent().appendingPathComponent("speculate-kernel-bench").path
+        let small = ["--layers", "2", "--hidden", "512", "--ffn", "1024", "--kv", "128", "--vocab", "4096", "--passes", "2", "--batches", "1,2,8"]
+        for extra in [[], ["--portable"]] {
+            let result = try TestSupport.runProcessCapturingAll(bench, small + extra)
+            let output = String(decoding: result.standardOutput, as: UTF8.self)
+            #expect(result.status == 0, "\(String(decoding: result.standardError, as: UTF8.self))")
+            #expect(output.contains(extra.isEmpty ? "kernels: " : "kernels: portable"))
+            // One row per batch size: tokens, layers ms, head ms, GB/s, GMAC/s, relative cost.
+            let rows = output.split(separator: "\n").filter { $0.hasSuffix("x") }.map { $0.split(separator: " ") }
+            #expect(rows.map { $0.first.map(String.init) } == ["1", "2", "8"])
+            #expect(rows.first?.last == "1.00x")
+            #expect(rows.allSatisfy { row in row.dropFirst().dropLast().allSatisfy { (Double($0) ?? 0) > 0 } })
+        }
+        for bad in [["--batches", "0"], ["--hidden", "300"], ["--frobnicate", "1"], ["--threads"]] {
+            let result = try TestSupport.runProcessCapturingAll(bench, bad)
+            #expect(result.status == 2, "\(bad)")
+            #expect(String(decoding: result.standardError, as: UTF8.self).hasPrefix("error: "), "\(bad)")
+        }
+    }
+
     @Test("plain text output streams the completion and prints a summary on standard error")
     func plainOutput() throws {
         let run = try CLI.run(["--target", "smollm2-135m-instruct", "--max-tokens", "8", "--proposer", "ngram"], input: "The capital of France is")
