@@ -424,37 +424,61 @@ AVX2 static inline void q6_unpack(const uint8_t *blk, int c, __m256i *q) {
     q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two), 4));
 }
 
-// Q6_K with one token.
-AVX2 static void matvec_q6_K(int n, const uint8_t *w, size_t row_bytes, int r0, int r1,
-                             const uint8_t *act, float *y) {
+// Q6_K with one to four tokens (TOKENS constant per call site), unpacking on the fly.
+AVX2 static inline __attribute__((always_inline)) void q6_K_narrow(const int TOKENS, int n, const uint8_t *w, size_t row_bytes,
+                                                                   int r0, int r1, const uint8_t *act, size_t act_stride,
+                                                                   float *y, size_t y_stride) {
     const int nb = n / 256;
-    const spec_act_view a = spec_act_at(SPEC_ACT_Q8_256, n, act);
+    spec_act_view a[4];
+    for (int t = 0; t < TOKENS; t++) a[t] = spec_act_at(SPEC_ACT_Q8_256, n, act + (size_t)t * act_stride);
     for (int r = r0; r < r1; r++) {
         const uint8_t *row = w + (size_t)r * row_bytes;
-        __m256 acc = _mm256_setzero_ps();
+        __m256 acc[4];
+        for (int t = 0; t < TOKENS; t++) acc[t] = _mm256_setzero_ps();
         for (int b = 0; b < nb; b++) {
             const uint8_t *blk = row + (size_t)b * 210;
             prefetch_ahead(blk, 210);
-            const int8_t *x = a.q + b * 256;
             __m256i scale_of[8];
             const __m256i scales16 = q6_scales(blk, scale_of);
-            __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+            __m256i s0[4], s1[4];
+            for (int t = 0; t < TOKENS; t++) s0[t] = s1[t] = _mm256_setzero_si256();
             for (int c = 0; c < 2; c++) {
                 __m256i q[4];
                 q6_unpack(blk, c, q);
                 for (int s = 0; s < 4; s += 2) {
                     const int j = c * 4 + s;
-                    s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_maddubs_epi16(q[s], _mm256_loadu_si256((const __m256i *)(x + 32 * j))), scale_of[j]));
-                    s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_maddubs_epi16(q[s + 1], _mm256_loadu_si256((const __m256i *)(x + 32 * j + 32))), scale_of[j + 1]));
+                    for (int t = 0; t < TOKENS; t++) {
+                        const int8_t *x = a[t].q + b * 256;
+                        s0[t] = _mm256_add_epi32(s0[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[s], _mm256_loadu_si256((const __m256i *)(x + 32 * j))), scale_of[j]));
+                        s1[t] = _mm256_add_epi32(s1[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[s + 1], _mm256_loadu_si256((const __m256i *)(x + 32 * j + 32))), scale_of[j + 1]));
+                    }
                 }
             }
-            acc = q6_accumulate(acc, _mm256_add_epi32(s0, s1), scales16, a.s + b * 16, half_f16c(blk + 208), a.d[b]);
+            const float d = half_f16c(blk + 208);
+            for (int t = 0; t < TOKENS; t++) acc[t] = q6_accumulate(acc[t], _mm256_add_epi32(s0[t], s1[t]), scales16, a[t].s + b * 16, d, a[t].d[b]);
         }
-        y[r] = hsum(acc);
+        for (int t = 0; t < TOKENS; t++) y[(size_t)t * y_stride + r] = hsum(acc[t]);
     }
 }
 
-// Q6_K against Q8_256 activations.
+AVX2 static void matvec_q6_K(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act, float *y) {
+    q6_K_narrow(1, n, w, row_bytes, r0, r1, act, 0, y, 0);
+}
+AVX2 static void q6_K_tokens2(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act, size_t act_stride,
+                              float *y, size_t y_stride) {
+    q6_K_narrow(2, n, w, row_bytes, r0, r1, act, act_stride, y, y_stride);
+}
+AVX2 static void q6_K_tokens3(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act, size_t act_stride,
+                              float *y, size_t y_stride) {
+    q6_K_narrow(3, n, w, row_bytes, r0, r1, act, act_stride, y, y_stride);
+}
+AVX2 static void q6_K_tokens4(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act, size_t act_stride,
+                              float *y, size_t y_stride) {
+    q6_K_narrow(4, n, w, row_bytes, r0, r1, act, act_stride, y, y_stride);
+}
+
+// Q6_K with more than four tokens: blocks unpacked once per row into registers spilled to the
+// stack, then used for every token (two tokens per pass).
 AVX2 static void matmul_q6_K(int n, const uint8_t *w, size_t row_bytes, int r0, int r1,
                              const uint8_t *act, size_t act_stride, int T, float *y, size_t y_stride) {
     const int nb = n / 256;
@@ -516,6 +540,12 @@ int spec_matmul_avx2(int type, int n, const void *w, size_t row_bytes, int r0, i
     case SPEC_Q6_K:
         if (T == 1) {
             matvec_q6_K(n, (const uint8_t *)w, row_bytes, r0, r1, (const uint8_t *)act, y);
+            return 1;
+        }
+        if (T <= 4) {
+            if (T == 2) q6_K_tokens2(n, (const uint8_t *)w, row_bytes, r0, r1, (const uint8_t *)act, act_stride, y, y_stride);
+            else if (T == 3) q6_K_tokens3(n, (const uint8_t *)w, row_bytes, r0, r1, (const uint8_t *)act, act_stride, y, y_stride);
+            else q6_K_tokens4(n, (const uint8_t *)w, row_bytes, r0, r1, (const uint8_t *)act, act_stride, y, y_stride);
             return 1;
         }
         matmul_q6_K(n, (const uint8_t *)w, row_bytes, r0, r1, (const uint8_t *)act, act_stride, T, y, y_stride);
