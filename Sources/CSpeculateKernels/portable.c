@@ -234,7 +234,8 @@ int spec_kernels_use_avx2(void) {
 const char *spec_kernels_name(void) { return spec_kernels_use_avx2() ? "avx2" : "portable"; }
 
 // 2: weights prefetched a page ahead, K-quant block steps as vectors (session 3).
-int spec_kernels_revision(void) { return 2; }
+// 3: Q4_K/Q6_K products of up to four tokens unpack on the fly (session 3).
+int spec_kernels_revision(void) { return 3; }
 
 void spec_matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
                  const void *act, size_t act_stride, int T, float *y, size_t y_stride) {
