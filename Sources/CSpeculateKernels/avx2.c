@@ -75,8 +75,8 @@ AVX2 static inline void prefetch_ahead(const uint8_t *block, int bytes) {
 
 // Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 with one token: the same integer sums and float steps as
 // matmul_q32 (bit-identical results), without the per-token bookkeeping.
-AVX2 static void matvec_q32(int type, int n, const uint8_t *w, size_t row_bytes, int r0, int r1,
-                            const uint8_t *act, float *y) {
+AVX2 static inline __attribute__((always_inline)) void matvec_q32_typed(const int type, int n, const uint8_t *w, size_t row_bytes,
+                                                                        int r0, int r1, const uint8_t *act, float *y) {
     const int nb = n / 32;
     const int bytes = type == SPEC_Q8_0 ? 34 : type == SPEC_Q4_0 ? 18 : type == SPEC_Q4_1 ? 20 : type == SPEC_Q5_0 ? 22 : 24;
     const int offset = type == SPEC_Q4_0 ? 8 : type == SPEC_Q5_0 ? 16 : 0;
@@ -115,9 +115,27 @@ AVX2 static void matvec_q32(int type, int n, const uint8_t *w, size_t row_bytes,
     }
 }
 
+// One copy per type, so the per-block type tests fold away.
+AVX2 static void matvec_q8_0(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, float *y) { matvec_q32_typed(SPEC_Q8_0, n, w, rb, r0, r1, act, y); }
+AVX2 static void matvec_q4_0(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, float *y) { matvec_q32_typed(SPEC_Q4_0, n, w, rb, r0, r1, act, y); }
+AVX2 static void matvec_q4_1(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, float *y) { matvec_q32_typed(SPEC_Q4_1, n, w, rb, r0, r1, act, y); }
+AVX2 static void matvec_q5_0(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, float *y) { matvec_q32_typed(SPEC_Q5_0, n, w, rb, r0, r1, act, y); }
+AVX2 static void matvec_q5_1(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, float *y) { matvec_q32_typed(SPEC_Q5_1, n, w, rb, r0, r1, act, y); }
+
+AVX2 static void matvec_q32(int type, int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act, float *y) {
+    switch (type) {
+    case SPEC_Q8_0: matvec_q8_0(n, w, row_bytes, r0, r1, act, y); break;
+    case SPEC_Q4_0: matvec_q4_0(n, w, row_bytes, r0, r1, act, y); break;
+    case SPEC_Q4_1: matvec_q4_1(n, w, row_bytes, r0, r1, act, y); break;
+    case SPEC_Q5_0: matvec_q5_0(n, w, row_bytes, r0, r1, act, y); break;
+    default: matvec_q5_1(n, w, row_bytes, r0, r1, act, y); break;
+    }
+}
+
 // Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 against Q8_32 activations.
-AVX2 static void matmul_q32(int type, int n, const uint8_t *w, size_t row_bytes, int r0, int r1,
-                            const uint8_t *act, size_t act_stride, int T, float *y, size_t y_stride) {
+AVX2 static inline __attribute__((always_inline)) void matmul_q32_typed(const int type, int n, const uint8_t *w, size_t row_bytes,
+                                                                        int r0, int r1, const uint8_t *act, size_t act_stride, int T,
+                                                                        float *y, size_t y_stride) {
     const int nb = n / 32;
     const int bytes = type == SPEC_Q8_0 ? 34 : type == SPEC_Q4_0 ? 18 : type == SPEC_Q4_1 ? 20 : type == SPEC_Q5_0 ? 22 : 24;
     const int offset = type == SPEC_Q4_0 ? 8 : type == SPEC_Q5_0 ? 16 : 0;
@@ -169,6 +187,29 @@ AVX2 static void matmul_q32(int type, int n, const uint8_t *w, size_t row_bytes,
             }
             for (int k = 0; k < tc; k++) y[(size_t)(t0 + k) * y_stride + r] = hsum(acc[k]) + acc_min[k];
         }
+    }
+}
+
+#define MATMUL_Q32(NAME, TYPE)                                                                                   \
+    AVX2 static void NAME(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, size_t stride, int T, \
+                          float *y, size_t y_stride) {                                                             \
+        matmul_q32_typed(TYPE, n, w, rb, r0, r1, act, stride, T, y, y_stride);                                     \
+    }
+MATMUL_Q32(matmul_q8_0, SPEC_Q8_0)
+MATMUL_Q32(matmul_q4_0, SPEC_Q4_0)
+MATMUL_Q32(matmul_q4_1, SPEC_Q4_1)
+MATMUL_Q32(matmul_q5_0, SPEC_Q5_0)
+MATMUL_Q32(matmul_q5_1, SPEC_Q5_1)
+#undef MATMUL_Q32
+
+AVX2 static void matmul_q32(int type, int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act,
+                            size_t act_stride, int T, float *y, size_t y_stride) {
+    switch (type) {
+    case SPEC_Q8_0: matmul_q8_0(n, w, row_bytes, r0, r1, act, act_stride, T, y, y_stride); break;
+    case SPEC_Q4_0: matmul_q4_0(n, w, row_bytes, r0, r1, act, act_stride, T, y, y_stride); break;
+    case SPEC_Q4_1: matmul_q4_1(n, w, row_bytes, r0, r1, act, act_stride, T, y, y_stride); break;
+    case SPEC_Q5_0: matmul_q5_0(n, w, row_bytes, r0, r1, act, act_stride, T, y, y_stride); break;
+    default: matmul_q5_1(n, w, row_bytes, r0, r1, act, act_stride, T, y, y_stride); break;
     }
 }
 

@@ -235,7 +235,8 @@ const char *spec_kernels_name(void) { return spec_kernels_use_avx2() ? "avx2" : 
 
 // 2: weights prefetched a page ahead, K-quant block steps as vectors (session 3).
 // 3: Q4_K/Q6_K products of up to four tokens unpack on the fly (session 3).
-int spec_kernels_revision(void) { return 3; }
+// 4: the 32-element block kernels compiled once per type (session 3).
+int spec_kernels_revision(void) { return 4; }
 
 void spec_matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
                  const void *act, size_t act_stride, int T, float *y, size_t y_stride) {
