@@ -65,4 +65,8 @@ int spec_matmul_avx2(int type, int n, const void *w, size_t row_bytes, int r0, i
 float spec_dot_f32_avx2(const float *a, const float *b, int n);
 void spec_axpy_f32_avx2(float *y, float a, const float *x, int n);
 int spec_cpu_has_avx2_fma(void);
+void spec_rms_norm_avx2(const float *x, const float *weight, int n, float epsilon, float *out);
+void spec_silu_mul_avx2(float *gate, const float *up, int n);
+void spec_quantize_act_avx2(int format, const float *x, int n, void *out);
+void spec_attend_group_avx2(const spec_attention *a, int node, int kv_head, float *scores);
 #endif

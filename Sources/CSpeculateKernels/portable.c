@@ -45,6 +45,10 @@ void spec_quantize_act(int format, const float *x, int n, void *out) {
         memcpy(base, x, (size_t)n * 4);
         return;
     }
+    if (spec_kernels_use_avx2()) {
+        spec_quantize_act_avx2(format, x, n, out);
+        return;
+    }
     float *d = (float *)base;
     int16_t *s = (int16_t *)(base + (format == SPEC_ACT_Q8_32 ? (size_t)(n / 32) * 4 : (size_t)(n / 256) * 4));
     int8_t *q = (int8_t *)(base + spec_act_header_bytes(format, n));
@@ -236,7 +240,8 @@ const char *spec_kernels_name(void) { return spec_kernels_use_avx2() ? "avx2" : 
 // 2: weights prefetched a page ahead, K-quant block steps as vectors (session 3).
 // 3: Q4_K/Q6_K products of up to four tokens unpack on the fly (session 3).
 // 4: the 32-element block kernels compiled once per type (session 3).
-int spec_kernels_revision(void) { return 4; }
+// 5: activation quantization, RMS norm, SwiGLU gate and tree attention in AVX2 (session 4).
+int spec_kernels_revision(void) { return 5; }
 
 void spec_matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
                  const void *act, size_t act_stride, int T, float *y, size_t y_stride) {

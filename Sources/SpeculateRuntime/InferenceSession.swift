@@ -62,6 +62,7 @@ public final class InferenceSession: @unchecked Sendable {
         if let headRows, headRows <= 0 { throw RuntimeError.badHyperParameter("head rows must be positive, got \(headRows)") }
         self.model = model
         capacity = context
+        _ = ComputeThreads.configureOnce  // the pool's default size, before the first product
         state = SessionState(model: model, capacity: context,
                              headRows: min(headRows ?? model.config.vocabularySize, model.config.vocabularySize))
     }
@@ -242,6 +243,12 @@ struct SessionState {
         let attention = scratch.attention, gate = scratch.gate, up = scratch.up
         for (i, token) in tokens.enumerated() { model.tokenEmbedding.dequantizeRow(Int(token), into: x + i * d) }
         let (cosines, sines) = rotaryTables(positions: positions)
+        // Each node's visible pending slots (its ancestors and itself, root first), flattened.
+        var slots: [Int32] = [], slotStarts: [Int32] = [0]
+        for path in ancestors {
+            slots.append(contentsOf: path.map { Int32(committed + $0) })
+            slotStarts.append(Int32(slots.count))
+        }
 
         for (layerIndex, layer) in model.layers.enumerated() {
             for i in 0..<n { rmsNorm(x + i * d, weight: layer.attentionNorm, into: h + i * d, count: d) }
@@ -256,15 +263,12 @@ struct SessionState {
                 (keys + slot).update(from: k + i * kvWidth, count: kvWidth)
                 (values + slot).update(from: v + i * kvWidth, count: kvWidth)
             }
-            attend(layer: layerIndex, queries: q, ancestors: ancestors, into: attention)
+            attend(layer: layerIndex, queries: q, nodes: n, slots: slots, slotStarts: slotStarts, into: attention)
             scratch.matmul([(layer.output, h, d)], input: attention, tokens: n)
             for i in 0..<n * d { x[i] += h[i] }
             for i in 0..<n { rmsNorm(x + i * d, weight: layer.feedForwardNorm, into: h + i * d, count: d) }
             scratch.matmul([(layer.gate, gate, ff), (layer.up, up, ff)], input: h, tokens: n)
-            for i in 0..<n * ff {
-                let g = gate[i]
-                gate[i] = g / (1 + exp(-g)) * up[i]
-            }
+            spec_silu_mul(gate, up, Int32(n * ff))
             scratch.matmul([(layer.down, h, d)], input: gate, tokens: n)
             for i in 0..<n * d { x[i] += h[i] }
         }
@@ -281,10 +285,7 @@ struct SessionState {
     }
 
     private func rmsNorm(_ input: UnsafeMutablePointer<Float>, weight: [Float], into output: UnsafeMutablePointer<Float>, count: Int) {
-        var sum: Float = 0
-        for i in 0..<count { sum += input[i] * input[i] }
-        let scale = 1 / (sum / Float(count) + config.rmsEpsilon).squareRoot()
-        for i in 0..<count { output[i] = input[i] * scale * weight[i] }
+        weight.withUnsafeBufferPointer { spec_rms_norm(input, $0.baseAddress, Int32(count), config.rmsEpsilon, output) }
     }
 
     private func add(_ bias: [Float], to vector: UnsafeMutablePointer<Float>) {
@@ -314,44 +315,22 @@ struct SessionState {
         }
     }
 
-    /// Tree attention: node i sees slots [0, committed) and its ancestors' pending slots.
-    private func attend(layer: Int, queries: UnsafeMutablePointer<Float>, ancestors: [[Int]], into output: UnsafeMutablePointer<Float>) {
-        let hd = config.headDimension, qWidth = config.headCount * hd, heads = config.headCount
+    /// Tree attention: node i sees slots [0, committed) and its ancestors' pending slots
+    /// (`slots`/`slotStarts`, flattened per node), computed in C per (node, KV head).
+    private mutating func attend(layer: Int, queries: UnsafeMutablePointer<Float>, nodes: Int, slots: [Int32], slotStarts: [Int32],
+                                 into output: UnsafeMutablePointer<Float>) {
+        let hd = config.headDimension, qWidth = config.headCount * hd
         let group = config.headCount / config.kvHeadCount
-        let prefix = committed
-        let scale = 1 / Float(hd).squareRoot()
         let base = cacheOffset(layer: layer, slot: 0)
-        let keys = self.keys + base, values = self.values + base
-        let kvWidth = config.kvWidth
-        let work = ancestors.count * heads
-        let scores = scratch.scores, scoreStride = capacity
-        ComputeThreads.run { thread, threads in
-            let weights = scores + thread * scoreStride
-            var item = thread
-            while item < work {
-                let node = item / heads, head = item % heads
-                let query = queries + node * qWidth + head * hd
-                let kvOffset = (head / group) * hd
-                let visible = prefix + ancestors[node].count
-                func slot(_ j: Int) -> Int { j < prefix ? j : prefix + ancestors[node][j - prefix] }
-                var maximum = -Float.infinity
-                for j in 0..<visible {
-                    let s = spec_dot_f32(query, keys + slot(j) * kvWidth + kvOffset, Int32(hd)) * scale
-                    weights[j] = s
-                    maximum = max(maximum, s)
-                }
-                var total: Float = 0
-                for j in 0..<visible {
-                    let e = exp(weights[j] - maximum)
-                    weights[j] = e
-                    total += e
-                }
-                let out = output + node * qWidth + head * hd
-                out.update(repeating: 0, count: hd)
-                for j in 0..<visible {
-                    spec_axpy_f32(out, weights[j] / total, values + slot(j) * kvWidth + kvOffset, Int32(hd))
-                }
-                item += threads
+        let scoresStride = group * capacity
+        let scores = scratch.scores(floats: ComputeThreads.count * scoresStride)
+        slots.withUnsafeBufferPointer { slots in
+            slotStarts.withUnsafeBufferPointer { starts in
+                var attention = spec_attention(
+                    queries: queries, q_stride: qWidth, keys: keys + base, values: values + base, kv_stride: config.kvWidth,
+                    head_dim: Int32(hd), group: Int32(group), prefix: Int32(committed), slots: slots.baseAddress,
+                    slot_start: starts.baseAddress, scale: 1 / Float(hd).squareRoot(), output: output, out_stride: qWidth)
+                spec_attention_run(&attention, Int32(nodes), Int32(config.kvHeadCount), scores, scoresStride)
             }
         }
     }
@@ -370,12 +349,13 @@ struct Scratch {
     var up: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
     var cosines: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
     var sines: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
-    var scores: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
+    private var scoreBuffer: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
+    private var scoreCount = 1
     var activations: UnsafeMutableRawPointer = .allocate(byteCount: 64, alignment: 64)
     private var activationBytes = 64
 
     func deallocate() {
-        for pointer in [x, h, q, k, v, attention, gate, up, cosines, sines, scores] { pointer.deallocate() }
+        for pointer in [x, h, q, k, v, attention, gate, up, cosines, sines, scoreBuffer] { pointer.deallocate() }
         activations.deallocate()
     }
 
@@ -398,12 +378,21 @@ struct Scratch {
         grow(&up, n * config.feedForwardLength)
         grow(&cosines, n * config.headDimension / 2)
         grow(&sines, n * config.headDimension / 2)
-        grow(&scores, 64 * capacity)
         let widest = max(d, qWidth, config.feedForwardLength)
         activationBytes = 2 * n * spec_act_row_bytes(Int32(SPEC_ACT_F32.rawValue), Int32(widest))
         activations.deallocate()
         activations = .allocate(byteCount: activationBytes, alignment: 64)
         tokens = n
+    }
+
+    /// Attention scores scratch of at least `floats` floats.
+    mutating func scores(floats: Int) -> UnsafeMutablePointer<Float> {
+        if floats > scoreCount {
+            scoreBuffer.deallocate()
+            scoreBuffer = .allocate(capacity: floats)
+            scoreCount = floats
+        }
+        return scoreBuffer
     }
 
     /// Computes `output = W · input` for each job (row-major, `tokens` rows of input),

@@ -10,7 +10,10 @@ public enum ComputeThreads {
     }
 
     /// How many threads the kernels use.
-    public static var count: Int { Int(spec_pool_threads()) }
+    public static var count: Int {
+        _ = configureOnce
+        return Int(spec_pool_threads())
+    }
 
     /// The kernel set in use (`avx2` or `portable`).
     public static var kernelName: String { String(cString: spec_kernels_name()) }
@@ -25,23 +28,4 @@ public enum ComputeThreads {
     static let configureOnce: Void = {
         spec_pool_set_threads(Int32(ProcessInfo.processInfo.activeProcessorCount))
     }()
-
-    /// Runs `body(index, count)` once on each pool thread and returns when all are done.
-    static func run(_ body: (Int, Int) -> Void) {
-        _ = configureOnce
-        withoutActuallyEscaping(body) { escapable in
-            let box = TaskBox(escapable)
-            spec_pool_run({ context, index, count in
-                Unmanaged<TaskBox>.fromOpaque(context!).takeUnretainedValue().body(Int(index), Int(count))
-            }, Unmanaged.passUnretained(box).toOpaque())
-            withExtendedLifetime(box) {}
-        }
-    }
-}
-
-/// Carries a closure through the C pool. The caller blocks until every thread has finished,
-/// and each thread writes disjoint output, which is what makes the unchecked conformance sound.
-private final class TaskBox: @unchecked Sendable {
-    let body: (Int, Int) -> Void
-    init(_ body: @escaping (Int, Int) -> Void) { self.body = body }
 }

@@ -54,3 +54,108 @@ struct KernelTests {
         }
     }
 }
+
+@Suite("Activation quantization and the forward pass's vector operations")
+struct VectorOperationTests {
+    static func randomFloats(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] {
+        var generator = SplitMix64(seed: seed)
+        return (0..<count).map { _ in scale * Float(Double(generator.next() % 200001) / 100000 - 1) }
+    }
+
+    @Test("8-bit activations equal symmetric round-to-nearest-even quantization, sums included",
+          arguments: [SPEC_ACT_Q8_32, SPEC_ACT_Q8_256])
+    func quantization(format: spec_act_format) {
+        let n = 1024, block = format == SPEC_ACT_Q8_32 ? 32 : 256, span = format == SPEC_ACT_Q8_32 ? 32 : 16
+        var x = Self.randomFloats(n, seed: 11, scale: 3)
+        for i in 0..<block { x[block + i] = 0 }                   // an all-zero block
+        for i in 0..<block { x[2 * block + i] = Float(i % 9) - 4 } // exact halves after scaling by 127/4
+        let stride = spec_act_row_bytes(Int32(format.rawValue), Int32(n))
+        let row = UnsafeMutableRawPointer.allocate(byteCount: stride, alignment: 64)
+        defer { row.deallocate() }
+        spec_quantize_act(Int32(format.rawValue), x, Int32(n), row)
+        let scales = row.assumingMemoryBound(to: Float.self)
+        let sums = (row + (n / block) * 4).assumingMemoryBound(to: Int16.self)
+        let header = format == SPEC_ACT_Q8_32 ? ((n / 32) * 6 + 31) / 32 * 32 : ((n / 256) * 4 + (n / 16) * 2 + 31) / 32 * 32
+        let q = (row + header).assumingMemoryBound(to: Int8.self)
+        var expected = [Int8](repeating: 0, count: n)
+        for b in 0..<n / block {
+            let amax = x[b * block..<(b + 1) * block].map(abs).max()!
+            #expect(scales[b] == (amax == 0 ? 0 : amax / 127), "block \(b) scale")
+            guard amax > 0 else { continue }
+            let inverse = Float(127) / amax
+            for i in b * block..<(b + 1) * block {
+                expected[i] = Int8(max(-127, min(127, (x[i] * inverse).rounded(.toNearestOrEven))))
+            }
+        }
+        #expect((0..<n).allSatisfy { q[$0] == expected[$0] }, "\(String(cString: spec_kernels_name())) quantized values")
+        for g in 0..<n / span {
+            #expect(Int(sums[g]) == expected[g * span..<(g + 1) * span].reduce(0) { $0 + Int($1) }, "sum \(g)")
+        }
+    }
+
+    @Test("RMS norm and the SwiGLU gate match double-precision formulas")
+    func normAndGate() {
+        let n = 1000  // not a multiple of 8: the scalar tails run too
+        let x = Self.randomFloats(n, seed: 5, scale: 4), weight = Self.randomFloats(n, seed: 6)
+        var out = [Float](repeating: 0, count: n)
+        spec_rms_norm(x, weight, Int32(n), 1e-6, &out)
+        let rms = (x.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(n) + 1e-6).squareRoot()
+        for i in 0..<n { #expect(abs(Double(out[i]) - Double(x[i]) / rms * Double(weight[i])) <= 1e-5 * (1 + abs(Double(out[i])))) }
+
+        var gate = Self.randomFloats(n, seed: 7, scale: 30)
+        let original = gate, up = Self.randomFloats(n, seed: 8, scale: 2)
+        spec_silu_mul(&gate, up, Int32(n))
+        for i in 0..<n {
+            let g = Double(original[i]), expected = g / (1 + Foundation.exp(-g)) * Double(up[i])
+            #expect(abs(Double(gate[i]) - expected) <= 1e-5 * (1 + abs(expected)), "silu(\(g)) * \(up[i])")
+        }
+    }
+
+    @Test("tree attention matches a double-precision softmax over the prefix and each node's ancestors",
+          arguments: [(64, 3, 1), (128, 6, 2), (40, 2, 2)])
+    func attention(headDimension hd: Int, group: Int, kvHeads: Int) {
+        let prefix = 37, pending = [[0], [0, 1], [0, 2], [0, 1, 3]]  // node i's ancestors, root first
+        let slotsUsed = prefix + pending.count, kvWidth = kvHeads * hd, qWidth = kvWidth * group
+        let keys = Self.randomFloats(slotsUsed * kvWidth, seed: 21), values = Self.randomFloats(slotsUsed * kvWidth, seed: 22)
+        let queries = Self.randomFloats(pending.count * qWidth, seed: 23, scale: 3)
+        let slots = pending.flatMap { $0.map { Int32(prefix + $0) } }
+        var starts: [Int32] = [0]
+        for path in pending { starts.append(starts.last! + Int32(path.count)) }
+        var output = [Float](repeating: .nan, count: pending.count * qWidth)
+        let threads = ComputeThreads.count
+        var scores = [Float](repeating: 0, count: threads * group * slotsUsed)
+        let scale = 1 / Float(hd).squareRoot()
+        keys.withUnsafeBufferPointer { k in
+            values.withUnsafeBufferPointer { v in
+                queries.withUnsafeBufferPointer { q in
+                    slots.withUnsafeBufferPointer { s in
+                        starts.withUnsafeBufferPointer { st in
+                            output.withUnsafeMutableBufferPointer { o in
+                                var job = spec_attention(queries: q.baseAddress, q_stride: qWidth, keys: k.baseAddress, values: v.baseAddress,
+                                                         kv_stride: kvWidth, head_dim: Int32(hd), group: Int32(group), prefix: Int32(prefix),
+                                                         slots: s.baseAddress, slot_start: st.baseAddress, scale: scale,
+                                                         output: o.baseAddress, out_stride: qWidth)
+                                spec_attention_run(&job, Int32(pending.count), Int32(kvHeads), &scores, group * slotsUsed)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (node, path) in pending.enumerated() {
+            let visible = Array(0..<prefix) + path.map { prefix + $0 }
+            for head in 0..<kvHeads * group {
+                let kvOffset = (head / group) * hd
+                let raw = visible.map { slot in
+                    (0..<hd).reduce(0.0) { $0 + Double(queries[node * qWidth + head * hd + $1]) * Double(keys[slot * kvWidth + kvOffset + $1]) } * Double(scale)
+                }
+                let top = raw.max()!, weights = raw.map { Foundation.exp($0 - top) }, total = weights.reduce(0, +)
+                for e in 0..<hd {
+                    let expected = zip(visible, weights).reduce(0.0) { $0 + $1.1 / total * Double(values[$1.0 * kvWidth + kvOffset + e]) }
+                    let actual = Double(output[node * qWidth + head * hd + e])
+                    #expect(abs(actual - expected) <= 1e-5, "node \(node) head \(head) lane \(e): \(actual) vs \(expected)")
+                }
+            }
+        }
+    }
+}

@@ -77,6 +77,33 @@ float spec_dot_f32(const float *a, const float *b, int n);
 /// y += a * x.
 void spec_axpy_f32(float *y, float a, const float *x, int n);
 
+/// out = x / rms(x) * weight over `n` values (epsilon added to the mean square).
+void spec_rms_norm(const float *x, const float *weight, int n, float epsilon, float *out);
+/// gate[i] = silu(gate[i]) * up[i]: the SwiGLU feed-forward's gate.
+void spec_silu_mul(float *gate, const float *up, int n);
+
+/// Tree attention over one layer's KV cache for a batch of nodes. Node i sees the `prefix`
+/// committed slots and then its pending slots (itself and its ancestors, root first).
+typedef struct spec_attention {
+    const float *queries;     ///< node i's query heads at queries + i * q_stride, head h at h * head_dim
+    size_t q_stride;          ///< floats between nodes' queries
+    const float *keys;        ///< the layer's keys: slot s at keys + s * kv_stride, KV head h at h * head_dim
+    const float *values;      ///< the layer's values, laid out like the keys
+    size_t kv_stride;         ///< floats between slots
+    int head_dim;             ///< values per head
+    int group;                ///< query heads per KV head (query head h uses KV head h / group)
+    int prefix;               ///< committed slots every node sees
+    const int32_t *slots;     ///< every node's pending slots, concatenated
+    const int32_t *slot_start;///< node i's pending slots are slots[slot_start[i] ..< slot_start[i + 1]]
+    float scale;              ///< score scale (1 / sqrt(head_dim))
+    float *output;            ///< node i's output heads at output + i * out_stride
+    size_t out_stride;        ///< floats between nodes' outputs
+} spec_attention;
+
+/// Runs the attention of `nodes` nodes over `kv_heads` KV heads on the thread pool. `scores`
+/// holds scores_stride floats per pool thread (at least group * visible slots).
+void spec_attention_run(const spec_attention *attention, int nodes, int kv_heads, float *scores, size_t scores_stride);
+
 /// Runs fn(ctx, i, n) for i in [0, n) on the pool's threads (the caller takes part) and
 /// returns when all are done. n is normally the thread count.
 typedef void (*spec_task_fn)(void *ctx, int index, int count);

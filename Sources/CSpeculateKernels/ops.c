@@ -1,0 +1,87 @@
+// The forward pass's vector operations besides the matrix products: RMS normalization, the
+// SwiGLU gate, and tree attention over the KV cache. Portable versions here, AVX2 versions in
+// ops_avx2.c; the choice follows spec_kernels_use_avx2() like the products. Each output is
+// computed per row (per node) by one code path, so results do not depend on the batch.
+#include "internal.h"
+#include <math.h>
+#include <stdatomic.h>
+
+void spec_rms_norm(const float *x, const float *weight, int n, float epsilon, float *out) {
+    if (spec_kernels_use_avx2()) {
+        spec_rms_norm_avx2(x, weight, n, epsilon, out);
+        return;
+    }
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) sum += x[i] * x[i];
+    const float scale = 1.0f / sqrtf(sum / (float)n + epsilon);
+    for (int i = 0; i < n; i++) out[i] = x[i] * scale * weight[i];
+}
+
+void spec_silu_mul(float *gate, const float *up, int n) {
+    if (spec_kernels_use_avx2()) {
+        spec_silu_mul_avx2(gate, up, n);
+        return;
+    }
+    for (int i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+/// One node's attention for the query heads of one KV head, portable arithmetic.
+static void attend_group_portable(const spec_attention *a, int node, int kv_head, float *scores) {
+    const int hd = a->head_dim, group = a->group;
+    const int first = a->slot_start[node], visible = a->prefix + a->slot_start[node + 1] - first;
+    const float *q = a->queries + (size_t)node * a->q_stride + (size_t)kv_head * group * hd;
+    float *out = a->output + (size_t)node * a->out_stride + (size_t)kv_head * group * hd;
+    for (int g = 0; g < group; g++) {
+        float *s = scores + (size_t)g * visible;
+        float maximum = -INFINITY;
+        for (int j = 0; j < visible; j++) {
+            const int slot = j < a->prefix ? j : a->slots[first + j - a->prefix];
+            const float *k = a->keys + (size_t)slot * a->kv_stride + (size_t)kv_head * hd;
+            float dot = 0.0f;
+            for (int e = 0; e < hd; e++) dot += q[g * hd + e] * k[e];
+            s[j] = dot * a->scale;
+            if (s[j] > maximum) maximum = s[j];
+        }
+        float total = 0.0f;
+        for (int j = 0; j < visible; j++) {
+            s[j] = expf(s[j] - maximum);
+            total += s[j];
+        }
+        float *o = out + (size_t)g * hd;
+        for (int e = 0; e < hd; e++) o[e] = 0.0f;
+        for (int j = 0; j < visible; j++) {
+            const int slot = j < a->prefix ? j : a->slots[first + j - a->prefix];
+            const float *v = a->values + (size_t)slot * a->kv_stride + (size_t)kv_head * hd;
+            const float p = s[j] / total;
+            for (int e = 0; e < hd; e++) o[e] += p * v[e];
+        }
+    }
+}
+
+typedef struct {
+    const spec_attention *attention;
+    int nodes, kv_heads;
+    float *scores;
+    size_t scores_stride;
+    atomic_int next;
+} attention_queue;
+
+static void attention_worker(void *context, int index, int threads) {
+    (void)threads;
+    attention_queue *queue = context;
+    float *scores = queue->scores + (size_t)index * queue->scores_stride;
+    const int use_avx2 = spec_kernels_use_avx2() && queue->attention->head_dim % 8 == 0;
+    for (;;) {
+        const int item = atomic_fetch_add_explicit(&queue->next, 1, memory_order_relaxed);
+        if (item >= queue->nodes * queue->kv_heads) return;
+        const int node = item / queue->kv_heads, kv_head = item % queue->kv_heads;
+        if (use_avx2) spec_attend_group_avx2(queue->attention, node, kv_head, scores);
+        else attend_group_portable(queue->attention, node, kv_head, scores);
+    }
+}
+
+void spec_attention_run(const spec_attention *attention, int nodes, int kv_heads, float *scores, size_t scores_stride) {
+    attention_queue queue = {attention, nodes, kv_heads, scores, scores_stride, 0};
+    atomic_init(&queue.next, 0);
+    spec_pool_run(attention_worker, &queue);
+}
