@@ -65,12 +65,18 @@ enum { TOKEN_CHUNK = 8 };
 /// weight once per token from memory mapped in 4 KiB pages, where the hardware prefetchers stop
 /// at each page boundary; asking a few pages ahead raised the bandwidth of a single-token
 /// product from about 14 to 22 GB/s on the development machine (2 threads, Zen 3).
-enum { PREFETCH_AHEAD = 4096 };
+#ifndef PREFETCH_AHEAD_BYTES
+#define PREFETCH_AHEAD_BYTES 4096
+#endif
+#ifndef PREFETCH_HINT
+#define PREFETCH_HINT _MM_HINT_T0
+#endif
+enum { PREFETCH_AHEAD = PREFETCH_AHEAD_BYTES };
 
 /// Requests the cache lines of the block `bytes` long that starts PREFETCH_AHEAD bytes after
 /// `block`. Blocks are contiguous, so over a row every line is requested once or twice.
 AVX2 static inline void prefetch_ahead(const uint8_t *block, int bytes) {
-    for (int offset = 0; offset < bytes; offset += 64) _mm_prefetch((const char *)block + PREFETCH_AHEAD + offset, _MM_HINT_T0);
+    for (int offset = 0; offset < bytes; offset += 64) _mm_prefetch((const char *)block + PREFETCH_AHEAD + offset, PREFETCH_HINT);
 }
 
 // Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 with one token: the same integer sums and float steps as

@@ -65,6 +65,10 @@ int spec_matmul_avx2(int type, int n, const void *w, size_t row_bytes, int r0, i
 float spec_dot_f32_avx2(const float *a, const float *b, int n);
 void spec_axpy_f32_avx2(float *y, float a, const float *x, int n);
 int spec_cpu_has_avx2_fma(void);
+int spec_cpu_has_neon(void);
+int spec_kernels_use_neon(void);
+int spec_matmul_neon(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
+                     const void *act, size_t act_stride, int T, float *y, size_t y_stride);
 void spec_rms_norm_avx2(const float *x, const float *weight, int n, float epsilon, float *out);
 void spec_silu_mul_avx2(float *gate, const float *up, int n);
 void spec_quantize_act_avx2(int format, const float *x, int n, void *out);

@@ -223,11 +223,11 @@ void spec_matmul_portable(int type, int n, const void *w, size_t row_bytes, int 
 }
 
 static int force_portable = 0;
-static int avx2_state = -1;
+static int avx2_state = -1, neon_state = -1;
 
 void spec_kernels_force_portable(int portable) {
     force_portable = portable;
-    avx2_state = -1;
+    avx2_state = neon_state = -1;
 }
 
 int spec_kernels_use_avx2(void) {
@@ -235,18 +235,26 @@ int spec_kernels_use_avx2(void) {
     return avx2_state;
 }
 
-const char *spec_kernels_name(void) { return spec_kernels_use_avx2() ? "avx2" : "portable"; }
+int spec_kernels_use_neon(void) {
+    if (neon_state < 0) neon_state = !force_portable && spec_cpu_has_neon();
+    return neon_state;
+}
+
+const char *spec_kernels_name(void) { return spec_kernels_use_avx2() ? "avx2" : spec_kernels_use_neon() ? "neon" : "portable"; }
 
 // 2: weights prefetched a page ahead, K-quant block steps as vectors (session 3).
 // 3: Q4_K/Q6_K products of up to four tokens unpack on the fly (session 3).
 // 4: the 32-element block kernels compiled once per type (session 3).
 // 5: activation quantization, RMS norm, SwiGLU gate and tree attention in AVX2 (session 4).
-int spec_kernels_revision(void) { return 5; }
+// 6: NEON products on 64-bit ARM (session 4).
+int spec_kernels_revision(void) { return 6; }
 
 void spec_matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
                  const void *act, size_t act_stride, int T, float *y, size_t y_stride) {
     if (spec_kernels_use_avx2() &&
         spec_matmul_avx2(type, n, w, row_bytes, r0, r1, act, act_stride, T, y, y_stride)) return;
+    if (spec_kernels_use_neon() &&
+        spec_matmul_neon(type, n, w, row_bytes, r0, r1, act, act_stride, T, y, y_stride)) return;
     spec_matmul_portable(type, n, w, row_bytes, r0, r1, act, act_stride, T, y, y_stride);
 }
 

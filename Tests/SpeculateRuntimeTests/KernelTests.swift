@@ -159,3 +159,40 @@ struct VectorOperationTests {
         }
     }
 }
+
+/// Builds Tests/Reference/kernel_check.c with the kernel sources and runs it: the SIMD kernels
+/// the CPU selects against the portable ones on random blocks of every weight type, and each
+/// token's result bit-identical across batch sizes 1 to 19.
+@Suite("SIMD kernels against the portable ones (C check program)")
+struct KernelCheckTests {
+    static let crossCompiler = "/usr/bin/aarch64-linux-gnu-gcc", emulator = "/usr/bin/qemu-aarch64"
+
+    static func checkProgram(compiler: String, flags: [String]) throws -> String {
+        let root = TestSupport.packageRoot.path, kernels = root + "/Sources/CSpeculateKernels"
+        let sources = try FileManager.default.contentsOfDirectory(atPath: kernels).filter { $0.hasSuffix(".c") }.sorted()
+        let output = try TestSupport.temporaryFolder().appendingPathComponent("kernel_check").path
+        _ = try TestSupport.runProcess(compiler, flags + ["-O2", "-I", kernels + "/include", "-I", kernels,
+                                                          root + "/Tests/Reference/kernel_check.c"]
+                                           + sources.map { kernels + "/" + $0 } + ["-o", output, "-lpthread", "-lm"])
+        return output
+    }
+
+    @Test("the kernels this CPU selects")
+    func native() throws {
+        let report = String(decoding: try TestSupport.runProcess(try Self.checkProgram(compiler: "/usr/bin/env", flags: ["cc"]), []),
+                            as: UTF8.self)
+        #expect(report.contains("kernel_check: all passed"), "\(report)")
+        #expect(report.components(separatedBy: "  ok").count - 1 == 8, "\(report)")
+    }
+
+    @Test("the NEON kernels, cross-compiled for AArch64 and run under qemu-aarch64",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: crossCompiler) && FileManager.default.isExecutableFile(atPath: emulator),
+                   "needs qemu-user and gcc-aarch64-linux-gnu (.ci/run installs them)"))
+    func neonUnderEmulation() throws {
+        let program = try Self.checkProgram(compiler: Self.crossCompiler, flags: ["-static"])
+        let report = String(decoding: try TestSupport.runProcess(Self.emulator, [program]), as: UTF8.self)
+        #expect(report.contains("kernel_check: kernels neon"), "\(report)")
+        #expect(report.contains("kernel_check: all passed"), "\(report)")
+        #expect(report.components(separatedBy: "  ok").count - 1 == 8, "\(report)")
+    }
+}

@@ -30,7 +30,7 @@ enum spec_act_format { SPEC_ACT_Q8_32 = 0, SPEC_ACT_Q8_256 = 1, SPEC_ACT_F32 = 2
 int spec_kernels_use_avx2(void);
 /// Forces the portable kernels (for tests); call before any other kernel.
 void spec_kernels_force_portable(int portable);
-/// A short name of the kernel set in use ("avx2" or "portable").
+/// A short name of the kernel set in use ("avx2", "neon" or "portable").
 const char *spec_kernels_name(void);
 /// Bumped whenever a kernel's speed characteristics change, so measurements cached on disk
 /// (the verification cost curve) are taken again.

@@ -1,0 +1,101 @@
+// Checks the kernel set the CPU selects (AVX2, NEON) against the portable kernels on random
+// blocks of every weight type, and checks that a token's result is bit-identical whether it
+// is computed alone or inside batches of 2 to 19 tokens. Built and run by the kernel tests:
+// natively, and for AArch64 under qemu-aarch64 when a cross compiler is installed, which is how
+// the NEON kernels are checked on an x86 machine.
+//
+//   cc -O2 -I Sources/CSpeculateKernels/include -I Sources/CSpeculateKernels
+//      Tests/Reference/kernel_check.c Sources/CSpeculateKernels/*.c -lpthread -lm   (one line)
+#include "speculate_kernels.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t state = 0x9E3779B97F4A7C15ULL;
+static uint64_t next_random(void) {  // SplitMix64
+    uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+static float uniform(float lo, float hi) { return lo + (hi - lo) * (float)(next_random() >> 40) / (float)(1 << 24); }
+
+/// IEEE half bits of a positive normal float (truncated mantissa; exactness does not matter).
+static uint16_t half_bits(float f) {
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    return (uint16_t)((((b >> 23) & 0xFF) - 127 + 15) << 10 | ((b >> 13) & 0x3FF));
+}
+
+static void put_half(uint8_t *p, float f) {
+    const uint16_t h = half_bits(f);
+    memcpy(p, &h, 2);
+}
+
+typedef struct { int type, block_bytes, block_values; const char *name; } type_info;
+static const type_info types[] = {
+    {SPEC_Q8_0, 34, 32, "Q8_0"}, {SPEC_Q4_0, 18, 32, "Q4_0"}, {SPEC_Q4_1, 20, 32, "Q4_1"}, {SPEC_Q5_0, 22, 32, "Q5_0"},
+    {SPEC_Q5_1, 24, 32, "Q5_1"}, {SPEC_Q4_K, 144, 256, "Q4_K"}, {SPEC_Q5_K, 176, 256, "Q5_K"}, {SPEC_Q6_K, 210, 256, "Q6_K"},
+};
+
+/// Random bytes with the block's float scales replaced by small positive halves.
+static void fill_block(const type_info *t, uint8_t *blk) {
+    for (int i = 0; i < t->block_bytes; i++) blk[i] = (uint8_t)next_random();
+    if (t->type == SPEC_Q6_K) {
+        put_half(blk + 208, uniform(0.001f, 0.01f));
+    } else {
+        put_half(blk, uniform(0.001f, 0.01f));
+        if (t->type == SPEC_Q4_1 || t->type == SPEC_Q5_1 || t->type == SPEC_Q4_K || t->type == SPEC_Q5_K) {
+            put_half(blk + 2, uniform(0.001f, 0.01f));
+        }
+    }
+}
+
+int main(void) {
+    enum { N = 768, ROWS = 37, T = 19 };
+    int failures = 0;
+    printf("kernel_check: kernels %s\n", spec_kernels_name());
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        const type_info *t = &types[k];
+        const int blocks = N / t->block_values;
+        const size_t row_bytes = (size_t)blocks * t->block_bytes;
+        uint8_t *w = malloc(row_bytes * ROWS);
+        for (int r = 0; r < ROWS; r++)
+            for (int b = 0; b < blocks; b++) fill_block(t, w + r * row_bytes + (size_t)b * t->block_bytes);
+        const int format = spec_act_format_for(t->type);
+        const size_t stride = spec_act_row_bytes(format, N);
+        uint8_t *act = malloc(stride * T);
+        float x[N];
+        for (int i = 0; i < T; i++) {
+            for (int j = 0; j < N; j++) x[j] = uniform(-2.0f, 2.0f);
+            spec_quantize_act(format, x, N, act + i * stride);
+        }
+        float *batched = malloc(sizeof(float) * ROWS * T), *portable = malloc(sizeof(float) * ROWS * T);
+        float *part = malloc(sizeof(float) * ROWS * T);
+        spec_matmul(t->type, N, w, row_bytes, 0, ROWS, act, stride, T, batched, ROWS);
+        spec_matmul_portable(t->type, N, w, row_bytes, 0, ROWS, act, stride, T, portable, ROWS);
+        double worst = 0;
+        for (int i = 0; i < ROWS * T; i++) {
+            const double diff = fabs((double)batched[i] - portable[i]) / (1.0 + fabs((double)portable[i]));
+            if (!(diff <= worst)) worst = diff;  // NaN counts as worst
+        }
+        int mismatched = 0;
+        // Every batch size from 1 to T, over row ranges that start and end at odd places.
+        for (int size = 1; size <= T; size++) {
+            for (int first = 0; first + size <= T; first += size) {
+                spec_matmul(t->type, N, w, row_bytes, 3, ROWS - 2, act + first * stride, stride, size, part, ROWS);
+                for (int i = 0; i < size; i++)
+                    for (int r = 3; r < ROWS - 2; r++)
+                        if (memcmp(&part[i * ROWS + r], &batched[(first + i) * ROWS + r], sizeof(float)) != 0) mismatched++;
+            }
+        }
+        const int ok = worst <= 1e-4 && mismatched == 0;
+        printf("kernel_check: %-5s vs portable: max relative difference %.2e; results differing across batch sizes: %d  %s\n",
+               t->name, worst, mismatched, ok ? "ok" : "FAILED");
+        failures += !ok;
+        free(w); free(act); free(batched); free(portable); free(part);
+    }
+    printf("kernel_check: %s\n", failures ? "FAILED" : "all passed");
+    return failures ? 1 : 0;
+}
