@@ -69,6 +69,8 @@ int spec_cpu_has_neon(void);
 int spec_kernels_use_neon(void);
 int spec_matmul_neon(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
                      const void *act, size_t act_stride, int T, float *y, size_t y_stride);
+void spec_f32_to_f16_avx2(const float *x, int n, uint16_t *out);
+void spec_f16_to_f32_avx2(const uint16_t *x, int n, float *out);
 void spec_rms_norm_avx2(const float *x, const float *weight, int n, float epsilon, float *out);
 void spec_silu_mul_avx2(float *gate, const float *up, int n);
 void spec_quantize_act_avx2(int format, const float *x, int n, void *out);

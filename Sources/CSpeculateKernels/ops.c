@@ -6,6 +6,42 @@
 #include <math.h>
 #include <stdatomic.h>
 
+/// Float to half with round-to-nearest-even, the rounding F16C's conversion uses.
+static uint16_t half_from_float(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, 4);
+    const uint32_t sign = (bits >> 16) & 0x8000;
+    const uint32_t magnitude = bits & 0x7FFFFFFF;
+    if (magnitude >= 0x7F800000) return (uint16_t)(sign | 0x7C00 | (magnitude > 0x7F800000 ? 0x200 : 0));  // inf, NaN
+    if (magnitude >= 0x477FF000) return (uint16_t)(sign | 0x7C00);  // rounds past the largest half
+    if (magnitude < 0x38800000) {  // a half subnormal (or zero): shift the full significand
+        if (magnitude < 0x33000000) return (uint16_t)sign;  // below half of the smallest subnormal
+        const uint32_t significand = (magnitude & 0x7FFFFF) | 0x800000;
+        const int shift = 126 - (int)(magnitude >> 23);  // 14 for the largest subnormal exponent
+        const uint32_t kept = significand >> shift, rest = significand & ((1u << shift) - 1), halfway = 1u << (shift - 1);
+        return (uint16_t)(sign | (kept + (rest > halfway || (rest == halfway && (kept & 1)))));
+    }
+    const uint32_t rebased = magnitude - 0x38000000;  // exponent from bias 127 to bias 15
+    const uint32_t kept = rebased >> 13, rest = rebased & 0x1FFF;
+    return (uint16_t)(sign | (kept + (rest > 0x1000 || (rest == 0x1000 && (kept & 1)))));
+}
+
+void spec_f32_to_f16(const float *x, int n, uint16_t *out) {
+    if (spec_kernels_use_avx2()) {
+        spec_f32_to_f16_avx2(x, n, out);
+        return;
+    }
+    for (int i = 0; i < n; i++) out[i] = half_from_float(x[i]);
+}
+
+void spec_f16_to_f32(const uint16_t *x, int n, float *out) {
+    if (spec_kernels_use_avx2()) {
+        spec_f16_to_f32_avx2(x, n, out);
+        return;
+    }
+    for (int i = 0; i < n; i++) out[i] = spec_half((const uint8_t *)(x + i));
+}
+
 void spec_rms_norm(const float *x, const float *weight, int n, float epsilon, float *out) {
     if (spec_kernels_use_avx2()) {
         spec_rms_norm_avx2(x, weight, n, epsilon, out);
@@ -36,9 +72,9 @@ static void attend_group_portable(const spec_attention *a, int node, int kv_head
         float maximum = -INFINITY;
         for (int j = 0; j < visible; j++) {
             const int slot = j < a->prefix ? j : a->slots[first + j - a->prefix];
-            const float *k = a->keys + (size_t)slot * a->kv_stride + (size_t)kv_head * hd;
+            const uint16_t *k = a->keys + (size_t)slot * a->kv_stride + (size_t)kv_head * hd;
             float dot = 0.0f;
-            for (int e = 0; e < hd; e++) dot += q[g * hd + e] * k[e];
+            for (int e = 0; e < hd; e++) dot += q[g * hd + e] * spec_half((const uint8_t *)(k + e));
             s[j] = dot * a->scale;
             if (s[j] > maximum) maximum = s[j];
         }
@@ -51,9 +87,9 @@ static void attend_group_portable(const spec_attention *a, int node, int kv_head
         for (int e = 0; e < hd; e++) o[e] = 0.0f;
         for (int j = 0; j < visible; j++) {
             const int slot = j < a->prefix ? j : a->slots[first + j - a->prefix];
-            const float *v = a->values + (size_t)slot * a->kv_stride + (size_t)kv_head * hd;
+            const uint16_t *v = a->values + (size_t)slot * a->kv_stride + (size_t)kv_head * hd;
             const float p = s[j] / total;
-            for (int e = 0; e < hd; e++) o[e] += p * v[e];
+            for (int e = 0; e < hd; e++) o[e] += p * spec_half((const uint8_t *)(v + e));
         }
     }
 }
@@ -70,7 +106,7 @@ static void attention_worker(void *context, int index, int threads) {
     (void)threads;
     attention_queue *queue = context;
     float *scores = queue->scores + (size_t)index * queue->scores_stride;
-    const int use_avx2 = spec_kernels_use_avx2() && queue->attention->head_dim % 8 == 0;
+    const int use_avx2 = spec_kernels_use_avx2() && queue->attention->head_dim % 8 == 0 && queue->attention->head_dim <= 512;
     for (;;) {
         const int item = atomic_fetch_add_explicit(&queue->next, 1, memory_order_relaxed);
         if (item >= queue->nodes * queue->kv_heads) return;

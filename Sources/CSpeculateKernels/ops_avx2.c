@@ -45,6 +45,23 @@ AVX2 static inline __m256 exp8(__m256 x) {
 /// e^x for one float, through the vector routine (so scalar tails match the vector lanes).
 AVX2 static inline float exp1(float x) { return _mm256_cvtss_f32(exp8(_mm256_set1_ps(x))); }
 
+AVX2 void spec_f32_to_f16_avx2(const float *x, int n, uint16_t *out) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i < n; i++)
+        out[i] = (uint16_t)_mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(x[i]), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), 0);
+}
+
+AVX2 void spec_f16_to_f32_avx2(const uint16_t *x, int n, float *out) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))));
+    for (; i < n; i++) out[i] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(x[i])));
+}
+
+/// Eight half-precision values as floats.
+AVX2 static inline __m256 load_half8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+
 AVX2 void spec_rms_norm_avx2(const float *x, const float *weight, int n, float epsilon, float *out) {
     __m256 acc = _mm256_setzero_ps();
     int i = 0;
@@ -134,16 +151,19 @@ AVX2 void spec_attend_group_avx2(const spec_attention *a, int node, int kv_head,
     // Scores: each key row is read once for all heads of the group.
     for (int j = 0; j < visible; j++) {
         const int slot = j < a->prefix ? j : a->slots[first + j - a->prefix];
-        const float *k = a->keys + (size_t)slot * a->kv_stride + kv_offset;
+        const uint16_t *k = a->keys + (size_t)slot * a->kv_stride + kv_offset;
+        // The key row in floats once, for every head of the group.
+        float key[512];
+        for (int e = 0; e < hd; e += 8) _mm256_storeu_ps(key + e, load_half8(k + e));
         for (int g = 0; g < group; g++) {
             const float *qg = q + (size_t)g * hd;
             __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
             int e = 0;
             for (; e + 16 <= hd; e += 16) {
-                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(qg + e), _mm256_loadu_ps(k + e), s0);
-                s1 = _mm256_fmadd_ps(_mm256_loadu_ps(qg + e + 8), _mm256_loadu_ps(k + e + 8), s1);
+                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(qg + e), _mm256_loadu_ps(key + e), s0);
+                s1 = _mm256_fmadd_ps(_mm256_loadu_ps(qg + e + 8), _mm256_loadu_ps(key + e + 8), s1);
             }
-            for (; e < hd; e += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(qg + e), _mm256_loadu_ps(k + e), s0);
+            for (; e < hd; e += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(qg + e), _mm256_loadu_ps(key + e), s0);
             scores[(size_t)g * visible + j] = hsum8(_mm256_add_ps(s0, s1)) * a->scale;
         }
     }
@@ -177,9 +197,9 @@ AVX2 void spec_attend_group_avx2(const spec_attention *a, int node, int kv_head,
             for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_ps();
             for (j = 0; j < visible; j++) {
                 const int slot = j < a->prefix ? j : a->slots[first + j - a->prefix];
-                const float *v = a->values + (size_t)slot * a->kv_stride + kv_offset + e0;
+                const uint16_t *v = a->values + (size_t)slot * a->kv_stride + kv_offset + e0;
                 const __m256 p = _mm256_broadcast_ss(s + j);
-                for (int i = 0; i < 8; i++) acc[i] = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 8 * i), acc[i]);
+                for (int i = 0; i < 8; i++) acc[i] = _mm256_fmadd_ps(p, load_half8(v + 8 * i), acc[i]);
             }
             for (int i = 0; i < 8; i++) _mm256_storeu_ps(o + e0 + 8 * i, acc[i]);
         }
@@ -187,7 +207,7 @@ AVX2 void spec_attend_group_avx2(const spec_attention *a, int node, int kv_head,
             __m256 acc = _mm256_setzero_ps();
             for (j = 0; j < visible; j++) {
                 const int slot = j < a->prefix ? j : a->slots[first + j - a->prefix];
-                acc = _mm256_fmadd_ps(_mm256_broadcast_ss(s + j), _mm256_loadu_ps(a->values + (size_t)slot * a->kv_stride + kv_offset + e0), acc);
+                acc = _mm256_fmadd_ps(_mm256_broadcast_ss(s + j), load_half8(a->values + (size_t)slot * a->kv_stride + kv_offset + e0), acc);
             }
             _mm256_storeu_ps(o + e0, acc);
         }
@@ -195,6 +215,8 @@ AVX2 void spec_attend_group_avx2(const spec_attention *a, int node, int kv_head,
 }
 
 #else
+void spec_f32_to_f16_avx2(const float *x, int n, uint16_t *out) { (void)x; (void)n; (void)out; }
+void spec_f16_to_f32_avx2(const uint16_t *x, int n, float *out) { (void)x; (void)n; (void)out; }
 void spec_rms_norm_avx2(const float *x, const float *weight, int n, float epsilon, float *out) { (void)x; (void)weight; (void)n; (void)epsilon; (void)out; }
 void spec_silu_mul_avx2(float *gate, const float *up, int n) { (void)gate; (void)up; (void)n; }
 void spec_quantize_act_avx2(int format, const float *x, int n, void *out) { (void)format; (void)x; (void)n; (void)out; }

@@ -72,8 +72,8 @@ public final class InferenceSession: @unchecked Sendable {
     /// Tokens committed to the cache.
     public var committedLength: Int { lock.withLock { state.committed } }
 
-    /// Bytes of the KV cache.
-    public var cacheBytes: Int { 2 * model.config.layerCount * capacity * model.config.kvWidth * MemoryLayout<Float>.size }
+    /// Bytes of the KV cache (keys and values in half precision).
+    public var cacheBytes: Int { 2 * model.config.layerCount * capacity * model.config.kvWidth * MemoryLayout<UInt16>.size }
 
     /// Evaluates a batch of tree nodes. `parents[i]` is the batch index of node `i`'s parent
     /// (an earlier index), or -1 when it follows the committed prefix directly.
@@ -144,8 +144,10 @@ struct SessionState {
         pendingDepths = []
         pendingAncestors = []
     }
-    let keys: UnsafeMutablePointer<Float>
-    let values: UnsafeMutablePointer<Float>
+    // Keys and values in IEEE half precision: half the memory and half the bytes attention reads
+    // per token at long contexts; rounding is deterministic, so batch invariance is unaffected.
+    let keys: UnsafeMutablePointer<UInt16>
+    let values: UnsafeMutablePointer<UInt16>
     private var scratch = Scratch()
     private let inverseFrequencies: [Double]
 
@@ -260,8 +262,8 @@ struct SessionState {
                 for head in 0..<config.headCount { rotate(q + i * qWidth + head * hd, cos: cosines + i * hd / 2, sin: sines + i * hd / 2) }
                 for head in 0..<config.kvHeadCount { rotate(k + i * kvWidth + head * hd, cos: cosines + i * hd / 2, sin: sines + i * hd / 2) }
                 let slot = cacheOffset(layer: layerIndex, slot: firstSlot + i)
-                (keys + slot).update(from: k + i * kvWidth, count: kvWidth)
-                (values + slot).update(from: v + i * kvWidth, count: kvWidth)
+                spec_f32_to_f16(k + i * kvWidth, Int32(kvWidth), keys + slot)
+                spec_f32_to_f16(v + i * kvWidth, Int32(kvWidth), values + slot)
             }
             attend(layer: layerIndex, queries: q, nodes: n, slots: slots, slotStarts: slotStarts, into: attention)
             scratch.matmul([(layer.output, h, d)], input: attention, tokens: n)

@@ -96,6 +96,41 @@ int main(void) {
         failures += !ok;
         free(w); free(act); free(batched); free(portable); free(part);
     }
+    // Half-precision conversions (the KV cache) against the compiler's _Float16, with the
+    // selected kernels and then with the portable ones.
+    for (int portable = 0; portable < 2; portable++) {
+        spec_kernels_force_portable(portable);
+        int wrong = 0;
+        enum { COUNT = 1 << 16 };
+        static float floats[COUNT], back[COUNT];
+        static uint16_t halves[COUNT];
+        for (int i = 0; i < COUNT; i++) {
+            const uint32_t bits = (uint32_t)next_random();
+            memcpy(&floats[i], &bits, 4);
+            if (isnan(floats[i])) floats[i] = 1.0f;
+            if (i % 4 == 0) floats[i] = ldexpf(floats[i], -100);  // many halves' subnormal range and zero
+            if (i % 4 == 1) floats[i] = uniform(-70000.0f, 70000.0f);
+            if (i % 4 == 2) floats[i] = ldexpf(uniform(-1.0f, 1.0f), -14 - (int)(next_random() % 12));
+        }
+        spec_f32_to_f16(floats, COUNT, halves);
+        for (int i = 0; i < COUNT; i++) {
+            const _Float16 h = (_Float16)floats[i];
+            uint16_t expected;
+            memcpy(&expected, &h, 2);
+            if (halves[i] != expected) wrong++;
+            halves[i] = (uint16_t)i;  // then every half value back to float
+        }
+        spec_f16_to_f32(halves, COUNT, back);
+        for (int i = 0; i < COUNT; i++) {
+            _Float16 h;
+            const uint16_t bits = (uint16_t)i;
+            memcpy(&h, &bits, 2);
+            const float expected = (float)h;
+            if (!(isnan(expected) && isnan(back[i])) && memcmp(&expected, &back[i], 4) != 0) wrong++;
+        }
+        printf("kernel_check: half conversions (%s) vs _Float16: %d differ  %s\n", spec_kernels_name(), wrong, wrong ? "FAILED" : "ok");
+        failures += wrong != 0;
+    }
     printf("kernel_check: %s\n", failures ? "FAILED" : "all passed");
     return failures ? 1 : 0;
 }

@@ -77,6 +77,11 @@ float spec_dot_f32(const float *a, const float *b, int n);
 /// y += a * x.
 void spec_axpy_f32(float *y, float a, const float *x, int n);
 
+/// Converts `n` floats to IEEE half precision, rounding to nearest even (the KV cache format).
+void spec_f32_to_f16(const float *x, int n, uint16_t *out);
+/// Converts `n` IEEE half-precision values to floats (exact).
+void spec_f16_to_f32(const uint16_t *x, int n, float *out);
+
 /// out = x / rms(x) * weight over `n` values (epsilon added to the mean square).
 void spec_rms_norm(const float *x, const float *weight, int n, float epsilon, float *out);
 /// gate[i] = silu(gate[i]) * up[i]: the SwiGLU feed-forward's gate.
@@ -87,9 +92,9 @@ void spec_silu_mul(float *gate, const float *up, int n);
 typedef struct spec_attention {
     const float *queries;     ///< node i's query heads at queries + i * q_stride, head h at h * head_dim
     size_t q_stride;          ///< floats between nodes' queries
-    const float *keys;        ///< the layer's keys: slot s at keys + s * kv_stride, KV head h at h * head_dim
-    const float *values;      ///< the layer's values, laid out like the keys
-    size_t kv_stride;         ///< floats between slots
+    const uint16_t *keys;     ///< the layer's keys (half precision): slot s at keys + s * kv_stride, KV head h at h * head_dim
+    const uint16_t *values;   ///< the layer's values (half precision), laid out like the keys
+    size_t kv_stride;         ///< values between slots
     int head_dim;             ///< values per head
     int group;                ///< query heads per KV head (query head h uses KV head h / group)
     int prefix;               ///< committed slots every node sees
