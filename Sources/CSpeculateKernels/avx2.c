@@ -64,7 +64,9 @@ enum { TOKEN_CHUNK = 8 };
 /// How far ahead of the block being read the weights are requested. Decoding streams every
 /// weight once per token from memory mapped in 4 KiB pages, where the hardware prefetchers stop
 /// at each page boundary; asking a few pages ahead raised the bandwidth of a single-token
-/// product from about 14 to 22 GB/s on the development machine (2 threads, Zen 3).
+/// product from about 14 to 22 GB/s on the development machine (2 threads, Zen 3). Both knobs
+/// can be set when compiling the kernel benchmark by hand (-DPREFETCH_AHEAD_BYTES=..,
+/// -DPREFETCH_HINT=_MM_HINT_T1); session 4 found 4 KiB into L1 still best here.
 #ifndef PREFETCH_AHEAD_BYTES
 #define PREFETCH_AHEAD_BYTES 4096
 #endif
