@@ -304,10 +304,10 @@ AVX2 static inline __m256i dot8_scaled(const __m256i *q, const __m256i *scale_of
     return _mm256_add_epi32(s0, s1);
 }
 
-// Q4_K with one or two tokens (TOKENS is a constant at each call site), unpacking the nibbles
-// on the fly; two rows per pass share the activation loads. Decoding (one token) and the
-// smallest trees (two) are the most frequent products, and unpacking into registers once per
-// row beats the batched kernel's unpacked copies there.
+// Q4_K with one to four tokens (ROWS and TOKENS are constants at each call site), unpacking the
+// nibbles on the fly; with two rows per pass they share the activation loads. Decoding (one
+// token) and the smallest trees are the most frequent products, and unpacking into registers
+// beats unpacked copies there.
 AVX2 static inline __attribute__((always_inline)) void q4_K_narrow(const int ROWS, const int TOKENS, int n, const uint8_t *w,
                                                                    size_t row_bytes, int r0, int r1, const uint8_t *act,
                                                                    size_t act_stride, float *y, size_t y_stride) {
@@ -365,8 +365,11 @@ AVX2 static inline __attribute__((always_inline)) void q4_K_narrow(const int ROW
     }
 }
 
+// One row at a time: with two rows interleaved each thread streams two places of the weights at
+// once, and decoding ran ~12% slower end to end (session 4, A/B on the kernel benchmark and
+// `speculate bench --baseline`), although two rows are slightly faster when the rows are cached.
 AVX2 static void matvec_q4_K(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act, float *y) {
-    q4_K_narrow(2, 1, n, w, row_bytes, r0, r1, act, 0, y, 0);
+    q4_K_narrow(1, 1, n, w, row_bytes, r0, r1, act, 0, y, 0);
 }
 
 AVX2 static void q4_K_rows2_tokens2(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act,

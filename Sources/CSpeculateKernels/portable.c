@@ -247,7 +247,8 @@ const char *spec_kernels_name(void) { return spec_kernels_use_avx2() ? "avx2" : 
 // 4: the 32-element block kernels compiled once per type (session 3).
 // 5: activation quantization, RMS norm, SwiGLU gate and tree attention in AVX2 (session 4).
 // 6: NEON products on 64-bit ARM (session 4).
-int spec_kernels_revision(void) { return 6; }
+// 7: single-token Q4_K one row at a time (one stream per thread streams faster) (session 4).
+int spec_kernels_revision(void) { return 7; }
 
 void spec_matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
                  const void *act, size_t act_stride, int T, float *y, size_t y_stride) {
