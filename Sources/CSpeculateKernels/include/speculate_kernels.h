@@ -66,10 +66,10 @@ typedef struct spec_matmul_job {
     size_t y_stride;       ///< floats between output rows
 } spec_matmul_job;
 
-/// Computes every job for `T` activation rows on the thread pool. Threads take chunks of 32
-/// whole rows from a shared counter, so a thread that is slowed down (a busy machine, a sibling
-/// hyperthread) does less of the work instead of holding everyone up; a row's result does not
-/// depend on which thread computes it.
+/// Computes every job for `T` activation rows on the thread pool. Threads take chunks of whole
+/// rows (about 128 KiB of weights for one token, less for batches) from a shared counter, so a
+/// thread that is slowed down (a busy machine, a sibling hyperthread) does less of the work
+/// instead of holding everyone up; a row's result does not depend on which thread computes it.
 void spec_matmul_jobs(const spec_matmul_job *jobs, int count, int T);
 
 /// Dot product of two float vectors (fixed summation order for a given n).
