@@ -365,16 +365,17 @@ AVX2 static inline __attribute__((always_inline)) void q4_K_narrow(const int ROW
     }
 }
 
-// One row at a time: with two rows interleaved each thread streams two places of the weights at
-// once, and decoding ran ~12% slower end to end (session 4, A/B on the kernel benchmark and
-// `speculate bench --baseline`), although two rows are slightly faster when the rows are cached.
+// One row at a time for one and two tokens: with two rows interleaved each thread streams two
+// places of the weights at once, and decoding ran ~12% slower end to end (session 4, A/B on the
+// kernel benchmark and `speculate bench --baseline`), although two rows are slightly faster when
+// the rows are cached. Three tokens measured faster with two rows.
 AVX2 static void matvec_q4_K(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act, float *y) {
     q4_K_narrow(1, 1, n, w, row_bytes, r0, r1, act, 0, y, 0);
 }
 
-AVX2 static void q4_K_rows2_tokens2(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act,
+AVX2 static void q4_K_rows1_tokens2(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act,
                                     size_t act_stride, float *y, size_t y_stride) {
-    q4_K_narrow(2, 2, n, w, row_bytes, r0, r1, act, act_stride, y, y_stride);
+    q4_K_narrow(1, 2, n, w, row_bytes, r0, r1, act, act_stride, y, y_stride);
 }
 AVX2 static void q4_K_rows2_tokens3(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act,
                                     size_t act_stride, float *y, size_t y_stride) {
@@ -399,7 +400,7 @@ AVX2 static void matmul_q4_K(int n, const uint8_t *w, size_t row_bytes, int r0, 
             float *out = y + (size_t)t0 * y_stride;
             if (tc == 4) q4_K_rows1_tokens4(n, w, row_bytes, rr, re, a, act_stride, out, y_stride);
             else if (tc == 3) q4_K_rows2_tokens3(n, w, row_bytes, rr, re, a, act_stride, out, y_stride);
-            else if (tc == 2) q4_K_rows2_tokens2(n, w, row_bytes, rr, re, a, act_stride, out, y_stride);
+            else if (tc == 2) q4_K_rows1_tokens2(n, w, row_bytes, rr, re, a, act_stride, out, y_stride);
             else matvec_q4_K(n, w, row_bytes, rr, re, a, out);
         }
     }

@@ -2,11 +2,12 @@
 #include "speculate_kernels.h"
 #include <stdatomic.h>
 
-// Single-token products (decoding, drafting) take chunks of about SINGLE_TOKEN_CHUNK_BYTES of
-// weights, so each thread streams one long run of memory: ~15% less kernel time than 32-row
-// chunks (27 KiB for the 1.5B model's attention rows), session 4. Batches keep 32-row chunks,
-// which measured as fast or faster there (compute, not streaming, bounds them).
-enum { SINGLE_TOKEN_CHUNK_BYTES = 128 * 1024, BATCH_CHUNK_ROWS = 32, MAX_JOBS = 16 };
+// Products of one to four tokens (decoding, drafting, the small trees verification mostly
+// sees) take chunks of about SMALL_BATCH_CHUNK_BYTES of weights, so each thread streams one long
+// run of memory: ~15% less kernel time than 32-row chunks (27 KiB for the 1.5B model's attention
+// rows) at one to four tokens, session 4. Larger batches keep 32-row chunks, which measured as
+// fast or faster there (compute, not streaming, bounds them).
+enum { SMALL_BATCH_CHUNK_BYTES = 128 * 1024, SMALL_BATCH = 4, BATCH_CHUNK_ROWS = 32, MAX_JOBS = 16 };
 
 typedef struct {
     const spec_matmul_job *jobs;
@@ -44,8 +45,8 @@ void spec_matmul_jobs(const spec_matmul_job *jobs, int count, int T) {
         queue.starts[0] = 0;
         for (int j = 0; j < queue.count; j++) {
             const size_t row_bytes = queue.jobs[j].row_bytes;
-            const int rows = T > 1 ? BATCH_CHUNK_ROWS
-                           : row_bytes * 4 > SINGLE_TOKEN_CHUNK_BYTES ? 4 : (int)(SINGLE_TOKEN_CHUNK_BYTES / row_bytes) / 4 * 4;
+            const int rows = T > SMALL_BATCH ? BATCH_CHUNK_ROWS
+                           : row_bytes * 4 > SMALL_BATCH_CHUNK_BYTES ? 4 : (int)(SMALL_BATCH_CHUNK_BYTES / row_bytes) / 4 * 4;
             queue.chunk_rows[j] = rows;
             queue.starts[j + 1] = queue.starts[j] + (queue.jobs[j].rows + rows - 1) / rows;
         }

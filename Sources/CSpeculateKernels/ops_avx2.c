@@ -189,27 +189,37 @@ AVX2 void spec_attend_group_avx2(const spec_attention *a, int node, int kv_head,
         const __m256 inverse = _mm256_set1_ps(1.0f / total);
         for (j = 0; j + 8 <= visible; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inverse));
         for (; j < visible; j++) s[j] *= 1.0f / total;
-        // Weighted values, 64 output lanes at a time held in registers over all slots.
-        float *o = out + (size_t)g * hd;
-        int e0 = 0;
-        for (; e0 + 64 <= hd; e0 += 64) {
-            __m256 acc[8];
-            for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_ps();
-            for (j = 0; j < visible; j++) {
-                const int slot = j < a->prefix ? j : a->slots[first + j - a->prefix];
-                const uint16_t *v = a->values + (size_t)slot * a->kv_stride + kv_offset + e0;
-                const __m256 p = _mm256_broadcast_ss(s + j);
-                for (int i = 0; i < 8; i++) acc[i] = _mm256_fmadd_ps(p, load_half8(v + 8 * i), acc[i]);
-            }
-            for (int i = 0; i < 8; i++) _mm256_storeu_ps(o + e0 + 8 * i, acc[i]);
+    }
+    // Weighted values: each value row is converted to floats once per chunk of slots and used
+    // for every head of the group; each output lane sums over the slots in order.
+    enum { VALUE_CHUNK = 16 };
+    float rows[VALUE_CHUNK * 512];
+    for (int g = 0; g < group; g++) memset(out + (size_t)g * hd, 0, sizeof(float) * (size_t)hd);
+    for (int j0 = 0; j0 < visible; j0 += VALUE_CHUNK) {
+        const int count = visible - j0 < VALUE_CHUNK ? visible - j0 : VALUE_CHUNK;
+        for (int c = 0; c < count; c++) {
+            const int j = j0 + c, slot = j < a->prefix ? j : a->slots[first + j - a->prefix];
+            const uint16_t *v = a->values + (size_t)slot * a->kv_stride + kv_offset;
+            for (int e = 0; e < hd; e += 8) _mm256_storeu_ps(rows + c * hd + e, load_half8(v + e));
         }
-        for (; e0 < hd; e0 += 8) {
-            __m256 acc = _mm256_setzero_ps();
-            for (j = 0; j < visible; j++) {
-                const int slot = j < a->prefix ? j : a->slots[first + j - a->prefix];
-                acc = _mm256_fmadd_ps(_mm256_broadcast_ss(s + j), load_half8(a->values + (size_t)slot * a->kv_stride + kv_offset + e0), acc);
+        for (int g = 0; g < group; g++) {
+            const float *s = scores + (size_t)g * visible + j0;
+            float *o = out + (size_t)g * hd;
+            int e0 = 0;
+            for (; e0 + 64 <= hd; e0 += 64) {
+                __m256 acc[8];
+                for (int i = 0; i < 8; i++) acc[i] = _mm256_loadu_ps(o + e0 + 8 * i);
+                for (int c = 0; c < count; c++) {
+                    const __m256 p = _mm256_broadcast_ss(s + c);
+                    for (int i = 0; i < 8; i++) acc[i] = _mm256_fmadd_ps(p, _mm256_loadu_ps(rows + c * hd + e0 + 8 * i), acc[i]);
+                }
+                for (int i = 0; i < 8; i++) _mm256_storeu_ps(o + e0 + 8 * i, acc[i]);
             }
-            _mm256_storeu_ps(o + e0, acc);
+            for (; e0 < hd; e0 += 8) {
+                __m256 acc = _mm256_loadu_ps(o + e0);
+                for (int c = 0; c < count; c++) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(s + c), _mm256_loadu_ps(rows + c * hd + e0), acc);
+                _mm256_storeu_ps(o + e0, acc);
+            }
         }
     }
 }

@@ -249,7 +249,9 @@ const char *spec_kernels_name(void) { return spec_kernels_use_avx2() ? "avx2" : 
 // 6: NEON products on 64-bit ARM (session 4).
 // 7: single-token Q4_K one row at a time (one stream per thread streams faster) (session 4).
 // 8: products split into ~128 KiB chunks of rows for one token instead of 32 rows (session 4).
-int spec_kernels_revision(void) { return 8; }
+// 9: the byte-sized chunks for up to four tokens, two-token Q4_K one row at a time, attention
+//    values converted once per slot (session 4).
+int spec_kernels_revision(void) { return 9; }
 
 void spec_matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
                  const void *act, size_t act_stride, int T, float *y, size_t y_stride) {

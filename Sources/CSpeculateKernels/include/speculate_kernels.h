@@ -67,7 +67,7 @@ typedef struct spec_matmul_job {
 } spec_matmul_job;
 
 /// Computes every job for `T` activation rows on the thread pool. Threads take chunks of whole
-/// rows (about 128 KiB of weights for one token, 32 rows for batches) from a shared counter, so a
+/// rows (about 128 KiB of weights for up to four tokens, 32 rows for more) from a shared counter, so a
 /// thread that is slowed down (a busy machine, a sibling hyperthread) does less of the work
 /// instead of holding everyone up; a row's result does not depend on which thread computes it.
 void spec_matmul_jobs(const spec_matmul_job *jobs, int count, int T);
