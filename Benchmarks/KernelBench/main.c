@@ -97,7 +97,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "error: hidden and ffn must be positive multiples of 256; counts must be positive\n");
         return 2;
     }
-    spec_kernels_force_portable(portable);
+    // --portable, else SPECULATE_KERNELS (unset: the best set this CPU runs).
+    const int status = portable ? spec_kernels_select("portable") : spec_kernels_select_from_environment();
+    if (status != SPEC_KERNELS_OK) {
+        fprintf(stderr, "error: SPECULATE_KERNELS=%s: %s; this CPU runs:", getenv("SPECULATE_KERNELS"),
+                status == SPEC_KERNELS_UNKNOWN ? "no kernel set has that name" : "this CPU lacks that set's instructions");
+        for (int i = 0; i < spec_kernel_set_count(); i++)
+            if (spec_kernel_set_supported(i)) fprintf(stderr, " %s", spec_kernel_set_name(i));
+        fprintf(stderr, "\n");
+        return 2;
+    }
     if (threads > 0) spec_pool_set_threads(threads);
     else spec_pool_set_threads(2);
 

@@ -60,15 +60,47 @@ static inline void spec_scale_min_k4(const uint8_t *scales, int j, uint8_t *sc, 
     }
 }
 
-int spec_matmul_avx2(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
-                     const void *act, size_t act_stride, int T, float *y, size_t y_stride);
+/// A matrix product kernel; returns 0 when it has no kernel for `type` (the portable one runs).
+typedef int (*spec_matmul_fn)(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
+                              const void *act, size_t act_stride, int T, float *y, size_t y_stride);
+
+/// One kernel set: the functions of one instruction set, chosen once per process (dispatch.c).
+/// Every field is filled; a set reuses another set's functions where it has nothing better.
+typedef struct spec_kernel_set {
+    const char *name;
+    int (*supported)(void);  ///< 1 when this CPU (and this build) can run the set
+    spec_matmul_fn matmul;
+    void (*quantize_act)(int format, const float *x, int n, void *out);
+    float (*dot_f32)(const float *a, const float *b, int n);
+    void (*axpy_f32)(float *y, float a, const float *x, int n);
+    void (*f32_to_f16)(const float *x, int n, uint16_t *out);
+    void (*f16_to_f32)(const uint16_t *x, int n, float *out);
+    void (*rms_norm)(const float *x, const float *weight, int n, float epsilon, float *out);
+    void (*silu_mul)(float *gate, const float *up, int n);
+    void (*attend_group)(const spec_attention *a, int node, int kv_head, float *scores);
+} spec_kernel_set;
+
+/// The set in use (chosen on first use: SPECULATE_KERNELS if valid, else the best supported).
+const spec_kernel_set *spec_active_set(void);
+
+extern const spec_kernel_set spec_set_portable, spec_set_avx2, spec_set_avxvnni, spec_set_avx512vnni, spec_set_neon;
+
+// Portable functions (portable.c, ops.c), which other sets reuse.
+int spec_matmul_portable_set(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
+                             const void *act, size_t act_stride, int T, float *y, size_t y_stride);
+void spec_quantize_act_portable(int format, const float *x, int n, void *out);
+float spec_dot_f32_portable(const float *a, const float *b, int n);
+void spec_axpy_f32_portable(float *y, float a, const float *x, int n);
+void spec_f32_to_f16_portable(const float *x, int n, uint16_t *out);
+void spec_f16_to_f32_portable(const uint16_t *x, int n, float *out);
+void spec_rms_norm_portable(const float *x, const float *weight, int n, float epsilon, float *out);
+void spec_silu_mul_portable(float *gate, const float *up, int n);
+void spec_attend_group_portable(const spec_attention *a, int node, int kv_head, float *scores);
+
+// AVX2 vector operations (ops_avx2.c), shared by the x86 sets.
+int spec_cpu_has_avx2_fma(void);
 float spec_dot_f32_avx2(const float *a, const float *b, int n);
 void spec_axpy_f32_avx2(float *y, float a, const float *x, int n);
-int spec_cpu_has_avx2_fma(void);
-int spec_cpu_has_neon(void);
-int spec_kernels_use_neon(void);
-int spec_matmul_neon(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
-                     const void *act, size_t act_stride, int T, float *y, size_t y_stride);
 void spec_f32_to_f16_avx2(const float *x, int n, uint16_t *out);
 void spec_f16_to_f32_avx2(const uint16_t *x, int n, float *out);
 void spec_rms_norm_avx2(const float *x, const float *weight, int n, float epsilon, float *out);

@@ -11,7 +11,7 @@
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
-int spec_cpu_has_neon(void) { return 1; }
+static int supported(void) { return 1; }
 
 /// acc + a · b over 16 signed bytes, widened to four 32-bit lanes (ARMv8.0: no dot-product
 /// instruction needed; the products of two int8 values fit int16 and pairs are added in int32).
@@ -182,8 +182,8 @@ static void matmul_q6_K(int n, const uint8_t *w, size_t row_bytes, int r0, int r
     }
 }
 
-int spec_matmul_neon(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
-                     const void *act, size_t act_stride, int T, float *y, size_t y_stride) {
+static int matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
+                  const void *act, size_t act_stride, int T, float *y, size_t y_stride) {
     const uint8_t *weights = (const uint8_t *)w, *activations = (const uint8_t *)act;
     switch (type) {
     case SPEC_Q8_0: case SPEC_Q4_0: case SPEC_Q4_1: case SPEC_Q5_0: case SPEC_Q5_1:
@@ -201,10 +201,19 @@ int spec_matmul_neon(int type, int n, const void *w, size_t row_bytes, int r0, i
 }
 
 #else
-int spec_cpu_has_neon(void) { return 0; }
-int spec_matmul_neon(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
-                     const void *act, size_t act_stride, int T, float *y, size_t y_stride) {
+static int supported(void) { return 0; }
+static int matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
+                  const void *act, size_t act_stride, int T, float *y, size_t y_stride) {
     (void)type; (void)n; (void)w; (void)row_bytes; (void)r0; (void)r1; (void)act; (void)act_stride; (void)T; (void)y; (void)y_stride;
     return 0;
 }
 #endif
+
+// The products in NEON; the vector operations are the portable ones (compiled to NEON by the
+// compiler's auto-vectorizer where it can).
+const spec_kernel_set spec_set_neon = {
+    .name = "neon", .supported = supported, .matmul = matmul,
+    .quantize_act = spec_quantize_act_portable, .dot_f32 = spec_dot_f32_portable, .axpy_f32 = spec_axpy_f32_portable,
+    .f32_to_f16 = spec_f32_to_f16_portable, .f16_to_f32 = spec_f16_to_f32_portable, .rms_norm = spec_rms_norm_portable,
+    .silu_mul = spec_silu_mul_portable, .attend_group = spec_attend_group_portable,
+};

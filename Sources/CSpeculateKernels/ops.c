@@ -1,6 +1,6 @@
 // The forward pass's vector operations besides the matrix products: RMS normalization, the
 // SwiGLU gate, and tree attention over the KV cache. Portable versions here, AVX2 versions in
-// ops_avx2.c; the choice follows spec_kernels_use_avx2() like the products. Each output is
+// ops_avx2.c; the kernel set in use (dispatch.c) picks one, like the products. Each output is
 // computed per row (per node) by one code path, so results do not depend on the batch.
 #include "internal.h"
 #include <math.h>
@@ -26,43 +26,29 @@ static uint16_t half_from_float(float f) {
     return (uint16_t)(sign | (kept + (rest > 0x1000 || (rest == 0x1000 && (kept & 1)))));
 }
 
-void spec_f32_to_f16(const float *x, int n, uint16_t *out) {
-    if (spec_kernels_use_avx2()) {
-        spec_f32_to_f16_avx2(x, n, out);
-        return;
-    }
+#pragma STDC FP_CONTRACT OFF
+
+void spec_f32_to_f16_portable(const float *x, int n, uint16_t *out) {
     for (int i = 0; i < n; i++) out[i] = half_from_float(x[i]);
 }
 
-void spec_f16_to_f32(const uint16_t *x, int n, float *out) {
-    if (spec_kernels_use_avx2()) {
-        spec_f16_to_f32_avx2(x, n, out);
-        return;
-    }
+void spec_f16_to_f32_portable(const uint16_t *x, int n, float *out) {
     for (int i = 0; i < n; i++) out[i] = spec_half((const uint8_t *)(x + i));
 }
 
-void spec_rms_norm(const float *x, const float *weight, int n, float epsilon, float *out) {
-    if (spec_kernels_use_avx2()) {
-        spec_rms_norm_avx2(x, weight, n, epsilon, out);
-        return;
-    }
+void spec_rms_norm_portable(const float *x, const float *weight, int n, float epsilon, float *out) {
     float sum = 0.0f;
     for (int i = 0; i < n; i++) sum += x[i] * x[i];
     const float scale = 1.0f / sqrtf(sum / (float)n + epsilon);
     for (int i = 0; i < n; i++) out[i] = x[i] * scale * weight[i];
 }
 
-void spec_silu_mul(float *gate, const float *up, int n) {
-    if (spec_kernels_use_avx2()) {
-        spec_silu_mul_avx2(gate, up, n);
-        return;
-    }
+void spec_silu_mul_portable(float *gate, const float *up, int n) {
     for (int i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
 /// One node's attention for the query heads of one KV head, portable arithmetic.
-static void attend_group_portable(const spec_attention *a, int node, int kv_head, float *scores) {
+void spec_attend_group_portable(const spec_attention *a, int node, int kv_head, float *scores) {
     const int hd = a->head_dim, group = a->group;
     const int first = a->slot_start[node], visible = a->prefix + a->slot_start[node + 1] - first;
     const float *q = a->queries + (size_t)node * a->q_stride + (size_t)kv_head * group * hd;
@@ -106,13 +92,12 @@ static void attention_worker(void *context, int index, int threads) {
     (void)threads;
     attention_queue *queue = context;
     float *scores = queue->scores + (size_t)index * queue->scores_stride;
-    const int use_avx2 = spec_kernels_use_avx2() && queue->attention->head_dim % 8 == 0 && queue->attention->head_dim <= 512;
+    void (*const attend)(const spec_attention *, int, int, float *) = spec_active_set()->attend_group;
     for (;;) {
         const int item = atomic_fetch_add_explicit(&queue->next, 1, memory_order_relaxed);
         if (item >= queue->nodes * queue->kv_heads) return;
         const int node = item / queue->kv_heads, kv_head = item % queue->kv_heads;
-        if (use_avx2) spec_attend_group_avx2(queue->attention, node, kv_head, scores);
-        else attend_group_portable(queue->attention, node, kv_head, scores);
+        attend(queue->attention, node, kv_head, scores);
     }
 }
 

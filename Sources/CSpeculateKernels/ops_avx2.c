@@ -94,6 +94,10 @@ AVX2 void spec_silu_mul_avx2(float *gate, const float *up, int n) {
 /// default rounding mode), the same clamp.
 AVX2 void spec_quantize_act_avx2(int format, const float *x, int n, void *out) {
     uint8_t *base = (uint8_t *)out;
+    if (format == SPEC_ACT_F32) {
+        memcpy(base, x, (size_t)n * 4);
+        return;
+    }
     float *d = (float *)base;
     int16_t *s = (int16_t *)(base + (format == SPEC_ACT_Q8_32 ? (size_t)(n / 32) * 4 : (size_t)(n / 256) * 4));
     int8_t *q = (int8_t *)(base + spec_act_header_bytes(format, n));
@@ -142,7 +146,7 @@ AVX2 void spec_quantize_act_avx2(int format, const float *x, int n, void *out) {
 }
 
 /// One node's attention for the `group` query heads that share KV head `kv_head`.
-AVX2 void spec_attend_group_avx2(const spec_attention *a, int node, int kv_head, float *scores) {
+AVX2 static void attend_group(const spec_attention *a, int node, int kv_head, float *scores) {
     const int hd = a->head_dim, group = a->group;
     const int first = a->slot_start[node], visible = a->prefix + a->slot_start[node + 1] - first;
     const float *q = a->queries + (size_t)node * a->q_stride + (size_t)kv_head * group * hd;
@@ -222,6 +226,12 @@ AVX2 void spec_attend_group_avx2(const spec_attention *a, int node, int kv_head,
             }
         }
     }
+}
+
+/// Heads whose size is not a multiple of 8 (or above 512 values) take the portable path.
+void spec_attend_group_avx2(const spec_attention *a, int node, int kv_head, float *scores) {
+    if (a->head_dim % 8 == 0 && a->head_dim <= 512) attend_group(a, node, kv_head, scores);
+    else spec_attend_group_portable(a, node, kv_head, scores);
 }
 
 #else

@@ -1,6 +1,11 @@
-// Portable kernels: the reference arithmetic, used where AVX2 is absent and to check it.
+// Portable kernels: the reference arithmetic, used where no SIMD set applies and to check them.
+//
+// The float steps are written out one operation at a time and must not be fused into
+// multiply-adds: the VNNI sets reproduce them bit for bit (x86_vnni.h). Clang honours the
+// pragma; GCC builds of the check program pass -ffp-contract=off.
 #include "internal.h"
 #include <math.h>
+#pragma STDC FP_CONTRACT OFF
 
 int spec_act_format_for(int type) {
     switch (type) {
@@ -39,14 +44,10 @@ static float quantize_block(const float *x, int count, int8_t *q) {
     return amax / 127.0f;
 }
 
-void spec_quantize_act(int format, const float *x, int n, void *out) {
+void spec_quantize_act_portable(int format, const float *x, int n, void *out) {
     uint8_t *base = (uint8_t *)out;
     if (format == SPEC_ACT_F32) {
         memcpy(base, x, (size_t)n * 4);
-        return;
-    }
-    if (spec_kernels_use_avx2()) {
-        spec_quantize_act_avx2(format, x, n, out);
         return;
     }
     float *d = (float *)base;
@@ -222,48 +223,13 @@ void spec_matmul_portable(int type, int n, const void *w, size_t row_bytes, int 
     }
 }
 
-static int force_portable = 0;
-static int avx2_state = -1, neon_state = -1;
-
-void spec_kernels_force_portable(int portable) {
-    force_portable = portable;
-    avx2_state = neon_state = -1;
-}
-
-int spec_kernels_use_avx2(void) {
-    if (avx2_state < 0) avx2_state = !force_portable && spec_cpu_has_avx2_fma();
-    return avx2_state;
-}
-
-int spec_kernels_use_neon(void) {
-    if (neon_state < 0) neon_state = !force_portable && spec_cpu_has_neon();
-    return neon_state;
-}
-
-const char *spec_kernels_name(void) { return spec_kernels_use_avx2() ? "avx2" : spec_kernels_use_neon() ? "neon" : "portable"; }
-
-// 2: weights prefetched a page ahead, K-quant block steps as vectors (session 3).
-// 3: Q4_K/Q6_K products of up to four tokens unpack on the fly (session 3).
-// 4: the 32-element block kernels compiled once per type (session 3).
-// 5: activation quantization, RMS norm, SwiGLU gate and tree attention in AVX2 (session 4).
-// 6: NEON products on 64-bit ARM (session 4).
-// 7: single-token Q4_K one row at a time (one stream per thread streams faster) (session 4).
-// 8: products split into ~128 KiB chunks of rows for one token instead of 32 rows (session 4).
-// 9: the byte-sized chunks for up to four tokens, two-token Q4_K one row at a time, attention
-//    values converted once per slot (session 4).
-int spec_kernels_revision(void) { return 9; }
-
-void spec_matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
-                 const void *act, size_t act_stride, int T, float *y, size_t y_stride) {
-    if (spec_kernels_use_avx2() &&
-        spec_matmul_avx2(type, n, w, row_bytes, r0, r1, act, act_stride, T, y, y_stride)) return;
-    if (spec_kernels_use_neon() &&
-        spec_matmul_neon(type, n, w, row_bytes, r0, r1, act, act_stride, T, y, y_stride)) return;
+int spec_matmul_portable_set(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
+                             const void *act, size_t act_stride, int T, float *y, size_t y_stride) {
     spec_matmul_portable(type, n, w, row_bytes, r0, r1, act, act_stride, T, y, y_stride);
+    return 1;
 }
 
-float spec_dot_f32(const float *a, const float *b, int n) {
-    if (spec_kernels_use_avx2()) return spec_dot_f32_avx2(a, b, n);
+float spec_dot_f32_portable(const float *a, const float *b, int n) {
     float s[8] = {0};
     int i = 0;
     for (; i + 8 <= n; i += 8)
@@ -273,10 +239,15 @@ float spec_dot_f32(const float *a, const float *b, int n) {
     return sum;
 }
 
-void spec_axpy_f32(float *y, float a, const float *x, int n) {
-    if (spec_kernels_use_avx2()) {
-        spec_axpy_f32_avx2(y, a, x, n);
-        return;
-    }
+void spec_axpy_f32_portable(float *y, float a, const float *x, int n) {
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
+
+static int always(void) { return 1; }
+
+const spec_kernel_set spec_set_portable = {
+    .name = "portable", .supported = always, .matmul = spec_matmul_portable_set,
+    .quantize_act = spec_quantize_act_portable, .dot_f32 = spec_dot_f32_portable, .axpy_f32 = spec_axpy_f32_portable,
+    .f32_to_f16 = spec_f32_to_f16_portable, .f16_to_f32 = spec_f16_to_f32_portable, .rms_norm = spec_rms_norm_portable,
+    .silu_mul = spec_silu_mul_portable, .attend_group = spec_attend_group_portable,
+};

@@ -45,6 +45,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         if let threads = strategyOptions.threads { ComputeThreads.set(threads) }
+        try ComputeThreads.applyKernelOverride()
         let target = strategyOptions.target
         let url = try await ModelStore().resolveOrPull(target) { ProgressDisplay().handle($0) }
         let model = try TransformerModel(path: url.path)
@@ -98,8 +99,8 @@ struct BenchCommand: AsyncParsableCommand {
             document["prompt_tokens_per_second"] = prompted
             document["decode_tokens_per_second"] = decoded
             if !json {
-                print(String(format: "prompt: %d tokens at %.1f tokens/s; greedy decode: %d tokens at %.1f tokens/s",
-                             prompt.count, prompted, maxTokens, decoded))
+                print(String(format: "prompt: %d tokens at %.1f tokens/s; greedy decode: %d tokens at %.1f tokens/s (%@ kernels, %d threads)",
+                             prompt.count, prompted, maxTokens, decoded, ComputeThreads.kernelName, ComputeThreads.count))
             }
         }
         if json {

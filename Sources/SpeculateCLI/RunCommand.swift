@@ -139,6 +139,7 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         if let threads = strategy.threads { ComputeThreads.set(threads) }
+        try ComputeThreads.applyKernelOverride()
         let text = try promptText()
         let store = ModelStore()
         let url = try await store.resolveOrPull(strategy.target) { ProgressDisplay().handle($0) }
@@ -178,7 +179,8 @@ struct RunCommand: AsyncParsableCommand {
         if json {
             let record: [String: Any] = [
                 "text": outputText, "tokens": allTokens.map(Int.init), "prompt_tokens": promptTokens.count,
-                "statistics": Summary.dictionary(statistics),
+                "statistics": Summary.dictionary(statistics), "kernels": ComputeThreads.kernelName,
+                "kernel_revision": ComputeThreads.kernelRevision,
             ]
             print(String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self))
         } else {

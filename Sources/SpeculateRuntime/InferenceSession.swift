@@ -63,6 +63,7 @@ public final class InferenceSession: @unchecked Sendable {
         self.model = model
         capacity = context
         _ = ComputeThreads.configureOnce  // the pool's default size, before the first product
+        try ComputeThreads.applyKernelOverride()  // SPECULATE_KERNELS, refused clearly when unusable
         state = SessionState(model: model, capacity: context,
                              headRows: min(headRows ?? model.config.vocabularySize, model.config.vocabularySize))
     }

@@ -1,11 +1,17 @@
-// Checks the kernel set the CPU selects (AVX2, NEON) against the portable kernels on random
+// Checks every kernel set this CPU (or this build) runs against the portable kernels on random
 // blocks of every weight type, and checks that a token's result is bit-identical whether it
-// is computed alone or inside batches of 2 to 19 tokens. Built and run by the kernel tests:
-// natively, and for AArch64 under qemu-aarch64 when a cross compiler is installed, which is how
-// the NEON kernels are checked on an x86 machine.
+// is computed alone or inside batches of 2 to 19 tokens. The VNNI sets are also checked for
+// the exactness they promise: K-quants bit-identical to the portable kernels, 32-element types
+// bit-identical to the AVX2 set. Built and run by the kernel tests: natively; with
+// -DSPEC_SIMDE -DSIMDE_NO_NATIVE, where the VNNI sets run through SIMDe's portable intrinsics
+// on any x86-64 CPU; and for AArch64 under qemu-aarch64 when a cross compiler is installed.
+// -DSPEC_CHECK_MUTANT=N compiles a deliberately broken VNNI kernel, which must fail.
 //
-//   cc -O2 -I Sources/CSpeculateKernels/include -I Sources/CSpeculateKernels
+//   cc -O2 -ffp-contract=off -I Sources/CSpeculateKernels/include -I Sources/CSpeculateKernels
 //      Tests/Reference/kernel_check.c Sources/CSpeculateKernels/*.c -lpthread -lm   (one line)
+//
+// -ffp-contract=off: GCC fuses a multiply and an add into one rounding by default where the
+// target has FMA, which would make the portable float steps differ from the VNNI sets' ones.
 #include "speculate_kernels.h"
 #include <math.h>
 #include <stdio.h>
@@ -52,10 +58,13 @@ static void fill_block(const type_info *t, uint8_t *blk) {
     }
 }
 
-int main(void) {
+static int is_vnni(const char *set) { return !strcmp(set, "avx512vnni") || !strcmp(set, "avxvnni"); }
+static int is_k_quant(int type) { return type == SPEC_Q4_K || type == SPEC_Q5_K || type == SPEC_Q6_K; }
+
+/// Checks the set `set` (already selected) on every weight type; returns the failures.
+static int check_set(const char *set, int avx2_supported) {
     enum { N = 768, ROWS = 37, T = 19 };
     int failures = 0;
-    printf("kernel_check: kernels %s\n", spec_kernels_name());
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         const type_info *t = &types[k];
         const int blocks = N / t->block_values;
@@ -69,10 +78,11 @@ int main(void) {
         float x[N];
         for (int i = 0; i < T; i++) {
             for (int j = 0; j < N; j++) x[j] = uniform(-2.0f, 2.0f);
+            if (i == 1) x[5] = 40.0f;  // a block with an outlier: most of its values quantize to 0 and +-1
             spec_quantize_act(format, x, N, act + i * stride);
         }
         float *batched = malloc(sizeof(float) * ROWS * T), *portable = malloc(sizeof(float) * ROWS * T);
-        float *part = malloc(sizeof(float) * ROWS * T);
+        float *part = malloc(sizeof(float) * ROWS * T), *reference = malloc(sizeof(float) * ROWS * T);
         spec_matmul(t->type, N, w, row_bytes, 0, ROWS, act, stride, T, batched, ROWS);
         spec_matmul_portable(t->type, N, w, row_bytes, 0, ROWS, act, stride, T, portable, ROWS);
         double worst = 0;
@@ -90,12 +100,50 @@ int main(void) {
                         if (memcmp(&part[i * ROWS + r], &batched[(first + i) * ROWS + r], sizeof(float)) != 0) mismatched++;
             }
         }
-        const int ok = worst <= 1e-4 && mismatched == 0;
-        printf("kernel_check: %-5s vs portable: max relative difference %.2e; results differing across batch sizes: %d  %s\n",
-               t->name, worst, mismatched, ok ? "ok" : "FAILED");
+        // The exactness a VNNI set promises (x86_vnni.h).
+        const char *exact_to = NULL;
+        int inexact = 0;
+        if (is_vnni(set) && is_k_quant(t->type)) {
+            exact_to = "portable";
+            memcpy(reference, portable, sizeof(float) * ROWS * T);
+        } else if (is_vnni(set) && avx2_supported) {
+            exact_to = "avx2";
+            spec_kernels_select("avx2");
+            spec_matmul(t->type, N, w, row_bytes, 0, ROWS, act, stride, T, reference, ROWS);
+            spec_kernels_select(set);
+        }
+        if (exact_to)
+            for (int i = 0; i < ROWS * T; i++) inexact += memcmp(&batched[i], &reference[i], sizeof(float)) != 0;
+        const int ok = worst <= 1e-4 && mismatched == 0 && inexact == 0;
+        printf("kernel_check: %-10s %-5s vs portable: max relative difference %.2e; results differing across batch sizes: %d",
+               set, t->name, worst, mismatched);
+        if (exact_to) printf("; differing from %s: %d", exact_to, inexact);
+        printf("  %s\n", ok ? "ok" : "FAILED");
         failures += !ok;
-        free(w); free(act); free(batched); free(portable); free(part);
+        free(w); free(act); free(batched); free(portable); free(part); free(reference);
     }
+    return failures;
+}
+
+int main(void) {
+    int failures = 0, checked = 0, avx2_supported = 0;
+    for (int i = 0; i < spec_kernel_set_count(); i++)
+        if (!strcmp(spec_kernel_set_name(i), "avx2")) avx2_supported = spec_kernel_set_supported(i);
+    printf("kernel_check: kernels %s\n", spec_kernels_name());
+    for (int i = 0; i < spec_kernel_set_count(); i++) {
+        const char *set = spec_kernel_set_name(i);
+        if (!spec_kernel_set_supported(i) || !strcmp(set, "portable")) continue;
+        if (spec_kernels_select(set) != SPEC_KERNELS_OK) {
+            printf("kernel_check: %s reported as supported but refused  FAILED\n", set);
+            failures++;
+            continue;
+        }
+        printf("kernel_check: set %s\n", set);
+        failures += check_set(set, avx2_supported);
+        checked++;
+    }
+    spec_kernels_select(NULL);
+    printf("kernel_check: %d SIMD sets checked\n", checked);
     // Half-precision conversions (the KV cache) against the compiler's _Float16, with the
     // selected kernels and then with the portable ones.
     for (int portable = 0; portable < 2; portable++) {

@@ -168,39 +168,137 @@ struct VectorOperationTests {
     }
 }
 
-/// Builds Tests/Reference/kernel_check.c with the kernel sources and runs it: the SIMD kernels
-/// the CPU selects against the portable ones on random blocks of every weight type, and each
-/// token's result bit-identical across batch sizes 1 to 19.
+/// Builds Tests/Reference/kernel_check.c with the kernel sources and runs it: every SIMD kernel
+/// set against the portable kernels on random blocks of every weight type, each token's result
+/// bit-identical across batch sizes 1 to 19, and the VNNI sets' exactness promises. The VNNI sets
+/// run natively where the CPU has them and, on every x86-64 machine, through SIMDe.
 @Suite("SIMD kernels against the portable ones (C check program)")
 struct KernelCheckTests {
     static let crossCompiler = "/usr/bin/aarch64-linux-gnu-gcc", emulator = "/usr/bin/qemu-aarch64"
+    static let simdeHeader = "/usr/include/simde/x86/avx512.h"
+    static var isX86: Bool {
+        #if arch(x86_64)
+        return true
+        #else
+        return false
+        #endif
+    }
 
-    static func checkProgram(compiler: String, flags: [String]) throws -> String {
+    static func checkProgram(compiler: String, flags: [String], name: String = "kernel_check") throws -> String {
         let root = TestSupport.packageRoot.path, kernels = root + "/Sources/CSpeculateKernels"
         let sources = try FileManager.default.contentsOfDirectory(atPath: kernels).filter { $0.hasSuffix(".c") }.sorted()
-        let output = try TestSupport.temporaryFolder().appendingPathComponent("kernel_check").path
-        _ = try TestSupport.runProcess(compiler, flags + ["-O2", "-I", kernels + "/include", "-I", kernels,
+        let output = try TestSupport.temporaryFolder().appendingPathComponent(name).path
+        // -ffp-contract=off: GCC would otherwise fuse the portable kernels' multiply-adds where it can.
+        _ = try TestSupport.runProcess(compiler, flags + ["-O2", "-ffp-contract=off", "-Wno-psabi", "-I", kernels + "/include", "-I", kernels,
                                                           root + "/Tests/Reference/kernel_check.c"]
                                            + sources.map { kernels + "/" + $0 } + ["-o", output, "-lpthread", "-lm"])
         return output
     }
 
-    @Test("the kernels this CPU selects")
+    /// The lines a passing report must have for `sets`: a header and 8 weight types each, and the
+    /// two half-conversion checks.
+    static func expectPassed(_ report: String, sets: [String]) {
+        #expect(report.contains("kernel_check: all passed"), "\(report)")
+        for set in sets { #expect(report.contains("kernel_check: set \(set)\n"), "\(set) not checked:\n\(report)") }
+        #expect(report.components(separatedBy: "  ok").count - 1 == 8 * sets.count + 2, "\(report)")
+    }
+
+    @Test("every kernel set this CPU runs")
     func native() throws {
         let report = String(decoding: try TestSupport.runProcess(try Self.checkProgram(compiler: "/usr/bin/env", flags: ["cc"]), []),
                             as: UTF8.self)
-        #expect(report.contains("kernel_check: all passed"), "\(report)")
-        #expect(report.components(separatedBy: "  ok").count - 1 == 10, "\(report)")
+        let sets = ComputeThreads.kernelSets.filter { $0.supported && $0.name != "portable" }.map(\.name)
+        Self.expectPassed(report, sets: sets)
+    }
+
+    @Test("the VNNI sets through SIMDe, on any x86-64 CPU",
+          .enabled(if: isX86 && FileManager.default.fileExists(atPath: simdeHeader), "needs x86-64 and libsimde-dev (.ci/run installs it)"))
+    func vnniThroughSIMDe() throws {
+        let program = try Self.checkProgram(compiler: "/usr/bin/env", flags: ["cc", "-DSPEC_SIMDE", "-DSIMDE_NO_NATIVE"], name: "kernel_check_simde")
+        let report = String(decoding: try TestSupport.runProcess(program, []), as: UTF8.self)
+        var sets = ["avx512vnni", "avxvnni"]
+        if ComputeThreads.kernelSets.contains(where: { $0.name == "avx2" && $0.supported }) { sets.append("avx2") }
+        Self.expectPassed(report, sets: sets)
+        #expect(report.contains("differing from portable: 0  ok") && report.contains("differing from avx2: 0  ok"), "\(report)")
+    }
+
+    @Test("a deliberately broken VNNI kernel fails the check", arguments: [1, 2, 3])
+    func brokenKernelFails(mutant: Int) throws {
+        try #require(Self.isX86 && FileManager.default.fileExists(atPath: Self.simdeHeader), "needs x86-64 and libsimde-dev")
+        let program = try Self.checkProgram(compiler: "/usr/bin/env", flags: ["cc", "-DSPEC_SIMDE", "-DSIMDE_NO_NATIVE", "-DSPEC_CHECK_MUTANT=\(mutant)"],
+                                            name: "kernel_check_mutant\(mutant)")
+        let result = try TestSupport.runProcessCapturingAll(program, [])
+        let report = String(decoding: result.standardOutput, as: UTF8.self)
+        #expect(result.status != 0 && report.contains("kernel_check: FAILED"), "mutant \(mutant) passed:\n\(report)")
     }
 
     @Test("the NEON kernels, cross-compiled for AArch64 and run under qemu-aarch64",
           .enabled(if: FileManager.default.isExecutableFile(atPath: crossCompiler) && FileManager.default.isExecutableFile(atPath: emulator),
                    "needs qemu-user and gcc-aarch64-linux-gnu (.ci/run installs them)"))
     func neonUnderEmulation() throws {
-        let program = try Self.checkProgram(compiler: Self.crossCompiler, flags: ["-static"])
+        let program = try Self.checkProgram(compiler: Self.crossCompiler, flags: ["-static"], name: "kernel_check_aarch64")
         let report = String(decoding: try TestSupport.runProcess(Self.emulator, [program]), as: UTF8.self)
         #expect(report.contains("kernel_check: kernels neon"), "\(report)")
-        #expect(report.contains("kernel_check: all passed"), "\(report)")
-        #expect(report.components(separatedBy: "  ok").count - 1 == 10, "\(report)")
+        Self.expectPassed(report, sets: ["neon"])
+    }
+}
+
+/// The kernel-set table as the runtime and the command line use it.
+@Suite("Kernel set selection")
+struct KernelSelectionTests {
+    @Test("unknown and unsupported sets are refused with the sets that would work; the choice stays")
+    func refusals() throws {
+        let before = ComputeThreads.kernelName
+        #expect(throws: KernelSelectionError.unknown("avx9000", known: ComputeThreads.kernelSets.map(\.name))) {
+            try ComputeThreads.applyKernelOverride(environment: ["SPECULATE_KERNELS": "avx9000"])
+        }
+        if let missing = ComputeThreads.kernelSets.first(where: { !$0.supported }) {
+            let error = #expect(throws: KernelSelectionError.self) { try ComputeThreads.selectKernels(missing.name) }
+            #expect(error?.description.contains("this CPU cannot run the '\(missing.name)' kernels") == true)
+            #expect(error?.description.contains("portable") == true)
+        }
+        #expect(ComputeThreads.kernelName == before)
+        try ComputeThreads.applyKernelOverride(environment: [:])  // unset: nothing changes
+        #expect(ComputeThreads.kernelName == before)
+    }
+
+    /// On real model tensors, in the package's own (clang) build: each set the CPU runs gives
+    /// the same products at 1, 3 and 9 tokens, and the VNNI sets equal the portable kernels bit
+    /// for bit on the K-quants.
+    @Test("every supported set on real tensors: batch invariance and the VNNI sets' exactness",
+          arguments: [("qwen2.5-coder-1.5b-instruct", "blk.0.attn_q.weight"), ("qwen2.5-coder-1.5b-instruct", "blk.0.ffn_down.weight"),
+                      ("qwen2.5-coder-0.5b-instruct", "blk.0.attn_q.weight")])
+    func realTensors(model: String, tensor name: String) throws {
+        let file = try GGUFFile(path: try TestSupport.modelPath(model))
+        let tensor = try file.requireTensor(name)
+        let n = tensor.rowLength, rows = 24, tokens = 9, type = Int32(tensor.type.rawValue)
+        let format = spec_act_format_for(type)
+        let stride = spec_act_row_bytes(format, Int32(n))
+        let inputs = VectorOperationTests.randomFloats(tokens * n, seed: 5, scale: 2)
+        let acts = UnsafeMutableRawPointer.allocate(byteCount: stride * tokens, alignment: 64)
+        defer { acts.deallocate() }
+        inputs.withUnsafeBufferPointer { x in
+            for t in 0..<tokens { spec_quantize_act(format, x.baseAddress! + t * n, Int32(n), acts + t * stride) }
+        }
+        let base = file.data(of: tensor).baseAddress!
+        // Through spec_matmul_with_set, so the process's kernel set (which concurrently running
+        // tests decode with) never changes.
+        func product(_ set: String, _ count: Int, first: Int = 0) -> [Float] {
+            var y = [Float](repeating: .nan, count: count * rows)
+            let status = y.withUnsafeMutableBufferPointer {
+                spec_matmul_with_set(set, type, Int32(n), base, tensor.rowBytes, 0, Int32(rows), acts + first * stride, stride, Int32(count), $0.baseAddress!, rows)
+            }
+            #expect(status == Int32(SPEC_KERNELS_OK.rawValue), "\(set) refused")
+            return y
+        }
+        let portable = product("portable", tokens)
+        for set in ComputeThreads.kernelSets where set.supported {
+            let all = product(set.name, tokens)
+            let pieces = product(set.name, 1) + product(set.name, 3, first: 1) + product(set.name, 5, first: 4)
+            #expect(all.map(\.bitPattern) == pieces.map(\.bitPattern), "\(set.name) \(name): results depend on the batch")
+            if set.name.hasSuffix("vnni") && [SPEC_Q4_K, SPEC_Q5_K, SPEC_Q6_K].map({ Int32($0.rawValue) }).contains(type) {
+                #expect(all.map(\.bitPattern) == portable.map(\.bitPattern), "\(set.name) \(name) differs from the portable kernels")
+            }
+        }
     }
 }

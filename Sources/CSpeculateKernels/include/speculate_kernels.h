@@ -1,8 +1,9 @@
 // Speculate's hot CPU kernels: activation quantization, quantized matrix x activations
 // products, float vector helpers and a small thread pool.
 //
-// Every kernel has a portable C version and, where it pays, an AVX2 version chosen at run
-// time from CPU detection. Within one process the choice is fixed, and every output value is
+// Every kernel has a portable C version and, where it pays, versions for SIMD instruction sets
+// (kernel sets: avx512vnni, avxvnni, avx2, neon), one chosen at run time from CPU detection or
+// the SPECULATE_KERNELS environment variable. Within one process the choice is fixed, and every output value is
 // computed by one code path in one order whatever the batch size or thread count: that is what
 // makes a token's logits identical whether it is evaluated alone or inside a token tree.
 #ifndef SPECULATE_KERNELS_H
@@ -26,11 +27,21 @@ enum spec_type {
 /// weight types) or per 256 values (for the K-quants), plus integer sums of the 8-bit values.
 enum spec_act_format { SPEC_ACT_Q8_32 = 0, SPEC_ACT_Q8_256 = 1, SPEC_ACT_F32 = 2 };
 
-/// 1 when the AVX2+FMA kernels are in use, 0 for the portable ones.
-int spec_kernels_use_avx2(void);
-/// Forces the portable kernels (for tests); call before any other kernel.
+/// Results of spec_kernels_select.
+enum spec_kernels_status { SPEC_KERNELS_OK = 0, SPEC_KERNELS_UNKNOWN = -1, SPEC_KERNELS_UNSUPPORTED = -2 };
+/// Chooses the kernel set by name ("portable", "avx2", "avxvnni", "avx512vnni", "neon"); NULL or
+/// "" chooses the best set this CPU supports. Refuses (and changes nothing) when the name is
+/// unknown or the CPU lacks the instructions. Call while no kernel work is running.
+int spec_kernels_select(const char *name);
+/// spec_kernels_select with the SPECULATE_KERNELS environment variable (unset: the best set).
+int spec_kernels_select_from_environment(void);
+/// The kernel sets this build knows, best first, and whether this CPU runs each.
+int spec_kernel_set_count(void);
+const char *spec_kernel_set_name(int index);
+int spec_kernel_set_supported(int index);
+/// Forces the portable kernels (1) or goes back to the best supported set (0).
 void spec_kernels_force_portable(int portable);
-/// A short name of the kernel set in use ("avx2", "neon" or "portable").
+/// The name of the kernel set in use.
 const char *spec_kernels_name(void);
 /// Bumped whenever a kernel's speed characteristics change, so measurements cached on disk
 /// (the verification cost curve) are taken again.
@@ -52,6 +63,11 @@ void spec_matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r
 /// The same product computed by the portable kernels (for checking the SIMD ones).
 void spec_matmul_portable(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
                           const void *act, size_t act_stride, int T, float *y, size_t y_stride);
+
+/// spec_matmul with the named kernel set, whichever set is in use (for tests and comparisons);
+/// returns a spec_kernels_status, computing nothing unless SPEC_KERNELS_OK.
+int spec_matmul_with_set(const char *name, int type, int n, const void *w, size_t row_bytes, int r0, int r1,
+                         const void *act, size_t act_stride, int T, float *y, size_t y_stride);
 
 /// One matrix product of a batch: all rows of W times the same activations.
 typedef struct spec_matmul_job {

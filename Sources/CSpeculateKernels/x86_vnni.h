@@ -1,0 +1,239 @@
+// The int8 dot-product (VNNI) kernels, compiled once per encoding of the instructions:
+// avx512vnni.c (EVEX: AVX-512 F/BW/VL + VNNI, 32 vector registers) and avxvnni.c (VEX:
+// AVX-VNNI). Not a header of its own: each includer defines
+//   VNNI_TARGET             the target attribute (empty when built against SIMDe)
+//   VNNI_DPBUSD(acc, u, s)  acc + four u8 x s8 products per int32 lane (vpdpbusd)
+//   VNNI_DPWSSD(acc, a, b)  acc + two i16 x i16 products per int32 lane (vpdpwssd)
+// and then defines its spec_kernel_set from the functions below.
+//
+// The 32-element block types (Q8_0, Q4_0/1, Q5_0/1) use x86_common.h with vpdpbusd in place of
+// maddubs + madd: the same integer sums in the same lanes, so they equal the AVX2 set bit for bit.
+//
+// The K-quants (Q4_K, Q5_K, Q6_K) reproduce the portable kernels bit for bit instead. Per
+// (row, token, block) they compute the block's exact integer totals — sumi = sum over
+// sub-blocks of scale * (q . x) and the mins' or offset's sum — and then take the portable
+// float steps in the portable order, several tokens per vector:
+//     acc += (d * dx) * (float)sumi;  acc_min += (dmin * dx) * (float)summ;  y = acc - acc_min
+// Integer sums are exact in any grouping, so how the lanes are arranged (one token or four, any
+// batch size, any thread) cannot change a result: batch invariance holds by construction.
+//
+// The sub-block scales are applied without a 32-bit multiply: vpdpbusd gives each 32-weight
+// sub-block's dot product as 8 lanes of 4 products (|lane| <= 4 * 63 * 127 < 2^15), two such
+// vectors are packed to 16-bit words (exact, no saturation), and one vpdpwssd multiplies the
+// words by their scales and adds them to the running total: per 64 weights and token two
+// vpdpbusd + one vpdpwssd, against four maddubs/madd in the AVX2 set.
+#define X86_TARGET VNNI_TARGET
+// SPEC_CHECK_MUTANT (kernel check builds only) breaks one kernel on purpose, to prove that the
+// check catches it: 1 = 32-element dot products off by one per lane, 2 = Q4_K/Q5_K sub-blocks
+// given their neighbour's scale, 3 = Q6_K's +32 offset removed as +16.
+#if defined(SPEC_CHECK_MUTANT) && SPEC_CHECK_MUTANT == 1
+#define X86_DOT_U8_S8(w, x) VNNI_DPBUSD(_mm256_set1_epi32(1), w, x)
+#else
+#define X86_DOT_U8_S8(w, x) VNNI_DPBUSD(_mm256_setzero_si256(), w, x)
+#endif
+#if defined(SPEC_CHECK_MUTANT) && SPEC_CHECK_MUTANT == 2
+#define K4_PAIR(c) ((c) ^ 1)
+#else
+#define K4_PAIR(c) (c)
+#endif
+#if defined(SPEC_CHECK_MUTANT) && SPEC_CHECK_MUTANT == 3
+#define Q6_OFFSET_SHIFT 4
+#else
+#define Q6_OFFSET_SHIFT 5
+#endif
+#include "x86_common.h"
+
+/// Q4_K/Q5_K: word positions 0-3 of each 128-bit lane take 16-bit word 2c of the scales vector
+/// (sub-block 2c), positions 4-7 word 2c + 1, lined up with packs_epi32(dot 2c, dot 2c + 1).
+static const uint8_t k4_scale_pairs[4][32] = {
+#define S(c) {4*c,4*c+1,4*c,4*c+1,4*c,4*c+1,4*c,4*c+1,4*c+2,4*c+3,4*c+2,4*c+3,4*c+2,4*c+3,4*c+2,4*c+3, \
+              4*c,4*c+1,4*c,4*c+1,4*c,4*c+1,4*c,4*c+1,4*c+2,4*c+3,4*c+2,4*c+3,4*c+2,4*c+3,4*c+2,4*c+3}
+    S(0), S(1), S(2), S(3)
+#undef S
+};
+
+/// Q6_K: scale bytes into the high byte of 16-bit words (then an arithmetic shift sign-extends
+/// them). packs_epi32(dot j, dot j + 1) for j = 2p holds 16-value sub-blocks 2j, 2j + 2 in the
+/// low lane and 2j + 1, 2j + 3 in the high lane.
+static const uint8_t q6_scale_words[4][32] = {
+#define Z 0x80
+#define Q(p) {Z,4*p,Z,4*p,Z,4*p,Z,4*p,Z,4*p+2,Z,4*p+2,Z,4*p+2,Z,4*p+2, \
+              Z,4*p+1,Z,4*p+1,Z,4*p+1,Z,4*p+1,Z,4*p+3,Z,4*p+3,Z,4*p+3,Z,4*p+3}
+    Q(0), Q(1), Q(2), Q(3)
+#undef Q
+#undef Z
+};
+
+/// Sums each of a[0..3] and b[0..3] over its 8 lanes (exactly, in int32): lanes
+/// [a0, b0, a1, b1 | a2, b2, a3, b3].
+X86_TARGET static inline __m256i reduce_pairs(const __m256i *a, const __m256i *b) {
+    const __m256i h0 = _mm256_hadd_epi32(a[0], b[0]), h1 = _mm256_hadd_epi32(a[1], b[1]);
+    const __m256i h2 = _mm256_hadd_epi32(a[2], b[2]), h3 = _mm256_hadd_epi32(a[3], b[3]);
+    const __m256i g0 = _mm256_hadd_epi32(h0, h1), g1 = _mm256_hadd_epi32(h2, h3);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(g0, g1, 0x20), _mm256_permute2x128_si256(g0, g1, 0x31));
+}
+
+/// Activation scales of block b for up to four tokens, each twice: [dx0, dx0, dx1, dx1, ...].
+X86_TARGET static inline __m256 token_scales(const int TOKENS, const spec_act_view *a, int b) {
+    float d[4] = {0, 0, 0, 0};
+    for (int t = 0; t < TOKENS; t++) d[t] = a[t].d[b];
+    return _mm256_setr_ps(d[0], d[0], d[1], d[1], d[2], d[2], d[3], d[3]);
+}
+
+// Q4_K and Q5_K with one to four tokens (TYPE and TOKENS constant at each call site), one row
+// at a time so each thread streams one place of the weights.
+X86_TARGET static inline __attribute__((always_inline)) void k45_tokens(const int TYPE, const int TOKENS, int n, const uint8_t *w,
+                                                                        size_t row_bytes, int r0, int r1, const uint8_t *act,
+                                                                        size_t act_stride, float *y, size_t y_stride) {
+    const int nb = n / 256, bytes = TYPE == SPEC_Q4_K ? 144 : 176, qs = TYPE == SPEC_Q4_K ? 16 : 48;
+    spec_act_view a[4];
+    for (int t = 0; t < TOKENS; t++) a[t] = spec_act_at(SPEC_ACT_Q8_256, n, act + (size_t)t * act_stride);
+    const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1), zero = _mm256_setzero_si256();
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *row = w + (size_t)r * row_bytes;
+        __m256 acc = _mm256_setzero_ps();  // [acc, acc_min] per token
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *blk = row + (size_t)b * bytes;
+            prefetch_ahead(blk, bytes);
+            __m256i scales, min_pairs, tot[4], msum[4];
+            k4_scales(blk + 4, &scales, &min_pairs);
+            for (int t = 0; t < 4; t++) tot[t] = msum[t] = zero;
+            const __m256i hbits = TYPE == SPEC_Q5_K ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : zero;
+            for (int c = 0; c < 4; c++) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + qs + 32 * c));
+                __m256i q0 = _mm256_and_si256(v, low4), q1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+                if (TYPE == SPEC_Q5_K) {
+                    q0 = _mm256_or_si256(q0, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c), one), 4));
+                    q1 = _mm256_or_si256(q1, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c + 1), one), 4));
+                }
+                const __m256i pair_scales = _mm256_shuffle_epi8(scales, _mm256_loadu_si256((const __m256i *)k4_scale_pairs[K4_PAIR(c)]));
+                for (int t = 0; t < TOKENS; t++) {
+                    const int8_t *x = a[t].q + b * 256 + 64 * c;
+                    const __m256i d0 = VNNI_DPBUSD(zero, q0, _mm256_loadu_si256((const __m256i *)x));
+                    const __m256i d1 = VNNI_DPBUSD(zero, q1, _mm256_loadu_si256((const __m256i *)(x + 32)));
+                    tot[t] = VNNI_DPWSSD(tot[t], _mm256_packs_epi32(d0, d1), pair_scales);
+                }
+            }
+            for (int t = 0; t < TOKENS; t++) msum[t] = _mm256_madd_epi16(min_pairs, _mm256_loadu_si256((const __m256i *)(a[t].s + b * 16)));
+            uint32_t halves;
+            memcpy(&halves, blk, 4);
+            const __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128((int)halves));  // [d, dmin, 0, 0]
+            const __m256 dm4 = _mm256_castpd_ps(_mm256_broadcastsd_pd(_mm_castps_pd(dm)));
+            const __m256 totals = _mm256_cvtepi32_ps(reduce_pairs(tot, msum));
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_mul_ps(dm4, token_scales(TOKENS, a, b)), totals));
+        }
+        float lanes[8];
+        _mm256_storeu_ps(lanes, acc);
+        for (int t = 0; t < TOKENS; t++) y[(size_t)t * y_stride + r] = lanes[2 * t] - lanes[2 * t + 1];
+    }
+}
+
+// Q6_K with one to four tokens, one row at a time.
+X86_TARGET static inline __attribute__((always_inline)) void q6_tokens(const int TOKENS, int n, const uint8_t *w, size_t row_bytes,
+                                                                       int r0, int r1, const uint8_t *act, size_t act_stride,
+                                                                       float *y, size_t y_stride) {
+    const int nb = n / 256;
+    spec_act_view a[4];
+    for (int t = 0; t < TOKENS; t++) a[t] = spec_act_at(SPEC_ACT_Q8_256, n, act + (size_t)t * act_stride);
+    const __m256i zero = _mm256_setzero_si256();
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *row = w + (size_t)r * row_bytes;
+        __m256 acc = _mm256_setzero_ps();  // [acc, unused] per token
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *blk = row + (size_t)b * 210;
+            prefetch_ahead(blk, 210);
+            const __m128i scale_bytes = _mm_loadu_si128((const __m128i *)(blk + 192));
+            const __m256i both = _mm256_broadcastsi128_si256(scale_bytes), scales16 = _mm256_cvtepi8_epi16(scale_bytes);
+            __m256i pair_scales[4], tot[4], none[4];
+            for (int p = 0; p < 4; p++)
+                pair_scales[p] = _mm256_srai_epi16(_mm256_shuffle_epi8(both, _mm256_loadu_si256((const __m256i *)q6_scale_words[p])), 8);
+            for (int t = 0; t < 4; t++) tot[t] = none[t] = zero;
+            for (int c = 0; c < 2; c++) {
+                __m256i q[4];
+                q6_unpack(blk, c, q);
+                for (int t = 0; t < TOKENS; t++) {
+                    const int8_t *x = a[t].q + b * 256 + 128 * c;
+                    __m256i d[4];
+                    for (int i = 0; i < 4; i++) d[i] = VNNI_DPBUSD(zero, q[i], _mm256_loadu_si256((const __m256i *)(x + 32 * i)));
+                    tot[t] = VNNI_DPWSSD(tot[t], _mm256_packs_epi32(d[0], d[1]), pair_scales[2 * c]);
+                    tot[t] = VNNI_DPWSSD(tot[t], _mm256_packs_epi32(d[2], d[3]), pair_scales[2 * c + 1]);
+                }
+            }
+            // The stored values are q + 32: subtract 32 * sum of scale * activation sum per 16.
+            for (int t = 0; t < TOKENS; t++)
+                tot[t] = _mm256_sub_epi32(tot[t], _mm256_slli_epi32(_mm256_madd_epi16(scales16, _mm256_loadu_si256((const __m256i *)(a[t].s + b * 16))), Q6_OFFSET_SHIFT));
+            const __m256 totals = _mm256_cvtepi32_ps(reduce_pairs(tot, none));
+            const __m256 d = _mm256_set1_ps(half_f16c(blk + 208));
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_mul_ps(d, token_scales(TOKENS, a, b)), totals));
+        }
+        float lanes[8];
+        _mm256_storeu_ps(lanes, acc);
+        for (int t = 0; t < TOKENS; t++) y[(size_t)t * y_stride + r] = lanes[2 * t];
+    }
+}
+
+#define VNNI_TOKENS(NAME, CALL)                                                                                    \
+    X86_TARGET static void NAME(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, size_t stride, \
+                                float *y, size_t y_stride) {                                                        \
+        CALL;                                                                                                       \
+    }
+VNNI_TOKENS(q4_K_1, k45_tokens(SPEC_Q4_K, 1, n, w, rb, r0, r1, act, stride, y, y_stride))
+VNNI_TOKENS(q4_K_2, k45_tokens(SPEC_Q4_K, 2, n, w, rb, r0, r1, act, stride, y, y_stride))
+VNNI_TOKENS(q4_K_3, k45_tokens(SPEC_Q4_K, 3, n, w, rb, r0, r1, act, stride, y, y_stride))
+VNNI_TOKENS(q4_K_4, k45_tokens(SPEC_Q4_K, 4, n, w, rb, r0, r1, act, stride, y, y_stride))
+VNNI_TOKENS(q5_K_1, k45_tokens(SPEC_Q5_K, 1, n, w, rb, r0, r1, act, stride, y, y_stride))
+VNNI_TOKENS(q5_K_2, k45_tokens(SPEC_Q5_K, 2, n, w, rb, r0, r1, act, stride, y, y_stride))
+VNNI_TOKENS(q5_K_3, k45_tokens(SPEC_Q5_K, 3, n, w, rb, r0, r1, act, stride, y, y_stride))
+VNNI_TOKENS(q5_K_4, k45_tokens(SPEC_Q5_K, 4, n, w, rb, r0, r1, act, stride, y, y_stride))
+VNNI_TOKENS(q6_K_1, q6_tokens(1, n, w, rb, r0, r1, act, stride, y, y_stride))
+VNNI_TOKENS(q6_K_2, q6_tokens(2, n, w, rb, r0, r1, act, stride, y, y_stride))
+VNNI_TOKENS(q6_K_3, q6_tokens(3, n, w, rb, r0, r1, act, stride, y, y_stride))
+VNNI_TOKENS(q6_K_4, q6_tokens(4, n, w, rb, r0, r1, act, stride, y, y_stride))
+#undef VNNI_TOKENS
+
+typedef void (*tokens_fn)(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, size_t stride, float *y, size_t y_stride);
+
+/// K-quant products of any batch size: up to four tokens in one pass; more in groups of four
+/// over groups of four rows, so the rows are still in L1 for the next group of tokens.
+static void k_quant_product(const tokens_fn *by_tokens, int n, const uint8_t *w, size_t row_bytes, int r0, int r1,
+                            const uint8_t *act, size_t act_stride, int T, float *y, size_t y_stride) {
+    if (T <= 4) {
+        by_tokens[T - 1](n, w, row_bytes, r0, r1, act, act_stride, y, y_stride);
+        return;
+    }
+    enum { ROW_GROUP = 4 };
+    for (int rr = r0; rr < r1; rr += ROW_GROUP) {
+        const int re = rr + ROW_GROUP < r1 ? rr + ROW_GROUP : r1;
+        for (int t0 = 0; t0 < T; t0 += 4) {
+            const int tc = T - t0 < 4 ? T - t0 : 4;
+            by_tokens[tc - 1](n, w, row_bytes, rr, re, act + (size_t)t0 * act_stride, act_stride, y + (size_t)t0 * y_stride, y_stride);
+        }
+    }
+}
+
+static const tokens_fn q4_K_by_tokens[4] = {q4_K_1, q4_K_2, q4_K_3, q4_K_4};
+static const tokens_fn q5_K_by_tokens[4] = {q5_K_1, q5_K_2, q5_K_3, q5_K_4};
+static const tokens_fn q6_K_by_tokens[4] = {q6_K_1, q6_K_2, q6_K_3, q6_K_4};
+
+static int vnni_matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
+                       const void *act, size_t act_stride, int T, float *y, size_t y_stride) {
+    const uint8_t *weights = (const uint8_t *)w, *activations = (const uint8_t *)act;
+    if (T < 1 || r1 <= r0) return 1;
+    switch (type) {
+    case SPEC_Q8_0: case SPEC_Q4_0: case SPEC_Q4_1: case SPEC_Q5_0: case SPEC_Q5_1:
+        if (T == 1) matvec_q32(type, n, weights, row_bytes, r0, r1, activations, y);
+        else matmul_q32(type, n, weights, row_bytes, r0, r1, activations, act_stride, T, y, y_stride);
+        return 1;
+    case SPEC_Q4_K:
+        k_quant_product(q4_K_by_tokens, n, weights, row_bytes, r0, r1, activations, act_stride, T, y, y_stride);
+        return 1;
+    case SPEC_Q5_K:
+        k_quant_product(q5_K_by_tokens, n, weights, row_bytes, r0, r1, activations, act_stride, T, y, y_stride);
+        return 1;
+    case SPEC_Q6_K:
+        k_quant_product(q6_K_by_tokens, n, weights, row_bytes, r0, r1, activations, act_stride, T, y, y_stride);
+        return 1;
+    default:
+        return 0;
+    }
+}
