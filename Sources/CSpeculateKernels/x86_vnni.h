@@ -22,6 +22,7 @@
 // vectors are packed to 16-bit words (exact, no saturation), and one vpdpwssd multiplies the
 // words by their scales and adds them to the running total: per 64 weights and token two
 // vpdpbusd + one vpdpwssd, against four maddubs/madd in the AVX2 set.
+#include <stdlib.h>
 #define X86_TARGET VNNI_TARGET
 // SPEC_CHECK_MUTANT (kernel check builds only) breaks one kernel on purpose, to prove that the
 // check catches it: 1 = 32-element dot products off by one per lane, 2 = Q4_K/Q5_K sub-blocks
@@ -191,12 +192,211 @@ VNNI_TOKENS(q6_K_3, q6_tokens(3, n, w, rb, r0, r1, act, stride, y, y_stride))
 VNNI_TOKENS(q6_K_4, q6_tokens(4, n, w, rb, r0, r1, act, stride, y, y_stride))
 #undef VNNI_TOKENS
 
+// ---- Eight tokens per vector (batches of 8 and more) ----------------------------------------
+//
+// Larger batches are compute-bound, and there the lanes hold tokens instead of weights: the
+// activations of 8 tokens are transposed once per call so that one 32-byte vector holds the
+// same 4 activation bytes of each token, and each 4-byte group of unpacked weights is broadcast
+// to all lanes. One vpdpbusd then advances 8 tokens by 4 products each, a sub-block's scale is
+// one 32-bit multiply per 8 tokens (instead of a vpdpwssd per token), and the float steps run
+// on 8 tokens at once. The integer totals are exact, so results equal the narrow kernels' bit
+// for bit and a batch's remainder (T mod 8) goes through those.
+
+enum { WIDE = 8 };
+/// Batches from this many tokens take the wide kernels. Session 5's kernel benchmark (Zen 4
+/// host, noisy): at 8 tokens the groups of four were faster, at 16 about even, at 64 the wide
+/// Q6_K head ~20% faster. Set -DSPEC_WIDE_MIN=N when building the kernel benchmark to compare.
+#ifndef SPEC_WIDE_MIN
+#define SPEC_WIDE_MIN 16
+#endif
+
+/// 8 tokens' activation rows in lanes: q[d][t] is the d-th 4-byte group of token t, sums[b][p][t]
+/// the p-th pair of 16-value sums of block b, scales[b][t] the block's scale.
+typedef struct {
+    int32_t *q, *sums;
+    float *scales;
+    uint8_t *row;  ///< scratch for one row of unpacked weights (n bytes)
+} wide_acts;
+
+/// A per-thread buffer for the transposed activations, grown as needed (pool threads live as
+/// long as the process). NULL when memory runs out; the caller then takes the narrow kernels.
+static void *wide_buffer(size_t bytes) {
+    static _Thread_local void *buffer;
+    static _Thread_local size_t capacity;
+    if (bytes > capacity) {
+        free(buffer);
+        capacity = 0;
+        buffer = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+        if (!buffer) return NULL;
+        capacity = bytes;
+    }
+    return buffer;
+}
+
+/// Transposes 8 rows of 8 int32 (row t at rows + t * stride bytes) into out[k * 8 + t].
+X86_TARGET static inline void transpose8(const uint8_t *rows, size_t stride, int32_t *out) {
+    __m256i r[8];
+    for (int t = 0; t < 8; t++) r[t] = _mm256_loadu_si256((const __m256i *)(rows + (size_t)t * stride));
+    const __m256i a0 = _mm256_unpacklo_epi32(r[0], r[1]), a1 = _mm256_unpackhi_epi32(r[0], r[1]);
+    const __m256i a2 = _mm256_unpacklo_epi32(r[2], r[3]), a3 = _mm256_unpackhi_epi32(r[2], r[3]);
+    const __m256i a4 = _mm256_unpacklo_epi32(r[4], r[5]), a5 = _mm256_unpackhi_epi32(r[4], r[5]);
+    const __m256i a6 = _mm256_unpacklo_epi32(r[6], r[7]), a7 = _mm256_unpackhi_epi32(r[6], r[7]);
+    const __m256i b0 = _mm256_unpacklo_epi64(a0, a2), b1 = _mm256_unpackhi_epi64(a0, a2);
+    const __m256i b2 = _mm256_unpacklo_epi64(a1, a3), b3 = _mm256_unpackhi_epi64(a1, a3);
+    const __m256i b4 = _mm256_unpacklo_epi64(a4, a6), b5 = _mm256_unpackhi_epi64(a4, a6);
+    const __m256i b6 = _mm256_unpacklo_epi64(a5, a7), b7 = _mm256_unpackhi_epi64(a5, a7);
+    const __m256i c[8] = {
+        _mm256_permute2x128_si256(b0, b4, 0x20), _mm256_permute2x128_si256(b1, b5, 0x20),
+        _mm256_permute2x128_si256(b2, b6, 0x20), _mm256_permute2x128_si256(b3, b7, 0x20),
+        _mm256_permute2x128_si256(b0, b4, 0x31), _mm256_permute2x128_si256(b1, b5, 0x31),
+        _mm256_permute2x128_si256(b2, b6, 0x31), _mm256_permute2x128_si256(b3, b7, 0x31),
+    };
+    for (int k = 0; k < 8; k++) _mm256_storeu_si256((__m256i *)(out + k * 8), c[k]);
+}
+
+/// Lays out 8 tokens' Q8_256 activation rows for the wide kernels; false when out of memory.
+X86_TARGET static int wide_prepare(int n, const uint8_t *act, size_t act_stride, wide_acts *w) {
+    const int nb = n / 256;
+    int32_t *base = wide_buffer((size_t)n * WIDE + (size_t)nb * 8 * WIDE * 4 + (size_t)nb * WIDE * 4 + (size_t)n);
+    if (!base) return 0;
+    w->q = base;
+    w->sums = base + (size_t)n / 4 * WIDE;
+    w->scales = (float *)(w->sums + (size_t)nb * 8 * WIDE);
+    w->row = (uint8_t *)(w->scales + (size_t)nb * WIDE);
+    const spec_act_view first = spec_act_at(SPEC_ACT_Q8_256, n, act);
+    const size_t q_offset = (size_t)((const uint8_t *)first.q - act), s_offset = (size_t)((const uint8_t *)first.s - act);
+    for (int c = 0; c < n / 32; c++) transpose8(act + q_offset + 32 * (size_t)c, act_stride, w->q + (size_t)c * 64);
+    for (int b = 0; b < nb; b++) {
+        transpose8(act + s_offset + 32 * (size_t)b, act_stride, w->sums + (size_t)b * 64);
+        for (int t = 0; t < WIDE; t++) w->scales[b * WIDE + t] = spec_act_at(SPEC_ACT_Q8_256, n, act + (size_t)t * act_stride).d[b];
+    }
+    return 1;
+}
+
+/// Stores 8 tokens' results of row r.
+X86_TARGET static inline void wide_store(__m256 v, float *y, size_t y_stride, int r) {
+    float lanes[8];
+    _mm256_storeu_ps(lanes, v);
+    for (int t = 0; t < WIDE; t++) y[(size_t)t * y_stride + r] = lanes[t];
+}
+
+// Q4_K and Q5_K for 8 tokens.
+X86_TARGET static inline __attribute__((always_inline)) void k45_wide(const int TYPE, int n, const uint8_t *w, size_t row_bytes,
+                                                                      int r0, int r1, const wide_acts *x, float *y, size_t y_stride) {
+    const int nb = n / 256, bytes = TYPE == SPEC_Q4_K ? 144 : 176, qs = TYPE == SPEC_Q4_K ? 16 : 48;
+    const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1), zero = _mm256_setzero_si256();
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *row = w + (size_t)r * row_bytes;
+        __m256 acc = _mm256_setzero_ps(), acc_min = _mm256_setzero_ps();
+        // The whole row is unpacked before any of it is read back as 4-byte broadcasts: a load
+        // that follows its (wider) store closely waits for the store to complete.
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *blk = row + (size_t)b * bytes;
+            uint8_t *q = x->row + 256 * b;
+            const __m256i hbits = TYPE == SPEC_Q5_K ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : zero;
+            for (int c = 0; c < 4; c++) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + qs + 32 * c));
+                __m256i q0 = _mm256_and_si256(v, low4), q1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+                if (TYPE == SPEC_Q5_K) {
+                    q0 = _mm256_or_si256(q0, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c), one), 4));
+                    q1 = _mm256_or_si256(q1, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c + 1), one), 4));
+                }
+                _mm256_storeu_si256((__m256i *)(q + 64 * c), q0);
+                _mm256_storeu_si256((__m256i *)(q + 64 * c + 32), q1);
+            }
+        }
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *blk = row + (size_t)b * bytes, *q = x->row + 256 * b;
+            // Sub-block j's 32 weights against 8 tokens: 8 independent chains of 8 vpdpbusd.
+            const int32_t *xq = x->q + (size_t)b * 64 * WIDE;
+            __m256i dot[8];
+            for (int j = 0; j < 8; j++) dot[j] = zero;
+            for (int k = 0; k < 8; k++)
+                for (int j = 0; j < 8; j++) {
+                    int32_t four;
+                    memcpy(&four, q + 32 * j + 4 * k, 4);
+                    dot[j] = VNNI_DPBUSD(dot[j], _mm256_set1_epi32(four), _mm256_loadu_si256((const __m256i *)(xq + (8 * j + k) * WIDE)));
+                }
+            __m256i tot = zero, msum = zero;
+            const int32_t *sums = x->sums + (size_t)b * 8 * WIDE;
+            for (int j = 0; j < 8; j++) {
+                uint8_t sc, mn;
+                spec_scale_min_k4(blk + 4, j, &sc, &mn);
+                tot = _mm256_add_epi32(tot, _mm256_mullo_epi32(dot[j], _mm256_set1_epi32(sc)));
+                // The mins pair with both 16-value sums of sub-block j: words (mn, mn).
+                msum = _mm256_add_epi32(msum, _mm256_madd_epi16(_mm256_set1_epi32((int32_t)(mn * 0x10001u)),
+                                                                _mm256_loadu_si256((const __m256i *)(sums + j * WIDE))));
+            }
+            const __m256 dx = _mm256_loadu_ps(x->scales + b * WIDE);
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(half_f16c(blk)), dx), _mm256_cvtepi32_ps(tot)));
+            acc_min = _mm256_add_ps(acc_min, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(half_f16c(blk + 2)), dx), _mm256_cvtepi32_ps(msum)));
+        }
+        wide_store(_mm256_sub_ps(acc, acc_min), y, y_stride, r);
+    }
+}
+
+// Q6_K for 8 tokens: 16-value sub-blocks, in two halves of 8 chains.
+X86_TARGET static void q6_wide(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const wide_acts *x, float *y, size_t y_stride) {
+    const int nb = n / 256;
+    const __m256i zero = _mm256_setzero_si256();
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *row = w + (size_t)r * row_bytes;
+        __m256 acc = _mm256_setzero_ps();
+        for (int b = 0; b < nb; b++)  // the whole row first (see k45_wide)
+            for (int c = 0; c < 2; c++) {
+                __m256i v[4];
+                q6_unpack(row + (size_t)b * 210, c, v);
+                for (int i = 0; i < 4; i++) _mm256_storeu_si256((__m256i *)(x->row + 256 * b + 128 * c + 32 * i), v[i]);
+            }
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *blk = row + (size_t)b * 210, *q = x->row + 256 * b;
+            const int8_t *sc = (const int8_t *)(blk + 192);
+            const int32_t *xq = x->q + (size_t)b * 64 * WIDE, *sums = x->sums + (size_t)b * 8 * WIDE;
+            __m256i tot = zero, offset = zero;
+            for (int half = 0; half < 2; half++) {
+                __m256i dot[8];
+                for (int g = 0; g < 8; g++) dot[g] = zero;
+                for (int k = 0; k < 4; k++)
+                    for (int g = 0; g < 8; g++) {
+                        const int d = (half * 8 + g) * 4 + k;  // 4-byte group of the block
+                        int32_t four;
+                        memcpy(&four, q + 4 * d, 4);
+                        dot[g] = VNNI_DPBUSD(dot[g], _mm256_set1_epi32(four), _mm256_loadu_si256((const __m256i *)(xq + d * WIDE)));
+                    }
+                for (int g = 0; g < 8; g++) tot = _mm256_add_epi32(tot, _mm256_mullo_epi32(dot[g], _mm256_set1_epi32(sc[half * 8 + g])));
+            }
+            for (int p = 0; p < 8; p++) {
+                const uint32_t pair = (uint16_t)(int16_t)sc[2 * p] | (uint32_t)(uint16_t)(int16_t)sc[2 * p + 1] << 16;
+                offset = _mm256_add_epi32(offset, _mm256_madd_epi16(_mm256_set1_epi32((int32_t)pair), _mm256_loadu_si256((const __m256i *)(sums + p * WIDE))));
+            }
+            tot = _mm256_sub_epi32(tot, _mm256_slli_epi32(offset, Q6_OFFSET_SHIFT));
+            const __m256 dx = _mm256_loadu_ps(x->scales + b * WIDE);
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(half_f16c(blk + 208)), dx), _mm256_cvtepi32_ps(tot)));
+        }
+        wide_store(acc, y, y_stride, r);
+    }
+}
+
+X86_TARGET static void q4_K_wide(int n, const uint8_t *w, size_t rb, int r0, int r1, const wide_acts *x, float *y, size_t ys) { k45_wide(SPEC_Q4_K, n, w, rb, r0, r1, x, y, ys); }
+X86_TARGET static void q5_K_wide(int n, const uint8_t *w, size_t rb, int r0, int r1, const wide_acts *x, float *y, size_t ys) { k45_wide(SPEC_Q5_K, n, w, rb, r0, r1, x, y, ys); }
+
 typedef void (*tokens_fn)(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, size_t stride, float *y, size_t y_stride);
 
 /// K-quant products of any batch size: up to four tokens in one pass; more in groups of four
 /// over groups of four rows, so the rows are still in L1 for the next group of tokens.
-static void k_quant_product(const tokens_fn *by_tokens, int n, const uint8_t *w, size_t row_bytes, int r0, int r1,
+typedef void (*wide_fn)(int n, const uint8_t *w, size_t rb, int r0, int r1, const wide_acts *x, float *y, size_t y_stride);
+
+static void k_quant_product(const tokens_fn *by_tokens, wide_fn wide, int n, const uint8_t *w, size_t row_bytes, int r0, int r1,
                             const uint8_t *act, size_t act_stride, int T, float *y, size_t y_stride) {
+    // Whole groups of 8 tokens through the wide kernel, the rest below.
+    wide_acts x;
+    while (T >= SPEC_WIDE_MIN && wide_prepare(n, act, act_stride, &x)) {
+        wide(n, w, row_bytes, r0, r1, &x, y, y_stride);
+        act += WIDE * act_stride;
+        y += WIDE * y_stride;
+        T -= WIDE;
+    }
+    if (T == 0) return;
     if (T <= 4) {
         by_tokens[T - 1](n, w, row_bytes, r0, r1, act, act_stride, y, y_stride);
         return;
@@ -225,13 +425,13 @@ static int vnni_matmul(int type, int n, const void *w, size_t row_bytes, int r0,
         else matmul_q32(type, n, weights, row_bytes, r0, r1, activations, act_stride, T, y, y_stride);
         return 1;
     case SPEC_Q4_K:
-        k_quant_product(q4_K_by_tokens, n, weights, row_bytes, r0, r1, activations, act_stride, T, y, y_stride);
+        k_quant_product(q4_K_by_tokens, q4_K_wide, n, weights, row_bytes, r0, r1, activations, act_stride, T, y, y_stride);
         return 1;
     case SPEC_Q5_K:
-        k_quant_product(q5_K_by_tokens, n, weights, row_bytes, r0, r1, activations, act_stride, T, y, y_stride);
+        k_quant_product(q5_K_by_tokens, q5_K_wide, n, weights, row_bytes, r0, r1, activations, act_stride, T, y, y_stride);
         return 1;
     case SPEC_Q6_K:
-        k_quant_product(q6_K_by_tokens, n, weights, row_bytes, r0, r1, activations, act_stride, T, y, y_stride);
+        k_quant_product(q6_K_by_tokens, q6_wide, n, weights, row_bytes, r0, r1, activations, act_stride, T, y, y_stride);
         return 1;
     default:
         return 0;
