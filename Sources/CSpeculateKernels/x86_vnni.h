@@ -65,9 +65,13 @@ static const uint8_t q6_scale_words[4][32] = {
 #undef Z
 };
 
-/// Sums each of a[0..3] and b[0..3] over its 8 lanes (exactly, in int32): lanes
-/// [a0, b0, a1, b1 | a2, b2, a3, b3].
-X86_TARGET static inline __m256i reduce_pairs(const __m256i *a, const __m256i *b) {
+/// Sums each of a[t] and b[t] (t < TOKENS <= 4) over its 8 lanes (exactly, in int32): lanes
+/// [a0, b0, a1, b1 | a2, b2, a3, b3]; lanes of tokens past TOKENS are not meaningful.
+X86_TARGET static inline __m256i reduce_pairs(const int TOKENS, const __m256i *a, const __m256i *b) {
+    if (TOKENS == 1) {  // decoding: two horizontal adds instead of six
+        const __m256i h = _mm256_hadd_epi32(a[0], b[0]), hh = _mm256_hadd_epi32(h, h);
+        return _mm256_zextsi128_si256(_mm_add_epi32(_mm256_castsi256_si128(hh), _mm256_extracti128_si256(hh, 1)));
+    }
     const __m256i h0 = _mm256_hadd_epi32(a[0], b[0]), h1 = _mm256_hadd_epi32(a[1], b[1]);
     const __m256i h2 = _mm256_hadd_epi32(a[2], b[2]), h3 = _mm256_hadd_epi32(a[3], b[3]);
     const __m256i g0 = _mm256_hadd_epi32(h0, h1), g1 = _mm256_hadd_epi32(h2, h3);
@@ -81,15 +85,29 @@ X86_TARGET static inline __m256 token_scales(const int TOKENS, const spec_act_vi
     return _mm256_setr_ps(d[0], d[0], d[1], d[1], d[2], d[2], d[3], d[3]);
 }
 
+/// The 64 values of 32-byte chunk c (0..3) of a Q4_K/Q5_K block: sub-block 2c (low nibbles) and
+/// 2c + 1 (high nibbles), with Q5_K's fifth bits.
+X86_TARGET static inline void k45_unpack(const int TYPE, const uint8_t *blk, int c, __m256i *q0, __m256i *q1) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + (TYPE == SPEC_Q4_K ? 16 : 48) + 32 * c));
+    *q0 = _mm256_and_si256(v, low4);
+    *q1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+    if (TYPE == SPEC_Q5_K) {
+        const __m256i hbits = _mm256_loadu_si256((const __m256i *)(blk + 16));
+        *q0 = _mm256_or_si256(*q0, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c), one), 4));
+        *q1 = _mm256_or_si256(*q1, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c + 1), one), 4));
+    }
+}
+
 // Q4_K and Q5_K with one to four tokens (TYPE and TOKENS constant at each call site), one row
 // at a time so each thread streams one place of the weights.
 X86_TARGET static inline __attribute__((always_inline)) void k45_tokens(const int TYPE, const int TOKENS, int n, const uint8_t *w,
                                                                         size_t row_bytes, int r0, int r1, const uint8_t *act,
                                                                         size_t act_stride, float *y, size_t y_stride) {
-    const int nb = n / 256, bytes = TYPE == SPEC_Q4_K ? 144 : 176, qs = TYPE == SPEC_Q4_K ? 16 : 48;
+    const int nb = n / 256, bytes = TYPE == SPEC_Q4_K ? 144 : 176;
     spec_act_view a[4];
     for (int t = 0; t < TOKENS; t++) a[t] = spec_act_at(SPEC_ACT_Q8_256, n, act + (size_t)t * act_stride);
-    const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1), zero = _mm256_setzero_si256();
+    const __m256i zero = _mm256_setzero_si256();
     for (int r = r0; r < r1; r++) {
         const uint8_t *row = w + (size_t)r * row_bytes;
         __m256 acc = _mm256_setzero_ps();  // [acc, acc_min] per token
@@ -99,14 +117,9 @@ X86_TARGET static inline __attribute__((always_inline)) void k45_tokens(const in
             __m256i scales, min_pairs, tot[4], msum[4];
             k4_scales(blk + 4, &scales, &min_pairs);
             for (int t = 0; t < 4; t++) tot[t] = msum[t] = zero;
-            const __m256i hbits = TYPE == SPEC_Q5_K ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : zero;
             for (int c = 0; c < 4; c++) {
-                const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + qs + 32 * c));
-                __m256i q0 = _mm256_and_si256(v, low4), q1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-                if (TYPE == SPEC_Q5_K) {
-                    q0 = _mm256_or_si256(q0, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c), one), 4));
-                    q1 = _mm256_or_si256(q1, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c + 1), one), 4));
-                }
+                __m256i q0, q1;
+                k45_unpack(TYPE, blk, c, &q0, &q1);
                 const __m256i pair_scales = _mm256_shuffle_epi8(scales, _mm256_loadu_si256((const __m256i *)k4_scale_pairs[K4_PAIR(c)]));
                 for (int t = 0; t < TOKENS; t++) {
                     const int8_t *x = a[t].q + b * 256 + 64 * c;
@@ -120,7 +133,7 @@ X86_TARGET static inline __attribute__((always_inline)) void k45_tokens(const in
             memcpy(&halves, blk, 4);
             const __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128((int)halves));  // [d, dmin, 0, 0]
             const __m256 dm4 = _mm256_castpd_ps(_mm256_broadcastsd_pd(_mm_castps_pd(dm)));
-            const __m256 totals = _mm256_cvtepi32_ps(reduce_pairs(tot, msum));
+            const __m256 totals = _mm256_cvtepi32_ps(reduce_pairs(TOKENS, tot, msum));
             acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_mul_ps(dm4, token_scales(TOKENS, a, b)), totals));
         }
         float lanes[8];
@@ -163,7 +176,7 @@ X86_TARGET static inline __attribute__((always_inline)) void q6_tokens(const int
             // The stored values are q + 32: subtract 32 * sum of scale * activation sum per 16.
             for (int t = 0; t < TOKENS; t++)
                 tot[t] = _mm256_sub_epi32(tot[t], _mm256_slli_epi32(_mm256_madd_epi16(scales16, _mm256_loadu_si256((const __m256i *)(a[t].s + b * 16))), Q6_OFFSET_SHIFT));
-            const __m256 totals = _mm256_cvtepi32_ps(reduce_pairs(tot, none));
+            const __m256 totals = _mm256_cvtepi32_ps(reduce_pairs(TOKENS, tot, none));
             const __m256 d = _mm256_set1_ps(half_f16c(blk + 208));
             acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_mul_ps(d, token_scales(TOKENS, a, b)), totals));
         }
@@ -203,11 +216,12 @@ VNNI_TOKENS(q6_K_4, q6_tokens(4, n, w, rb, r0, r1, act, stride, y, y_stride))
 // for bit and a batch's remainder (T mod 8) goes through those.
 
 enum { WIDE = 8 };
-/// Batches from this many tokens take the wide kernels. Session 5's kernel benchmark (Zen 4
-/// host, noisy): at 8 tokens the groups of four were faster, at 16 about even, at 64 the wide
-/// Q6_K head ~20% faster. Set -DSPEC_WIDE_MIN=N when building the kernel benchmark to compare.
+/// Batches from this many tokens take the wide kernels (every whole group of 8 tokens; the rest
+/// goes through the narrow ones). With four rows per pass they ran ~1.5x the narrow kernels'
+/// rate on Q4_K at 8 tokens in L1 (session 5, single thread: 67 vs 47 GMAC/s; avx2 45).
+/// -DSPEC_WIDE_MIN=N when building the kernel benchmark compares thresholds.
 #ifndef SPEC_WIDE_MIN
-#define SPEC_WIDE_MIN 16
+#define SPEC_WIDE_MIN 8
 #endif
 
 /// 8 tokens' activation rows in lanes: q[d][t] is the d-th 4-byte group of token t, sums[b][p][t]
@@ -215,7 +229,8 @@ enum { WIDE = 8 };
 typedef struct {
     int32_t *q, *sums;
     float *scales;
-    uint8_t *row;  ///< scratch for one row of unpacked weights (n bytes)
+    uint8_t *row;    ///< scratch: up to 4 rows of unpacked weights (n bytes each)
+    int32_t *words;  ///< scratch: 24 scale words per row and block (wide_unpack)
 } wide_acts;
 
 /// A per-thread buffer for the transposed activations, grown as needed (pool threads live as
@@ -257,12 +272,13 @@ X86_TARGET static inline void transpose8(const uint8_t *rows, size_t stride, int
 /// Lays out 8 tokens' Q8_256 activation rows for the wide kernels; false when out of memory.
 X86_TARGET static int wide_prepare(int n, const uint8_t *act, size_t act_stride, wide_acts *w) {
     const int nb = n / 256;
-    int32_t *base = wide_buffer((size_t)n * WIDE + (size_t)nb * 8 * WIDE * 4 + (size_t)nb * WIDE * 4 + (size_t)n);
+    int32_t *base = wide_buffer((size_t)n * WIDE + (size_t)nb * 8 * WIDE * 4 + (size_t)nb * WIDE * 4 + (size_t)nb * 4 * 24 * 4 + (size_t)n * 4);
     if (!base) return 0;
     w->q = base;
     w->sums = base + (size_t)n / 4 * WIDE;
     w->scales = (float *)(w->sums + (size_t)nb * 8 * WIDE);
-    w->row = (uint8_t *)(w->scales + (size_t)nb * WIDE);
+    w->words = (int32_t *)(w->scales + (size_t)nb * WIDE);
+    w->row = (uint8_t *)(w->words + (size_t)nb * 4 * 24);
     const spec_act_view first = spec_act_at(SPEC_ACT_Q8_256, n, act);
     const size_t q_offset = (size_t)((const uint8_t *)first.q - act), s_offset = (size_t)((const uint8_t *)first.s - act);
     for (int c = 0; c < n / 32; c++) transpose8(act + q_offset + 32 * (size_t)c, act_stride, w->q + (size_t)c * 64);
@@ -280,105 +296,138 @@ X86_TARGET static inline void wide_store(__m256 v, float *y, size_t y_stride, in
     for (int t = 0; t < WIDE; t++) y[(size_t)t * y_stride + r] = lanes[t];
 }
 
-// Q4_K and Q5_K for 8 tokens.
-X86_TARGET static inline __attribute__((always_inline)) void k45_wide(const int TYPE, int n, const uint8_t *w, size_t row_bytes,
-                                                                      int r0, int r1, const wide_acts *x, float *y, size_t y_stride) {
-    const int nb = n / 256, bytes = TYPE == SPEC_Q4_K ? 144 : 176, qs = TYPE == SPEC_Q4_K ? 16 : 48;
-    const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1), zero = _mm256_setzero_si256();
-    for (int r = r0; r < r1; r++) {
-        const uint8_t *row = w + (size_t)r * row_bytes;
-        __m256 acc = _mm256_setzero_ps(), acc_min = _mm256_setzero_ps();
-        // The whole row is unpacked before any of it is read back as 4-byte broadcasts: a load
-        // that follows its (wider) store closely waits for the store to complete.
-        for (int b = 0; b < nb; b++) {
-            const uint8_t *blk = row + (size_t)b * bytes;
-            uint8_t *q = x->row + 256 * b;
-            const __m256i hbits = TYPE == SPEC_Q5_K ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : zero;
-            for (int c = 0; c < 4; c++) {
-                const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + qs + 32 * c));
-                __m256i q0 = _mm256_and_si256(v, low4), q1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-                if (TYPE == SPEC_Q5_K) {
-                    q0 = _mm256_or_si256(q0, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c), one), 4));
-                    q1 = _mm256_or_si256(q1, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c + 1), one), 4));
-                }
-                _mm256_storeu_si256((__m256i *)(q + 64 * c), q0);
-                _mm256_storeu_si256((__m256i *)(q + 64 * c + 32), q1);
-            }
-        }
-        for (int b = 0; b < nb; b++) {
-            const uint8_t *blk = row + (size_t)b * bytes, *q = x->row + 256 * b;
-            // Sub-block j's 32 weights against 8 tokens: 8 independent chains of 8 vpdpbusd.
-            const int32_t *xq = x->q + (size_t)b * 64 * WIDE;
-            __m256i dot[8];
-            for (int j = 0; j < 8; j++) dot[j] = zero;
-            for (int k = 0; k < 8; k++)
-                for (int j = 0; j < 8; j++) {
-                    int32_t four;
-                    memcpy(&four, q + 32 * j + 4 * k, 4);
-                    dot[j] = VNNI_DPBUSD(dot[j], _mm256_set1_epi32(four), _mm256_loadu_si256((const __m256i *)(xq + (8 * j + k) * WIDE)));
-                }
-            __m256i tot = zero, msum = zero;
-            const int32_t *sums = x->sums + (size_t)b * 8 * WIDE;
-            for (int j = 0; j < 8; j++) {
-                uint8_t sc, mn;
-                spec_scale_min_k4(blk + 4, j, &sc, &mn);
-                tot = _mm256_add_epi32(tot, _mm256_mullo_epi32(dot[j], _mm256_set1_epi32(sc)));
-                // The mins pair with both 16-value sums of sub-block j: words (mn, mn).
-                msum = _mm256_add_epi32(msum, _mm256_madd_epi16(_mm256_set1_epi32((int32_t)(mn * 0x10001u)),
-                                                                _mm256_loadu_si256((const __m256i *)(sums + j * WIDE))));
-            }
-            const __m256 dx = _mm256_loadu_ps(x->scales + b * WIDE);
-            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(half_f16c(blk)), dx), _mm256_cvtepi32_ps(tot)));
-            acc_min = _mm256_add_ps(acc_min, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(half_f16c(blk + 2)), dx), _mm256_cvtepi32_ps(msum)));
-        }
-        wide_store(_mm256_sub_ps(acc, acc_min), y, y_stride, r);
-    }
-}
-
-// Q6_K for 8 tokens: 16-value sub-blocks, in two halves of 8 chains.
-X86_TARGET static void q6_wide(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const wide_acts *x, float *y, size_t y_stride) {
+/// Unpacks ROWS rows of a K-quant matrix for the wide kernels: the weights as bytes, one row
+/// after another (`n` bytes each), and per row and block the 32-bit words the kernels multiply
+/// with: Q4_K/Q5_K the 8 sub-block scales and the 8 mins as (min, min) word pairs, Q6_K the 16
+/// scales and the 8 (scale, scale) pairs of neighbouring 16-value sub-blocks. The whole group is
+/// unpacked before any of it is read back as 4-byte broadcasts: a load that closely follows
+/// a wider store of the same bytes waits for that store to complete. Weights are prefetched a
+/// few pages ahead as in the narrow kernels: without it the unpacking waited on memory for a
+/// third of the kernel's time at 8 tokens.
+X86_TARGET static inline __attribute__((always_inline)) void wide_unpack(const int TYPE, const int ROWS, int n, const uint8_t *w,
+                                                                         size_t row_bytes, int r, const wide_acts *x) {
     const int nb = n / 256;
-    const __m256i zero = _mm256_setzero_si256();
-    for (int r = r0; r < r1; r++) {
-        const uint8_t *row = w + (size_t)r * row_bytes;
-        __m256 acc = _mm256_setzero_ps();
-        for (int b = 0; b < nb; b++)  // the whole row first (see k45_wide)
-            for (int c = 0; c < 2; c++) {
-                __m256i v[4];
-                q6_unpack(row + (size_t)b * 210, c, v);
-                for (int i = 0; i < 4; i++) _mm256_storeu_si256((__m256i *)(x->row + 256 * b + 128 * c + 32 * i), v[i]);
-            }
+    for (int i = 0; i < ROWS; i++) {
+        const uint8_t *row = w + (size_t)(r + i) * row_bytes;
         for (int b = 0; b < nb; b++) {
-            const uint8_t *blk = row + (size_t)b * 210, *q = x->row + 256 * b;
-            const int8_t *sc = (const int8_t *)(blk + 192);
-            const int32_t *xq = x->q + (size_t)b * 64 * WIDE, *sums = x->sums + (size_t)b * 8 * WIDE;
-            __m256i tot = zero, offset = zero;
-            for (int half = 0; half < 2; half++) {
-                __m256i dot[8];
-                for (int g = 0; g < 8; g++) dot[g] = zero;
-                for (int k = 0; k < 4; k++)
-                    for (int g = 0; g < 8; g++) {
-                        const int d = (half * 8 + g) * 4 + k;  // 4-byte group of the block
-                        int32_t four;
-                        memcpy(&four, q + 4 * d, 4);
-                        dot[g] = VNNI_DPBUSD(dot[g], _mm256_set1_epi32(four), _mm256_loadu_si256((const __m256i *)(xq + d * WIDE)));
-                    }
-                for (int g = 0; g < 8; g++) tot = _mm256_add_epi32(tot, _mm256_mullo_epi32(dot[g], _mm256_set1_epi32(sc[half * 8 + g])));
+            uint8_t *q = x->row + (size_t)i * n + 256 * b;
+            int32_t *words = x->words + ((size_t)i * nb + b) * 24;
+            if (TYPE == SPEC_Q6_K) {
+                const uint8_t *blk = row + (size_t)b * 210;
+                const int8_t *sc = (const int8_t *)(blk + 192);
+                prefetch_ahead(blk, 210);
+                for (int c = 0; c < 2; c++) {
+                    __m256i v[4];
+                    q6_unpack(blk, c, v);
+                    for (int k = 0; k < 4; k++) _mm256_storeu_si256((__m256i *)(q + 128 * c + 32 * k), v[k]);
+                }
+                for (int g = 0; g < 16; g++) words[g] = sc[g];
+                for (int p = 0; p < 8; p++) words[16 + p] = (int32_t)((uint32_t)(uint16_t)(int16_t)sc[2 * p] | (uint32_t)(uint16_t)(int16_t)sc[2 * p + 1] << 16);
+            } else {
+                const uint8_t *blk = row + (size_t)b * (TYPE == SPEC_Q4_K ? 144 : 176);
+                prefetch_ahead(blk, TYPE == SPEC_Q4_K ? 144 : 176);
+                for (int c = 0; c < 4; c++) {
+                    __m256i q0, q1;
+                    k45_unpack(TYPE, blk, c, &q0, &q1);
+                    _mm256_storeu_si256((__m256i *)(q + 64 * c), q0);
+                    _mm256_storeu_si256((__m256i *)(q + 64 * c + 32), q1);
+                }
+                for (int j = 0; j < 8; j++) {
+                    uint8_t sc, mn;
+                    spec_scale_min_k4(blk + 4, j, &sc, &mn);
+                    words[j] = sc;
+                    words[8 + j] = (int32_t)(mn * 0x10001u);
+                }
             }
-            for (int p = 0; p < 8; p++) {
-                const uint32_t pair = (uint16_t)(int16_t)sc[2 * p] | (uint32_t)(uint16_t)(int16_t)sc[2 * p + 1] << 16;
-                offset = _mm256_add_epi32(offset, _mm256_madd_epi16(_mm256_set1_epi32((int32_t)pair), _mm256_loadu_si256((const __m256i *)(sums + p * WIDE))));
-            }
-            tot = _mm256_sub_epi32(tot, _mm256_slli_epi32(offset, Q6_OFFSET_SHIFT));
-            const __m256 dx = _mm256_loadu_ps(x->scales + b * WIDE);
-            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(half_f16c(blk + 208)), dx), _mm256_cvtepi32_ps(tot)));
         }
-        wide_store(acc, y, y_stride, r);
     }
 }
 
-X86_TARGET static void q4_K_wide(int n, const uint8_t *w, size_t rb, int r0, int r1, const wide_acts *x, float *y, size_t ys) { k45_wide(SPEC_Q4_K, n, w, rb, r0, r1, x, y, ys); }
-X86_TARGET static void q5_K_wide(int n, const uint8_t *w, size_t rb, int r0, int r1, const wide_acts *x, float *y, size_t ys) { k45_wide(SPEC_Q5_K, n, w, rb, r0, r1, x, y, ys); }
+/// Sub-blocks of `VALUES` weights (32 for Q4_K/Q5_K, 16 for Q6_K) of block b of ROWS unpacked
+/// rows against 8 tokens: tot[i] += scale * dot per sub-block. Per pair of 4-byte groups the two
+/// activation vectors are loaded once for all rows, and each row has two chains (even and odd
+/// groups), so 2 * ROWS vpdpbusd are in flight and loads per vpdpbusd stay at 1 + 1/ROWS.
+X86_TARGET static inline __attribute__((always_inline)) void wide_block(const int VALUES, const int ROWS, int n, const wide_acts *x, int b,
+                                                                        __m256i *tot) {
+    const int nb = n / 256, groups = VALUES / 4;
+    const int32_t *xq = x->q + (size_t)b * 64 * WIDE;
+    for (int s = 0; s < 256 / VALUES; s++) {
+        __m256i even[4], odd[4];
+        for (int i = 0; i < ROWS; i++) even[i] = odd[i] = _mm256_setzero_si256();
+        for (int k = 0; k < groups; k += 2) {
+            const int d = s * groups + k;  // 4-byte group within the block
+            const __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + d * WIDE));
+            const __m256i x1 = _mm256_loadu_si256((const __m256i *)(xq + (d + 1) * WIDE));
+            for (int i = 0; i < ROWS; i++) {
+                const uint8_t *q = x->row + (size_t)i * n + 256 * b + 4 * d;
+                int32_t w0, w1;
+                memcpy(&w0, q, 4);
+                memcpy(&w1, q + 4, 4);
+                even[i] = VNNI_DPBUSD(even[i], _mm256_set1_epi32(w0), x0);
+                odd[i] = VNNI_DPBUSD(odd[i], _mm256_set1_epi32(w1), x1);
+            }
+        }
+        for (int i = 0; i < ROWS; i++) {
+            const int32_t scale = x->words[((size_t)i * nb + b) * 24 + s];
+            tot[i] = _mm256_add_epi32(tot[i], _mm256_mullo_epi32(_mm256_add_epi32(even[i], odd[i]), _mm256_set1_epi32(scale)));
+        }
+    }
+}
+
+/// Q4_K/Q5_K (the mins) or Q6_K (the +32 offset): sum over the 8 word pairs of block b of
+/// pair * (two 16-value activation sums), per row and token.
+X86_TARGET static inline __attribute__((always_inline)) void wide_sums(const int ROWS, int n, const wide_acts *x, int b, int first,
+                                                                       __m256i *out) {
+    const int nb = n / 256;
+    for (int i = 0; i < ROWS; i++) out[i] = _mm256_setzero_si256();
+    for (int p = 0; p < 8; p++) {
+        const __m256i sums = _mm256_loadu_si256((const __m256i *)(x->sums + ((size_t)b * 8 + p) * WIDE));
+        for (int i = 0; i < ROWS; i++)
+            out[i] = _mm256_add_epi32(out[i], _mm256_madd_epi16(_mm256_set1_epi32(x->words[((size_t)i * nb + b) * 24 + first + p]), sums));
+    }
+}
+
+// K-quants for 8 tokens, ROWS rows at a time; the float steps are the portable ones per token.
+X86_TARGET static inline __attribute__((always_inline)) void k_wide_rows(const int TYPE, const int ROWS, int n, const uint8_t *w,
+                                                                         size_t row_bytes, int r, const wide_acts *x, float *y, size_t y_stride) {
+    const int nb = n / 256;
+    wide_unpack(TYPE, ROWS, n, w, row_bytes, r, x);
+    __m256 acc[4], acc_min[4];
+    for (int i = 0; i < ROWS; i++) acc[i] = acc_min[i] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m256i tot[4], sums[4];
+        for (int i = 0; i < ROWS; i++) tot[i] = _mm256_setzero_si256();
+        wide_block(TYPE == SPEC_Q6_K ? 16 : 32, ROWS, n, x, b, tot);
+        wide_sums(ROWS, n, x, b, TYPE == SPEC_Q6_K ? 16 : 8, sums);
+        const __m256 dx = _mm256_loadu_ps(x->scales + b * WIDE);
+        for (int i = 0; i < ROWS; i++) {
+            const uint8_t *row = w + (size_t)(r + i) * row_bytes;
+            if (TYPE == SPEC_Q6_K) {
+                const __m256i total = _mm256_sub_epi32(tot[i], _mm256_slli_epi32(sums[i], Q6_OFFSET_SHIFT));
+                acc[i] = _mm256_add_ps(acc[i], _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(half_f16c(row + (size_t)b * 210 + 208)), dx),
+                                                             _mm256_cvtepi32_ps(total)));
+            } else {
+                const uint8_t *blk = row + (size_t)b * (TYPE == SPEC_Q4_K ? 144 : 176);
+                acc[i] = _mm256_add_ps(acc[i], _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(half_f16c(blk)), dx), _mm256_cvtepi32_ps(tot[i])));
+                acc_min[i] = _mm256_add_ps(acc_min[i], _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(half_f16c(blk + 2)), dx),
+                                                                     _mm256_cvtepi32_ps(sums[i])));
+            }
+        }
+    }
+    for (int i = 0; i < ROWS; i++)
+        wide_store(TYPE == SPEC_Q6_K ? acc[i] : _mm256_sub_ps(acc[i], acc_min[i]), y, y_stride, r + i);
+}
+
+#define WIDE_KERNEL(NAME, TYPE)                                                                                    \
+    X86_TARGET static void NAME(int n, const uint8_t *w, size_t rb, int r0, int r1, const wide_acts *x, float *y, size_t ys) { \
+        int r = r0;                                                                                                \
+        for (; r + 4 <= r1; r += 4) k_wide_rows(TYPE, 4, n, w, rb, r, x, y, ys);                                   \
+        for (; r < r1; r++) k_wide_rows(TYPE, 1, n, w, rb, r, x, y, ys);                                           \
+    }
+WIDE_KERNEL(q4_K_wide, SPEC_Q4_K)
+WIDE_KERNEL(q5_K_wide, SPEC_Q5_K)
+WIDE_KERNEL(q6_wide, SPEC_Q6_K)
+#undef WIDE_KERNEL
 
 typedef void (*tokens_fn)(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, size_t stride, float *y, size_t y_stride);
 
@@ -388,9 +437,10 @@ typedef void (*wide_fn)(int n, const uint8_t *w, size_t rb, int r0, int r1, cons
 
 static void k_quant_product(const tokens_fn *by_tokens, wide_fn wide, int n, const uint8_t *w, size_t row_bytes, int r0, int r1,
                             const uint8_t *act, size_t act_stride, int T, float *y, size_t y_stride) {
-    // Whole groups of 8 tokens through the wide kernel, the rest below.
+    // From SPEC_WIDE_MIN tokens on, every whole group of 8 through the wide kernel, the rest below.
     wide_acts x;
-    while (T >= SPEC_WIDE_MIN && wide_prepare(n, act, act_stride, &x)) {
+    for (int done = 0, wide_tokens = T >= SPEC_WIDE_MIN ? T / WIDE * WIDE : 0;
+         done < wide_tokens && wide_prepare(n, act, act_stride, &x); done += WIDE) {
         wide(n, w, row_bytes, r0, r1, &x, y, y_stride);
         act += WIDE * act_stride;
         y += WIDE * y_stride;
