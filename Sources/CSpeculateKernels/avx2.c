@@ -388,22 +388,12 @@ AVX2 void spec_axpy_f32_avx2(float *y, float a, const float *x, int n) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
-const spec_kernel_set spec_set_avx2 = {
-    .name = "avx2", .supported = spec_cpu_has_avx2_fma, .matmul = matmul,
-    .quantize_act = spec_quantize_act_avx2, .dot_f32 = spec_dot_f32_avx2, .axpy_f32 = spec_axpy_f32_avx2,
-    .f32_to_f16 = spec_f32_to_f16_avx2, .f16_to_f32 = spec_f16_to_f32_avx2, .rms_norm = spec_rms_norm_avx2,
-    .silu_mul = spec_silu_mul_avx2, .attend_group = spec_attend_group_avx2,
-};
+const spec_kernel_set spec_set_avx2 = {.name = "avx2", .supported = spec_cpu_has_avx2_fma, .matmul = matmul, SPEC_AVX2_OPS};
 
 #else
 int spec_cpu_has_avx2_fma(void) { return 0; }
 float spec_dot_f32_avx2(const float *a, const float *b, int n) { (void)a; (void)b; (void)n; return 0; }
 void spec_axpy_f32_avx2(float *y, float a, const float *x, int n) { (void)y; (void)a; (void)x; (void)n; }
-// Never selected on this architecture (supported() is 0); the portable functions fill the table.
-const spec_kernel_set spec_set_avx2 = {
-    .name = "avx2", .supported = spec_cpu_has_avx2_fma, .matmul = spec_matmul_portable_set,
-    .quantize_act = spec_quantize_act_portable, .dot_f32 = spec_dot_f32_portable, .axpy_f32 = spec_axpy_f32_portable,
-    .f32_to_f16 = spec_f32_to_f16_portable, .f16_to_f32 = spec_f16_to_f32_portable, .rms_norm = spec_rms_norm_portable,
-    .silu_mul = spec_silu_mul_portable, .attend_group = spec_attend_group_portable,
-};
+// Never selected on this architecture; the portable functions fill the table.
+const spec_kernel_set spec_set_avx2 = {.name = "avx2", .supported = spec_never_supported, .matmul = spec_matmul_portable_set, SPEC_PORTABLE_OPS};
 #endif

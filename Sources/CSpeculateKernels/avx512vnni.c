@@ -28,21 +28,7 @@ static int supported(void) {
 #define VNNI_DPBUSD(acc, u, s) _mm256_dpbusd_epi32(acc, u, s)
 #define VNNI_DPWSSD(acc, a, b) _mm256_dpwssd_epi32(acc, a, b)
 #include "x86_vnni.h"
-#define SET_MATMUL vnni_matmul
+const spec_kernel_set spec_set_avx512vnni = {.name = "avx512vnni", .supported = supported, .matmul = vnni_matmul, VNNI_OPS};
 #else
-static int supported(void) { return 0; }
-#define SET_MATMUL spec_matmul_portable_set
+const spec_kernel_set spec_set_avx512vnni = {.name = "avx512vnni", .supported = spec_never_supported, .matmul = spec_matmul_portable_set, SPEC_PORTABLE_OPS};
 #endif
-
-const spec_kernel_set spec_set_avx512vnni = {
-    .name = "avx512vnni", .supported = supported, .matmul = SET_MATMUL,
-#if VNNI_AVAILABLE && !defined(SPEC_SIMDE)
-    .quantize_act = spec_quantize_act_avx2, .dot_f32 = spec_dot_f32_avx2, .axpy_f32 = spec_axpy_f32_avx2,
-    .f32_to_f16 = spec_f32_to_f16_avx2, .f16_to_f32 = spec_f16_to_f32_avx2, .rms_norm = spec_rms_norm_avx2,
-    .silu_mul = spec_silu_mul_avx2, .attend_group = spec_attend_group_avx2,
-#else
-    .quantize_act = spec_quantize_act_portable, .dot_f32 = spec_dot_f32_portable, .axpy_f32 = spec_axpy_f32_portable,
-    .f32_to_f16 = spec_f32_to_f16_portable, .f16_to_f32 = spec_f16_to_f32_portable, .rms_norm = spec_rms_norm_portable,
-    .silu_mul = spec_silu_mul_portable, .attend_group = spec_attend_group_portable,
-#endif
-};

@@ -8,13 +8,12 @@
 #include <stdlib.h>
 
 /// Every set, in the order of the automatic choice: the first one the CPU supports is used.
-/// `avx2` comes before the VNNI sets because on the one VNNI host measured so far (session 5,
-/// Zen 4 class, 2 vCPUs) `speculate bench --batch-costs` was level at 1-4 tokens and 7-15%
-/// slower at 8-32 tokens with `avx512vnni`, although the kernel benchmark alone favoured it.
-/// The VNNI sets stay checked on every x86 machine and one `SPECULATE_KERNELS=avx512vnni` away;
-/// move them first once a host measures them faster end to end.
+/// On the one VNNI host measured (session 5, Zen 4 class, 2 vCPUs) `avx512vnni` was level with
+/// `avx2` for one token and 5-25% faster from 2 to 64 tokens end to end (`speculate bench
+/// --batch-costs`, alternated rounds). `avxvnni` is the same source in the VEX encoding with
+/// half the registers; no AVX-VNNI machine was available to time it (see Docs/Benchmarks.md).
 static const spec_kernel_set *const all_sets[] = {
-    &spec_set_avx2, &spec_set_avx512vnni, &spec_set_avxvnni, &spec_set_neon, &spec_set_portable,
+    &spec_set_avx512vnni, &spec_set_avxvnni, &spec_set_avx2, &spec_set_neon, &spec_set_portable,
 };
 enum { SET_COUNT = (int)(sizeof all_sets / sizeof all_sets[0]) };
 

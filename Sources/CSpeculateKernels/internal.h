@@ -80,7 +80,21 @@ typedef struct spec_kernel_set {
     void (*attend_group)(const spec_attention *a, int node, int kv_head, float *scores);
 } spec_kernel_set;
 
-/// The set in use (chosen on first use: SPECULATE_KERNELS if valid, else the best supported).
+/// Designated initializers for a set's operations other than the products: the portable ones,
+/// or the AVX2 ones (which the x86 sets share).
+#define SPEC_PORTABLE_OPS                                                                                      \
+    .quantize_act = spec_quantize_act_portable, .dot_f32 = spec_dot_f32_portable, .axpy_f32 = spec_axpy_f32_portable, \
+    .f32_to_f16 = spec_f32_to_f16_portable, .f16_to_f32 = spec_f16_to_f32_portable, .rms_norm = spec_rms_norm_portable, \
+    .silu_mul = spec_silu_mul_portable, .attend_group = spec_attend_group_portable
+#define SPEC_AVX2_OPS                                                                                          \
+    .quantize_act = spec_quantize_act_avx2, .dot_f32 = spec_dot_f32_avx2, .axpy_f32 = spec_axpy_f32_avx2,        \
+    .f32_to_f16 = spec_f32_to_f16_avx2, .f16_to_f32 = spec_f16_to_f32_avx2, .rms_norm = spec_rms_norm_avx2,     \
+    .silu_mul = spec_silu_mul_avx2, .attend_group = spec_attend_group_avx2
+
+/// supported() of a set this architecture cannot run.
+int spec_never_supported(void);
+
+/// The set in use (chosen on first use: SPECULATE_KERNELS if valid, else the first supported).
 const spec_kernel_set *spec_active_set(void);
 
 extern const spec_kernel_set spec_set_portable, spec_set_avx2, spec_set_avxvnni, spec_set_avx512vnni, spec_set_neon;

@@ -211,9 +211,4 @@ static int matmul(int type, int n, const void *w, size_t row_bytes, int r0, int 
 
 // The products in NEON; the vector operations are the portable ones (compiled to NEON by the
 // compiler's auto-vectorizer where it can).
-const spec_kernel_set spec_set_neon = {
-    .name = "neon", .supported = supported, .matmul = matmul,
-    .quantize_act = spec_quantize_act_portable, .dot_f32 = spec_dot_f32_portable, .axpy_f32 = spec_axpy_f32_portable,
-    .f32_to_f16 = spec_f32_to_f16_portable, .f16_to_f32 = spec_f16_to_f32_portable, .rms_norm = spec_rms_norm_portable,
-    .silu_mul = spec_silu_mul_portable, .attend_group = spec_attend_group_portable,
-};
+const spec_kernel_set spec_set_neon = {.name = "neon", .supported = supported, .matmul = matmul, SPEC_PORTABLE_OPS};

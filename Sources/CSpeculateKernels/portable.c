@@ -244,10 +244,6 @@ void spec_axpy_f32_portable(float *y, float a, const float *x, int n) {
 }
 
 static int always(void) { return 1; }
+int spec_never_supported(void) { return 0; }
 
-const spec_kernel_set spec_set_portable = {
-    .name = "portable", .supported = always, .matmul = spec_matmul_portable_set,
-    .quantize_act = spec_quantize_act_portable, .dot_f32 = spec_dot_f32_portable, .axpy_f32 = spec_axpy_f32_portable,
-    .f32_to_f16 = spec_f32_to_f16_portable, .f16_to_f32 = spec_f16_to_f32_portable, .rms_norm = spec_rms_norm_portable,
-    .silu_mul = spec_silu_mul_portable, .attend_group = spec_attend_group_portable,
-};
+const spec_kernel_set spec_set_portable = {.name = "portable", .supported = always, .matmul = spec_matmul_portable_set, SPEC_PORTABLE_OPS};

@@ -47,6 +47,15 @@ X86_TARGET static inline __m256i nibbles_32(const uint8_t *p) {
     return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(x, 4), m), _mm_and_si128(x, m));
 }
 
+/// The 32 unsigned values of a Q4_0, Q4_1, Q5_0 or Q5_1 block.
+X86_TARGET static inline __attribute__((always_inline)) __m256i q32_unpack(const int type, const uint8_t *blk) {
+    if (type == SPEC_Q4_0) return nibbles_32(blk + 2);
+    if (type == SPEC_Q4_1) return nibbles_32(blk + 4);
+    uint32_t qh;
+    memcpy(&qh, blk + (type == SPEC_Q5_0 ? 2 : 4), 4);
+    return _mm256_or_si256(nibbles_32(blk + (type == SPEC_Q5_0 ? 6 : 8)), bits_to_0x10(qh));
+}
+
 enum { TOKEN_CHUNK = 8 };
 
 /// How far ahead of the block being read the weights are requested. Decoding streams every
@@ -91,16 +100,7 @@ X86_TARGET static inline __attribute__((always_inline)) void matvec_q32_typed(co
                 const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 2));
                 p = dot_u8_s8(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q));
             } else {
-                __m256i q;
-                if (type == SPEC_Q4_0) {
-                    q = nibbles_32(blk + 2);
-                } else if (type == SPEC_Q4_1) {
-                    q = nibbles_32(blk + 4);
-                } else {
-                    uint32_t qh;
-                    memcpy(&qh, blk + (type == SPEC_Q5_0 ? 2 : 4), 4);
-                    q = _mm256_or_si256(nibbles_32(blk + (type == SPEC_Q5_0 ? 6 : 8)), bits_to_0x10(qh));
-                }
+                const __m256i q = q32_unpack(type, blk);
                 p = dot_u8_s8(q, x);
                 if (offset) p = _mm256_sub_epi32(p, _mm256_setr_epi32(offset * a.s[b], 0, 0, 0, 0, 0, 0, 0));
                 if (has_min) acc_min += half_f16c(blk + 2) * a.d[b] * (float)a.s[b];
@@ -162,16 +162,7 @@ X86_TARGET static inline __attribute__((always_inline)) void matmul_q32_typed(co
                     }
                     continue;
                 }
-                __m256i q;
-                if (type == SPEC_Q4_0) {
-                    q = nibbles_32(blk + 2);
-                } else if (type == SPEC_Q4_1) {
-                    q = nibbles_32(blk + 4);
-                } else {
-                    uint32_t qh;
-                    memcpy(&qh, blk + (type == SPEC_Q5_0 ? 2 : 4), 4);
-                    q = _mm256_or_si256(nibbles_32(blk + (type == SPEC_Q5_0 ? 6 : 8)), bits_to_0x10(qh));
-                }
+                const __m256i q = q32_unpack(type, blk);
                 const float m = has_min ? half_f16c(blk + 2) : 0.0f;
                 for (int k = 0; k < tc; k++) {
                     const __m256i x = _mm256_loadu_si256((const __m256i *)(views[k].q + b * 32));

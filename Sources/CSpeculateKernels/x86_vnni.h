@@ -4,7 +4,7 @@
 //   VNNI_TARGET             the target attribute (empty when built against SIMDe)
 //   VNNI_DPBUSD(acc, u, s)  acc + four u8 x s8 products per int32 lane (vpdpbusd)
 //   VNNI_DPWSSD(acc, a, b)  acc + two i16 x i16 products per int32 lane (vpdpwssd)
-// and then defines its spec_kernel_set from the functions below.
+// and then defines its spec_kernel_set with vnni_matmul and VNNI_OPS.
 //
 // The 32-element block types (Q8_0, Q4_0/1, Q5_0/1) use x86_common.h with vpdpbusd in place of
 // maddubs + madd: the same integer sums in the same lanes, so they equal the AVX2 set bit for bit.
@@ -24,6 +24,12 @@
 // vpdpbusd + one vpdpwssd, against four maddubs/madd in the AVX2 set.
 #include <stdlib.h>
 #define X86_TARGET VNNI_TARGET
+// The other operations: AVX2's, except in the SIMDe build (whose CPU may lack AVX2).
+#if defined(SPEC_SIMDE)
+#define VNNI_OPS SPEC_PORTABLE_OPS
+#else
+#define VNNI_OPS SPEC_AVX2_OPS
+#endif
 // SPEC_CHECK_MUTANT (kernel check builds only) breaks one kernel on purpose, to prove that the
 // check catches it: 1 = 32-element dot products off by one per lane, 2 = Q4_K/Q5_K sub-blocks
 // given their neighbour's scale, 3 = Q6_K's +32 offset removed as +16.

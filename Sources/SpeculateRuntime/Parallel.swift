@@ -18,7 +18,7 @@ public enum ComputeThreads {
     /// The kernel set in use: `avx512vnni`, `avxvnni`, `avx2`, `neon` or `portable`.
     public static var kernelName: String { String(cString: spec_kernels_name()) }
 
-    /// Every kernel set this build knows, best first, and whether this CPU runs it.
+    /// Every kernel set this build knows, in the order of the automatic choice, and whether this CPU runs it.
     public static var kernelSets: [(name: String, supported: Bool)] {
         (0..<spec_kernel_set_count()).map { (String(cString: spec_kernel_set_name($0)), spec_kernel_set_supported($0) != 0) }
     }
