@@ -388,12 +388,12 @@ AVX2 void spec_axpy_f32_avx2(float *y, float a, const float *x, int n) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
-const spec_kernel_set spec_set_avx2 = {.name = "avx2", .supported = spec_cpu_has_avx2_fma, .matmul = matmul, SPEC_AVX2_OPS};
+const spec_kernel_set spec_set_avx2 = {.name = "avx2", .supported = spec_cpu_has_avx2_fma, .matmul = matmul, .packs = spec_packs_none, SPEC_AVX2_OPS};
 
 #else
 int spec_cpu_has_avx2_fma(void) { return 0; }
 float spec_dot_f32_avx2(const float *a, const float *b, int n) { (void)a; (void)b; (void)n; return 0; }
 void spec_axpy_f32_avx2(float *y, float a, const float *x, int n) { (void)y; (void)a; (void)x; (void)n; }
 // Never selected on this architecture; the portable functions fill the table.
-const spec_kernel_set spec_set_avx2 = {.name = "avx2", .supported = spec_never_supported, .matmul = spec_matmul_portable_set, SPEC_PORTABLE_OPS};
+const spec_kernel_set spec_set_avx2 = {.name = "avx2", .supported = spec_never_supported, .matmul = spec_matmul_portable_set, .packs = spec_packs_none, SPEC_PORTABLE_OPS};
 #endif

@@ -28,7 +28,7 @@ static int supported(void) {
 #define VNNI_DPBUSD(acc, u, s) _mm256_dpbusd_epi32(acc, u, s)
 #define VNNI_DPWSSD(acc, a, b) _mm256_dpwssd_epi32(acc, a, b)
 #include "x86_vnni.h"
-const spec_kernel_set spec_set_avx512vnni = {.name = "avx512vnni", .supported = supported, .matmul = vnni_matmul, VNNI_OPS};
+const spec_kernel_set spec_set_avx512vnni = {.name = "avx512vnni", .supported = supported, .matmul = vnni_matmul, .packs = vnni_packs, VNNI_OPS};
 #else
-const spec_kernel_set spec_set_avx512vnni = {.name = "avx512vnni", .supported = spec_never_supported, .matmul = spec_matmul_portable_set, SPEC_PORTABLE_OPS};
+const spec_kernel_set spec_set_avx512vnni = {.name = "avx512vnni", .supported = spec_never_supported, .matmul = spec_matmul_portable_set, .packs = spec_packs_none, SPEC_PORTABLE_OPS};
 #endif

@@ -6,6 +6,8 @@
 // CPU through SIMDe. SIMDe 0.7 lacks the VEX spellings (_mm256_dpbusd_avx_epi32), whose
 // arithmetic is that of the EVEX ones, so the SIMDe build maps them onto those.
 #include "internal.h"
+// 16 vector registers: passes of four tokens over packed rows (the EVEX set takes eight).
+#define VNNI_LANE_TOKENS 4
 
 #if defined(SPEC_SIMDE)
 #include "x86_simde.h"
@@ -28,7 +30,7 @@ static int supported(void) {
 
 #if VNNI_AVAILABLE
 #include "x86_vnni.h"
-const spec_kernel_set spec_set_avxvnni = {.name = "avxvnni", .supported = supported, .matmul = vnni_matmul, VNNI_OPS};
+const spec_kernel_set spec_set_avxvnni = {.name = "avxvnni", .supported = supported, .matmul = vnni_matmul, .packs = vnni_packs, VNNI_OPS};
 #else
-const spec_kernel_set spec_set_avxvnni = {.name = "avxvnni", .supported = spec_never_supported, .matmul = spec_matmul_portable_set, SPEC_PORTABLE_OPS};
+const spec_kernel_set spec_set_avxvnni = {.name = "avxvnni", .supported = spec_never_supported, .matmul = spec_matmul_portable_set, .packs = spec_packs_none, SPEC_PORTABLE_OPS};
 #endif

@@ -77,7 +77,8 @@ const char *spec_kernels_name(void) { return spec_active_set()->name; }
 // 9: the byte-sized chunks for up to four tokens, two-token Q4_K one row at a time, attention
 //    values converted once per slot (session 4).
 // 10: kernel sets chosen from a table; AVX-512 VNNI and AVX-VNNI products (session 5).
-int spec_kernels_revision(void) { return 10; }
+// 11: the VNNI sets read Q4_K and Q6_K packed at load, eight rows per vector (session 6).
+int spec_kernels_revision(void) { return 11; }
 
 void spec_matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
                  const void *act, size_t act_stride, int T, float *y, size_t y_stride) {

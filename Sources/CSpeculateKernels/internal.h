@@ -70,6 +70,7 @@ typedef struct spec_kernel_set {
     const char *name;
     int (*supported)(void);  ///< 1 when this CPU (and this build) can run the set
     spec_matmul_fn matmul;
+    int (*packs)(int type);  ///< the packed type (repack.c) this set's products prefer for `type`, or -1
     void (*quantize_act)(int format, const float *x, int n, void *out);
     float (*dot_f32)(const float *a, const float *b, int n);
     void (*axpy_f32)(float *y, float a, const float *x, int n);
@@ -93,6 +94,11 @@ typedef struct spec_kernel_set {
 
 /// supported() of a set this architecture cannot run.
 int spec_never_supported(void);
+/// packs() of a set that reads every type in the file's layout.
+int spec_packs_none(int type);
+/// The portable products of a packed type: each row unpacked, then the file type's code.
+void spec_matmul_packed_portable(int packed_type, int n, const void *w, int r0, int r1, const void *act, size_t act_stride, int T,
+                                 float *y, size_t y_stride);
 
 /// The set in use (chosen on first use: SPECULATE_KERNELS if valid, else the first supported).
 const spec_kernel_set *spec_active_set(void);

@@ -45,8 +45,10 @@ void spec_matmul_jobs(const spec_matmul_job *jobs, int count, int T) {
         queue.starts[0] = 0;
         for (int j = 0; j < queue.count; j++) {
             const size_t row_bytes = queue.jobs[j].row_bytes;
+            // Multiples of 8 rows: packed matrices (repack.c) interleave groups of 8, and a
+            // chunk boundary inside a group would compute that group twice.
             const int rows = T > SMALL_BATCH ? BATCH_CHUNK_ROWS
-                           : row_bytes * 4 > SMALL_BATCH_CHUNK_BYTES ? 4 : (int)(SMALL_BATCH_CHUNK_BYTES / row_bytes) / 4 * 4;
+                           : row_bytes * 8 > SMALL_BATCH_CHUNK_BYTES ? 8 : (int)(SMALL_BATCH_CHUNK_BYTES / row_bytes) / 8 * 8;
             queue.chunk_rows[j] = rows;
             queue.starts[j + 1] = queue.starts[j] + (queue.jobs[j].rows + rows - 1) / rows;
         }

@@ -211,4 +211,4 @@ static int matmul(int type, int n, const void *w, size_t row_bytes, int r0, int 
 
 // The products in NEON; the vector operations are the portable ones (compiled to NEON by the
 // compiler's auto-vectorizer where it can).
-const spec_kernel_set spec_set_neon = {.name = "neon", .supported = supported, .matmul = matmul, SPEC_PORTABLE_OPS};
+const spec_kernel_set spec_set_neon = {.name = "neon", .supported = supported, .matmul = matmul, .packs = spec_packs_none, SPEC_PORTABLE_OPS};

@@ -13,6 +13,8 @@ int spec_act_format_for(int type) {
         return SPEC_ACT_Q8_32;
     case SPEC_Q2_K: case SPEC_Q3_K: case SPEC_Q4_K: case SPEC_Q5_K: case SPEC_Q6_K:
         return SPEC_ACT_Q8_256;
+    case SPEC_Q4_K_X8: case SPEC_Q6_K_X8:
+        return SPEC_ACT_Q8_256;
     case SPEC_F32: case SPEC_F16: case SPEC_BF16:
         return SPEC_ACT_F32;
     default:
@@ -215,6 +217,10 @@ static float dot_row(int type, int n, const uint8_t *w, const void *act) {
 
 void spec_matmul_portable(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
                           const void *act, size_t act_stride, int T, float *y, size_t y_stride) {
+    if (spec_packed_base_type(type) >= 0) {
+        spec_matmul_packed_portable(type, n, w, r0, r1, act, act_stride, T, y, y_stride);
+        return;
+    }
     for (int r = r0; r < r1; r++) {
         const uint8_t *row = (const uint8_t *)w + (size_t)r * row_bytes;
         for (int t = 0; t < T; t++) {
@@ -246,4 +252,4 @@ void spec_axpy_f32_portable(float *y, float a, const float *x, int n) {
 static int always(void) { return 1; }
 int spec_never_supported(void) { return 0; }
 
-const spec_kernel_set spec_set_portable = {.name = "portable", .supported = always, .matmul = spec_matmul_portable_set, SPEC_PORTABLE_OPS};
+const spec_kernel_set spec_set_portable = {.name = "portable", .supported = always, .matmul = spec_matmul_portable_set, .packs = spec_packs_none, SPEC_PORTABLE_OPS};

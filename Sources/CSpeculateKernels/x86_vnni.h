@@ -435,6 +435,217 @@ WIDE_KERNEL(q5_K_wide, SPEC_Q5_K)
 WIDE_KERNEL(q6_wide, SPEC_Q6_K)
 #undef WIDE_KERNEL
 
+// ---- Packed weights: eight rows per vector (repack.c's SPEC_Q4_K_X8 and SPEC_Q6_K_X8) ---------
+//
+// The runtime packs Q4_K and Q6_K matrices at load when this set is active (vnni_packs). There
+// the lanes hold rows: one 32-byte vector holds the same four weights of eight rows, and each
+// token's four activation bytes are broadcast to all lanes (EVEX builds take the broadcast
+// straight from memory as vpdpbusd's operand). One vpdpbusd advances one token by four products
+// in eight rows; the weights of a group of eight rows are one contiguous stream, unpacked once
+// per block and reused by every token of a pass; a sub-block's scale is one vpmulld per token
+// and eight rows; no horizontal sums; results are eight consecutive floats of a token's output.
+// Exact integer totals and the portable float steps, so the results equal the portable kernels
+// on the file's layout bit for bit, for any batch size.
+enum { LANE_ROWS = 8, Q4_K_X8_BLOCK = 1184, Q6_K_X8_BLOCK = 1680 };
+/// Tokens per pass over a group of rows (their sub-block sums and totals stay in registers).
+#ifndef VNNI_LANE_TOKENS
+#define VNNI_LANE_TOKENS 8
+#endif
+enum { LANE_TOKENS = VNNI_LANE_TOKENS };
+/// Packed weights are requested 4 KiB ahead into L2, not L1 as in the narrow kernels: with the
+/// L1 hint a single-token Q6_K product streamed from memory at half the speed (11-21 ms against
+/// 7-11 ms for the 1.5B model's head, session 6); with no prefetch at all, at a third.
+#ifndef PACKED_PREFETCH_BYTES
+#define PACKED_PREFETCH_BYTES 4096
+#endif
+#ifndef PACKED_PREFETCH_HINT
+#define PACKED_PREFETCH_HINT _MM_HINT_T1
+#endif
+
+static int vnni_packs(int type) { return type == SPEC_Q4_K ? SPEC_Q4_K_X8 : type == SPEC_Q6_K ? SPEC_Q6_K_X8 : -1; }
+
+/// The four activation bytes at x, broadcast.
+X86_TARGET static inline __m256i broadcast4(const void *x) {
+    int32_t v;
+    memcpy(&v, x, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/// Q6_K_X8: the 6-bit weights of groups 8p + k (sub-block 2p) and 8p + 4 + k (sub-block 2p + 1).
+X86_TARGET static inline void q6_x8_weights(const uint8_t *blk, int p, int k, __m256i *w0, __m256i *w1) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), top2 = _mm256_set1_epi8(0x30);
+    const __m256i nibbles = _mm256_loadu_si256((const __m256i *)(blk + (4 * p + k) * 32));
+    const __m256i h0 = _mm256_loadu_si256((const __m256i *)(blk + 1024 + 2 * p * 32));
+    const __m256i h1 = _mm256_loadu_si256((const __m256i *)(blk + 1024 + (2 * p + 1) * 32));
+    // Bits 2k..2k+1 of each byte to bits 4-5; a 16-bit shift only moves bits across bytes
+    // outside the mask.
+#define TOP_BITS(h) (k == 0 ? _mm256_slli_epi16(h, 4) : k == 1 ? _mm256_slli_epi16(h, 2) : k == 2 ? (h) : _mm256_srli_epi16(h, 2))
+    *w0 = _mm256_or_si256(_mm256_and_si256(nibbles, low4), _mm256_and_si256(TOP_BITS(h0), top2));
+    *w1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(nibbles, 4), low4), _mm256_and_si256(TOP_BITS(h1), top2));
+#undef TOP_BITS
+}
+
+/// One packed block (block b) of eight rows against TOKENS tokens: acc[t] += (d * dx) * sumi,
+/// acc_min[t] += (dmin * dx) * summ, eight rows per vector.
+X86_TARGET static inline __attribute__((always_inline)) void lane_block(const int TYPE, const int TOKENS, const uint8_t *blk, int b,
+                                                                        const spec_act_view *a, __m256 *acc, __m256 *acc_min) {
+    const __m256i zero = _mm256_setzero_si256(), low4 = _mm256_set1_epi8(0x0F);
+    // Two sub-blocks at a time, and with fewer than four tokens each sub-block's groups split
+    // over SPLIT chains, so that at least eight vpdpbusd chains are in flight (its latency is
+    // about four cycles; two issue per cycle).
+    const int SPLIT = TOKENS == 1 ? 4 : TOKENS < 4 ? 2 : 1;
+    __m256i tot[LANE_TOKENS], s0[4][LANE_TOKENS], s1[4][LANE_TOKENS];
+    for (int t = 0; t < TOKENS; t++) tot[t] = zero;
+    if (TYPE == SPEC_Q6_K) {
+        for (int p = 0; p < 8; p++) {  // sub-blocks 2p and 2p + 1, of 16 values (4 groups) each
+            for (int s = 0; s < SPLIT; s++)
+                for (int t = 0; t < TOKENS; t++) s0[s][t] = s1[s][t] = zero;
+            for (int k = 0; k < 4; k++) {
+                __m256i w0, w1;
+                q6_x8_weights(blk, p, k, &w0, &w1);
+                const int s = k % SPLIT;
+                for (int t = 0; t < TOKENS; t++) {
+                    const int8_t *x = a[t].q + 256 * b + 32 * p + 4 * k;
+                    s0[s][t] = VNNI_DPBUSD(s0[s][t], w0, broadcast4(x));
+                    s1[s][t] = VNNI_DPBUSD(s1[s][t], w1, broadcast4(x + 16));
+                }
+            }
+            const __m256i scale0 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 1536 + 16 * p)));
+            const __m256i scale1 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 1536 + 16 * p + 8)));
+            for (int t = 0; t < TOKENS; t++) {
+                __m256i d0 = s0[0][t], d1 = s1[0][t];
+                for (int s = 1; s < SPLIT; s++) d0 = _mm256_add_epi32(d0, s0[s][t]), d1 = _mm256_add_epi32(d1, s1[s][t]);
+                tot[t] = _mm256_add_epi32(tot[t], _mm256_add_epi32(_mm256_mullo_epi32(d0, scale0), _mm256_mullo_epi32(d1, scale1)));
+            }
+        }
+        // The stored values are q + 32: minus 32 * the sum of scale * 16-value activation sum,
+        // as (scale 2p, scale 2p + 1) word pairs against the two sums.
+        __m256i pairs[8];
+        for (int p = 0; p < 8; p++) {
+            const __m128i c0 = _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(blk + 1536 + 16 * p)));
+            const __m128i c1 = _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(blk + 1536 + 16 * p + 8)));
+            pairs[p] = _mm256_setr_m128i(_mm_unpacklo_epi16(c0, c1), _mm_unpackhi_epi16(c0, c1));
+        }
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 1664)));
+        for (int t = 0; t < TOKENS; t++) {
+            __m256i even = zero, odd = zero;
+            for (int p = 0; p < 8; p += 2) {
+                even = VNNI_DPWSSD(even, pairs[p], broadcast4(a[t].s + 16 * b + 2 * p));
+                odd = VNNI_DPWSSD(odd, pairs[p + 1], broadcast4(a[t].s + 16 * b + 2 * p + 2));
+            }
+            const __m256i total = _mm256_sub_epi32(tot[t], _mm256_slli_epi32(_mm256_add_epi32(even, odd), Q6_OFFSET_SHIFT));
+            acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_mul_ps(d, _mm256_set1_ps(a[t].d[b])), _mm256_cvtepi32_ps(total)));
+        }
+        return;
+    }
+    for (int c = 0; c < 4; c++) {  // sub-blocks 2c (low nibbles) and 2c + 1 (high nibbles)
+        for (int s = 0; s < SPLIT; s++)
+            for (int t = 0; t < TOKENS; t++) s0[s][t] = s1[s][t] = zero;
+        for (int k = 0; k < 8; k++) {
+            const __m256i packed = _mm256_loadu_si256((const __m256i *)(blk + (8 * c + k) * 32));
+            const __m256i w0 = _mm256_and_si256(packed, low4), w1 = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+            const int s = k % SPLIT;
+            for (int t = 0; t < TOKENS; t++) {
+                const int8_t *x = a[t].q + 256 * b + 64 * c + 4 * k;
+                s0[s][t] = VNNI_DPBUSD(s0[s][t], w0, broadcast4(x));
+                s1[s][t] = VNNI_DPBUSD(s1[s][t], w1, broadcast4(x + 32));
+            }
+        }
+        const __m256i scale0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 1024 + 8 * K4_PAIR(2 * c))));
+        const __m256i scale1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 1024 + 8 * K4_PAIR(2 * c + 1))));
+        for (int t = 0; t < TOKENS; t++) {
+            __m256i d0 = s0[0][t], d1 = s1[0][t];
+            for (int s = 1; s < SPLIT; s++) d0 = _mm256_add_epi32(d0, s0[s][t]), d1 = _mm256_add_epi32(d1, s1[s][t]);
+            tot[t] = _mm256_add_epi32(tot[t], _mm256_add_epi32(_mm256_mullo_epi32(d0, scale0), _mm256_mullo_epi32(d1, scale1)));
+        }
+    }
+    // The mins: per row, the sum over sub-blocks j of min_j * (the two 16-value sums of j), as
+    // (min, min) word pairs against the two sums.
+    __m256i mins[8];
+    for (int j = 0; j < 8; j++) {
+        const __m256i m = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 1024 + 8 * (8 + j))));
+        mins[j] = _mm256_or_si256(m, _mm256_slli_epi32(m, 16));
+    }
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 1152)));
+    const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 1168)));
+    for (int t = 0; t < TOKENS; t++) {
+        __m256i even = zero, odd = zero;
+        for (int j = 0; j < 8; j += 2) {
+            even = VNNI_DPWSSD(even, mins[j], broadcast4(a[t].s + 16 * b + 2 * j));
+            odd = VNNI_DPWSSD(odd, mins[j + 1], broadcast4(a[t].s + 16 * b + 2 * j + 2));
+        }
+        const __m256 dx = _mm256_set1_ps(a[t].d[b]);
+        acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(tot[t])));
+        acc_min[t] = _mm256_add_ps(acc_min[t], _mm256_mul_ps(_mm256_mul_ps(dmin, dx), _mm256_cvtepi32_ps(_mm256_add_epi32(even, odd))));
+    }
+}
+
+/// A whole group of eight packed rows against TOKENS tokens: out[t] = the eight rows' results.
+X86_TARGET static inline __attribute__((always_inline)) void lane_group(const int TYPE, const int TOKENS, int nb, const uint8_t *group,
+                                                                        const spec_act_view *a, float (*out)[LANE_ROWS]) {
+    const int bytes = TYPE == SPEC_Q6_K ? Q6_K_X8_BLOCK : Q4_K_X8_BLOCK;
+    __m256 acc[LANE_TOKENS], acc_min[LANE_TOKENS];
+    for (int t = 0; t < TOKENS; t++) acc[t] = acc_min[t] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *blk = group + (size_t)b * bytes;
+        for (int o = 0; o < bytes; o += 64) _mm_prefetch((const char *)blk + PACKED_PREFETCH_BYTES + o, PACKED_PREFETCH_HINT);
+        lane_block(TYPE, TOKENS, blk, b, a, acc, acc_min);
+    }
+    for (int t = 0; t < TOKENS; t++) _mm256_storeu_ps(out[t], TYPE == SPEC_Q6_K ? acc[t] : _mm256_sub_ps(acc[t], acc_min[t]));
+}
+
+typedef void (*lane_group_fn)(int nb, const uint8_t *group, const spec_act_view *a, float (*out)[LANE_ROWS]);
+#define LANE_GROUP(NAME, TYPE, TOKENS)                                                                              \
+    X86_TARGET static void NAME(int nb, const uint8_t *group, const spec_act_view *a, float (*out)[LANE_ROWS]) {    \
+        lane_group(TYPE, TOKENS, nb, group, a, out);                                                                \
+    }
+LANE_GROUP(q4_K_x8_1, SPEC_Q4_K, 1)
+LANE_GROUP(q4_K_x8_2, SPEC_Q4_K, 2)
+LANE_GROUP(q4_K_x8_3, SPEC_Q4_K, 3)
+LANE_GROUP(q4_K_x8_4, SPEC_Q4_K, 4)
+LANE_GROUP(q6_K_x8_1, SPEC_Q6_K, 1)
+LANE_GROUP(q6_K_x8_2, SPEC_Q6_K, 2)
+LANE_GROUP(q6_K_x8_3, SPEC_Q6_K, 3)
+LANE_GROUP(q6_K_x8_4, SPEC_Q6_K, 4)
+#if VNNI_LANE_TOKENS > 4
+LANE_GROUP(q4_K_x8_5, SPEC_Q4_K, 5)
+LANE_GROUP(q4_K_x8_6, SPEC_Q4_K, 6)
+LANE_GROUP(q4_K_x8_7, SPEC_Q4_K, 7)
+LANE_GROUP(q4_K_x8_8, SPEC_Q4_K, 8)
+LANE_GROUP(q6_K_x8_5, SPEC_Q6_K, 5)
+LANE_GROUP(q6_K_x8_6, SPEC_Q6_K, 6)
+LANE_GROUP(q6_K_x8_7, SPEC_Q6_K, 7)
+LANE_GROUP(q6_K_x8_8, SPEC_Q6_K, 8)
+static const lane_group_fn q4_K_x8_by_tokens[LANE_TOKENS] = {q4_K_x8_1, q4_K_x8_2, q4_K_x8_3, q4_K_x8_4,
+                                                              q4_K_x8_5, q4_K_x8_6, q4_K_x8_7, q4_K_x8_8};
+static const lane_group_fn q6_K_x8_by_tokens[LANE_TOKENS] = {q6_K_x8_1, q6_K_x8_2, q6_K_x8_3, q6_K_x8_4,
+                                                              q6_K_x8_5, q6_K_x8_6, q6_K_x8_7, q6_K_x8_8};
+#else
+static const lane_group_fn q4_K_x8_by_tokens[LANE_TOKENS] = {q4_K_x8_1, q4_K_x8_2, q4_K_x8_3, q4_K_x8_4};
+static const lane_group_fn q6_K_x8_by_tokens[LANE_TOKENS] = {q6_K_x8_1, q6_K_x8_2, q6_K_x8_3, q6_K_x8_4};
+#endif
+#undef LANE_GROUP
+
+/// Rows r0..r1 of a packed matrix (any bounds: a group cut by them is computed whole and only
+/// its rows inside are stored) for T tokens, in passes of up to LANE_TOKENS tokens per group.
+static void packed_product(int packed_type, int n, const uint8_t *w, int r0, int r1, const uint8_t *act, size_t act_stride, int T,
+                           float *y, size_t y_stride) {
+    const int nb = n / 256;
+    const size_t row_bytes = spec_packed_row_bytes(packed_type, n);
+    const lane_group_fn *by_tokens = packed_type == SPEC_Q6_K_X8 ? q6_K_x8_by_tokens : q4_K_x8_by_tokens;
+    spec_act_view a[LANE_TOKENS];
+    float out[LANE_TOKENS][LANE_ROWS];
+    for (int g = r0 - r0 % LANE_ROWS; g < r1; g += LANE_ROWS) {
+        const int lo = g > r0 ? g : r0, hi = g + LANE_ROWS < r1 ? g + LANE_ROWS : r1;
+        for (int t0 = 0; t0 < T; t0 += LANE_TOKENS) {
+            const int count = T - t0 < LANE_TOKENS ? T - t0 : LANE_TOKENS;
+            for (int t = 0; t < count; t++) a[t] = spec_act_at(SPEC_ACT_Q8_256, n, act + (size_t)(t0 + t) * act_stride);
+            by_tokens[count - 1](nb, w + (size_t)g * row_bytes, a, out);
+            for (int t = 0; t < count; t++) memcpy(y + (size_t)(t0 + t) * y_stride + lo, &out[t][lo - g], sizeof(float) * (size_t)(hi - lo));
+        }
+    }
+}
+
 typedef void (*tokens_fn)(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, size_t stride, float *y, size_t y_stride);
 
 /// K-quant products of any batch size: up to four tokens in one pass; more in groups of four
@@ -488,6 +699,9 @@ static int vnni_matmul(int type, int n, const void *w, size_t row_bytes, int r0,
         return 1;
     case SPEC_Q6_K:
         k_quant_product(q6_K_by_tokens, q6_wide, n, weights, row_bytes, r0, r1, activations, act_stride, T, y, y_stride);
+        return 1;
+    case SPEC_Q4_K_X8: case SPEC_Q6_K_X8:
+        packed_product(type, n, weights, r0, r1, activations, act_stride, T, y, y_stride);
         return 1;
     default:
         return 0;

@@ -416,8 +416,8 @@ struct Scratch {
         }
         let plan = jobs.map { job -> spec_matmul_job in
             let (base, stride) = formats[job.matrix.activationFormat]!
-            return spec_matmul_job(type: Int32(job.matrix.type.rawValue), n: Int32(job.matrix.columns), w: job.matrix.base,
-                                   row_bytes: job.matrix.rowBytes, rows: Int32(job.matrix.rows), act: base, act_stride: stride,
+            return spec_matmul_job(type: job.matrix.kernelType, n: Int32(job.matrix.columns), w: job.matrix.kernelBase,
+                                   row_bytes: job.matrix.kernelRowBytes, rows: Int32(job.matrix.rows), act: base, act_stride: stride,
                                    y: job.output, y_stride: job.outputStride)
         }
         // Threads take chunks of whole rows from a shared counter (see spec_matmul_jobs).

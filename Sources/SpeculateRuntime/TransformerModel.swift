@@ -1,22 +1,30 @@
 import CSpeculateKernels
+import Foundation
 import SpeculateFormat
+import Synchronization
 
-/// A quantized matrix used in place, straight from the memory-mapped file.
+/// A quantized matrix: used in place, straight from the memory-mapped file, unless the active
+/// kernel set reads another layout faster (``packedForKernels()``).
 public struct WeightMatrix: Sendable {
     /// The tensor's name in the file.
     public let name: String
-    /// Element type.
+    /// Element type in the file.
     public let type: GGMLType
     /// Output rows.
     public private(set) var rows: Int
     /// Input columns (elements per row).
     public let columns: Int
-    /// Bytes between rows.
+    /// Bytes between rows in the file.
     public let rowBytes: Int
     /// The activation format the matrix's kernel reads.
     let activationFormat: Int32
     private let storage: ByteStorage
     private let offset: Int
+    /// The layout the products read: the file's, or a packed one (see `repack.c`).
+    private(set) var kernelType: Int32
+    /// Bytes per row in the layout the products read.
+    private(set) var kernelRowBytes: Int
+    private var packed: PackedWeights?
 
     init(file: GGUFFile, name: String, rows: Int, columns: Int) throws {
         guard let info = file.tensor(named: name) else { throw RuntimeError.missingTensor(name) }
@@ -33,6 +41,8 @@ public struct WeightMatrix: Sendable {
         activationFormat = format
         storage = file.storage
         offset = file.dataOffset + info.offset
+        kernelType = Int32(info.type.rawValue)
+        kernelRowBytes = info.rowBytes
     }
 
     /// The same matrix restricted to its first `count` rows.
@@ -42,13 +52,61 @@ public struct WeightMatrix: Sendable {
         return copy
     }
 
-    /// The first byte of the matrix; valid while the model lives.
+    /// Whether the products read a packed copy rather than the file.
+    public var isPacked: Bool { packed != nil }
+
+    /// The matrix in the layout the active kernel set reads fastest: the VNNI sets read Q4_K and
+    /// Q6_K as groups of eight interleaved rows, packed here once (in parallel) into memory of
+    /// its own; the file's pages of the tensor are then released from resident memory. Returns
+    /// `self` unchanged when the set keeps the file's layout, or when memory runs out.
+    func packedForKernels() -> WeightMatrix {
+        let target = spec_packed_type_for(Int32(type.rawValue), Int32(rows), Int32(columns))
+        guard target >= 0, packed == nil else { return self }
+        let packedRowBytes = spec_packed_row_bytes(target, Int32(columns))
+        guard packedRowBytes > 0, let buffer = PackedWeights(byteCount: packedRowBytes * rows) else { return self }
+        let groups = rows / 8, pieces = min(groups, 4 * ProcessInfo.processInfo.activeProcessorCount)
+        // The owners (both Sendable) cross into the workers; the pointers are taken inside.
+        let file = storage, start = offset, n = Int32(columns), fileRowBytes = rowBytes
+        let failures = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: pieces) { piece in
+            let first = groups * piece / pieces * 8, last = groups * (piece + 1) / pieces * 8
+            if spec_pack_rows(target, n, file.base + start, fileRowBytes, Int32(first), Int32(last), buffer.base) != 0 {
+                failures.add(1, ordering: .relaxed)
+            }
+        }
+        guard failures.load(ordering: .relaxed) == 0 else { return self }
+        storage.adviseDontNeed(offset: offset, length: rowBytes * rows)
+        var copy = self
+        copy.packed = buffer
+        copy.kernelType = target
+        copy.kernelRowBytes = packedRowBytes
+        return copy
+    }
+
+    /// The first byte of the matrix in the file; valid while the model lives.
     var base: UnsafeRawPointer { storage.base + offset }
 
-    /// Row `row` as floats (used for embedding lookups).
+    /// The first byte of the layout the products read; valid while the model lives.
+    var kernelBase: UnsafeRawPointer { packed.map { UnsafeRawPointer($0.base) } ?? base }
+
+    /// Row `row` as floats (used for embedding lookups), from the file.
     func dequantizeRow(_ row: Int, into destination: UnsafeMutablePointer<Float>) {
         Dequantizer.dequantize(type, from: base + row * rowBytes, count: columns, into: destination)
     }
+}
+
+/// Memory of its own holding a packed matrix; written once while packing, then only read.
+final class PackedWeights: @unchecked Sendable {
+    let base: UnsafeMutableRawPointer
+    let byteCount: Int
+
+    init?(byteCount: Int) {
+        guard byteCount > 0, let memory = aligned_alloc(64, (byteCount + 63) & ~63) else { return nil }
+        base = memory
+        self.byteCount = byteCount
+    }
+
+    deinit { free(base) }
 }
 
 /// One transformer block's weights.
@@ -118,18 +176,26 @@ public final class TransformerModel: Sendable {
                 up: try WeightMatrix(file: file, name: p + "ffn_up.weight", rows: config.feedForwardLength, columns: d),
                 down: try WeightMatrix(file: file, name: p + "ffn_down.weight", rows: d, columns: config.feedForwardLength)))
         }
-        self.layers = layers
+        // The products' weights in the layout the kernel set reads fastest (the embedding table
+        // stays in the file: it is read a row at a time).
+        self.layers = layers.map { l in
+            LayerWeights(attentionNorm: l.attentionNorm, query: l.query.packedForKernels(), key: l.key.packedForKernels(),
+                         value: l.value.packedForKernels(), output: l.output.packedForKernels(), queryBias: l.queryBias,
+                         keyBias: l.keyBias, valueBias: l.valueBias, feedForwardNorm: l.feedForwardNorm,
+                         gate: l.gate.packedForKernels(), up: l.up.packedForKernels(), down: l.down.packedForKernels())
+        }
         outputNorm = try vector("output_norm.weight", d)
-        // Models with a tied output embedding (SmolLM2) have no output.weight.
+        // Models with a tied output embedding (SmolLM2) have no output.weight; packing the head
+        // then copies the table for the products and leaves the lookups on the file.
         let headName = file.tensor(named: "output.weight") == nil ? "token_embd.weight" : "output.weight"
-        outputHead = try WeightMatrix(file: file, name: headName, rows: config.vocabularySize, columns: d)
+        outputHead = try WeightMatrix(file: file, name: headName, rows: config.vocabularySize, columns: d).packedForKernels()
     }
 
     /// Bytes of weights the forward pass reads per token (for bandwidth estimates).
     public var weightBytes: Int {
         let perLayer = layers.first.map { l in
-            [l.query, l.key, l.value, l.output, l.gate, l.up, l.down].reduce(0) { $0 + $1.rows * $1.rowBytes }
+            [l.query, l.key, l.value, l.output, l.gate, l.up, l.down].reduce(0) { $0 + $1.rows * $1.kernelRowBytes }
         } ?? 0
-        return perLayer * layers.count + outputHead.rows * outputHead.rowBytes
+        return perLayer * layers.count + outputHead.rows * outputHead.kernelRowBytes
     }
 }

@@ -125,6 +125,56 @@ static int check_set(const char *set, int avx2_supported) {
     return failures;
 }
 
+/// Checks the packed layouts (repack.c) of Q4_K and Q6_K: packing then unpacking gives the
+/// file's bytes back, and the products of the packed matrix — with `set`'s kernels, or with the
+/// portable ones when `set` is NULL — equal the portable products of the file's layout bit for
+/// bit, at every batch size and over row ranges that cut the groups of eight. Returns failures.
+static int check_packed(const char *set) {
+    enum { N = 768, ROWS = 40, T = 19 };
+    static const int packable[] = {5, 7};  // Q4_K, Q6_K in types[]
+    int failures = 0;
+    for (size_t k = 0; k < 2; k++) {
+        const type_info *t = &types[packable[k]];
+        const int packed_type = t->type == SPEC_Q4_K ? SPEC_Q4_K_X8 : SPEC_Q6_K_X8;
+        if (set && spec_packed_type_for(t->type, ROWS, N) != packed_type) continue;
+        const size_t row_bytes = (size_t)(N / 256) * t->block_bytes, packed_row_bytes = spec_packed_row_bytes(packed_type, N);
+        uint8_t *w = malloc(row_bytes * ROWS), *packed = malloc(packed_row_bytes * ROWS), *back = malloc(row_bytes);
+        for (int r = 0; r < ROWS; r++)
+            for (int b = 0; b < N / 256; b++) fill_block(t, w + r * row_bytes + (size_t)b * t->block_bytes);
+        int unpacked_wrong = spec_pack_rows(packed_type, N, w, row_bytes, 0, ROWS, packed) != 0;
+        for (int r = 0; r < ROWS; r++) {
+            spec_unpack_row(packed_type, N, packed, r, back);
+            unpacked_wrong += memcmp(back, w + r * row_bytes, row_bytes) != 0;
+        }
+        const size_t stride = spec_act_row_bytes(SPEC_ACT_Q8_256, N);
+        uint8_t *act = malloc(stride * T);
+        float x[N];
+        for (int i = 0; i < T; i++) {
+            for (int j = 0; j < N; j++) x[j] = uniform(-2.0f, 2.0f);
+            spec_quantize_act(SPEC_ACT_Q8_256, x, N, act + i * stride);
+        }
+        float *portable = malloc(sizeof(float) * ROWS * T), *part = malloc(sizeof(float) * ROWS * T);
+        spec_matmul_portable(t->type, N, w, row_bytes, 0, ROWS, act, stride, T, portable, ROWS);
+        int inexact = 0;
+        for (int size = 1; size <= T; size++) {
+            for (int first = 0; first + size <= T; first += size) {
+                const int r0 = size % 2 ? 3 : 0, r1 = size % 3 ? ROWS - 5 : ROWS;
+                if (set) spec_matmul(packed_type, N, packed, packed_row_bytes, r0, r1, act + first * stride, stride, size, part, ROWS);
+                else spec_matmul_portable(packed_type, N, packed, packed_row_bytes, r0, r1, act + first * stride, stride, size, part, ROWS);
+                for (int i = 0; i < size; i++)
+                    for (int r = r0; r < r1; r++)
+                        inexact += memcmp(&part[i * ROWS + r], &portable[(first + i) * ROWS + r], sizeof(float)) != 0;
+            }
+        }
+        const int ok = unpacked_wrong == 0 && inexact == 0;
+        printf("kernel_check: %-10s %s_X8 packed: rows not restored: %d; results differing from portable on the file's layout: %d  %s\n",
+               set ? set : "portable", t->name, unpacked_wrong, inexact, ok ? "ok" : "FAILED");
+        failures += !ok;
+        free(w); free(packed); free(back); free(act); free(portable); free(part);
+    }
+    return failures;
+}
+
 int main(void) {
     int failures = 0, checked = 0, avx2_supported = 0;
     for (int i = 0; i < spec_kernel_set_count(); i++)
@@ -140,10 +190,12 @@ int main(void) {
         }
         printf("kernel_check: set %s\n", set);
         failures += check_set(set, avx2_supported);
+        failures += check_packed(set);
         checked++;
     }
     spec_kernels_select(NULL);
     printf("kernel_check: %d SIMD sets checked\n", checked);
+    failures += check_packed(NULL);
     // Half-precision conversions (the KV cache) against the compiler's _Float16, with the
     // selected kernels and then with the portable ones.
     for (int portable = 0; portable < 2; portable++) {

@@ -195,12 +195,20 @@ struct KernelCheckTests {
         return output
     }
 
-    /// The lines a passing report must have for `sets`: a header and 8 weight types each, and the
-    /// two half-conversion checks.
+    /// The lines a passing report must have for `sets`: a header and 8 weight types each, the
+    /// two packed layouts for each VNNI set and once for the portable kernels, and the two
+    /// half-conversion checks.
     static func expectPassed(_ report: String, sets: [String]) {
         #expect(report.contains("kernel_check: all passed"), "\(report)")
         for set in sets { #expect(report.contains("kernel_check: set \(set)\n"), "\(set) not checked:\n\(report)") }
-        #expect(report.components(separatedBy: "  ok").count - 1 == 8 * sets.count + 2, "\(report)")
+        let packing = sets.filter { $0.hasSuffix("vnni") }
+        for set in packing + ["portable"] {
+            for type in ["Q4_K_X8", "Q6_K_X8"] {
+                #expect(report.contains(String(set.padding(toLength: 10, withPad: " ", startingAt: 0) + " \(type) packed")),
+                        "\(type) not checked for \(set):\n\(report)")
+            }
+        }
+        #expect(report.components(separatedBy: "  ok").count - 1 == 8 * sets.count + 2 * packing.count + 2 + 2, "\(report)")
     }
 
     @Test("every kernel set this CPU runs")
@@ -283,10 +291,11 @@ struct KernelSelectionTests {
         let base = file.data(of: tensor).baseAddress!
         // Through spec_matmul_with_set, so the process's kernel set (which concurrently running
         // tests decode with) never changes.
-        func product(_ set: String, _ count: Int, first: Int = 0) -> [Float] {
+        func product(_ set: String, _ count: Int, first: Int = 0, layout: (type: Int32, weights: UnsafeRawPointer, rowBytes: Int)? = nil) -> [Float] {
             var y = [Float](repeating: .nan, count: count * rows)
+            let (type, weights, rowBytes) = layout ?? (type, base, tensor.rowBytes)
             let status = y.withUnsafeMutableBufferPointer {
-                spec_matmul_with_set(set, type, Int32(n), base, tensor.rowBytes, 0, Int32(rows), acts + first * stride, stride, Int32(count), $0.baseAddress!, rows)
+                spec_matmul_with_set(set, type, Int32(n), weights, rowBytes, 0, Int32(rows), acts + first * stride, stride, Int32(count), $0.baseAddress!, rows)
             }
             #expect(status == Int32(SPEC_KERNELS_OK.rawValue), "\(set) refused")
             return y
@@ -301,6 +310,22 @@ struct KernelSelectionTests {
             #expect(all.map(\.bitPattern) == others.map(\.bitPattern), "\(set.name) \(name): results depend on the batch")
             if set.name.hasSuffix("vnni") && [SPEC_Q4_K, SPEC_Q5_K, SPEC_Q6_K].map({ Int32($0.rawValue) }).contains(type) {
                 #expect(all.map(\.bitPattern) == portable.map(\.bitPattern), "\(set.name) \(name) differs from the portable kernels")
+            }
+        }
+        // The packed layout the runtime loads Q4_K and Q6_K into for the VNNI sets: every set
+        // (the others through the portable unpacking) equals the portable kernels on the file.
+        for packedType in [SPEC_Q4_K_X8, SPEC_Q6_K_X8].map({ Int32($0.rawValue) }) where spec_packed_base_type(packedType) == type {
+            let packedRowBytes = spec_packed_row_bytes(packedType, Int32(n))
+            let packed = UnsafeMutableRawPointer.allocate(byteCount: packedRowBytes * rows, alignment: 64)
+            defer { packed.deallocate() }
+            #expect(spec_pack_rows(packedType, Int32(n), base, tensor.rowBytes, 0, Int32(rows), packed) == 0)
+            let layout = (packedType, UnsafeRawPointer(packed), packedRowBytes)
+            for set in ComputeThreads.kernelSets where set.supported {
+                let all = product(set.name, tokens, layout: layout)
+                let pieces = product(set.name, 1, layout: layout) + product(set.name, 2, first: 1, layout: layout)
+                    + product(set.name, 6, first: 3, layout: layout) + product(set.name, 8, first: 9, layout: layout)
+                #expect(all.map(\.bitPattern) == portable.map(\.bitPattern), "\(set.name) \(name) packed differs from the portable kernels")
+                #expect(all.map(\.bitPattern) == pieces.map(\.bitPattern), "\(set.name) \(name) packed: results depend on the batch")
             }
         }
     }

@@ -23,6 +23,24 @@ enum spec_type {
     SPEC_BF16 = 30,
 };
 
+/// Weight layouts of eight interleaved rows that some kernel sets read faster than the file's
+/// (see repack.c). Not GGML ids: a matrix gets one only through spec_pack_rows.
+enum spec_packed_type { SPEC_Q4_K_X8 = 1012, SPEC_Q6_K_X8 = 1014 };
+
+/// The packed layout the active kernel set prefers for a `rows` x `n` matrix of `type`, or -1
+/// to keep the file's layout (the set has none, or rows is not a multiple of 8).
+int spec_packed_type_for(int type, int rows, int n);
+/// The file type a packed type rearranges, or -1.
+int spec_packed_base_type(int packed_type);
+/// Bytes per row of a packed matrix (a group of 8 rows spans 8 times this), 0 if invalid.
+size_t spec_packed_row_bytes(int packed_type, int n);
+/// Packs rows r0..r1 (multiples of 8) of the file-layout matrix `src` into `dst`, which holds
+/// the packed matrix from row 0 (rows r0.. start at dst + r0 * spec_packed_row_bytes).
+/// Returns 0, or -1 for invalid arguments.
+int spec_pack_rows(int packed_type, int n, const void *src, size_t src_row_bytes, int r0, int r1, void *dst);
+/// Writes row r of a packed matrix back in the file's layout (n / 256 blocks) to `out`.
+void spec_unpack_row(int packed_type, int n, const void *packed, int r, void *out);
+
 /// Activation formats: 8-bit values with one float scale per 32 values (for the 32-element
 /// weight types) or per 256 values (for the K-quants), plus integer sums of the 8-bit values.
 enum spec_act_format { SPEC_ACT_Q8_32 = 0, SPEC_ACT_Q8_256 = 1, SPEC_ACT_F32 = 2 };

@@ -63,6 +63,19 @@ public final class ByteStorage: @unchecked Sendable {
     /// The bytes as a buffer; valid while this object lives.
     public var buffer: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 
+    /// Tells the kernel the given range of a mapped file will not be read again soon, so its
+    /// pages leave this process's resident memory (they stay in the page cache and come back
+    /// on the next read). A hint; failures are ignored; a no-op for owned storage.
+    public func adviseDontNeed(offset: Int, length: Int) {
+        #if canImport(Glibc)
+        guard isMapped, offset >= 0, length > 0, offset + length <= count else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (offset + page - 1) / page * page, end = (offset + length) / page * page
+        guard end > start else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
+        #endif
+    }
+
     /// Asks the kernel to read ahead the given range (a hint; failures are ignored).
     public func adviseWillNeed(offset: Int, length: Int) {
         #if canImport(Glibc)
