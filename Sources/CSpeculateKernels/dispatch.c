@@ -13,7 +13,7 @@
 /// --batch-costs`, alternated rounds). `avxvnni` is the same source in the VEX encoding with
 /// half the registers; no AVX-VNNI machine was available to time it (see Docs/Benchmarks.md).
 static const spec_kernel_set *const all_sets[] = {
-    &spec_set_avx512vnni, &spec_set_avxvnni, &spec_set_avx2, &spec_set_neon, &spec_set_portable,
+    &spec_set_avx512vnni, &spec_set_avxvnni, &spec_set_avx2, &spec_set_i8mm, &spec_set_dotprod, &spec_set_neon, &spec_set_portable,
 };
 enum { SET_COUNT = (int)(sizeof all_sets / sizeof all_sets[0]) };
 

@@ -103,7 +103,13 @@ void spec_matmul_packed_portable(int packed_type, int n, const void *w, int r0, 
 /// The set in use (chosen on first use: SPECULATE_KERNELS if valid, else the first supported).
 const spec_kernel_set *spec_active_set(void);
 
-extern const spec_kernel_set spec_set_portable, spec_set_avx2, spec_set_avxvnni, spec_set_avx512vnni, spec_set_neon;
+extern const spec_kernel_set spec_set_portable, spec_set_avx2, spec_set_avxvnni, spec_set_avx512vnni, spec_set_neon, spec_set_dotprod,
+    spec_set_i8mm;
+
+/// The NEON set's products (neon.c), which the Arm dot-product sets reuse for the types they
+/// have no kernels of their own for; returns 0 off AArch64.
+int spec_matmul_neon(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
+                     const void *act, size_t act_stride, int T, float *y, size_t y_stride);
 
 // Portable functions (portable.c, ops.c), which other sets reuse.
 int spec_matmul_portable_set(int type, int n, const void *w, size_t row_bytes, int r0, int r1,

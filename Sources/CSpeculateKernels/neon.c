@@ -182,8 +182,8 @@ static void matmul_q6_K(int n, const uint8_t *w, size_t row_bytes, int r0, int r
     }
 }
 
-static int matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
-                  const void *act, size_t act_stride, int T, float *y, size_t y_stride) {
+int spec_matmul_neon(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
+                     const void *act, size_t act_stride, int T, float *y, size_t y_stride) {
     const uint8_t *weights = (const uint8_t *)w, *activations = (const uint8_t *)act;
     switch (type) {
     case SPEC_Q8_0: case SPEC_Q4_0: case SPEC_Q4_1: case SPEC_Q5_0: case SPEC_Q5_1:
@@ -202,8 +202,8 @@ static int matmul(int type, int n, const void *w, size_t row_bytes, int r0, int 
 
 #else
 static int supported(void) { return 0; }
-static int matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
-                  const void *act, size_t act_stride, int T, float *y, size_t y_stride) {
+int spec_matmul_neon(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
+                     const void *act, size_t act_stride, int T, float *y, size_t y_stride) {
     (void)type; (void)n; (void)w; (void)row_bytes; (void)r0; (void)r1; (void)act; (void)act_stride; (void)T; (void)y; (void)y_stride;
     return 0;
 }
@@ -211,4 +211,4 @@ static int matmul(int type, int n, const void *w, size_t row_bytes, int r0, int 
 
 // The products in NEON; the vector operations are the portable ones (compiled to NEON by the
 // compiler's auto-vectorizer where it can).
-const spec_kernel_set spec_set_neon = {.name = "neon", .supported = supported, .matmul = matmul, .packs = spec_packs_none, SPEC_PORTABLE_OPS};
+const spec_kernel_set spec_set_neon = {.name = "neon", .supported = supported, .matmul = spec_matmul_neon, .packs = spec_packs_none, SPEC_PORTABLE_OPS};

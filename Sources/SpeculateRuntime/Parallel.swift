@@ -15,7 +15,7 @@ public enum ComputeThreads {
         return Int(spec_pool_threads())
     }
 
-    /// The kernel set in use: `avx512vnni`, `avxvnni`, `avx2`, `neon` or `portable`.
+    /// The kernel set in use: `avx512vnni`, `avxvnni`, `avx2`, `i8mm`, `dotprod`, `neon` or `portable`.
     public static var kernelName: String { String(cString: spec_kernels_name()) }
 
     /// Every kernel set this build knows, in the order of the automatic choice, and whether this CPU runs it.

@@ -201,7 +201,7 @@ struct KernelCheckTests {
     static func expectPassed(_ report: String, sets: [String]) {
         #expect(report.contains("kernel_check: all passed"), "\(report)")
         for set in sets { #expect(report.contains("kernel_check: set \(set)\n"), "\(set) not checked:\n\(report)") }
-        let packing = sets.filter { $0.hasSuffix("vnni") }
+        let packing = sets.filter { $0.hasSuffix("vnni") || $0 == "dotprod" || $0 == "i8mm" }
         for set in packing + ["portable"] {
             for type in ["Q4_K_X8", "Q6_K_X8"] {
                 #expect(report.contains(String(set.padding(toLength: 10, withPad: " ", startingAt: 0) + " \(type) packed")),
@@ -240,14 +240,39 @@ struct KernelCheckTests {
         #expect(result.status != 0 && report.contains("kernel_check: FAILED"), "mutant \(mutant) passed:\n\(report)")
     }
 
-    @Test("the NEON kernels, cross-compiled for AArch64 and run under qemu-aarch64",
-          .enabled(if: FileManager.default.isExecutableFile(atPath: crossCompiler) && FileManager.default.isExecutableFile(atPath: emulator),
-                   "needs qemu-user and gcc-aarch64-linux-gnu (.ci/run installs them)"))
-    func neonUnderEmulation() throws {
+    static let canEmulateArm = FileManager.default.isExecutableFile(atPath: crossCompiler) && FileManager.default.isExecutableFile(atPath: emulator)
+
+    /// `-cpu max` has every Arm feature qemu knows (dotprod and i8mm included), so all three
+    /// Arm sets run; older CPU models check the run-time detection.
+    @Test("the Arm sets (i8mm, dotprod, neon), cross-compiled for AArch64 and run under qemu-aarch64",
+          .enabled(if: canEmulateArm, "needs qemu-user and gcc-aarch64-linux-gnu (.ci/run installs them)"))
+    func armUnderEmulation() throws {
         let program = try Self.checkProgram(compiler: Self.crossCompiler, flags: ["-static"], name: "kernel_check_aarch64")
-        let report = String(decoding: try TestSupport.runProcess(Self.emulator, [program]), as: UTF8.self)
-        #expect(report.contains("kernel_check: kernels neon"), "\(report)")
-        Self.expectPassed(report, sets: ["neon"])
+        let report = String(decoding: try TestSupport.runProcess(Self.emulator, ["-cpu", "max", program]), as: UTF8.self)
+        #expect(report.contains("kernel_check: kernels i8mm"), "\(report)")
+        Self.expectPassed(report, sets: ["i8mm", "dotprod", "neon"])
+        // The automatic choice follows the CPU: Cortex-A76 has sdot but not smmla, A53 neither.
+        for (cpu, expected) in [("cortex-a76", "dotprod"), ("cortex-a53", "neon")] {
+            let head = String(decoding: try TestSupport.runProcess(Self.emulator, ["-cpu", cpu, program]), as: UTF8.self)
+            #expect(head.contains("kernel_check: kernels \(expected)\n"), "\(cpu):\n\(head)")
+        }
+    }
+
+    @Test("a deliberately broken Arm dot-product kernel fails the check", arguments: [2, 3])
+    func brokenArmKernelFails(mutant: Int) throws {
+        try #require(Self.canEmulateArm, "needs qemu-user and gcc-aarch64-linux-gnu")
+        let program = try Self.checkProgram(compiler: Self.crossCompiler, flags: ["-static", "-DSPEC_CHECK_MUTANT=\(mutant)"],
+                                            name: "kernel_check_aarch64_mutant\(mutant)")
+        let result = try TestSupport.runProcessCapturingAll(Self.emulator, ["-cpu", "max", program])
+        let report = String(decoding: result.standardOutput, as: UTF8.self)
+        #expect(result.status != 0, "mutant \(mutant) passed:\n\(report)")
+        // Mutant 2 gives Q4_K sub-blocks the wrong scale, mutant 3 the wrong Q6_K offset.
+        let broken = mutant == 2 ? "Q4_K_X8" : "Q6_K_X8"
+        for set in ["i8mm", "dotprod"] {
+            let prefix = "kernel_check: " + set.padding(toLength: 10, withPad: " ", startingAt: 0) + " \(broken) packed"
+            let line = report.split(separator: "\n").first { $0.hasPrefix(prefix) }
+            #expect(line?.hasSuffix("FAILED") == true, "\(set) with mutant \(mutant) was not caught:\n\(report)")
+        }
     }
 }
 
