@@ -16,6 +16,8 @@ public struct ProposerEnvironment: Sendable {
     public var treeRequested: Bool
     /// Output-head rows for draft models (FR-Spec style reduced head), or nil for all.
     public var draftHead: Int?
+    /// How draft models keep their weights (``WeightPrecision/file`` or requantized to 4 bits).
+    public var draftWeights: WeightPrecision
     /// Compute threads the runtime uses (part of the cost-probe cache key).
     public var threads: Int
     /// Turns a model name or path into a local .gguf path (the CLI pulls catalog models here).
@@ -24,7 +26,8 @@ public struct ProposerEnvironment: Sendable {
     /// An environment for `target`. By default model names resolve through the local catalog
     /// cache without downloading.
     public init(targetName: String, targetModel: TransformerModel, targetTokenizer: Tokenizer, context: Int = 4096,
-                draftLength: Int = 8, treeRequested: Bool = false, draftHead: Int? = nil, threads: Int = ComputeThreads.count,
+                draftLength: Int = 8, treeRequested: Bool = false, draftHead: Int? = nil, draftWeights: WeightPrecision = .file,
+                threads: Int = ComputeThreads.count,
                 resolveModel: @escaping @Sendable (String) async throws -> URL = { try ModelStore().resolve($0) }) {
         self.targetName = targetName
         self.targetModel = targetModel
@@ -33,6 +36,7 @@ public struct ProposerEnvironment: Sendable {
         self.draftLength = draftLength
         self.treeRequested = treeRequested
         self.draftHead = draftHead
+        self.draftWeights = draftWeights
         self.threads = threads
         self.resolveModel = resolveModel
     }
@@ -174,7 +178,8 @@ extension ProposerRegistry {
             name: "draft", usage: "draft:NAME-or-PATH",
             summary: "a small model with the target's vocabulary; an adaptive chain of up to --draft-length tokens, or a tree with --tree") { argument, environment in
             guard !argument.isEmpty else { throw ProposerSpecError.missingArgument(usage: "draft:NAME-or-PATH") }
-            let model = try TransformerModel(path: try await environment.resolveModel(argument).path)
+            let model = try TransformerModel(path: try await environment.resolveModel(argument).path,
+                                             precision: environment.draftWeights)
             try DraftModelProposer.checkCompatible(draft: try Tokenizer(gguf: model.file), draftName: argument,
                                                    target: environment.targetTokenizer, targetName: environment.targetName)
             return try DraftModelProposer(name: "draft:\(argument)", model: model, context: environment.context,
@@ -184,7 +189,8 @@ extension ProposerRegistry {
             name: "retok", usage: "retok:NAME-or-PATH",
             summary: "a small model of another tokenizer (e.g. retok:smollm2-135m-instruct for Qwen), drafting through text; greedy verification only") { argument, environment in
             guard !argument.isEmpty else { throw ProposerSpecError.missingArgument(usage: "retok:NAME-or-PATH") }
-            let model = try TransformerModel(path: try await environment.resolveModel(argument).path)
+            let model = try TransformerModel(path: try await environment.resolveModel(argument).path,
+                                             precision: environment.draftWeights)
             return try RetokenizingProposer(name: "retok:\(argument)", model: model, targetTokenizer: environment.targetTokenizer,
                                             context: environment.context, draftLength: environment.draftLength)
         })

@@ -60,7 +60,7 @@ struct BenchCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data((isTerminal ? "\r\u{1B}[2K" + message : message + "\n").utf8))
             }
             if isTerminal { FileHandle.standardError.write(Data("\n".utf8)) }
-            let strategyDocument = StrategyBenchmark.document(results, target: target, prompts: promptSet.count, maxTokens: maxTokens)
+            let strategyDocument = StrategyBenchmark.document(results, prompts: promptSet, target: target, maxTokens: maxTokens)
             document.merge(strategyDocument) { _, new in new }
             if let out {
                 try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)

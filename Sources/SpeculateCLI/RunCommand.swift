@@ -26,6 +26,10 @@ struct StrategyOptions: ParsableArguments {
     @Option(help: "Score only the first N token ids in draft models' output heads (cheaper drafts; lossless).")
     var draftHead: Int?
 
+    @Option(help: ArgumentHelp("Draft models' weights: as in the file, or requantized at load to 4 bits (q4_k; faster, lossless, may accept less).",
+                               valueName: "file|q4_k"))
+    var draftWeights: WeightPrecision = .file
+
     @Option(help: "Verification: greedy, stochastic (SpecInfer), sequoia (without replacement) or typical (lossy).")
     var verify: String?
 
@@ -85,11 +89,11 @@ enum ProposerFactory {
     static let registry = ProposerRegistry.standard
 
     static func make(_ specs: [String], target: LoadedTarget, options: StrategyOptions, store: ModelStore,
-                     headRows: Int? = nil, treeRequested: Bool? = nil) async throws -> [any DraftProposer] {
+                     headRows: Int? = nil, draftWeights: WeightPrecision? = nil, treeRequested: Bool? = nil) async throws -> [any DraftProposer] {
         let environment = ProposerEnvironment(
             targetName: target.name, targetModel: target.model, targetTokenizer: target.tokenizer, context: options.context,
             draftLength: options.draftLength, treeRequested: treeRequested ?? (options.tree != nil),
-            draftHead: headRows ?? options.draftHead, threads: ComputeThreads.count,
+            draftHead: headRows ?? options.draftHead, draftWeights: draftWeights ?? options.draftWeights, threads: ComputeThreads.count,
             resolveModel: { try await store.resolveOrPull($0) { ProgressDisplay().handle($0) } })
         do {
             return try await registry.make(specs, environment: environment)
@@ -287,3 +291,5 @@ enum Palette {
         return "legend: " + parts.joined(separator: ", ") + "\n"
     }
 }
+
+extension WeightPrecision: ExpressibleByArgument {}

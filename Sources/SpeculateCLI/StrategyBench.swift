@@ -8,6 +8,7 @@ struct StrategySpec {
     let proposers: [String]
     let budget: TreeBudget
     let headRows: Int?
+    let draftWeights: WeightPrecision?
 
     /// Parses `draft:NAME,ngram tree=2,2,1 nodes=8 depth=4` (proposers, then optional key=value).
     init(_ text: String, defaults: TreeBudget) throws {
@@ -17,6 +18,7 @@ struct StrategySpec {
         proposers = first == "none" ? [] : [first]  // the registry splits `draft:X,ngram`
         var budget = defaults
         var headRows: Int?
+        var draftWeights: WeightPrecision?
         for option in words.dropFirst() {
             let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { throw ValidationError("strategy option '\(option)' is not key=value") }
@@ -28,11 +30,17 @@ struct StrategySpec {
             case "nodes": budget.maxNodes = Int(parts[1]) ?? budget.maxNodes
             case "depth": budget.maxDepth = Int(parts[1]) ?? budget.maxDepth
             case "head": headRows = Int(parts[1])
-            default: throw ValidationError("unknown strategy option '\(parts[0])' (tree, nodes, depth, head)")
+            case "weights":
+                guard let precision = WeightPrecision(rawValue: parts[1]) else {
+                    throw ValidationError("weights=\(parts[1]) is not one of \(WeightPrecision.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                draftWeights = precision
+            default: throw ValidationError("unknown strategy option '\(parts[0])' (tree, nodes, depth, head, weights)")
             }
         }
         self.budget = budget
         self.headRows = headRows
+        self.draftWeights = draftWeights
     }
 }
 
@@ -49,7 +57,11 @@ struct StrategyResult {
     var offeredByDepth: [Int] = []
     var acceptedByDepth: [Int] = []
     var identical = true
+    /// One row per prompt: tokens/s, generated tokens, decode seconds, tokens per forward.
+    var perPrompt: [(tokensPerSecond: Double, tokens: Int, seconds: Double, meanAccepted: Double)] = []
 
+    /// Drafted nodes over the run (every node the proposers offered to the verifier).
+    var drafted: Int { offeredByDepth.reduce(0, +) }
     var median: Double { tokensPerSecond.sorted()[tokensPerSecond.count / 2] }
     var spread: (Double, Double) { (tokensPerSecond.min() ?? 0, tokensPerSecond.max() ?? 0) }
     var meanAccepted: Double { forwards == 0 ? 0 : Double(accepted + forwards) / Double(forwards) }
@@ -70,7 +82,7 @@ struct StrategyBenchmark {
         var decoders: [SpeculativeDecoder] = []
         for spec in all {
             let proposers = try await ProposerFactory.make(spec.proposers, target: target, options: options, store: store,
-                                                           headRows: spec.headRows, treeRequested: !spec.budget.branching.isEmpty)
+                                                           headRows: spec.headRows, draftWeights: spec.draftWeights, treeRequested: !spec.budget.branching.isEmpty)
             let session = try InferenceSession(model: target.model, context: options.context)
             decoders.append(SpeculativeDecoder(target: session, proposers: proposers, verifier: try options.verifier()))
         }
@@ -86,6 +98,7 @@ struct StrategyBenchmark {
                 let ids = output.map(\.token)
                 if s == 0 { plainOutput = ids } else if ids != plainOutput { results[s].identical = false }
                 results[s].tokensPerSecond.append(stats.tokensPerSecond)
+                results[s].perPrompt.append((stats.tokensPerSecond, stats.generatedTokens, stats.decodeSeconds, stats.meanAcceptedPerForward))
                 results[s].tokens += stats.generatedTokens
                 results[s].seconds += stats.decodeSeconds
                 results[s].forwards += stats.targetForwards
@@ -112,13 +125,27 @@ struct StrategyBenchmark {
         return usage.ru_maxrss * 1024
     }
 
-    static func document(_ results: [StrategyResult], target: String, prompts: Int, maxTokens: Int) -> [String: Any] {
+    static func document(_ results: [StrategyResult], prompts promptSet: [BenchPrompt], target: String, maxTokens: Int) -> [String: Any] {
         let plainRate = results[0].seconds > 0 ? Double(results[0].tokens) / results[0].seconds : 0
+        let prompts = promptSet.count
         return [
             "target": target, "prompts": prompts, "max_tokens": maxTokens, "threads": ComputeThreads.count,
             "kernels": ComputeThreads.kernelName, "peak_memory_bytes": peakMemory,
             "strategies": results.map { r -> [String: Any] in
                 let rate = r.seconds > 0 ? Double(r.tokens) / r.seconds : 0
+                // Seconds of drafting per drafted node, in plain target steps (seconds per plain token).
+                let draftCost = r.drafted > 0 && plainRate > 0 ? r.proposeSeconds / Double(r.drafted) * plainRate : 0
+                let rows = r.perPrompt.enumerated().map { i, row -> [String: Any] in
+                    let plain = results[0].perPrompt.indices.contains(i) ? results[0].perPrompt[i] : row
+                    let plainPromptRate = plain.seconds > 0 ? Double(plain.tokens) / plain.seconds : 0
+                    let promptRate = row.seconds > 0 ? Double(row.tokens) / row.seconds : 0
+                    var object: [String: Any] = [
+                        "prompt": i, "tokens_per_second": row.tokensPerSecond, "generated_tokens": row.tokens,
+                        "speedup": plainPromptRate > 0 ? promptRate / plainPromptRate : 0, "mean_accepted_length": row.meanAccepted,
+                    ]
+                    if i < promptSet.count, let category = promptSet[i].category { object["category"] = category }
+                    return object
+                }
                 return [
                     "name": r.name, "tokens_per_second": r.median, "tokens_per_second_min": r.spread.0,
                     "tokens_per_second_max": r.spread.1, "speedup": plainRate > 0 ? rate / plainRate : 0,
@@ -126,19 +153,22 @@ struct StrategyBenchmark {
                     "draft_time_share": r.proposeSeconds / max(r.proposeSeconds + r.verifySeconds, 1e-9),
                     "verify_time_share": r.verifySeconds / max(r.proposeSeconds + r.verifySeconds, 1e-9),
                     "identical_to_plain": r.identical, "generated_tokens": r.tokens,
+                    "drafted_nodes": r.drafted, "draft_cost_target_steps": draftCost, "per_prompt": rows,
                 ]
             },
         ]
     }
 
     static func table(_ document: [String: Any]) -> String {
-        var lines = ["strategy                                   tok/s (min-max)      speedup  accepted/fwd  draft%  identical"]
+        var lines = ["strategy                                   tok/s (min-max)      speedup  accepted/fwd  draft%  draft cost  identical"]
         for s in document["strategies"] as? [[String: Any]] ?? [] {
             let name = (s["name"] as? String ?? "").padding(toLength: 42, withPad: " ", startingAt: 0)
-            lines.append(String(format: "%@ %6.1f (%5.1f-%5.1f)  %6.2fx  %12.2f  %5.0f%%  %@", name,
+            let cost = s["draft_cost_target_steps"] as? Double ?? 0
+            lines.append(String(format: "%@ %6.1f (%5.1f-%5.1f)  %6.2fx  %12.2f  %5.0f%%  %@  %@", name,
                                 s["tokens_per_second"] as? Double ?? 0, s["tokens_per_second_min"] as? Double ?? 0,
                                 s["tokens_per_second_max"] as? Double ?? 0, s["speedup"] as? Double ?? 0,
                                 s["mean_accepted_length"] as? Double ?? 0, 100 * (s["draft_time_share"] as? Double ?? 0),
+                                cost > 0 ? String(format: "%10.3f", cost) : "         -",
                                 (s["identical_to_plain"] as? Bool ?? false) ? "yes" : "NO"))
         }
         return lines.joined(separator: "\n")
@@ -195,6 +225,8 @@ struct StrategyBenchmark {
 struct BenchPrompt {
     let text: String
     let chat: Bool
+    /// The prompt's kind, from a `category` field of the prompt file (reported per prompt).
+    var category: String? = nil
 
     func tokens(_ tokenizer: Tokenizer) -> [Token] {
         chat ? tokenizer.encode(ChatFormat.chatML(user: text, system: nil), parseSpecial: true) : tokenizer.encode(text)
@@ -212,8 +244,11 @@ enum PromptSet {
                 guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
                     throw ValidationError("'\(file)': a line is not a JSON object")
                 }
-                if let prompt = object["prompt"] as? String { prompts.append(BenchPrompt(text: prompt, chat: false)) }
-                else if let turns = object["turns"] as? [String], let first = turns.first { prompts.append(BenchPrompt(text: first, chat: true)) }
+                let category = object["category"] as? String
+                if let prompt = object["prompt"] as? String { prompts.append(BenchPrompt(text: prompt, chat: false, category: category)) }
+                else if let turns = object["turns"] as? [String], let first = turns.first {
+                    prompts.append(BenchPrompt(text: first, chat: true, category: category))
+                }
                 else { throw ValidationError("'\(file)': a line has neither 'prompt' nor 'turns'") }
             }
             return Array(prompts.prefix(count))

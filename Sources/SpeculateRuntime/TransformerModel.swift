@@ -17,14 +17,16 @@ public struct WeightMatrix: Sendable {
     /// Bytes between rows in the file.
     public let rowBytes: Int
     /// The activation format the matrix's kernel reads.
-    let activationFormat: Int32
+    private(set) var activationFormat: Int32
     private let storage: ByteStorage
     private let offset: Int
-    /// The layout the products read: the file's, or a packed one (see `repack.c`).
+    /// The type and layout the products read: the file's, a requantized copy
+    /// (``requantized(to:)``) or a packed one (``packedForKernels()``, see `repack.c`).
     private(set) var kernelType: Int32
     /// Bytes per row in the layout the products read.
     private(set) var kernelRowBytes: Int
-    private var packed: PackedWeights?
+    /// The copy the products read, when it is not the file.
+    private var owned: OwnedWeights?
 
     init(file: GGUFFile, name: String, rows: Int, columns: Int) throws {
         guard let info = file.tensor(named: name) else { throw RuntimeError.missingTensor(name) }
@@ -52,32 +54,72 @@ public struct WeightMatrix: Sendable {
         return copy
     }
 
-    /// Whether the products read a packed copy rather than the file.
-    public var isPacked: Bool { packed != nil }
+    /// Whether the products read a packed layout (eight rows interleaved) rather than the file's.
+    public var isPacked: Bool { spec_packed_base_type(kernelType) >= 0 }
+
+    /// The matrix requantized for the products, when `precision` asks for fewer bits than the
+    /// file has: to Q4_K where rows are whole 256-value blocks, else to Q4_0 (same 4.5 bits per
+    /// weight, 32-value blocks). The file stays the source of embedding lookups. Rows are
+    /// dequantized and quantized again in parallel. Returns `self` when nothing is to be done or
+    /// memory runs out.
+    func requantized(to precision: WeightPrecision) -> WeightMatrix {
+        guard precision == .q4K, owned == nil, columns % 32 == 0 else { return self }
+        let newType: GGMLType = columns % 256 == 0 ? .q4_K : .q4_0
+        guard Self.wider(than: newType, type) else { return self }
+        let quantize = newType == .q4_K ? spec_quantize_q4_K : spec_quantize_q4_0
+        let newRowBytes = newType == .q4_K ? columns / 256 * 144 : columns / 32 * 18
+        guard let buffer = OwnedWeights(byteCount: newRowBytes * rows) else { return self }
+        let pieces = min(rows, 4 * ProcessInfo.processInfo.activeProcessorCount), matrix = self, count = rows
+        DispatchQueue.concurrentPerform(iterations: pieces) { piece in
+            var row = [Float](repeating: 0, count: matrix.columns)
+            row.withUnsafeMutableBufferPointer { floats in
+                for r in (count * piece / pieces)..<(count * (piece + 1) / pieces) {
+                    matrix.dequantizeRow(r, into: floats.baseAddress!)
+                    quantize(floats.baseAddress!, Int32(matrix.columns), buffer.base + r * newRowBytes)
+                }
+            }
+        }
+        storage.adviseDontNeed(offset: offset, length: rowBytes * rows)
+        var copy = self
+        copy.owned = buffer
+        copy.kernelType = Int32(newType.rawValue)
+        copy.kernelRowBytes = newRowBytes
+        copy.activationFormat = spec_act_format_for(copy.kernelType)
+        return copy
+    }
+
+    /// Whether `type` stores more bits per weight than `reference` (so requantizing saves bytes).
+    static func wider(than reference: GGMLType, _ type: GGMLType) -> Bool {
+        let bits: [GGMLType: Double] = [.f32: 32, .f16: 16, .bf16: 16, .q8_0: 8.5, .q6_K: 6.5625, .q5_1: 6, .q5_0: 5.5, .q5_K: 5.5,
+                                        .q4_1: 5, .q4_0: 4.5, .q4_K: 4.5, .q3_K: 3.4375, .q2_K: 2.625]
+        guard let a = bits[type], let b = bits[reference] else { return false }
+        return a > b
+    }
 
     /// The matrix in the layout the active kernel set reads fastest: the VNNI sets read Q4_K and
     /// Q6_K as groups of eight interleaved rows, packed here once (in parallel) into memory of
     /// its own; the file's pages of the tensor are then released from resident memory. Returns
     /// `self` unchanged when the set keeps the file's layout, or when memory runs out.
     func packedForKernels() -> WeightMatrix {
-        let target = spec_packed_type_for(Int32(type.rawValue), Int32(rows), Int32(columns))
-        guard target >= 0, packed == nil else { return self }
+        let target = spec_packed_type_for(kernelType, Int32(rows), Int32(columns))
+        guard target >= 0 else { return self }
         let packedRowBytes = spec_packed_row_bytes(target, Int32(columns))
-        guard packedRowBytes > 0, let buffer = PackedWeights(byteCount: packedRowBytes * rows) else { return self }
+        guard packedRowBytes > 0, let buffer = OwnedWeights(byteCount: packedRowBytes * rows) else { return self }
         let groups = rows / 8, pieces = min(groups, 4 * ProcessInfo.processInfo.activeProcessorCount)
-        // The owners (both Sendable) cross into the workers; the pointers are taken inside.
-        let file = storage, start = offset, n = Int32(columns), fileRowBytes = rowBytes
+        // The owners (all Sendable) cross into the workers; the pointers are taken inside.
+        let file = storage, start = offset, source = owned, n = Int32(columns), sourceRowBytes = kernelRowBytes
         let failures = Atomic<Int>(0)
         DispatchQueue.concurrentPerform(iterations: pieces) { piece in
             let first = groups * piece / pieces * 8, last = groups * (piece + 1) / pieces * 8
-            if spec_pack_rows(target, n, file.base + start, fileRowBytes, Int32(first), Int32(last), buffer.base) != 0 {
+            let from = source.map { UnsafeRawPointer($0.base) } ?? file.base + start
+            if spec_pack_rows(target, n, from, sourceRowBytes, Int32(first), Int32(last), buffer.base) != 0 {
                 failures.add(1, ordering: .relaxed)
             }
         }
         guard failures.load(ordering: .relaxed) == 0 else { return self }
-        storage.adviseDontNeed(offset: offset, length: rowBytes * rows)
+        if owned == nil { storage.adviseDontNeed(offset: offset, length: rowBytes * rows) }
         var copy = self
-        copy.packed = buffer
+        copy.owned = buffer
         copy.kernelType = target
         copy.kernelRowBytes = packedRowBytes
         return copy
@@ -87,7 +129,7 @@ public struct WeightMatrix: Sendable {
     var base: UnsafeRawPointer { storage.base + offset }
 
     /// The first byte of the layout the products read; valid while the model lives.
-    var kernelBase: UnsafeRawPointer { packed.map { UnsafeRawPointer($0.base) } ?? base }
+    var kernelBase: UnsafeRawPointer { owned.map { UnsafeRawPointer($0.base) } ?? base }
 
     /// Row `row` as floats (used for embedding lookups), from the file.
     func dequantizeRow(_ row: Int, into destination: UnsafeMutablePointer<Float>) {
@@ -95,8 +137,19 @@ public struct WeightMatrix: Sendable {
     }
 }
 
-/// Memory of its own holding a packed matrix; written once while packing, then only read.
-final class PackedWeights: @unchecked Sendable {
+/// How precisely a model's product weights are kept in memory.
+public enum WeightPrecision: String, Sendable, CaseIterable {
+    /// As stored in the file.
+    case file
+    /// Requantized at load to 4.5 bits per weight (Q4_K, or Q4_0 for rows that are not whole
+    /// 256-value blocks) where the file has more bits: a draft's precision changes only its
+    /// acceptance, never the output, and fewer bytes per token make it faster.
+    case q4K = "q4_k"
+}
+
+/// Memory of its own holding a matrix's weights (requantized or packed); written once at load,
+/// then only read.
+final class OwnedWeights: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
     let byteCount: Int
 
@@ -137,13 +190,17 @@ public final class TransformerModel: Sendable {
     let outputNorm: [Float]
     let outputHead: WeightMatrix
 
-    /// Loads the model at `path` (memory-mapped).
-    public convenience init(path: String) throws {
-        try self.init(gguf: GGUFFile(path: path))
+    /// How the products' weights are kept (as in the file, or requantized).
+    public let precision: WeightPrecision
+
+    /// Loads the model at `path` (memory-mapped), its product weights kept at `precision`.
+    public convenience init(path: String, precision: WeightPrecision = .file) throws {
+        try self.init(gguf: GGUFFile(path: path), precision: precision)
     }
 
     /// Loads the model in `file`, checking every tensor's presence and shape.
-    public init(gguf file: GGUFFile) throws {
+    public init(gguf file: GGUFFile, precision: WeightPrecision = .file) throws {
+        self.precision = precision
         let config = try ModelConfig(gguf: file)
         self.config = config
         self.file = file
@@ -178,17 +235,17 @@ public final class TransformerModel: Sendable {
         }
         // The products' weights in the layout the kernel set reads fastest (the embedding table
         // stays in the file: it is read a row at a time).
+        func prepared(_ m: WeightMatrix) -> WeightMatrix { m.requantized(to: precision).packedForKernels() }
         self.layers = layers.map { l in
-            LayerWeights(attentionNorm: l.attentionNorm, query: l.query.packedForKernels(), key: l.key.packedForKernels(),
-                         value: l.value.packedForKernels(), output: l.output.packedForKernels(), queryBias: l.queryBias,
-                         keyBias: l.keyBias, valueBias: l.valueBias, feedForwardNorm: l.feedForwardNorm,
-                         gate: l.gate.packedForKernels(), up: l.up.packedForKernels(), down: l.down.packedForKernels())
+            LayerWeights(attentionNorm: l.attentionNorm, query: prepared(l.query), key: prepared(l.key), value: prepared(l.value),
+                         output: prepared(l.output), queryBias: l.queryBias, keyBias: l.keyBias, valueBias: l.valueBias,
+                         feedForwardNorm: l.feedForwardNorm, gate: prepared(l.gate), up: prepared(l.up), down: prepared(l.down))
         }
         outputNorm = try vector("output_norm.weight", d)
         // Models with a tied output embedding (SmolLM2) have no output.weight; packing the head
         // then copies the table for the products and leaves the lookups on the file.
         let headName = file.tensor(named: "output.weight") == nil ? "token_embd.weight" : "output.weight"
-        outputHead = try WeightMatrix(file: file, name: headName, rows: config.vocabularySize, columns: d).packedForKernels()
+        outputHead = prepared(try WeightMatrix(file: file, name: headName, rows: config.vocabularySize, columns: d))
     }
 
     /// Bytes of weights the forward pass reads per token (for bandwidth estimates).

@@ -77,6 +77,14 @@ struct RealModelProposerTests {
         // mismatched tokens would be near 0.
         #expect(stats.meanAcceptedPerForward > 2)
         #expect(stats.proposers[0].acceptanceRate >= 0.4)
+
+        // The same draft requantized to 4 bits at load: a different draft, the same output.
+        let small = try TransformerModel(path: try TestSupport.modelPath("qwen2.5-coder-0.5b-instruct"), precision: .q4K)
+        let (fromSmall, smallStats) = try await Self.decode(target, prompt: prompt, proposers: [try DraftModelProposer(name: "0.5b q4_k", model: small, context: 1024)],
+                                                            maxTokens: 40)
+        #expect(fromSmall == plain)
+        print("0.5B q4_k drafting for 1.5B: \(String(format: "%.2f", smallStats.meanAcceptedPerForward)) tokens per target forward")
+        #expect(smallStats.meanAcceptedPerForward > 2)
     }
 
     @Test("SmolLM2 drafts for Qwen through text (another tokenizer), losslessly")

@@ -1,3 +1,4 @@
+import CSpeculateKernels
 import Foundation
 import SpeculateFormat
 import SpeculateRuntime
@@ -200,5 +201,83 @@ struct BatchInvarianceTests {
         #expect(throws: RuntimeError.self) { try session.commit([1]) }  // not a branch from a root
         #expect(throws: RuntimeError.self) { try session.rollback(to: 10) }
         #expect(session.committedLength == 3)
+    }
+}
+
+@Suite("Requantized draft weights", .serialized)
+struct RequantizationTests {
+    /// Deterministic values with a normal-ish bulk and a few outliers, like real weight rows.
+    static func weights(count: Int, seed: UInt64) -> [Float] {
+        var state = seed
+        func uniform() -> Float {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(state >> 40) / Float(1 << 24)
+        }
+        return (0..<count).map { i in
+            let bulk = (uniform() + uniform() + uniform() - 1.5) * 0.05
+            return i % 97 == 0 ? bulk * 12 : bulk
+        }
+    }
+
+    /// Round trip through each 4-bit quantizer and the reference dequantizer, against the error
+    /// bounds the quantizers promise (see `quantize.c`).
+    @Test("Q4_K and Q4_0 quantizers round-trip within their stated error bounds", arguments: [GGMLType.q4_K, .q4_0])
+    func roundTrip(type: GGMLType) {
+        let n = 4096
+        let x = Self.weights(count: n, seed: 7)
+        var blocks = [UInt8](repeating: 0, count: n / type.blockSize * type.blockBytes)
+        var y = [Float](repeating: 0, count: n)
+        x.withUnsafeBufferPointer { source in
+            blocks.withUnsafeMutableBytes { out in
+                if type == .q4_K { spec_quantize_q4_K(source.baseAddress!, Int32(n), out.baseAddress!) }
+                else { spec_quantize_q4_0(source.baseAddress!, Int32(n), out.baseAddress!) }
+            }
+        }
+        blocks.withUnsafeBytes { bytes in
+            y.withUnsafeMutableBufferPointer { Dequantizer.dequantize(type, from: bytes.baseAddress!, count: n, into: $0.baseAddress!) }
+        }
+        var squared = 0.0, total = 0.0
+        for start in stride(from: 0, to: n, by: 32) {
+            let block = x[start..<start + 32]
+            let bound: Float
+            if type == .q4_K {
+                // Half a step of the sub-block plus the rounding of the super-block's scales
+                // (d and dmin: the largest sub-block step and offset over 63).
+                let superBlock = x[start / 256 * 256..<start / 256 * 256 + 256]
+                let subBlocks = stride(from: superBlock.startIndex, to: superBlock.endIndex, by: 32).map { x[$0..<$0 + 32] }
+                let d = subBlocks.map { (max($0.max()!, 0) - min($0.min()!, 0)) / 15 }.max()! / 63
+                let dmin = subBlocks.map { -min($0.min()!, 0) }.max()! / 63
+                bound = (max(block.max()!, 0) - min(block.min()!, 0)) / 15 / 2 + d + dmin
+            } else {
+                // Symmetric about zero, the largest magnitude exact: one step on the other side.
+                bound = block.map(abs).max()! / 8
+            }
+            for i in start..<start + 32 {
+                #expect(abs(x[i] - y[i]) <= bound * 1.01 + 1e-6, "\(type) element \(i): \(x[i]) became \(y[i]) (bound \(bound))")
+                squared += Double((x[i] - y[i]) * (x[i] - y[i]))
+                total += Double(x[i] * x[i])
+            }
+        }
+        let relative = (squared / total).squareRoot()
+        print("\(type) round trip: relative RMS error \(String(format: "%.3f", relative))")
+        #expect(relative < 0.2)
+    }
+
+    @Test("a requantized 0.5B reads fewer bytes per token and keeps its predictions")
+    func requantizedModel() throws {
+        let path = try TestSupport.modelPath("qwen2.5-coder-0.5b-instruct")
+        let file = try TransformerModel(path: path), small = try TransformerModel(path: path, precision: .q4K)
+        let tokenizer = try Tokenizer(gguf: file.file)
+        // Q5_0 and Q8_0 (head) to 4.5 bits per weight: about a quarter fewer bytes.
+        print("0.5B bytes per token: file \(file.weightBytes), q4_k \(small.weightBytes)")
+        #expect(Double(small.weightBytes) < 0.8 * Double(file.weightBytes))
+        let prompt = tokenizer.encode("def is_palindrome(s: str) -> bool:\n    \"\"\"Return True if s reads the same backwards.\"\"\"\n")
+        let a = try greedy(try InferenceSession(model: file, context: 256), prompt: prompt, count: 24)
+        let b = try greedy(try InferenceSession(model: small, context: 256), prompt: prompt, count: 24)
+        // A 4-bit draft is a different model; it must still mostly agree (this is what acceptance
+        // needs), at least on the first tokens of an easy continuation.
+        let agreeing = zip(a, b).prefix { $0 == $1 }.count
+        print("0.5B file vs q4_k greedy: first \(agreeing) of 24 tokens agree")
+        #expect(agreeing >= 4)
     }
 }

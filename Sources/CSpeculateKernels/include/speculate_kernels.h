@@ -41,6 +41,13 @@ int spec_pack_rows(int packed_type, int n, const void *src, size_t src_row_bytes
 /// Writes row r of a packed matrix back in the file's layout (n / 256 blocks) to `out`.
 void spec_unpack_row(int packed_type, int n, const void *packed, int r, void *out);
 
+/// Quantizes `n` floats (a multiple of 256) into n / 256 Q4_K blocks of 144 bytes at `out`
+/// (non-finite values count as 0). For requantizing draft models at load.
+void spec_quantize_q4_K(const float *x, int n, void *out);
+/// Quantizes `n` floats (a multiple of 32) into n / 32 Q4_0 blocks of 18 bytes at `out`
+/// (non-finite values count as 0). For rows whose length is not a multiple of 256.
+void spec_quantize_q4_0(const float *x, int n, void *out);
+
 /// Activation formats: 8-bit values with one float scale per 32 values (for the 32-element
 /// weight types) or per 256 values (for the K-quants), plus integer sums of the 8-bit values.
 enum spec_act_format { SPEC_ACT_Q8_32 = 0, SPEC_ACT_Q8_256 = 1, SPEC_ACT_F32 = 2 };
