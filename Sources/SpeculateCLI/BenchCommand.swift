@@ -18,7 +18,7 @@ struct BenchCommand: AsyncParsableCommand {
     @OptionGroup var strategyOptions: StrategyOptions
 
     @Option(name: .customLong("strategy"), help: ArgumentHelp(
-        "A strategy to compare with plain decoding (repeatable): proposers in --proposer syntax, comma-separated, then optional tree=2,2,1 nodes=N depth=N head=N.",
+        "A strategy to compare with plain decoding (repeatable): proposers in --proposer syntax, comma-separated, then optional tree=2,2,1 nodes=N depth=N head=N weights=file|q4_k (the draft's).",
         valueName: "strategy"))
     var strategies: [String] = []
 
@@ -43,13 +43,20 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Print one JSON document instead of tables.")
     var json = false
 
+    @Option(help: ArgumentHelp("The benchmarked model's weights for --baseline and --batch-costs: as in the file, or requantized to 4 bits (to measure a draft as --draft-weights q4_k runs it).",
+                               valueName: "file|q4_k"))
+    var targetWeights: WeightPrecision = .file
+
     func run() async throws {
         if let threads = strategyOptions.threads { ComputeThreads.set(threads) }
         try ComputeThreads.applyKernelOverride()
         let target = strategyOptions.target
         let url = try await ModelStore().resolveOrPull(target) { ProgressDisplay().handle($0) }
-        let model = try TransformerModel(path: url.path)
-        var document: [String: Any] = ["target": target, "threads": ComputeThreads.count, "kernels": ComputeThreads.kernelName]
+        if targetWeights != .file && !strategies.isEmpty {
+            throw ValidationError("--target-weights applies to --baseline and --batch-costs only (strategies compare against the target as in its file)")
+        }
+        let model = try TransformerModel(path: url.path, precision: targetWeights)
+        var document: [String: Any] = ["target": target, "target_weights": targetWeights.rawValue, "threads": ComputeThreads.count, "kernels": ComputeThreads.kernelName]
         if !strategies.isEmpty {
             let specs = try strategies.map { try StrategySpec($0, defaults: strategyOptions.budget()) }
             let loaded = LoadedTarget(name: target, model: model, tokenizer: try Tokenizer(gguf: model.file))
