@@ -18,6 +18,8 @@ public struct ProposerEnvironment: Sendable {
     public var draftHead: Int?
     /// How draft models keep their weights (``WeightPrecision/file`` or requantized to 4 bits).
     public var draftWeights: WeightPrecision
+    /// Draft chains stop when the draft's probability of the whole chain falls below this.
+    public var draftStop: Float
     /// Compute threads the runtime uses (part of the cost-probe cache key).
     public var threads: Int
     /// Turns a model name or path into a local .gguf path (the CLI pulls catalog models here).
@@ -27,7 +29,7 @@ public struct ProposerEnvironment: Sendable {
     /// cache without downloading.
     public init(targetName: String, targetModel: TransformerModel, targetTokenizer: Tokenizer, context: Int = 4096,
                 draftLength: Int = 8, treeRequested: Bool = false, draftHead: Int? = nil, draftWeights: WeightPrecision = .file,
-                threads: Int = ComputeThreads.count,
+                draftStop: Float = 0, threads: Int = ComputeThreads.count,
                 resolveModel: @escaping @Sendable (String) async throws -> URL = { try ModelStore().resolve($0) }) {
         self.targetName = targetName
         self.targetModel = targetModel
@@ -37,6 +39,7 @@ public struct ProposerEnvironment: Sendable {
         self.treeRequested = treeRequested
         self.draftHead = draftHead
         self.draftWeights = draftWeights
+        self.draftStop = draftStop
         self.threads = threads
         self.resolveModel = resolveModel
     }
@@ -183,7 +186,8 @@ extension ProposerRegistry {
             try DraftModelProposer.checkCompatible(draft: try Tokenizer(gguf: model.file), draftName: argument,
                                                    target: environment.targetTokenizer, targetName: environment.targetName)
             return try DraftModelProposer(name: "draft:\(argument)", model: model, context: environment.context,
-                                          draftLength: environment.draftLength, headRows: environment.draftHead)
+                                          draftLength: environment.draftLength, pathThreshold: environment.draftStop,
+                                          headRows: environment.draftHead)
         })
         registry.register(ProposerFactory(
             name: "retok", usage: "retok:NAME-or-PATH",

@@ -30,6 +30,10 @@ struct StrategyOptions: ParsableArguments {
                                valueName: "file|q4_k"))
     var draftWeights: WeightPrecision = .file
 
+    @Option(help: ArgumentHelp("Stop a draft model's chain when its probability of the whole chain falls below P (0 = only the per-token confidence stops it).",
+                               valueName: "P"))
+    var draftStop: Float = 0
+
     @Option(help: "Verification: greedy, stochastic (SpecInfer), sequoia (without replacement) or typical (lossy).")
     var verify: String?
 
@@ -52,6 +56,10 @@ struct StrategyOptions: ParsableArguments {
     var threads: Int?
 
     var sampling: SamplingSettings { SamplingSettings(temperature: temperature, topK: topK, topP: topP, seed: seed) }
+
+    func validate() throws {
+        guard (0...1).contains(draftStop) else { throw ValidationError("--draft-stop \(draftStop) is not a probability from 0 to 1") }
+    }
 
     func budget() throws -> TreeBudget {
         var budget = TreeBudget(maxNodes: maxNodes, maxDepth: draftLength)
@@ -89,11 +97,12 @@ enum ProposerFactory {
     static let registry = ProposerRegistry.standard
 
     static func make(_ specs: [String], target: LoadedTarget, options: StrategyOptions, store: ModelStore,
-                     headRows: Int? = nil, draftWeights: WeightPrecision? = nil, treeRequested: Bool? = nil) async throws -> [any DraftProposer] {
+                     headRows: Int? = nil, draftWeights: WeightPrecision? = nil, draftStop: Float? = nil, treeRequested: Bool? = nil) async throws -> [any DraftProposer] {
         let environment = ProposerEnvironment(
             targetName: target.name, targetModel: target.model, targetTokenizer: target.tokenizer, context: options.context,
             draftLength: options.draftLength, treeRequested: treeRequested ?? (options.tree != nil),
-            draftHead: headRows ?? options.draftHead, draftWeights: draftWeights ?? options.draftWeights, threads: ComputeThreads.count,
+            draftHead: headRows ?? options.draftHead, draftWeights: draftWeights ?? options.draftWeights,
+            draftStop: draftStop ?? options.draftStop, threads: ComputeThreads.count,
             resolveModel: { try await store.resolveOrPull($0) { ProgressDisplay().handle($0) } })
         do {
             return try await registry.make(specs, environment: environment)

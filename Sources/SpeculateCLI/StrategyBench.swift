@@ -9,6 +9,7 @@ struct StrategySpec {
     let budget: TreeBudget
     let headRows: Int?
     let draftWeights: WeightPrecision?
+    let draftStop: Float?
 
     /// Parses `draft:NAME,ngram tree=2,2,1 nodes=8 depth=4` (proposers, then optional key=value).
     init(_ text: String, defaults: TreeBudget) throws {
@@ -19,6 +20,7 @@ struct StrategySpec {
         var budget = defaults
         var headRows: Int?
         var draftWeights: WeightPrecision?
+        var draftStop: Float?
         for option in words.dropFirst() {
             let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { throw ValidationError("strategy option '\(option)' is not key=value") }
@@ -35,12 +37,16 @@ struct StrategySpec {
                     throw ValidationError("weights=\(parts[1]) is not one of \(WeightPrecision.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
                 draftWeights = precision
-            default: throw ValidationError("unknown strategy option '\(parts[0])' (tree, nodes, depth, head, weights)")
+            case "stop":
+                guard let p = Float(parts[1]), (0...1).contains(p) else { throw ValidationError("stop=\(parts[1]) is not a probability from 0 to 1") }
+                draftStop = p
+            default: throw ValidationError("unknown strategy option '\(parts[0])' (tree, nodes, depth, head, weights, stop)")
             }
         }
         self.budget = budget
         self.headRows = headRows
         self.draftWeights = draftWeights
+        self.draftStop = draftStop
     }
 }
 
@@ -82,7 +88,7 @@ struct StrategyBenchmark {
         var decoders: [SpeculativeDecoder] = []
         for spec in all {
             let proposers = try await ProposerFactory.make(spec.proposers, target: target, options: options, store: store,
-                                                           headRows: spec.headRows, draftWeights: spec.draftWeights, treeRequested: !spec.budget.branching.isEmpty)
+                                                           headRows: spec.headRows, draftWeights: spec.draftWeights, draftStop: spec.draftStop, treeRequested: !spec.budget.branching.isEmpty)
             let session = try InferenceSession(model: target.model, context: options.context)
             decoders.append(SpeculativeDecoder(target: session, proposers: proposers, verifier: try options.verifier()))
         }

@@ -25,7 +25,9 @@ public enum ProposerError: Error, Equatable, Sendable, CustomStringConvertible {
 /// target's accepted tokens (rolling back rejected drafts instead of re-reading the context).
 ///
 /// Chain mode drafts up to `draftLength` tokens, stopping early when its own confidence (the
-/// probability of its pick) drops below `confidenceThreshold`; the length adapts to recent
+/// probability of its pick) drops below `confidenceThreshold`, or the probability of the whole
+/// chain so far below `pathThreshold` (a drafted token only pays when it is likely to be
+/// accepted: its chance must exceed its cost in target steps); the length adapts to recent
 /// acceptance. Under sampling, tokens are drawn from the draft distribution shaped like the
 /// target's and that distribution is kept, so verification stays lossless.
 public final class DraftModelProposer: DraftProposer {
@@ -36,15 +38,18 @@ public final class DraftModelProposer: DraftProposer {
     public let maxDraftLength: Int
     /// Stop drafting when the draft's own probability of its pick falls below this.
     public let confidenceThreshold: Float
+    /// Stop drafting when the draft's probability of the whole chain falls below this.
+    public let pathThreshold: Float
 
     /// A proposer over `model` with a context of `context` tokens. `headRows` limits the draft's
     /// output head to the most frequent token ids (nil = the whole vocabulary).
     public init(name: String, model: TransformerModel, context: Int, draftLength: Int = 8, confidenceThreshold: Float = 0.3,
-                headRows: Int? = nil) throws {
+                pathThreshold: Float = 0, headRows: Int? = nil) throws {
         self.name = name
         session = try InferenceSession(model: model, context: context, headRows: headRows)
         maxDraftLength = max(1, draftLength)
         self.confidenceThreshold = confidenceThreshold
+        self.pathThreshold = pathThreshold
         state = Mutex(DraftState(length: max(1, draftLength)))
     }
 
@@ -84,7 +89,7 @@ public final class DraftModelProposer: DraftProposer {
                 pathProbability *= probability
                 tokens.append(token)
                 scores.append(pathProbability)
-                if probability < confidenceThreshold || tokens.count == limit { break }
+                if probability < confidenceThreshold || pathProbability < pathThreshold || tokens.count == limit { break }
                 logits = try session.append([token])
                 state.cached.append(token)
             }
