@@ -16,6 +16,9 @@ public struct ProposerEnvironment: Sendable {
     public var treeRequested: Bool
     /// Output-head rows for draft models (FR-Spec style reduced head), or nil for all.
     public var draftHead: Int?
+    /// A corpus (file or directory) whose token counts rank the `draftHead` rows (FR-Spec); nil
+    /// keeps the first ids.
+    public var draftHeadCorpus: String?
     /// How draft models keep their weights (``WeightPrecision/file`` or requantized to 4 bits).
     public var draftWeights: WeightPrecision
     /// Draft chains stop when the draft's probability of the whole chain falls below this.
@@ -28,7 +31,7 @@ public struct ProposerEnvironment: Sendable {
     /// An environment for `target`. By default model names resolve through the local catalog
     /// cache without downloading.
     public init(targetName: String, targetModel: TransformerModel, targetTokenizer: Tokenizer, context: Int = 4096,
-                draftLength: Int = 8, treeRequested: Bool = false, draftHead: Int? = nil, draftWeights: WeightPrecision = .file,
+                draftLength: Int = 8, treeRequested: Bool = false, draftHead: Int? = nil, draftHeadCorpus: String? = nil, draftWeights: WeightPrecision = .file,
                 draftStop: Float = 0, threads: Int = ComputeThreads.count,
                 resolveModel: @escaping @Sendable (String) async throws -> URL = { try ModelStore().resolve($0) }) {
         self.targetName = targetName
@@ -38,6 +41,7 @@ public struct ProposerEnvironment: Sendable {
         self.draftLength = draftLength
         self.treeRequested = treeRequested
         self.draftHead = draftHead
+        self.draftHeadCorpus = draftHeadCorpus
         self.draftWeights = draftWeights
         self.draftStop = draftStop
         self.threads = threads
@@ -183,11 +187,18 @@ extension ProposerRegistry {
             guard !argument.isEmpty else { throw ProposerSpecError.missingArgument(usage: "draft:NAME-or-PATH") }
             let model = try TransformerModel(path: try await environment.resolveModel(argument).path,
                                              precision: environment.draftWeights)
-            try DraftModelProposer.checkCompatible(draft: try Tokenizer(gguf: model.file), draftName: argument,
+            let tokenizer = try Tokenizer(gguf: model.file)
+            try DraftModelProposer.checkCompatible(draft: tokenizer, draftName: argument,
                                                    target: environment.targetTokenizer, targetName: environment.targetName)
+            var headTokens: [TokenID]?
+            if let rows = environment.draftHead, let corpus = environment.draftHeadCorpus {
+                guard rows > 0 else { throw ProposerSpecError.badOptions(spec: "draft:\(argument)", reason: "the draft head needs at least one row") }
+                let ranking = try TokenFrequencyRanking.cached(corpus: URL(fileURLWithPath: corpus), tokenizer: tokenizer, name: argument)
+                headTokens = Array(ranking.tokens.prefix(rows))
+            }
             return try DraftModelProposer(name: "draft:\(argument)", model: model, context: environment.context,
                                           draftLength: environment.draftLength, pathThreshold: environment.draftStop,
-                                          headRows: environment.draftHead)
+                                          headRows: environment.draftHead, headTokens: headTokens)
         })
         registry.register(ProposerFactory(
             name: "retok", usage: "retok:NAME-or-PATH",

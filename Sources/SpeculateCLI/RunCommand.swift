@@ -26,6 +26,10 @@ struct StrategyOptions: ParsableArguments {
     @Option(help: "Score only the first N token ids in draft models' output heads (cheaper drafts; lossless).")
     var draftHead: Int?
 
+    @Option(help: ArgumentHelp("Rank --draft-head's rows by token counts in this text file or directory (FR-Spec; counted once, cached) instead of keeping the first ids.",
+                               valueName: "path"))
+    var draftHeadCorpus: String?
+
     @Option(help: ArgumentHelp("Draft models' weights: as in the file, or requantized at load to 4 bits (q4_k; faster, lossless, may accept less).",
                                valueName: "file|q4_k"))
     var draftWeights: WeightPrecision = .file
@@ -97,17 +101,19 @@ enum ProposerFactory {
     static let registry = ProposerRegistry.standard
 
     static func make(_ specs: [String], target: LoadedTarget, options: StrategyOptions, store: ModelStore,
-                     headRows: Int? = nil, draftWeights: WeightPrecision? = nil, draftStop: Float? = nil, treeRequested: Bool? = nil) async throws -> [any DraftProposer] {
+                     headRows: Int? = nil, headCorpus: String? = nil, draftWeights: WeightPrecision? = nil, draftStop: Float? = nil, treeRequested: Bool? = nil) async throws -> [any DraftProposer] {
         let environment = ProposerEnvironment(
             targetName: target.name, targetModel: target.model, targetTokenizer: target.tokenizer, context: options.context,
             draftLength: options.draftLength, treeRequested: treeRequested ?? (options.tree != nil),
-            draftHead: headRows ?? options.draftHead, draftWeights: draftWeights ?? options.draftWeights,
+            draftHead: headRows ?? options.draftHead, draftHeadCorpus: headCorpus ?? options.draftHeadCorpus, draftWeights: draftWeights ?? options.draftWeights,
             draftStop: draftStop ?? options.draftStop, threads: ComputeThreads.count,
             resolveModel: { try await store.resolveOrPull($0) { ProgressDisplay().handle($0) } })
         do {
             return try await registry.make(specs, environment: environment)
         } catch let error as ProposerSpecError {
             throw ValidationError(error.description)
+        } catch let error as TokenRankingError {
+            throw ValidationError("--draft-head-corpus: \(error.description)")
         }
     }
 }

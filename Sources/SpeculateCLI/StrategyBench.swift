@@ -10,6 +10,7 @@ struct StrategySpec {
     let headRows: Int?
     let draftWeights: WeightPrecision?
     let draftStop: Float?
+    let headCorpus: String?
 
     /// Parses `draft:NAME,ngram tree=2,2,1 nodes=8 depth=4` (proposers, then optional key=value).
     init(_ text: String, defaults: TreeBudget) throws {
@@ -21,6 +22,7 @@ struct StrategySpec {
         var headRows: Int?
         var draftWeights: WeightPrecision?
         var draftStop: Float?
+        var headCorpus: String?
         for option in words.dropFirst() {
             let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { throw ValidationError("strategy option '\(option)' is not key=value") }
@@ -37,16 +39,18 @@ struct StrategySpec {
                     throw ValidationError("weights=\(parts[1]) is not one of \(WeightPrecision.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
                 draftWeights = precision
+            case "corpus": headCorpus = parts[1]
             case "stop":
                 guard let p = Float(parts[1]), (0...1).contains(p) else { throw ValidationError("stop=\(parts[1]) is not a probability from 0 to 1") }
                 draftStop = p
-            default: throw ValidationError("unknown strategy option '\(parts[0])' (tree, nodes, depth, head, weights, stop)")
+            default: throw ValidationError("unknown strategy option '\(parts[0])' (tree, nodes, depth, head, corpus, weights, stop)")
             }
         }
         self.budget = budget
         self.headRows = headRows
         self.draftWeights = draftWeights
         self.draftStop = draftStop
+        self.headCorpus = headCorpus
     }
 }
 
@@ -88,7 +92,7 @@ struct StrategyBenchmark {
         var decoders: [SpeculativeDecoder] = []
         for spec in all {
             let proposers = try await ProposerFactory.make(spec.proposers, target: target, options: options, store: store,
-                                                           headRows: spec.headRows, draftWeights: spec.draftWeights, draftStop: spec.draftStop, treeRequested: !spec.budget.branching.isEmpty)
+                                                           headRows: spec.headRows, headCorpus: spec.headCorpus, draftWeights: spec.draftWeights, draftStop: spec.draftStop, treeRequested: !spec.budget.branching.isEmpty)
             let session = try InferenceSession(model: target.model, context: options.context)
             decoders.append(SpeculativeDecoder(target: session, proposers: proposers, verifier: try options.verifier()))
         }

@@ -43,10 +43,16 @@ public final class DraftModelProposer: DraftProposer {
 
     /// A proposer over `model` with a context of `context` tokens. `headRows` limits the draft's
     /// output head to the most frequent token ids (nil = the whole vocabulary).
+    /// `headTokens`, when given, replaces `headRows`: the head scores exactly those token ids (for
+    /// example the most frequent ones of a corpus, ``TokenFrequencyRanking``).
     public init(name: String, model: TransformerModel, context: Int, draftLength: Int = 8, confidenceThreshold: Float = 0.3,
-                pathThreshold: Float = 0, headRows: Int? = nil) throws {
+                pathThreshold: Float = 0, headRows: Int? = nil, headTokens: [TokenID]? = nil) throws {
         self.name = name
-        session = try InferenceSession(model: model, context: context, headRows: headRows)
+        if let headTokens {
+            session = try InferenceSession(model: model, context: context, headTokens: headTokens)
+        } else {
+            session = try InferenceSession(model: model, context: context, headRows: headRows)
+        }
         maxDraftLength = max(1, draftLength)
         self.confidenceThreshold = confidenceThreshold
         self.pathThreshold = pathThreshold

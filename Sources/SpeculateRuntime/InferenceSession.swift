@@ -54,18 +54,42 @@ public final class InferenceSession: @unchecked Sendable {
     /// -infinity): for a draft model, byte-level BPE ids are roughly in order of frequency, so
     /// scoring only the most frequent tokens makes drafting cheaper (FR-Spec). The target verifies
     /// every draft, so output stays lossless.
-    public init(model: TransformerModel, context: Int, headRows: Int? = nil) throws {
+    public convenience init(model: TransformerModel, context: Int, headRows: Int? = nil) throws {
+        if let headRows, headRows <= 0 { throw RuntimeError.badHyperParameter("head rows must be positive, got \(headRows)") }
+        try self.init(model: model, context: context, head: headRows.map { HeadSelection.firstRows(min($0, model.config.vocabularySize)) })
+    }
+
+    /// A session whose output head scores only `headTokens` (the others get -infinity): a draft
+    /// restricted to the tokens a corpus uses most (FR-Spec's frequency-ranked head). The rows
+    /// are copied once into memory of the session's own.
+    public convenience init(model: TransformerModel, context: Int, headTokens: [TokenID]) throws {
+        let vocabulary = model.config.vocabularySize
+        guard !headTokens.isEmpty else { throw RuntimeError.badHyperParameter("the output head needs at least one token") }
+        if let bad = headTokens.first(where: { $0 < 0 || Int($0) >= vocabulary }) { throw RuntimeError.tokenOutOfRange(bad, vocabulary: vocabulary) }
+        guard Set(headTokens).count == headTokens.count else { throw RuntimeError.badHyperParameter("the output head's tokens repeat") }
+        try self.init(model: model, context: context, head: .tokens(headTokens))
+    }
+
+    private init(model: TransformerModel, context: Int, head selection: HeadSelection?) throws {
         guard context > 0 else { throw RuntimeError.badHyperParameter("context must be positive, got \(context)") }
         guard context <= model.config.trainedContext else {
             throw RuntimeError.contextTooLong(requested: context, trained: model.config.trainedContext)
         }
-        if let headRows, headRows <= 0 { throw RuntimeError.badHyperParameter("head rows must be positive, got \(headRows)") }
         self.model = model
         capacity = context
         _ = ComputeThreads.configureOnce  // the pool's default size, before the first product
         try ComputeThreads.applyKernelOverride()  // SPECULATE_KERNELS, refused clearly when unusable
-        state = SessionState(model: model, capacity: context,
-                             headRows: min(headRows ?? model.config.vocabularySize, model.config.vocabularySize))
+        let head: OutputHead
+        switch selection {
+        case nil: head = OutputHead(matrix: model.outputHead, tokens: nil)
+        case .firstRows(let count): head = OutputHead(matrix: model.outputHead.limited(to: count), tokens: nil)
+        case .tokens(let tokens):
+            guard let matrix = model.outputHead.gathering(rows: tokens.map(Int.init)) else {
+                throw RuntimeError.badHyperParameter("cannot build an output head of \(tokens.count) rows (out of memory)")
+            }
+            head = OutputHead(matrix: matrix, tokens: tokens)
+        }
+        state = SessionState(model: model, capacity: context, head: head)
     }
 
     deinit { state.deallocate() }
@@ -129,12 +153,25 @@ public final class InferenceSession: @unchecked Sendable {
     }
 }
 
+/// Which output rows a session scores.
+enum HeadSelection {
+    case firstRows(Int)
+    case tokens([TokenID])
+}
+
+/// The output head a session scores: the model's (or its first rows, which are token ids
+/// 0..<rows), or a gathered copy whose row i scores token `tokens[i]`.
+struct OutputHead: Sendable {
+    let matrix: WeightMatrix
+    let tokens: [TokenID]?
+}
+
 /// The mutable part of a session (guarded by the session's lock).
 struct SessionState {
     let model: TransformerModel
     let config: ModelConfig
     let capacity: Int
-    let headRows: Int
+    let head: OutputHead
     var committed = 0
     var pendingParents: [Int] = []
     var pendingDepths: [Int] = []
@@ -152,8 +189,8 @@ struct SessionState {
     private var scratch = Scratch()
     private let inverseFrequencies: [Double]
 
-    init(model: TransformerModel, capacity: Int, headRows: Int) {
-        self.headRows = headRows
+    init(model: TransformerModel, capacity: Int, head: OutputHead) {
+        self.head = head
         self.model = model
         config = model.config
         self.capacity = capacity
@@ -279,10 +316,21 @@ struct SessionState {
         guard !outputRows.isEmpty else { return Logits(rows: [], vocabularySize: config.vocabularySize, values: []) }
         for (j, row) in outputRows.enumerated() { rmsNorm(x + row * d, weight: model.outputNorm, into: h + j * d, count: d) }
         let vocabulary = config.vocabularySize
-        var logits = [Float](repeating: headRows < vocabulary ? -.infinity : 0, count: outputRows.count * vocabulary)
-        let head = model.outputHead.limited(to: headRows)
-        logits.withUnsafeMutableBufferPointer { buffer in
-            scratch.matmul([(head, buffer.baseAddress!, vocabulary)], input: h, tokens: outputRows.count)
+        let rows = head.matrix.rows
+        var logits = [Float](repeating: rows < vocabulary ? -.infinity : 0, count: outputRows.count * vocabulary)
+        if let tokens = head.tokens {
+            // Row i of the gathered head scores token tokens[i]: compute densely, then scatter.
+            var dense = [Float](repeating: 0, count: outputRows.count * rows)
+            dense.withUnsafeMutableBufferPointer { buffer in
+                scratch.matmul([(head.matrix, buffer.baseAddress!, rows)], input: h, tokens: outputRows.count)
+            }
+            for j in 0..<outputRows.count {
+                for (i, token) in tokens.enumerated() { logits[j * vocabulary + Int(token)] = dense[j * rows + i] }
+            }
+        } else {
+            logits.withUnsafeMutableBufferPointer { buffer in
+                scratch.matmul([(head.matrix, buffer.baseAddress!, vocabulary)], input: h, tokens: outputRows.count)
+            }
         }
         return Logits(rows: outputRows, vocabularySize: vocabulary, values: logits)
     }

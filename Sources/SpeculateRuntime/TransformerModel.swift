@@ -88,6 +88,31 @@ public struct WeightMatrix: Sendable {
         return copy
     }
 
+    /// A matrix of the given rows, in that order, in memory of its own (then packed like any
+    /// matrix): a draft's output head restricted to a frequency-ranked subset of the vocabulary.
+    /// Returns nil when a row is out of range or memory runs out.
+    func gathering(rows selected: [Int]) -> WeightMatrix? {
+        guard !selected.isEmpty, selected.allSatisfy({ (0..<rows).contains($0) }) else { return nil }
+        let base = spec_packed_base_type(kernelType)
+        let rowType = base >= 0 ? base : kernelType
+        guard let elementType = GGMLType(rawValue: .init(rowType)) else { return nil }
+        let newRowBytes = columns / elementType.blockSize * elementType.blockBytes
+        guard newRowBytes > 0, let buffer = OwnedWeights(byteCount: newRowBytes * selected.count) else { return nil }
+        for (i, row) in selected.enumerated() {
+            if base >= 0 {
+                spec_unpack_row(kernelType, Int32(columns), kernelBase, Int32(row), buffer.base + i * newRowBytes)
+            } else {
+                (buffer.base + i * newRowBytes).copyMemory(from: kernelBase + row * kernelRowBytes, byteCount: newRowBytes)
+            }
+        }
+        var copy = self
+        copy.owned = buffer
+        copy.rows = selected.count
+        copy.kernelType = rowType
+        copy.kernelRowBytes = newRowBytes
+        return copy.packedForKernels()
+    }
+
     /// Whether `type` stores more bits per weight than `reference` (so requantizing saves bytes).
     static func wider(than reference: GGMLType, _ type: GGMLType) -> Bool {
         let bits: [GGMLType: Double] = [.f32: 32, .f16: 16, .bf16: 16, .q8_0: 8.5, .q6_K: 6.5625, .q5_1: 6, .q5_0: 5.5, .q5_K: 5.5,

@@ -281,3 +281,25 @@ struct RequantizationTests {
         #expect(agreeing >= 4)
     }
 }
+
+@Suite("Output heads of chosen tokens")
+struct ChosenHeadTests {
+    @Test("a head of chosen tokens scores exactly those tokens, bit-identical to the full head")
+    func chosenTokens() throws {
+        let (model, tokenizer) = try Models.load("qwen2.5-coder-0.5b-instruct")
+        let prompt = tokenizer.encode("import numpy as np\n")
+        // Scattered ids, out of order, across the packed groups of eight rows.
+        let chosen: [TokenID] = [151_935, 7, 13, 100_000] + (0..<300).map { TokenID(($0 * 7919 + 11) % 151_000) }.filter { ![7, 13].contains($0) }
+        var seen = Set<TokenID>()
+        let unique = chosen.filter { seen.insert($0).inserted }
+        let full = try InferenceSession(model: model, context: 64)
+        let limited = try InferenceSession(model: model, context: 64, headTokens: unique)
+        let a = try full.prefill(prompt), b = try limited.prefill(prompt)
+        let set = Set(unique)
+        for token in unique { #expect(b[Int(token)] == a[Int(token)], "token \(token)") }
+        #expect(b.indices.allSatisfy { set.contains(TokenID($0)) || b[$0] == -.infinity })
+        #expect(throws: RuntimeError.self) { try InferenceSession(model: model, context: 64, headTokens: []) }
+        #expect(throws: RuntimeError.self) { try InferenceSession(model: model, context: 64, headTokens: [1, 151_936]) }
+        #expect(throws: RuntimeError.self) { try InferenceSession(model: model, context: 64, headTokens: [1, 2, 1]) }
+    }
+}

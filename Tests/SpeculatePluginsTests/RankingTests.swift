@@ -1,0 +1,61 @@
+import Foundation
+import Speculate
+import SpeculateTestSupport
+import Testing
+
+@Suite("Frequency-ranked draft heads")
+struct TokenRankingTests {
+    static func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ranking-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    @Test("a corpus's most used tokens rank first; the ranking is a cached permutation of the vocabulary")
+    func ranking() throws {
+        let model = try TransformerModel(path: try TestSupport.modelPath("smollm2-135m-instruct"))
+        let tokenizer = try Tokenizer(gguf: model.file)
+        let corpus = try Self.temporaryDirectory(), cache = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: corpus); try? FileManager.default.removeItem(at: cache) }
+        try String(repeating: " zebra", count: 50).write(to: corpus.appendingPathComponent("a.txt"), atomically: true, encoding: .utf8)
+        try String(repeating: " lambda", count: 20).write(to: corpus.appendingPathComponent("b.py"), atomically: true, encoding: .utf8)
+        try String(repeating: " ignored", count: 99).write(to: corpus.appendingPathComponent("c.bin"), atomically: true, encoding: .utf8)
+        let ranking = try TokenFrequencyRanking.cached(corpus: corpus, tokenizer: tokenizer, name: "smol", directory: cache)
+        let zebra = tokenizer.encode(" zebra"), lambda = tokenizer.encode(" lambda")
+        #expect(Array(ranking.tokens.prefix(zebra.count)) == zebra || Set(ranking.tokens.prefix(zebra.count)) == Set(zebra))
+        #expect(Set(ranking.tokens.prefix(zebra.count + lambda.count)) == Set(zebra + lambda))
+        #expect(ranking.seen == Set(zebra + lambda).count)
+        #expect(Set(ranking.tokens).count == tokenizer.vocabularySize && ranking.tokens.count == tokenizer.vocabularySize)
+        // Stored once, read back the same.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cache.path).count == 1)
+        #expect(try TokenFrequencyRanking.cached(corpus: corpus, tokenizer: tokenizer, name: "smol", directory: cache) == ranking)
+    }
+
+    @Test("missing and empty corpora are clear errors")
+    func badCorpora() throws {
+        let model = try TransformerModel(path: try TestSupport.modelPath("smollm2-135m-instruct"))
+        let tokenizer = try Tokenizer(gguf: model.file)
+        let empty = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: empty) }
+        #expect(throws: TokenRankingError.emptyCorpus(empty.path)) { try TokenFrequencyRanking.count(corpus: empty, tokenizer: tokenizer) }
+        let missing = empty.appendingPathComponent("nope")
+        #expect(throws: TokenRankingError.missingCorpus(missing.path)) { try TokenFrequencyRanking.count(corpus: missing, tokenizer: tokenizer) }
+    }
+
+    @Test("a draft with a ranked head stays lossless")
+    func rankedDraftIsLossless() async throws {
+        let model = try TransformerModel(path: try TestSupport.modelPath("smollm2-135m-instruct"))
+        let tokenizer = try Tokenizer(gguf: model.file)
+        let prompt = tokenizer.encode(try TestSupport.humanEvalPrompts(1)[0])
+        let plain = SpeculativeDecoder(target: try InferenceSession(model: model, context: 1024), proposers: [])
+        let (expected, _) = try await plain.generateAll(prompt: prompt, options: GenerationOptions(maxTokens: 48))
+        // The prompt's own tokens and a slice of the vocabulary, out of id order.
+        var seen = Set<TokenID>()
+        let head = (prompt + (0..<3000).map { TokenID(48_000 - $0) }).filter { seen.insert($0).inserted }
+        let draft = try DraftModelProposer(name: "ranked", model: model, context: 1024, draftLength: 4, headTokens: head)
+        let decoder = SpeculativeDecoder(target: try InferenceSession(model: model, context: 1024), proposers: [draft])
+        let (output, stats) = try await decoder.generateAll(prompt: prompt, options: GenerationOptions(maxTokens: 48))
+        #expect(output.map(\.token) == expected.map(\.token))
+        #expect(stats.proposers[0].drafted > 0)
+    }
+}
