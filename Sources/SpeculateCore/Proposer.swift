@@ -86,9 +86,15 @@ public protocol DraftProposer: Sendable {
     /// The tokens appended to the context this step (accepted drafts plus the target's own token),
     /// so that the proposer can keep its state in step.
     func observe(accepted: [Token], context: [Token]) async
+    /// Called once per generation with the prompt, while the target reads it, so that a
+    /// proposer with a model of its own reads the prompt as part of prompt processing (counted
+    /// in ``RunStatistics/prefillSeconds``) rather than inside its first draft.
+    func prepare(prompt: [Token]) async throws
 }
 
 extension DraftProposer {
     /// Default: nothing to synchronize.
     public func observe(accepted: [Token], context: [Token]) async {}
+    /// Default: nothing to read ahead.
+    public func prepare(prompt: [Token]) async throws {}
 }

@@ -125,6 +125,14 @@ public struct SpeculativeDecoder: Sendable {
         try target.rollback(to: 0)
         let prefillStart = clock.now
         let promptLogits = try target.append(prompt)
+        // Proposers with models of their own read the prompt now (a failure only costs that
+        // proposer its head start: it catches up in its first draft).
+        for (index, proposer) in proposers.enumerated() {
+            do { try await proposer.prepare(prompt: prompt) } catch {
+                stats.proposers[index].failures += 1
+                stats.proposerErrors.append("prompt: \(proposer.name) could not read the prompt: \(error)")
+            }
+        }
         stats.prefillSeconds = (clock.now - prefillStart).seconds
         let decodeStart = clock.now
 

@@ -71,6 +71,11 @@ public final class DraftModelProposer: DraftProposer {
         }
     }
 
+    public func prepare(prompt: [Token]) async throws {
+        guard !prompt.isEmpty, prompt.count < session.capacity else { return }
+        try state.withLock { state in _ = try synchronize(&state, with: prompt) }
+    }
+
     public func propose(_ context: DraftContext) async throws -> [DraftCandidate] {
         if !context.budget.branching.isEmpty { return try proposeTree(context) }
         return try state.withLock { state -> [DraftCandidate] in

@@ -27,6 +27,18 @@ public final class RetokenizingProposer: DraftProposer {
         self.draftLength = max(1, draftLength)
     }
 
+    public func prepare(prompt: [Token]) async throws {
+        let draftContext = draftTokenizer.encode(targetTokenizer.decode(prompt))
+        guard !draftContext.isEmpty, draftContext.count < session.capacity else { return }
+        try cached.withLock { cached in
+            var common = 0
+            while common < min(cached.count, draftContext.count - 1), cached[common] == draftContext[common] { common += 1 }
+            try session.rollback(to: common)
+            _ = try session.append(Array(draftContext[common...]))
+            cached = draftContext
+        }
+    }
+
     public func propose(_ context: DraftContext) async throws -> [DraftCandidate] {
         let budget = min(draftLength, context.budget.maxDepth, context.remainingContext)
         guard budget > 0 else { return [] }

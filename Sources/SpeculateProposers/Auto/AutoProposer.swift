@@ -79,6 +79,14 @@ public final class AutoProposer: DraftProposer {
         return state.withLock { $0.select(returned, budget: context.budget, draftStarted: started, now: clock.now) }
     }
 
+    public func prepare(prompt: [Token]) async throws {
+        for (index, member) in members.enumerated() {
+            do { try await member.prepare(prompt: prompt) } catch {
+                state.withLock { $0.recordFailure(member: index, "reading the prompt: \(error)") }
+            }
+        }
+    }
+
     public func observe(accepted: [Token], context: [Token]) async {
         state.withLock { $0.learn(accepted: accepted, now: ContinuousClock().now) }
         for member in members { await member.observe(accepted: accepted, context: context) }
