@@ -30,13 +30,13 @@ struct StrategyOptions: ParsableArguments {
                                valueName: "path"))
     var draftHeadCorpus: String?
 
-    @Option(help: ArgumentHelp("Draft models' weights: as in the file, or requantized at load to 4 bits (q4_k; faster, lossless, may accept less).",
-                               valueName: "file|q4_k"))
-    var draftWeights: WeightPrecision = .file
+    @Option(help: ArgumentHelp("Draft models' weights: requantized at load to 4.5 bits per weight (q4_k: faster drafting, output unchanged, slightly lower acceptance) or as in the file.",
+                               valueName: "q4_k|file"))
+    var draftWeights: WeightPrecision = .q4K
 
-    @Option(help: ArgumentHelp("Stop a draft model's chain when its probability of the whole chain falls below P (0 = only the per-token confidence stops it).",
+    @Option(help: ArgumentHelp("Stop a draft model's chain when its probability of the whole chain falls below P (0 = only the per-token confidence and --draft-length stop it).",
                                valueName: "P"))
-    var draftStop: Float = 0
+    var draftStop: Float = ProposerEnvironment.defaultDraftStop
 
     @Option(help: "Verification: greedy, stochastic (SpecInfer), sequoia (without replacement) or typical (lossy).")
     var verify: String?
