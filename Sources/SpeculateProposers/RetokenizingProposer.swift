@@ -30,13 +30,18 @@ public final class RetokenizingProposer: DraftProposer {
     public func prepare(prompt: [Token]) async throws {
         let draftContext = draftTokenizer.encode(targetTokenizer.decode(prompt))
         guard !draftContext.isEmpty, draftContext.count < session.capacity else { return }
-        try cached.withLock { cached in
-            var common = 0
-            while common < min(cached.count, draftContext.count - 1), cached[common] == draftContext[common] { common += 1 }
-            try session.rollback(to: common)
-            _ = try session.append(Array(draftContext[common...]))
-            cached = draftContext
-        }
+        try cached.withLock { cached in _ = try synchronize(&cached, with: draftContext) }
+    }
+
+    /// Brings the draft's cache to `draftContext` (keeping the common prefix) and returns the
+    /// logits after its last token.
+    private func synchronize(_ cached: inout [Token], with draftContext: [Token]) throws -> [Float] {
+        var common = 0
+        while common < min(cached.count, draftContext.count - 1), cached[common] == draftContext[common] { common += 1 }
+        try session.rollback(to: common)
+        let logits = try session.append(Array(draftContext[common...]))
+        cached = draftContext
+        return logits
     }
 
     public func propose(_ context: DraftContext) async throws -> [DraftCandidate] {
@@ -46,11 +51,7 @@ public final class RetokenizingProposer: DraftProposer {
         let draftContext = draftTokenizer.encode(text)
         guard !draftContext.isEmpty, draftContext.count + budget + 1 < session.capacity else { return [] }
         let drafted: [Token] = try cached.withLock { cached in
-            var common = 0
-            while common < min(cached.count, draftContext.count - 1), cached[common] == draftContext[common] { common += 1 }
-            try session.rollback(to: common)
-            var logits = try session.append(Array(draftContext[common...]))
-            cached = draftContext
+            var logits = try synchronize(&cached, with: draftContext)
             var output: [Token] = []
             // Draft a little more text than needed: target tokens are often longer than the draft's.
             for _ in 0..<budget {

@@ -108,3 +108,38 @@ struct MergerTests {
         #expect(TreeBudget.parseBranching("2,x") == nil)
     }
 }
+
+/// Records the prompts it is asked to read, and fails on request.
+final class PreparingProposer: DraftProposer, @unchecked Sendable {
+    let name: String
+    let fails: Bool
+    private let lock = NSLock()
+    private var prompts: [[Token]] = []
+    init(name: String, fails: Bool) { self.name = name; self.fails = fails }
+    var prepared: [[Token]] { lock.withLock { prompts } }
+    func prepare(prompt: [Token]) async throws {
+        lock.withLock { prompts.append(prompt) }
+        if fails { throw CancellationError() }
+    }
+    func propose(_ context: DraftContext) async throws -> [DraftCandidate] { [] }
+}
+
+@Suite("Speculative decoder: proposers read the prompt first")
+struct PrepareTests {
+    @Test("every proposer reads the prompt once per generation; a failure is reported and changes nothing")
+    func prepareOncePerGeneration() async throws {
+        let target = TableModelSession(vocabulary: 40, seed: 3)
+        let prompt: [Token] = [4, 5, 6, 7]
+        let expected = plainGreedy(target, prompt: prompt, count: 20)
+        let good = PreparingProposer(name: "good", fails: false), bad = PreparingProposer(name: "bad", fails: true)
+        let decoder = SpeculativeDecoder(target: target, proposers: [good, bad])
+        for _ in 0..<2 {
+            let (tokens, stats) = try await decoder.generateAll(prompt: prompt, options: GenerationOptions(maxTokens: 20))
+            #expect(tokens.map(\.token) == expected)
+            #expect(stats.proposers[0].failures == 0)
+            #expect(stats.proposers[1].failures == 1)
+            #expect(stats.proposerErrors.contains { $0.hasPrefix("prompt: bad could not read the prompt") })
+        }
+        #expect(good.prepared == [prompt, prompt] && bad.prepared == [prompt, prompt])
+    }
+}
