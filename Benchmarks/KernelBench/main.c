@@ -7,7 +7,13 @@
 // bytes read per second, multiply-adds per second and the cost relative to one token.
 //
 //   speculate-kernel-bench [--threads N] [--batches 1,2,4,8] [--passes N] [--layers N]
-//                          [--hidden N] [--ffn N] [--kv N] [--vocab N] [--portable]
+//                          [--hidden N] [--ffn N] [--kv N] [--vocab N] [--type q4_k|q4_0] [--file-layout]
+//                          [--portable]
+//
+// --type q4_0 makes every matrix Q4_0 (head included): the layout of a draft requantized at
+// load where rows are not whole 256-value blocks, e.g. Qwen2.5-Coder-0.5B with
+// --layers 24 --hidden 896 --ffn 4864 --kv 128. --file-layout keeps the file's layout where the kernel set would pack (an A/B of the
+// packed layouts on one machine).
 #include "speculate_kernels.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,10 +33,13 @@ typedef struct {
     uint8_t *data;
 } matrix;
 
-static size_t block_bytes(int type) { return type == SPEC_Q4_K ? 144 : type == SPEC_Q6_K ? 210 : 0; }
+static size_t block_bytes(int type) { return type == SPEC_Q4_K ? 144 : type == SPEC_Q6_K ? 210 : type == SPEC_Q4_0 ? 18 : 0; }
+static int block_values(int type) { return type == SPEC_Q4_0 ? 32 : 256; }
+
+static int file_layout;  // --file-layout: keep every matrix in the file's layout (A/B of packing)
 
 static matrix make_matrix(int type, int rows, int n, unsigned *seed) {
-    matrix m = {type, rows, n, (size_t)(n / 256) * block_bytes(type), NULL};
+    matrix m = {type, rows, n, (size_t)(n / block_values(type)) * block_bytes(type), NULL};
     const size_t size = m.row_bytes * (size_t)rows;
     m.data = aligned_alloc(64, (size + 63) & ~(size_t)63);
     if (!m.data) {
@@ -45,12 +54,14 @@ static matrix make_matrix(int type, int rows, int n, unsigned *seed) {
         if (type == SPEC_Q4_K) {
             memcpy(block, &scale, 2);
             memcpy(block + 2, &scale, 2);
+        } else if (type == SPEC_Q4_0) {
+            memcpy(block, &scale, 2);
         } else {
             memcpy(block + 208, &scale, 2);
         }
     }
-    // The layout the kernel set prefers, as the runtime packs it at load.
-    const int packed_type = spec_packed_type_for(type, rows, n);
+    // The layout the kernel set prefers, as the runtime packs it at load (unless --file-layout).
+    const int packed_type = file_layout ? -1 : spec_packed_type_for(type, rows, n);
     if (packed_type >= 0) {
         const size_t packed_row_bytes = spec_packed_row_bytes(packed_type, n);
         uint8_t *packed = aligned_alloc(64, (packed_row_bytes * (size_t)rows + 63) & ~(size_t)63);
@@ -80,17 +91,20 @@ static int parse_list(const char *text, int *values, int capacity) {
 }
 
 int main(int argc, char **argv) {
-    int threads = 0, passes = 8, layers = 28, hidden = 1536, ffn = 8960, kv = 256, vocab = 151936, portable = 0;
+    int threads = 0, passes = 8, layers = 28, hidden = 1536, ffn = 8960, kv = 256, vocab = 151936, portable = 0, layer_type = SPEC_Q4_K;
     int batches[16] = {1, 2, 4, 8, 16}, batch_count = 5;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(arg, "--portable")) { portable = 1; continue; }
+        if (!strcmp(arg, "--file-layout")) { file_layout = 1; continue; }
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
             printf("usage: speculate-kernel-bench [--threads N] [--batches 1,2,4,8] [--passes N] [--layers N]\n"
-                   "                              [--hidden N] [--ffn N] [--kv N] [--vocab N] [--portable]\n"
+                   "                              [--hidden N] [--ffn N] [--kv N] [--vocab N] [--type q4_k|q4_0] [--file-layout] [--portable]\n"
                    "Times the quantized matrix kernels on synthetic weights shaped like Qwen2.5-Coder-1.5B Q4_K_M\n"
-                   "(Q4_K layers, Q6_K output head); sizes must be multiples of 256.\n");
+                   "(Q4_K layers, Q6_K output head; sizes multiples of 256), or with --type q4_0 every matrix Q4_0\n"
+                   "(sizes multiples of 32; a requantized draft such as Qwen2.5-Coder-0.5B: --layers 24 --hidden 896\n"
+                   "--ffn 4864 --kv 128).\n");
             return 0;
         }
         if (!value) { fprintf(stderr, "error: %s needs a value (see --help)\n", arg); return 2; }
@@ -103,10 +117,16 @@ int main(int argc, char **argv) {
         else if (!strcmp(arg, "--kv")) kv = atoi(value);
         else if (!strcmp(arg, "--vocab")) vocab = atoi(value);
         else if (!strcmp(arg, "--batches")) batch_count = parse_list(value, batches, 16);
+        else if (!strcmp(arg, "--type")) {
+            if (!strcmp(value, "q4_k")) layer_type = SPEC_Q4_K;
+            else if (!strcmp(value, "q4_0")) layer_type = SPEC_Q4_0;
+            else { fprintf(stderr, "error: --type %s: expected q4_k or q4_0\n", value); return 2; }
+        }
         else { fprintf(stderr, "error: unknown option %s (see --help)\n", arg); return 2; }
     }
-    if (hidden % 256 || ffn % 256 || hidden < 256 || ffn < 256 || kv < 1 || vocab < 1 || layers < 1 || passes < 1 || batch_count < 1) {
-        fprintf(stderr, "error: hidden and ffn must be positive multiples of 256; counts must be positive\n");
+    const int unit = block_values(layer_type);
+    if (hidden % unit || ffn % unit || hidden < unit || ffn < unit || kv < 1 || vocab < 1 || layers < 1 || passes < 1 || batch_count < 1) {
+        fprintf(stderr, "error: hidden and ffn must be positive multiples of %d; counts must be positive\n", unit);
         return 2;
     }
     // --portable, else SPECULATE_KERNELS (unset: the best set this CPU runs).
@@ -129,28 +149,31 @@ int main(int argc, char **argv) {
     double layer_bytes = 0, layer_macs = 0;
     for (int l = 0; l < layers; l++) {
         for (int i = 0; i < 7; i++) {
-            weights[l * 7 + i] = make_matrix(SPEC_Q4_K, shapes[i][0], shapes[i][1], &seed);
+            weights[l * 7 + i] = make_matrix(layer_type, shapes[i][0], shapes[i][1], &seed);
             layer_bytes += (double)weights[l * 7 + i].row_bytes * shapes[i][0];
             layer_macs += (double)shapes[i][0] * shapes[i][1];
         }
     }
-    const matrix head = make_matrix(SPEC_Q6_K, vocab, hidden, &seed);
+    const matrix head = make_matrix(layer_type == SPEC_Q4_0 ? SPEC_Q4_0 : SPEC_Q6_K, vocab, hidden, &seed);
     const double head_bytes = (double)head.row_bytes * vocab, head_macs = (double)vocab * hidden;
 
     const int max_t = 64;
-    const size_t narrow = spec_act_row_bytes(SPEC_ACT_Q8_256, hidden), wide = spec_act_row_bytes(SPEC_ACT_Q8_256, ffn);
+    const int format = spec_act_format_for(layer_type);  // the head's type takes the same format
+    const size_t narrow = spec_act_row_bytes(format, hidden), wide = spec_act_row_bytes(format, ffn);
     uint8_t *act_narrow = aligned_alloc(64, narrow * max_t), *act_wide = aligned_alloc(64, wide * max_t);
     float *x = malloc(sizeof(float) * (size_t)ffn);
     for (int t = 0; t < max_t; t++) {
         for (int i = 0; i < ffn; i++) x[i] = (float)((rand_r(&seed) % 2001) - 1000) / 1000.0f;
-        spec_quantize_act(SPEC_ACT_Q8_256, x, hidden, act_narrow + narrow * t);
-        spec_quantize_act(SPEC_ACT_Q8_256, x, ffn, act_wide + wide * t);
+        spec_quantize_act(format, x, hidden, act_narrow + narrow * t);
+        spec_quantize_act(format, x, ffn, act_wide + wide * t);
     }
     const int widest = vocab > ffn ? vocab : ffn;
     float *y = malloc(sizeof(float) * (size_t)widest * max_t);
 
-    printf("kernels: %s%s, %d threads; %d layers of %dx%d (ffn %d, kv %d) Q4_K + %dx%d Q6_K head: %.0f MB\n",
-           spec_kernels_name(), head.type == SPEC_Q6_K ? "" : " (weights packed)", spec_pool_threads(), layers, hidden, hidden, ffn, kv, vocab, hidden, (layer_bytes + head_bytes) / 1e6);
+    const int all_q4_0 = layer_type == SPEC_Q4_0;
+    printf("kernels: %s%s, %d threads; %d layers of %dx%d (ffn %d, kv %d) %s + %dx%d %s head: %.0f MB\n", spec_kernels_name(),
+           spec_packed_base_type(head.type) >= 0 ? " (weights packed)" : "", spec_pool_threads(), layers, hidden, hidden, ffn, kv,
+           all_q4_0 ? "Q4_0" : "Q4_K", vocab, hidden, all_q4_0 ? "Q4_0" : "Q6_K", (layer_bytes + head_bytes) / 1e6);
     printf("%6s %10s %10s %10s %10s %10s\n", "tokens", "layers ms", "head ms", "GB/s", "GMAC/s", "relative");
     double one_token = 0;
     for (int bi = 0; bi < batch_count; bi++) {

@@ -9,7 +9,7 @@
 
 int spec_act_format_for(int type) {
     switch (type) {
-    case SPEC_Q4_0: case SPEC_Q4_1: case SPEC_Q5_0: case SPEC_Q5_1: case SPEC_Q8_0:
+    case SPEC_Q4_0: case SPEC_Q4_1: case SPEC_Q5_0: case SPEC_Q5_1: case SPEC_Q8_0: case SPEC_Q4_0_X8:
         return SPEC_ACT_Q8_32;
     case SPEC_Q2_K: case SPEC_Q3_K: case SPEC_Q4_K: case SPEC_Q5_K: case SPEC_Q6_K:
         return SPEC_ACT_Q8_256;

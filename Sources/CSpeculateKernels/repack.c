@@ -8,7 +8,7 @@
 // packed type unpack each row and run the file type's portable code: the same arithmetic, the
 // same results, for every set that has no kernel of its own for the layout.
 //
-// Both layouts keep groups of eight consecutive rows; a group's blocks follow one another, and
+// Every layout keeps groups of eight consecutive rows; a group's blocks follow one another, and
 // a group starts at 8 * (packed row bytes) * group, so row r's group is where row r - r % 8
 // would be in a plain layout.
 //
@@ -27,32 +27,48 @@
 //                 bits of group 8p + 4h + k
 //   [1536, 1664)  16 columns of 8 bytes: the signed scale of sub-block j of each row
 //   [1664, 1680)  the eight rows' half-precision d
+// SPEC_Q4_0_X8, per 32-value block of eight rows (144 bytes, 18 per row, as in the file):
+//   [0, 128)      4 vectors of 32 bytes: vector k holds bytes 4k..4k+3 of each row i's 16
+//                 nibble bytes at bytes 4i..4i+3 (low nibbles: values 4k..4k+3, high nibbles:
+//                 values 16 + 4k..16 + 4k + 3)
+//   [128, 144)    the eight rows' half-precision d
+// (Q4_0 is what the requantized drafts use for rows that are not whole 256-value blocks.)
 #include "internal.h"
 #include <math.h>
 #include <stdlib.h>
 
-enum { Q4_K_BYTES = 144, Q6_K_BYTES = 210, Q4_K_X8_BLOCK = 1184, Q6_K_X8_BLOCK = 1680, GROUP = 8 };
+enum { Q4_0_BYTES = 18, Q4_K_BYTES = 144, Q6_K_BYTES = 210, Q4_0_X8_BLOCK = 144, Q4_K_X8_BLOCK = 1184, Q6_K_X8_BLOCK = 1680, GROUP = 8 };
 
-int spec_packed_base_type(int packed_type) {
-    switch (packed_type) {
-    case SPEC_Q4_K_X8: return SPEC_Q4_K;
-    case SPEC_Q6_K_X8: return SPEC_Q6_K;
-    default: return -1;
-    }
-}
+/// A packed type's geometry: its file type, values per block, and bytes per block in the file
+/// (one row) and packed (eight rows). False for an unknown type.
+typedef struct {
+    int base, values, file_bytes, packed_bytes;
+} packed_geometry;
 
-size_t spec_packed_row_bytes(int packed_type, int n) {
-    if (n <= 0 || n % 256) return 0;
+static int geometry(int packed_type, packed_geometry *g) {
     switch (packed_type) {
-    case SPEC_Q4_K_X8: return (size_t)(n / 256) * (Q4_K_X8_BLOCK / GROUP);
-    case SPEC_Q6_K_X8: return (size_t)(n / 256) * (Q6_K_X8_BLOCK / GROUP);
+    case SPEC_Q4_0_X8: *g = (packed_geometry){SPEC_Q4_0, 32, Q4_0_BYTES, Q4_0_X8_BLOCK}; return 1;
+    case SPEC_Q4_K_X8: *g = (packed_geometry){SPEC_Q4_K, 256, Q4_K_BYTES, Q4_K_X8_BLOCK}; return 1;
+    case SPEC_Q6_K_X8: *g = (packed_geometry){SPEC_Q6_K, 256, Q6_K_BYTES, Q6_K_X8_BLOCK}; return 1;
     default: return 0;
     }
 }
 
+int spec_packed_base_type(int packed_type) {
+    packed_geometry g;
+    return geometry(packed_type, &g) ? g.base : -1;
+}
+
+size_t spec_packed_row_bytes(int packed_type, int n) {
+    packed_geometry g;
+    if (!geometry(packed_type, &g) || n <= 0 || n % g.values) return 0;
+    return (size_t)(n / g.values) * (size_t)(g.packed_bytes / GROUP);
+}
+
 int spec_packed_type_for(int type, int rows, int n) {
-    if (rows <= 0 || rows % GROUP || n <= 0 || n % 256) return -1;
-    return spec_active_set()->packs(type);
+    if (rows <= 0 || rows % GROUP || n <= 0) return -1;
+    const int packed_type = spec_active_set()->packs(type);
+    return packed_type >= 0 && spec_packed_row_bytes(packed_type, n) > 0 ? packed_type : -1;
 }
 
 int spec_packs_none(int type) {
@@ -89,6 +105,18 @@ static void q4_K_row(uint8_t *file_block, uint8_t *packed, int i, int to_packed)
     memcpy(file_block, halves + 2 * i, 2);
     memcpy(file_block + 2, halves + 16 + 2 * i, 2);
 }
+
+static void q4_0_row(uint8_t *file_block, uint8_t *packed, int i, int to_packed) {
+    for (int k = 0; k < 4; k++) {
+        if (to_packed) memcpy(packed + 32 * k + 4 * i, file_block + 2 + 4 * k, 4);
+        else memcpy(file_block + 2 + 4 * k, packed + 32 * k + 4 * i, 4);
+    }
+    if (to_packed) memcpy(packed + 128 + 2 * i, file_block, 2);
+    else memcpy(file_block, packed + 128 + 2 * i, 2);
+}
+
+/// Row i of a block in either direction, by the packed type's file type.
+static void convert_row(int base, uint8_t *file_block, uint8_t *packed, int i, int to_packed);
 
 static void q6_K_row(uint8_t *file_block, uint8_t *packed, int i, int to_packed) {
     uint8_t *nibbles = packed, *high = packed + 1024, *cols = packed + 1536, *halves = packed + 1664;
@@ -127,45 +155,48 @@ static void q6_K_row(uint8_t *file_block, uint8_t *packed, int i, int to_packed)
     memcpy(file_block + 208, halves + 2 * i, 2);
 }
 
+static void convert_row(int base, uint8_t *file_block, uint8_t *packed, int i, int to_packed) {
+    if (base == SPEC_Q4_0) q4_0_row(file_block, packed, i, to_packed);
+    else if (base == SPEC_Q4_K) q4_K_row(file_block, packed, i, to_packed);
+    else q6_K_row(file_block, packed, i, to_packed);
+}
+
 int spec_pack_rows(int packed_type, int n, const void *src, size_t src_row_bytes, int r0, int r1, void *dst) {
-    const int base = spec_packed_base_type(packed_type);
+    packed_geometry g;
     const size_t row_bytes = spec_packed_row_bytes(packed_type, n);
-    if (base < 0 || row_bytes == 0 || r0 < 0 || r0 % GROUP || r1 % GROUP || r1 < r0) return -1;
-    const int file_bytes = base == SPEC_Q4_K ? Q4_K_BYTES : Q6_K_BYTES, block = base == SPEC_Q4_K ? Q4_K_X8_BLOCK : Q6_K_X8_BLOCK;
-    if (src_row_bytes < (size_t)(n / 256) * (size_t)file_bytes) return -1;
+    if (!geometry(packed_type, &g) || row_bytes == 0 || r0 < 0 || r0 % GROUP || r1 % GROUP || r1 < r0) return -1;
+    if (src_row_bytes < (size_t)(n / g.values) * (size_t)g.file_bytes) return -1;
     uint8_t copy[Q6_K_BYTES];
     for (int r = r0; r < r1; r += GROUP) {
         uint8_t *group = (uint8_t *)dst + (size_t)r * row_bytes;
         memset(group, 0, row_bytes * GROUP);
-        for (int b = 0; b < n / 256; b++)
+        for (int b = 0; b < n / g.values; b++)
             for (int i = 0; i < GROUP; i++) {
-                memcpy(copy, (const uint8_t *)src + (size_t)(r + i) * src_row_bytes + (size_t)b * file_bytes, (size_t)file_bytes);
-                if (base == SPEC_Q4_K) q4_K_row(copy, group + (size_t)b * block, i, 1);
-                else q6_K_row(copy, group + (size_t)b * block, i, 1);
+                memcpy(copy, (const uint8_t *)src + (size_t)(r + i) * src_row_bytes + (size_t)b * g.file_bytes, (size_t)g.file_bytes);
+                convert_row(g.base, copy, group + (size_t)b * g.packed_bytes, i, 1);
             }
     }
     return 0;
 }
 
 void spec_unpack_row(int packed_type, int n, const void *packed, int r, void *out) {
-    const int base = spec_packed_base_type(packed_type);
+    packed_geometry g;
     const size_t row_bytes = spec_packed_row_bytes(packed_type, n);
-    if (base < 0 || row_bytes == 0) return;
-    const int file_bytes = base == SPEC_Q4_K ? Q4_K_BYTES : Q6_K_BYTES, block = base == SPEC_Q4_K ? Q4_K_X8_BLOCK : Q6_K_X8_BLOCK;
+    if (!geometry(packed_type, &g) || row_bytes == 0) return;
     const uint8_t *group = (const uint8_t *)packed + (size_t)(r - r % GROUP) * row_bytes;
-    for (int b = 0; b < n / 256; b++) {
-        uint8_t *file_block = (uint8_t *)out + (size_t)b * file_bytes;
+    for (int b = 0; b < n / g.values; b++) {
+        uint8_t *file_block = (uint8_t *)out + (size_t)b * g.file_bytes;
         // The row functions read the packed block only, in this direction.
-        if (base == SPEC_Q4_K) q4_K_row(file_block, (uint8_t *)(group + (size_t)b * block), r % GROUP, 0);
-        else q6_K_row(file_block, (uint8_t *)(group + (size_t)b * block), r % GROUP, 0);
+        convert_row(g.base, file_block, (uint8_t *)(group + (size_t)b * g.packed_bytes), r % GROUP, 0);
     }
 }
 
 void spec_matmul_packed_portable(int packed_type, int n, const void *w, int r0, int r1, const void *act, size_t act_stride, int T,
                                  float *y, size_t y_stride) {
-    const int base = spec_packed_base_type(packed_type);
-    const size_t file_row = (size_t)(n / 256) * (base == SPEC_Q4_K ? Q4_K_BYTES : Q6_K_BYTES);
-    uint8_t *row = malloc(file_row);
+    packed_geometry g;
+    const int known = geometry(packed_type, &g);
+    const size_t file_row = known ? (size_t)(n / g.values) * (size_t)g.file_bytes : 0;
+    uint8_t *row = file_row ? malloc(file_row) : NULL;
     if (!row) {  // no memory for one row: NaN results rather than a crash
         for (int t = 0; t < T; t++)
             for (int r = r0; r < r1; r++) y[(size_t)t * y_stride + r] = NAN;
@@ -173,7 +204,7 @@ void spec_matmul_packed_portable(int packed_type, int n, const void *w, int r0, 
     }
     for (int r = r0; r < r1; r++) {
         spec_unpack_row(packed_type, n, w, r, row);
-        spec_matmul_portable(base, n, row, file_row, 0, 1, act, act_stride, T, y + r, y_stride);
+        spec_matmul_portable(g.base, n, row, file_row, 0, 1, act, act_stride, T, y + r, y_stride);
     }
     free(row);
 }

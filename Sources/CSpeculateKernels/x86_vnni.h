@@ -32,7 +32,8 @@
 #endif
 // SPEC_CHECK_MUTANT (kernel check builds only) breaks one kernel on purpose, to prove that the
 // check catches it: 1 = 32-element dot products off by one per lane, 2 = Q4_K/Q5_K sub-blocks
-// given their neighbour's scale, 3 = Q6_K's +32 offset removed as +16.
+// given their neighbour's scale, 3 = Q6_K's +32 offset removed as +16, 4 = packed Q4_0's -8
+// offset applied as -7.
 #if defined(SPEC_CHECK_MUTANT) && SPEC_CHECK_MUTANT == 1
 #define X86_DOT_U8_S8(w, x) VNNI_DPBUSD(_mm256_set1_epi32(1), w, x)
 #else
@@ -47,6 +48,11 @@
 #define Q6_OFFSET_SHIFT 4
 #else
 #define Q6_OFFSET_SHIFT 5
+#endif
+#if defined(SPEC_CHECK_MUTANT) && SPEC_CHECK_MUTANT == 4
+#define Q4_0_OFFSET 7
+#else
+#define Q4_0_OFFSET 8
 #endif
 #include "x86_common.h"
 
@@ -446,7 +452,7 @@ WIDE_KERNEL(q6_wide, SPEC_Q6_K)
 // and eight rows; no horizontal sums; results are eight consecutive floats of a token's output.
 // Exact integer totals and the portable float steps, so the results equal the portable kernels
 // on the file's layout bit for bit, for any batch size.
-enum { LANE_ROWS = 8, Q4_K_X8_BLOCK = 1184, Q6_K_X8_BLOCK = 1680 };
+enum { LANE_ROWS = 8, Q4_0_X8_BLOCK = 144, Q4_K_X8_BLOCK = 1184, Q6_K_X8_BLOCK = 1680 };
 /// Tokens per pass over a group of rows (their sub-block sums and totals stay in registers).
 #ifndef VNNI_LANE_TOKENS
 #define VNNI_LANE_TOKENS 8
@@ -462,7 +468,9 @@ enum { LANE_TOKENS = VNNI_LANE_TOKENS };
 #define PACKED_PREFETCH_HINT _MM_HINT_T1
 #endif
 
-static int vnni_packs(int type) { return type == SPEC_Q4_K ? SPEC_Q4_K_X8 : type == SPEC_Q6_K ? SPEC_Q6_K_X8 : -1; }
+static int vnni_packs(int type) {
+    return type == SPEC_Q4_K ? SPEC_Q4_K_X8 : type == SPEC_Q6_K ? SPEC_Q6_K_X8 : type == SPEC_Q4_0 ? SPEC_Q4_0_X8 : -1;
+}
 
 /// The four activation bytes at x, broadcast.
 X86_TARGET static inline __m256i broadcast4(const void *x) {
@@ -594,7 +602,61 @@ X86_TARGET static inline __attribute__((always_inline)) void lane_group(const in
     for (int t = 0; t < TOKENS; t++) _mm256_storeu_ps(out[t], TYPE == SPEC_Q6_K ? acc[t] : _mm256_sub_ps(acc[t], acc_min[t]));
 }
 
+/// A whole group of eight packed Q4_0 rows (SPEC_Q4_0_X8: 32-value blocks) against TOKENS
+/// tokens. Per block the exact integer total of each row and token, sumi = q . x - 8 * sum(x),
+/// then the portable float steps acc += (d * dx) * sumi in block order, eight rows per vector:
+/// the portable Q4_0 results bit for bit. A block's two nibble halves run as two chains per
+/// token; blocks are independent chains, so out-of-order execution overlaps them when one token
+/// alone would leave the dot-product units waiting on latency.
+X86_TARGET static inline __attribute__((always_inline)) void q4_0_lane_group(const int TOKENS, int nb, const uint8_t *group,
+                                                                             const spec_act_view *a, float (*out)[LANE_ROWS]) {
+    const __m256i zero = _mm256_setzero_si256(), low4 = _mm256_set1_epi8(0x0F);
+    __m256 acc[LANE_TOKENS];
+    for (int t = 0; t < TOKENS; t++) acc[t] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *blk = group + (size_t)b * Q4_0_X8_BLOCK;
+        for (int o = 0; o < Q4_0_X8_BLOCK; o += 64) _mm_prefetch((const char *)blk + PACKED_PREFETCH_BYTES + o, PACKED_PREFETCH_HINT);
+        __m256i s0[LANE_TOKENS], s1[LANE_TOKENS];
+        for (int t = 0; t < TOKENS; t++) s0[t] = s1[t] = zero;
+        for (int k = 0; k < 4; k++) {
+            const __m256i packed = _mm256_loadu_si256((const __m256i *)(blk + 32 * k));
+            const __m256i w0 = _mm256_and_si256(packed, low4), w1 = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+            for (int t = 0; t < TOKENS; t++) {
+                const int8_t *x = a[t].q + 32 * b + 4 * k;
+                s0[t] = VNNI_DPBUSD(s0[t], w0, broadcast4(x));
+                s1[t] = VNNI_DPBUSD(s1[t], w1, broadcast4(x + 16));
+            }
+        }
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 128)));
+        for (int t = 0; t < TOKENS; t++) {
+            const __m256i sumi = _mm256_sub_epi32(_mm256_add_epi32(s0[t], s1[t]), _mm256_set1_epi32(Q4_0_OFFSET * a[t].s[b]));
+            acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_mul_ps(d, _mm256_set1_ps(a[t].d[b])), _mm256_cvtepi32_ps(sumi)));
+        }
+    }
+    for (int t = 0; t < TOKENS; t++) _mm256_storeu_ps(out[t], acc[t]);
+}
+
 typedef void (*lane_group_fn)(int nb, const uint8_t *group, const spec_act_view *a, float (*out)[LANE_ROWS]);
+#define Q4_0_GROUP(NAME, TOKENS)                                                                                    \
+    X86_TARGET static void NAME(int nb, const uint8_t *group, const spec_act_view *a, float (*out)[LANE_ROWS]) {    \
+        q4_0_lane_group(TOKENS, nb, group, a, out);                                                                 \
+    }
+Q4_0_GROUP(q4_0_x8_1, 1)
+Q4_0_GROUP(q4_0_x8_2, 2)
+Q4_0_GROUP(q4_0_x8_3, 3)
+Q4_0_GROUP(q4_0_x8_4, 4)
+#if VNNI_LANE_TOKENS > 4
+Q4_0_GROUP(q4_0_x8_5, 5)
+Q4_0_GROUP(q4_0_x8_6, 6)
+Q4_0_GROUP(q4_0_x8_7, 7)
+Q4_0_GROUP(q4_0_x8_8, 8)
+static const lane_group_fn q4_0_x8_by_tokens[LANE_TOKENS] = {q4_0_x8_1, q4_0_x8_2, q4_0_x8_3, q4_0_x8_4,
+                                                              q4_0_x8_5, q4_0_x8_6, q4_0_x8_7, q4_0_x8_8};
+#else
+static const lane_group_fn q4_0_x8_by_tokens[LANE_TOKENS] = {q4_0_x8_1, q4_0_x8_2, q4_0_x8_3, q4_0_x8_4};
+#endif
+#undef Q4_0_GROUP
+
 #define LANE_GROUP(NAME, TYPE, TOKENS)                                                                              \
     X86_TARGET static void NAME(int nb, const uint8_t *group, const spec_act_view *a, float (*out)[LANE_ROWS]) {    \
         lane_group(TYPE, TOKENS, nb, group, a, out);                                                                \
@@ -630,16 +692,16 @@ static const lane_group_fn q6_K_x8_by_tokens[LANE_TOKENS] = {q6_K_x8_1, q6_K_x8_
 /// its rows inside are stored) for T tokens, in passes of up to LANE_TOKENS tokens per group.
 static void packed_product(int packed_type, int n, const uint8_t *w, int r0, int r1, const uint8_t *act, size_t act_stride, int T,
                            float *y, size_t y_stride) {
-    const int nb = n / 256;
+    const int q4_0 = packed_type == SPEC_Q4_0_X8, nb = q4_0 ? n / 32 : n / 256, format = q4_0 ? SPEC_ACT_Q8_32 : SPEC_ACT_Q8_256;
     const size_t row_bytes = spec_packed_row_bytes(packed_type, n);
-    const lane_group_fn *by_tokens = packed_type == SPEC_Q6_K_X8 ? q6_K_x8_by_tokens : q4_K_x8_by_tokens;
+    const lane_group_fn *by_tokens = q4_0 ? q4_0_x8_by_tokens : packed_type == SPEC_Q6_K_X8 ? q6_K_x8_by_tokens : q4_K_x8_by_tokens;
     spec_act_view a[LANE_TOKENS];
     float out[LANE_TOKENS][LANE_ROWS];
     for (int g = r0 - r0 % LANE_ROWS; g < r1; g += LANE_ROWS) {
         const int lo = g > r0 ? g : r0, hi = g + LANE_ROWS < r1 ? g + LANE_ROWS : r1;
         for (int t0 = 0; t0 < T; t0 += LANE_TOKENS) {
             const int count = T - t0 < LANE_TOKENS ? T - t0 : LANE_TOKENS;
-            for (int t = 0; t < count; t++) a[t] = spec_act_at(SPEC_ACT_Q8_256, n, act + (size_t)(t0 + t) * act_stride);
+            for (int t = 0; t < count; t++) a[t] = spec_act_at(format, n, act + (size_t)(t0 + t) * act_stride);
             by_tokens[count - 1](nb, w + (size_t)g * row_bytes, a, out);
             for (int t = 0; t < count; t++) memcpy(y + (size_t)(t0 + t) * y_stride + lo, &out[t][lo - g], sizeof(float) * (size_t)(hi - lo));
         }
@@ -700,7 +762,7 @@ static int vnni_matmul(int type, int n, const void *w, size_t row_bytes, int r0,
     case SPEC_Q6_K:
         k_quant_product(q6_K_by_tokens, q6_wide, n, weights, row_bytes, r0, r1, activations, act_stride, T, y, y_stride);
         return 1;
-    case SPEC_Q4_K_X8: case SPEC_Q6_K_X8:
+    case SPEC_Q4_0_X8: case SPEC_Q4_K_X8: case SPEC_Q6_K_X8:
         packed_product(type, n, weights, r0, r1, activations, act_stride, T, y, y_stride);
         return 1;
     default:

@@ -121,8 +121,8 @@ public struct WeightMatrix: Sendable {
         return a > b
     }
 
-    /// The matrix in the layout the active kernel set reads fastest: the VNNI sets read Q4_K and
-    /// Q6_K as groups of eight interleaved rows, packed here once (in parallel) into memory of
+    /// The matrix in the layout the active kernel set reads fastest: the VNNI sets read Q4_0, Q4_K
+    /// and Q6_K as groups of eight interleaved rows, packed here once (in parallel) into memory of
     /// its own; the file's pages of the tensor are then released from resident memory. Returns
     /// `self` unchanged when the set keeps the file's layout, or when memory runs out.
     func packedForKernels() -> WeightMatrix {

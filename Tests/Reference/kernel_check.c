@@ -125,33 +125,34 @@ static int check_set(const char *set, int avx2_supported) {
     return failures;
 }
 
-/// Checks the packed layouts (repack.c) of Q4_K and Q6_K: packing then unpacking gives the
+/// Checks the packed layouts (repack.c) of Q4_0, Q4_K and Q6_K: packing then unpacking gives the
 /// file's bytes back, and the products of the packed matrix — with `set`'s kernels, or with the
 /// portable ones when `set` is NULL — equal the portable products of the file's layout bit for
 /// bit, at every batch size and over row ranges that cut the groups of eight. Returns failures.
 static int check_packed(const char *set) {
     enum { N = 768, ROWS = 40, T = 19 };
-    static const int packable[] = {5, 7};  // Q4_K, Q6_K in types[]
+    static const int packable[] = {1, 5, 7};  // Q4_0, Q4_K, Q6_K in types[]
     int failures = 0;
-    for (size_t k = 0; k < 2; k++) {
+    for (size_t k = 0; k < 3; k++) {
         const type_info *t = &types[packable[k]];
-        const int packed_type = t->type == SPEC_Q4_K ? SPEC_Q4_K_X8 : SPEC_Q6_K_X8;
+        const int packed_type = t->type == SPEC_Q4_0 ? SPEC_Q4_0_X8 : t->type == SPEC_Q4_K ? SPEC_Q4_K_X8 : SPEC_Q6_K_X8;
         if (set && spec_packed_type_for(t->type, ROWS, N) != packed_type) continue;
-        const size_t row_bytes = (size_t)(N / 256) * t->block_bytes, packed_row_bytes = spec_packed_row_bytes(packed_type, N);
+        const int blocks = N / t->block_values, format = spec_act_format_for(t->type);
+        const size_t row_bytes = (size_t)blocks * t->block_bytes, packed_row_bytes = spec_packed_row_bytes(packed_type, N);
         uint8_t *w = malloc(row_bytes * ROWS), *packed = malloc(packed_row_bytes * ROWS), *back = malloc(row_bytes);
         for (int r = 0; r < ROWS; r++)
-            for (int b = 0; b < N / 256; b++) fill_block(t, w + r * row_bytes + (size_t)b * t->block_bytes);
+            for (int b = 0; b < blocks; b++) fill_block(t, w + r * row_bytes + (size_t)b * t->block_bytes);
         int unpacked_wrong = spec_pack_rows(packed_type, N, w, row_bytes, 0, ROWS, packed) != 0;
         for (int r = 0; r < ROWS; r++) {
             spec_unpack_row(packed_type, N, packed, r, back);
             unpacked_wrong += memcmp(back, w + r * row_bytes, row_bytes) != 0;
         }
-        const size_t stride = spec_act_row_bytes(SPEC_ACT_Q8_256, N);
+        const size_t stride = spec_act_row_bytes(format, N);
         uint8_t *act = malloc(stride * T);
         float x[N];
         for (int i = 0; i < T; i++) {
             for (int j = 0; j < N; j++) x[j] = uniform(-2.0f, 2.0f);
-            spec_quantize_act(SPEC_ACT_Q8_256, x, N, act + i * stride);
+            spec_quantize_act(format, x, N, act + i * stride);
         }
         float *portable = malloc(sizeof(float) * ROWS * T), *part = malloc(sizeof(float) * ROWS * T);
         spec_matmul_portable(t->type, N, w, row_bytes, 0, ROWS, act, stride, T, portable, ROWS);

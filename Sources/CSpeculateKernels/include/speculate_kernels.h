@@ -25,7 +25,7 @@ enum spec_type {
 
 /// Weight layouts of eight interleaved rows that some kernel sets read faster than the file's
 /// (see repack.c). Not GGML ids: a matrix gets one only through spec_pack_rows.
-enum spec_packed_type { SPEC_Q4_K_X8 = 1012, SPEC_Q6_K_X8 = 1014 };
+enum spec_packed_type { SPEC_Q4_0_X8 = 1002, SPEC_Q4_K_X8 = 1012, SPEC_Q6_K_X8 = 1014 };
 
 /// The packed layout the active kernel set prefers for a `rows` x `n` matrix of `type`, or -1
 /// to keep the file's layout (the set has none, or rows is not a multiple of 8).
@@ -38,7 +38,7 @@ size_t spec_packed_row_bytes(int packed_type, int n);
 /// the packed matrix from row 0 (rows r0.. start at dst + r0 * spec_packed_row_bytes).
 /// Returns 0, or -1 for invalid arguments.
 int spec_pack_rows(int packed_type, int n, const void *src, size_t src_row_bytes, int r0, int r1, void *dst);
-/// Writes row r of a packed matrix back in the file's layout (n / 256 blocks) to `out`.
+/// Writes row r of a packed matrix back in the file's layout (its base type's blocks) to `out`.
 void spec_unpack_row(int packed_type, int n, const void *packed, int r, void *out);
 
 /// Quantizes `n` floats (a multiple of 256) into n / 256 Q4_K blocks of 144 bytes at `out`
