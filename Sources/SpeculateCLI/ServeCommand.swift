@@ -1,0 +1,135 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import Metrics
+import Prometheus
+import Speculate
+import SpeculateServer
+
+/// `speculate serve`: the OpenAI-compatible HTTP server.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the OpenAI API (completions and chat, streamed or not) with speculative decoding.",
+        discussion: """
+            Loads the models once and answers POST /v1/completions, POST /v1/chat/completions, \
+            GET /v1/models, GET /health and GET /metrics (Prometheus), with a live page at /. \
+            Requests run one at a time in arrival order; --queue of them may wait, more get 503. \
+            A request may choose its own strategy with a "speculate" object, e.g. \
+            {"proposers": ["draft:qwen2.5-coder-0.5b-instruct", "ngram"], "tree": "2,2,1"}; \
+            catalog models must be pulled already, and paths and plugins only work when the server \
+            was started with them (--proposer). Examples:
+              speculate serve --proposer auto --proposer draft:qwen2.5-coder-0.5b-instruct
+              curl http://127.0.0.1:8080/v1/completions -H 'Content-Type: application/json' \\
+                -d '{"prompt": "def fib(n):", "max_tokens": 64, "temperature": 0}'
+            """)
+
+    @OptionGroup var strategy: StrategyOptions
+
+    @Option(help: "The address to listen on (loopback by default; 0.0.0.0 for every interface).")
+    var host = "127.0.0.1"
+
+    @Option(help: "The port (0 picks a free one; the chosen port is printed).")
+    var port = 8080
+
+    @Option(help: ArgumentHelp("Require 'Authorization: Bearer KEY' on /v1 routes and /metrics (also read from SPECULATE_API_KEY).", valueName: "key"))
+    var apiKey: String?
+
+    @Option(help: "Requests that may wait while one decodes; more are refused with 503 and Retry-After.")
+    var queue = 16
+
+    @Option(help: "Largest request body in bytes.")
+    var maxBodyBytes = 1 << 20
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port \(port) is not a port number (0-65535)") }
+        guard queue >= 0 else { throw ValidationError("--queue must be 0 or more") }
+        guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
+        _ = try strategy.verifier()
+        _ = try strategy.budget()
+    }
+
+    func run() async throws {
+        if let threads = strategy.threads { ComputeThreads.set(threads) }
+        try ComputeThreads.applyKernelOverride()
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        var logger = Logger(label: "speculate.serve")
+        logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+
+        let store = ModelStore()
+        let url = try await store.resolveOrPull(strategy.target) { ProgressDisplay().handle($0) }
+        let model = try TransformerModel(path: url.path)
+        let target = LoadedTarget(name: strategy.target, model: model, tokenizer: try Tokenizer(gguf: model.file))
+        let modelName = (strategy.target as NSString).lastPathComponent.replacingOccurrences(of: ".gguf", with: "")
+        let budget = try strategy.budget()
+        let defaults = StrategyRequest(proposers: strategy.proposers, tree: strategy.tree == nil ? nil : budget.branching,
+                                       maxNodes: strategy.maxNodes, maxDepth: strategy.draftLength, verify: strategy.verify)
+        let policy = ProposerPolicy(registry: ProposerFactory.registry, store: store, startupSpecs: strategy.proposers)
+        let options = strategy
+        let engine = try ServerEngine(
+            modelName: modelName, model: model, tokenizer: target.tokenizer, context: strategy.context, queueCapacity: queue,
+            checkProposers: { specs throws(APIError) in try policy.check(specs) },
+            makeProposers: { request in
+                var o = options
+                o.draftLength = request.maxDepth
+                o.maxNodes = request.maxNodes
+                o.tree = request.tree.map { $0.map(String.init).joined(separator: ",") }
+                return try await ProposerFactory.make(request.proposers, target: target, options: o, store: store, pullMissing: false)
+            })
+        // The server's own strategy is built before it listens (a bad one fails here, not on a request).
+        _ = try await ProposerFactory.make(strategy.proposers, target: target, options: strategy, store: store)
+        let parser = RequestParser(modelName: modelName, defaults: defaults, context: strategy.context)
+        let serverOptions = ServerOptions(host: host, port: port, apiKey: apiKey ?? ProcessInfo.processInfo.environment["SPECULATE_API_KEY"],
+                                          maxBodyBytes: maxBodyBytes)
+        let strategyText = strategy.proposers.isEmpty ? "plain decoding" : strategy.proposers.joined(separator: " + ")
+        let app = SpeculateHTTPServer.application(engine: engine, parser: parser, options: serverOptions, registry: registry, logger: logger) { bound in
+            // Unbuffered, so a parent process reading the pipe sees it at once.
+            FileHandle.standardOutput.write(Data("speculate serve: listening on http://\(host):\(bound) (model \(modelName), \(strategyText), \(ComputeThreads.kernelName) kernels)\n".utf8))
+        }
+        try await app.runService()
+    }
+}
+
+/// What proposers a request may name. Requests come from other programs, so they may not make
+/// the server open arbitrary paths, load shared libraries or download models: catalog models
+/// already in the cache are fine; paths and plugins only when the server was started with
+/// exactly that spec.
+struct ProposerPolicy: Sendable {
+    let registry: ProposerRegistry
+    let store: ModelStore
+    let startupSpecs: Set<String>
+
+    init(registry: ProposerRegistry, store: ModelStore, startupSpecs: [String]) {
+        self.registry = registry
+        self.store = store
+        self.startupSpecs = Set(registry.split(startupSpecs))
+    }
+
+    func check(_ specs: [String]) throws(APIError) {
+        for spec in registry.split(specs) where !startupSpecs.contains(spec) {
+            let (kind, argument) = ProposerRegistry.parse(spec)
+            switch kind {
+            case "none", "auto", "ngram":
+                continue
+            case "draft", "retok":
+                guard let model = ModelCatalog.model(named: argument) else {
+                    throw .invalid("speculate.proposers: '\(spec)' names a file; requests may use catalog models (speculate models list) or the server's own --proposer specs",
+                                   param: "speculate.proposers", code: "proposer_not_allowed")
+                }
+                guard store.isPresent(model) else {
+                    throw .invalid("speculate.proposers: \(model.name) is not downloaded and the server does not download on request; run `speculate models pull \(model.name)`",
+                                   param: "speculate.proposers", code: "model_not_downloaded")
+                }
+            default:
+                guard registry.factory(named: kind) != nil else {
+                    throw .invalid("speculate.proposers: unknown proposer '\(spec)'; known: none, auto, \(registry.factories.map(\.usage).joined(separator: ", "))",
+                                   param: "speculate.proposers", code: "unknown_proposer")
+                }
+                throw .invalid("speculate.proposers: '\(spec)' is not allowed from requests; start the server with --proposer \(spec) to offer it",
+                               param: "speculate.proposers", code: "proposer_not_allowed")
+            }
+        }
+    }
+}

@@ -1,0 +1,320 @@
+import Foundation
+import Speculate
+
+/// How a request wants its tokens drafted and verified: the `speculate` extension object of a
+/// request, or the server's own strategy when the request has none.
+public struct StrategyRequest: Sendable, Hashable {
+    /// Proposer specs in `--proposer` syntax (`none`, `auto`, `ngram`, `draft:NAME`, ...).
+    public var proposers: [String]
+    /// Per-depth branching of the tree (`2,2,1`), or nil for the proposers' own shapes.
+    public var tree: [Int]?
+    /// Most drafted nodes in one tree.
+    public var maxNodes: Int
+    /// Longest draft (tree depth).
+    public var maxDepth: Int
+    /// `greedy`, `stochastic`, `sequoia` or `typical`; nil chooses by temperature.
+    public var verify: String?
+
+    /// A strategy with every field given.
+    public init(proposers: [String], tree: [Int]? = nil, maxNodes: Int = 16, maxDepth: Int = 8, verify: String? = nil) {
+        self.proposers = proposers
+        self.tree = tree
+        self.maxNodes = maxNodes
+        self.maxDepth = maxDepth
+        self.verify = verify
+    }
+
+    /// The tree limits this strategy sets.
+    public var budget: TreeBudget {
+        var budget = TreeBudget(maxNodes: maxNodes, maxDepth: maxDepth)
+        if let tree {
+            budget.branching = tree
+            budget.maxDepth = min(maxDepth, tree.count)
+        }
+        return budget
+    }
+
+    /// The verifier by name (nil: greedy at temperature 0, SpecInfer's stochastic otherwise).
+    public func verifier(temperature: Float) -> any Verifier {
+        switch verify ?? (temperature > 0 ? "stochastic" : "greedy") {
+        case "stochastic": return SpeculativeSamplingVerifier()
+        case "sequoia": return SamplingWithoutReplacementVerifier()
+        case "typical": return TypicalAcceptanceVerifier()
+        default: return GreedyVerifier()
+        }
+    }
+
+    static let verifiers = ["greedy", "stochastic", "sequoia", "typical"]
+
+    /// The JSON form, as requests send it and responses echo it.
+    var json: [String: Any] {
+        var object: [String: Any] = ["proposers": proposers, "max_nodes": maxNodes, "max_depth": maxDepth, "verify": verify ?? NSNull()]
+        object["tree"] = tree.map { $0.map(String.init).joined(separator: ",") } ?? NSNull()
+        return object
+    }
+}
+
+/// One validated generation request, from either endpoint.
+public struct GenerationJob: Sendable {
+    /// Which endpoint it came from (it decides the response's shape).
+    public enum Endpoint: String, Sendable {
+        case completions = "text_completion"
+        case chat = "chat.completion"
+    }
+
+    public var endpoint: Endpoint
+    /// The prompt text (for chat, the conversation in the model's chat format).
+    public var prompt: String
+    /// Whether the prompt's control tokens (`<|im_start|>`) are parsed as such (chat only).
+    public var parseSpecial: Bool
+    /// Most tokens to generate; nil = as many as the context holds.
+    public var maxTokens: Int?
+    public var sampling: SamplingSettings
+    /// Texts that end the completion; the returned text stops before the first of them.
+    public var stop: [String]
+    public var stream: Bool
+    /// Whether a streamed response ends with a chunk carrying `usage` (`stream_options`).
+    public var includeUsage: Bool
+    public var strategy: StrategyRequest
+}
+
+/// Turns request bodies into ``GenerationJob``s, refusing what the server cannot honour with a
+/// message naming the field: an OpenAI client sends fields this server does not implement
+/// (`logprobs`, penalties, `n` > 1), and silently ignoring them would return something else
+/// than what was asked.
+public struct RequestParser: Sendable {
+    /// The model id the server answers to.
+    public var modelName: String
+    /// The server's strategy, for requests without a `speculate` object.
+    public var defaults: StrategyRequest
+    /// Tokens of context of the target (limits `max_tokens`).
+    public var context: Int
+
+    public init(modelName: String, defaults: StrategyRequest, context: Int) {
+        self.modelName = modelName
+        self.defaults = defaults
+        self.context = context
+    }
+
+    /// A `POST /v1/completions` body.
+    public func completion(_ body: Data) throws(APIError) -> GenerationJob {
+        let object = try jsonObject(body)
+        let prompt: String
+        switch object["prompt"] {
+        case let text as String: prompt = text
+        case let list as [Any] where list.count == 1:
+            guard let text = list[0] as? String else {
+                throw .invalid("'prompt' must be a string (token-id prompts are not supported)", param: "prompt")
+            }
+            prompt = text
+        case is [Any]: throw .invalid("'prompt' must be one string: this server generates one completion per request", param: "prompt")
+        case nil, is NSNull: throw .invalid("'prompt' is required", param: "prompt")
+        default: throw .invalid("'prompt' must be a string", param: "prompt")
+        }
+        guard !prompt.isEmpty else { throw .invalid("'prompt' is empty", param: "prompt") }
+        try refuse(object, ["suffix", "echo", "best_of", "logprobs"])
+        return try job(object, endpoint: .completions, prompt: prompt, parseSpecial: false, maxTokensKeys: ["max_tokens"], defaultMaxTokens: 16)
+    }
+
+    /// A `POST /v1/chat/completions` body; `format` renders the messages in the model's chat format.
+    public func chat(_ body: Data, format: ([ChatMessage]) -> String) throws(APIError) -> GenerationJob {
+        let object = try jsonObject(body)
+        guard let list = object["messages"] as? [Any] else { throw .invalid("'messages' is required: a list of {role, content} objects", param: "messages") }
+        guard !list.isEmpty else { throw .invalid("'messages' is empty", param: "messages") }
+        var messages: [ChatMessage] = []
+        for (index, item) in list.enumerated() {
+            guard let message = item as? [String: Any], let role = message["role"] as? String else {
+                throw .invalid("messages[\(index)] must be an object with a string 'role'", param: "messages")
+            }
+            let mapped = role == "developer" ? "system" : role
+            guard ["system", "user", "assistant"].contains(mapped) else {
+                throw .invalid("messages[\(index)].role '\(role)' is not one of system, developer, user, assistant", param: "messages")
+            }
+            let content: String
+            switch message["content"] {
+            case let text as String: content = text
+            case let parts as [Any]:
+                var text = ""
+                for part in parts {
+                    guard let part = part as? [String: Any], part["type"] as? String == "text", let piece = part["text"] as? String else {
+                        throw .invalid("messages[\(index)].content: only text parts are supported", param: "messages")
+                    }
+                    text += piece
+                }
+                content = text
+            default: throw .invalid("messages[\(index)].content must be a string or a list of text parts", param: "messages")
+            }
+            messages.append(ChatMessage(role: mapped, content: content))
+        }
+        try refuse(object, ["logprobs", "top_logprobs", "tools", "tool_choice", "functions", "response_format", "audio", "modalities"])
+        return try job(object, endpoint: .chat, prompt: format(messages), parseSpecial: true,
+                       maxTokensKeys: ["max_completion_tokens", "max_tokens"], defaultMaxTokens: nil)
+    }
+
+    // MARK: Fields shared by both endpoints
+
+    private func job(_ object: [String: Any], endpoint: GenerationJob.Endpoint, prompt: String, parseSpecial: Bool,
+                     maxTokensKeys: [String], defaultMaxTokens: Int?) throws(APIError) -> GenerationJob {
+        if let model = object["model"], !(model is NSNull) {
+            guard let name = model as? String else { throw .invalid("'model' must be a string", param: "model") }
+            guard name == modelName else { throw .unknownModel(name, served: modelName) }
+        }
+        var maxTokens = defaultMaxTokens
+        for key in maxTokensKeys {
+            guard let value = object[key], !(value is NSNull) else { continue }
+            guard let count = integer(value), count >= 1 else { throw .invalid("'\(key)' must be a positive integer", param: key) }
+            guard count < context else {
+                throw .invalid("'\(key)' is \(count) but the context holds \(context) tokens, prompt included", param: key, code: "context_length_exceeded")
+            }
+            maxTokens = count
+            break
+        }
+        if let n = object["n"], !(n is NSNull) {
+            guard integer(n) == 1 else { throw .invalid("'n' must be 1: this server generates one completion per request", param: "n") }
+        }
+        let temperature = try number(object, "temperature", default: 1, in: 0...2)
+        let topP = try number(object, "top_p", default: 1, in: 0...1)
+        guard topP > 0 else { throw .invalid("'top_p' must be above 0", param: "top_p") }
+        var topK = 0
+        if let value = object["top_k"], !(value is NSNull) {
+            guard let k = integer(value), k >= 0 else { throw .invalid("'top_k' must be a non-negative integer", param: "top_k") }
+            topK = k
+        }
+        var seed = UInt64.random(in: 0...UInt64(Int64.max))
+        if let value = object["seed"], !(value is NSNull) {
+            guard let s = integer(value) else { throw .invalid("'seed' must be an integer", param: "seed") }
+            seed = UInt64(bitPattern: Int64(s))
+        }
+        for key in ["presence_penalty", "frequency_penalty"] {
+            let value = try number(object, key, default: 0, in: -2...2)
+            guard value == 0 else { throw .invalid("'\(key)' is not supported: penalties would change the target's distribution, which speculative decoding preserves", param: key) }
+        }
+        if let bias = object["logit_bias"], !(bias is NSNull) {
+            guard let map = bias as? [String: Any], map.isEmpty else { throw .invalid("'logit_bias' is not supported", param: "logit_bias") }
+        }
+        var stop: [String] = []
+        switch object["stop"] {
+        case nil, is NSNull: break
+        case let text as String: stop = [text]
+        case let list as [Any]:
+            stop = try list.map { item throws(APIError) -> String in
+                guard let text = item as? String else { throw .invalid("'stop' must be a string or a list of strings", param: "stop") }
+                return text
+            }
+        default: throw .invalid("'stop' must be a string or a list of strings", param: "stop")
+        }
+        stop.removeAll { $0.isEmpty }
+        guard stop.count <= 4 else { throw .invalid("'stop' has \(stop.count) strings; at most 4 are allowed", param: "stop") }
+        var stream = false
+        if let value = object["stream"], !(value is NSNull) {
+            guard let flag = boolean(value) else { throw .invalid("'stream' must be true or false", param: "stream") }
+            stream = flag
+        }
+        var includeUsage = false
+        if let options = object["stream_options"], !(options is NSNull) {
+            guard let options = options as? [String: Any] else { throw .invalid("'stream_options' must be an object", param: "stream_options") }
+            includeUsage = options["include_usage"].flatMap(boolean) ?? false
+        }
+        return GenerationJob(endpoint: endpoint, prompt: prompt, parseSpecial: parseSpecial, maxTokens: maxTokens,
+                             sampling: SamplingSettings(temperature: Float(temperature), topK: topK, topP: Float(topP), seed: seed),
+                             stop: stop, stream: stream, includeUsage: includeUsage, strategy: try strategy(object["speculate"]))
+    }
+
+    /// The `speculate` extension object: validated like the command line's flags.
+    func strategy(_ value: Any?) throws(APIError) -> StrategyRequest {
+        guard let value, !(value is NSNull) else { return defaults }
+        guard let object = value as? [String: Any] else { throw .invalid("'speculate' must be an object", param: "speculate") }
+        let known: Set = ["proposers", "tree", "max_nodes", "max_depth", "verify"]
+        if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
+            throw .invalid("speculate.\(unknown) is not a field; the fields are \(known.sorted().joined(separator: ", "))", param: "speculate.\(unknown)")
+        }
+        var strategy = defaults
+        switch object["proposers"] {
+        case nil, is NSNull: break
+        case let text as String: strategy.proposers = [text]
+        case let list as [Any]:
+            strategy.proposers = try list.map { item throws(APIError) -> String in
+                guard let text = item as? String, !text.isEmpty else { throw .invalid("speculate.proposers must be a list of proposer specs such as \"ngram\"", param: "speculate.proposers") }
+                return text
+            }
+        default: throw .invalid("speculate.proposers must be a list of proposer specs such as \"ngram\"", param: "speculate.proposers")
+        }
+        switch object["tree"] {
+        case nil, is NSNull: if object.keys.contains("tree") { strategy.tree = nil }
+        case let text as String:
+            guard let branching = TreeBudget.parseBranching(text) else {
+                throw .invalid("speculate.tree '\(text)' is not a list of positive integers such as \"2,2,1\"", param: "speculate.tree")
+            }
+            strategy.tree = branching
+        case let list as [Any]:
+            let branching = list.compactMap(integer)
+            guard branching.count == list.count, !branching.isEmpty, branching.allSatisfy({ $0 >= 1 && $0 <= 16 }), branching.count <= 32 else {
+                throw .invalid("speculate.tree must be a list of positive integers such as [2, 2, 1]", param: "speculate.tree")
+            }
+            strategy.tree = branching
+        default: throw .invalid("speculate.tree must be a string such as \"2,2,1\"", param: "speculate.tree")
+        }
+        if let value = object["max_nodes"], !(value is NSNull) {
+            guard let n = integer(value), (1...256).contains(n) else { throw .invalid("speculate.max_nodes must be an integer from 1 to 256", param: "speculate.max_nodes") }
+            strategy.maxNodes = n
+        }
+        if let value = object["max_depth"], !(value is NSNull) {
+            guard let n = integer(value), (1...64).contains(n) else { throw .invalid("speculate.max_depth must be an integer from 1 to 64", param: "speculate.max_depth") }
+            strategy.maxDepth = n
+        }
+        if let value = object["verify"], !(value is NSNull) {
+            guard let name = value as? String, StrategyRequest.verifiers.contains(name) else {
+                throw .invalid("speculate.verify must be one of \(StrategyRequest.verifiers.joined(separator: ", "))", param: "speculate.verify")
+            }
+            strategy.verify = name
+        }
+        return strategy
+    }
+
+    // MARK: Helpers
+
+    private func jsonObject(_ body: Data) throws(APIError) -> [String: Any] {
+        guard !body.isEmpty else { throw .invalid("The request has no body: send a JSON object", code: "invalid_json") }
+        let parsed: Any
+        do { parsed = try JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed]) } catch {
+            throw .invalid("The body is not valid JSON: \((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)")", code: "invalid_json")
+        }
+        guard let object = parsed as? [String: Any] else { throw .invalid("The body must be a JSON object", code: "invalid_json") }
+        return object
+    }
+
+    /// Fields this server does not implement: refused unless absent, null, false, 0 or 1
+    /// (the values that ask for nothing).
+    private func refuse(_ object: [String: Any], _ keys: [String]) throws(APIError) {
+        for key in keys {
+            guard let value = object[key], !(value is NSNull) else { continue }
+            if boolean(value) == false { continue }
+            if key == "best_of", integer(value) == 1 { continue }
+            if let list = value as? [Any], list.isEmpty { continue }
+            throw .invalid("'\(key)' is not supported by this server", param: key, code: "unsupported_parameter")
+        }
+    }
+
+    private func number(_ object: [String: Any], _ key: String, default fallback: Double, in range: ClosedRange<Double>) throws(APIError) -> Double {
+        guard let value = object[key], !(value is NSNull) else { return fallback }
+        guard let number = value as? NSNumber, boolean(value) == nil else { throw .invalid("'\(key)' must be a number", param: key) }
+        let double = number.doubleValue
+        guard double.isFinite, range.contains(double) else { throw .invalid("'\(key)' must be from \(range.lowerBound) to \(range.upperBound)", param: key) }
+        return double
+    }
+}
+
+/// A JSON `true` or `false` (Foundation gives numbers and booleans both as NSNumber; booleans
+/// have the C type `char`).
+func boolean(_ value: Any) -> Bool? {
+    guard let number = value as? NSNumber, String(cString: number.objCType) == "c" else { return nil }
+    return number.boolValue
+}
+
+/// An integer JSON value (`3` or `3.0`, not `true` or `3.5`).
+func integer(_ value: Any) -> Int? {
+    guard let number = value as? NSNumber, boolean(value) == nil else { return nil }
+    let double = number.doubleValue
+    guard double.isFinite, double == double.rounded(), abs(double) < 9e15 else { return nil }
+    return Int(double)
+}

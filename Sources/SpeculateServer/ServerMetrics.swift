@@ -1,0 +1,38 @@
+import Metrics
+import Speculate
+
+/// The server's figures, through swift-metrics (the `serve` command bootstraps a Prometheus
+/// registry and `/metrics` prints it): requests by endpoint and status, tokens, queue depth,
+/// and the last run's speed and tokens per target forward.
+public struct ServerMetrics: Sendable {
+    private let promptTokens = Counter(label: "speculate_prompt_tokens_total")
+    private let cachedPromptTokens = Counter(label: "speculate_prompt_cache_tokens_total")
+    private let generatedTokens = Counter(label: "speculate_generated_tokens_total")
+    private let targetForwards = Counter(label: "speculate_target_forwards_total")
+    private let decodeSeconds = Metrics.Timer(label: "speculate_decode_seconds")
+    private let lastTokensPerSecond = Gauge(label: "speculate_last_tokens_per_second")
+    private let lastTokensPerForward = Gauge(label: "speculate_last_tokens_per_forward")
+    private let decoding = Gauge(label: "speculate_decoding")
+    private let waiting = Gauge(label: "speculate_queue_waiting")
+
+    public init() {}
+
+    /// Counts one answered request.
+    public func request(endpoint: String, status: Int) {
+        Counter(label: "speculate_requests_total", dimensions: [("endpoint", endpoint), ("status", String(status))]).increment()
+    }
+
+    func busy(_ running: Bool) { decoding.record(running ? 1 : 0) }
+
+    func queueDepth(_ depth: (running: Int, waiting: Int)) { waiting.record(depth.waiting) }
+
+    func record(_ statistics: RunStatistics, promptTokens prompt: Int) {
+        promptTokens.increment(by: prompt)
+        cachedPromptTokens.increment(by: statistics.cachedPromptTokens)
+        generatedTokens.increment(by: statistics.generatedTokens)
+        targetForwards.increment(by: statistics.targetForwards)
+        decodeSeconds.recordNanoseconds(Int64(statistics.decodeSeconds * 1e9))
+        lastTokensPerSecond.record(statistics.tokensPerSecond)
+        lastTokensPerForward.record(statistics.meanAcceptedPerForward)
+    }
+}

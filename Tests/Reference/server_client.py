@@ -1,0 +1,247 @@
+"""Checks a running `speculate serve` through the official `openai` client and raw HTTP.
+
+Usage: server_client.py BASE_URL EXPECTED.json KEY PID
+
+EXPECTED.json holds what `speculate run` printed for the same prompts (greedy, plain decoding):
+{"model": ..., "completion": {"prompt", "max_tokens", "text", "prompt_tokens", "completion_tokens"},
+ "chat": {"message", "max_tokens", "text", ...}, "strategies": [[...proposer specs...], ...]}.
+Prints one JSON report (checks passed, load-run figures) and exits 1 if any check failed.
+"""
+import concurrent.futures
+import json
+import socket
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import openai
+
+base, expected_path, key, pid = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+expected = json.load(open(expected_path))
+model = expected["model"]
+client = openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=0, timeout=300)
+failures, passed = [], []
+
+
+def check(name, condition, detail=""):
+    (passed if condition else failures).append(name if condition else f"{name}: {detail}")
+    print(("ok   " if condition else "FAIL ") + name, file=sys.stderr, flush=True)
+
+
+def speculate(strategy):
+    return {"speculate": {"proposers": strategy}}
+
+
+def raw(method, path, body=None, headers=None, auth=True):
+    """An HTTP request without the client: (status, headers, parsed JSON or text)."""
+    data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if auth:
+        request.add_header("Authorization", "Bearer " + key)
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=300) as response:
+            text = response.read().decode()
+            status, response_headers = response.status, response.headers
+    except urllib.error.HTTPError as error:
+        text, status, response_headers = error.read().decode(), error.code, error.headers
+    try:
+        return status, response_headers, json.loads(text)
+    except ValueError:
+        return status, response_headers, text
+
+
+def is_error(status, body, code, wanted_status=400):
+    return status == wanted_status and isinstance(body, dict) and "error" in body and body["error"].get("code") == code \
+        and isinstance(body["error"].get("message"), str) and body["error"]["message"]
+
+
+def resident_kb():
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+completion, chat = expected["completion"], expected["chat"]
+
+# --- models, health, metrics ------------------------------------------------------------------
+models = client.models.list()
+check("models list", [m.id for m in models.data] == [model], [m.id for m in models.data])
+status, _, health = raw("GET", "/health")
+check("health", status == 200 and health["status"] == "ok" and health["queue"]["running"] == 0, health)
+
+# --- completions, every strategy: greedy output equals `speculate run` ------------------------
+for strategy in expected["strategies"]:
+    answer = client.completions.create(model=model, prompt=completion["prompt"], max_tokens=completion["max_tokens"],
+                                       temperature=0, extra_body=speculate(strategy))
+    check(f"completion {strategy} text", answer.choices[0].text == completion["text"],
+          f"{answer.choices[0].text!r} != {completion['text']!r}")
+    check(f"completion {strategy} usage", answer.usage.prompt_tokens == completion["prompt_tokens"]
+          and answer.usage.completion_tokens == completion["completion_tokens"], answer.usage)
+    stats = answer.model_extra.get("speculate", {})
+    check(f"completion {strategy} statistics", stats.get("strategy", {}).get("proposers") == strategy
+          and stats.get("target_forwards", 0) >= 1, stats)
+
+    pieces, sources, finish, usage = [], set(), None, None
+    stream = client.completions.create(model=model, prompt=completion["prompt"], max_tokens=completion["max_tokens"], temperature=0,
+                                       stream=True, stream_options={"include_usage": True}, extra_body=speculate(strategy))
+    for chunk in stream:
+        if chunk.choices:
+            pieces.append(chunk.choices[0].text)
+            finish = chunk.choices[0].finish_reason or finish
+            for token in (chunk.model_extra.get("speculate") or {}).get("tokens", []):
+                sources.add(token["proposer"])
+        if chunk.usage:
+            usage = chunk.usage
+    check(f"streamed completion {strategy} text", "".join(pieces) == completion["text"], f"{''.join(pieces)!r}")
+    check(f"streamed completion {strategy} finish and usage", finish == "length" and usage is not None
+          and usage.completion_tokens == completion["completion_tokens"], (finish, usage))
+    if any(spec.startswith("draft:") for spec in strategy):  # a self-draft: most tokens are drafted
+        check(f"streamed completion {strategy} provenance", any(s is not None for s in sources), sources)
+    elif not strategy or strategy == ["none"]:
+        check(f"streamed completion {strategy} provenance", sources == {None}, sources)
+
+# --- chat, streamed and not -------------------------------------------------------------------
+answer = client.chat.completions.create(model=model, messages=[{"role": "user", "content": chat["message"]}],
+                                        max_tokens=chat["max_tokens"], temperature=0)
+check("chat text", answer.choices[0].message.content == chat["text"], f"{answer.choices[0].message.content!r} != {chat['text']!r}")
+check("chat usage", answer.usage.prompt_tokens == chat["prompt_tokens"] and answer.usage.completion_tokens == chat["completion_tokens"], answer.usage)
+stream = client.chat.completions.create(model=model, messages=[{"role": "user", "content": chat["message"]}],
+                                        max_tokens=chat["max_tokens"], temperature=0, stream=True,
+                                        extra_body=speculate(expected["strategies"][-1]))
+roles, parts = [], []
+for chunk in stream:
+    if chunk.choices:
+        delta = chunk.choices[0].delta
+        if delta.role:
+            roles.append(delta.role)
+        if delta.content:
+            parts.append(delta.content)
+check("streamed chat", "".join(parts) == chat["text"] and roles == ["assistant"], ("".join(parts), roles))
+
+# --- stop strings -----------------------------------------------------------------------------
+stop = completion["stop"]
+answer = client.completions.create(model=model, prompt=completion["prompt"], max_tokens=completion["max_tokens"], temperature=0, stop=[stop])
+cut = completion["text"].split(stop)[0]
+check("stop string", answer.choices[0].text == cut and answer.choices[0].finish_reason == "stop", (answer.choices[0].text, cut))
+parts = [c.choices[0].text for c in client.completions.create(model=model, prompt=completion["prompt"], max_tokens=completion["max_tokens"],
+                                                              temperature=0, stop=[stop], stream=True) if c.choices]
+check("streamed stop string", "".join(parts) == cut, "".join(parts))
+
+# --- sampling: a seed gives the same text twice -----------------------------------------------
+first = client.completions.create(model=model, prompt=completion["prompt"], max_tokens=24, temperature=0.8, seed=11).choices[0].text
+second = client.completions.create(model=model, prompt=completion["prompt"], max_tokens=24, temperature=0.8, seed=11).choices[0].text
+check("seeded sampling repeats", first == second, (first, second))
+
+# --- bad requests -----------------------------------------------------------------------------
+bad = [
+    ("malformed JSON", "/v1/completions", b"{\"prompt\": ", "invalid_json", 400),
+    ("unknown proposer", "/v1/completions", {"prompt": "x", "speculate": {"proposers": ["warp"]}}, "unknown_proposer", 400),
+    ("path proposer", "/v1/completions", {"prompt": "x", "speculate": {"proposers": ["draft:/etc/passwd"]}}, "proposer_not_allowed", 400),
+    ("plugin proposer", "/v1/completions", {"prompt": "x", "speculate": {"proposers": ["plugin:/tmp/x.so"]}}, "proposer_not_allowed", 400),
+    ("n = 2", "/v1/completions", {"prompt": "x", "n": 2}, "invalid_request", 400),
+    ("max_tokens beyond the context", "/v1/completions", {"prompt": "x", "max_tokens": 10 ** 6}, "context_length_exceeded", 400),
+    ("prompt longer than the context", "/v1/completions", {"prompt": "word " * 5000}, "context_length_exceeded", 400),
+    ("body too large", "/v1/completions", {"prompt": "x" * (2 << 20)}, "body_too_large", 400),
+    ("unknown model", "/v1/completions", {"model": "gpt-4o", "prompt": "x"}, "model_not_found", 404),
+    ("no messages", "/v1/chat/completions", {"messages": []}, "invalid_request", 400),
+    ("no such route", "/v1/embeddings", {"input": "x"}, "not_found", 404),
+]
+for name, path, body, code, status_wanted in bad:
+    status, _, body_back = raw("POST", path, body)
+    check(f"bad request: {name}", is_error(status, body_back, code, status_wanted), (status, body_back))
+status, _, body_back = raw("POST", "/v1/completions", {"prompt": "x"}, auth=False)
+check("missing API key", is_error(status, body_back, "invalid_api_key", 401), (status, body_back))
+try:
+    openai.OpenAI(base_url=base + "/v1", api_key="wrong", max_retries=0).completions.create(model=model, prompt="x", max_tokens=2)
+    check("wrong API key", False, "accepted")
+except openai.AuthenticationError:
+    check("wrong API key", True)
+status, _, body_back = raw("GET", "/metrics", auth=False)
+check("metrics need the key", status == 401, status)
+status, _, metrics_text = raw("GET", "/metrics")
+check("metrics", status == 200 and "speculate_generated_tokens_total" in metrics_text and "speculate_requests_total" in metrics_text, metrics_text[:300])
+
+# --- a client that disconnects mid-stream -----------------------------------------------------
+host, port = base.split("//")[1].split(":")
+body = json.dumps({"prompt": completion["prompt"], "max_tokens": 900, "temperature": 0, "stream": True}).encode()
+connection = socket.create_connection((host, int(port)))
+connection.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer " + key.encode()
+                   + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+connection.settimeout(60)
+received = b""
+while received.count(b"data: ") < 3:
+    part = connection.recv(4096)
+    if not part:
+        break
+    received += part
+connection.close()
+check("a stream starts", received.count(b"data: ") >= 3, received[:200])
+started = time.time()
+answer = client.completions.create(model=model, prompt=completion["prompt"], max_tokens=completion["max_tokens"], temperature=0)
+check("after a disconnect the next request is served at once, unchanged", answer.choices[0].text == completion["text"]
+      and time.time() - started < 30, (answer.choices[0].text, time.time() - started))
+status, _, health = raw("GET", "/health")
+check("after a disconnect nothing is left running", health["queue"]["running"] == 0 and health["queue"]["waiting"] == 0, health)
+
+# --- a full queue -----------------------------------------------------------------------------
+capacity = health["queue"]["capacity"]
+results = []
+
+
+def long_request(_):
+    return raw("POST", "/v1/completions", {"prompt": completion["prompt"], "max_tokens": 48, "temperature": 0})
+
+
+with concurrent.futures.ThreadPoolExecutor(max_workers=capacity + 4) as pool:
+    results = list(pool.map(long_request, range(capacity + 4)))
+refused = [r for r in results if r[0] == 503]
+check("a full queue answers 503 with Retry-After", refused and all(is_error(s, b, "queue_full", 503) and h.get("Retry-After") for s, h, b in refused),
+      [r[0] for r in results])
+check("the queued requests that ran are complete", all(r[2]["choices"][0]["text"] for r in results if r[0] == 200), [r[0] for r in results])
+
+# --- a bounded load run: 40 requests, 4 at a time, mixed strategies and lengths ----------------
+single = {}
+for strategy in expected["strategies"]:
+    for length in (8, 24):
+        single[(tuple(strategy), length)] = client.completions.create(
+            model=model, prompt=completion["prompt"], max_tokens=length, temperature=0, extra_body=speculate(strategy)).choices[0].text
+memory_before = resident_kb()
+jobs = [(expected["strategies"][i % len(expected["strategies"])], (8, 24)[i % 2]) for i in range(40)]
+latencies = []
+
+
+def load_request(job):
+    strategy, length = job
+    began = time.time()
+    status, _, body = raw("POST", "/v1/completions", {"prompt": completion["prompt"], "max_tokens": length, "temperature": 0,
+                                                      "speculate": {"proposers": strategy}})
+    latencies.append(time.time() - began)
+    return job, status, body
+
+
+began = time.time()
+with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+    outcomes = list(pool.map(load_request, jobs))
+elapsed = time.time() - began
+memory_after = resident_kb()
+failed = [o for o in outcomes if o[1] != 200]
+mixed = [o for o in outcomes if o[1] == 200 and o[2]["choices"][0]["text"] != single[(tuple(o[0][0]), o[0][1])]]
+check("load run: no failed responses", not failed, [o[1] for o in failed][:5])
+check("load run: every output equals its single-request output", not mixed, len(mixed))
+check("load run: resident memory flat", memory_after <= memory_before * 1.10 + 20_000, (memory_before, memory_after))
+latencies.sort()
+report = {
+    "passed": len(passed), "failures": failures,
+    "load": {"requests": len(jobs), "concurrency": 4, "seconds": round(elapsed, 2), "requests_per_second": round(len(jobs) / elapsed, 2),
+             "latency_p50_s": round(latencies[len(latencies) // 2], 3), "latency_p95_s": round(latencies[int(len(latencies) * 0.95) - 1], 3),
+             "resident_kb_before": memory_before, "resident_kb_after": memory_after},
+}
+print(json.dumps(report, indent=1))
+sys.exit(1 if failures else 0)
