@@ -107,6 +107,11 @@ for strategy in expected["strategies"]:
     elif not strategy or strategy == ["none"]:
         check(f"streamed completion {strategy} provenance", sources == {None}, sources)
 
+# --- the prompt cache: the same prompt again reuses all but its last token -------------------
+again = client.completions.create(model=model, prompt=completion["prompt"], max_tokens=completion["max_tokens"], temperature=0)
+cached = again.model_extra["speculate"]["prompt_cache_tokens"]
+check("prompt cache reused", again.choices[0].text == completion["text"] and cached == completion["prompt_tokens"] - 1, (cached, again.choices[0].text))
+
 # --- chat, streamed and not -------------------------------------------------------------------
 answer = client.chat.completions.create(model=model, messages=[{"role": "user", "content": chat["message"]}],
                                         max_tokens=chat["max_tokens"], temperature=0)

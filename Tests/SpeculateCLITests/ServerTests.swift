@@ -89,4 +89,22 @@ struct ServerTests {
         #expect(report.contains("\"failures\": []"), "\(report)")
         #expect(server.stop() == 0, "the server did not exit cleanly on SIGTERM")
     }
+
+    static let chromium = "/usr/bin/chromium"
+
+    @Test("the live page streams a completion in headless Chromium with provenance-coloured tokens",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: chromium), "needs Debian's chromium (.ci/run installs it)"))
+    func livePage() throws {
+        let key = "page-key-\(UInt32.random(in: 0...UInt32.max))"
+        let server = try ServerProcess(["--target", Self.target, "--context", "1024", "--api-key", key])
+        let screenshot = try TestSupport.temporaryFolder().appendingPathComponent("live-page.png").path
+        let python = ProcessInfo.processInfo.environment["SPECULATE_PYTHON"] ?? "python3"
+        let script = TestSupport.packageRoot.appendingPathComponent("Tests/Reference/page_check.py").path
+        let result = try TestSupport.runProcessCapturingAll("/usr/bin/env", [python, script, server.baseURL, Self.chromium, screenshot, key])
+        let report = String(decoding: result.standardOutput, as: UTF8.self)
+        print(report)  // the DOM figures and the screenshot's path
+        #expect(result.status == 0 && report.contains("\"failures\": []"), "\(report)\n\(String(decoding: result.standardError, as: UTF8.self))")
+        #expect(FileManager.default.fileExists(atPath: screenshot))
+        #expect(server.stop() == 0)
+    }
 }
