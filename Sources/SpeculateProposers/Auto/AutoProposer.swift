@@ -222,8 +222,14 @@ struct PolicyState {
     }
 
     /// P(a node at `depth` is accepted | its parent was), from the member's depth statistics.
+    /// A depth's prior is the estimate one level up (0.5 at depth 1): acceptance changes slowly
+    /// with depth, and a flat prior kept depths never sent at 0.5, so a chain that was accepted
+    /// at 0.95 up to depth 3 was never sent deeper and never learned otherwise (session 8:
+    /// `auto` cut the 0.5B draft at depth 3-4 where the draft alone accepted 7.6 tokens per forward).
     func depthAcceptance(_ member: Int, _ depth: Int) -> Double {
-        byDepth[member][min(depth, Self.depthSlots) - 1].estimate(prior: 0.5)
+        var estimate = 0.5
+        for level in 0..<min(depth, Self.depthSlots) { estimate = byDepth[member][level].estimate(prior: estimate) }
+        return estimate
     }
 
     /// The best chain depth for a member and its rate gain over plain decoding (> 1 pays).
