@@ -103,6 +103,15 @@ public struct SpeculativeDecoder: Sendable {
         }
     }
 
+    /// Generates in the calling task, handing each event to `onEvent` as it happens. When this
+    /// returns or throws, the decoder no longer touches the target session. A caller that reuses
+    /// the session for the next generation needs that: the stream form runs in a task of its own,
+    /// which may still be finishing a step after its consumer went away (a server's client that
+    /// disconnected). Cancelling the calling task stops generation before the next step.
+    public func generate(prompt: [Token], options: GenerationOptions, onEvent: (DecoderEvent) -> Void) async throws {
+        try await run(prompt: prompt, options: options, emit: onEvent)
+    }
+
     /// Generates and returns the tokens and the run's statistics.
     public func generateAll(prompt: [Token], options: GenerationOptions) async throws -> (tokens: [GeneratedToken], statistics: RunStatistics) {
         var tokens: [GeneratedToken] = []

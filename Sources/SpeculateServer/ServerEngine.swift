@@ -156,7 +156,10 @@ public final class ServerEngine: Sendable {
         var text = ""
         var generated: [Token] = []
         var statistics = RunStatistics()
-        for try await event in decoder.generate(prompt: prompt, options: options) {
+        // In this task, not the stream form: once this returns, nothing else touches the session
+        // (the next request may start at once, and a cancelled stream's own task could still be
+        // finishing a step: CI caught exactly that after a client disconnected).
+        try await decoder.generate(prompt: prompt, options: options) { event in
             switch event {
             case let .tokens(tokens, _):
                 generated += tokens.map(\.token)
