@@ -117,15 +117,15 @@ public final class ServerEngine: Sendable {
         let task = Task {
             await queue.waitTurn()
             metrics.busy(true)
-            do {
-                try await generate(job, stop: stopFlag) { continuation.yield($0) }
-                continuation.finish()
-            } catch {
-                continuation.finish(throwing: error)
-            }
+            var failure: (any Error)?
+            do { try await generate(job, stop: stopFlag) { continuation.yield($0) } } catch { failure = error }
             metrics.busy(false)
+            // The place in line is given back before the stream ends: a client that sends its next
+            // request the moment this response completes must find it free (the CI load run got
+            // 503s when the stream finished first).
             await queue.finish()
             await metrics.queueDepth(queue.depth)
+            if let failure { continuation.finish(throwing: failure) } else { continuation.finish() }
         }
         continuation.onTermination = { _ in
             stopFlag.raise()
