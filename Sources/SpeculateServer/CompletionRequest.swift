@@ -62,6 +62,7 @@ public struct GenerationJob: Sendable {
         case chat = "chat.completion"
     }
 
+    /// The endpoint the request came to.
     public var endpoint: Endpoint
     /// The prompt text (for chat, the conversation in the model's chat format).
     public var prompt: String
@@ -69,12 +70,15 @@ public struct GenerationJob: Sendable {
     public var parseSpecial: Bool
     /// Most tokens to generate; nil = as many as the context holds.
     public var maxTokens: Int?
+    /// Temperature, top-p, top-k and seed of the target's sampling.
     public var sampling: SamplingSettings
     /// Texts that end the completion; the returned text stops before the first of them.
     public var stop: [String]
+    /// Whether the response is streamed as server-sent events.
     public var stream: Bool
     /// Whether a streamed response ends with a chunk carrying `usage` (`stream_options`).
     public var includeUsage: Bool
+    /// The proposers, tree and verifier to run.
     public var strategy: StrategyRequest
 }
 
@@ -90,6 +94,7 @@ public struct RequestParser: Sendable {
     /// Tokens of context of the target (limits `max_tokens`).
     public var context: Int
 
+    /// A parser for a server serving `modelName` with `defaults` in a context of `context` tokens.
     public init(modelName: String, defaults: StrategyRequest, context: Int) {
         self.modelName = modelName
         self.defaults = defaults

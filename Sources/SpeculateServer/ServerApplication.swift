@@ -9,12 +9,14 @@ import Speculate
 public struct ServerOptions: Sendable {
     /// The address to bind (loopback unless told otherwise).
     public var host: String
+    /// The port (0: the system picks one).
     public var port: Int
     /// When set, `/v1/*` and `/metrics` need `Authorization: Bearer <key>`.
     public var apiKey: String?
     /// Largest request body accepted.
     public var maxBodyBytes: Int
 
+    /// Options with the defaults of `speculate serve`.
     public init(host: String = "127.0.0.1", port: Int = 8080, apiKey: String? = nil, maxBodyBytes: Int = 1 << 20) {
         self.host = host
         self.port = port

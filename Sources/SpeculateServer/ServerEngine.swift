@@ -4,9 +4,12 @@ import Synchronization
 
 /// A piece of generated text and the proposer that drafted its token (nil: the target itself).
 public struct TokenPiece: Sendable, Equatable {
+    /// The token's text (possibly empty while a character is incomplete).
     public var text: String
+    /// The proposer that drafted the token, or nil when the target produced it.
     public var proposer: String?
 
+    /// A piece of `text` drafted by `proposer`.
     public init(text: String, proposer: String?) {
         self.text = text
         self.proposer = proposer
@@ -19,6 +22,7 @@ public struct Completion: Sendable {
     public var text: String
     /// `stop` (end of turn or a stop string), `length` (max_tokens or the context is full).
     public var finishReason: String
+    /// Tokens of the prompt, and tokens generated.
     public var promptTokens: Int
     public var completionTokens: Int
     /// The run's figures (tokens/s, target forwards, accepted per proposer).
@@ -43,7 +47,9 @@ public final class ServerEngine: Sendable {
     public let modelName: String
     /// Tokens of context of the target.
     public let context: Int
+    /// The line requests wait in.
     public let queue: RequestQueue
+    /// The target's tokenizer.
     public let tokenizer: Tokenizer
     private let session: InferenceSession
     private let makeProposers: @Sendable (StrategyRequest) async throws -> [any DraftProposer]
@@ -85,8 +91,11 @@ public final class ServerEngine: Sendable {
 
     /// A job checked against the model before it queues: its prompt tokens and token budget.
     public struct PreparedJob: Sendable {
+        /// The validated request.
         public var job: GenerationJob
+        /// Its prompt, tokenized.
         public var prompt: [Token]
+        /// Most tokens to generate (the request's, or what the context holds).
         public var maxTokens: Int
     }
 
