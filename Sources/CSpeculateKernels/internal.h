@@ -8,6 +8,9 @@
 typedef struct {
     const float *d;     // scales: per 32 (Q8_32) or per 256 (Q8_256)
     const int16_t *s;   // sums of the 8-bit values: per 32 (Q8_32) or per 16 (Q8_256)
+    const int16_t *s32; // Q8_256 only: sums per 32 values as well (the K-quants' mins and
+                        // offsets take one pair of these per two sub-blocks instead of four
+                        // 16-value sums: half the VNNI kernels' vpdpwssd for that term)
     const int8_t *q;    // the 8-bit values
 } spec_act_view;
 
@@ -15,7 +18,7 @@ static inline size_t spec_round32(size_t x) { return (x + 31) & ~(size_t)31; }
 
 static inline size_t spec_act_header_bytes(int format, int n) {
     if (format == SPEC_ACT_Q8_32) return spec_round32((size_t)(n / 32) * 6);
-    return spec_round32((size_t)(n / 256) * 4 + (size_t)(n / 16) * 2);
+    return spec_round32((size_t)(n / 256) * 4 + (size_t)(n / 16) * 2 + (size_t)(n / 32) * 2);
 }
 
 static inline spec_act_view spec_act_at(int format, int n, const void *row) {
@@ -23,6 +26,7 @@ static inline spec_act_view spec_act_at(int format, int n, const void *row) {
     spec_act_view v;
     v.d = (const float *)p;
     v.s = (const int16_t *)(p + (format == SPEC_ACT_Q8_32 ? (size_t)(n / 32) * 4 : (size_t)(n / 256) * 4));
+    v.s32 = format == SPEC_ACT_Q8_32 ? v.s : v.s + n / 16;
     v.q = (const int8_t *)(p + spec_act_header_bytes(format, n));
     return v;
 }

@@ -141,6 +141,7 @@ AVX2 void spec_quantize_act_avx2(int format, const float *x, int n, void *out) {
         } else {
             s[i / 16] = (int16_t)(part[0] + part[1] - 16 * 128);
             s[i / 16 + 1] = (int16_t)(part[2] + part[3] - 16 * 128);
+            s[n / 16 + i / 32] = (int16_t)(part[0] + part[1] + part[2] + part[3] - 32 * 128);
         }
     }
 }

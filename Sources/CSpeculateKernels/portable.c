@@ -63,6 +63,9 @@ void spec_quantize_act_portable(int format, const float *x, int n, void *out) {
         for (int i = 0; i < sum_span; i++) sum += q[g * sum_span + i];
         s[g] = (int16_t)sum;
     }
+    // Q8_256 also keeps the sums per 32 values (see spec_act_view).
+    if (format != SPEC_ACT_Q8_32)
+        for (int g = 0; g < n / 32; g++) s[n / 16 + g] = (int16_t)(s[2 * g] + s[2 * g + 1]);
 }
 
 static float bf16_to_f32(const uint8_t *p) {

@@ -567,21 +567,22 @@ X86_TARGET static inline __attribute__((always_inline)) void lane_block(const in
             tot[t] = _mm256_add_epi32(tot[t], _mm256_add_epi32(_mm256_mullo_epi32(d0, scale0), _mm256_mullo_epi32(d1, scale1)));
         }
     }
-    // The mins: per row, the sum over sub-blocks j of min_j * (the two 16-value sums of j), as
-    // (min, min) word pairs against the two sums.
-    __m256i mins[8];
-    for (int j = 0; j < 8; j++) {
-        const __m256i m = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 1024 + 8 * (8 + j))));
-        mins[j] = _mm256_or_si256(m, _mm256_slli_epi32(m, 16));
+    // The mins: per row, the sum over sub-blocks j of min_j * (the 32-value sum of j), as
+    // (min_j, min_j+1) word pairs against the pair of sums of sub-blocks j and j + 1: four
+    // vpdpwssd per token and block (with the two 16-value sums per sub-block it took eight, and
+    // dropping this term altogether sped the 8-token kernel up by 11%).
+    __m256i mins[4];
+    for (int j = 0; j < 4; j++) {
+        const __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 1024 + 8 * (8 + 2 * j))));
+        const __m256i hi = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 1024 + 8 * (9 + 2 * j))));
+        mins[j] = _mm256_or_si256(lo, _mm256_slli_epi32(hi, 16));
     }
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 1152)));
     const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 1168)));
     for (int t = 0; t < TOKENS; t++) {
-        __m256i even = zero, odd = zero;
-        for (int j = 0; j < 8; j += 2) {
-            even = VNNI_DPWSSD(even, mins[j], broadcast4(a[t].s + 16 * b + 2 * j));
-            odd = VNNI_DPWSSD(odd, mins[j + 1], broadcast4(a[t].s + 16 * b + 2 * j + 2));
-        }
+        const int16_t *sums = a[t].s32 + 8 * b;
+        const __m256i even = VNNI_DPWSSD(VNNI_DPWSSD(zero, mins[0], broadcast4(sums)), mins[2], broadcast4(sums + 4));
+        const __m256i odd = VNNI_DPWSSD(VNNI_DPWSSD(zero, mins[1], broadcast4(sums + 2)), mins[3], broadcast4(sums + 6));
         const __m256 dx = _mm256_set1_ps(a[t].d[b]);
         acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(tot[t])));
         acc_min[t] = _mm256_add_ps(acc_min[t], _mm256_mul_ps(_mm256_mul_ps(dmin, dx), _mm256_cvtepi32_ps(_mm256_add_epi32(even, odd))));

@@ -9,7 +9,7 @@ import Testing
 struct KernelTests {
     /// Dequantizes the 8-bit activations back to floats, as the kernel sees them.
     static func activationsAsFloats(format: Int32, n: Int, row: UnsafeRawPointer) -> [Double] {
-        let header = format == Int32(SPEC_ACT_Q8_32.rawValue) ? ((n / 32) * 6 + 31) / 32 * 32 : ((n / 256) * 4 + (n / 16) * 2 + 31) / 32 * 32
+        let header = format == Int32(SPEC_ACT_Q8_32.rawValue) ? ((n / 32) * 6 + 31) / 32 * 32 : ((n / 256) * 4 + (n / 16) * 2 + (n / 32) * 2 + 31) / 32 * 32
         let block = format == Int32(SPEC_ACT_Q8_32.rawValue) ? 32 : 256
         let scales = row.assumingMemoryBound(to: Float.self)
         let q = (row + header).assumingMemoryBound(to: Int8.self)
@@ -75,7 +75,7 @@ struct VectorOperationTests {
         spec_quantize_act(Int32(format.rawValue), x, Int32(n), row)
         let scales = row.assumingMemoryBound(to: Float.self)
         let sums = (row + (n / block) * 4).assumingMemoryBound(to: Int16.self)
-        let header = format == SPEC_ACT_Q8_32 ? ((n / 32) * 6 + 31) / 32 * 32 : ((n / 256) * 4 + (n / 16) * 2 + 31) / 32 * 32
+        let header = format == SPEC_ACT_Q8_32 ? ((n / 32) * 6 + 31) / 32 * 32 : ((n / 256) * 4 + (n / 16) * 2 + (n / 32) * 2 + 31) / 32 * 32
         let q = (row + header).assumingMemoryBound(to: Int8.self)
         var expected = [Int8](repeating: 0, count: n)
         for b in 0..<n / block {
@@ -90,6 +90,11 @@ struct VectorOperationTests {
         #expect((0..<n).allSatisfy { q[$0] == expected[$0] }, "\(String(cString: spec_kernels_name())) quantized values")
         for g in 0..<n / span {
             #expect(Int(sums[g]) == expected[g * span..<(g + 1) * span].reduce(0) { $0 + Int($1) }, "sum \(g)")
+        }
+        if format == SPEC_ACT_Q8_256 {  // the per-32 sums that follow the per-16 ones
+            for g in 0..<n / 32 {
+                #expect(Int(sums[n / 16 + g]) == expected[g * 32..<(g + 1) * 32].reduce(0) { $0 + Int($1) }, "32-value sum \(g)")
+            }
         }
     }
 
