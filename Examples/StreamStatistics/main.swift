@@ -11,7 +11,7 @@ let target = try TransformerModel(path: try await store.resolveOrPull("smollm2-1
 let tokenizer = try Tokenizer(gguf: target.file)
 let proposers: [any DraftProposer] = [NGramProposer(branches: 2), try DraftModelProposer(name: "self-draft", model: target, context: 1024, draftLength: 3)]
 let decoder = SpeculativeDecoder(target: try InferenceSession(model: target, context: 1024), proposers: proposers)
-let options = GenerationOptions(maxTokens: 64, stopTokens: tokenizer.stopIDs, detokenize: { tokenizer.decode($0) })
+let options = GenerationOptions(maxTokens: 64, stopTokens: tokenizer.stopIDs, tokenBytes: { tokenizer.bytes(of: $0) })
 
 var step = 0
 for try await event in decoder.generate(prompt: tokenizer.encode(prompt), options: options) {

@@ -173,7 +173,7 @@ struct RunCommand: AsyncParsableCommand {
         let promptTokens = tokenizer.encode(formatted, parseSpecial: chat)
         var options = GenerationOptions(maxTokens: maxTokens, budget: try strategy.budget(), sampling: strategy.sampling,
                                         stopTokens: tokenizer.stopIDs, stopStrings: stop,
-                                        detokenize: { tokenizer.decode($0) })
+                                        tokenBytes: { tokenizer.bytes(of: $0) })
         let interrupted = InterruptFlag.installed()
         options.shouldStop = { interrupted.isSet }
         let colour = showDrafts && !json && isatty(STDOUT_FILENO) != 0

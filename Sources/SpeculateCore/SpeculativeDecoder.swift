@@ -3,7 +3,7 @@ import Foundation
 /// Something the decoder reports while it runs.
 public enum DecoderEvent: Sendable {
     /// Newly accepted tokens, in order, with the text they complete (empty unless
-    /// ``GenerationOptions/detokenize`` is set; a character split across tokens is held back
+    /// ``GenerationOptions/tokenBytes`` is set; a character split across tokens is held back
     /// until it is whole).
     case tokens([GeneratedToken], text: String)
     /// Figures of the step that produced them.
@@ -41,10 +41,13 @@ public struct GenerationOptions: Sendable {
     public var sampling: SamplingSettings
     /// Tokens that end generation (not emitted... they are emitted, then generation stops).
     public var stopTokens: Set<Token>
-    /// Texts that end generation (needs `detokenize`); the text up to the stop string is kept.
+    /// Texts that end generation (needs `tokenBytes`): generation ends with the token that
+    /// completes one (matched on UTF-8 bytes, across token boundaries).
     public var stopStrings: [String]
-    /// Turns tokens into text, for stop strings.
-    public var detokenize: (@Sendable ([Token]) -> String)?
+    /// The UTF-8 bytes a token stands for (for example `{ tokenizer.bytes(of: $0) }`): turns on
+    /// text in ``DecoderEvent/tokens(_:text:)`` and stop strings. The decoder keeps the output's
+    /// bytes and decodes only what each step adds, so text costs the same per token at any length.
+    public var tokenBytes: (@Sendable (Token) -> [UInt8])?
     /// Checked before every step; returning true ends generation cleanly (for example on Ctrl-C).
     public var shouldStop: @Sendable () -> Bool = { false }
     /// How many leading prompt tokens the target session already holds, committed, from an
@@ -56,13 +59,13 @@ public struct GenerationOptions: Sendable {
 
     /// Options; the defaults generate 128 greedy tokens with a 16-node tree.
     public init(maxTokens: Int = 128, budget: TreeBudget = TreeBudget(), sampling: SamplingSettings = .greedy,
-                stopTokens: Set<Token> = [], stopStrings: [String] = [], detokenize: (@Sendable ([Token]) -> String)? = nil) {
+                stopTokens: Set<Token> = [], stopStrings: [String] = [], tokenBytes: (@Sendable (Token) -> [UInt8])? = nil) {
         self.maxTokens = maxTokens
         self.budget = budget
         self.sampling = sampling
         self.stopTokens = stopTokens
         self.stopStrings = stopStrings
-        self.detokenize = detokenize
+        self.tokenBytes = tokenBytes
     }
 }
 
@@ -162,25 +165,15 @@ public struct SpeculativeDecoder: Sendable {
         generated.append(pending)
         for proposer in proposers { await proposer.observe(accepted: [pending], context: context) }
 
-        var textSoFar = ""
+        var output = options.tokenBytes.map { OutputText(spell: $0, stopStrings: options.stopStrings) }
         func emitTokens(_ new: [GeneratedToken]) {
             guard !new.isEmpty else { return }
-            var text = ""
-            if let detokenize = options.detokenize {
-                var full = detokenize(generated).unicodeScalars
-                while full.last == "\u{FFFD}" { full.removeLast() }  // an unfinished character
-                // Compare scalars, not characters: a later token may extend the last grapheme.
-                if full.starts(with: textSoFar.unicodeScalars) {
-                    text = String(String.UnicodeScalarView(full.dropFirst(textSoFar.unicodeScalars.count)))
-                    textSoFar = String(full)
-                }
-            }
-            emit(.tokens(new, text: text))
+            emit(.tokens(new, text: output?.takeText() ?? ""))
         }
         var step = 0
         while true {
             let offered = newTokens.count
-            if let reason = stopReason(generated: generated, new: &newTokens, options: options) {
+            if let reason = stopReason(generated: generated, new: &newTokens, output: &output, options: options) {
                 stats.stopReason = reason
                 generated.removeLast(offered - newTokens.count)
                 emitTokens(newTokens)
@@ -281,30 +274,25 @@ public struct SpeculativeDecoder: Sendable {
 
     /// Applies the stop conditions to the newest tokens, trimming `new` (and what counts as
     /// generated) to end exactly at the condition.
-    private func stopReason(generated: [Token], new: inout [GeneratedToken], options: GenerationOptions) -> StopReason? {
+    private func stopReason(generated: [Token], new: inout [GeneratedToken], output: inout OutputText?,
+                            options: GenerationOptions) -> StopReason? {
         let before = generated.count - new.count
+        var reason: StopReason?
         for (offset, token) in new.enumerated() {
-            let total = before + offset + 1
-            if options.stopTokens.contains(token.token) {
+            if options.stopTokens.contains(token.token) { reason = .endOfSequence }
+            else if before + offset + 1 >= options.maxTokens { reason = .maxTokens }
+            if reason != nil {
                 new = Array(new.prefix(offset + 1))
-                return .endOfSequence
-            }
-            if total >= options.maxTokens {
-                new = Array(new.prefix(offset + 1))
-                return .maxTokens
+                break
             }
         }
-        if !options.stopStrings.isEmpty, let detokenize = options.detokenize {
-            let text = detokenize(generated)
-            for stop in options.stopStrings where !stop.isEmpty && text.contains(stop) {
-                // Keep tokens up to the one that completes the first stop string.
-                for count in stride(from: before + 1, through: generated.count, by: 1) where detokenize(Array(generated.prefix(count))).contains(stop) {
-                    new = Array(new.prefix(max(0, count - before)))
-                    return .stopString
-                }
-            }
+        // A stop string completed by a kept token ends generation at that token.
+        if let completing = output?.append(new.map(\.token)) {
+            new = Array(new.prefix(completing - before + 1))
+            output?.truncate(toTokens: completing + 1)
+            return .stopString
         }
-        return nil
+        return reason
     }
 }
 

@@ -156,7 +156,7 @@ public final class ServerEngine: Sendable {
         let tokenizer = self.tokenizer
         var options = GenerationOptions(maxTokens: prepared.maxTokens, budget: job.strategy.budget, sampling: job.sampling,
                                         stopTokens: tokenizer.stopIDs, stopStrings: job.stop,
-                                        detokenize: { tokenizer.decode($0, skipControl: true) })
+                                        tokenBytes: { tokenizer.bytes(of: $0, skipControl: true) })
         options.cachedPromptTokens = cached
         options.shouldStop = { stop.isRaised }
         let decoder = SpeculativeDecoder(target: session, proposers: proposers, verifier: job.strategy.verifier(temperature: job.sampling.temperature))

@@ -59,15 +59,16 @@ struct GreedyDecoderTests {
         result = try await decoder.generateAll(prompt: prompt, options: GenerationOptions(maxTokens: 5))
         #expect(result.tokens.map(\.token) == Array(expected.prefix(5)))
         // Stop strings over a detokenizer that spells tokens as letters.
-        let spell: @Sendable ([Token]) -> String = { $0.map { String(UnicodeScalar(UInt8(97 + $0))) }.joined() }
+        let letter: @Sendable (Token) -> [UInt8] = { [UInt8(97 + $0)] }
+        let spell: @Sendable ([Token]) -> String = { String(decoding: $0.flatMap(letter), as: UTF8.self) }
         let needle = spell(Array(expected[3...4]))
-        let options = GenerationOptions(maxTokens: 25, stopStrings: [needle], detokenize: spell)
+        let options = GenerationOptions(maxTokens: 25, stopStrings: [needle], tokenBytes: letter)
         result = try await decoder.generateAll(prompt: prompt, options: options)
         #expect(spell(result.tokens.map(\.token)).hasSuffix(needle))
         #expect(result.statistics.stopReason == .stopString)
         // The stream's text pieces add up to the text of the tokens.
         var streamed = ""
-        for try await event in decoder.generate(prompt: prompt, options: GenerationOptions(maxTokens: 12, detokenize: spell)) {
+        for try await event in decoder.generate(prompt: prompt, options: GenerationOptions(maxTokens: 12, tokenBytes: letter)) {
             if case let .tokens(_, text) = event { streamed += text }
         }
         #expect(streamed == spell(Array(expected.prefix(12))))
@@ -80,6 +81,46 @@ struct GreedyDecoderTests {
             _ = try await decoder.generateAll(prompt: Array(repeating: 1, count: 40), options: GenerationOptions())
         }
     }
+
+    @Test("streamed text is incremental: each token spelled once, characters split across tokens held back, stops across steps")
+    func incrementalText() async throws {
+        let target = TableModelSession(vocabulary: 20, capacity: 300, seed: 6)
+        let prompt: [Token] = [1, 2]
+        let expected = plainGreedy(target, prompt: prompt, count: 200)
+        // Tokens spell bytes that are often a piece of a 3-byte character (the euro sign split
+        // 2 + 1), so whole characters span tokens and steps, and some sequences are invalid.
+        let piece: @Sendable (Token) -> [UInt8] = { $0 % 3 == 0 ? [0xE2, 0x82] : $0 % 3 == 1 ? [0xAC] : [UInt8(97 + $0)] }
+        let spelled = Counter()
+        let counting: @Sendable (Token) -> [UInt8] = { spelled.add(); return piece($0) }
+        for proposers in [[], [OracleProposer(target: target, depth: 6)]] as [[any DraftProposer]] {
+            spelled.reset()
+            let decoder = SpeculativeDecoder(target: target, proposers: proposers)
+            var streamed = "", count = 0
+            for try await event in decoder.generate(prompt: prompt, options: GenerationOptions(maxTokens: 200, tokenBytes: counting)) {
+                if case let .tokens(tokens, text) = event { streamed += text; count += tokens.count }
+            }
+            #expect(count == 200)
+            #expect(spelled.value == 200, "every token spelled once (the output is never re-decoded)")
+            var whole = String(decoding: expected.flatMap(piece), as: UTF8.self).unicodeScalars
+            var pieces = streamed.unicodeScalars
+            // An unfinished character at the very end is held back, never emitted.
+            while whole.last == "\u{FFFD}" { whole.removeLast() }
+            while pieces.last == "\u{FFFD}" { pieces.removeLast() }
+            #expect(Array(pieces) == Array(whole))
+        }
+        // Plain decoding (one token per step): a two-token stop string always spans steps, and
+        // generation ends with the token that completes its first occurrence.
+        let letter: @Sendable (Token) -> [UInt8] = { [UInt8(97 + $0)] }
+        let text = expected.map { Character(UnicodeScalar(UInt8(97 + $0))) }
+        let needle = String(text[20...21]), later = String(text[30...32])
+        func completion(_ stop: String) -> Int { (stop.count - 1..<text.count).first { String(text[$0 - stop.count + 1...$0]) == stop }! }
+        let first = min(completion(needle), completion(later))
+        let decoder = SpeculativeDecoder(target: target, proposers: [])
+        let result = try await decoder.generateAll(prompt: prompt, options: GenerationOptions(maxTokens: 200, stopStrings: [later, needle], tokenBytes: letter))
+        #expect(result.tokens.map(\.token) == Array(expected[...first]), "the earliest stop wins, whatever its place in the list")
+        #expect(result.statistics.stopReason == .stopString)
+    }
+
 }
 
 @Suite("Tree merger")
@@ -142,4 +183,13 @@ struct PrepareTests {
         }
         #expect(good.prepared == [prompt, prompt] && bad.prepared == [prompt, prompt])
     }
+}
+
+/// Counts calls from any task.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    var value: Int { lock.withLock { count } }
+    func add() { lock.withLock { count += 1 } }
+    func reset() { lock.withLock { count = 0 } }
 }

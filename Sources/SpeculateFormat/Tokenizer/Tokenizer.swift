@@ -258,6 +258,13 @@ public struct Tokenizer: Sendable {
         contains(id) ? tokenBytes[Int(id)] : []
     }
 
+    /// The bytes token `id` stands for, or none for a control token such as `<|im_end|>` when
+    /// `skipControl` is set (the per-token form of ``decode(_:skipControl:)``).
+    public func bytes(of id: TokenID, skipControl: Bool) -> [UInt8] {
+        guard contains(id), !(skipControl && kinds[Int(id)] == .control) else { return [] }
+        return tokenBytes[Int(id)]
+    }
+
     /// The text of `ids`. Invalid UTF-8 (a sequence cut in the middle) becomes U+FFFD;
     /// use ``StreamingDecoder`` to decode token by token without that.
     public func decode(_ ids: [TokenID], skipControl: Bool = false) -> String {
