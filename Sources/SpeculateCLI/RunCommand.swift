@@ -154,6 +154,13 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Colour each token by the proposer that drafted it (terminals only).")
     var showDrafts = false
 
+    @Flag(help: "Keep generating past end-of-sequence tokens (for long runs and benchmarks; output is still the model's greedy or sampled choice).")
+    var ignoreEos = false
+
+    @Option(help: ArgumentHelp("Every N generated tokens, print a JSON line to standard error: tokens, decode seconds, tokens/s of the last N, resident memory (for soak runs).",
+                               valueName: "N"))
+    var progressEvery: Int?
+
     @Argument(help: "The prompt.")
     var prompt: String?
 
@@ -172,7 +179,7 @@ struct RunCommand: AsyncParsableCommand {
         let formatted = chat ? ChatFormat.chatML(user: text, system: system) : text
         let promptTokens = tokenizer.encode(formatted, parseSpecial: chat)
         var options = GenerationOptions(maxTokens: maxTokens, budget: try strategy.budget(), sampling: strategy.sampling,
-                                        stopTokens: tokenizer.stopIDs, stopStrings: stop,
+                                        stopTokens: ignoreEos ? [] : tokenizer.stopIDs, stopStrings: stop,
                                         tokenBytes: { tokenizer.bytes(of: $0) })
         let interrupted = InterruptFlag.installed()
         options.shouldStop = { interrupted.isSet }
@@ -180,10 +187,12 @@ struct RunCommand: AsyncParsableCommand {
         var streaming = StreamingDecoder(tokenizer: tokenizer, skipControl: true)
         var allTokens: [Token] = []
         var statistics = RunStatistics()
+        var progress = progressEvery.map { SoakProgress(every: $0) }
         for try await event in decoder.generate(prompt: promptTokens, options: options) {
             switch event {
             case let .tokens(tokens, _):
                 allTokens += tokens.map(\.token)
+                progress?.record(tokens: allTokens.count)
                 guard !json else { continue }
                 for token in tokens {
                     let piece = streaming.append(token.token)
@@ -211,6 +220,11 @@ struct RunCommand: AsyncParsableCommand {
         }
     }
 
+    func validate() throws {
+        if let progressEvery, progressEvery < 1 { throw ValidationError("--progress-every must be at least 1 (got \(progressEvery))") }
+        if maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1 (got \(maxTokens))") }
+    }
+
     private func promptText() throws -> String {
         if let prompt { return prompt }
         if let file {
@@ -220,6 +234,38 @@ struct RunCommand: AsyncParsableCommand {
         let input = readStandardInput()
         guard !input.isEmpty else { throw ValidationError("no prompt: give one as an argument, with --file, or on standard input") }
         return input
+    }
+}
+
+/// `--progress-every`: one JSON line per N tokens on standard error, for soak runs (is memory
+/// flat? how fast does speed decay as attention grows?).
+struct SoakProgress {
+    let every: Int
+    private let start = ContinuousClock.now
+    private var last = ContinuousClock.now
+    private var reported = 0
+
+    init(every: Int) { self.every = every }
+
+    mutating func record(tokens: Int) {
+        guard tokens >= reported + every else { return }
+        let now = ContinuousClock.now
+        let window = (now - last) / .seconds(1), elapsed = (now - start) / .seconds(1)
+        var line: [String: Any] = ["tokens": tokens, "seconds": elapsed, "window_tokens_per_second": Double(tokens - reported) / window]
+        if let resident = Self.residentBytes() { line["resident_mb"] = Double(resident) / 1_048_576 }
+        if let data = try? JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]) {
+            FileHandle.standardError.write(data + Data("\n".utf8))
+        }
+        reported = tokens
+        last = now
+    }
+
+    /// Resident set size from /proc/self/statm (Linux); nil elsewhere.
+    static func residentBytes() -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 }
 
