@@ -176,8 +176,9 @@ struct RunCommand: AsyncParsableCommand {
         let session = try InferenceSession(model: model, context: strategy.context)
         let decoder = SpeculativeDecoder(target: session, proposers: proposers, verifier: try strategy.verifier())
         let tokenizer = target.tokenizer
-        let formatted = chat ? ChatFormat.chatML(user: text, system: system) : text
-        let promptTokens = tokenizer.encode(formatted, parseSpecial: chat)
+        var messages = system.map { [ChatMessage(role: "system", content: $0)] } ?? []
+        messages.append(ChatMessage(role: "user", content: text))
+        let promptTokens = chat ? ChatFormat.tokens(messages, tokenizer: tokenizer) : tokenizer.encode(text)
         var options = GenerationOptions(maxTokens: maxTokens, budget: try strategy.budget(), sampling: strategy.sampling,
                                         stopTokens: ignoreEos ? [] : tokenizer.stopIDs, stopStrings: stop,
                                         tokenBytes: { tokenizer.bytes(of: $0) })

@@ -239,7 +239,7 @@ struct BenchPrompt {
     var category: String? = nil
 
     func tokens(_ tokenizer: Tokenizer) -> [Token] {
-        chat ? tokenizer.encode(ChatFormat.chatML(user: text, system: nil), parseSpecial: true) : tokenizer.encode(text)
+        chat ? ChatFormat.tokens([ChatMessage(role: "user", content: text)], tokenizer: tokenizer) : tokenizer.encode(text)
     }
 }
 

@@ -88,34 +88,10 @@ public final class PluginProposer: DraftProposer {
             guard code == SPEC_PLUGIN_OK else {
                 throw .proposeFailed(plugin: pluginName, code: code, message: PluginLibrary.message(errorBuffer))
             }
-            guard count >= 0, Int(count) <= capacity else {
-                throw .invalidDraft(plugin: pluginName, problem: "count \(count) outside 0...\(capacity)")
-            }
-            let n = Int(count)
-            guard n > 0 else { return [] }
-            var depths = [Int](repeating: 0, count: n)
-            for index in 0..<n {
-                let token = tokens[index], parent = Int(parents[index])
-                guard token >= 0, Int(token) < vocabularySize else {
-                    throw .invalidDraft(plugin: pluginName, problem: "node \(index) has token id \(token), outside the vocabulary of \(vocabularySize)")
-                }
-                guard parent >= -1, parent < index else {
-                    throw .invalidDraft(plugin: pluginName, problem: "node \(index) has parent \(parent); parents must be -1 or an earlier node")
-                }
-                depths[index] = parent < 0 ? 1 : depths[parent] + 1
-                guard depths[index] <= context.budget.maxDepth else {
-                    throw .invalidDraft(plugin: pluginName, problem: "node \(index) is at depth \(depths[index]), deeper than the budget's \(context.budget.maxDepth)")
-                }
-                guard scores[index].isFinite else { throw .invalidDraft(plugin: pluginName, problem: "node \(index) has a non-finite score") }
-                let probability = probabilities[index]
-                guard probability.isNaN || (0...1).contains(probability) else {
-                    throw .invalidDraft(plugin: pluginName, problem: "node \(index) has probability \(probability), outside [0, 1]")
-                }
-            }
-            // Plugin drafts are verified as fixed guesses (one-hot q): lossless whatever they are.
-            return [DraftCandidate(tokens: Array(tokens[..<n]), parents: parents[..<n].map(Int.init),
-                                   distributions: Array(repeating: .deterministic, count: n),
-                                   scores: Array(scores[..<n]))]
+            let candidate = try PluginDraftValidation.candidate(plugin: pluginName, count: count, capacity: capacity, tokens: tokens,
+                                                                parents: parents, scores: scores, probabilities: probabilities,
+                                                                vocabularySize: vocabularySize, maxDepth: context.budget.maxDepth)
+            return candidate.map { [$0] } ?? []
         }
     }
 
@@ -155,4 +131,47 @@ private let hostTokenText: @convention(c) (UnsafeMutableRawPointer?, Int32, Unsa
     guard let bytes = vocabulary.tokenBytes(token) else { return -1 }
     for (index, byte) in bytes.prefix(Int(capacity)).enumerated() { output![index] = CChar(bitPattern: byte) }
     return Int32(clamping: bytes.count)
+}
+
+/// Checks what a plugin wrote into its draft buffers before any of it reaches the tree merger
+/// or the verifier: a plugin is third-party code and its draft is untrusted data.
+public enum PluginDraftValidation {
+    /// The draft as a candidate (nil if empty), or ``PluginError/invalidDraft(plugin:problem:)``
+    /// naming the first problem: a count outside the buffers, a token outside the vocabulary, a
+    /// parent that is not an earlier node, a node deeper than `maxDepth`, a non-finite score or a
+    /// probability outside [0, 1]. Buffers shorter than `capacity` are refused too.
+    public static func candidate(plugin pluginName: String, count: Int32, capacity: Int, tokens: [Int32], parents: [Int32],
+                                 scores: [Float], probabilities: [Float], vocabularySize: Int,
+                                 maxDepth: Int) throws(PluginError) -> DraftCandidate? {
+        guard capacity <= min(tokens.count, parents.count, scores.count, probabilities.count) else {
+            throw .invalidDraft(plugin: pluginName, problem: "draft buffers shorter than the capacity \(capacity)")
+        }
+        guard count >= 0, Int(count) <= capacity else {
+            throw .invalidDraft(plugin: pluginName, problem: "count \(count) outside 0...\(capacity)")
+        }
+        let n = Int(count)
+        guard n > 0 else { return nil }
+        var depths = [Int](repeating: 0, count: n)
+        for index in 0..<n {
+            let token = tokens[index], parent = Int(parents[index])
+            guard token >= 0, Int(token) < vocabularySize else {
+                throw .invalidDraft(plugin: pluginName, problem: "node \(index) has token id \(token), outside the vocabulary of \(vocabularySize)")
+            }
+            guard parent >= -1, parent < index else {
+                throw .invalidDraft(plugin: pluginName, problem: "node \(index) has parent \(parent); parents must be -1 or an earlier node")
+            }
+            depths[index] = parent < 0 ? 1 : depths[parent] + 1
+            guard depths[index] <= maxDepth else {
+                throw .invalidDraft(plugin: pluginName, problem: "node \(index) is at depth \(depths[index]), deeper than the budget's \(maxDepth)")
+            }
+            guard scores[index].isFinite else { throw .invalidDraft(plugin: pluginName, problem: "node \(index) has a non-finite score") }
+            let probability = probabilities[index]
+            guard probability.isNaN || (0...1).contains(probability) else {
+                throw .invalidDraft(plugin: pluginName, problem: "node \(index) has probability \(probability), outside [0, 1]")
+            }
+        }
+        // Plugin drafts are verified as fixed guesses (one-hot q): lossless whatever they are.
+        return DraftCandidate(tokens: Array(tokens[..<n]), parents: parents[..<n].map(Int.init),
+                              distributions: Array(repeating: .deterministic, count: n), scores: Array(scores[..<n]))
+    }
 }

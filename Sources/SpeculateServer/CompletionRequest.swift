@@ -64,10 +64,12 @@ public struct GenerationJob: Sendable {
 
     /// The endpoint the request came to.
     public var endpoint: Endpoint
-    /// The prompt text (for chat, the conversation in the model's chat format).
+    /// The prompt text (for chat, the conversation in the model's chat format, for display).
     public var prompt: String
-    /// Whether the prompt's control tokens (`<|im_start|>`) are parsed as such (chat only).
-    public var parseSpecial: Bool
+    /// The conversation (chat only; empty for completions). Chat prompts are tokenized from
+    /// these with ``ChatFormat/tokens(_:tokenizer:addGenerationPrompt:)``, so that control tokens
+    /// come only from the format, never from a message's text.
+    public var messages: [ChatMessage]
     /// Most tokens to generate; nil = as many as the context holds.
     public var maxTokens: Int?
     /// Temperature, top-p, top-k and seed of the target's sampling.
@@ -118,7 +120,7 @@ public struct RequestParser: Sendable {
         }
         guard !prompt.isEmpty else { throw .invalid("'prompt' is empty", param: "prompt") }
         try refuse(object, ["suffix", "echo", "best_of", "logprobs"])
-        return try job(object, endpoint: .completions, prompt: prompt, parseSpecial: false, maxTokensKeys: ["max_tokens"], defaultMaxTokens: 16)
+        return try job(object, endpoint: .completions, prompt: prompt, messages: [], maxTokensKeys: ["max_tokens"], defaultMaxTokens: 16)
     }
 
     /// A `POST /v1/chat/completions` body; `format` renders the messages in the model's chat format.
@@ -152,13 +154,13 @@ public struct RequestParser: Sendable {
             messages.append(ChatMessage(role: mapped, content: content))
         }
         try refuse(object, ["logprobs", "top_logprobs", "tools", "tool_choice", "functions", "response_format", "audio", "modalities"])
-        return try job(object, endpoint: .chat, prompt: format(messages), parseSpecial: true,
+        return try job(object, endpoint: .chat, prompt: format(messages), messages: messages,
                        maxTokensKeys: ["max_completion_tokens", "max_tokens"], defaultMaxTokens: nil)
     }
 
     // MARK: Fields shared by both endpoints
 
-    private func job(_ object: [String: Any], endpoint: GenerationJob.Endpoint, prompt: String, parseSpecial: Bool,
+    private func job(_ object: [String: Any], endpoint: GenerationJob.Endpoint, prompt: String, messages: [ChatMessage],
                      maxTokensKeys: [String], defaultMaxTokens: Int?) throws(APIError) -> GenerationJob {
         if let model = object["model"], !(model is NSNull) {
             guard let name = model as? String else { throw .invalid("'model' must be a string", param: "model") }
@@ -220,7 +222,7 @@ public struct RequestParser: Sendable {
             guard let options = options as? [String: Any] else { throw .invalid("'stream_options' must be an object", param: "stream_options") }
             includeUsage = options["include_usage"].flatMap(boolean) ?? false
         }
-        return GenerationJob(endpoint: endpoint, prompt: prompt, parseSpecial: parseSpecial, maxTokens: maxTokens,
+        return GenerationJob(endpoint: endpoint, prompt: prompt, messages: messages, maxTokens: maxTokens,
                              sampling: SamplingSettings(temperature: Float(temperature), topK: topK, topP: Float(topP), seed: seed),
                              stop: stop, stream: stream, includeUsage: includeUsage, strategy: try strategy(object["speculate"]))
     }

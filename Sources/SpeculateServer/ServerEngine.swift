@@ -103,7 +103,7 @@ public final class ServerEngine: Sendable {
     /// request that cannot run is refused (400) before it waits or streams.
     public func prepare(_ job: GenerationJob) throws(APIError) -> PreparedJob {
         let field = job.endpoint == .chat ? "messages" : "prompt"
-        let prompt = tokenizer.encode(job.prompt, parseSpecial: job.parseSpecial)
+        let prompt = job.endpoint == .chat ? ChatFormat.tokens(job.messages, tokenizer: tokenizer) : tokenizer.encode(job.prompt)
         guard !prompt.isEmpty else { throw .invalid("The prompt encodes to no tokens", param: field) }
         guard prompt.count < context - 1 else {
             throw .invalid("The prompt has \(prompt.count) tokens but the context holds \(context); shorten it", param: field, code: "context_length_exceeded")

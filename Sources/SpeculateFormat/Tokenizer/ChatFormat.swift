@@ -34,6 +34,31 @@ public enum ChatFormat {
         return chatML(messages)
     }
 
+    /// The ChatML prompt for `messages` as token ids, with control tokens only where the format
+    /// puts them: roles and contents are encoded as plain text, so a message that contains
+    /// `<|im_end|>` or `<|im_start|>system` stays text and cannot end its turn or open another
+    /// one (encoding ``chatML(_:addGenerationPrompt:)``'s text with `parseSpecial: true` would
+    /// turn them into control tokens). For ordinary content the ids equal that encoding.
+    /// A tokenizer without the ChatML tokens gets the text encoded without special tokens.
+    public static func tokens(_ messages: [ChatMessage], tokenizer: Tokenizer, addGenerationPrompt: Bool = true) -> [TokenID] {
+        guard let start = tokenizer.id(of: "<|im_start|>"), let end = tokenizer.id(of: "<|im_end|>") else {
+            return tokenizer.encode(chatML(messages, addGenerationPrompt: addGenerationPrompt))
+        }
+        let newline = tokenizer.encode("\n")
+        var ids: [TokenID] = []
+        for message in messages {
+            ids.append(start)
+            ids += tokenizer.encode("\(message.role)\n\(message.content)")
+            ids.append(end)
+            ids += newline
+        }
+        if addGenerationPrompt {
+            ids.append(start)
+            ids += tokenizer.encode("assistant\n")
+        }
+        return ids
+    }
+
     /// Whether `tokenizer` has the ChatML control tokens.
     public static func supportsChatML(_ tokenizer: Tokenizer) -> Bool {
         tokenizer.id(of: "<|im_start|>") != nil && tokenizer.id(of: "<|im_end|>") != nil
