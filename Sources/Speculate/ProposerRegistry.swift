@@ -225,12 +225,15 @@ extension ProposerRegistry {
     }()
 }
 
-/// The options of `ngram:...`.
-struct NGramOptions {
-    var maxN = 4, minN = 1, branches = 1
-    var corpus: String?
+/// The options of `ngram:...` (`max=`, `min=`, `branches=`, `corpus=`), validated.
+public struct NGramOptions: Sendable {
+    /// Longest and shortest suffix looked up, and continuations kept as branches.
+    public var maxN = 4, minN = 1, branches = 1
+    /// A text file whose tokens are searched too.
+    public var corpus: String?
 
-    init(_ argument: String, treeRequested: Bool) throws {
+    /// Parses `argument` (the text after `ngram:`); with `treeRequested` branches default to 3.
+    public init(_ argument: String, treeRequested: Bool) throws {
         branches = treeRequested ? 3 : 1
         for item in argument.split(separator: ",").map(String.init) where !item.isEmpty {
             let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
