@@ -19,6 +19,11 @@ public enum PluginError: Error, Equatable, Sendable, CustomStringConvertible {
     case proposeFailed(plugin: String, code: Int32, message: String)
     /// `propose` returned a tree the host refuses (the step's draft is skipped).
     case invalidDraft(plugin: String, problem: String)
+    /// `propose` did not return within the time limit: the plugin is dropped for the rest of
+    /// the run (its call is abandoned on the plugin's own thread).
+    case timedOut(plugin: String, seconds: Double)
+    /// An earlier call timed out; the plugin is no longer called.
+    case dropped(plugin: String)
 
     public var description: String {
         switch self {
@@ -36,6 +41,9 @@ public enum PluginError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .proposeFailed(plugin, code, message):
             return "plugin \(plugin) failed to propose (code \(code))\(message.isEmpty ? "" : ": \(message)")"
         case let .invalidDraft(plugin, problem): return "plugin \(plugin) returned an invalid draft: \(problem)"
+        case let .timedOut(plugin, seconds):
+            return "plugin \(plugin) did not return from propose within \(seconds) s; it is dropped for the rest of this run (SPECULATE_PLUGIN_TIMEOUT sets the limit)"
+        case let .dropped(plugin): return "plugin \(plugin) was dropped after a propose call that did not return in time"
         }
     }
 }

@@ -83,9 +83,10 @@ public final class PluginLibrary: @unchecked Sendable {
         self.optionsHelp = Self.boundedString(table.pointee.options_help)
     }
 
-    /// Creates a proposer instance with an options string (`""` for the plugin's defaults).
-    public func makeProposer(options: String = "", vocabulary: PluginVocabulary) throws(PluginError) -> PluginProposer {
-        try PluginProposer(library: self, options: options, vocabulary: vocabulary)
+    /// Creates a proposer instance with an options string (`""` for the plugin's defaults);
+    /// `timeLimit` (seconds) bounds each `propose` (default ``PluginProposer/configuredTimeLimit``).
+    public func makeProposer(options: String = "", vocabulary: PluginVocabulary, timeLimit: Double? = nil) throws(PluginError) -> PluginProposer {
+        try PluginProposer(library: self, options: options, vocabulary: vocabulary, timeLimit: timeLimit ?? PluginProposer.configuredTimeLimit)
     }
 
     /// A string from the plugin, read up to 4 KiB so that a missing terminator cannot run away.

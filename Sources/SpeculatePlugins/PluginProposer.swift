@@ -1,4 +1,6 @@
 import CSpeculatePluginABI
+import Dispatch
+import Foundation
 import SpeculateCore
 import Synchronization
 
@@ -11,13 +13,33 @@ import Darwin
 /// A proposer backed by one instance of a plugin. Every value the plugin returns is checked;
 /// anything out of bounds becomes a ``PluginError`` for that step (the decoder skips the draft
 /// and records why), never a crash or a wrong token.
+///
+/// Calls into the plugin run on a serial queue of its own, in order. A `propose` that does not
+/// return within ``timeLimit`` ends that step's wait with ``PluginError/timedOut(plugin:seconds:)``
+/// and drops the plugin for the rest of the run: it is never called again (nor destroyed while
+/// its call may still be running: the abandoned call keeps the instance alive). A plugin that
+/// crashes takes the process with it: plugins run in-process and are trusted like any shared
+/// library (see SECURITY.md).
 public final class PluginProposer: DraftProposer {
     /// The plugin's name, prefixed `plugin:`.
     public let name: String
     /// The library the instance lives in.
     public let library: PluginLibrary
+    /// How long one `propose` may take before the plugin is dropped: `SPECULATE_PLUGIN_TIMEOUT`
+    /// (seconds) if set, else 2 s. A sane proposer answers in microseconds to milliseconds; a
+    /// target step takes tens of milliseconds.
+    public let timeLimit: Double
     private let vocabularySize: Int
     private let instance: Mutex<Instance>
+    private let worker: DispatchQueue
+    private let hung = Flag()
+
+    /// The time limit `SPECULATE_PLUGIN_TIMEOUT` asks for (seconds, > 0), or the default 2 s.
+    public static var configuredTimeLimit: Double {
+        guard let text = ProcessInfo.processInfo.environment["SPECULATE_PLUGIN_TIMEOUT"], let value = Double(text),
+              value > 0, value.isFinite else { return 2 }
+        return value
+    }
 
     /// The opaque handle the plugin returned. @unchecked: it is noncopyable, owned by the mutex
     /// and only used inside `withLock`, which is exactly the ABI's rule that calls on one instance
@@ -28,10 +50,12 @@ public final class PluginProposer: DraftProposer {
         deinit { destroy(pointer) }
     }
 
-    init(library: PluginLibrary, options: String, vocabulary: PluginVocabulary) throws(PluginError) {
+    init(library: PluginLibrary, options: String, vocabulary: PluginVocabulary, timeLimit: Double) throws(PluginError) {
         self.library = library
         self.name = "plugin:\(library.name)"
         self.vocabularySize = vocabulary.size
+        self.timeLimit = timeLimit
+        self.worker = DispatchQueue(label: "speculate.plugin.\(library.name)")
         let table = library.table.pointee
         let box = Unmanaged.passRetained(VocabularyBox(vocabulary))
         defer { box.release() }
@@ -51,8 +75,29 @@ public final class PluginProposer: DraftProposer {
         instance = Mutex(Instance(pointer: handle, destroy: table.destroy!))
     }
 
-    /// Asks the plugin for a tree within `context.budget` and validates it.
+    /// Asks the plugin for a tree within `context.budget` and validates it, waiting at most
+    /// ``timeLimit`` for the answer.
     public func propose(_ context: DraftContext) async throws -> [DraftCandidate] {
+        guard !hung.isSet else { throw PluginError.dropped(plugin: library.name) }
+        let gate = ResumeOnce()
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[DraftCandidate], any Error>) in
+            gate.set(continuation)
+            worker.async {
+                let result = Result { try self.proposeNow(context) }
+                gate.take()?.resume(with: result)  // nil: the time limit answered first
+            }
+            let limit = timeLimit, pluginName = library.name, hung = hung
+            DispatchQueue.global().asyncAfter(deadline: .now() + limit) {
+                guard let waiting = gate.take() else { return }  // answered in time
+                // Marked before the waiter resumes, so its very next call already sees it.
+                hung.set()
+                waiting.resume(throwing: PluginError.timedOut(plugin: pluginName, seconds: limit))
+            }
+        }
+    }
+
+    /// The plugin's `propose`, on the calling thread.
+    private func proposeNow(_ context: DraftContext) throws -> [DraftCandidate] {
         let capacity = max(0, min(context.budget.maxNodes, 4096))
         guard capacity > 0 else { return [] }
         let table = library.table.pointee
@@ -96,16 +141,42 @@ public final class PluginProposer: DraftProposer {
     }
 
     /// Forwards the step's accepted tokens to the plugin, if it wants them.
+    /// On the plugin's queue, after any earlier call and before the next `propose`; not waited
+    /// for (a plugin that hangs here makes its next `propose` time out).
     public func observe(accepted: [Token], context: [Token]) async {
-        guard let observe = library.table.pointee.observe else { return }
-        instance.withLock { instance in
-            accepted.withUnsafeBufferPointer { accepted in
-                context.withUnsafeBufferPointer { context in
-                    observe(instance.pointer, accepted.baseAddress, Int32(accepted.count), context.baseAddress, Int32(context.count))
+        guard let observe = library.table.pointee.observe, !hung.isSet else { return }
+        worker.async {
+            self.instance.withLock { instance in
+                accepted.withUnsafeBufferPointer { accepted in
+                    context.withUnsafeBufferPointer { context in
+                        observe(instance.pointer, accepted.baseAddress, Int32(accepted.count), context.baseAddress, Int32(context.count))
+                    }
                 }
             }
         }
     }
+}
+
+/// Hands a continuation to exactly one taker: the plugin's answer or the timeout, whichever
+/// comes first.
+private final class ResumeOnce: Sendable {
+    private let continuation = Mutex<CheckedContinuation<[DraftCandidate], any Error>?>(nil)
+
+    func set(_ value: CheckedContinuation<[DraftCandidate], any Error>) { continuation.withLock { $0 = value } }
+
+    func take() -> CheckedContinuation<[DraftCandidate], any Error>? {
+        continuation.withLock { value in
+            defer { value = nil }
+            return value
+        }
+    }
+}
+
+/// A flag raised once, readable from any thread.
+private final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .acquiring) }
+    func set() { value.store(true, ordering: .releasing) }
 }
 
 /// Carries the vocabulary closures through the C `context` pointer during `create`.

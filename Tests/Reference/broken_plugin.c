@@ -1,13 +1,16 @@
 /* Deliberately broken Speculate plugins for the loader's tests. Compile with -DVARIANT=N:
  * 1 no entry point, 2 entry returns NULL, 3 unknown ABI version, 4 truncated table,
  * 5 null create function, 6 invalid name, 0 a well-formed table whose behaviour the options
- * string picks: mode=refuse|null-instance (create) or mode=good|error|tokens|parents|count|depth|nan|probability (propose). */
+ * string picks: mode=refuse|null-instance (create) or mode=good|error|tokens|parents|count|depth|nan|probability|hang|slow (propose: hang blocks
+ * for 5 s, far past the tests' limits, as a stuck plugin would (a call that never returned would
+ * keep the test process from exiting); slow sleeps 300 ms once and then behaves). */
 #include "speculate_plugin.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef VARIANT
 #define VARIANT 0
@@ -31,6 +34,8 @@ static int32_t propose(void *instance, const spec_token *context, int32_t length
     const char *mode = self->mode;
     spec_token last = context[length - 1];
     if (strcmp(mode, "error") == 0) { snprintf(error, capacity, "failed on purpose"); return 9; }
+    if (strcmp(mode, "hang") == 0) sleep(5);
+    if (strcmp(mode, "slow") == 0) { usleep(300000); snprintf(self->mode, sizeof self->mode, "good"); }
     int32_t n = draft->capacity < 3 ? draft->capacity : 3;
     for (int32_t i = 0; i < n; i++) {
         draft->tokens[i] = last;

@@ -110,6 +110,30 @@ struct PluginTests {
         #expect(stats.proposers[0].failures == 0 && stats.proposers[0].drafted > 0)
     }
 
+    @Test("a plugin that hangs or answers too late is dropped for the run after its time limit, and the output stays plain greedy")
+    func hangingPluginIsDropped() async throws {
+        let model = try Self.model.get()
+        let tokenizer = try Tokenizer(gguf: model.file)
+        let library = try PluginLibrary(path: try PluginFixtures.broken(variant: 0))
+        let prompt = tokenizer.encode("def add(a, b):\n    return a + b\n\ndef sub(a, b):\n")
+        let (plain, _) = try await Self.decode(model, prompt, [])
+        for mode in ["hang", "slow"] {
+            let proposer = try library.makeProposer(options: "mode=\(mode)", vocabulary: Self.vocabulary(tokenizer), timeLimit: 0.1)
+            let started = ContinuousClock.now
+            let (output, stats) = try await Self.decode(model, prompt, [proposer])
+            #expect(output == plain, "mode \(mode) changed the output")
+            #expect(stats.proposerErrors.first?.contains("did not return from propose within 0.1 s") == true, "\(mode): \(stats.proposerErrors)")
+            #expect(stats.proposerErrors.dropFirst().allSatisfy { $0.contains("was dropped") }, "later calls fail at once")
+            #expect(stats.proposers[0].drafted == 0)
+            #expect(ContinuousClock.now - started < .seconds(20), "one time limit, not one per step")
+        }
+        // Within the limit the same slow plugin is used normally.
+        let patient = try library.makeProposer(options: "mode=slow", vocabulary: Self.vocabulary(tokenizer), timeLimit: 5)
+        let (output, stats) = try await Self.decode(model, prompt, [patient])
+        #expect(output == plain)
+        #expect(stats.proposers[0].failures == 0 && stats.proposers[0].drafted > 0)
+    }
+
     @Test("a draft deeper than the budget is refused")
     func tooDeep() async throws {
         let model = try Self.model.get()
