@@ -243,6 +243,24 @@ struct KernelCheckTests {
         #expect(report.contains("differing from portable: 0  ok") && report.contains("differing from avx2: 0  ok"), "\(report)")
     }
 
+    /// The same check under AddressSanitizer and UndefinedBehaviorSanitizer (GCC's runtimes; any
+    /// finding aborts the program, so the run fails): out-of-bounds block or activation reads,
+    /// misaligned loads, signed overflow and shifts out of range in every set this CPU runs and,
+    /// through SIMDe, in both VNNI sets.
+    @Test("every kernel set under AddressSanitizer and UndefinedBehaviorSanitizer", arguments: ["native", "simde"])
+    func sanitized(build: String) throws {
+        let simde = build == "simde"
+        if simde { try #require(Self.isX86 && FileManager.default.fileExists(atPath: Self.simdeHeader), "needs x86-64 and libsimde-dev") }
+        let sanitizers = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
+        let program = try Self.checkProgram(compiler: "/usr/bin/env", flags: ["cc"] + sanitizers + (simde ? ["-DSPEC_SIMDE", "-DSIMDE_NO_NATIVE"] : []),
+                                            name: "kernel_check_sanitized_\(build)")
+        // ASan's defaults fail the run on any error or leak; -fno-sanitize-recover does it for UBSan.
+        let report = String(decoding: try TestSupport.runProcess(program, []), as: UTF8.self)
+        let sets = simde ? ["avx512vnni", "avxvnni"] : ComputeThreads.kernelSets.filter { $0.supported && $0.name != "portable" }.map(\.name)
+        for set in sets { #expect(report.contains("kernel_check: set \(set)\n"), "\(set) not checked:\n\(report)") }
+        #expect(report.contains("kernel_check: all passed"), "\(report)")
+    }
+
     @Test("a deliberately broken VNNI kernel fails the check", arguments: [1, 2, 3, 4])
     func brokenKernelFails(mutant: Int) throws {
         try #require(Self.isX86 && FileManager.default.fileExists(atPath: Self.simdeHeader), "needs x86-64 and libsimde-dev")
