@@ -79,21 +79,19 @@ public final class PluginProposer: DraftProposer {
     /// ``timeLimit`` for the answer.
     public func propose(_ context: DraftContext) async throws -> [DraftCandidate] {
         guard !hung.isSet else { throw PluginError.dropped(plugin: library.name) }
-        let gate = ResumeOnce()
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[DraftCandidate], any Error>) in
-            gate.set(continuation)
+        let handoff = Handoff()
+        let limit = timeLimit, pluginName = library.name, hung = hung
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            handoff.wait(with: continuation)
             worker.async {
-                let result = Result { try self.proposeNow(context) }
-                gate.take()?.resume(with: result)  // nil: the time limit answered first
+                _ = handoff.offer(Result { try self.proposeNow(context) })
             }
-            let limit = timeLimit, pluginName = library.name, hung = hung
             DispatchQueue.global().asyncAfter(deadline: .now() + limit) {
-                guard let waiting = gate.take() else { return }  // answered in time
                 // Marked before the waiter resumes, so its very next call already sees it.
-                hung.set()
-                waiting.resume(throwing: PluginError.timedOut(plugin: pluginName, seconds: limit))
+                _ = handoff.offer(.failure(PluginError.timedOut(plugin: pluginName, seconds: limit)), ifFirst: hung.set)
             }
         }
+        return try handoff.outcome.get()
     }
 
     /// The plugin's `propose`, on the calling thread.
@@ -157,19 +155,34 @@ public final class PluginProposer: DraftProposer {
     }
 }
 
-/// Hands a continuation to exactly one taker: the plugin's answer or the timeout, whichever
-/// comes first.
-private final class ResumeOnce: Sendable {
-    private let continuation = Mutex<CheckedContinuation<[DraftCandidate], any Error>?>(nil)
+/// The meeting point of a `propose` call, the plugin's answer and the time limit: the first
+/// outcome offered is kept and wakes the waiter; later ones are dropped. An NSLock (a pthread
+/// mutex) orders the answer's writes before the waiter's reads in a way ThreadSanitizer sees
+/// (it does not see Synchronization.Mutex's futex, nor a continuation resumed from a Dispatch
+/// thread, and reported the plugin's draft arrays as races until the handoff went through here).
+private final class Handoff: @unchecked Sendable {
+    private let lock = NSLock()
+    private var continuation: CheckedContinuation<Void, Never>?
+    private var result: Result<[DraftCandidate], any Error>?
 
-    func set(_ value: CheckedContinuation<[DraftCandidate], any Error>) { continuation.withLock { $0 = value } }
+    func wait(with continuation: CheckedContinuation<Void, Never>) { lock.withLock { self.continuation = continuation } }
 
-    func take() -> CheckedContinuation<[DraftCandidate], any Error>? {
-        continuation.withLock { value in
-            defer { value = nil }
-            return value
+    /// Keeps `outcome` if it is the first, runs `ifFirst` and wakes the waiter; false if too late.
+    func offer(_ outcome: Result<[DraftCandidate], any Error>, ifFirst: () -> Void = {}) -> Bool {
+        let waiter: CheckedContinuation<Void, Never>? = lock.withLock {
+            guard result == nil else { return nil }
+            result = outcome
+            defer { continuation = nil }
+            return continuation
         }
+        guard let waiter else { return false }
+        ifFirst()
+        waiter.resume()
+        return true
     }
+
+    /// The kept outcome (after the waiter was woken).
+    var outcome: Result<[DraftCandidate], any Error> { lock.withLock { result! } }
 }
 
 /// A flag raised once, readable from any thread.
