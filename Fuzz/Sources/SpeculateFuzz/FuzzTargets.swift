@@ -87,7 +87,13 @@ struct InputReader {
         if tensor.rowCount > 0, tensor.rowLength <= 1 << 16 { _ = file.dequantize(tensor, rows: 0..<1) }
     }
     _ = try? Tokenizer(gguf: file)
-    _ = try? TransformerModel(gguf: file)
+    // A model the loader accepts must run: its matrices were checked, so the kernels read only
+    // inside them. Bounded so that a valid but large file cannot stall the fuzzer.
+    guard let model = try? TransformerModel(gguf: file), model.weightBytes < 64 << 20,
+          let session = try? InferenceSession(model: model, context: min(16, model.config.trainedContext)) else { return }
+    let vocabulary = model.config.vocabularySize
+    guard let logits = try? session.prefill([0, 1].map { TokenID($0 % vocabulary) }) else { return }
+    guard logits.count == vocabulary else { violated("\(logits.count) logits for a vocabulary of \(vocabulary)") }
 }
 
 // MARK: Tokenizer
