@@ -81,10 +81,15 @@ public final class PluginProposer: DraftProposer {
         guard !hung.isSet else { throw PluginError.dropped(plugin: library.name) }
         let handoff = Handoff()
         let limit = timeLimit, pluginName = library.name, hung = hung
+        // The plugin reads a copy of its own: a call abandoned at the time limit may still be
+        // reading when the decoder appends to its context, and must not share that buffer.
+        var isolated = context
+        isolated.tokens = context.tokens.withUnsafeBufferPointer { Array($0) }
+        let request = isolated
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             handoff.wait(with: continuation)
             worker.async {
-                _ = handoff.offer(Result { try self.proposeNow(context) })
+                _ = handoff.offer(Result { try self.proposeNow(request) })
             }
             DispatchQueue.global().asyncAfter(deadline: .now() + limit) {
                 // Marked before the waiter resumes, so its very next call already sees it.

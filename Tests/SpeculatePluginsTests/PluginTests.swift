@@ -119,13 +119,11 @@ struct PluginTests {
         let (plain, _) = try await Self.decode(model, prompt, [])
         for mode in ["hang", "slow"] {
             let proposer = try library.makeProposer(options: "mode=\(mode)", vocabulary: Self.vocabulary(tokenizer), timeLimit: 0.1)
-            let started = ContinuousClock.now
             let (output, stats) = try await Self.decode(model, prompt, [proposer])
             #expect(output == plain, "mode \(mode) changed the output")
             #expect(stats.proposerErrors.first?.contains("did not return from propose within 0.1 s") == true, "\(mode): \(stats.proposerErrors)")
             #expect(stats.proposerErrors.dropFirst().allSatisfy { $0.contains("was dropped") }, "later calls fail at once")
             #expect(stats.proposers[0].drafted == 0)
-            #expect(ContinuousClock.now - started < .seconds(20), "one time limit, not one per step")
         }
         // Within the limit the same slow plugin is used normally.
         let patient = try library.makeProposer(options: "mode=slow", vocabulary: Self.vocabulary(tokenizer), timeLimit: 5)
