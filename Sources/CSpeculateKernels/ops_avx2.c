@@ -146,6 +146,108 @@ AVX2 void spec_quantize_act_avx2(int format, const float *x, int n, void *out) {
     }
 }
 
+/// Four vectors' horizontal sums, in order, as one 4-float vector.
+AVX2 static inline __m128 hsum8x4(__m256 a, __m256 b, __m256 c, __m256 d) {
+    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+/// Asks for a cache row's lines ahead of use. Out of cache, the score and value loops wait on
+/// memory unless told: the value loop reads each row in 16-lane slices, which the hardware
+/// prefetchers do not follow.
+static inline void prefetch_row(const uint16_t *row, int hd) {
+    for (int b = 0; b < hd * 2; b += 64) __builtin_prefetch((const char *)row + b);
+}
+
+/// How many keys ahead the score loop prefetches, and how many slots ahead the value loop does.
+enum { KEY_AHEAD = 16, VALUE_AHEAD = 64 };
+
+/// Scores of H query heads against K keys (H * K <= 12): one accumulator per (head, key) pair
+/// in registers, so each query chunk is loaded once per K keys and each key chunk is converted
+/// from half precision once per H heads, straight from the cache. The old loop reloaded the
+/// query and a float copy of the key for every pair and reduced each dot product on its own:
+/// load-bound at about three times the multiply cost, which is what made long contexts slow.
+/// Called with constant H and K, so the loops unroll and the arrays live in registers.
+__attribute__((always_inline)) AVX2 static inline void score_tile(const float *q, int hd, int H, int K, const uint16_t *const *k,
+                                                                    float scale, float *scores, size_t visible, int j) {
+    __m256 acc[12];
+    for (int i = 0; i < H * K; i++) acc[i] = _mm256_setzero_ps();
+    for (int e = 0; e < hd; e += 8) {
+        __m256 key[4];
+        for (int c = 0; c < K; c++) key[c] = load_half8(k[c] + e);
+        for (int h = 0; h < H; h++) {
+            const __m256 qv = _mm256_loadu_ps(q + (size_t)h * hd + e);
+            for (int c = 0; c < K; c++) acc[h * K + c] = _mm256_fmadd_ps(qv, key[c], acc[h * K + c]);
+        }
+    }
+    // Reduce four pairs at a time (pairs in (head, key) order), padding the last group with zeros.
+    for (int i = 0; i < H * K; i += 4) {
+        const __m256 z = _mm256_setzero_ps();
+        const __m128 sums = _mm_mul_ps(hsum8x4(acc[i], i + 1 < H * K ? acc[i + 1] : z, i + 2 < H * K ? acc[i + 2] : z,
+                                                i + 3 < H * K ? acc[i + 3] : z), _mm_set1_ps(scale));
+        float lanes[4];
+        _mm_storeu_ps(lanes, sums);
+        for (int t = 0; t < 4 && i + t < H * K; t++) scores[(size_t)((i + t) / K) * visible + (size_t)(j + (i + t) % K)] = lanes[t];
+    }
+}
+
+/// Weighted values for H heads (H <= 6) over 16 output lanes and the slots [j0, j1): two
+/// accumulators per head in registers, each value chunk converted once for all H heads. Each
+/// output lane sums its slots in order, the same order as the portable loop.
+__attribute__((always_inline)) AVX2 static inline void value_tile(const spec_attention *a, int first, size_t kv_offset, int H,
+                                                                    const float *scores, size_t visible, int j0, int j1, int e, float *out) {
+    const int hd = a->head_dim;
+    __m256 acc[12];
+    for (int h = 0; h < H; h++) {
+        acc[2 * h] = _mm256_loadu_ps(out + (size_t)h * hd + e);
+        acc[2 * h + 1] = _mm256_loadu_ps(out + (size_t)h * hd + e + 8);
+    }
+    for (int j = j0; j < j1; j++) {
+        const int slot = j < a->prefix ? j : a->slots[first + j - a->prefix];
+        const uint16_t *v = a->values + (size_t)slot * a->kv_stride + kv_offset + e;
+        if (e == 0 && j + VALUE_AHEAD < visible) {  // the first slice asks for the rows a chunk ahead
+            const int later = j + VALUE_AHEAD < a->prefix ? j + VALUE_AHEAD : a->slots[first + j + VALUE_AHEAD - a->prefix];
+            prefetch_row(a->values + (size_t)later * a->kv_stride + kv_offset, hd);
+        }
+        const __m256 v0 = load_half8(v), v1 = load_half8(v + 8);
+        for (int h = 0; h < H; h++) {
+            const __m256 p = _mm256_broadcast_ss(scores + (size_t)h * visible + j);
+            acc[2 * h] = _mm256_fmadd_ps(p, v0, acc[2 * h]);
+            acc[2 * h + 1] = _mm256_fmadd_ps(p, v1, acc[2 * h + 1]);
+        }
+    }
+    for (int h = 0; h < H; h++) {
+        _mm256_storeu_ps(out + (size_t)h * hd + e, acc[2 * h]);
+        _mm256_storeu_ps(out + (size_t)h * hd + e + 8, acc[2 * h + 1]);
+    }
+}
+
+/// The key row of visible slot j.
+static inline const uint16_t *key_row(const spec_attention *a, int first, size_t kv_offset, int j) {
+    const int slot = j < a->prefix ? j : a->slots[first + j - a->prefix];
+    return a->keys + (size_t)slot * a->kv_stride + kv_offset;
+}
+
+/// Scores of heads [h0, h0 + H) of the group for every visible slot: K keys at a time, then
+/// one at a time for the rest. H and K are constants at each call site.
+#define SCORE_HEADS(H, K)                                                                                        \
+    do {                                                                                                         \
+        const float *qh = q + (size_t)h0 * hd;                                                                   \
+        float *sh = scores + (size_t)h0 * visible;                                                               \
+        int j = 0;                                                                                               \
+        for (; j + (K) <= visible; j += (K)) {                                                                   \
+            const uint16_t *k[4];                                                                                \
+            for (int c = 0; c < (K); c++) k[c] = key_row(a, first, kv_offset, j + c);                            \
+            if (j + (K) + KEY_AHEAD <= visible)                                                                  \
+                for (int c = 0; c < (K); c++) prefetch_row(key_row(a, first, kv_offset, j + KEY_AHEAD + c), hd); \
+            score_tile(qh, hd, (H), (K), k, a->scale, sh, (size_t)visible, j);                                   \
+        }                                                                                                        \
+        for (; j < visible; j++) {                                                                               \
+            const uint16_t *k[1] = {key_row(a, first, kv_offset, j)};                                            \
+            score_tile(qh, hd, (H), 1, k, a->scale, sh, (size_t)visible, j);                                     \
+        }                                                                                                        \
+    } while (0)
+
 /// One node's attention for the `group` query heads that share KV head `kv_head`.
 AVX2 static void attend_group(const spec_attention *a, int node, int kv_head, float *scores) {
     const int hd = a->head_dim, group = a->group;
@@ -153,23 +255,16 @@ AVX2 static void attend_group(const spec_attention *a, int node, int kv_head, fl
     const float *q = a->queries + (size_t)node * a->q_stride + (size_t)kv_head * group * hd;
     float *out = a->output + (size_t)node * a->out_stride + (size_t)kv_head * group * hd;
     const size_t kv_offset = (size_t)kv_head * hd;
-    // Scores: each key row is read once for all heads of the group.
-    for (int j = 0; j < visible; j++) {
-        const int slot = j < a->prefix ? j : a->slots[first + j - a->prefix];
-        const uint16_t *k = a->keys + (size_t)slot * a->kv_stride + kv_offset;
-        // The key row in floats once, for every head of the group.
-        float key[512];
-        for (int e = 0; e < hd; e += 8) _mm256_storeu_ps(key + e, load_half8(k + e));
-        for (int g = 0; g < group; g++) {
-            const float *qg = q + (size_t)g * hd;
-            __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-            int e = 0;
-            for (; e + 16 <= hd; e += 16) {
-                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(qg + e), _mm256_loadu_ps(key + e), s0);
-                s1 = _mm256_fmadd_ps(_mm256_loadu_ps(qg + e + 8), _mm256_loadu_ps(key + e + 8), s1);
-            }
-            for (; e < hd; e += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(qg + e), _mm256_loadu_ps(key + e), s0);
-            scores[(size_t)g * visible + j] = hsum8(_mm256_add_ps(s0, s1)) * a->scale;
+    // Scores, in tiles of up to six heads (two keys at a time) or up to three (four keys).
+    for (int h0 = 0; h0 < group;) {
+        const int left = group - h0;
+        switch (left >= 6 ? 6 : left) {
+        case 6: SCORE_HEADS(6, 2); h0 += 6; break;
+        case 5: SCORE_HEADS(5, 2); h0 += 5; break;
+        case 4: SCORE_HEADS(4, 2); h0 += 4; break;
+        case 3: SCORE_HEADS(3, 4); h0 += 3; break;
+        case 2: SCORE_HEADS(2, 4); h0 += 2; break;
+        default: SCORE_HEADS(1, 4); h0 += 1; break;
         }
     }
     for (int g = 0; g < group; g++) {
@@ -195,35 +290,37 @@ AVX2 static void attend_group(const spec_attention *a, int node, int kv_head, fl
         for (j = 0; j + 8 <= visible; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inverse));
         for (; j < visible; j++) s[j] *= 1.0f / total;
     }
-    // Weighted values: each value row is converted to floats once per chunk of slots and used
-    // for every head of the group; each output lane sums over the slots in order.
-    enum { VALUE_CHUNK = 16 };
-    float rows[VALUE_CHUNK * 512];
+    // Weighted values over chunks of slots small enough to stay in L1 while every 16-lane
+    // slice and head tile passes over them (64 slots x 2 bytes x head_dim).
+    enum { VALUE_CHUNK = 64 };
     for (int g = 0; g < group; g++) memset(out + (size_t)g * hd, 0, sizeof(float) * (size_t)hd);
     for (int j0 = 0; j0 < visible; j0 += VALUE_CHUNK) {
-        const int count = visible - j0 < VALUE_CHUNK ? visible - j0 : VALUE_CHUNK;
-        for (int c = 0; c < count; c++) {
-            const int j = j0 + c, slot = j < a->prefix ? j : a->slots[first + j - a->prefix];
-            const uint16_t *v = a->values + (size_t)slot * a->kv_stride + kv_offset;
-            for (int e = 0; e < hd; e += 8) _mm256_storeu_ps(rows + c * hd + e, load_half8(v + e));
-        }
-        for (int g = 0; g < group; g++) {
-            const float *s = scores + (size_t)g * visible + j0;
-            float *o = out + (size_t)g * hd;
-            int e0 = 0;
-            for (; e0 + 64 <= hd; e0 += 64) {
-                __m256 acc[8];
-                for (int i = 0; i < 8; i++) acc[i] = _mm256_loadu_ps(o + e0 + 8 * i);
-                for (int c = 0; c < count; c++) {
-                    const __m256 p = _mm256_broadcast_ss(s + c);
-                    for (int i = 0; i < 8; i++) acc[i] = _mm256_fmadd_ps(p, _mm256_loadu_ps(rows + c * hd + e0 + 8 * i), acc[i]);
+        const int j1 = visible - j0 < VALUE_CHUNK ? visible : j0 + VALUE_CHUNK;
+        for (int e = 0; e < hd; e += 16) {
+            if (e + 16 > hd) {  // a last 8-lane slice: one head at a time, portable order
+                for (int g = 0; g < group; g++) {
+                    __m256 acc = _mm256_loadu_ps(out + (size_t)g * hd + e);
+                    for (int j = j0; j < j1; j++) {
+                        const int slot = j < a->prefix ? j : a->slots[first + j - a->prefix];
+                        const __m256 v = load_half8(a->values + (size_t)slot * a->kv_stride + kv_offset + e);
+                        acc = _mm256_fmadd_ps(_mm256_broadcast_ss(scores + (size_t)g * visible + j), v, acc);
+                    }
+                    _mm256_storeu_ps(out + (size_t)g * hd + e, acc);
                 }
-                for (int i = 0; i < 8; i++) _mm256_storeu_ps(o + e0 + 8 * i, acc[i]);
+                continue;
             }
-            for (; e0 < hd; e0 += 8) {
-                __m256 acc = _mm256_loadu_ps(o + e0);
-                for (int c = 0; c < count; c++) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(s + c), _mm256_loadu_ps(rows + c * hd + e0), acc);
-                _mm256_storeu_ps(o + e0, acc);
+            for (int h0 = 0; h0 < group;) {
+                const int left = group - h0;
+                const float *sh = scores + (size_t)h0 * visible;
+                float *oh = out + (size_t)h0 * hd;
+                switch (left >= 6 ? 6 : left) {
+                case 6: value_tile(a, first, kv_offset, 6, sh, (size_t)visible, j0, j1, e, oh); h0 += 6; break;
+                case 5: value_tile(a, first, kv_offset, 5, sh, (size_t)visible, j0, j1, e, oh); h0 += 5; break;
+                case 4: value_tile(a, first, kv_offset, 4, sh, (size_t)visible, j0, j1, e, oh); h0 += 4; break;
+                case 3: value_tile(a, first, kv_offset, 3, sh, (size_t)visible, j0, j1, e, oh); h0 += 3; break;
+                case 2: value_tile(a, first, kv_offset, 2, sh, (size_t)visible, j0, j1, e, oh); h0 += 2; break;
+                default: value_tile(a, first, kv_offset, 1, sh, (size_t)visible, j0, j1, e, oh); h0 += 1; break;
+                }
             }
         }
     }

@@ -117,9 +117,11 @@ struct VectorOperationTests {
     }
 
     @Test("tree attention matches a double-precision softmax over the prefix and each node's ancestors",
-          arguments: [(64, 3, 1), (128, 6, 2), (40, 2, 2)])
-    func attention(headDimension hd: Int, group: Int, kvHeads: Int) {
-        let prefix = 37, pending = [[0], [0, 1], [0, 2], [0, 1, 3]]  // node i's ancestors, root first
+          arguments: [(64, 3, 1, 37), (128, 6, 2, 37), (40, 2, 2, 37), (64, 7, 2, 150), (24, 5, 1, 70), (32, 4, 2, 20)])
+    func attention(headDimension hd: Int, group: Int, kvHeads: Int, prefix: Int) {
+        // The shapes cover every head tile of the AVX2 loop (6, 5, 4, 3, 2 and 1 heads), an
+        // 8-lane last slice (40, 24), key tails, and slot chunks past the first (150 > 64).
+        let pending = [[0], [0, 1], [0, 2], [0, 1, 3]]  // node i's ancestors, root first
         let slotsUsed = prefix + pending.count, kvWidth = kvHeads * hd, qWidth = kvWidth * group
         // The cache holds half-precision values; the reference uses exactly those values.
         func halves(_ floats: [Float]) -> (bits: [UInt16], values: [Float]) {
