@@ -8,8 +8,11 @@
 //
 //   speculate-kernel-bench [--threads N] [--batches 1,2,4,8] [--passes N] [--layers N]
 //                          [--hidden N] [--ffn N] [--kv N] [--vocab N] [--type q4_k|q4_0] [--file-layout]
-//                          [--portable]
+//                          [--portable] [--attention CONTEXT [--head-dim N]]
 //
+// --attention CONTEXT also times tree attention alone: each batch of T nodes (a chain, as a
+// drafted path is verified) over CONTEXT cached slots in every layer, with hidden / head-dim
+// query heads and kv / head-dim KV heads (half-precision cache, one allocation per layer).
 // --type q4_0 makes every matrix Q4_0 (head included): the layout of a draft requantized at
 // load where rows are not whole 256-value blocks, e.g. Qwen2.5-Coder-0.5B with
 // --layers 24 --hidden 896 --ffn 4864 --kv 128. --file-layout keeps the file's layout where the kernel set would pack (an A/B of the
@@ -19,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <math.h>
 
 static double now_seconds(void) {
     struct timespec t;
@@ -75,6 +79,61 @@ static matrix make_matrix(int type, int rows, int n, unsigned *seed) {
     return m;
 }
 
+/// Times spec_attention_run for each batch size over `context` cached slots in every layer.
+static void time_attention(int context, int layers, int hidden, int kv, int head_dim, const int *batches, int batch_count, int passes) {
+    const int heads = hidden / head_dim, kv_heads = kv / head_dim, capacity = context + 64;
+    unsigned seed = 11;
+    uint16_t **keys = malloc(sizeof(uint16_t *) * (size_t)layers), **values = malloc(sizeof(uint16_t *) * (size_t)layers);
+    float *row = malloc(sizeof(float) * (size_t)kv);
+    for (int l = 0; l < layers; l++) {
+        keys[l] = malloc(sizeof(uint16_t) * (size_t)capacity * (size_t)kv);
+        values[l] = malloc(sizeof(uint16_t) * (size_t)capacity * (size_t)kv);
+        if (!keys[l] || !values[l]) {
+            fprintf(stderr, "error: out of memory allocating the KV cache\n");
+            exit(1);
+        }
+        for (int slot = 0; slot < capacity; slot++) {
+            for (int i = 0; i < kv; i++) row[i] = (float)((rand_r(&seed) % 2001) - 1000) / 1000.0f;
+            spec_f32_to_f16(row, kv, keys[l] + (size_t)slot * kv);
+            for (int i = 0; i < kv; i++) row[i] = (float)((rand_r(&seed) % 2001) - 1000) / 1000.0f;
+            spec_f32_to_f16(row, kv, values[l] + (size_t)slot * kv);
+        }
+    }
+    float *queries = malloc(sizeof(float) * 64 * (size_t)hidden), *output = malloc(sizeof(float) * 64 * (size_t)hidden);
+    for (int i = 0; i < 64 * hidden; i++) queries[i] = (float)((rand_r(&seed) % 2001) - 1000) / 500.0f;
+    // A chain: node i sees the context and pending slots 0...i.
+    int32_t slots[64 * 65 / 2], starts[65];
+    int count = 0;
+    starts[0] = 0;
+    for (int node = 0; node < 64; node++) {
+        for (int j = 0; j <= node; j++) slots[count++] = context + j;
+        starts[node + 1] = count;
+    }
+    const size_t scores_stride = (size_t)(heads / kv_heads) * (size_t)capacity;
+    float *scores = malloc(sizeof(float) * scores_stride * (size_t)spec_pool_threads());
+    printf("attention over %d cached tokens: %d query heads, %d KV heads of %d (f16 cache, %.1f MB)\n", context, heads, kv_heads, head_dim,
+           2.0 * layers * capacity * kv * 2 / 1e6);
+    printf("%6s %10s %14s %10s\n", "tokens", "ms", "ns/ctx token", "relative");
+    double one = 0;
+    for (int bi = 0; bi < batch_count; bi++) {
+        const int T = batches[bi];
+        double best = 1e30;
+        for (int p = 0; p < passes; p++) {
+            const double t0 = now_seconds();
+            for (int l = 0; l < layers; l++) {
+                // The runtime's layout: each KV head's slots adjacent.
+                const spec_attention job = {queries, (size_t)hidden, keys[l], values[l], (size_t)head_dim, (size_t)capacity * head_dim, head_dim,
+                                            heads / kv_heads, context, slots, starts, 1.0f / sqrtf((float)head_dim), output, (size_t)hidden};
+                spec_attention_run(&job, T, kv_heads, scores, scores_stride);
+            }
+            const double t = now_seconds() - t0;
+            if (t < best) best = t;
+        }
+        if (T == 1 || bi == 0) one = best;
+        printf("%6d %10.3f %14.1f %9.2fx\n", T, best * 1e3, best * 1e9 / context / T, best / one);
+    }
+}
+
 static int parse_list(const char *text, int *values, int capacity) {
     int count = 0;
     char *copy = strdup(text), *save = NULL;
@@ -92,6 +151,7 @@ static int parse_list(const char *text, int *values, int capacity) {
 
 int main(int argc, char **argv) {
     int threads = 0, passes = 8, layers = 28, hidden = 1536, ffn = 8960, kv = 256, vocab = 151936, portable = 0, layer_type = SPEC_Q4_K;
+    int attention_context = 0, head_dim = 128;
     int batches[16] = {1, 2, 4, 8, 16}, batch_count = 5;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -101,10 +161,12 @@ int main(int argc, char **argv) {
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
             printf("usage: speculate-kernel-bench [--threads N] [--batches 1,2,4,8] [--passes N] [--layers N]\n"
                    "                              [--hidden N] [--ffn N] [--kv N] [--vocab N] [--type q4_k|q4_0] [--file-layout] [--portable]\n"
+                   "                              [--attention CONTEXT [--head-dim N]]\n"
                    "Times the quantized matrix kernels on synthetic weights shaped like Qwen2.5-Coder-1.5B Q4_K_M\n"
                    "(Q4_K layers, Q6_K output head; sizes multiples of 256), or with --type q4_0 every matrix Q4_0\n"
                    "(sizes multiples of 32; a requantized draft such as Qwen2.5-Coder-0.5B: --layers 24 --hidden 896\n"
-                   "--ffn 4864 --kv 128).\n");
+                   "--ffn 4864 --kv 128). --attention CONTEXT also times tree attention alone over CONTEXT cached\n"
+                   "tokens (query heads hidden / head-dim, KV heads kv / head-dim; head-dim 128, the 0.5B's is 64).\n");
             return 0;
         }
         if (!value) { fprintf(stderr, "error: %s needs a value (see --help)\n", arg); return 2; }
@@ -116,6 +178,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(arg, "--ffn")) ffn = atoi(value);
         else if (!strcmp(arg, "--kv")) kv = atoi(value);
         else if (!strcmp(arg, "--vocab")) vocab = atoi(value);
+        else if (!strcmp(arg, "--attention")) attention_context = atoi(value);
+        else if (!strcmp(arg, "--head-dim")) head_dim = atoi(value);
         else if (!strcmp(arg, "--batches")) batch_count = parse_list(value, batches, 16);
         else if (!strcmp(arg, "--type")) {
             if (!strcmp(value, "q4_k")) layer_type = SPEC_Q4_K;
@@ -127,6 +191,10 @@ int main(int argc, char **argv) {
     const int unit = block_values(layer_type);
     if (hidden % unit || ffn % unit || hidden < unit || ffn < unit || kv < 1 || vocab < 1 || layers < 1 || passes < 1 || batch_count < 1) {
         fprintf(stderr, "error: hidden and ffn must be positive multiples of %d; counts must be positive\n", unit);
+        return 2;
+    }
+    if (attention_context < 0 || attention_context > 1 << 20 || head_dim < 1 || hidden % head_dim || kv % head_dim || (hidden / head_dim) % (kv / head_dim)) {
+        fprintf(stderr, "error: --attention takes 0...1048576 tokens; --head-dim must divide hidden and kv, with whole query groups\n");
         return 2;
     }
     // --portable, else SPECULATE_KERNELS (unset: the best set this CPU runs).
@@ -206,5 +274,6 @@ int main(int argc, char **argv) {
         printf("%6d %10.2f %10.2f %10.1f %10.1f %9.2fx\n", T, best_layers * 1e3, best_head * 1e3, (layer_bytes + head_bytes) / total / 1e9,
                (layer_macs + head_macs) * T / total / 1e9, one_token > 0 ? total / one_token : 0.0);
     }
+    if (attention_context > 0) time_attention(attention_context, layers, hidden, kv, head_dim, batches, batch_count, passes);
     return 0;
 }

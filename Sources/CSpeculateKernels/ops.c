@@ -58,7 +58,7 @@ void spec_attend_group_portable(const spec_attention *a, int node, int kv_head, 
         float maximum = -INFINITY;
         for (int j = 0; j < visible; j++) {
             const int slot = j < a->prefix ? j : a->slots[first + j - a->prefix];
-            const uint16_t *k = a->keys + (size_t)slot * a->kv_stride + (size_t)kv_head * hd;
+            const uint16_t *k = a->keys + (size_t)kv_head * a->kv_head_stride + (size_t)slot * a->kv_stride;
             float dot = 0.0f;
             for (int e = 0; e < hd; e++) dot += q[g * hd + e] * spec_half((const uint8_t *)(k + e));
             s[j] = dot * a->scale;
@@ -73,7 +73,7 @@ void spec_attend_group_portable(const spec_attention *a, int node, int kv_head, 
         for (int e = 0; e < hd; e++) o[e] = 0.0f;
         for (int j = 0; j < visible; j++) {
             const int slot = j < a->prefix ? j : a->slots[first + j - a->prefix];
-            const uint16_t *v = a->values + (size_t)slot * a->kv_stride + (size_t)kv_head * hd;
+            const uint16_t *v = a->values + (size_t)kv_head * a->kv_head_stride + (size_t)slot * a->kv_stride;
             const float p = s[j] / total;
             for (int e = 0; e < hd; e++) o[e] += p * spec_half((const uint8_t *)(v + e));
         }

@@ -160,7 +160,7 @@ static inline void prefetch_row(const uint16_t *row, int hd) {
 }
 
 /// How many keys ahead the score loop prefetches, and how many slots ahead the value loop does.
-enum { KEY_AHEAD = 16, VALUE_AHEAD = 64 };
+enum { KEY_AHEAD = 48, VALUE_AHEAD = 64 };
 
 /// Scores of H query heads against K keys (H * K <= 12): one accumulator per (head, key) pair
 /// in registers, so each query chunk is loaded once per K keys and each key chunk is converted
@@ -205,7 +205,7 @@ __attribute__((always_inline)) AVX2 static inline void value_tile(const spec_att
     for (int j = j0; j < j1; j++) {
         const int slot = j < a->prefix ? j : a->slots[first + j - a->prefix];
         const uint16_t *v = a->values + (size_t)slot * a->kv_stride + kv_offset + e;
-        if (e == 0 && j + VALUE_AHEAD < visible) {  // the first slice asks for the rows a chunk ahead
+        if (e == 0 && j + VALUE_AHEAD < (int)visible) {  // the first slice asks for the rows a chunk ahead
             const int later = j + VALUE_AHEAD < a->prefix ? j + VALUE_AHEAD : a->slots[first + j + VALUE_AHEAD - a->prefix];
             prefetch_row(a->values + (size_t)later * a->kv_stride + kv_offset, hd);
         }
@@ -254,7 +254,7 @@ AVX2 static void attend_group(const spec_attention *a, int node, int kv_head, fl
     const int first = a->slot_start[node], visible = a->prefix + a->slot_start[node + 1] - first;
     const float *q = a->queries + (size_t)node * a->q_stride + (size_t)kv_head * group * hd;
     float *out = a->output + (size_t)node * a->out_stride + (size_t)kv_head * group * hd;
-    const size_t kv_offset = (size_t)kv_head * hd;
+    const size_t kv_offset = (size_t)kv_head * a->kv_head_stride;
     // Scores, in tiles of up to six heads (two keys at a time) or up to three (four keys).
     for (int h0 = 0; h0 < group;) {
         const int left = group - h0;

@@ -117,10 +117,12 @@ struct VectorOperationTests {
     }
 
     @Test("tree attention matches a double-precision softmax over the prefix and each node's ancestors",
-          arguments: [(64, 3, 1, 37), (128, 6, 2, 37), (40, 2, 2, 37), (64, 7, 2, 150), (24, 5, 1, 70), (32, 4, 2, 20)])
-    func attention(headDimension hd: Int, group: Int, kvHeads: Int, prefix: Int) {
+          arguments: [(64, 3, 1, 37, false), (128, 6, 2, 37, true), (40, 2, 2, 37, false), (64, 7, 2, 150, true),
+                      (24, 5, 1, 70, true), (32, 4, 2, 20, false)])
+    func attention(headDimension hd: Int, group: Int, kvHeads: Int, prefix: Int, headMajor: Bool) {
         // The shapes cover every head tile of the AVX2 loop (6, 5, 4, 3, 2 and 1 heads), an
-        // 8-lane last slice (40, 24), key tails, and slot chunks past the first (150 > 64).
+        // 8-lane last slice (40, 24), key tails, and slot chunks past the first (150 > 64), in
+        // both cache layouts: a slot's heads adjacent, or each head's slots adjacent (the runtime's).
         let pending = [[0], [0, 1], [0, 2], [0, 1, 3]]  // node i's ancestors, root first
         let slotsUsed = prefix + pending.count, kvWidth = kvHeads * hd, qWidth = kvWidth * group
         // The cache holds half-precision values; the reference uses exactly those values.
@@ -130,8 +132,22 @@ struct VectorOperationTests {
             spec_f16_to_f32(bits, Int32(bits.count), &back)
             return (bits, back)
         }
-        let (keyBits, keys) = halves(Self.randomFloats(slotsUsed * kvWidth, seed: 21))
-        let (valueBits, values) = halves(Self.randomFloats(slotsUsed * kvWidth, seed: 22))
+        let (slotMajorKeys, keys) = halves(Self.randomFloats(slotsUsed * kvWidth, seed: 21))
+        let (slotMajorValues, values) = halves(Self.randomFloats(slotsUsed * kvWidth, seed: 22))
+        // `keys` and `values` index [slot][head][lane]; the kernel reads the chosen layout.
+        func laidOut(_ bits: [UInt16]) -> [UInt16] {
+            guard headMajor else { return bits }
+            var out: [UInt16] = []
+            for head in 0..<kvHeads {
+                for slot in 0..<slotsUsed {
+                    let start = slot * kvWidth + head * hd
+                    out.append(contentsOf: bits[start..<(start + hd)])
+                }
+            }
+            return out
+        }
+        let keyBits = laidOut(slotMajorKeys), valueBits = laidOut(slotMajorValues)
+        let slotStride = headMajor ? hd : kvWidth, headStride = headMajor ? slotsUsed * hd : hd
         let queries = Self.randomFloats(pending.count * qWidth, seed: 23, scale: 3)
         let slots = pending.flatMap { $0.map { Int32(prefix + $0) } }
         var starts: [Int32] = [0]
@@ -147,7 +163,7 @@ struct VectorOperationTests {
                         starts.withUnsafeBufferPointer { st in
                             output.withUnsafeMutableBufferPointer { o in
                                 var job = spec_attention(queries: q.baseAddress, q_stride: qWidth, keys: k.baseAddress, values: v.baseAddress,
-                                                         kv_stride: kvWidth, head_dim: Int32(hd), group: Int32(group), prefix: Int32(prefix),
+                                                         kv_stride: slotStride, kv_head_stride: headStride, head_dim: Int32(hd), group: Int32(group), prefix: Int32(prefix),
                                                          slots: s.baseAddress, slot_start: st.baseAddress, scale: scale,
                                                          output: o.baseAddress, out_stride: qWidth)
                                 spec_attention_run(&job, Int32(pending.count), Int32(kvHeads), &scores, group * slotsUsed)

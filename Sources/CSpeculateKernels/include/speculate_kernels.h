@@ -133,9 +133,10 @@ void spec_silu_mul(float *gate, const float *up, int n);
 typedef struct spec_attention {
     const float *queries;     ///< node i's query heads at queries + i * q_stride, head h at h * head_dim
     size_t q_stride;          ///< floats between nodes' queries
-    const uint16_t *keys;     ///< the layer's keys (half precision): slot s at keys + s * kv_stride, KV head h at h * head_dim
+    const uint16_t *keys;     ///< the layer's keys (half precision): KV head h's slot s at keys + h * kv_head_stride + s * kv_stride
     const uint16_t *values;   ///< the layer's values (half precision), laid out like the keys
     size_t kv_stride;         ///< values between slots
+    size_t kv_head_stride;    ///< values between KV heads (head_dim when a slot's heads are adjacent)
     int head_dim;             ///< values per head
     int group;                ///< query heads per KV head (query head h uses KV head h / group)
     int prefix;               ///< committed slots every node sees
