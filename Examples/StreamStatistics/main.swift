@@ -18,10 +18,8 @@ for try await event in decoder.generate(prompt: tokenizer.encode(prompt), option
     switch event {
     case let .tokens(tokens, text):
         // Each event carries the step's accepted tokens and the text they complete.
-        let sources = tokens.map { token -> String in
-            if case let .drafted(by) = token.source { return by.map { proposers[$0].name }.joined(separator: "+") }
-            return "target"
-        }
+        // `drafters` names who drafted each token (under `auto`, the member); empty for the target's.
+        let sources = tokens.map { $0.drafters.isEmpty ? "target" : $0.drafters.joined(separator: "+") }
         print("  text \(text.debugDescription) from [\(sources.joined(separator: ", "))]")
     case let .step(figures):
         step += 1

@@ -151,7 +151,7 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Print one JSON record (text, token ids, statistics) instead of streaming text.")
     var json = false
 
-    @Flag(help: "Colour each token by the proposer that drafted it (terminals only).")
+    @Flag(help: "Colour each token by the proposer that drafted it, under auto by the member (terminals only).")
     var showDrafts = false
 
     @Flag(help: "Keep generating past end-of-sequence tokens (for long runs and benchmarks; output is still the model's greedy or sampled choice).")
@@ -186,6 +186,7 @@ struct RunCommand: AsyncParsableCommand {
         options.shouldStop = { interrupted.isSet }
         let colour = showDrafts && !json && isatty(STDOUT_FILENO) != 0
         var streaming = StreamingDecoder(tokenizer: tokenizer, skipControl: true)
+        var palette = Palette(names: proposers.map(\.name))
         var allTokens: [Token] = []
         var statistics = RunStatistics()
         var progress = progressEvery.map { SoakProgress(every: $0) }
@@ -197,7 +198,7 @@ struct RunCommand: AsyncParsableCommand {
                 guard !json else { continue }
                 for token in tokens {
                     let piece = streaming.append(token.token)
-                    FileHandle.standardOutput.write(Data((colour ? Palette.paint(piece, token.source) : piece).utf8))
+                    FileHandle.standardOutput.write(Data((colour ? palette.paint(piece, token) : piece).utf8))
                 }
             case let .finished(stats):
                 statistics = stats
@@ -215,7 +216,7 @@ struct RunCommand: AsyncParsableCommand {
             print(String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self))
         } else {
             FileHandle.standardOutput.write(Data((streaming.finish() + "\n").utf8))
-            if colour { FileHandle.standardError.write(Data(Palette.legend(statistics).utf8)) }
+            if colour { FileHandle.standardError.write(Data(palette.legend.utf8)) }
             FileHandle.standardError.write(Data(Summary.text(statistics).utf8))
             if let auto = proposers.first as? AutoProposer { FileHandle.standardError.write(Data(Summary.text(auto.snapshot).utf8)) }
         }
@@ -336,21 +337,25 @@ enum Summary {
     }
 }
 
-/// Terminal colours for --show-drafts.
-enum Palette {
+/// Terminal colours for --show-drafts: one colour per drafter name (the proposers, and under
+/// `auto` its members as their drafts appear), the first drafter of a token deciding.
+struct Palette {
     static let colours = ["\u{1B}[32m", "\u{1B}[34m", "\u{1B}[35m", "\u{1B}[36m", "\u{1B}[33m"]
     static let reset = "\u{1B}[0m"
+    /// Drafter names in the order they got their colours.
+    private(set) var names: [String]
 
-    static func paint(_ text: String, _ source: TokenSource) -> String {
-        switch source {
-        case .target: return "\u{1B}[1m" + text + reset
-        case let .drafted(by): return colours[(by.first ?? 0) % colours.count] + text + reset
-        }
+    init(names: [String]) { self.names = names }
+
+    mutating func paint(_ text: String, _ token: GeneratedToken) -> String {
+        guard let drafter = token.drafters.first else { return "\u{1B}[1m" + text + Self.reset }
+        if !names.contains(drafter) { names.append(drafter) }
+        return Self.colours[names.firstIndex(of: drafter)! % Self.colours.count] + text + Self.reset
     }
 
-    static func legend(_ s: RunStatistics) -> String {
-        var parts = ["\u{1B}[1mbold\(reset) = target"]
-        for (i, p) in s.proposers.enumerated() { parts.append(colours[i % colours.count] + p.name + reset) }
+    var legend: String {
+        var parts = ["\u{1B}[1mbold\(Self.reset) = target"]
+        for (i, name) in names.enumerated() { parts.append(Self.colours[i % Self.colours.count] + name + Self.reset) }
         return "legend: " + parts.joined(separator: ", ") + "\n"
     }
 }

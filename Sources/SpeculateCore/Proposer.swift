@@ -30,13 +30,18 @@ public struct DraftCandidate: Sendable, Equatable {
     public var distributions: [DraftDistribution]
     /// For each node, the proposer's confidence (for example the path probability); higher is better.
     public var scores: [Float]
+    /// Who drafted it, when a proposer passes on drafts made by others (``auto`` sets its
+    /// member's name); nil means the proposer that returned it. Reported with each accepted
+    /// token (``GeneratedToken/drafters``); never affects verification.
+    public var origin: String?
 
     /// A candidate tree.
-    public init(tokens: [Token], parents: [Int], distributions: [DraftDistribution], scores: [Float]) {
+    public init(tokens: [Token], parents: [Int], distributions: [DraftDistribution], scores: [Float], origin: String? = nil) {
         self.tokens = tokens
         self.parents = parents
         self.distributions = distributions
         self.scores = scores
+        self.origin = origin
     }
 
     /// A chain of deterministic tokens with decreasing scores.

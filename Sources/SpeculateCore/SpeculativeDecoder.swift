@@ -255,7 +255,12 @@ public struct SpeculativeDecoder: Sendable {
             for node in result.accepted.map({ tree.nodes[$0] }) {
                 if node.depth - 1 < stats.acceptedByDepth.count { stats.acceptedByDepth[node.depth - 1] += 1 }
                 for proposer in Set(node.proposers) { stats.proposers[proposer].accepted += 1 }
-                newTokens.append(GeneratedToken(token: node.token, source: .drafted(by: node.proposers)))
+                var drafters: [String] = []
+                for attempt in node.attempts.sorted(by: { $0.sequence < $1.sequence }) {
+                    let name = attempt.origin ?? proposers[attempt.proposer].name
+                    if !drafters.contains(name) { drafters.append(name) }
+                }
+                newTokens.append(GeneratedToken(token: node.token, source: .drafted(by: node.proposers), drafters: drafters))
             }
             newTokens.append(GeneratedToken(token: result.next, source: .target))
             let appended = newTokens.map(\.token)

@@ -12,6 +12,15 @@ public struct GeneratedToken: Sendable, Equatable {
     public let token: Token
     /// Its provenance.
     public let source: TokenSource
+    /// Names of whoever drafted it, in the order they offered it: the proposers' names, or for a
+    /// proposer that passes on others' drafts (`auto`) the member's. Empty for target tokens.
+    public let drafters: [String]
+
+    init(token: Token, source: TokenSource, drafters: [String] = []) {
+        self.token = token
+        self.source = source
+        self.drafters = drafters
+    }
 }
 
 /// Figures of one decoding step (one target forward).

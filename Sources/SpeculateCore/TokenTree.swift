@@ -37,13 +37,17 @@ public struct DraftAttempt: Sendable, Equatable {
     /// Order in which the draft was proposed; stochastic verification visits attempts in this
     /// order, which does not depend on the drafted values (merging equal tokens must not reorder them).
     public let sequence: Int
+    /// The candidate's ``DraftCandidate/origin``: who really drafted it when the proposer passes
+    /// on others' drafts (`auto`'s members).
+    public let origin: String?
 
     /// An attempt by proposer `proposer` (its index in the decoder's list), the `sequence`-th draft
     /// offered this step.
-    public init(proposer: Int, distribution: DraftDistribution, sequence: Int) {
+    public init(proposer: Int, distribution: DraftDistribution, sequence: Int, origin: String? = nil) {
         self.proposer = proposer
         self.distribution = distribution
         self.sequence = sequence
+        self.origin = origin
     }
 }
 
@@ -152,7 +156,8 @@ public struct ScoreRankedMerger: TreeMerger {
                 let depth = parent < 0 ? 1 : entries[parent].depth + 1
                 guard depth <= budget.maxDepth else { continue }
                 let token = candidate.tokens[i]
-                let attempt = DraftAttempt(proposer: proposer, distribution: candidate.distributions[i], sequence: sequence)
+                let attempt = DraftAttempt(proposer: proposer, distribution: candidate.distributions[i], sequence: sequence,
+                                           origin: candidate.origin)
                 sequence += 1
                 if let existing = index[Int64(parent + 1)]?[token] {
                     entries[existing].score = max(entries[existing].score, candidate.scores[i])

@@ -147,7 +147,6 @@ public final class ServerEngine: Sendable {
         if stop.isRaised { return }
         let job = prepared.job, prompt = prepared.prompt
         let proposers = try await proposers(for: job.strategy)
-        let names = proposers.map(\.name)
         let cached = state.withLock { state -> Int in
             let shared = zip(state.heldTokens, prompt).prefix { $0 == $1 }.count
             state.heldTokens = []  // unknown until this run ends cleanly
@@ -173,8 +172,7 @@ public final class ServerEngine: Sendable {
             case let .tokens(tokens, _):
                 generated += tokens.map(\.token)
                 let pieces = tokens.map { token -> TokenPiece in
-                    let source: String? = if case let .drafted(by) = token.source, let first = by.first, names.indices.contains(first) { names[first] } else { nil }
-                    return TokenPiece(text: streaming.append(token.token), proposer: source)
+                    TokenPiece(text: streaming.append(token.token), proposer: token.drafters.first)
                 }
                 let ready = filter.push(pieces)
                 if !ready.isEmpty {

@@ -23,6 +23,22 @@ struct AutoPolicyTests {
         #expect(adversarial.failures > 0 && adversarial.lastError != nil, "a throwing member's failures are reported")
     }
 
+    @Test("accepted drafts name the member that drafted them, not auto")
+    func memberProvenance() async throws {
+        let target = TableModelSession(vocabulary: Self.vocabulary, seed: 35)
+        let free = VerificationCost(tokens: [1, 64], relative: [1, 1.01], oneTokenSeconds: 0.01)
+        let auto = AutoProposer(members: [RandomTreeProposer(vocabulary: Self.vocabulary, seed: 4), OracleProposer(target: target, depth: 4)],
+                                verificationCost: free)
+        let decoder = SpeculativeDecoder(target: target, proposers: [auto])
+        let (tokens, _) = try await decoder.generateAll(prompt: [1, 2], options: GenerationOptions(maxTokens: 60))
+        let drafted = tokens.filter { if case .drafted = $0.source { true } else { false } }
+        #expect(drafted.count > 20, "the oracle's drafts should be accepted: \(drafted.count)")
+        #expect(drafted.allSatisfy { !$0.drafters.isEmpty && !$0.drafters.contains("auto") })
+        #expect(drafted.contains { $0.drafters.contains("oracle") })
+        let fromTarget = tokens.filter { $0.source == .target }
+        #expect(fromTarget.allSatisfy { $0.drafters.isEmpty })
+    }
+
     @Test("sends nothing when verifying any extra token costs more than it can return")
     func nothingPays() async throws {
         let target = TableModelSession(vocabulary: Self.vocabulary, seed: 32)

@@ -74,7 +74,13 @@ public final class AutoProposer: DraftProposer {
             let elapsed = Double(seconds.seconds) + Double(seconds.attoseconds) / 1e18
             let valid = candidates.filter { $0.isWellFormed && $0.tokens.count <= memberContext.budget.maxNodes }
             state.withLock { $0.recordDraftTime(member: member, seconds: elapsed, depth: valid.map(Self.depth).max() ?? 0, asked: depth) }
-            returned += valid.map { (member, $0) }
+            // Each draft keeps its member's name (or the member's own origin, for nested composites).
+            let name = members[member].name
+            returned += valid.map { candidate in
+                var named = candidate
+                named.origin = candidate.origin ?? name
+                return (member, named)
+            }
         }
         return state.withLock { $0.select(returned, budget: context.budget, draftStarted: started, now: clock.now) }
     }
@@ -386,7 +392,7 @@ struct PolicyState {
         var position = 0
         for draft in drafts {
             var remap: [Int: Int] = [:]
-            var kept = DraftCandidate(tokens: [], parents: [], distributions: [], scores: [])
+            var kept = DraftCandidate(tokens: [], parents: [], distributions: [], scores: [], origin: draft.candidate.origin)
             for index in draft.candidate.tokens.indices {
                 defer { position += 1 }
                 let parent = draft.candidate.parents[index]
