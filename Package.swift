@@ -6,6 +6,8 @@
 //                     Depends on nothing but the standard library and Foundation.
 // - SpeculateCatalog: the known-model catalog, the model cache and `models pull`
 //                     (PyPI wheels via pip, assembled and verified by sha256).
+// - SpeculateAPI:     the OpenAI request schema: parsing, validation, errors in OpenAI's shape
+//                     (no HTTP; fuzzed without building the server).
 // - SpeculateServer:  `speculate serve`: the OpenAI-compatible HTTP server (Hummingbird 2,
 //                     swift-service-lifecycle, swift-log, swift-metrics + swift-prometheus).
 // - SpeculateCLI:     the `speculate` executable.
@@ -14,6 +16,38 @@ import PackageDescription
 let strictSwift: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .enableUpcomingFeature("ExistentialAny"),
+]
+
+/// `SPECULATE_PACKAGE_SUBSET=threads` leaves out the server, the CLI, the examples and the
+/// packages only they need (SwiftNIO, Hummingbird, ...): what .ci/sanitizers builds under
+/// ThreadSanitizer to check the decoder, `auto` and plugins, in a fraction of the full build's time.
+let threadsSubset = Context.environment["SPECULATE_PACKAGE_SUBSET"] == "threads"
+/// Targets and products the subset leaves out (with `applicationPackages`).
+let outsideThreadsSubset: Set<String> = [
+    "SpeculateServer", "SpeculateCLI", "SpeculateServerTests", "SpeculateCLITests", "KernelBench",
+    "ComposeDecoder", "CustomProposer", "SwapMerger", "StreamStatistics",
+    "speculate", "speculate-kernel-bench", "compose-decoder", "custom-proposer", "swap-merger", "stream-statistics",
+]
+
+/// Packages the library modules need.
+let libraryPackages: [Package.Dependency] = [
+    .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+    .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+    .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+    .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
+    .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+]
+/// Packages only the CLI, the server and the documentation need.
+let applicationPackages: [Package.Dependency] = [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    // The server (`speculate serve`).
+    .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+    // `swift package generate-documentation` for the DocC catalog in Docs/Speculate.docc.
+    .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
 ]
 
 let package = Package(
@@ -27,6 +61,7 @@ let package = Package(
         .library(name: "SpeculateCatalog", targets: ["SpeculateCatalog"]),
         .library(name: "SpeculatePlugins", targets: ["SpeculatePlugins"]),
         .library(name: "Speculate", targets: ["Speculate"]),
+        .library(name: "SpeculateAPI", targets: ["SpeculateAPI"]),
         .library(name: "SpeculateServer", targets: ["SpeculateServer"]),
         // Example proposer plugins, loadable with `--proposer plugin:PATH`.
         // Examples: small programs that compose the library (Examples/).
@@ -40,22 +75,7 @@ let package = Package(
         // The matrix kernels alone on model-shaped synthetic weights (Benchmarks/KernelBench).
         .executable(name: "speculate-kernel-bench", targets: ["KernelBench"]),
     ],
-    dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
-        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
-        .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
-        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
-        // The server (`speculate serve`).
-        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
-        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
-        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
-        // `swift package generate-documentation` for the DocC catalog in Docs/Speculate.docc.
-        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
-    ],
+    dependencies: libraryPackages + (threadsSubset ? [] : applicationPackages),
     targets: [
         .target(
             name: "SpeculateFormat",
@@ -122,9 +142,15 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .target(
+            name: "SpeculateAPI",
+            dependencies: ["Speculate"],
+            swiftSettings: strictSwift
+        ),
+        .target(
             name: "SpeculateServer",
             dependencies: [
                 "Speculate",
+                "SpeculateAPI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -204,3 +230,8 @@ let package = Package(
         ),
     ]
 )
+
+if threadsSubset {
+    package.targets.removeAll { outsideThreadsSubset.contains($0.name) }
+    package.products.removeAll { outsideThreadsSubset.contains($0.name) }
+}

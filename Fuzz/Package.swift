@@ -17,7 +17,7 @@ let package = Package(
                 .product(name: "SpeculateRuntime", package: "Speculate"),
                 .product(name: "SpeculatePlugins", package: "Speculate"),
                 .product(name: "Speculate", package: "Speculate"),
-                .product(name: "SpeculateServer", package: "Speculate"),
+                .product(name: "SpeculateAPI", package: "Speculate"),
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),

@@ -7,7 +7,7 @@ import SpeculateCore
 import SpeculateFormat
 import SpeculatePlugins
 import SpeculateRuntime
-import SpeculateServer
+import SpeculateAPI
 
 /// A target: called once per input.
 typealias FuzzTarget = @Sendable ([UInt8]) -> Void

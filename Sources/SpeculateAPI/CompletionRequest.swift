@@ -47,7 +47,7 @@ public struct StrategyRequest: Sendable, Hashable {
     static let verifiers = ["greedy", "stochastic", "sequoia", "typical"]
 
     /// The JSON form, as requests send it and responses echo it.
-    var json: [String: Any] {
+    package var json: [String: Any] {
         var object: [String: Any] = ["proposers": proposers, "max_nodes": maxNodes, "max_depth": maxDepth, "verify": verify ?? NSNull()]
         object["tree"] = tree.map { $0.map(String.init).joined(separator: ",") } ?? NSNull()
         return object
