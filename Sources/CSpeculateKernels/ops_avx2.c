@@ -166,7 +166,8 @@ enum { KEY_AHEAD = 48, VALUE_AHEAD = 64 };
 /// in registers, so each query chunk is loaded once per K keys and each key chunk is converted
 /// from half precision once per H heads, straight from the cache. The old loop reloaded the
 /// query and a float copy of the key for every pair and reduced each dot product on its own:
-/// load-bound at about three times the multiply cost, which is what made long contexts slow.
+/// load-bound at about three times the multiply cost in cache. Out of cache, the head-major
+/// layout (contiguous rows per KV head) and prefetch_row decide the speed instead.
 /// Called with constant H and K, so the loops unroll and the arrays live in registers.
 __attribute__((always_inline)) AVX2 static inline void score_tile(const float *q, int hd, int H, int K, const uint16_t *const *k,
                                                                     float scale, float *scores, size_t visible, int j) {
