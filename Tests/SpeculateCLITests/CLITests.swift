@@ -153,6 +153,32 @@ struct CLITests {
         }
     }
 
+    @Test("bench compares strategies per prompt, repeated and interleaved, with categories")
+    func benchPerPrompt() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("speculate-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let prompts = folder.appendingPathComponent("prompts.jsonl")
+        try (#"{"prompt": "def add(a, b):\n    return", "category": "code"}"# + "\n" + #"{"turns": ["Name three colours."], "category": "chat"}"# + "\n")
+            .write(to: prompts, atomically: true, encoding: .utf8)
+        let common = ["bench", "--target", "smollm2-135m-instruct", "--prompts-file", prompts.path, "--prompts", "2", "--max-tokens", "8", "--threads", "2"]
+        let run = try CLI.run(common + ["--strategy", "ngram", "--repeats", "3", "--json"])
+        #expect(run.status == 0, "\(run.error)")
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any])
+        #expect(document["repeats"] as? Int == 3)
+        let strategies = try #require(document["strategies"] as? [[String: Any]])
+        #expect(strategies.map { $0["name"] as? String } == ["plain", "ngram"])
+        let ngram = strategies[1]
+        #expect(ngram["identical_to_plain"] as? Bool == true)
+        #expect(ngram["generated_tokens"] as? Int == 2 * 3 * 8, "every run's tokens count in the totals")
+        let rows = try #require(ngram["per_prompt"] as? [[String: Any]])
+        #expect(rows.map { $0["prompt"] as? Int } == [0, 1])
+        #expect(rows.map { $0["category"] as? String } == ["code", "chat"])
+        #expect(rows.allSatisfy { ($0["speedup"] as? Double ?? 0) > 0 && $0["generated_tokens"] as? Int == 8 })
+        let bad = try CLI.run(common + ["--strategy", "ngram", "--repeats", "0"])
+        #expect(bad.status != 0 && bad.error.contains("--repeats must be at least 1"), "\(bad.error)")
+    }
+
     @Test("bench --batch-costs --json has the documented fields")
     func benchBatchCosts() throws {
         let run = try CLI.run(["bench", "--batch-costs", "--target", "smollm2-135m-instruct", "--json"])
