@@ -155,8 +155,9 @@ struct MovingRate {
     }
 }
 
-/// The policy's mutable state (guarded by the proposer's mutex).
-struct PolicyState {
+/// The policy's mutable state (guarded by the proposer's mutex). Package access so that tests can
+/// drive it step by step with synthetic timings.
+package struct PolicyState {
     static let depthSlots = 8
     static let confidenceBuckets = 5
     /// An expensive member idle this many steps is explored again (the pause doubles each time).
@@ -207,7 +208,7 @@ struct PolicyState {
     var failures: [Int]
     var lastError: [String?]
 
-    init(members: Int, cost: VerificationCost, cheapFraction: Double) {
+    package init(members: Int, cost: VerificationCost, cheapFraction: Double) {
         self.cost = cost
         self.cheapFraction = cheapFraction
         stepSeconds = cost.oneTokenSeconds > 0 ? cost.oneTokenSeconds : 0.05
@@ -256,7 +257,7 @@ struct PolicyState {
     /// With `sampling`, every member is asked every step at full depth: which drafts exist must not
     /// hinge on timings or realized rates there (a CI run under heavy load, where timings moved
     /// members onto the costly path, failed the chi-square test once, p = 0.0003; not explained yet).
-    mutating func plan(budget: TreeBudget, sampling: Bool = false) -> [(member: Int, depth: Int)] {
+    package mutating func plan(budget: TreeBudget, sampling: Bool = false) -> [(member: Int, depth: Int)] {
         steps += 1
         let limit = min(budget.maxDepth, Self.depthSlots, budget.maxNodes)
         guard limit > 0 else { return [] }
@@ -308,7 +309,7 @@ struct PolicyState {
     /// Updates a member's cost per drafted depth. Only calls that follow a call on the previous
     /// step count once a first figure exists: a member asked after a pause must first absorb
     /// every token it missed, which says nothing about what drafting costs while in use.
-    mutating func recordDraftTime(member: Int, seconds: Double, depth: Int, asked: Int) {
+    package mutating func recordDraftTime(member: Int, seconds: Double, depth: Int, asked: Int) {
         let perDepth = seconds / Double(max(1, depth))
         if !timed[member] {
             secondsPerDepth[member] = perDepth
@@ -351,7 +352,7 @@ struct PolicyState {
     }
 
     /// Chooses the nodes to send and remembers the whole draft for learning.
-    mutating func select(_ drafts: [(member: Int, candidate: DraftCandidate)], budget: TreeBudget,
+    package mutating func select(_ drafts: [(member: Int, candidate: DraftCandidate)], budget: TreeBudget,
                          draftStarted: ContinuousClock.Instant, now: ContinuousClock.Instant) -> [DraftCandidate] {
         outstanding = drafts
         sentAt = now
@@ -409,7 +410,7 @@ struct PolicyState {
     }
 
     /// Learns from the step's outcome: `accepted` is the accepted drafts followed by the target's token.
-    mutating func learn(accepted: [Token], now: ContinuousClock.Instant) {
+    package mutating func learn(accepted: [Token], now: ContinuousClock.Instant) {
         defer { outstanding = []; sentAt = nil; askedCostly = [] }
         if let sentAt {
             let seconds = Self.seconds(now - sentAt)

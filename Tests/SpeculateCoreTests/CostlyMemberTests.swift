@@ -1,0 +1,88 @@
+import Foundation
+import SpeculateCore
+import SpeculateProposers
+import Testing
+
+/// How `auto` judges a costly member (a draft model), driven step by step with synthetic timings
+/// so that the outcome does not depend on this machine's speed or load.
+@Suite("The auto policy with a costly member")
+struct CostlyMemberTests {
+    /// The measured shape of this project's CPU hosts (two tokens 1.09 steps, 16 tokens 3.3).
+    static let curve = VerificationCost(tokens: [1, 2, 4, 8, 16, 64], relative: [1, 1.09, 1.14, 1.91, 3.29, 15.7], oneTokenSeconds: 0.034)
+    /// A drafted token costs this fraction of a target step (the 0.5B draft's figure here).
+    static let draftShare = 0.3
+
+    /// What one simulated stretch of decoding produced.
+    struct Stretch {
+        var tokens = 0
+        var seconds = 0.0
+        var steps = 0
+        var stepsAskingMember = 0
+        var rate: Double { Double(tokens) / seconds }
+        var share: Double { Double(stepsAskingMember) / Double(steps) }
+    }
+
+    /// Runs `steps` steps of a single costly member whose every drafted token is right with
+    /// probability `hitRate` (a fixed pseudo-random sequence), against a target that costs
+    /// `curve` per verified tree.
+    static func simulate(_ state: inout PolicyState, steps: Int, hitRate: Double, seed: UInt64) -> Stretch {
+        var random = seed
+        func uniform() -> Double {
+            random = random &* 6364136223846793005 &+ 1442695040888963407
+            return Double(random >> 11) / Double(1 << 53)
+        }
+        let step = curve.oneTokenSeconds
+        let budget = TreeBudget(maxNodes: 8, maxDepth: 8)
+        var now = ContinuousClock.now
+        var stretch = Stretch()
+        for _ in 0..<steps {
+            let asks = state.plan(budget: budget)
+            let started = now
+            var drafts: [(member: Int, candidate: DraftCandidate)] = []
+            for (member, depth) in asks {
+                let seconds = draftShare * step * Double(depth)
+                now = now.advanced(by: .seconds(seconds))
+                stretch.seconds += seconds
+                state.recordDraftTime(member: member, seconds: seconds, depth: depth, asked: depth)
+                // Token 1 is what the target emits at every depth; 2 is a miss.
+                let tokens: [Token] = (0..<depth).map { _ in uniform() < hitRate ? 1 : 2 }
+                drafts.append((member, DraftCandidate(tokens: tokens, parents: tokens.indices.map { $0 - 1 },
+                                                      distributions: Array(repeating: .deterministic, count: depth),
+                                                      scores: tokens.indices.map { Float(pow(0.8, Double($0 + 1))) })))
+            }
+            let sent = state.select(drafts, budget: budget, draftStarted: started, now: now)
+            let chain = sent.first?.tokens ?? []
+            let verification = step * curve.relativeCost(1 + chain.count)
+            now = now.advanced(by: .seconds(verification))
+            stretch.seconds += verification
+            let accepted = (chain.firstIndex { $0 != 1 } ?? chain.count) + 1
+            state.learn(accepted: Array(repeating: 1, count: accepted), now: now)
+            stretch.tokens += accepted
+            stretch.steps += 1
+            if !asks.isEmpty { stretch.stepsAskingMember += 1 }
+        }
+        return stretch
+    }
+
+    static var plainRate: Double { 1 / curve.oneTokenSeconds }
+
+    @Test("uses a draft model that pays on most steps, and gains what it offers")
+    func adoptsPayingMember() {
+        var state = PolicyState(members: 1, cost: Self.curve, cheapFraction: 0.02)
+        let stretch = Self.simulate(&state, steps: 400, hitRate: 0.8, seed: 1)
+        // The policy as it stands: 66% of steps, 1.31x (an ideal one, always using it but for the
+        // baseline steps, would get ~1.4x; see Docs/Notes.md, session 11, for the variant that got
+        // closer here and lost on real prompts).
+        #expect(stretch.share > 0.5, "asked on \(stretch.share) of steps")
+        #expect(stretch.rate > 1.2 * Self.plainRate, "\(stretch.rate / Self.plainRate)x plain")
+    }
+
+    @Test("leaves a draft model that loses, and exploring it costs little")
+    func dropsLosingMember() {
+        var state = PolicyState(members: 1, cost: Self.curve, cheapFraction: 0.02)
+        let stretch = Self.simulate(&state, steps: 400, hitRate: 0.1, seed: 2)
+        // The policy as it stands: 2.5% of steps, 0.98x.
+        #expect(stretch.share < 0.1, "asked on \(stretch.share) of steps")
+        #expect(stretch.rate > 0.95 * Self.plainRate, "\(stretch.rate / Self.plainRate)x plain")
+    }
+}
