@@ -261,7 +261,7 @@ static int matmul(int type, int n, const void *w, size_t row_bytes, int r0, int 
     return spec_set_dotprod.matmul(type, n, w, row_bytes, r0, r1, act, act_stride, T, y, y_stride);
 }
 
-const spec_kernel_set spec_set_i8mm = {.name = "i8mm", .supported = supported, .matmul = matmul, .packs = packs, SPEC_PORTABLE_OPS};
+const spec_kernel_set spec_set_i8mm = {.name = "i8mm", .supported = supported, .matmul = matmul, .packs = packs, SPEC_NEON_OPS};
 #else
 const spec_kernel_set spec_set_i8mm = {.name = "i8mm", .supported = spec_never_supported, .matmul = spec_matmul_portable_set,
                                        .packs = spec_packs_none, SPEC_PORTABLE_OPS};

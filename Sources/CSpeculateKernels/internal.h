@@ -91,6 +91,11 @@ typedef struct spec_kernel_set {
     .quantize_act = spec_quantize_act_portable, .dot_f32 = spec_dot_f32_portable, .axpy_f32 = spec_axpy_f32_portable, \
     .f32_to_f16 = spec_f32_to_f16_portable, .f16_to_f32 = spec_f16_to_f32_portable, .rms_norm = spec_rms_norm_portable, \
     .silu_mul = spec_silu_mul_portable, .attend_group = spec_attend_group_portable
+/// The AArch64 sets' operations: the portable ones with NEON tree attention (ops_neon.c).
+#define SPEC_NEON_OPS                                                                                          \
+    .quantize_act = spec_quantize_act_portable, .dot_f32 = spec_dot_f32_portable, .axpy_f32 = spec_axpy_f32_portable, \
+    .f32_to_f16 = spec_f32_to_f16_portable, .f16_to_f32 = spec_f16_to_f32_portable, .rms_norm = spec_rms_norm_portable, \
+    .silu_mul = spec_silu_mul_portable, .attend_group = spec_attend_group_neon
 #define SPEC_AVX2_OPS                                                                                          \
     .quantize_act = spec_quantize_act_avx2, .dot_f32 = spec_dot_f32_avx2, .axpy_f32 = spec_axpy_f32_avx2,        \
     .f32_to_f16 = spec_f32_to_f16_avx2, .f16_to_f32 = spec_f16_to_f32_avx2, .rms_norm = spec_rms_norm_avx2,     \
@@ -126,6 +131,8 @@ void spec_f16_to_f32_portable(const uint16_t *x, int n, float *out);
 void spec_rms_norm_portable(const float *x, const float *weight, int n, float epsilon, float *out);
 void spec_silu_mul_portable(float *gate, const float *up, int n);
 void spec_attend_group_portable(const spec_attention *a, int node, int kv_head, float *scores);
+/// Tree attention in NEON (ops_neon.c; the portable loop off AArch64).
+void spec_attend_group_neon(const spec_attention *a, int node, int kv_head, float *scores);
 
 // AVX2 vector operations (ops_avx2.c), shared by the x86 sets.
 int spec_cpu_has_avx2_fma(void);

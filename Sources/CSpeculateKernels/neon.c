@@ -210,5 +210,5 @@ int spec_matmul_neon(int type, int n, const void *w, size_t row_bytes, int r0, i
 #endif
 
 // The products in NEON; the vector operations are the portable ones (compiled to NEON by the
-// compiler's auto-vectorizer where it can).
-const spec_kernel_set spec_set_neon = {.name = "neon", .supported = supported, .matmul = spec_matmul_neon, .packs = spec_packs_none, SPEC_PORTABLE_OPS};
+// compiler's auto-vectorizer where it can) except tree attention, tiled by hand (ops_neon.c).
+const spec_kernel_set spec_set_neon = {.name = "neon", .supported = supported, .matmul = spec_matmul_neon, .packs = spec_packs_none, SPEC_NEON_OPS};

@@ -176,6 +176,67 @@ static int check_packed(const char *set) {
     return failures;
 }
 
+/// Signed half bits of f, |f| kept at least 0.001 (a normal half).
+static uint16_t signed_half(float f) { return (uint16_t)((f < 0 ? 0x8000 : 0) | half_bits(fabsf(f) < 0.001f ? 0.001f : fabsf(f))); }
+
+/// Tree attention of the selected set against the portable loop, on trees over a committed
+/// prefix, for head sizes and query-head groups that reach every tile shape and fallback path.
+/// Only the order of the score and value sums may differ: each output is a weighted mean of
+/// values in [-1, 1] and each score a sum of at most 128 products below 1 in magnitude, so float
+/// rounding moves an output by well under 1e-5; a wrong slot, head or weight moves it by ~0.1.
+static int check_attention(const char *set) {
+    static const int shapes[][3] = {{64, 2, 2}, {128, 6, 2}, {128, 7, 1}, {128, 5, 1}, {64, 4, 2}, {48, 3, 1}, {40, 1, 2}};  // head_dim, group, KV heads
+    static const int prefixes[] = {0, 5, 150};
+    enum { NODES = 6 };
+    const float bound = 1e-4f;
+    float worst = 0.0f;
+    int failures = 0, cases = 0;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int hd = shapes[si][0], group = shapes[si][1], kv_heads = shapes[si][2];
+        for (size_t pi = 0; pi < sizeof prefixes / sizeof prefixes[0]; pi++) {
+            const int prefix = prefixes[pi], capacity = prefix + NODES;
+            // Node i sees the prefix and the pending slots of its path: a chain for even i, its own slot only for odd i.
+            int32_t slot_start[NODES + 1], slots[NODES * NODES];
+            int count = 0;
+            for (int i = 0; i < NODES; i++) {
+                slot_start[i] = count;
+                if (i % 2 == 0) for (int k = 0; k <= i; k++) slots[count++] = prefix + k;
+                else slots[count++] = prefix + i;
+            }
+            slot_start[NODES] = count;
+            const size_t kv_stride = (size_t)hd, head_stride = (size_t)capacity * hd;  // head-major
+            uint16_t *keys = malloc(sizeof(uint16_t) * head_stride * kv_heads), *values = malloc(sizeof(uint16_t) * head_stride * kv_heads);
+            const size_t q_stride = (size_t)kv_heads * group * hd;
+            float *queries = malloc(sizeof(float) * q_stride * NODES), *expected = malloc(sizeof(float) * q_stride * NODES);
+            float *got = malloc(sizeof(float) * q_stride * NODES), *scores = malloc(sizeof(float) * group * capacity);
+            for (size_t i = 0; i < head_stride * kv_heads; i++) keys[i] = signed_half(uniform(-1, 1)), values[i] = signed_half(uniform(-1, 1));
+            for (size_t i = 0; i < q_stride * NODES; i++) queries[i] = uniform(-1, 1);
+            spec_attention a = {queries, q_stride, keys, values, kv_stride, head_stride, hd, group, prefix, slots, slot_start,
+                                1.0f / sqrtf((float)hd), expected, q_stride};
+            spec_kernels_select("portable");
+            spec_attention_run(&a, NODES, kv_heads, scores, (size_t)group * capacity);
+            spec_kernels_select(set);
+            a.output = got;
+            spec_attention_run(&a, NODES, kv_heads, scores, (size_t)group * capacity);
+            float difference = 0.0f;
+            for (size_t i = 0; i < q_stride * NODES; i++) {
+                const float d = fabsf(got[i] - expected[i]);
+                if (!(d <= difference)) difference = d;  // NaN counts as worst
+            }
+            if (!(difference <= bound)) {
+                printf("kernel_check: %-10s attention head_dim %d group %d prefix %d: differs by %g  FAILED\n", set, hd, group, prefix, difference);
+                failures++;
+            }
+            if (difference > worst) worst = difference;
+            cases++;
+            free(keys), free(values), free(queries), free(expected), free(got), free(scores);
+        }
+    }
+    printf("kernel_check: %-10s attention, %d trees: largest difference from portable %.1e (bound %.0e)  %s\n", set, cases, worst, bound,
+           failures ? "FAILED" : "pass");
+    return failures;
+}
+
 int main(void) {
     int failures = 0, checked = 0, avx2_supported = 0;
     for (int i = 0; i < spec_kernel_set_count(); i++)
@@ -192,6 +253,7 @@ int main(void) {
         printf("kernel_check: set %s\n", set);
         failures += check_set(set, avx2_supported);
         failures += check_packed(set);
+        failures += check_attention(set);
         checked++;
     }
     spec_kernels_select(NULL);

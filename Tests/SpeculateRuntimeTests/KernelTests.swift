@@ -231,6 +231,10 @@ struct KernelCheckTests {
     static func expectPassed(_ report: String, sets: [String]) {
         #expect(report.contains("kernel_check: all passed"), "\(report)")
         for set in sets { #expect(report.contains("kernel_check: set \(set)\n"), "\(set) not checked:\n\(report)") }
+        for set in sets {
+            let attention = report.split(separator: "\n").first { $0.hasPrefix("kernel_check: " + set.padding(toLength: 10, withPad: " ", startingAt: 0) + " attention") }
+            #expect(attention?.hasSuffix("pass") == true, "\(set)'s tree attention not checked:\n\(report)")
+        }
         var packedLines = 0
         for set in sets + ["portable"] {
             for type in packedLayouts(of: set) {
@@ -311,7 +315,7 @@ struct KernelCheckTests {
         }
     }
 
-    @Test("a deliberately broken Arm dot-product kernel fails the check", arguments: [2, 3])
+    @Test("a deliberately broken Arm kernel fails the check", arguments: [2, 3, 5])
     func brokenArmKernelFails(mutant: Int) throws {
         try #require(Self.canEmulateArm, "needs qemu-user and gcc-aarch64-linux-gnu")
         let program = try Self.checkProgram(compiler: Self.crossCompiler, flags: ["-static", "-DSPEC_CHECK_MUTANT=\(mutant)"],
@@ -319,10 +323,11 @@ struct KernelCheckTests {
         let result = try TestSupport.runProcessCapturingAll(Self.emulator, ["-cpu", "max", program])
         let report = String(decoding: result.standardOutput, as: UTF8.self)
         #expect(result.status != 0, "mutant \(mutant) passed:\n\(report)")
-        // Mutant 2 gives Q4_K sub-blocks the wrong scale, mutant 3 the wrong Q6_K offset.
-        let broken = mutant == 2 ? "Q4_K_X8" : "Q6_K_X8"
-        for set in ["i8mm", "dotprod"] {
-            let prefix = "kernel_check: " + set.padding(toLength: 10, withPad: " ", startingAt: 0) + " \(broken) packed"
+        // Mutant 2 gives Q4_K sub-blocks the wrong scale, mutant 3 the wrong Q6_K offset, mutant 5
+        // drops a slot from the NEON attention's weighted values (all three Arm sets use it).
+        let broken = mutant == 2 ? "Q4_K_X8 packed" : mutant == 3 ? "Q6_K_X8 packed" : "attention"
+        for set in mutant == 5 ? ["i8mm", "dotprod", "neon"] : ["i8mm", "dotprod"] {
+            let prefix = "kernel_check: " + set.padding(toLength: 10, withPad: " ", startingAt: 0) + " \(broken)"
             let line = report.split(separator: "\n").first { $0.hasPrefix(prefix) }
             #expect(line?.hasSuffix("FAILED") == true, "\(set) with mutant \(mutant) was not caught:\n\(report)")
         }
