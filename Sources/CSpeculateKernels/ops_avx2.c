@@ -152,15 +152,8 @@ AVX2 static inline __m128 hsum8x4(__m256 a, __m256 b, __m256 c, __m256 d) {
     return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
-/// Asks for a cache row's lines ahead of use. Out of cache, the score and value loops wait on
-/// memory unless told: the value loop reads each row in 16-lane slices, which the hardware
-/// prefetchers do not follow.
-static inline void prefetch_row(const uint16_t *row, int hd) {
-    for (int b = 0; b < hd * 2; b += 64) __builtin_prefetch((const char *)row + b);
-}
-
-/// How many keys ahead the score loop prefetches, and how many slots ahead the value loop does.
-enum { KEY_AHEAD = 48, VALUE_AHEAD = 64 };
+#define ATTN_TARGET AVX2
+#include "attention_tiles.h"
 
 /// Scores of H query heads against K keys (H * K <= 12): one accumulator per (head, key) pair
 /// in registers, so each query chunk is loaded once per K keys and each key chunk is converted
@@ -169,8 +162,8 @@ enum { KEY_AHEAD = 48, VALUE_AHEAD = 64 };
 /// load-bound at about three times the multiply cost in cache. Out of cache, the head-major
 /// layout (contiguous rows per KV head) and prefetch_row decide the speed instead.
 /// Called with constant H and K, so the loops unroll and the arrays live in registers.
-__attribute__((always_inline)) AVX2 static inline void score_tile(const float *q, int hd, int H, int K, const uint16_t *const *k,
-                                                                    float scale, float *scores, size_t visible, int j) {
+AVX2 static inline __attribute__((always_inline)) void score_tile(const float *q, int hd, int H, int K, const uint16_t *const *k,
+                                                                 float scale, float *scores, size_t visible, int j) {
     __m256 acc[12];
     for (int i = 0; i < H * K; i++) acc[i] = _mm256_setzero_ps();
     for (int e = 0; e < hd; e += 8) {
@@ -192,11 +185,10 @@ __attribute__((always_inline)) AVX2 static inline void score_tile(const float *q
     }
 }
 
-/// Weighted values for H heads (H <= 6) over 16 output lanes and the slots [j0, j1): two
-/// accumulators per head in registers, each value chunk converted once for all H heads. Each
-/// output lane sums its slots in order, the same order as the portable loop.
-__attribute__((always_inline)) AVX2 static inline void value_tile(const spec_attention *a, int first, size_t kv_offset, int H,
-                                                                    const float *scores, size_t visible, int j0, int j1, int e, float *out) {
+/// Weighted values for H heads (H <= 6) over 16 output lanes: two accumulators per head in
+/// registers, each value chunk converted once for all H heads.
+AVX2 static inline __attribute__((always_inline)) void value_tile(const spec_attention *a, int first, size_t kv_offset, int H,
+                                                                 const float *scores, size_t visible, int j0, int j1, int e, float *out) {
     const int hd = a->head_dim;
     __m256 acc[12];
     for (int h = 0; h < H; h++) {
@@ -204,12 +196,8 @@ __attribute__((always_inline)) AVX2 static inline void value_tile(const spec_att
         acc[2 * h + 1] = _mm256_loadu_ps(out + (size_t)h * hd + e + 8);
     }
     for (int j = j0; j < j1; j++) {
-        const int slot = j < a->prefix ? j : a->slots[first + j - a->prefix];
-        const uint16_t *v = a->values + (size_t)slot * a->kv_stride + kv_offset + e;
-        if (e == 0 && j + VALUE_AHEAD < (int)visible) {  // the first slice asks for the rows a chunk ahead
-            const int later = j + VALUE_AHEAD < a->prefix ? j + VALUE_AHEAD : a->slots[first + j + VALUE_AHEAD - a->prefix];
-            prefetch_row(a->values + (size_t)later * a->kv_stride + kv_offset, hd);
-        }
+        if (e == 0) prefetch_value_ahead(a, first, kv_offset, j, (int)visible);
+        const uint16_t *v = value_row(a, first, kv_offset, j) + e;
         const __m256 v0 = load_half8(v), v1 = load_half8(v + 8);
         for (int h = 0; h < H; h++) {
             const __m256 p = _mm256_broadcast_ss(scores + (size_t)h * visible + j);
@@ -223,113 +211,45 @@ __attribute__((always_inline)) AVX2 static inline void value_tile(const spec_att
     }
 }
 
-/// The key row of visible slot j.
-static inline const uint16_t *key_row(const spec_attention *a, int first, size_t kv_offset, int j) {
-    const int slot = j < a->prefix ? j : a->slots[first + j - a->prefix];
-    return a->keys + (size_t)slot * a->kv_stride + kv_offset;
+/// A last 8-lane slice: one head at a time.
+AVX2 static void value_tail(const spec_attention *a, int first, size_t kv_offset, int group, const float *scores, size_t visible,
+                            int j0, int j1, int e, float *out) {
+    const int hd = a->head_dim;
+    for (int g = 0; g < group; g++) {
+        __m256 acc = _mm256_loadu_ps(out + (size_t)g * hd + e);
+        for (int j = j0; j < j1; j++)
+            acc = _mm256_fmadd_ps(_mm256_broadcast_ss(scores + (size_t)g * visible + j), load_half8(value_row(a, first, kv_offset, j) + e), acc);
+        _mm256_storeu_ps(out + (size_t)g * hd + e, acc);
+    }
 }
 
-/// Scores of heads [h0, h0 + H) of the group for every visible slot: K keys at a time, then
-/// one at a time for the rest. H and K are constants at each call site.
-#define SCORE_HEADS(H, K)                                                                                        \
-    do {                                                                                                         \
-        const float *qh = q + (size_t)h0 * hd;                                                                   \
-        float *sh = scores + (size_t)h0 * visible;                                                               \
-        int j = 0;                                                                                               \
-        for (; j + (K) <= visible; j += (K)) {                                                                   \
-            const uint16_t *k[4];                                                                                \
-            for (int c = 0; c < (K); c++) k[c] = key_row(a, first, kv_offset, j + c);                            \
-            if (j + (K) + KEY_AHEAD <= visible)                                                                  \
-                for (int c = 0; c < (K); c++) prefetch_row(key_row(a, first, kv_offset, j + KEY_AHEAD + c), hd); \
-            score_tile(qh, hd, (H), (K), k, a->scale, sh, (size_t)visible, j);                                   \
-        }                                                                                                        \
-        for (; j < visible; j++) {                                                                               \
-            const uint16_t *k[1] = {key_row(a, first, kv_offset, j)};                                            \
-            score_tile(qh, hd, (H), 1, k, a->scale, sh, (size_t)visible, j);                                     \
-        }                                                                                                        \
-    } while (0)
-
-/// One node's attention for the `group` query heads that share KV head `kv_head`.
-AVX2 static void attend_group(const spec_attention *a, int node, int kv_head, float *scores) {
-    const int hd = a->head_dim, group = a->group;
-    const int first = a->slot_start[node], visible = a->prefix + a->slot_start[node + 1] - first;
-    const float *q = a->queries + (size_t)node * a->q_stride + (size_t)kv_head * group * hd;
-    float *out = a->output + (size_t)node * a->out_stride + (size_t)kv_head * group * hd;
-    const size_t kv_offset = (size_t)kv_head * a->kv_head_stride;
-    // Scores, in tiles of up to six heads (two keys at a time) or up to three (four keys).
-    for (int h0 = 0; h0 < group;) {
-        const int left = group - h0;
-        switch (left >= 6 ? 6 : left) {
-        case 6: SCORE_HEADS(6, 2); h0 += 6; break;
-        case 5: SCORE_HEADS(5, 2); h0 += 5; break;
-        case 4: SCORE_HEADS(4, 2); h0 += 4; break;
-        case 3: SCORE_HEADS(3, 4); h0 += 3; break;
-        case 2: SCORE_HEADS(2, 4); h0 += 2; break;
-        default: SCORE_HEADS(1, 4); h0 += 1; break;
-        }
+/// The softmax of one head's scores, eight at a time.
+AVX2 static void softmax_row(float *s, int visible) {
+    __m256 vmax = _mm256_set1_ps(-INFINITY);
+    int j = 0;
+    for (; j + 8 <= visible; j += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(s + j));
+    float maximum = hmax8(vmax);
+    for (; j < visible; j++) maximum = s[j] > maximum ? s[j] : maximum;
+    const __m256 vm = _mm256_set1_ps(maximum);
+    __m256 vtotal = _mm256_setzero_ps();
+    for (j = 0; j + 8 <= visible; j += 8) {
+        const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
+        _mm256_storeu_ps(s + j, e);
+        vtotal = _mm256_add_ps(vtotal, e);
     }
-    for (int g = 0; g < group; g++) {
-        float *s = scores + (size_t)g * visible;
-        __m256 vmax = _mm256_set1_ps(-INFINITY);
-        int j = 0;
-        for (; j + 8 <= visible; j += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(s + j));
-        float maximum = hmax8(vmax);
-        for (; j < visible; j++) maximum = s[j] > maximum ? s[j] : maximum;
-        const __m256 vm = _mm256_set1_ps(maximum);
-        __m256 vtotal = _mm256_setzero_ps();
-        for (j = 0; j + 8 <= visible; j += 8) {
-            const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
-            _mm256_storeu_ps(s + j, e);
-            vtotal = _mm256_add_ps(vtotal, e);
-        }
-        float total = hsum8(vtotal);
-        for (; j < visible; j++) {
-            s[j] = exp1(s[j] - maximum);
-            total += s[j];
-        }
-        const __m256 inverse = _mm256_set1_ps(1.0f / total);
-        for (j = 0; j + 8 <= visible; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inverse));
-        for (; j < visible; j++) s[j] *= 1.0f / total;
+    float total = hsum8(vtotal);
+    for (; j < visible; j++) {
+        s[j] = exp1(s[j] - maximum);
+        total += s[j];
     }
-    // Weighted values over chunks of slots small enough to stay in L1 while every 16-lane
-    // slice and head tile passes over them (64 slots x 2 bytes x head_dim).
-    enum { VALUE_CHUNK = 64 };
-    for (int g = 0; g < group; g++) memset(out + (size_t)g * hd, 0, sizeof(float) * (size_t)hd);
-    for (int j0 = 0; j0 < visible; j0 += VALUE_CHUNK) {
-        const int j1 = visible - j0 < VALUE_CHUNK ? visible : j0 + VALUE_CHUNK;
-        for (int e = 0; e < hd; e += 16) {
-            if (e + 16 > hd) {  // a last 8-lane slice: one head at a time, portable order
-                for (int g = 0; g < group; g++) {
-                    __m256 acc = _mm256_loadu_ps(out + (size_t)g * hd + e);
-                    for (int j = j0; j < j1; j++) {
-                        const int slot = j < a->prefix ? j : a->slots[first + j - a->prefix];
-                        const __m256 v = load_half8(a->values + (size_t)slot * a->kv_stride + kv_offset + e);
-                        acc = _mm256_fmadd_ps(_mm256_broadcast_ss(scores + (size_t)g * visible + j), v, acc);
-                    }
-                    _mm256_storeu_ps(out + (size_t)g * hd + e, acc);
-                }
-                continue;
-            }
-            for (int h0 = 0; h0 < group;) {
-                const int left = group - h0;
-                const float *sh = scores + (size_t)h0 * visible;
-                float *oh = out + (size_t)h0 * hd;
-                switch (left >= 6 ? 6 : left) {
-                case 6: value_tile(a, first, kv_offset, 6, sh, (size_t)visible, j0, j1, e, oh); h0 += 6; break;
-                case 5: value_tile(a, first, kv_offset, 5, sh, (size_t)visible, j0, j1, e, oh); h0 += 5; break;
-                case 4: value_tile(a, first, kv_offset, 4, sh, (size_t)visible, j0, j1, e, oh); h0 += 4; break;
-                case 3: value_tile(a, first, kv_offset, 3, sh, (size_t)visible, j0, j1, e, oh); h0 += 3; break;
-                case 2: value_tile(a, first, kv_offset, 2, sh, (size_t)visible, j0, j1, e, oh); h0 += 2; break;
-                default: value_tile(a, first, kv_offset, 1, sh, (size_t)visible, j0, j1, e, oh); h0 += 1; break;
-                }
-            }
-        }
-    }
+    const __m256 inverse = _mm256_set1_ps(1.0f / total);
+    for (j = 0; j + 8 <= visible; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inverse));
+    for (; j < visible; j++) s[j] *= 1.0f / total;
 }
 
 /// Heads whose size is not a multiple of 8 (or above 512 values) take the portable path.
 void spec_attend_group_avx2(const spec_attention *a, int node, int kv_head, float *scores) {
-    if (a->head_dim % 8 == 0 && a->head_dim <= 512) attend_group(a, node, kv_head, scores);
+    if (a->head_dim % 8 == 0 && a->head_dim <= 512) attend_tiled(a, node, kv_head, scores);
     else spec_attend_group_portable(a, node, kv_head, scores);
 }
 
