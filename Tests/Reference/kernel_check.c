@@ -1,6 +1,6 @@
 // Checks every kernel set this CPU (or this build) runs against the portable kernels on random
-// blocks of every weight type, and checks that a token's result is bit-identical whether it
-// is computed alone or inside batches of 2 to 19 tokens. The VNNI sets are also checked for
+// blocks of every weight type and on tree attention (within a stated bound), and checks that a
+// token's result is bit-identical whether it is computed alone or inside batches of 2 to 19 tokens. The VNNI sets are also checked for
 // the exactness they promise: K-quants bit-identical to the portable kernels, 32-element types
 // bit-identical to the AVX2 set. Built and run by the kernel tests: natively; with
 // -DSPEC_SIMDE -DSIMDE_NO_NATIVE, where the VNNI sets run through SIMDe's portable intrinsics
