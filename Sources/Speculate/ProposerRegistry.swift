@@ -14,11 +14,16 @@ public struct ProposerEnvironment: Sendable {
     public var draftLength: Int
     /// Whether the user asked for a tree (proposers then offer several branches).
     public var treeRequested: Bool
-    /// Output-head rows for draft models (FR-Spec style reduced head), or nil for all.
+    /// Output-head rows draft models compute (FR-Spec style reduced head): nil for the default
+    /// (``defaultDraftHead`` ranked rows when a ranking is at hand, else all), 0 for all, or N.
     public var draftHead: Int?
     /// A corpus (file or directory) whose token counts rank the `draftHead` rows (FR-Spec); nil
-    /// keeps the first ids.
+    /// uses the built-in ranking for the draft's vocabulary if there is one
+    /// (``TokenFrequencyRanking/builtIn(for:)``), else the first ids.
     public var draftHeadCorpus: String?
+    /// The rows a draft's head keeps by default when a frequency ranking of its vocabulary is at
+    /// hand: chosen by measured acceptance against drafting cost (Docs/Benchmarks.md, session 12).
+    public static let defaultDraftHead = 32768
     /// How draft models keep their weights: requantized to 4.5 bits per weight by default
     /// (faster drafting, same output), or ``WeightPrecision/file``.
     public var draftWeights: WeightPrecision
@@ -57,6 +62,22 @@ public struct ProposerEnvironment: Sendable {
         let tokenizer = targetTokenizer
         return PluginVocabulary(size: tokenizer.vocabularySize, tokenize: { tokenizer.encode($0) },
                                 tokenBytes: { tokenizer.contains($0) ? tokenizer.bytes(of: $0) : nil })
+    }
+}
+
+extension ProposerEnvironment {
+    /// Which rows of a draft model's output head to compute: `tokens` (ranked ids) or `rows`
+    /// (the first ids), or neither for the whole head.
+    public func draftHeadChoice(tokenizer: Tokenizer, draftName: String) throws -> (rows: Int?, tokens: [TokenID]?) {
+        if let rows = draftHead, rows < 0 {
+            throw ProposerSpecError.badOptions(spec: "draft:\(draftName)", reason: "the draft head needs at least one row (or 0 for all); got \(rows)")
+        }
+        if draftHead == 0 { return (nil, nil) }
+        let ranking = try draftHeadCorpus.map { try TokenFrequencyRanking.cached(corpus: URL(fileURLWithPath: $0), tokenizer: tokenizer, name: draftName) }
+            ?? TokenFrequencyRanking.builtIn(for: tokenizer)
+        guard let ranking else { return (draftHead, nil) }  // no ranking: the first ids, or all
+        let rows = min(draftHead ?? Self.defaultDraftHead, tokenizer.vocabularySize)
+        return rows >= tokenizer.vocabularySize ? (nil, nil) : (nil, Array(ranking.tokens.prefix(rows)))
     }
 }
 
@@ -194,15 +215,10 @@ extension ProposerRegistry {
             let tokenizer = try Tokenizer(gguf: model.file)
             try DraftModelProposer.checkCompatible(draft: tokenizer, draftName: argument,
                                                    target: environment.targetTokenizer, targetName: environment.targetName)
-            var headTokens: [TokenID]?
-            if let rows = environment.draftHead, let corpus = environment.draftHeadCorpus {
-                guard rows > 0 else { throw ProposerSpecError.badOptions(spec: "draft:\(argument)", reason: "the draft head needs at least one row") }
-                let ranking = try TokenFrequencyRanking.cached(corpus: URL(fileURLWithPath: corpus), tokenizer: tokenizer, name: argument)
-                headTokens = Array(ranking.tokens.prefix(rows))
-            }
+            let head = try environment.draftHeadChoice(tokenizer: tokenizer, draftName: argument)
             return try DraftModelProposer(name: "draft:\(argument)", model: model, context: environment.context,
                                           draftLength: environment.draftLength, pathThreshold: environment.draftStop,
-                                          headRows: environment.draftHead, headTokens: headTokens)
+                                          headRows: head.rows, headTokens: head.tokens)
         })
         registry.register(ProposerFactory(
             name: "retok", usage: "retok:NAME-or-PATH",

@@ -23,10 +23,11 @@ struct StrategyOptions: ParsableArguments {
     @Option(help: "Longest draft (tree depth).")
     var draftLength: Int = 8
 
-    @Option(help: "Score only the first N token ids in draft models' output heads (cheaper drafts; lossless).")
+    @Option(help: ArgumentHelp("Draft models score only N rows of their output heads: the N most frequent tokens (FR-Spec), by the built-in ranking for Qwen2.5 vocabularies or by --draft-head-corpus, else the first N ids; 0 scores every token. Lossless either way. Default: 32768 ranked rows where a ranking exists, else all.",
+                               valueName: "N"))
     var draftHead: Int?
 
-    @Option(help: ArgumentHelp("Rank --draft-head's rows by token counts in this text file or directory (FR-Spec; counted once, cached) instead of keeping the first ids.",
+    @Option(help: ArgumentHelp("Rank --draft-head's rows by token counts in this text file or directory (FR-Spec; counted once, cached) instead of the built-in ranking.",
                                valueName: "path"))
     var draftHeadCorpus: String?
 

@@ -58,4 +58,41 @@ struct TokenRankingTests {
         #expect(output.map(\.token) == expected.map(\.token))
         #expect(stats.proposers[0].drafted > 0)
     }
+
+    @Test("the built-in ranking belongs to the Qwen2.5 vocabulary only, and ranks its common tokens first")
+    func builtInRanking() throws {
+        let qwen = try Tokenizer(gguf: TransformerModel(path: try TestSupport.modelPath("qwen2.5-coder-0.5b-instruct")).file)
+        let ranking = try #require(TokenFrequencyRanking.builtIn(for: qwen))
+        #expect(ranking.tokens.count == qwen.vocabularySize && Set(ranking.tokens).count == qwen.vocabularySize)
+        // Tokens any Python or English text uses are near the top; rare ones are not.
+        let top = Set(ranking.tokens.prefix(2000))
+        for text in [" the", " return", "def", " self", "(", " =", "\n"] {
+            let ids = qwen.encode(text)
+            #expect(ids.count == 1 && top.contains(ids[0]), "'\(text)' should be among the 2,000 most frequent tokens")
+        }
+        let smol = try Tokenizer(gguf: TransformerModel(path: try TestSupport.modelPath("smollm2-135m-instruct")).file)
+        #expect(TokenFrequencyRanking.builtIn(for: smol) == nil)
+    }
+
+    @Test("draft heads: ranked by default where a ranking exists, 0 keeps every row, negative is refused")
+    func draftHeadChoice() throws {
+        let model = try TransformerModel(path: try TestSupport.modelPath("qwen2.5-coder-0.5b-instruct"))
+        let qwen = try Tokenizer(gguf: model.file)
+        func choice(_ rows: Int?, tokenizer: Tokenizer) throws -> (rows: Int?, tokens: [TokenID]?) {
+            let environment = ProposerEnvironment(targetName: "target", targetModel: model, targetTokenizer: qwen, draftHead: rows)
+            return try environment.draftHeadChoice(tokenizer: tokenizer, draftName: "draft")
+        }
+        let ranked = try #require(TokenFrequencyRanking.builtIn(for: qwen))
+        let byDefault = try choice(nil, tokenizer: qwen)
+        #expect(byDefault.rows == nil && byDefault.tokens == Array(ranked.tokens.prefix(ProposerEnvironment.defaultDraftHead)))
+        #expect(try choice(100, tokenizer: qwen).tokens == Array(ranked.tokens.prefix(100)))
+        let all = try choice(0, tokenizer: qwen)
+        #expect(all.rows == nil && all.tokens == nil)
+        #expect(try choice(qwen.vocabularySize + 5, tokenizer: qwen).tokens == nil)
+        #expect(throws: ProposerSpecError.self) { try choice(-3, tokenizer: qwen) }
+        // A vocabulary without a ranking: the first ids when asked for, else the whole head.
+        let smol = try Tokenizer(gguf: TransformerModel(path: try TestSupport.modelPath("smollm2-135m-instruct")).file)
+        #expect(try choice(nil, tokenizer: smol).rows == nil && choice(nil, tokenizer: smol).tokens == nil)
+        #expect(try choice(500, tokenizer: smol).rows == 500 && choice(500, tokenizer: smol).tokens == nil)
+    }
 }
