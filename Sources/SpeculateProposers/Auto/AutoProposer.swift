@@ -21,7 +21,7 @@ import Synchronization
 ///   accepted length from its depth statistics (Sequoia's objective with the drafting term); from
 ///   then on it is judged by evidence: the realized tokens per second, drafting and catching up
 ///   included, of steps that asked it must beat steps that asked no costly member by 5% (every 8th
-///   step goes without it to keep that figure fresh). When it does not pay it is explored in bursts
+///   step goes without it to keep that figure fresh; every 32nd once it is ahead by 25%). When it does not pay it is explored in bursts
 ///   of three steps, the pause between bursts doubling (32, 64, 128, … steps; quadrupling when it is
 ///   clearly worse).
 /// - **Pruning.** Each returned node gets the value `v` = product of calibrated acceptance along
