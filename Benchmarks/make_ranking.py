@@ -55,7 +55,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="qwen2.5-coder-0.5b-instruct", help="catalog name or .gguf path")
     parser.add_argument("--corpus", action="append", required=True, help="a file or directory (repeatable)")
-    parser.add_argument("--budget-mb", type=float, default=24, help="bytes of text to read from each corpus root")
+    parser.add_argument("--budget-mb", type=float, default=24, help="megabytes of text to read from each corpus root")
     parser.add_argument("--top", type=int, default=65536, help="ids to store")
     parser.add_argument("--speculate", default=".build/release/speculate")
     parser.add_argument("--out", default="Sources/Speculate/BuiltInRankingData.swift")
