@@ -32,6 +32,10 @@ public struct ProposerEnvironment: Sendable {
     /// The default `draftStop`: the best of 0.4 / 0.6 / fixed depths 3–4 / none on HumanEval
     /// (Zen 4 host, `Docs/Benchmarks.md`), where a drafted 0.5B token costs ~0.4 target steps.
     public static let defaultDraftStop: Float = 0.6
+    /// Tokens guessed by n-gram lookup and evaluated with each draft-model forward (staged
+    /// speculation: the draft checks them for free and skips a forward per guess it agrees
+    /// with); 0 turns it off. See ``DraftModelProposer/lookahead``.
+    public var draftLookahead: Int
     /// Compute threads the runtime uses (part of the cost-probe cache key).
     public var threads: Int
     /// Turns a model name or path into a local .gguf path (the CLI pulls catalog models here).
@@ -41,7 +45,7 @@ public struct ProposerEnvironment: Sendable {
     /// cache without downloading.
     public init(targetName: String, targetModel: TransformerModel, targetTokenizer: Tokenizer, context: Int = 4096,
                 draftLength: Int = 8, treeRequested: Bool = false, draftHead: Int? = nil, draftHeadCorpus: String? = nil, draftWeights: WeightPrecision = .q4K,
-                draftStop: Float = defaultDraftStop, threads: Int = ComputeThreads.count,
+                draftStop: Float = defaultDraftStop, draftLookahead: Int = DraftModelProposer.defaultLookahead, threads: Int = ComputeThreads.count,
                 resolveModel: @escaping @Sendable (String) async throws -> URL = { try ModelStore().resolve($0) }) {
         self.targetName = targetName
         self.targetModel = targetModel
@@ -53,6 +57,7 @@ public struct ProposerEnvironment: Sendable {
         self.draftHeadCorpus = draftHeadCorpus
         self.draftWeights = draftWeights
         self.draftStop = draftStop
+        self.draftLookahead = draftLookahead
         self.threads = threads
         self.resolveModel = resolveModel
     }
@@ -218,7 +223,7 @@ extension ProposerRegistry {
             let head = try environment.draftHeadChoice(tokenizer: tokenizer, draftName: argument)
             return try DraftModelProposer(name: "draft:\(argument)", model: model, context: environment.context,
                                           draftLength: environment.draftLength, pathThreshold: environment.draftStop,
-                                          headRows: head.rows, headTokens: head.tokens)
+                                          headRows: head.rows, headTokens: head.tokens, lookahead: environment.draftLookahead)
         })
         registry.register(ProposerFactory(
             name: "retok", usage: "retok:NAME-or-PATH",

@@ -18,7 +18,7 @@ struct BenchCommand: AsyncParsableCommand {
     @OptionGroup var strategyOptions: StrategyOptions
 
     @Option(name: .customLong("strategy"), help: ArgumentHelp(
-        "A strategy to compare with plain decoding (repeatable): proposers in --proposer syntax, comma-separated, then optional tree=2,2,1 nodes=N depth=N head=N corpus=PATH weights=file|q4_k stop=P (the draft's).",
+        "A strategy to compare with plain decoding (repeatable): proposers in --proposer syntax, comma-separated, then optional tree=2,2,1 nodes=N depth=N head=N corpus=PATH weights=file|q4_k stop=P ahead=N (the draft's).",
         valueName: "strategy"))
     var strategies: [String] = []
 

@@ -39,6 +39,10 @@ struct StrategyOptions: ParsableArguments {
                                valueName: "P"))
     var draftStop: Float = ProposerEnvironment.defaultDraftStop
 
+    @Option(help: ArgumentHelp("Evaluate up to N tokens guessed by n-gram lookup with each draft-model forward (0 = off); every guess the draft agrees with saves it a forward. Output unchanged.",
+                               valueName: "N"))
+    var draftLookahead: Int = DraftModelProposer.defaultLookahead
+
     @Option(help: "Verification: greedy, stochastic (SpecInfer), sequoia (without replacement) or typical (lossy).")
     var verify: String?
 
@@ -64,6 +68,7 @@ struct StrategyOptions: ParsableArguments {
 
     func validate() throws {
         guard (0...1).contains(draftStop) else { throw ValidationError("--draft-stop \(draftStop) is not a probability from 0 to 1") }
+        guard draftLookahead >= 0 else { throw ValidationError("--draft-lookahead \(draftLookahead) is negative (0 turns it off)") }
     }
 
     func budget() throws -> TreeBudget {
@@ -102,13 +107,13 @@ enum ProposerFactory {
     static let registry = ProposerRegistry.standard
 
     static func make(_ specs: [String], target: LoadedTarget, options: StrategyOptions, store: ModelStore,
-                     headRows: Int? = nil, headCorpus: String? = nil, draftWeights: WeightPrecision? = nil, draftStop: Float? = nil, treeRequested: Bool? = nil,
+                     headRows: Int? = nil, headCorpus: String? = nil, draftWeights: WeightPrecision? = nil, draftStop: Float? = nil, draftLookahead: Int? = nil, treeRequested: Bool? = nil,
                      pullMissing: Bool = true) async throws -> [any DraftProposer] {
         let environment = ProposerEnvironment(
             targetName: target.name, targetModel: target.model, targetTokenizer: target.tokenizer, context: options.context,
             draftLength: options.draftLength, treeRequested: treeRequested ?? (options.tree != nil),
             draftHead: headRows ?? options.draftHead, draftHeadCorpus: headCorpus ?? options.draftHeadCorpus, draftWeights: draftWeights ?? options.draftWeights,
-            draftStop: draftStop ?? options.draftStop, threads: ComputeThreads.count,
+            draftStop: draftStop ?? options.draftStop, draftLookahead: draftLookahead ?? options.draftLookahead, threads: ComputeThreads.count,
             resolveModel: { pullMissing ? try await store.resolveOrPull($0) { ProgressDisplay().handle($0) } : try store.resolve($0) })
         do {
             return try await registry.make(specs, environment: environment)

@@ -10,6 +10,7 @@ struct StrategySpec {
     let headRows: Int?
     let draftWeights: WeightPrecision?
     let draftStop: Float?
+    let draftLookahead: Int?
     let headCorpus: String?
 
     /// Parses `draft:NAME,ngram tree=2,2,1 nodes=8 depth=4` (proposers, then optional key=value).
@@ -22,6 +23,7 @@ struct StrategySpec {
         var headRows: Int?
         var draftWeights: WeightPrecision?
         var draftStop: Float?
+        var draftLookahead: Int?
         var headCorpus: String?
         for option in words.dropFirst() {
             let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
@@ -43,13 +45,17 @@ struct StrategySpec {
             case "stop":
                 guard let p = Float(parts[1]), (0...1).contains(p) else { throw ValidationError("stop=\(parts[1]) is not a probability from 0 to 1") }
                 draftStop = p
-            default: throw ValidationError("unknown strategy option '\(parts[0])' (tree, nodes, depth, head, corpus, weights, stop)")
+            case "ahead":
+                guard let n = Int(parts[1]), n >= 0 else { throw ValidationError("ahead=\(parts[1]) is not a count of tokens (0 = off)") }
+                draftLookahead = n
+            default: throw ValidationError("unknown strategy option '\(parts[0])' (tree, nodes, depth, head, corpus, weights, stop, ahead)")
             }
         }
         self.budget = budget
         self.headRows = headRows
         self.draftWeights = draftWeights
         self.draftStop = draftStop
+        self.draftLookahead = draftLookahead
         self.headCorpus = headCorpus
     }
 }
@@ -95,7 +101,7 @@ struct StrategyBenchmark {
         var decoders: [SpeculativeDecoder] = []
         for spec in all {
             let proposers = try await ProposerFactory.make(spec.proposers, target: target, options: options, store: store,
-                                                           headRows: spec.headRows, headCorpus: spec.headCorpus, draftWeights: spec.draftWeights, draftStop: spec.draftStop, treeRequested: !spec.budget.branching.isEmpty)
+                                                           headRows: spec.headRows, headCorpus: spec.headCorpus, draftWeights: spec.draftWeights, draftStop: spec.draftStop, draftLookahead: spec.draftLookahead, treeRequested: !spec.budget.branching.isEmpty)
             let session = try InferenceSession(model: target.model, context: options.context)
             decoders.append(SpeculativeDecoder(target: session, proposers: proposers, verifier: try options.verifier()))
         }

@@ -118,6 +118,8 @@ struct CLITests {
             (["run", "--target", "smollm2-135m-instruct", "--context", "100000", "hi"], "trained for 8192"),
             (["run", "--target", "smollm2-135m-instruct", "--verify", "magic", "hi"], "--verify 'magic'"),
             (["models", "pull", "nonexistent-model"], "unknown model 'nonexistent-model'"),
+            (["run", "--target", "smollm2-135m-instruct", "--draft-lookahead=-1", "hi"], "--draft-lookahead -1 is negative"),
+            (["bench", "--target", "smollm2-135m-instruct", "--strategy", "ngram ahead=many"], "ahead=many is not a count"),
         ]
         for (arguments, message) in cases {
             let run = try CLI.run(arguments)

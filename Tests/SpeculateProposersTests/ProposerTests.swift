@@ -87,6 +87,33 @@ struct RealModelProposerTests {
         #expect(smallStats.meanAcceptedPerForward > 2)
     }
 
+    @Test("guessed lookahead drafts exactly what drafting token by token drafts, in fewer forwards")
+    func lookaheadDraftsTheSame() async throws {
+        let model = try TransformerModel(path: try TestSupport.modelPath("smollm2-135m-instruct"))
+        let tokenizer = try Tokenizer(gguf: model.file)
+        // Text that repeats itself, so that n-gram lookup has something to guess from.
+        let prompt = tokenizer.encode(try TestSupport.humanEvalPrompts(1)[0] + "\n# The same list of names, written out three times:\n# apple, banana, cherry, damson, elderberry, fig, grape\n")
+        let (plain, _) = try await Self.decode(model, prompt: prompt, proposers: [], maxTokens: 96)
+        for sampling in [SamplingSettings.greedy, SamplingSettings(temperature: 0.8, seed: 3)] {
+            let stepwise = try DraftModelProposer(name: "stepwise", model: model, context: 1024, lookahead: 0)
+            let guessing = try DraftModelProposer(name: "guessing", model: model, context: 1024, lookahead: 3)
+            var drafted = 0
+            // Contexts advance as a decoder's would: by a few accepted tokens at a time.
+            for (step, end) in stride(from: 0, to: plain.count, by: 3).enumerated() {
+                let context = DraftContext(tokens: prompt + plain[..<end], budget: TreeBudget(), sampling: sampling, remainingContext: 200, step: step)
+                let expected = try await stepwise.propose(context)
+                let actual = try await guessing.propose(context)
+                #expect(actual == expected, "step \(step) (\(sampling.isGreedy ? "greedy" : "sampled"))")
+                drafted += expected.first?.tokens.count ?? 0
+            }
+            let saved = guessing.counters, plainCounters = stepwise.counters
+            print("lookahead (\(sampling.isGreedy ? "greedy" : "sampled")): \(drafted) drafted tokens in \(saved.forwards) forwards against \(plainCounters.forwards); \(saved.guessesTaken) of \(saved.guessesMade) guesses taken")
+            #expect(plainCounters.guessesMade == 0)
+            #expect(saved.guessesTaken > 0)
+            #expect(saved.forwards + saved.guessesTaken == plainCounters.forwards)
+        }
+    }
+
     @Test("SmolLM2 drafts for Qwen through text (another tokenizer), losslessly")
     func crossTokenizer() async throws {
         let target = try TransformerModel(path: try TestSupport.modelPath("qwen2.5-coder-0.5b-instruct"))
