@@ -20,6 +20,9 @@ struct CostlyMemberTests {
         var stepsAskingMember = 0
         var rate: Double { Double(tokens) / seconds }
         var share: Double { Double(stepsAskingMember) / Double(steps) }
+        func report(_ what: String) {
+            print("\(what): member asked on \(String(format: "%.1f", 100 * share))% of steps, \(String(format: "%.2f", rate * curve.oneTokenSeconds))x plain")
+        }
     }
 
     /// Runs `steps` steps of a single costly member whose every drafted token is right with
@@ -70,6 +73,7 @@ struct CostlyMemberTests {
     func adoptsPayingMember() {
         var state = PolicyState(members: 1, cost: Self.curve, cheapFraction: 0.02)
         let stretch = Self.simulate(&state, steps: 400, hitRate: 0.8, seed: 1)
+        stretch.report("right 80% of the time")
         // 66% of steps, 1.31x in session 11 (an ideal policy, always using it but for the
         // baseline steps, would get ~1.4x; see Docs/Notes.md, session 11, for the variant that got
         // closer here and lost on real prompts).
@@ -82,6 +86,7 @@ struct CostlyMemberTests {
         var state = PolicyState(members: 1, cost: Self.curve, cheapFraction: 0.02)
         _ = Self.simulate(&state, steps: 200, hitRate: 0.97, seed: 3)  // learn and adopt it
         let stretch = Self.simulate(&state, steps: 320, hitRate: 0.97, seed: 4)
+        stretch.report("right 97% of the time")
         // Every 8th step without it would leave at most 87.5%; every 32nd leaves ~97%.
         #expect(stretch.share > 0.93, "asked on \(stretch.share) of steps")
         #expect(stretch.rate > 1.25 * Self.plainRate, "\(stretch.rate / Self.plainRate)x plain")
@@ -91,6 +96,7 @@ struct CostlyMemberTests {
     func dropsLosingMember() {
         var state = PolicyState(members: 1, cost: Self.curve, cheapFraction: 0.02)
         let stretch = Self.simulate(&state, steps: 400, hitRate: 0.1, seed: 2)
+        stretch.report("right 10% of the time")
         // The policy as it stands: 2.5% of steps, 0.98x.
         #expect(stretch.share < 0.1, "asked on \(stretch.share) of steps")
         #expect(stretch.rate > 0.95 * Self.plainRate, "\(stretch.rate / Self.plainRate)x plain")
