@@ -19,11 +19,15 @@ import Synchronization
 ///   step for a full-depth draft. A costly member (a draft model) is first tried when its best chain
 ///   depth d makes `(1 + G_m(d)) / (t(1+d) + c_m · d / step)` exceed 1.02, with `G_m(d)` the expected
 ///   accepted length from its depth statistics (Sequoia's objective with the drafting term); from
-///   then on it is judged by evidence: the realized tokens per second, drafting and catching up
-///   included, of steps that asked it must beat steps that asked no costly member by 5% (every 8th
-///   step goes without it to keep that figure fresh; every 32nd once it is ahead by 25%). When it does not pay it is explored in bursts
-///   of three steps, the pause between bursts doubling (32, 64, 128, … steps; quadrupling when it is
-///   clearly worse).
+///   then on it is judged by evidence. With greedy drafts each step that asked it is paired with
+///   its counterfactual: what the cheap members' drafts alone, pruned alone, would have yielded
+///   given the target's tokens, both sides timed by the cost model plus the step's measured
+///   drafting; over ~30 such steps (discounted) the member must beat its counterfactual to come
+///   back and stays until it falls below 0.85 of it. Until there are six pairs, or with sampled
+///   drafts, the realized tokens per second of steps that asked it must beat steps that asked no
+///   costly member by 5% (every 8th step going without it to keep that figure fresh; every 32nd
+///   once it is ahead by 25%). When it does not pay it is explored in bursts of three steps, the
+///   pause between bursts doubling (32, 64, 128, … steps; quadrupling when it is clearly worse).
 /// - **Pruning.** Each returned node gets the value `v` = product of calibrated acceptance along
 ///   its path; the policy keeps the n best nodes (parents before children) with n maximising
 ///   `(1 + Σ v) / t(n+1)`, and sends nothing unless that beats a plain step by 4%. With sampled drafts (stochastic verification) values may not decide
@@ -155,6 +159,35 @@ struct MovingRate {
     }
 }
 
+/// A costly member's steps judged against what the same steps would have given without it:
+/// discounted sums of tokens and modelled seconds, both ways, over the steps that asked it.
+/// Pairs share the text and the target's choices, so their ratio is far less noisy than
+/// comparing separate steps with and without the member.
+struct PairedRate {
+    var tokens = 0.0, seconds = 0.0
+    var baseTokens = 0.0, baseSeconds = 0.0
+    var samples = 0
+    var lastStep = 0
+    /// Each step back weighs this much less.
+    static let keep = 0.97
+
+    mutating func add(tokens: Double, seconds: Double, baseTokens: Double, baseSeconds: Double, step: Int) {
+        let decay = pow(Self.keep, Double(max(0, step - lastStep)))
+        self.tokens = self.tokens * decay + tokens
+        self.seconds = self.seconds * decay + seconds
+        self.baseTokens = self.baseTokens * decay + baseTokens
+        self.baseSeconds = self.baseSeconds * decay + baseSeconds
+        samples += 1
+        lastStep = step
+    }
+
+    /// Tokens per second with the member over tokens per second without it (1 = no gain).
+    var advantage: Double {
+        guard seconds > 0, baseSeconds > 0, baseTokens > 0 else { return 0 }
+        return (tokens / seconds) / (baseTokens / baseSeconds)
+    }
+}
+
 /// The policy's mutable state (guarded by the proposer's mutex). Package access so that tests can
 /// drive it step by step with synthetic timings.
 package struct PolicyState {
@@ -179,6 +212,13 @@ package struct PolicyState {
     /// refresh steps yielding ~1.7 tokens instead of ~4.6).
     static let clearAdvantageRefresh = 32
     static let clearAdvantage = 1.25
+    /// Paired steps (a costly member's steps against their counterfactual) needed before they
+    /// decide; the advantage a paused member must show to come back, and the one below which a
+    /// member in use is left (session 13, `auto` + draft: HumanEval-20 2.95 tokens per forward
+    /// with 0.85, 2.67 when leaving at 1.0; chat-12 1.73 against 1.56 without pairing).
+    static let pairedEvidence = 6
+    static let requiredPairedAdvantage = 1.0
+    static let pairedStopBelow = 0.85
 
     let cost: VerificationCost
     /// Members cheaper than this fraction of a target step per depth are always asked.
@@ -209,6 +249,11 @@ package struct PolicyState {
     /// Tokens per second of steps without any costly member, and of steps with each one.
     var baseRate = MovingRate()
     var costlyRate: [MovingRate]
+    /// Each costly member's steps against their counterfactual without it (greedy steps only).
+    var paired: [PairedRate]
+    /// Whether the drafts of this step were sampled, and the budget they were pruned to.
+    var sampledStep = false
+    var lastBudget = TreeBudget()
     /// Whether a member's current call is the first of an exploration burst.
     var catchingUp: [Bool]
     var failures: [Int]
@@ -228,6 +273,7 @@ package struct PolicyState {
         measuredSteady = Array(repeating: false, count: members)
         burst = Array(repeating: 0, count: members)
         costlyRate = Array(repeating: MovingRate(), count: members)
+        paired = Array(repeating: PairedRate(), count: members)
         catchingUp = Array(repeating: false, count: members)
         failures = Array(repeating: 0, count: members)
         lastError = Array(repeating: nil, count: members)
@@ -282,15 +328,27 @@ package struct PolicyState {
             // A costly member (a draft model) is judged by realized tokens per second, drafting
             // included, against steps without costly members; the model-based gain only decides
             // whether it is worth trying before there is evidence.
-            let evidence = costlyRate[member].samples >= 3 && baseRate.samples >= 3
-            let pays = evidence ? costlyRate[member].value > baseRate.value * Self.requiredAdvantage : gain > 1.02
+            // With greedy drafts every step that asks it is paired with what the same step would
+            // have given without it (counterfactual, see `learn`): no step has to go without it
+            // to keep the comparison fresh. Otherwise separate steps with and without it are compared.
+            let pairedEvidence = paired[member].samples >= Self.pairedEvidence
+            let evidence = pairedEvidence || (costlyRate[member].samples >= 3 && baseRate.samples >= 3)
+            let advantage = pairedEvidence ? paired[member].advantage
+                : evidence ? costlyRate[member].value / baseRate.value : gain
+            // Hysteresis for paired evidence: a member in use stays until it is clearly behind
+            // (stretches where lookup alone does as well come and go within a prompt, and each
+            // return costs a catch-up), one paused must show a gain to come back.
+            let inUse = lastAsked[member] == steps - 1
+            let required = pairedEvidence ? (inUse ? Self.pairedStopBelow : Self.requiredPairedAdvantage) : Self.requiredAdvantage
+            let pays = evidence ? advantage > required : gain > 1.02
+            let refresh = pairedEvidence ? Int.max : advantage > Self.clearAdvantage ? Self.clearAdvantageRefresh : Self.baselineRefresh
             if burst[member] > 0 {
                 burst[member] -= 1
                 asks.append((member, max(1, min(limit, depth > 0 ? depth : 2))))
-            } else if pays && !(costlyRate[member].samples >= 3 && baseRate.samples < 3)
-                        && steps % (evidence && costlyRate[member].value > baseRate.value * Self.clearAdvantage ? Self.clearAdvantageRefresh : Self.baselineRefresh) != 0 {
-                // In use; every `baselineRefresh`-th step goes without it, so that the comparison
-                // is always against a fresh figure for plain steps on the same machine and text.
+            } else if pays && !(costlyRate[member].samples >= 3 && baseRate.samples < 3 && !pairedEvidence)
+                        && steps % refresh != 0 {
+                // In use; without paired evidence every `baselineRefresh`-th step goes without it,
+                // so that the comparison is against a fresh figure for plain steps on the same text.
                 asks.append((member, max(1, depth)))
                 explorationInterval[member] = Self.explorationInterval
             } else if !pays && steps - lastAsked[member] >= explorationInterval[member] {
@@ -298,7 +356,7 @@ package struct PolicyState {
                 // member up on the tokens it missed and is not counted; the later ones measure its rate.
                 burst[member] = Self.burstLength - 1
                 // Back off faster when the evidence says it is clearly worse than plain steps.
-                let clearlyWorse = evidence && costlyRate[member].value < baseRate.value * 0.9
+                let clearlyWorse = evidence && advantage < 0.9
                 explorationInterval[member] = min(explorationInterval[member] * (clearlyWorse ? 4 : 2), 4096)
                 catchingUp[member] = true
                 asks.append((member, max(1, min(limit, depth > 0 ? depth : 2))))
@@ -364,9 +422,18 @@ package struct PolicyState {
         outstanding = drafts
         sentAt = now
         draftSeconds = Self.seconds(now - draftStarted)
-        sentNodes = 0
-        guard !drafts.isEmpty else { plainSteps += 1; return [] }
-        let sampled = drafts.contains { $0.candidate.distributions.contains { if case .sampled = $0 { return true } else { return false } } }
+        lastBudget = budget
+        sampledStep = drafts.contains { $0.candidate.distributions.contains { if case .sampled = $0 { return true } else { return false } } }
+        let result = prune(drafts, budget: budget, sampled: sampledStep)
+        sentNodes = result.reduce(0) { $0 + $1.tokens.count }
+        if result.isEmpty { plainSteps += 1 }
+        return result
+    }
+
+    /// The nodes worth sending out of `drafts`: the n best by value with n maximising expected
+    /// tokens per unit of verification cost, or none unless that beats a plain step.
+    func prune(_ drafts: [(member: Int, candidate: DraftCandidate)], budget: TreeBudget, sampled: Bool) -> [DraftCandidate] {
+        guard !drafts.isEmpty else { return [] }
         // Every node's value: product of calibrated acceptance along its path.
         var nodes: [(draft: Int, node: Int, value: Double, depth: Int)] = []
         for (draftIndex, draft) in drafts.enumerated() {
@@ -392,7 +459,7 @@ package struct PolicyState {
             let rate = (1 + expected) / cost.relativeCost(rank + 2)
             if rate > bestRate { bestRate = rate; bestCount = rank + 1 }
         }
-        guard bestCount > 0 else { plainSteps += 1; return [] }
+        guard bestCount > 0 else { return [] }
         var keep = Set<Int>()
         for position in order.prefix(bestCount) { keep.insert(position) }
         // Rebuild each draft from its kept nodes; a node whose parent was dropped goes too.
@@ -411,9 +478,29 @@ package struct PolicyState {
                 kept.distributions.append(draft.candidate.distributions[index])
                 kept.scores.append(Float(nodes[position].value))
             }
-            if !kept.tokens.isEmpty { result.append(kept); sentNodes += kept.tokens.count }
+            if !kept.tokens.isEmpty { result.append(kept) }
         }
         return result
+    }
+
+    /// Tokens a step would have yielded had it sent `drafts`, given the target's tokens along the
+    /// path it did accept (`accepted`, its own token last): the deepest node matching that path,
+    /// plus the target's token after it. Exact when that node is shallower than `accepted`, else a
+    /// lower bound (what the target would have said beyond is unknown).
+    package static func counterfactualTokens(_ drafts: [DraftCandidate], accepted: [Token]) -> Int {
+        var deepest = 0
+        for candidate in drafts {
+            var depths: [Int] = [], matched: [Bool] = []
+            for index in candidate.tokens.indices {
+                let parent = candidate.parents[index]
+                let depth = parent < 0 ? 1 : depths[parent] + 1
+                let hit = (parent < 0 || matched[parent]) && depth <= accepted.count && accepted[depth - 1] == candidate.tokens[index]
+                depths.append(depth)
+                matched.append(hit)
+                if hit { deepest = max(deepest, depth) }
+            }
+        }
+        return deepest + 1
     }
 
     /// Learns from the step's outcome: `accepted` is the accepted drafts followed by the target's token.
@@ -431,6 +518,7 @@ package struct PolicyState {
                 // Every step that used the member counts, catch-ups after a new prompt included (they
                 // are part of what using it costs); only the first call of an exploration burst does not.
                 for member in askedCostly where !catchingUp[member] { costlyRate[member].add(rate) }
+                if !sampledStep { pairWithCounterfactual(accepted: accepted) }
                 for member in askedCostly { catchingUp[member] = false }
             }
         }
@@ -451,6 +539,22 @@ package struct PolicyState {
                 byDepth[member][depth - 1].add(hit)
                 byConfidence[member][depth - 1][Self.bucket(confidence[index])].add(hit)
             }
+        }
+    }
+
+    /// Pairs this step (which asked costly members) with what it would have given without them:
+    /// the cheap members' drafts, pruned as they would have been alone, judged against the
+    /// target's tokens. Both sides are timed by the verification cost model (plus this step's
+    /// measured drafting), so the host's step-to-step noise cancels out of the comparison.
+    mutating func pairWithCounterfactual(accepted: [Token]) {
+        let cheapDrafts = outstanding.filter { !askedCostly.contains($0.member) }
+        let alone = prune(cheapDrafts, budget: lastBudget, sampled: false)
+        let baseNodes = alone.reduce(0) { $0 + $1.tokens.count }
+        let baseTokens = Double(Self.counterfactualTokens(alone, accepted: accepted))
+        let baseSeconds = stepSeconds * cost.relativeCost(1 + baseNodes)
+        let seconds = stepSeconds * cost.relativeCost(1 + sentNodes) + draftSeconds
+        for member in askedCostly where !catchingUp[member] {
+            paired[member].add(tokens: Double(accepted.count), seconds: seconds, baseTokens: baseTokens, baseSeconds: baseSeconds, step: steps)
         }
     }
 
