@@ -3,8 +3,9 @@ import Foundation
 /// Measures the target's verification cost curve once per model file and thread count and keeps
 /// it in the cache directory (`costs/NAME-SIZE-KERNELS-rREVISION-tTHREADS.json`), so `auto` starts
 /// instantly after the first run. A new kernel revision measures again, and so does a curve whose
-/// one-token time no longer matches a quick fresh measurement (``stillHolds(_:model:tolerance:)``:
-/// a curve measured while the CPUs were busy, or another machine).
+/// one-token time is well above a quick fresh measurement (a curve measured while the CPUs were
+/// busy, or on another machine). When the machine is slower now than the file says, the run
+/// measures for itself and keeps the file.
 public struct VerificationCostCache: Sendable {
     /// The directory the curves live in.
     public let directory: URL
@@ -20,30 +21,41 @@ public struct VerificationCostCache: Sendable {
         let safeName = String(URL(fileURLWithPath: name).lastPathComponent.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? $0 : "_" })
         let kernels = "\(ComputeThreads.kernelName)-r\(ComputeThreads.kernelRevision)"
         let file = directory.appendingPathComponent("\(safeName)-\(size)-\(kernels)-t\(threads).json")
-        if let data = try? Data(contentsOf: file), let curve = try? JSONDecoder().decode(VerificationCost.self, from: data),
-           !curve.tokens.isEmpty, curve.tokens.count == curve.relative.count,
-           try Self.stillHolds(curve, model: model) {
-            return curve
+        var keepFile = false
+        if let data = try? Data(contentsOf: file), let cached = try? JSONDecoder().decode(VerificationCost.self, from: data),
+           !cached.tokens.isEmpty, cached.tokens.count == cached.relative.count {
+            switch try Self.check(cached, model: model) {
+            case .holds: return cached
+            // Slower now than when the file was written: most likely something else is running, so
+            // this run measures for itself and leaves the (quieter) file alone.
+            case .slowerNow: keepFile = true
+            case .fasterNow: break  // the file was measured under load, or on another machine
+            }
         }
         let points = try BatchCostProbe(model: model).measure(sizes: Self.sizes, prefix: 64, repeats: 3)
         let curve = VerificationCost(tokens: points.map(\.tokens), relative: points.map(\.relativeCost),
                                      oneTokenSeconds: points.first?.seconds ?? 0.05)
-        try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try? JSONEncoder().encode(curve).write(to: file, options: .atomic)
+        if !keepFile {
+            try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            try? JSONEncoder().encode(curve).write(to: file, options: .atomic)
+        }
         return curve
     }
 
     static let sizes = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32]
 
+    /// How a cached curve's one-token time compares with a fresh one.
+    enum Check { case holds, slowerNow, fasterNow }
+
     /// Whether a cached curve still describes this machine: its one-token time within a factor of
     /// `tolerance` of a fresh one (three one-token forwards, ~0.1 s for the 1.5B target). A curve
     /// measured while something else loaded the CPUs is flat and slow (one such file here had a
     /// one-token time of 222 ms against 34 ms and 8 tokens at 1.21x one token against ~1.8x,
-    /// and `auto` sent trees far too large for a day); this catches it and measures again.
-    static func stillHolds(_ curve: VerificationCost, model: TransformerModel, tolerance: Double = 1.5) throws -> Bool {
-        guard curve.oneTokenSeconds > 0 else { return false }
+    /// and `auto` sent trees far too large for a day); a quiet start catches it and measures again.
+    static func check(_ curve: VerificationCost, model: TransformerModel, tolerance: Double = 1.5) throws -> Check {
+        guard curve.oneTokenSeconds > 0 else { return .fasterNow }
         let now = try BatchCostProbe(model: model).measure(sizes: [1], prefix: 8, repeats: 3)[0].seconds
         let ratio = now / curve.oneTokenSeconds
-        return ratio < tolerance && ratio > 1 / tolerance
+        return ratio >= tolerance ? .slowerNow : ratio <= 1 / tolerance ? .fasterNow : .holds
     }
 }

@@ -325,9 +325,8 @@ package struct PolicyState {
                 asks.append((member, limit))  // free to ask; pruning decides what is sent
                 continue
             }
-            // A costly member (a draft model) is judged by realized tokens per second, drafting
-            // included, against steps without costly members; the model-based gain only decides
-            // whether it is worth trying before there is evidence.
+            // A costly member (a draft model) is judged by evidence, drafting included; the
+            // model-based gain only decides whether it is worth trying before there is any.
             // With greedy drafts every step that asks it is paired with what the same step would
             // have given without it (counterfactual, see `learn`): no step has to go without it
             // to keep the comparison fresh. Otherwise separate steps with and without it are compared.
@@ -341,7 +340,7 @@ package struct PolicyState {
             let inUse = lastAsked[member] == steps - 1
             let required = pairedEvidence ? (inUse ? Self.pairedStopBelow : Self.requiredPairedAdvantage) : Self.requiredAdvantage
             let pays = evidence ? advantage > required : gain > 1.02
-            let refresh = pairedEvidence ? Int.max : advantage > Self.clearAdvantage ? Self.clearAdvantageRefresh : Self.baselineRefresh
+            let refresh = pairedEvidence ? Int.max : evidence && advantage > Self.clearAdvantage ? Self.clearAdvantageRefresh : Self.baselineRefresh
             if burst[member] > 0 {
                 burst[member] -= 1
                 asks.append((member, max(1, min(limit, depth > 0 ? depth : 2))))
