@@ -48,7 +48,8 @@ public final class DraftModelProposer: DraftProposer {
     public let confidenceThreshold: Float
     /// Stop drafting when the draft's probability of the whole chain falls below this.
     public let pathThreshold: Float
-    /// Most tokens guessed by n-gram lookup and evaluated with each draft forward (0 = none).
+    /// Most tokens guessed by n-gram lookup and evaluated with each draft forward (0 = none);
+    /// batches stay within four tokens, so more than 3 acts as 3 while drafting.
     public let lookahead: Int
 
     /// A proposer over `model` with a context of `context` tokens. `headRows` limits the draft's
