@@ -3,9 +3,9 @@ import Foundation
 /// Measures the target's verification cost curve once per model file and thread count and keeps
 /// it in the cache directory (`costs/NAME-SIZE-KERNELS-rREVISION-tTHREADS.json`), so `auto` starts
 /// instantly after the first run. A new kernel revision measures again, and so does a curve whose
-/// one-token time is well above a quick fresh measurement (a curve measured while the CPUs were
-/// busy, or on another machine). When the machine is slower now than the file says, the run
-/// measures for itself and keeps the file.
+/// one-token time, or six-token cost relative to it, is well above a quick fresh measurement (a
+/// curve measured while the CPUs were busy, or on another machine). When the machine is slower
+/// now than the file says, the run measures for itself and keeps the file.
 public struct VerificationCostCache: Sendable {
     /// The directory the curves live in.
     public let directory: URL
@@ -32,7 +32,7 @@ public struct VerificationCostCache: Sendable {
             case .fasterNow: break  // the file was measured under load, or on another machine
             }
         }
-        let points = try BatchCostProbe(model: model).measure(sizes: Self.sizes, prefix: 64, repeats: 3)
+        let points = try BatchCostProbe(model: model).measure(sizes: Self.sizes, prefix: 64, repeats: 5, statistic: .fastest)
         let curve = VerificationCost(tokens: points.map(\.tokens), relative: points.map(\.relativeCost),
                                      oneTokenSeconds: points.first?.seconds ?? 0.05)
         if !keepFile {
@@ -44,18 +44,39 @@ public struct VerificationCostCache: Sendable {
 
     static let sizes = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32]
 
-    /// How a cached curve's one-token time compares with a fresh one.
-    enum Check { case holds, slowerNow, fasterNow }
+    /// How a cached curve compares with a fresh measurement.
+    package enum Check { case holds, slowerNow, fasterNow }
 
     /// Whether a cached curve still describes this machine: its one-token time within a factor of
-    /// `tolerance` of a fresh one (three one-token forwards, ~0.1 s for the 1.5B target). A curve
-    /// measured while something else loaded the CPUs is flat and slow (one such file here had a
-    /// one-token time of 222 ms against 34 ms and 8 tokens at 1.21x one token against ~1.8x,
-    /// and `auto` sent trees far too large for a day); a quiet start catches it and measures again.
-    static func check(_ curve: VerificationCost, model: TransformerModel, tolerance: Double = 1.5) throws -> Check {
+    /// `tolerance` of a fresh one, and its cost of a six-token tree (relative to one token) within
+    /// `shapeTolerance` of a fresh one (the fastest of three forwards of each size, ~0.4 s for the
+    /// 1.5B target). A curve measured while something else loaded the CPUs can be slow and flat
+    /// (one such file had a one-token time of 222 ms against 34 ms and 8 tokens at 1.21x one token
+    /// against ~1.8x, and `auto` sent trees far too large for a day) or right in its one-token time
+    /// and steep (a first run on a fresh machine wrote 6 tokens at 2.14x and 8 at 2.48x against
+    /// 1.6-1.7x and 1.9x, and `auto` sent no tree above four tokens; session 14). A quiet start
+    /// catches both and measures again; a machine slower now, or whose larger batches cost more
+    /// now, keeps the file.
+    static func check(_ curve: VerificationCost, model: TransformerModel, tolerance: Double = 1.5,
+                      shapeTolerance: Double = 1.2) throws -> Check {
         guard curve.oneTokenSeconds > 0 else { return .fasterNow }
-        let now = try BatchCostProbe(model: model).measure(sizes: [1], prefix: 8, repeats: 3)[0].seconds
-        let ratio = now / curve.oneTokenSeconds
-        return ratio >= tolerance ? .slowerNow : ratio <= 1 / tolerance ? .fasterNow : .holds
+        let now = try BatchCostProbe(model: model).measure(sizes: [1, shapeSize], prefix: 8, repeats: 3, statistic: .fastest)
+        return verdict(curve, oneTokenSeconds: now[0].seconds, shapeCost: now[1].relativeCost, tolerance: tolerance, shapeTolerance: shapeTolerance)
     }
+
+    /// The check's decision from fresh figures: a one-token time, and the relative cost of
+    /// `shapeSize` tokens.
+    package static func verdict(_ curve: VerificationCost, oneTokenSeconds: Double, shapeCost: Double,
+                        tolerance: Double = 1.5, shapeTolerance: Double = 1.2) -> Check {
+        guard curve.oneTokenSeconds > 0 else { return .fasterNow }
+        let ratio = oneTokenSeconds / curve.oneTokenSeconds
+        if ratio >= tolerance { return .slowerNow }
+        if ratio <= 1 / tolerance { return .fasterNow }
+        let shape = shapeCost / curve.relativeCost(shapeSize)
+        return shape >= shapeTolerance ? .slowerNow : shape <= 1 / shapeTolerance ? .fasterNow : .holds
+    }
+
+    /// The tree size whose relative cost the check compares: past the four tokens that cost about
+    /// one token's time on CPUs with int8 dot products, where the curve decides how large trees grow.
+    static let shapeSize = 6
 }

@@ -32,4 +32,24 @@ struct CostCacheTests {
         #expect(busy.oneTokenSeconds > quiet.oneTokenSeconds * 5)
         #expect(try JSONDecoder().decode(VerificationCost.self, from: Data(contentsOf: files[0])) == quiet)
     }
+
+    @Test("a curve right in its one-token time but too steep is measured again; one too flat for this machine now is kept")
+    func steepCurveIsReplaced() {
+        // This host's figures (1.5B target, session 14): a quiet curve, and one written by a first
+        // run on a fresh machine (6 tokens at 2.14x one token, 8 at 2.48x).
+        let quiet = VerificationCost(tokens: [1, 2, 4, 6, 8], relative: [1, 1.04, 1.10, 1.60, 1.90], oneTokenSeconds: 0.033)
+        let steep = VerificationCost(tokens: [1, 2, 4, 6, 8], relative: [1, 1.18, 1.28, 2.14, 2.48], oneTokenSeconds: 0.030)
+        // Fresh figures from a quiet machine: the quiet curve holds, the steep one goes.
+        #expect(VerificationCostCache.verdict(quiet, oneTokenSeconds: 0.034, shapeCost: 1.55) == .holds)
+        #expect(VerificationCostCache.verdict(steep, oneTokenSeconds: 0.034, shapeCost: 1.55) == .fasterNow)
+        // Six tokens cost far more than the file says now: busy now, so the file stays.
+        #expect(VerificationCostCache.verdict(quiet, oneTokenSeconds: 0.034, shapeCost: 2.3) == .slowerNow)
+        // The one-token rule comes first, as before.
+        #expect(VerificationCostCache.verdict(quiet, oneTokenSeconds: 0.080, shapeCost: 1.55) == .slowerNow)
+        #expect(VerificationCostCache.verdict(quiet, oneTokenSeconds: 0.015, shapeCost: 2.3) == .fasterNow)
+        // A file without a six-token point is compared at its interpolated cost (1.35x here).
+        let sparse = VerificationCost(tokens: [1, 4, 8], relative: [1, 1.1, 1.6], oneTokenSeconds: 0.033)
+        #expect(VerificationCostCache.verdict(sparse, oneTokenSeconds: 0.034, shapeCost: 1.4) == .holds)
+        #expect(VerificationCostCache.verdict(sparse, oneTokenSeconds: 0.034, shapeCost: 1.65) == .slowerNow)
+    }
 }
