@@ -36,7 +36,7 @@ public enum ProposerError: Error, Equatable, Sendable, CustomStringConvertible {
 /// little more than one token on these memory-bound kernels. When the draft then picks a guessed
 /// token, its logits are already computed and the forward is saved; the draft's choices are the
 /// same as without guesses, token for token.
-public final class DraftModelProposer: DraftProposer {
+public final class DraftModelProposer: SelfLimitingProposer {
     public let name: String
     private let session: InferenceSession
     private let state: Mutex<DraftState>
@@ -71,6 +71,9 @@ public final class DraftModelProposer: DraftProposer {
         self.pathThreshold = pathThreshold
         state = Mutex(DraftState(length: max(1, draftLength)))
     }
+
+    /// Chains end on the draft's own confidence unless both thresholds are off.
+    public var stopsWhenUnsure: Bool { confidenceThreshold > 0 || pathThreshold > 0 }
 
     /// How the draft's forwards went so far (see ``LookaheadCounters``).
     public var counters: LookaheadCounters { state.withLock { $0.counters } }

@@ -28,7 +28,10 @@ struct CostlyMemberTests {
     /// Runs `steps` steps of a single costly member whose every drafted token is right with
     /// probability `hitRate` (a fixed pseudo-random sequence), against a target that costs
     /// `curve` per verified tree.
-    static func simulate(_ state: inout PolicyState, steps: Int, hitRate: Double, seed: UInt64) -> Stretch {
+    /// With `stopsAtMiss`, the member ends each draft at its first wrong token (a draft model that
+    /// knows when it is unsure, at its best), and pays only for the tokens it drafted.
+    static func simulate(_ state: inout PolicyState, steps: Int, hitRate: Double, seed: UInt64, stopsAtMiss: Bool = false,
+                         asked: ((Int) -> Void)? = nil) -> Stretch {
         var random = seed
         func uniform() -> Double {
             random = random &* 6364136223846793005 &+ 1442695040888963407
@@ -43,14 +46,16 @@ struct CostlyMemberTests {
             let started = now
             var drafts: [(member: Int, candidate: DraftCandidate)] = []
             for (member, depth) in asks {
-                let seconds = draftShare * step * Double(depth)
+                asked?(depth)
+                // Token 1 is what the target emits at every depth; 2 is a miss.
+                var tokens: [Token] = (0..<depth).map { _ in uniform() < hitRate ? 1 : 2 }
+                if stopsAtMiss, let miss = tokens.firstIndex(of: 2) { tokens.removeSubrange((miss + 1)...) }
+                let seconds = draftShare * step * Double(tokens.count)
                 now = now.advanced(by: .seconds(seconds))
                 stretch.seconds += seconds
-                state.recordDraftTime(member: member, seconds: seconds, depth: depth, asked: depth)
-                // Token 1 is what the target emits at every depth; 2 is a miss.
-                let tokens: [Token] = (0..<depth).map { _ in uniform() < hitRate ? 1 : 2 }
+                state.recordDraftTime(member: member, seconds: seconds, depth: tokens.count, asked: depth)
                 drafts.append((member, DraftCandidate(tokens: tokens, parents: tokens.indices.map { $0 - 1 },
-                                                      distributions: Array(repeating: .deterministic, count: depth),
+                                                      distributions: Array(repeating: .deterministic, count: tokens.count),
                                                       scores: tokens.indices.map { Float(pow(0.8, Double($0 + 1))) })))
             }
             let sent = state.select(drafts, budget: budget, draftStarted: started, now: now)
@@ -111,5 +116,26 @@ struct CostlyMemberTests {
         // The policy as it stands: 2.5% of steps, 0.98x.
         #expect(stretch.share < 0.1, "asked on \(stretch.share) of steps")
         #expect(stretch.rate > 0.95 * Self.plainRate, "\(stretch.rate / Self.plainRate)x plain")
+    }
+
+    @Test("a draft model that ends its own drafts is asked for the full depth while in use, others for their best depth")
+    func selfLimitingMemberDraftsDeep() {
+        var depths: [Bool: [Int]] = [:]
+        var rates: [Bool: Double] = [:]
+        for selfLimiting in [false, true] {
+            var state = PolicyState(members: 1, cost: Self.curve, cheapFraction: 0.02, selfLimiting: [selfLimiting])
+            _ = Self.simulate(&state, steps: 200, hitRate: 0.9, seed: 6, stopsAtMiss: true)  // learn and adopt it
+            let stretch = Self.simulate(&state, steps: 300, hitRate: 0.9, seed: 7, stopsAtMiss: true) { depths[selfLimiting, default: []].append($0) }
+            stretch.report(selfLimiting ? "ends its own drafts, asked for the full depth" : "ends its own drafts, asked for its best depth")
+            #expect(stretch.share > 0.9, "asked on \(stretch.share) of steps")
+            rates[selfLimiting] = stretch.rate
+        }
+        // bestDepth prices every drafted token at the average acceptance and stops short of the
+        // 8-token budget. Which pays more depends on how well the member's confidence predicts its
+        // misses, which this simulation does not model (it drafts the miss and then stops: 1.48x
+        // against 1.62x); the real 0.5B draft gained from the full depth on HumanEval and chat
+        // (session 14), so this test pins the behaviour and that both pay, not which pays more.
+        #expect(depths[false, default: []].allSatisfy { $0 < 8 } && depths[true, default: []].allSatisfy { $0 == 8 })
+        #expect(rates.values.allSatisfy { $0 > 1.3 * Self.plainRate }, "\(rates.mapValues { $0 / Self.plainRate })")
     }
 }
