@@ -14,6 +14,8 @@ struct CostCacheTests {
         let measured = try cache.curve(for: model, name: "smollm2-135m-instruct", threads: 2)
         let files = try FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)
         #expect(files.count == 1)
+        // Asked again in the same process with the file unchanged: the same curve (not re-timed).
+        #expect(try cache.curve(for: model, name: "smollm2-135m-instruct", threads: 2) == measured)
         // What a measurement taken while the CPUs were busy looks like: slow and flat.
         let stale = VerificationCost(tokens: measured.tokens, relative: measured.tokens.map { _ in 1 },
                                      oneTokenSeconds: max(1, measured.oneTokenSeconds * 20))
