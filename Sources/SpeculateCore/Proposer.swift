@@ -100,7 +100,7 @@ public protocol DraftProposer: Sendable {
 /// A proposer that ends its own drafts where it becomes unsure (a draft model's confidence stop),
 /// so that asking it for more depth costs drafting only where deep tokens are likely to be
 /// accepted. `auto` asks such a member, while it uses it, for the full depth the budget allows
-/// and leaves the length to it; other costly members get the depth its statistics call best.
+/// and leaves the length to it; other costly members get the depth `auto`'s statistics call best.
 public protocol SelfLimitingProposer: DraftProposer {
     /// Whether drafts currently end on the proposer's own confidence (false when that stop is off).
     var stopsWhenUnsure: Bool { get }

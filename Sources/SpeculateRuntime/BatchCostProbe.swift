@@ -50,8 +50,8 @@ public struct BatchCostProbe: Sendable {
                 samples[size, default: []].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
             }
         }
-        let medians = samples.mapValues { statistic == .fastest ? $0.min()! : $0.sorted()[$0.count / 2] }
-        let one = medians[1] ?? medians[sizes.min() ?? 1] ?? 1
-        return sizes.map { Point(tokens: $0, seconds: medians[$0]!, relativeCost: medians[$0]! / one) }
+        let chosen = samples.mapValues { statistic == .fastest ? $0.min()! : $0.sorted()[$0.count / 2] }
+        let one = chosen[1] ?? chosen[sizes.min() ?? 1] ?? 1
+        return sizes.map { Point(tokens: $0, seconds: chosen[$0]!, relativeCost: chosen[$0]! / one) }
     }
 }
