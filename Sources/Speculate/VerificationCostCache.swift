@@ -61,7 +61,7 @@ public struct VerificationCostCache: Sendable {
 
     /// Whether a cached curve still describes this machine: its one-token time within a factor of
     /// `tolerance` of a fresh one, and its cost of a six-token tree (relative to one token) within
-    /// `shapeTolerance` of a fresh one (the fastest of three forwards of each size, ~0.4 s for the
+    /// `shapeTolerance` of a fresh one (the fastest of three forwards of each size, ~0.3 s for the
     /// 1.5B target). A curve measured while something else loaded the CPUs can be slow and flat
     /// (one such file had a one-token time of 222 ms against 34 ms and 8 tokens at 1.21x one token
     /// against ~1.8x, and `auto` sent trees far too large for a day) or right in its one-token time

@@ -48,7 +48,9 @@ public final class AutoProposer: DraftProposer {
     ///   - verificationCost: the target's measured t(n)/t(1) curve and one-token time.
     ///   - cheapFraction: members whose drafting costs less than this fraction of a target
     ///     step per drafted depth are asked every step (their drafts are still pruned); costlier
-    ///     ones must earn their place by realized tokens per second. 1 treats every member as cheap.
+    ///     ones must earn their place by measured tokens per second, against each step's
+    ///     counterfactual without them (greedy) or against steps without them (sampled).
+    ///     1 treats every member as cheap.
     public init(members: [any DraftProposer], verificationCost: VerificationCost, cheapFraction: Double = 0.02) {
         self.members = members
         state = Mutex(PolicyState(members: members.count, cost: verificationCost, cheapFraction: cheapFraction,
