@@ -38,6 +38,11 @@ public struct ProposerEnvironment: Sendable {
     public var draftLookahead: Int
     /// Compute threads the runtime uses (part of the cost-probe cache key).
     public var threads: Int
+    /// A draft model (`draft:` argument: catalog name or path) that `auto` adds as a member when
+    /// the specs give it no model-based member (`draft:` or `retok:`) and do not say
+    /// `auto:draft=none`; nil adds none. The command line sets it to the target's catalog pairing
+    /// (``CatalogModel/pairedDraft``), so that `auto` alone can use the draft when it pays.
+    public var autoDraft: String?
     /// Turns a model name or path into a local .gguf path (the CLI pulls catalog models here).
     public var resolveModel: @Sendable (String) async throws -> URL
 
@@ -46,7 +51,7 @@ public struct ProposerEnvironment: Sendable {
     public init(targetName: String, targetModel: TransformerModel, targetTokenizer: Tokenizer, context: Int = 4096,
                 draftLength: Int = 8, treeRequested: Bool = false, draftHead: Int? = nil, draftHeadCorpus: String? = nil, draftWeights: WeightPrecision = .q4K,
                 draftStop: Float = defaultDraftStop, draftLookahead: Int = DraftModelProposer.defaultLookahead, threads: Int = ComputeThreads.count,
-                resolveModel: @escaping @Sendable (String) async throws -> URL = { try ModelStore().resolve($0) }) {
+                autoDraft: String? = nil, resolveModel: @escaping @Sendable (String) async throws -> URL = { try ModelStore().resolve($0) }) {
         self.targetName = targetName
         self.targetModel = targetModel
         self.targetTokenizer = targetTokenizer
@@ -59,6 +64,7 @@ public struct ProposerEnvironment: Sendable {
         self.draftStop = draftStop
         self.draftLookahead = draftLookahead
         self.threads = threads
+        self.autoDraft = autoDraft
         self.resolveModel = resolveModel
     }
 
@@ -151,15 +157,22 @@ public struct ProposerRegistry: Sendable {
 
     /// Builds the proposers that `specs` name. Each spec may itself be a comma-separated list;
     /// `none` contributes nothing (plain decoding). When `auto` is among them, the other
-    /// proposers become members of one `AutoProposer` (with n-gram lookup added if absent).
+    /// proposers become members of one `AutoProposer`, with n-gram lookup added if absent and
+    /// the environment's ``ProposerEnvironment/autoDraft`` added when no model-based member is
+    /// given (`auto:draft=none` leaves it out).
     public func make(_ specs: [String], environment: ProposerEnvironment) async throws -> [any DraftProposer] {
         var members: [any DraftProposer] = []
-        var automatic = false
+        var automatic = false, addsDraft = true
         for spec in split(specs) {
             let (kind, argument) = Self.parse(spec)
             if kind == "none" { continue }
             if kind == "auto" {
-                guard argument.isEmpty else { throw ProposerSpecError.badOptions(spec: spec, reason: "auto takes no options; add members with more --proposer values") }
+                switch argument {
+                case "": break
+                case "draft=none": addsDraft = false
+                default:
+                    throw ProposerSpecError.badOptions(spec: spec, reason: "auto's one option is draft=none (leave out the paired draft model); add members with more --proposer values")
+                }
                 automatic = true
                 continue
             }
@@ -171,6 +184,10 @@ public struct ProposerRegistry: Sendable {
             members.append(try await factory.make(argument, environment))
         }
         guard automatic else { return members }
+        if addsDraft, let draft = environment.autoDraft, let factory = factory(named: "draft"),
+           !members.contains(where: { $0 is DraftModelProposer || $0 is RetokenizingProposer }) {
+            members.append(try await factory.make(draft, environment))
+        }
         if !members.contains(where: { $0 is NGramProposer }) { members.append(NGramProposer(maxN: 4, minN: 1, branches: 3)) }
         let costs = try VerificationCostCache().curve(for: environment.targetModel, name: environment.targetName, threads: environment.threads)
         return [AutoProposer(members: members, verificationCost: costs)]

@@ -10,7 +10,7 @@ struct StrategyOptions: ParsableArguments {
 
     @Option(name: .customLong("proposer"), help: ArgumentHelp(
         "A proposer; repeat for an ensemble. none | auto | ngram[:OPTIONS] | draft:NAME-or-PATH | retok:NAME-or-PATH | plugin:PATH-or-NAME[:OPTIONS].",
-        discussion: "`none` is plain autoregressive decoding on the same runtime; `auto` lets the cost-model policy choose among the other proposers given (and n-gram lookup) every step. `speculate proposers` lists them all.",
+        discussion: "`none` is plain autoregressive decoding on the same runtime; `auto` lets the cost-model policy choose among the other proposers given (and n-gram lookup) every step, adding the target's paired draft model from the catalog when no draft is given (`auto:draft=none` leaves it out). `speculate proposers` lists them all.",
         valueName: "proposer"))
     var proposers: [String] = []
 
@@ -114,6 +114,7 @@ enum ProposerFactory {
             draftLength: options.draftLength, treeRequested: treeRequested ?? (options.tree != nil),
             draftHead: headRows ?? options.draftHead, draftHeadCorpus: headCorpus ?? options.draftHeadCorpus, draftWeights: draftWeights ?? options.draftWeights,
             draftStop: draftStop ?? options.draftStop, draftLookahead: draftLookahead ?? options.draftLookahead, threads: ComputeThreads.count,
+            autoDraft: pairedDraft(for: target.name, store: store, pullMissing: pullMissing),
             resolveModel: { pullMissing ? try await store.resolveOrPull($0) { ProgressDisplay().handle($0) } : try store.resolve($0) })
         do {
             return try await registry.make(specs, environment: environment)
@@ -122,6 +123,14 @@ enum ProposerFactory {
         } catch let error as TokenRankingError {
             throw ValidationError("--draft-head-corpus: \(error.description)")
         }
+    }
+
+    /// The draft `auto` adds when it is given none: the target's catalog pairing, pulled like any
+    /// named model where pulling is allowed, else only when it is already downloaded (the server
+    /// does not download on request).
+    static func pairedDraft(for targetName: String, store: ModelStore, pullMissing: Bool) -> String? {
+        guard let name = ModelCatalog.model(named: targetName)?.pairedDraft, let draft = ModelCatalog.model(named: name) else { return nil }
+        return pullMissing || store.isPresent(draft) ? draft.name : nil
     }
 }
 

