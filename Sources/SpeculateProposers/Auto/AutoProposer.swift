@@ -107,10 +107,30 @@ public final class AutoProposer: DraftProposer {
         for member in members { await member.observe(accepted: accepted, context: context) }
     }
 
-    static func depth(_ candidate: DraftCandidate) -> Int {
+    static func depth(_ candidate: DraftCandidate) -> Int { candidate.nodeDepths.max() ?? 0 }
+}
+
+extension DraftCandidate {
+    /// Each node's depth (1 under the root); parents come before their children.
+    var nodeDepths: [Int] {
         var depths: [Int] = []
-        for parent in candidate.parents { depths.append(parent < 0 ? 1 : depths[parent] + 1) }
-        return depths.max() ?? 0
+        depths.reserveCapacity(parents.count)
+        for parent in parents { depths.append(parent < 0 ? 1 : depths[parent] + 1) }
+        return depths
+    }
+
+    /// Each node judged against the target's tokens along the path it accepted (`accepted`, its
+    /// own token last): `reached` when the node's parent path equals the accepted prefix, `hit`
+    /// when it is reached and its token is the target's at its depth (it would have been accepted).
+    func judged(along accepted: [Token]) -> [(depth: Int, reached: Bool, hit: Bool)] {
+        var result: [(depth: Int, reached: Bool, hit: Bool)] = []
+        result.reserveCapacity(tokens.count)
+        for (index, depth) in nodeDepths.enumerated() {
+            let parent = parents[index]
+            let reached = (parent < 0 || result[parent].hit) && depth <= accepted.count
+            result.append((depth, reached, reached && accepted[depth - 1] == tokens[index]))
+        }
+        return result
     }
 }
 
@@ -449,14 +469,12 @@ package struct PolicyState {
         var nodes: [(draft: Int, node: Int, value: Double, depth: Int)] = []
         for (draftIndex, draft) in drafts.enumerated() {
             let confidence = Self.confidences(draft.candidate)
-            var values: [Double] = [], depths: [Int] = []
-            for index in draft.candidate.tokens.indices {
+            var values: [Double] = []
+            for (index, depth) in draft.candidate.nodeDepths.enumerated() {
                 let parent = draft.candidate.parents[index]
-                let depth = parent < 0 ? 1 : depths[parent] + 1
                 let value = (parent < 0 ? 1 : values[parent])
                     * (sampled ? depthAcceptance(draft.member, depth) : nodeAcceptance(member: draft.member, depth: depth, confidence: confidence[index]))
                 values.append(value)
-                depths.append(depth)
                 nodes.append((draftIndex, index, value, depth))
             }
         }
@@ -499,18 +517,7 @@ package struct PolicyState {
     /// plus the target's token after it. Exact when that node is shallower than `accepted`, else a
     /// lower bound (what the target would have said beyond is unknown).
     package static func counterfactualTokens(_ drafts: [DraftCandidate], accepted: [Token]) -> Int {
-        var deepest = 0
-        for candidate in drafts {
-            var depths: [Int] = [], matched: [Bool] = []
-            for index in candidate.tokens.indices {
-                let parent = candidate.parents[index]
-                let depth = parent < 0 ? 1 : depths[parent] + 1
-                let hit = (parent < 0 || matched[parent]) && depth <= accepted.count && accepted[depth - 1] == candidate.tokens[index]
-                depths.append(depth)
-                matched.append(hit)
-                if hit { deepest = max(deepest, depth) }
-            }
-        }
+        let deepest = drafts.flatMap { $0.judged(along: accepted) }.filter(\.hit).map(\.depth).max() ?? 0
         return deepest + 1
     }
 
@@ -537,18 +544,9 @@ package struct PolicyState {
         // accepted when its token equals the token the target emitted at its depth.
         for (member, candidate) in outstanding {
             let confidence = Self.confidences(candidate)
-            var onPath: [Bool] = []
-            var depths: [Int] = []
-            for index in candidate.tokens.indices {
-                let parent = candidate.parents[index]
-                let depth = parent < 0 ? 1 : depths[parent] + 1
-                depths.append(depth)
-                let reached = (parent < 0 || onPath[parent]) && depth <= accepted.count
-                let hit = reached && accepted[depth - 1] == candidate.tokens[index]
-                onPath.append(hit)
-                guard reached, depth <= Self.depthSlots else { continue }
-                byDepth[member][depth - 1].add(hit)
-                byConfidence[member][depth - 1][Self.bucket(confidence[index])].add(hit)
+            for (index, node) in candidate.judged(along: accepted).enumerated() where node.reached && node.depth <= Self.depthSlots {
+                byDepth[member][node.depth - 1].add(node.hit)
+                byConfidence[member][node.depth - 1][Self.bucket(confidence[index])].add(node.hit)
             }
         }
     }
