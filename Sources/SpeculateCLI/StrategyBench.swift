@@ -73,6 +73,8 @@ struct StrategyResult {
     var offeredByDepth: [Int] = []
     var acceptedByDepth: [Int] = []
     var identical = true
+    /// The verification cost curve an `auto` strategy priced trees with (nil for other strategies).
+    var verificationCost: VerificationCost?
     /// One row per prompt (the median run when prompts are repeated): tokens/s, generated tokens,
     /// decode seconds, tokens per forward.
     var perPrompt: [(tokensPerSecond: Double, tokens: Int, seconds: Double, meanAccepted: Double)] = []
@@ -106,6 +108,9 @@ struct StrategyBenchmark {
             decoders.append(SpeculativeDecoder(target: session, proposers: proposers, verifier: try options.verifier()))
         }
         var results = all.map { StrategyResult(name: $0.name == "none" ? "plain" : $0.name) }
+        for (s, decoder) in decoders.enumerated() {
+            results[s].verificationCost = (decoder.proposers.first as? AutoProposer)?.verificationCost
+        }
         for (index, prompt) in prompts.enumerated() {
             let tokens = prompt.tokens(target.tokenizer)
             var plainOutput: [Token] = []
@@ -176,7 +181,7 @@ struct StrategyBenchmark {
                     if i < promptSet.count, let category = promptSet[i].category { object["category"] = category }
                     return object
                 }
-                return [
+                var object: [String: Any] = [
                     "name": r.name, "tokens_per_second": r.median, "tokens_per_second_min": r.spread.0,
                     "tokens_per_second_max": r.spread.1, "speedup": plainRate > 0 ? rate / plainRate : 0,
                     "mean_accepted_length": r.meanAccepted, "acceptance_by_depth": r.acceptanceByDepth,
@@ -185,6 +190,13 @@ struct StrategyBenchmark {
                     "identical_to_plain": r.identical, "generated_tokens": r.tokens,
                     "drafted_nodes": r.drafted, "draft_cost_target_steps": draftCost, "per_prompt": rows,
                 ]
+                if let curve = r.verificationCost {
+                    object["verification_cost"] = [
+                        "one_token_seconds": curve.oneTokenSeconds,
+                        "relative": Dictionary(uniqueKeysWithValues: Self.reportedCurveSizes.map { (String($0), curve.relativeCost($0)) }),
+                    ] as [String: Any]
+                }
+                return object
             },
         ]
     }
@@ -201,8 +213,18 @@ struct StrategyBenchmark {
                                 cost > 0 ? String(format: "%10.3f", cost) : "         -",
                                 (s["identical_to_plain"] as? Bool ?? false) ? "yes" : "NO"))
         }
+        for s in document["strategies"] as? [[String: Any]] ?? [] {
+            guard let curve = s["verification_cost"] as? [String: Any], let relative = curve["relative"] as? [String: Double] else { continue }
+            let points = reportedCurveSizes.map { String(format: "%d: %.2f", $0, relative[String($0)] ?? 0) }.joined(separator: ", ")
+            lines.append(String(format: "%@ priced trees with one token at %.1f ms and n tokens at (n: x one token) %@",
+                                s["name"] as? String ?? "", 1000 * (curve["one_token_seconds"] as? Double ?? 0), points))
+        }
         return lines.joined(separator: "\n")
     }
+
+    /// Tree sizes whose cost `bench` reports for `auto`'s curve: where int8 kernels stay at about
+    /// one token's time (2-4) and where the curve decides how large trees grow (6, 8).
+    static let reportedCurveSizes = [2, 4, 6, 8]
 
     static func csv(_ document: [String: Any]) -> String {
         var lines = ["name,tokens_per_second,speedup,mean_accepted_length,draft_time_share,identical_to_plain"]

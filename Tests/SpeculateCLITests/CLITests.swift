@@ -194,6 +194,15 @@ struct CLITests {
         #expect(rows.allSatisfy { ($0["speedup"] as? Double ?? 0) > 0 && $0["generated_tokens"] as? Int == 8 })
         let bad = try CLI.run(common + ["--strategy", "ngram", "--repeats", "0"])
         #expect(bad.status != 0 && bad.error.contains("--repeats must be at least 1"), "\(bad.error)")
+        // `auto` reports the verification curve it priced trees with; other strategies have none.
+        let auto = try CLI.run(common + ["--strategy", "auto", "--strategy", "ngram", "--json"])
+        #expect(auto.status == 0, "\(auto.error)")
+        let autoDocument = try #require(try JSONSerialization.jsonObject(with: Data(auto.output.utf8)) as? [String: Any])
+        let autoStrategies = try #require(autoDocument["strategies"] as? [[String: Any]])
+        #expect(autoStrategies.map { $0["verification_cost"] != nil } == [false, true, false])
+        let curve = try #require(autoStrategies[1]["verification_cost"] as? [String: Any])
+        #expect((curve["one_token_seconds"] as? Double ?? 0) > 0)
+        #expect((curve["relative"] as? [String: Double]).map { Set($0.keys) } == ["2", "4", "6", "8"])
     }
 
     @Test("bench --batch-costs --json has the documented fields")

@@ -39,6 +39,9 @@ public final class AutoProposer: DraftProposer {
     public let name = "auto"
     /// The proposers the policy chooses from.
     public let members: [any DraftProposer]
+    /// The target's verification cost curve the policy prices trees with (reported by
+    /// `speculate bench`: a curve measured while the machine was busy shows as too steep or too flat).
+    public let verificationCost: VerificationCost
     private let state: Mutex<PolicyState>
 
     /// A policy over `members` with the target's measured verification cost.
@@ -53,6 +56,7 @@ public final class AutoProposer: DraftProposer {
     ///     1 treats every member as cheap.
     public init(members: [any DraftProposer], verificationCost: VerificationCost, cheapFraction: Double = 0.02) {
         self.members = members
+        self.verificationCost = verificationCost
         state = Mutex(PolicyState(members: members.count, cost: verificationCost, cheapFraction: cheapFraction,
                                   selfLimiting: members.map { ($0 as? any SelfLimitingProposer)?.stopsWhenUnsure ?? false }))
     }
