@@ -200,6 +200,16 @@ struct VectorOperationTests {
 struct KernelCheckTests {
     static let crossCompiler = "/usr/bin/aarch64-linux-gnu-gcc", emulator = "/usr/bin/qemu-aarch64"
     static let simdeHeader = "/usr/include/simde/x86/avx512.h"
+    /// The defines of the build that runs the VNNI sets through SIMDe's portable intrinsics.
+    static let simde = ["-DSPEC_SIMDE", "-DSIMDE_NO_NATIVE"]
+
+    /// A sanitizer ignore list for SIMDe's headers: its emulated loads copy through pointers typed
+    /// as 16-byte vectors (as the intrinsics they emulate may), which clang's alignment check reports.
+    static func simdeIgnoreList() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("speculate-simde-ignorelist.txt").path
+        try "src:/usr/include/simde/*\n".write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
     static var isX86: Bool {
         #if arch(x86_64)
         return true
@@ -208,14 +218,24 @@ struct KernelCheckTests {
         #endif
     }
 
-    static func checkProgram(compiler: String, flags: [String], name: String = "kernel_check") throws -> String {
+    /// The C compiler for the x86-64 builds: the toolchain's clang, which also compiles the
+    /// kernels into the package (and compiles SIMDe several times faster than GCC).
+    static let compiler = ["/usr/bin/env", "clang"]
+
+    /// Builds the check program from `Tests/Reference/kernel_check.c` and the kernel sources.
+    ///
+    /// `flags` apply to every file; `defines` (`-DNAME` or `-DNAME=VALUE`) only to the files whose
+    /// text, or a local header they include, names one of the macros, so that the variants (SIMDe,
+    /// each mutant) recompile only the files they change and share every other object (`ObjectCache`).
+    static func checkProgram(compiler: [String], flags: [String], defines: [String] = [], name: String = "kernel_check") throws -> String {
         let root = TestSupport.packageRoot.path, kernels = root + "/Sources/CSpeculateKernels"
         let sources = try FileManager.default.contentsOfDirectory(atPath: kernels).filter { $0.hasSuffix(".c") }.sorted()
+            .map { kernels + "/" + $0 } + [root + "/Tests/Reference/kernel_check.c"]
+        // -ffp-contract=off: the compiler would otherwise fuse the portable kernels' multiply-adds where it can.
+        let common = flags + ["-O2", "-ffp-contract=off", "-I", kernels + "/include", "-I", kernels]
+        let objects = try ObjectCache.shared.compile(sources, compiler: compiler, flags: common, defines: defines)
         let output = try TestSupport.temporaryFolder().appendingPathComponent(name).path
-        // -ffp-contract=off: GCC would otherwise fuse the portable kernels' multiply-adds where it can.
-        _ = try TestSupport.runProcess(compiler, flags + ["-O2", "-ffp-contract=off", "-Wno-psabi", "-I", kernels + "/include", "-I", kernels,
-                                                          root + "/Tests/Reference/kernel_check.c"]
-                                           + sources.map { kernels + "/" + $0 } + ["-o", output, "-lpthread", "-lm"])
+        _ = try TestSupport.runProcess(compiler[0], Array(compiler.dropFirst()) + flags + objects + ["-o", output, "-lpthread", "-lm"])
         return output
     }
 
@@ -249,7 +269,7 @@ struct KernelCheckTests {
 
     @Test("every kernel set this CPU runs")
     func native() throws {
-        let report = String(decoding: try TestSupport.runProcess(try Self.checkProgram(compiler: "/usr/bin/env", flags: ["cc"]), []),
+        let report = String(decoding: try TestSupport.runProcess(try Self.checkProgram(compiler: Self.compiler, flags: []), []),
                             as: UTF8.self)
         let sets = ComputeThreads.kernelSets.filter { $0.supported && $0.name != "portable" }.map(\.name)
         Self.expectPassed(report, sets: sets)
@@ -258,7 +278,7 @@ struct KernelCheckTests {
     @Test("the VNNI sets through SIMDe, on any x86-64 CPU",
           .enabled(if: isX86 && FileManager.default.fileExists(atPath: simdeHeader), "needs x86-64 and libsimde-dev (.ci/run installs it)"))
     func vnniThroughSIMDe() throws {
-        let program = try Self.checkProgram(compiler: "/usr/bin/env", flags: ["cc", "-DSPEC_SIMDE", "-DSIMDE_NO_NATIVE"], name: "kernel_check_simde")
+        let program = try Self.checkProgram(compiler: Self.compiler, flags: [], defines: Self.simde, name: "kernel_check_simde")
         let report = String(decoding: try TestSupport.runProcess(program, []), as: UTF8.self)
         var sets = ["avx512vnni", "avxvnni"]
         if ComputeThreads.kernelSets.contains(where: { $0.name == "avx2" && $0.supported }) { sets.append("avx2") }
@@ -274,8 +294,10 @@ struct KernelCheckTests {
     func sanitized(build: String) throws {
         let simde = build == "simde"
         if simde { try #require(Self.isX86 && FileManager.default.fileExists(atPath: Self.simdeHeader), "needs x86-64 and libsimde-dev") }
+        // SIMDe's own emulation is left uninstrumented (Self.simdeIgnoreList); the kernels that call it are not.
         let sanitizers = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
-        let program = try Self.checkProgram(compiler: "/usr/bin/env", flags: ["cc"] + sanitizers + (simde ? ["-DSPEC_SIMDE", "-DSIMDE_NO_NATIVE"] : []),
+            + (simde ? ["-fsanitize-ignorelist=" + (try Self.simdeIgnoreList())] : [])
+        let program = try Self.checkProgram(compiler: Self.compiler, flags: sanitizers, defines: simde ? Self.simde : [],
                                             name: "kernel_check_sanitized_\(build)")
         // ASan's defaults fail the run on any error or leak; -fno-sanitize-recover does it for UBSan.
         let report = String(decoding: try TestSupport.runProcess(program, []), as: UTF8.self)
@@ -287,7 +309,7 @@ struct KernelCheckTests {
     @Test("a deliberately broken VNNI kernel fails the check", arguments: [1, 2, 3, 4])
     func brokenKernelFails(mutant: Int) throws {
         try #require(Self.isX86 && FileManager.default.fileExists(atPath: Self.simdeHeader), "needs x86-64 and libsimde-dev")
-        let program = try Self.checkProgram(compiler: "/usr/bin/env", flags: ["cc", "-DSPEC_SIMDE", "-DSIMDE_NO_NATIVE", "-DSPEC_CHECK_MUTANT=\(mutant)"],
+        let program = try Self.checkProgram(compiler: Self.compiler, flags: [], defines: Self.simde + ["-DSPEC_CHECK_MUTANT=\(mutant)"],
                                             name: "kernel_check_mutant\(mutant)")
         let result = try TestSupport.runProcessCapturingAll(program, [])
         let report = String(decoding: result.standardOutput, as: UTF8.self)
@@ -305,7 +327,7 @@ struct KernelCheckTests {
     @Test("the Arm sets (i8mm, dotprod, neon), cross-compiled for AArch64 and run under qemu-aarch64",
           .enabled(if: canEmulateArm, "needs qemu-user and gcc-aarch64-linux-gnu (.ci/run installs them)"))
     func armUnderEmulation() throws {
-        let program = try Self.checkProgram(compiler: Self.crossCompiler, flags: ["-static"], name: "kernel_check_aarch64")
+        let program = try Self.checkProgram(compiler: [Self.crossCompiler], flags: ["-static", "-Wno-psabi"], name: "kernel_check_aarch64")
         let report = String(decoding: try TestSupport.runProcess(Self.emulator, ["-cpu", "max", program]), as: UTF8.self)
         #expect(report.contains("kernel_check: kernels i8mm"), "\(report)")
         Self.expectPassed(report, sets: ["i8mm", "dotprod", "neon"])
@@ -319,7 +341,7 @@ struct KernelCheckTests {
     @Test("a deliberately broken Arm kernel fails the check", arguments: [2, 3, 5])
     func brokenArmKernelFails(mutant: Int) throws {
         try #require(Self.canEmulateArm, "needs qemu-user and gcc-aarch64-linux-gnu")
-        let program = try Self.checkProgram(compiler: Self.crossCompiler, flags: ["-static", "-DSPEC_CHECK_MUTANT=\(mutant)"],
+        let program = try Self.checkProgram(compiler: [Self.crossCompiler], flags: ["-static", "-Wno-psabi"], defines: ["-DSPEC_CHECK_MUTANT=\(mutant)"],
                                             name: "kernel_check_aarch64_mutant\(mutant)")
         let result = try TestSupport.runProcessCapturingAll(Self.emulator, ["-cpu", "max", program])
         let report = String(decoding: result.standardOutput, as: UTF8.self)
