@@ -2,7 +2,8 @@
 
 usage: forward_reference.py MODEL.gguf INPUT.json OUTPUT.json
 
-INPUT: {"prompts": [[token ids], ...], "greedy": N, "logit_positions": K, "modes": ["float", "emulated"]}
+INPUT: {"prompts": [[token ids], ...], "greedy": N, "logit_positions": K, "modes": ["float", "emulated"],
+        "greedy_modes": [the modes that generate; default all]}
 OUTPUT: {mode: per prompt {"logits": [[...] for the last K positions], "greedy": [N token ids],
                            "margins": [top-1 minus top-2 logit at each greedy step]}}
 
@@ -137,7 +138,7 @@ class Model:
         return self.matmul(self.rms(x, self.output_norm), self.output)
 
 
-def run(model, request):
+def run(model, request, greedy):
     results = []
     for prompt in request["prompts"]:
         cache = [None] * model.layers
@@ -147,7 +148,7 @@ def run(model, request):
         generated, margins = [], []
         position = len(prompt)
         last = logits[-1]
-        for _ in range(request.get("greedy", 0)):
+        for _ in range(greedy):
             token = int(np.argmax(last))
             top2 = np.sort(last)[-2:]
             margins.append(float(top2[1] - top2[0]))
@@ -168,7 +169,8 @@ def main():
     output = {}
     for mode in request.get("modes", ["float"]):
         model.quantize = mode == "emulated"
-        output[mode] = run(model, request)
+        generates = mode in request.get("greedy_modes", request.get("modes", ["float"]))
+        output[mode] = run(model, request, request.get("greedy", 0) if generates else 0)
     json.dump(output, open(output_path, "w"))
 
 

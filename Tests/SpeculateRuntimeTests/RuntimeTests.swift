@@ -48,8 +48,9 @@ struct ReferenceForwardTests {
         let folder = try TestSupport.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let input = folder.appendingPathComponent("in.json"), output = folder.appendingPathComponent("out.json")
+        // The emulated run gives only the noise estimate (its logits); the float run the continuations.
         let request: [String: Any] = ["prompts": prompts.map { $0.map(Int.init) }, "greedy": 32, "logit_positions": 4,
-                                      "modes": ["emulated", "float"]]
+                                      "modes": ["emulated", "float"], "greedy_modes": ["float"]]
         try JSONSerialization.data(withJSONObject: request).write(to: input)
         _ = try TestSupport.runPython("forward_reference.py", [try TestSupport.modelPath(name), input.path, output.path])
         let reference = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: output)) as? [String: [[String: Any]]])
