@@ -186,7 +186,7 @@ let package = Package(
         .executableTarget(name: "StreamStatistics", dependencies: ["Speculate"], path: "Examples/StreamStatistics", swiftSettings: strictSwift),
         .target(
             name: "SpeculateTestSupport",
-            dependencies: ["SpeculateCatalog", "SpeculateCore"],
+            dependencies: ["SpeculateCatalog", "SpeculateCore", "SpeculateFormat", "SpeculateRuntime"],
             path: "Tests/SpeculateTestSupport",
             swiftSettings: strictSwift
         ),

@@ -69,7 +69,7 @@ struct TokenizerTests {
 
     @Test("decode(encode(x)) == x", arguments: models)
     func roundTrip(model: String) throws {
-        let tokenizer = try Tokenizer(gguf: GGUFFile(path: try TestSupport.modelPath(model)))
+        let tokenizer = try SharedModels.tokenizer(model)
         let texts = try TestSupport.humanEvalPrompts(40) + Self.tricky
         for text in texts {
             // Qwen normalizes to NFC, and SmolLM2 has no tokens for a few control bytes.
@@ -83,7 +83,7 @@ struct TokenizerTests {
 
     @Test("streaming decode never emits a broken character", arguments: models)
     func streamingDecode(model: String) throws {
-        let tokenizer = try Tokenizer(gguf: GGUFFile(path: try TestSupport.modelPath(model)))
+        let tokenizer = try SharedModels.tokenizer(model)
         for text in Self.tricky + Self.withSpecials {
             let ids = tokenizer.encode(text, parseSpecial: true)
             var decoder = StreamingDecoder(tokenizer: tokenizer)
@@ -104,7 +104,7 @@ struct TokenizerTests {
 
     @Test("special tokens are whole tokens only when asked")
     func specialTokens() throws {
-        let tokenizer = try Tokenizer(gguf: GGUFFile(path: try TestSupport.modelPath("qwen2.5-coder-0.5b-instruct")))
+        let tokenizer = try SharedModels.tokenizer("qwen2.5-coder-0.5b-instruct")
         let imStart = try #require(tokenizer.id(of: "<|im_start|>"))
         #expect(tokenizer.encode("<|im_start|>", parseSpecial: true) == [imStart])
         #expect(!tokenizer.encode("<|im_start|>").contains(imStart))
@@ -119,7 +119,7 @@ struct TokenizerTests {
         let text = ChatFormat.chatML(user: "Write hello world.", system: "Be brief.")
         #expect(text == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWrite hello world.<|im_end|>\n<|im_start|>assistant\n")
         for model in Self.models {
-            let tokenizer = try Tokenizer(gguf: GGUFFile(path: try TestSupport.modelPath(model)))
+            let tokenizer = try SharedModels.tokenizer(model)
             #expect(ChatFormat.supportsChatML(tokenizer))
             let ids = tokenizer.encode(text, parseSpecial: true)
             #expect(ids.first == tokenizer.id(of: "<|im_start|>"))
@@ -140,8 +140,8 @@ struct TokenizerTests {
 
     @Test("the two Qwen models share one vocabulary")
     func qwenVocabularies() throws {
-        let small = try Tokenizer(gguf: GGUFFile(path: try TestSupport.modelPath("qwen2.5-coder-0.5b-instruct")))
-        let large = try Tokenizer(gguf: GGUFFile(path: try TestSupport.modelPath("qwen2.5-coder-1.5b-instruct")))
+        let small = try SharedModels.tokenizer("qwen2.5-coder-0.5b-instruct")
+        let large = try SharedModels.tokenizer("qwen2.5-coder-1.5b-instruct")
         #expect(small.tokens == large.tokens)
     }
 

@@ -7,7 +7,7 @@ import Testing
 struct CostCacheTests {
     @Test("a cached curve slower than this machine is measured again; one faster than it now is kept on disk")
     func staleCurveIsReplaced() throws {
-        let model = try TransformerModel(path: try TestSupport.modelPath("smollm2-135m-instruct"))
+        let model = try SharedModels.model("smollm2-135m-instruct")
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("costs-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let cache = VerificationCostCache(directory: directory)

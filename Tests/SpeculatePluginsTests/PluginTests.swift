@@ -31,7 +31,7 @@ enum PluginFixtures {
 
 @Suite("Proposer plugins", .serialized)
 struct PluginTests {
-    static let model = Result { try TransformerModel(path: try TestSupport.modelPath("smollm2-135m-instruct")) }
+    static let model = Result { try SharedModels.model("smollm2-135m-instruct") }
 
     static func vocabulary(_ tokenizer: Tokenizer) -> PluginVocabulary {
         PluginVocabulary(size: tokenizer.vocabularySize, tokenize: { tokenizer.encode($0) },
@@ -92,12 +92,13 @@ struct PluginTests {
         let tokenizer = try Tokenizer(gguf: model.file)
         let library = try PluginLibrary(path: try PluginFixtures.broken(variant: 0))
         let prompt = tokenizer.encode("def add(a, b):\n    return a + b\n\ndef sub(a, b):\n")
-        let (plain, _) = try await Self.decode(model, prompt, [])
+        // Twelve tokens: several steps, each of which asks the plugin (these run under ThreadSanitizer too).
+        let (plain, _) = try await Self.decode(model, prompt, [], maxTokens: 12)
         let expectations = ["error": "failed on purpose", "tokens": "outside the vocabulary", "parents": "parent",
                             "count": "count", "nan": "non-finite", "probability": "probability"]
         for (mode, reason) in expectations.sorted(by: { $0.key < $1.key }) {
             let proposer = try library.makeProposer(options: "mode=\(mode)", vocabulary: Self.vocabulary(tokenizer))
-            let (output, stats) = try await Self.decode(model, prompt, [proposer])
+            let (output, stats) = try await Self.decode(model, prompt, [proposer], maxTokens: 12)
             #expect(output == plain, "mode \(mode) changed the output")
             #expect(stats.proposers[0].failures > 0, "mode \(mode) was not reported")
             #expect(stats.proposerErrors.contains { $0.contains("plugin broken") && $0.contains(reason) },
@@ -105,7 +106,7 @@ struct PluginTests {
         }
         // A well-behaved draft from the same library goes through.
         let good = try library.makeProposer(options: "mode=good", vocabulary: Self.vocabulary(tokenizer))
-        let (output, stats) = try await Self.decode(model, prompt, [good])
+        let (output, stats) = try await Self.decode(model, prompt, [good], maxTokens: 12)
         #expect(output == plain)
         #expect(stats.proposers[0].failures == 0 && stats.proposers[0].drafted > 0)
     }
@@ -116,10 +117,11 @@ struct PluginTests {
         let tokenizer = try Tokenizer(gguf: model.file)
         let library = try PluginLibrary(path: try PluginFixtures.broken(variant: 0))
         let prompt = tokenizer.encode("def add(a, b):\n    return a + b\n\ndef sub(a, b):\n")
-        let (plain, _) = try await Self.decode(model, prompt, [])
+        // Twelve tokens: several steps, each of which asks the plugin (these run under ThreadSanitizer too).
+        let (plain, _) = try await Self.decode(model, prompt, [], maxTokens: 12)
         for mode in ["hang", "slow"] {
             let proposer = try library.makeProposer(options: "mode=\(mode)", vocabulary: Self.vocabulary(tokenizer), timeLimit: 0.1)
-            let (output, stats) = try await Self.decode(model, prompt, [proposer])
+            let (output, stats) = try await Self.decode(model, prompt, [proposer], maxTokens: 12)
             #expect(output == plain, "mode \(mode) changed the output")
             #expect(stats.proposerErrors.first?.contains("did not return from propose within 0.1 s") == true, "\(mode): \(stats.proposerErrors)")
             #expect(stats.proposerErrors.dropFirst().allSatisfy { $0.contains("was dropped") }, "later calls fail at once")
@@ -127,7 +129,7 @@ struct PluginTests {
         }
         // Within the limit the same slow plugin is used normally.
         let patient = try library.makeProposer(options: "mode=slow", vocabulary: Self.vocabulary(tokenizer), timeLimit: 5)
-        let (output, stats) = try await Self.decode(model, prompt, [patient])
+        let (output, stats) = try await Self.decode(model, prompt, [patient], maxTokens: 12)
         #expect(output == plain)
         #expect(stats.proposers[0].failures == 0 && stats.proposers[0].drafted > 0)
     }

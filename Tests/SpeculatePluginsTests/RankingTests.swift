@@ -13,7 +13,7 @@ struct TokenRankingTests {
 
     @Test("a corpus's most used tokens rank first; the ranking is a cached permutation of the vocabulary")
     func ranking() throws {
-        let model = try TransformerModel(path: try TestSupport.modelPath("smollm2-135m-instruct"))
+        let model = try SharedModels.model("smollm2-135m-instruct")
         let tokenizer = try Tokenizer(gguf: model.file)
         let corpus = try Self.temporaryDirectory(), cache = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: corpus); try? FileManager.default.removeItem(at: cache) }
@@ -33,7 +33,7 @@ struct TokenRankingTests {
 
     @Test("missing and empty corpora are clear errors")
     func badCorpora() throws {
-        let model = try TransformerModel(path: try TestSupport.modelPath("smollm2-135m-instruct"))
+        let model = try SharedModels.model("smollm2-135m-instruct")
         let tokenizer = try Tokenizer(gguf: model.file)
         let empty = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: empty) }
@@ -44,7 +44,7 @@ struct TokenRankingTests {
 
     @Test("a draft with a ranked head stays lossless")
     func rankedDraftIsLossless() async throws {
-        let model = try TransformerModel(path: try TestSupport.modelPath("smollm2-135m-instruct"))
+        let model = try SharedModels.model("smollm2-135m-instruct")
         let tokenizer = try Tokenizer(gguf: model.file)
         let prompt = tokenizer.encode(try TestSupport.humanEvalPrompts(1)[0])
         let plain = SpeculativeDecoder(target: try InferenceSession(model: model, context: 1024), proposers: [])
@@ -61,7 +61,7 @@ struct TokenRankingTests {
 
     @Test("the built-in ranking belongs to the Qwen2.5 vocabulary only, and ranks its common tokens first")
     func builtInRanking() throws {
-        let qwen = try Tokenizer(gguf: TransformerModel(path: try TestSupport.modelPath("qwen2.5-coder-0.5b-instruct")).file)
+        let qwen = try SharedModels.tokenizer("qwen2.5-coder-0.5b-instruct")
         let ranking = try #require(TokenFrequencyRanking.builtIn(for: qwen))
         #expect(ranking.tokens.count == qwen.vocabularySize && Set(ranking.tokens).count == qwen.vocabularySize)
         // Tokens any Python or English text uses are near the top; rare ones are not.
@@ -70,13 +70,13 @@ struct TokenRankingTests {
             let ids = qwen.encode(text)
             #expect(ids.count == 1 && top.contains(ids[0]), "'\(text)' should be among the 2,000 most frequent tokens")
         }
-        let smol = try Tokenizer(gguf: TransformerModel(path: try TestSupport.modelPath("smollm2-135m-instruct")).file)
+        let smol = try SharedModels.tokenizer("smollm2-135m-instruct")
         #expect(TokenFrequencyRanking.builtIn(for: smol) == nil)
     }
 
     @Test("draft heads: ranked by default where a ranking exists, 0 keeps every row, negative is refused")
     func draftHeadChoice() throws {
-        let model = try TransformerModel(path: try TestSupport.modelPath("qwen2.5-coder-0.5b-instruct"))
+        let model = try SharedModels.model("qwen2.5-coder-0.5b-instruct")
         let qwen = try Tokenizer(gguf: model.file)
         func choice(_ rows: Int?, tokenizer: Tokenizer) throws -> (rows: Int?, tokens: [TokenID]?) {
             let environment = ProposerEnvironment(targetName: "target", targetModel: model, targetTokenizer: qwen, draftHead: rows)
@@ -91,7 +91,7 @@ struct TokenRankingTests {
         #expect(try choice(qwen.vocabularySize + 5, tokenizer: qwen).tokens == nil)
         #expect(throws: ProposerSpecError.self) { try choice(-3, tokenizer: qwen) }
         // A vocabulary without a ranking: the first ids when asked for, else the whole head.
-        let smol = try Tokenizer(gguf: TransformerModel(path: try TestSupport.modelPath("smollm2-135m-instruct")).file)
+        let smol = try SharedModels.tokenizer("smollm2-135m-instruct")
         #expect(try choice(nil, tokenizer: smol).rows == nil && choice(nil, tokenizer: smol).tokens == nil)
         #expect(try choice(500, tokenizer: smol).rows == 500 && choice(500, tokenizer: smol).tokens == nil)
     }

@@ -31,11 +31,13 @@ struct RealModelProposerTests {
 
     @Test("every strategy gives exactly plain greedy output (SmolLM2)")
     func smolStrategiesAreLossless() async throws {
-        let model = try TransformerModel(path: try TestSupport.modelPath("smollm2-135m-instruct"))
+        let model = try SharedModels.model("smollm2-135m-instruct")
         let tokenizer = try Tokenizer(gguf: model.file)
         let prompts = try TestSupport.humanEvalPrompts(3).map { tokenizer.encode($0) }
+        // 40 tokens: past every strategy's first rejections and corrections, on three prompts.
+        let length = 40
         for prompt in prompts {
-            let (plain, _) = try await Self.decode(model, prompt: prompt, proposers: [])
+            let (plain, _) = try await Self.decode(model, prompt: prompt, proposers: [], maxTokens: length)
             let strategies: [(String, [any DraftProposer], TreeBudget)] = [
                 ("ngram", [NGramProposer()], TreeBudget()),
                 ("ngram tree", [NGramProposer(branches: 3)], TreeBudget(maxNodes: 12, maxDepth: 4, branching: [3, 2, 1, 1])),
@@ -48,7 +50,7 @@ struct RealModelProposerTests {
                  TreeBudget(maxNodes: 10, maxDepth: 6)),
             ]
             for (name, proposers, budget) in strategies {
-                let (tokens, stats) = try await Self.decode(model, prompt: prompt, proposers: proposers, budget: budget)
+                let (tokens, stats) = try await Self.decode(model, prompt: prompt, proposers: proposers, budget: budget, maxTokens: length)
                 #expect(tokens == plain, "\(name) differs from plain greedy")
                 if name == "draft chain" {
                     // A model drafting for itself is always right.
@@ -62,8 +64,8 @@ struct RealModelProposerTests {
 
     @Test("Qwen2.5-Coder 0.5B drafting for 1.5B is lossless and accepted often")
     func qwenPair() async throws {
-        let target = try TransformerModel(path: try TestSupport.modelPath("qwen2.5-coder-1.5b-instruct"))
-        let draft = try TransformerModel(path: try TestSupport.modelPath("qwen2.5-coder-0.5b-instruct"))
+        let target = try SharedModels.model("qwen2.5-coder-1.5b-instruct")
+        let draft = try SharedModels.model("qwen2.5-coder-0.5b-instruct")
         let tokenizer = try Tokenizer(gguf: target.file)
         let prompt = tokenizer.encode(try TestSupport.humanEvalPrompts(2)[1])
         let (plain, _) = try await Self.decode(target, prompt: prompt, proposers: [], maxTokens: 40)
@@ -79,7 +81,7 @@ struct RealModelProposerTests {
         #expect(stats.proposers[0].acceptanceRate >= 0.4)
 
         // The same draft requantized to 4 bits at load: a different draft, the same output.
-        let small = try TransformerModel(path: try TestSupport.modelPath("qwen2.5-coder-0.5b-instruct"), precision: .q4K)
+        let small = try SharedModels.model("qwen2.5-coder-0.5b-instruct", precision: .q4K)
         let (fromSmall, smallStats) = try await Self.decode(target, prompt: prompt, proposers: [try DraftModelProposer(name: "0.5b q4_k", model: small, context: 1024)],
                                                             maxTokens: 40)
         #expect(fromSmall == plain)
@@ -89,7 +91,7 @@ struct RealModelProposerTests {
 
     @Test("guessed lookahead drafts exactly what drafting token by token drafts, in fewer forwards")
     func lookaheadDraftsTheSame() async throws {
-        let model = try TransformerModel(path: try TestSupport.modelPath("smollm2-135m-instruct"))
+        let model = try SharedModels.model("smollm2-135m-instruct")
         let tokenizer = try Tokenizer(gguf: model.file)
         // Text that repeats itself, so that n-gram lookup has something to guess from.
         let prompt = tokenizer.encode(try TestSupport.humanEvalPrompts(1)[0] + "\n# The same list of names, written out three times:\n# apple, banana, cherry, damson, elderberry, fig, grape\n")
@@ -116,8 +118,8 @@ struct RealModelProposerTests {
 
     @Test("SmolLM2 drafts for Qwen through text (another tokenizer), losslessly")
     func crossTokenizer() async throws {
-        let target = try TransformerModel(path: try TestSupport.modelPath("qwen2.5-coder-0.5b-instruct"))
-        let smol = try TransformerModel(path: try TestSupport.modelPath("smollm2-135m-instruct"))
+        let target = try SharedModels.model("qwen2.5-coder-0.5b-instruct")
+        let smol = try SharedModels.model("smollm2-135m-instruct")
         let tokenizer = try Tokenizer(gguf: target.file)
         let prompt = tokenizer.encode(try TestSupport.humanEvalPrompts(1)[0])
         let (plain, _) = try await Self.decode(target, prompt: prompt, proposers: [], maxTokens: 40)
@@ -130,8 +132,8 @@ struct RealModelProposerTests {
 
     @Test("a draft of another vocabulary is refused, naming both models")
     func vocabularyMismatch() throws {
-        let smol = try Tokenizer(gguf: GGUFFile(path: try TestSupport.modelPath("smollm2-135m-instruct")))
-        let qwen = try Tokenizer(gguf: GGUFFile(path: try TestSupport.modelPath("qwen2.5-coder-0.5b-instruct")))
+        let smol = try SharedModels.tokenizer("smollm2-135m-instruct")
+        let qwen = try SharedModels.tokenizer("qwen2.5-coder-0.5b-instruct")
         #expect(throws: ProposerError.incompatibleVocabulary(draft: "smollm2-135m-instruct", target: "qwen2.5-coder-0.5b-instruct",
                                                              reason: "vocabularies of 49152 and 151936 tokens")) {
             try DraftModelProposer.checkCompatible(draft: smol, draftName: "smollm2-135m-instruct", target: qwen, targetName: "qwen2.5-coder-0.5b-instruct")

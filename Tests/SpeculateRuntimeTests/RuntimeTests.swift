@@ -25,11 +25,10 @@ func argmax(_ values: ArraySlice<Float>) -> TokenID {
     return TokenID(best - values.startIndex)
 }
 
-/// Loaded models shared by the tests of this file (loading maps the file; cheap after the first).
+/// A model and its tokenizer, loaded once per test process (SharedModels).
 enum Models {
     static func load(_ name: String) throws -> (TransformerModel, Tokenizer) {
-        let model = try TransformerModel(path: try TestSupport.modelPath(name))
-        return (model, try Tokenizer(gguf: model.file))
+        (try SharedModels.model(name), try SharedModels.tokenizer(name))
     }
 }
 
@@ -266,8 +265,7 @@ struct RequantizationTests {
 
     @Test("a requantized 0.5B reads fewer bytes per token and keeps its predictions")
     func requantizedModel() throws {
-        let path = try TestSupport.modelPath("qwen2.5-coder-0.5b-instruct")
-        let file = try TransformerModel(path: path), small = try TransformerModel(path: path, precision: .q4K)
+        let file = try SharedModels.model("qwen2.5-coder-0.5b-instruct"), small = try SharedModels.model("qwen2.5-coder-0.5b-instruct", precision: .q4K)
         let tokenizer = try Tokenizer(gguf: file.file)
         // Q5_0 and Q8_0 (head) to 4.5 bits per weight: about a quarter fewer bytes.
         print("0.5B bytes per token: file \(file.weightBytes), q4_k \(small.weightBytes)")

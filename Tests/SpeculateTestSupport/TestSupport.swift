@@ -1,6 +1,8 @@
 import Foundation
 import SpeculateCatalog
 import SpeculateCore
+import SpeculateFormat
+import SpeculateRuntime
 
 /// A failure in the test harness itself (missing model, reference script error).
 public struct HarnessError: Error, CustomStringConvertible {
@@ -80,6 +82,39 @@ public enum TestSupport {
     public static func humanEvalPrompts(_ count: Int? = nil) throws -> [String] {
         let data = try runPython("humaneval_prompts.py", count.map { [String($0)] } ?? [])
         return try JSONDecoder().decode([String].self, from: data)
+    }
+}
+
+/// Real models loaded once per test process and shared by every test that reads them.
+///
+/// A model is immutable once loaded (sessions hold their own caches), so one instance serves
+/// tests running at the same time; loading (mapping, repacking, requantizing a draft) is paid once.
+public enum SharedModels {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var models: [String: TransformerModel] = [:]
+    nonisolated(unsafe) private static var tokenizers: [String: Tokenizer] = [:]
+
+    /// Catalog model `name`, loaded at `precision` on first use.
+    public static func model(_ name: String, precision: WeightPrecision = .file) throws -> TransformerModel {
+        let key = "\(name)@\(precision.rawValue)"
+        lock.lock()
+        defer { lock.unlock() }
+        if let model = models[key] { return model }
+        let model = try TransformerModel(path: try TestSupport.modelPath(name), precision: precision)
+        models[key] = model
+        return model
+    }
+
+    /// The tokenizer of catalog model `name`, read on first use.
+    public static func tokenizer(_ name: String) throws -> Tokenizer {
+        lock.lock()
+        if let tokenizer = tokenizers[name] { lock.unlock(); return tokenizer }
+        lock.unlock()
+        let tokenizer = try Tokenizer(gguf: try model(name).file)
+        lock.lock()
+        tokenizers[name] = tokenizer
+        lock.unlock()
+        return tokenizer
     }
 }
 
