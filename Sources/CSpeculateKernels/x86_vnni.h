@@ -22,6 +22,7 @@
 // vectors are packed to 16-bit words (exact, no saturation), and one vpdpwssd multiplies the
 // words by their scales and adds them to the running total: per 64 weights and token two
 // vpdpbusd + one vpdpwssd, against four maddubs/madd in the AVX2 set.
+#include <pthread.h>
 #include <stdlib.h>
 #define X86_TARGET VNNI_TARGET
 // The other operations: AVX2's, except in the SIMDe build (whose CPU may lack AVX2).
@@ -245,15 +246,24 @@ typedef struct {
     int32_t *words;  ///< scratch: 24 scale words per row and block (wide_unpack)
 } wide_acts;
 
-/// A per-thread buffer for the transposed activations, grown as needed (pool threads live as
-/// long as the process). NULL when memory runs out; the caller then takes the narrow kernels.
+static pthread_key_t wide_key;
+static pthread_once_t wide_once = PTHREAD_ONCE_INIT;
+static void wide_key_create(void) { pthread_key_create(&wide_key, free); }
+
+/// A per-thread buffer for the transposed activations, grown as needed. The thread that calls a
+/// product works on it too, and may be any thread (a dispatch worker, a server's), so the buffer
+/// is freed when its thread exits (a thread-specific key's destructor); AddressSanitizer's leak
+/// check found it lost with its thread. NULL when memory runs out; the caller then takes the
+/// narrow kernels.
 static void *wide_buffer(size_t bytes) {
     static _Thread_local void *buffer;
     static _Thread_local size_t capacity;
     if (bytes > capacity) {
         free(buffer);
         capacity = 0;
+        pthread_once(&wide_once, wide_key_create);
         buffer = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+        pthread_setspecific(wide_key, buffer);
         if (!buffer) return NULL;
         capacity = bytes;
     }
