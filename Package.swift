@@ -125,7 +125,7 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         // The system's libcrypto (Debian's libssl-dev) for the SHA-256 of downloaded models.
-        .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"]), .brew(["openssl"])]),
         .target(
             name: "SpeculateCatalog",
             dependencies: [

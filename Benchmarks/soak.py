@@ -87,6 +87,9 @@ def main():
                         help="proposers joined by '+', e.g. none, ngram, draft:qwen2.5-coder-0.5b-instruct, auto+draft:...")
     parser.add_argument("--json", help="write the summaries here")
     args = parser.parse_args()
+    # At least eight windows, so that the fits of seconds per token have points to fit (a short
+    # soak, as .ci/deep can ask for, would otherwise have one window past the warm-up).
+    args.window = max(1, min(args.window, args.tokens // 8))
     strategies = args.strategy or ["none", "ngram", "draft:qwen2.5-coder-0.5b-instruct", "auto+draft:qwen2.5-coder-0.5b-instruct"]
     plain = None
     summaries = []

@@ -25,6 +25,9 @@ mkdir -p .build/fuzz-artifacts .build/fuzz-logs
 # libFuzzer runs on one core: FUZZ_JOBS targets at once (default: one per core), each with a log
 # and an exit status of its own, printed in order once all have finished.
 jobs=${FUZZ_JOBS:-$(nproc)}
+rm -f .build/fuzz-logs/*.status
+# An interrupted run takes its fuzzers with it.
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 for target in "${targets[@]}"; do
     while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
     (

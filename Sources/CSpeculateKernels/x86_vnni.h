@@ -246,9 +246,17 @@ typedef struct {
     int32_t *words;  ///< scratch: 24 scale words per row and block (wide_unpack)
 } wide_acts;
 
+static _Thread_local void *wide_data;
+static _Thread_local size_t wide_capacity;
 static pthread_key_t wide_key;
+static int wide_key_ready;
 static pthread_once_t wide_once = PTHREAD_ONCE_INIT;
-static void wide_key_create(void) { pthread_key_create(&wide_key, free); }
+static void wide_release(void *buffer) {
+    free(buffer);
+    wide_data = NULL;
+    wide_capacity = 0;
+}
+static void wide_key_create(void) { wide_key_ready = pthread_key_create(&wide_key, wide_release) == 0; }
 
 /// A per-thread buffer for the transposed activations, grown as needed. The thread that calls a
 /// product works on it too, and may be any thread (a dispatch worker, a server's), so the buffer
@@ -256,18 +264,16 @@ static void wide_key_create(void) { pthread_key_create(&wide_key, free); }
 /// check found it lost with its thread. NULL when memory runs out; the caller then takes the
 /// narrow kernels.
 static void *wide_buffer(size_t bytes) {
-    static _Thread_local void *buffer;
-    static _Thread_local size_t capacity;
-    if (bytes > capacity) {
-        free(buffer);
-        capacity = 0;
+    if (bytes > wide_capacity) {
+        free(wide_data);
+        wide_capacity = 0;
         pthread_once(&wide_once, wide_key_create);
-        buffer = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-        pthread_setspecific(wide_key, buffer);
-        if (!buffer) return NULL;
-        capacity = bytes;
+        wide_data = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+        if (wide_key_ready) pthread_setspecific(wide_key, wide_data);
+        if (!wide_data) return NULL;
+        wide_capacity = bytes;
     }
-    return buffer;
+    return wide_data;
 }
 
 /// Transposes 8 rows of 8 int32 (row t at rows + t * stride bytes) into out[k * 8 + t].

@@ -108,6 +108,22 @@ struct ModelStoreTests {
         #expect(ModelStore(environment: ["HOME": "/c"]).root.path == "/c/.cache/speculate")
     }
 
+    @Test("SHA-256 gives FIPS 180-2's known answers, however the bytes are split")
+    func sha256KnownAnswers() {
+        #expect(SHA256Hasher.hex(of: [UInt8]()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256Hasher.hex(of: Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        // One million 'a's, fed in uneven pieces as the model store feeds unpacked chunks.
+        let hasher = SHA256Hasher()
+        var left = 1_000_000, piece = 1
+        while left > 0 {
+            let count = min(piece, left)
+            hasher.update(Data(repeating: UInt8(ascii: "a"), count: count))
+            left -= count
+            piece = piece * 7 % 65_521 + 1
+        }
+        #expect(hasher.finalize() == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
     @Test("the catalog's real models are present and verified", arguments: ModelCatalog.models.map(\.name))
     func realModelsPresent(name: String) throws {
         let model = try #require(ModelCatalog.model(named: name))

@@ -13,7 +13,10 @@ final class ObjectCache: @unchecked Sendable {
     /// One object: compiled by the first caller, waited for by the others.
     private final class Entry: @unchecked Sendable {
         let lock = NSLock()
+        /// Where the object goes, chosen once when the entry is made (so no two commands share a path).
+        let path: String
         var result: Result<String, any Error>?
+        init(path: String) { self.path = path }
     }
 
     private let lock = NSLock()
@@ -34,7 +37,13 @@ final class ObjectCache: @unchecked Sendable {
             // A variant's defines go together (SIMDe's own is read inside its headers, past what
             // is scanned here) to every file that reads any of them.
             let names = defines.map { String($0.dropFirst(2).prefix { $0 != "=" }) }
-            let reads = !macros(readBy: source).isDisjoint(with: names)
+            let includeFolders = zip(flags, flags.dropFirst()).filter { $0.0 == "-I" }.map(\.1)
+            let words: Set<String>
+            do { words = try macros(readBy: source, includeFolders: includeFolders) } catch {
+                results[index] = .failure(error)
+                return
+            }
+            let reads = !words.isDisjoint(with: names)
             let arguments = Array(compiler.dropFirst()) + flags + (reads ? defines : []) + ["-c", source]
             results[index] = Result { try object(for: compiler[0], arguments) }
         }
@@ -45,35 +54,47 @@ final class ObjectCache: @unchecked Sendable {
     private func object(for executable: String, _ arguments: [String]) throws -> String {
         let key = ([executable] + arguments).joined(separator: "\u{1F}")
         lock.lock()
-        let entry = entries[key] ?? Entry()
-        entries[key] = entry
-        let path = folder.appendingPathComponent("\(entries.count)-\(URL(fileURLWithPath: arguments.last!).lastPathComponent).o").path
+        let entry: Entry
+        if let known = entries[key] {
+            entry = known
+        } else {
+            let name = "\(entries.count)-\(URL(fileURLWithPath: arguments.last!).lastPathComponent).o"
+            entry = Entry(path: folder.appendingPathComponent(name).path)
+            entries[key] = entry
+        }
         lock.unlock()
         entry.lock.lock()
         defer { entry.lock.unlock() }
         if let result = entry.result { return try result.get() }
         let result = Result { () throws -> String in
-            _ = try TestSupport.runProcess(executable, arguments + ["-o", path])
-            return path
+            _ = try TestSupport.runProcess(executable, arguments + ["-o", entry.path])
+            return entry.path
         }
         entry.result = result
         return try result.get()
     }
 
-    /// The words of `source` and of the local headers it includes (transitively) that look like
-    /// macro names: a define matters to a file only if the file can read it.
-    private func macros(readBy source: String) -> Set<String> {
+    /// The words of `source` and of the headers it includes with quotes (transitively, looked up
+    /// beside the includer, then in `includeFolders`) that look like macro names: a define
+    /// matters to a file only if the file can read it. A quoted include that is not found is an
+    /// error, so that no define silently misses a file.
+    private func macros(readBy source: String, includeFolders: [String]) throws -> Set<String> {
         lock.lock()
         if let known = macrosBySource[source] { lock.unlock(); return known }
         lock.unlock()
         var words = Set<String>(), pending = [source], seen = Set<String>()
         while let file = pending.popLast() {
-            guard seen.insert(file).inserted, let text = try? String(contentsOfFile: file, encoding: .utf8) else { continue }
-            let directory = URL(fileURLWithPath: file).deletingLastPathComponent()
+            guard seen.insert(file).inserted else { continue }
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            let directory = URL(fileURLWithPath: file).deletingLastPathComponent().path
             for line in text.split(separator: "\n") {
                 if let range = line.range(of: #"#include\s+"([^"]+)""#, options: .regularExpression) {
-                    let name = line[range].split(separator: "\"")[1]
-                    pending.append(directory.appendingPathComponent(String(name)).path)
+                    let name = String(line[range].split(separator: "\"")[1])
+                    let candidates = ([directory] + includeFolders).map { $0 + "/" + name }
+                    guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+                        throw HarnessError("\(file) includes \"\(name)\", found in none of \(([directory] + includeFolders))")
+                    }
+                    pending.append(found)
                 }
                 for word in line.split(whereSeparator: { !($0.isLetter || $0.isNumber || $0 == "_") }) { words.insert(String(word)) }
             }
