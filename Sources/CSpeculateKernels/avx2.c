@@ -142,7 +142,7 @@ AVX2 static inline __attribute__((always_inline)) void q4_K_narrow(const int ROW
 }
 
 // One row at a time for one and two tokens: with two rows interleaved each thread streams two
-// places of the weights at once, and decoding ran ~12% slower end to end (session 4, A/B on the
+// places of the weights at once, and decoding ran ~12% slower end to end (Zen 3, A/B on the
 // kernel benchmark and `speculate bench --baseline`), although two rows are slightly faster when
 // the rows are cached. Three tokens measured faster with two rows.
 AVX2 static void matvec_q4_K(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act, float *y) {

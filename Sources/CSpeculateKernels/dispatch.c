@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 /// Every set, in the order of the automatic choice: the first one the CPU supports is used.
-/// On the one VNNI host measured (session 5, Zen 4 class, 2 vCPUs) `avx512vnni` was level with
+/// On the one VNNI host measured (Zen 4 class, 2 vCPUs) `avx512vnni` was level with
 /// `avx2` for one token and 5-25% faster from 2 to 64 tokens end to end (`speculate bench
 /// --batch-costs`, alternated rounds). `avxvnni` is the same source in the VEX encoding with
 /// half the registers; no AVX-VNNI machine was available to time it (see Docs/Benchmarks.md).
@@ -67,25 +67,9 @@ int spec_kernel_set_supported(int index) { return index >= 0 && index < SET_COUN
 void spec_kernels_force_portable(int portable) { (void)spec_kernels_select(portable ? "portable" : NULL); }
 const char *spec_kernels_name(void) { return spec_active_set()->name; }
 
-// 2: weights prefetched a page ahead, K-quant block steps as vectors (session 3).
-// 3: Q4_K/Q6_K products of up to four tokens unpack on the fly (session 3).
-// 4: the 32-element block kernels compiled once per type (session 3).
-// 5: activation quantization, RMS norm, SwiGLU gate and tree attention in AVX2 (session 4).
-// 6: NEON products on 64-bit ARM (session 4).
-// 7: single-token Q4_K one row at a time (one stream per thread streams faster) (session 4).
-// 8: products split into ~128 KiB chunks of rows for one token instead of 32 rows (session 4).
-// 9: the byte-sized chunks for up to four tokens, two-token Q4_K one row at a time, attention
-//    values converted once per slot (session 4).
-// 10: kernel sets chosen from a table; AVX-512 VNNI and AVX-VNNI products (session 5).
-// 11: the VNNI sets read Q4_K and Q6_K packed at load, eight rows per vector (session 6).
-// 12: the VNNI sets read Q4_0 packed too (requantized drafts' 896-wide rows) (session 8).
-// 13: Q8_256 activations carry per-32 sums; packed Q4_K mins in four vpdpwssd (session 9).
-// 14: AVX2 attention scores and values tiled in registers (heads x keys), rows prefetched,
-//     KV cache head-major (session 10): 2.4x faster attention in cache, ~2.1x for 16 nodes
-//     over 128 slots, about a third less time per context token out of cache.
-// 15: the Arm sets' tree attention tiled the same way in NEON (session 11; not timed on Arm).
-// 16: packed K-quant products of two or three tokens run as four (session 13): 1.03x and
-//     1.06x one token's time instead of 1.18x and 1.35x (1.5B target, 2 threads, Zen 4).
+// The revision names the kernels' arithmetic and speed: cached verification cost curves are
+// keyed by it, so raise it whenever a kernel's results or timing change. What each revision
+// changed is listed in Docs/History.md ("Kernel revisions") and in git.
 int spec_kernels_revision(void) { return 16; }
 
 void spec_matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1,

@@ -5,7 +5,7 @@
 // Products of one to four tokens (decoding, drafting, the small trees verification mostly
 // sees) take chunks of about SMALL_BATCH_CHUNK_BYTES of weights, so each thread streams one long
 // run of memory: ~15% less kernel time than 32-row chunks (27 KiB for the 1.5B model's attention
-// rows) at one to four tokens, session 4. Larger batches keep 32-row chunks, which measured as
+// rows) at one to four tokens (Zen 3). Larger batches keep 32-row chunks, which measured as
 // fast or faster there (compute, not streaming, bounds them).
 enum { SMALL_BATCH_CHUNK_BYTES = 128 * 1024, SMALL_BATCH = 4, BATCH_CHUNK_ROWS = 32, MAX_JOBS = 16 };
 

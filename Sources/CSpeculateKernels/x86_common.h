@@ -63,7 +63,7 @@ enum { TOKEN_CHUNK = 8 };
 /// at each page boundary; asking a few pages ahead raised the bandwidth of a single-token
 /// product from about 14 to 22 GB/s on the development machine (2 threads, Zen 3). Both knobs
 /// can be set when compiling the kernel benchmark by hand (-DPREFETCH_AHEAD_BYTES=..,
-/// -DPREFETCH_HINT=_MM_HINT_T1); session 4 found 4 KiB into L1 still best here.
+/// -DPREFETCH_HINT=_MM_HINT_T1); on Zen 3, 4 KiB into L1 measured best.
 #ifndef PREFETCH_AHEAD_BYTES
 #define PREFETCH_AHEAD_BYTES 4096
 #endif

@@ -231,7 +231,7 @@ VNNI_TOKENS(q6_K_4, q6_tokens(4, n, w, rb, r0, r1, act, stride, y, y_stride))
 enum { WIDE = 8 };
 /// Batches from this many tokens take the wide kernels (every whole group of 8 tokens; the rest
 /// goes through the narrow ones). With four rows per pass they ran ~1.5x the narrow kernels'
-/// rate on Q4_K at 8 tokens in L1 (session 5, single thread: 67 vs 47 GMAC/s; avx2 45).
+/// rate on Q4_K at 8 tokens in L1 (Zen 4, single thread: 67 vs 47 GMAC/s; avx2 45).
 /// -DSPEC_WIDE_MIN=N when building the kernel benchmark compares thresholds.
 #ifndef SPEC_WIDE_MIN
 #define SPEC_WIDE_MIN 8
@@ -476,7 +476,7 @@ enum { LANE_ROWS = 8, Q4_0_X8_BLOCK = 144, Q4_K_X8_BLOCK = 1184, Q6_K_X8_BLOCK =
 enum { LANE_TOKENS = VNNI_LANE_TOKENS };
 /// Packed weights are requested 4 KiB ahead into L2, not L1 as in the narrow kernels: with the
 /// L1 hint a single-token Q6_K product streamed from memory at half the speed (11-21 ms against
-/// 7-11 ms for the 1.5B model's head, session 6); with no prefetch at all, at a third.
+/// 7-11 ms for the 1.5B model's head, Zen 4); with no prefetch at all, at a third.
 #ifndef PACKED_PREFETCH_BYTES
 #define PACKED_PREFETCH_BYTES 4096
 #endif
@@ -722,7 +722,7 @@ static void packed_product(int packed_type, int n, const uint8_t *w, int r0, int
             // Two or three tokens run as four (the last one repeated, its extra results dropped):
             // the four-token pass streams the rows as fast as the one-token pass, while the
             // two- and three-token passes measured 1.18x and 1.35x its time (1.5B target, 2
-            // threads, session 13). Each token's result is exact and independent of the others.
+            // threads, Zen 4). Each token's result is exact and independent of the others.
             const int padded = !q4_0 && (count == 2 || count == 3) ? 4 : count;
             for (int t = count; t < padded; t++) a[t] = a[count - 1];
             by_tokens[padded - 1](nb, w + (size_t)g * row_bytes, a, out);

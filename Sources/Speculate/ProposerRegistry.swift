@@ -22,7 +22,7 @@ public struct ProposerEnvironment: Sendable {
     /// (``TokenFrequencyRanking/builtIn(for:)``), else the first ids.
     public var draftHeadCorpus: String?
     /// The rows a draft's head keeps by default when a frequency ranking of its vocabulary is at
-    /// hand: chosen by measured acceptance against drafting cost (Docs/Benchmarks.md, session 12).
+    /// hand: chosen by measured acceptance against drafting cost (Docs/Benchmarks.md, draft head size).
     public static let defaultDraftHead = 32768
     /// How draft models keep their weights: requantized to 4.5 bits per weight by default
     /// (faster drafting, same output), or ``WeightPrecision/file``.

@@ -72,7 +72,7 @@ public struct TokenFrequencyRanking: Sendable, Equatable {
     /// merge order, roughly frequency in the tokenizer's own training text). The corpus alone
     /// is code and technical prose: at 32768 rows it covered 98.4% of the target's tokens on
     /// code but 84.7% on everyday prose (92.3% for the first ids); alternating gives 98.1% and
-    /// 90.3% (session 12, outputs of prompts outside the benchmark sets).
+    /// 90.3% (measured on outputs of prompts outside the benchmark sets).
     public static func builtIn(for tokenizer: Tokenizer) -> TokenFrequencyRanking? {
         guard tokenizer.vocabularySize == builtInVocabulary, fingerprint(tokenizer) == builtInFingerprint else { return nil }
         return decodedBuiltIn

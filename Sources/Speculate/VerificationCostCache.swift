@@ -30,8 +30,8 @@ public struct VerificationCostCache: Sendable {
             if Self.checked.withLock({ $0[file.path] == cached }) { return cached }
             // One busy moment (a process starting, the host's neighbours) can make a check look
             // slow, and a curve then measured for this run can be as wrong as the busy moment was
-            // (session 15: one `auto` of four in a run sent 2.25 tokens per forward against 4.5 for
-            // the others, the mark of a too-steep curve); so "slower now" must hold three times, 0.2 s apart.
+            // (one `auto` of four in a run sent 2.25 tokens per forward against 4.5 for the others,
+            // the mark of a too-steep curve); so "slower now" must hold three times, 0.2 s apart.
             var verdict = try Self.check(cached, model: model)
             for _ in 1..<Self.slowerChecks where verdict == .slowerNow {
                 Thread.sleep(forTimeInterval: 0.2)
@@ -79,7 +79,7 @@ public struct VerificationCostCache: Sendable {
     /// (one such file had a one-token time of 222 ms against 34 ms and 8 tokens at 1.21x one token
     /// against ~1.8x, and `auto` sent trees far too large for a day) or right in its one-token time
     /// and steep (a first run on a fresh machine wrote 6 tokens at 2.14x and 8 at 2.48x against
-    /// 1.6-1.7x and 1.9x, and `auto` sent no tree above four tokens; session 14). A quiet start
+    /// 1.6-1.7x and 1.9x, and `auto` sent no tree above four tokens). A quiet start
     /// catches both and measures again; a machine slower now, or whose larger batches cost more
     /// now, keeps the file.
     static func check(_ curve: VerificationCost, model: TransformerModel, tolerance: Double = 1.5,

@@ -28,7 +28,7 @@ extension ModelSession {
     /// Evaluates `tokens` as a chain after the prefix, commits them, and returns the last logits.
     /// Long inputs go in chunks of `chunk` tokens: a draft model that `auto` left idle for
     /// thousands of steps catches up in one call, and one batch of that size grew the session's
-    /// scratch memory by ~200 MB for the rest of the run (the 8,000-token soak, session 10).
+    /// scratch memory by ~200 MB for the rest of the run (seen in the 8,000-token soak).
     public func append(_ tokens: [Token], chunk: Int = 64) throws -> [Float] {
         guard !tokens.isEmpty else { return [] }
         let size = max(1, chunk)

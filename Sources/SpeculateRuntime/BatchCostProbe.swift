@@ -26,7 +26,7 @@ public struct BatchCostProbe: Sendable {
         case median
         /// The fastest one: noise on a shared machine only ever adds time, so the fastest is the
         /// least disturbed figure (a median of three once put 8 tokens at 2.48x one token where
-        /// quiet runs measure 1.8-1.9x, session 14).
+        /// quiet runs measure 1.8-1.9x).
         case fastest
     }
 

@@ -79,8 +79,8 @@ struct CostlyMemberTests {
         var state = PolicyState(members: 1, cost: Self.curve, cheapFraction: 0.02)
         let stretch = Self.simulate(&state, steps: 400, hitRate: 0.8, seed: 1)
         stretch.report("right 80% of the time")
-        // Session 11's policy (realized rates of separate steps, every 8th step without the
-        // member): 66% of steps, 1.31x. Paired with counterfactuals (session 13): 99%, 1.39x.
+        // A policy judging by realized rates of separate steps (every 8th step without the
+        // member) asked it on 66% of steps, 1.31x; paired with counterfactuals: 99%, 1.39x.
         #expect(stretch.share > 0.9, "asked on \(stretch.share) of steps")
         #expect(stretch.rate > 1.3 * Self.plainRate, "\(stretch.rate / Self.plainRate)x plain")
     }
@@ -133,8 +133,8 @@ struct CostlyMemberTests {
         // bestDepth prices every drafted token at the average acceptance and stops short of the
         // 8-token budget. Which pays more depends on how well the member's confidence predicts its
         // misses, which this simulation does not model (it drafts the miss and then stops: 1.48x
-        // against 1.62x); the real 0.5B draft gained from the full depth on HumanEval and chat
-        // (session 14), so this test pins the behaviour and that both pay, not which pays more.
+        // against 1.62x); the real 0.5B draft gained from the full depth on HumanEval and chat,
+        // so this test pins the behaviour and that both pay, not which pays more.
         #expect(depths[false, default: []].allSatisfy { $0 < 8 } && depths[true, default: []].allSatisfy { $0 == 8 })
         #expect(rates.values.allSatisfy { $0 > 1.3 * Self.plainRate }, "\(rates.mapValues { $0 / Self.plainRate })")
     }

@@ -37,7 +37,7 @@ struct CostCacheTests {
 
     @Test("a curve right in its one-token time but too steep is measured again; one too flat for this machine now is kept")
     func steepCurveIsReplaced() {
-        // This host's figures (1.5B target, session 14): a quiet curve, and one written by a first
+        // This host's figures (1.5B target, Zen 4 class): a quiet curve, and one written by a first
         // run on a fresh machine (6 tokens at 2.14x one token, 8 at 2.48x).
         let quiet = VerificationCost(tokens: [1, 2, 4, 6, 8], relative: [1, 1.04, 1.10, 1.60, 1.90], oneTokenSeconds: 0.033)
         let steep = VerificationCost(tokens: [1, 2, 4, 6, 8], relative: [1, 1.18, 1.28, 2.14, 2.48], oneTokenSeconds: 0.030)
