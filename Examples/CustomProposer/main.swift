@@ -21,10 +21,6 @@ struct BracketCloser: DraftProposer {
     }
 }
 
-let store = ModelStore()
-let target = try TransformerModel(path: try await store.resolveOrPull("smollm2-135m-instruct").path)
-let tokenizer = try Tokenizer(gguf: target.file)
-
 var registry = ProposerRegistry.standard
 registry.register(ProposerFactory(name: "brackets", usage: "brackets", summary: "closes the innermost open bracket") { _, environment in
     let pairs = [("(", ")"), ("[", "]"), ("{", "}")].compactMap { open, close -> (Token, Token)? in
@@ -34,13 +30,22 @@ registry.register(ProposerFactory(name: "brackets", usage: "brackets", summary: 
     return BracketCloser(closers: Dictionary(uniqueKeysWithValues: pairs))
 })
 
+// The facade: the target loaded once, the strategy (spec strings, as `--proposer` takes them)
+// built on it by the registry that knows the new kind.
+let model = try await SpeculativeModel.load("smollm2-135m-instruct", context: 1024, registry: registry)
 let specs = CommandLine.arguments.count > 1 ? Array(CommandLine.arguments.dropFirst()) : ["brackets", "ngram"]
-let environment = ProposerEnvironment(targetName: "smollm2-135m-instruct", targetModel: target, targetTokenizer: tokenizer, context: 1024)
-let proposers = try await registry.make(specs, environment: environment)
-let decoder = SpeculativeDecoder(target: try InferenceSession(model: target, context: 1024), proposers: proposers)
+let generator = try await model.generator(Strategy(proposers: specs))
 let prompt = "def area(shape):\n    return shape.width * (shape.height"
-let (tokens, statistics) = try await decoder.generateAll(prompt: tokenizer.encode(prompt), options: GenerationOptions(maxTokens: 48))
-print(prompt + tokenizer.decode(tokens.map(\.token)))
+var text = ""
+var statistics = RunStatistics()
+for try await event in generator.generate(.text(prompt), parameters: GenerateParameters(maxTokens: 48, ignoreEndOfSequence: true)) {
+    switch event {
+    case let .tokens(_, pieces): text += pieces.map(\.text).joined()
+    case let .finished(figures): statistics = figures
+    case .step: break
+    }
+}
+print(prompt + text)
 for proposer in statistics.proposers {
     print("\(proposer.name): \(proposer.drafted) drafted, \(proposer.accepted) accepted")
 }

@@ -6,21 +6,20 @@ import Foundation
 import Speculate
 
 let prompt = CommandLine.arguments.dropFirst().first ?? "Write a Python function that reverses a linked list.\n"
-let store = ModelStore()
-let target = try TransformerModel(path: try await store.resolveOrPull("smollm2-135m-instruct").path)
-let tokenizer = try Tokenizer(gguf: target.file)
-let proposers: [any DraftProposer] = [NGramProposer(branches: 2), try DraftModelProposer(name: "self-draft", model: target, context: 1024, draftLength: 3)]
-let decoder = SpeculativeDecoder(target: try InferenceSession(model: target, context: 1024), proposers: proposers)
-let options = GenerationOptions(maxTokens: 64, stopTokens: tokenizer.stopIDs, tokenBytes: { tokenizer.bytes(of: $0) })
+let model = try await SpeculativeModel.load("smollm2-135m-instruct", context: 1024)
+// Proposers of your own go straight into a generator beside the target's session.
+let proposers: [any DraftProposer] = [NGramProposer(branches: 2), try DraftModelProposer(name: "self-draft", model: model.model, context: 1024, draftLength: 3)]
+let generator = SpeculativeGenerator(model: model, strategy: Strategy(), proposers: proposers,
+                                     session: try InferenceSession(model: model.model, context: model.context))
 
 var step = 0
-for try await event in decoder.generate(prompt: tokenizer.encode(prompt), options: options) {
+for try await event in generator.generate(.text(prompt), parameters: GenerateParameters(maxTokens: 64)) {
     switch event {
     case let .tokens(tokens, text):
-        // Each event carries the step's accepted tokens and the text they complete.
+        // Each event carries the step's accepted tokens and the text released with them.
         // `drafters` names who drafted each token (under `auto`, the member); empty for the target's.
         let sources = tokens.map { $0.drafters.isEmpty ? "target" : $0.drafters.joined(separator: "+") }
-        print("  text \(text.debugDescription) from [\(sources.joined(separator: ", "))]")
+        print("  text \(text.map(\.text).joined().debugDescription) from [\(sources.joined(separator: ", "))]")
     case let .step(figures):
         step += 1
         print(String(format: "step %d: tree of %d nodes, %d accepted, draft %.1f ms, verify %.1f ms", step, figures.treeSize,

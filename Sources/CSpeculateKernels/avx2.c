@@ -372,28 +372,10 @@ static int matmul(int type, int n, const void *w, size_t row_bytes, int r0, int 
     }
 }
 
-AVX2 float spec_dot_f32_avx2(const float *a, const float *b, int n) {
-    __m256 acc = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
-    float sum = hsum(acc);
-    for (; i < n; i++) sum += a[i] * b[i];
-    return sum;
-}
-
-AVX2 void spec_axpy_f32_avx2(float *y, float a, const float *x, int n) {
-    const __m256 va = _mm256_set1_ps(a);
-    int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += a * x[i];
-}
-
 const spec_kernel_set spec_set_avx2 = {.name = "avx2", .supported = spec_cpu_has_avx2_fma, .matmul = matmul, .packs = spec_packs_none, SPEC_AVX2_OPS};
 
 #else
 int spec_cpu_has_avx2_fma(void) { return 0; }
-float spec_dot_f32_avx2(const float *a, const float *b, int n) { (void)a; (void)b; (void)n; return 0; }
-void spec_axpy_f32_avx2(float *y, float a, const float *x, int n) { (void)y; (void)a; (void)x; (void)n; }
 // Never selected on this architecture; the portable functions fill the table.
 const spec_kernel_set spec_set_avx2 = {.name = "avx2", .supported = spec_never_supported, .matmul = spec_matmul_portable_set, .packs = spec_packs_none, SPEC_PORTABLE_OPS};
 #endif

@@ -89,8 +89,6 @@ int spec_matmul_with_set(const char *name, int type, int n, const void *w, size_
 }
 
 void spec_quantize_act(int format, const float *x, int n, void *out) { spec_active_set()->quantize_act(format, x, n, out); }
-float spec_dot_f32(const float *a, const float *b, int n) { return spec_active_set()->dot_f32(a, b, n); }
-void spec_axpy_f32(float *y, float a, const float *x, int n) { spec_active_set()->axpy_f32(y, a, x, n); }
 void spec_f32_to_f16(const float *x, int n, uint16_t *out) { spec_active_set()->f32_to_f16(x, n, out); }
 void spec_f16_to_f32(const uint16_t *x, int n, float *out) { spec_active_set()->f16_to_f32(x, n, out); }
 void spec_rms_norm(const float *x, const float *weight, int n, float epsilon, float *out) {

@@ -76,8 +76,6 @@ typedef struct spec_kernel_set {
     spec_matmul_fn matmul;
     int (*packs)(int type);  ///< the packed type (repack.c) this set's products prefer for `type`, or -1
     void (*quantize_act)(int format, const float *x, int n, void *out);
-    float (*dot_f32)(const float *a, const float *b, int n);
-    void (*axpy_f32)(float *y, float a, const float *x, int n);
     void (*f32_to_f16)(const float *x, int n, uint16_t *out);
     void (*f16_to_f32)(const uint16_t *x, int n, float *out);
     void (*rms_norm)(const float *x, const float *weight, int n, float epsilon, float *out);
@@ -88,16 +86,16 @@ typedef struct spec_kernel_set {
 /// Designated initializers for a set's operations other than the products: the portable ones,
 /// or the AVX2 ones (which the x86 sets share).
 #define SPEC_PORTABLE_OPS                                                                                      \
-    .quantize_act = spec_quantize_act_portable, .dot_f32 = spec_dot_f32_portable, .axpy_f32 = spec_axpy_f32_portable, \
+    .quantize_act = spec_quantize_act_portable, \
     .f32_to_f16 = spec_f32_to_f16_portable, .f16_to_f32 = spec_f16_to_f32_portable, .rms_norm = spec_rms_norm_portable, \
     .silu_mul = spec_silu_mul_portable, .attend_group = spec_attend_group_portable
 /// The AArch64 sets' operations: the portable ones with NEON tree attention (ops_neon.c).
 #define SPEC_NEON_OPS                                                                                          \
-    .quantize_act = spec_quantize_act_portable, .dot_f32 = spec_dot_f32_portable, .axpy_f32 = spec_axpy_f32_portable, \
+    .quantize_act = spec_quantize_act_portable, \
     .f32_to_f16 = spec_f32_to_f16_portable, .f16_to_f32 = spec_f16_to_f32_portable, .rms_norm = spec_rms_norm_portable, \
     .silu_mul = spec_silu_mul_portable, .attend_group = spec_attend_group_neon
 #define SPEC_AVX2_OPS                                                                                          \
-    .quantize_act = spec_quantize_act_avx2, .dot_f32 = spec_dot_f32_avx2, .axpy_f32 = spec_axpy_f32_avx2,        \
+    .quantize_act = spec_quantize_act_avx2,        \
     .f32_to_f16 = spec_f32_to_f16_avx2, .f16_to_f32 = spec_f16_to_f32_avx2, .rms_norm = spec_rms_norm_avx2,     \
     .silu_mul = spec_silu_mul_avx2, .attend_group = spec_attend_group_avx2
 
@@ -124,8 +122,6 @@ int spec_matmul_neon(int type, int n, const void *w, size_t row_bytes, int r0, i
 int spec_matmul_portable_set(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
                              const void *act, size_t act_stride, int T, float *y, size_t y_stride);
 void spec_quantize_act_portable(int format, const float *x, int n, void *out);
-float spec_dot_f32_portable(const float *a, const float *b, int n);
-void spec_axpy_f32_portable(float *y, float a, const float *x, int n);
 void spec_f32_to_f16_portable(const float *x, int n, uint16_t *out);
 void spec_f16_to_f32_portable(const uint16_t *x, int n, float *out);
 void spec_rms_norm_portable(const float *x, const float *weight, int n, float epsilon, float *out);
@@ -136,8 +132,6 @@ void spec_attend_group_neon(const spec_attention *a, int node, int kv_head, floa
 
 // AVX2 vector operations (ops_avx2.c), shared by the x86 sets.
 int spec_cpu_has_avx2_fma(void);
-float spec_dot_f32_avx2(const float *a, const float *b, int n);
-void spec_axpy_f32_avx2(float *y, float a, const float *x, int n);
 void spec_f32_to_f16_avx2(const float *x, int n, uint16_t *out);
 void spec_f16_to_f32_avx2(const uint16_t *x, int n, float *out);
 void spec_rms_norm_avx2(const float *x, const float *weight, int n, float epsilon, float *out);

@@ -238,20 +238,6 @@ int spec_matmul_portable_set(int type, int n, const void *w, size_t row_bytes, i
     return 1;
 }
 
-float spec_dot_f32_portable(const float *a, const float *b, int n) {
-    float s[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) s[k] += a[i + k] * b[i + k];
-    float sum = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-    for (; i < n; i++) sum += a[i] * b[i];
-    return sum;
-}
-
-void spec_axpy_f32_portable(float *y, float a, const float *x, int n) {
-    for (int i = 0; i < n; i++) y[i] += a * x[i];
-}
-
 static int always(void) { return 1; }
 int spec_never_supported(void) { return 0; }
 

@@ -1,5 +1,6 @@
 import Foundation
-import Speculate
+import SpeculateCore
+import SpeculateFormat
 
 /// How a request wants its tokens drafted and verified: the `speculate` extension object of a
 /// request, or the server's own strategy when the request has none.
@@ -12,11 +13,11 @@ public struct StrategyRequest: Sendable, Hashable {
     public var maxNodes: Int
     /// Longest draft (tree depth).
     public var maxDepth: Int
-    /// `greedy`, `stochastic`, `sequoia` or `typical`; nil chooses by temperature.
-    public var verify: String?
+    /// The verifier; nil chooses by temperature.
+    public var verify: VerificationMethod?
 
     /// A strategy with every field given.
-    public init(proposers: [String], tree: [Int]? = nil, maxNodes: Int = 16, maxDepth: Int = 8, verify: String? = nil) {
+    public init(proposers: [String], tree: [Int]? = nil, maxNodes: Int = 16, maxDepth: Int = 8, verify: VerificationMethod? = nil) {
         self.proposers = proposers
         self.tree = tree
         self.maxNodes = maxNodes
@@ -25,30 +26,11 @@ public struct StrategyRequest: Sendable, Hashable {
     }
 
     /// The tree limits this strategy sets.
-    public var budget: TreeBudget {
-        var budget = TreeBudget(maxNodes: maxNodes, maxDepth: maxDepth)
-        if let tree {
-            budget.branching = tree
-            budget.maxDepth = min(maxDepth, tree.count)
-        }
-        return budget
-    }
-
-    /// The verifier by name (nil: greedy at temperature 0, SpecInfer's stochastic otherwise).
-    public func verifier(temperature: Float) -> any Verifier {
-        switch verify ?? (temperature > 0 ? "stochastic" : "greedy") {
-        case "stochastic": return SpeculativeSamplingVerifier()
-        case "sequoia": return SamplingWithoutReplacementVerifier()
-        case "typical": return TypicalAcceptanceVerifier()
-        default: return GreedyVerifier()
-        }
-    }
-
-    static let verifiers = ["greedy", "stochastic", "sequoia", "typical"]
+    public var budget: TreeBudget { TreeBudget(maxNodes: maxNodes, maxDepth: maxDepth, tree: tree) }
 
     /// The JSON form, as requests send it and responses echo it.
     package var json: [String: Any] {
-        var object: [String: Any] = ["proposers": proposers, "max_nodes": maxNodes, "max_depth": maxDepth, "verify": verify ?? NSNull()]
+        var object: [String: Any] = ["proposers": proposers, "max_nodes": maxNodes, "max_depth": maxDepth, "verify": verify?.rawValue ?? NSNull()]
         object["tree"] = tree.map { $0.map(String.init).joined(separator: ",") } ?? NSNull()
         return object
     }
@@ -270,10 +252,10 @@ public struct RequestParser: Sendable {
             strategy.maxDepth = n
         }
         if let value = object["verify"], !(value is NSNull) {
-            guard let name = value as? String, StrategyRequest.verifiers.contains(name) else {
-                throw .invalid("speculate.verify must be one of \(StrategyRequest.verifiers.joined(separator: ", "))", param: "speculate.verify")
+            guard let name = value as? String, let method = VerificationMethod(rawValue: name) else {
+                throw .invalid("speculate.verify must be one of \(VerificationMethod.names.joined(separator: ", "))", param: "speculate.verify")
             }
-            strategy.verify = name
+            strategy.verify = method
         }
         return strategy
     }

@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
-import SpeculateCatalog
-import SpeculateFormat
-import SpeculateRuntime
+import Speculate
 
 /// `speculate bench`: measured figures of the runtime and of speculation strategies.
 struct BenchCommand: AsyncParsableCommand {
@@ -53,18 +51,15 @@ struct BenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1 (got \(repeats))") }
-        if let threads = strategyOptions.threads { ComputeThreads.set(threads) }
-        try ComputeThreads.applyKernelOverride()
-        let target = strategyOptions.target
-        let url = try await ModelStore().resolveOrPull(target) { ProgressDisplay().handle($0) }
         if targetWeights != .file && !strategies.isEmpty {
             throw ValidationError("--target-weights applies to --baseline and --batch-costs only (strategies compare against the target as in its file)")
         }
-        let model = try TransformerModel(path: url.path, precision: targetWeights)
+        let target = strategyOptions.target
+        let loaded = try await strategyOptions.loadTarget(weights: targetWeights)
+        let model = loaded.model
         var document: [String: Any] = ["target": target, "target_weights": targetWeights.rawValue, "threads": ComputeThreads.count, "kernels": ComputeThreads.kernelName]
         if !strategies.isEmpty {
-            let specs = try strategies.map { try StrategySpec($0, defaults: strategyOptions.budget()) }
-            let loaded = LoadedTarget(name: target, model: model, tokenizer: try Tokenizer(gguf: model.file))
+            let specs = try strategies.map { try StrategySpec($0, defaults: strategyOptions.strategy()) }
             let promptSet = try PromptSet.load(file: promptsFile, count: prompts)
             let benchmark = StrategyBenchmark(target: loaded, strategies: specs, options: strategyOptions, maxTokens: maxTokens, repeats: repeats)
             let isTerminal = isatty(STDERR_FILENO) != 0
@@ -93,11 +88,10 @@ struct BenchCommand: AsyncParsableCommand {
             }
         }
         if baseline {
-            let tokenizer = try Tokenizer(gguf: model.file)
-            let prompt = tokenizer.encode(BenchCommand.baselinePrompt)
+            let prompt = loaded.tokenizer.encode(BenchCommand.baselinePrompt)
             let session = try InferenceSession(model: model, context: prompt.count + maxTokens + 8)
             let prefillStart = Date()
-            var logits = try session.prefill(prompt)
+            var logits = try session.append(prompt)
             let prefillSeconds = Date().timeIntervalSince(prefillStart)
             let decodeStart = Date()
             for _ in 0..<maxTokens {

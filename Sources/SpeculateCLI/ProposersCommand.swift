@@ -31,7 +31,7 @@ struct ProposersCommand: AsyncParsableCommand {
         print("Built-in proposers (use with --proposer; repeat for an ensemble):")
         let rows = [("none", "no speculation: plain autoregressive decoding on the same runtime (for comparison)"),
                     ("auto[:draft=none]", "chooses among the other proposers given (plus n-gram lookup, and the target's paired catalog draft unless a draft is given or draft=none) every step with a measured cost model")]
-            + ProposerFactory.registry.factories.map { ($0.usage, $0.summary) }
+            + ProposerRegistry.standard.factories.map { ($0.usage, $0.summary) }
         for (usage, summary) in rows { print("  " + usage.padding(toLength: 44, withPad: " ", startingAt: 0) + " " + summary) }
         let (plugins, refused) = PluginSearch().discover()
         print("\nPlugins found:" + (plugins.isEmpty && refused.isEmpty ? " none (set SPECULATE_PLUGIN_PATH)" : ""))

@@ -72,52 +72,46 @@ struct StrategyOptions: ParsableArguments {
     }
 
     func budget() throws -> TreeBudget {
-        var budget = TreeBudget(maxNodes: maxNodes, maxDepth: draftLength)
-        if let tree {
-            guard let branching = TreeBudget.parseBranching(tree) else {
-                throw ValidationError("--tree '\(tree)' is not a list of positive integers such as 2,2,1")
-            }
-            budget.branching = branching
-            budget.maxDepth = min(draftLength, branching.count)
+        guard let tree else { return TreeBudget(maxNodes: maxNodes, maxDepth: draftLength) }
+        guard let branching = TreeBudget.parseBranching(tree) else {
+            throw ValidationError("--tree '\(tree)' is not a list of positive integers such as 2,2,1")
         }
-        return budget
+        return TreeBudget(maxNodes: maxNodes, maxDepth: draftLength, tree: branching)
     }
 
-    func verifier() throws -> any Verifier {
-        switch verify ?? (temperature > 0 ? "stochastic" : "greedy") {
-        case "greedy": return GreedyVerifier()
-        case "stochastic": return SpeculativeSamplingVerifier()
-        case "sequoia": return SamplingWithoutReplacementVerifier()
-        case "typical": return TypicalAcceptanceVerifier()
-        case let other: throw ValidationError("--verify '\(other)' is not one of greedy, stochastic, sequoia, typical")
+    /// `--verify`, or nil to choose by temperature.
+    func verification() throws -> VerificationMethod? {
+        guard let verify else { return nil }
+        guard let method = VerificationMethod(rawValue: verify) else {
+            throw ValidationError("--verify '\(verify)' is not one of \(VerificationMethod.names.joined(separator: ", "))")
         }
+        return method
+    }
+
+    /// The draft-model options.
+    var draft: DraftSettings {
+        DraftSettings(headRows: draftHead, headCorpus: draftHeadCorpus, weights: draftWeights, stop: draftStop, lookahead: draftLookahead)
+    }
+
+    /// The strategy these options describe (with `proposers` instead of `--proposer` when given).
+    func strategy(proposers: [String]? = nil) throws -> Strategy {
+        Strategy(proposers: proposers ?? self.proposers, budget: try budget(), verification: try verification(), draft: draft)
+    }
+
+    /// Applies `--threads` and `SPECULATE_KERNELS`, then loads the target (pulled when missing).
+    func loadTarget(weights: WeightPrecision = .file) async throws -> SpeculativeModel {
+        if let threads { ComputeThreads.set(threads) }
+        try ComputeThreads.applyKernelOverride()
+        return try await SpeculativeModel.load(target, context: context, weights: weights, progress: { ProgressDisplay().handle($0) })
     }
 }
 
-/// A target model with its tokenizer, ready to decode.
-struct LoadedTarget {
-    let name: String
-    let model: TransformerModel
-    let tokenizer: Tokenizer
-}
-
-/// Builds proposers from `--proposer` values through the library's registry.
-enum ProposerFactory {
-    /// The registry the command line uses: the built-in proposers and `plugin:`.
-    static let registry = ProposerRegistry.standard
-
-    static func make(_ specs: [String], target: LoadedTarget, options: StrategyOptions, store: ModelStore,
-                     headRows: Int? = nil, headCorpus: String? = nil, draftWeights: WeightPrecision? = nil, draftStop: Float? = nil, draftLookahead: Int? = nil, treeRequested: Bool? = nil,
-                     pullMissing: Bool = true) async throws -> [any DraftProposer] {
-        let environment = ProposerEnvironment(
-            targetName: target.name, targetModel: target.model, targetTokenizer: target.tokenizer, context: options.context,
-            draftLength: options.draftLength, treeRequested: treeRequested ?? (options.tree != nil),
-            draftHead: headRows ?? options.draftHead, draftHeadCorpus: headCorpus ?? options.draftHeadCorpus, draftWeights: draftWeights ?? options.draftWeights,
-            draftStop: draftStop ?? options.draftStop, draftLookahead: draftLookahead ?? options.draftLookahead, threads: ComputeThreads.count,
-            autoDraft: pairedDraft(for: target.name, store: store, pullMissing: pullMissing),
-            resolveModel: { pullMissing ? try await store.resolveOrPull($0) { ProgressDisplay().handle($0) } : try store.resolve($0) })
+extension SpeculativeModel {
+    /// The proposers of `strategy` (models pulled when missing), with the registry's spec errors
+    /// as the command line's usage errors.
+    func commandLineProposers(_ strategy: Strategy) async throws -> [any DraftProposer] {
         do {
-            return try await registry.make(specs, environment: environment)
+            return try await proposers(for: strategy, progress: { ProgressDisplay().handle($0) })
         } catch let error as ProposerSpecError {
             throw ValidationError(error.description)
         } catch let error as TokenRankingError {
@@ -125,12 +119,10 @@ enum ProposerFactory {
         }
     }
 
-    /// The draft `auto` adds when it is given none: the target's catalog pairing, pulled like any
-    /// named model where pulling is allowed, else only when it is already downloaded (the server
-    /// does not download on request).
-    static func pairedDraft(for targetName: String, store: ModelStore, pullMissing: Bool) -> String? {
-        guard let name = ModelCatalog.model(named: targetName)?.pairedDraft, let draft = ModelCatalog.model(named: name) else { return nil }
-        return pullMissing || store.isPresent(draft) ? draft.name : nil
+    /// A generator of `strategy` with a KV cache of its own.
+    func commandLineGenerator(_ strategy: Strategy) async throws -> SpeculativeGenerator {
+        SpeculativeGenerator(model: self, strategy: strategy, proposers: try await commandLineProposers(strategy),
+                             session: try InferenceSession(model: model, context: context))
     }
 }
 
@@ -180,40 +172,30 @@ struct RunCommand: AsyncParsableCommand {
     var prompt: String?
 
     func run() async throws {
-        if let threads = strategy.threads { ComputeThreads.set(threads) }
-        try ComputeThreads.applyKernelOverride()
         let text = try promptText()
-        let store = ModelStore()
-        let url = try await store.resolveOrPull(strategy.target) { ProgressDisplay().handle($0) }
-        let model = try TransformerModel(path: url.path)
-        let target = LoadedTarget(name: strategy.target, model: model, tokenizer: try Tokenizer(gguf: model.file))
-        let proposers = try await ProposerFactory.make(strategy.proposers, target: target, options: strategy, store: store)
-        let session = try InferenceSession(model: model, context: strategy.context)
-        let decoder = SpeculativeDecoder(target: session, proposers: proposers, verifier: try strategy.verifier())
-        let tokenizer = target.tokenizer
+        let model = try await strategy.loadTarget()
+        let generator = try await model.commandLineGenerator(try strategy.strategy())
         var messages = system.map { [ChatMessage(role: "system", content: $0)] } ?? []
         messages.append(ChatMessage(role: "user", content: text))
-        let promptTokens = chat ? ChatFormat.tokens(messages, tokenizer: tokenizer) : tokenizer.encode(text)
-        var options = GenerationOptions(maxTokens: maxTokens, budget: try strategy.budget(), sampling: strategy.sampling,
-                                        stopTokens: ignoreEos ? [] : tokenizer.stopIDs, stopStrings: stop,
-                                        tokenBytes: { tokenizer.bytes(of: $0) })
+        let prompt: Prompt = chat ? .chat(messages) : .text(text)
         let interrupted = InterruptFlag.installed()
-        options.shouldStop = { interrupted.isSet }
+        let parameters = GenerateParameters(maxTokens: maxTokens, sampling: strategy.sampling, stop: stop, ignoreEndOfSequence: ignoreEos,
+                                            shouldStop: { interrupted.isSet })
         let colour = showDrafts && !json && isatty(STDOUT_FILENO) != 0
-        var streaming = StreamingDecoder(tokenizer: tokenizer, skipControl: true)
-        var palette = Palette(names: proposers.map(\.name))
+        var palette = Palette(names: generator.proposers.map(\.name))
         var allTokens: [Token] = []
+        var outputText = ""
         var statistics = RunStatistics()
         var progress = progressEvery.map { SoakProgress(every: $0) }
-        for try await event in decoder.generate(prompt: promptTokens, options: options) {
+        for try await event in generator.generate(prompt, parameters: parameters) {
             switch event {
-            case let .tokens(tokens, _):
+            case let .tokens(tokens, pieces):
                 allTokens += tokens.map(\.token)
                 progress?.record(tokens: allTokens.count)
+                outputText += pieces.map(\.text).joined()
                 guard !json else { continue }
-                for token in tokens {
-                    let piece = streaming.append(token.token)
-                    FileHandle.standardOutput.write(Data((colour ? palette.paint(piece, token) : piece).utf8))
+                for piece in pieces {
+                    FileHandle.standardOutput.write(Data((colour ? palette.paint(piece.text, drafters: piece.drafters) : piece.text).utf8))
                 }
             case let .finished(stats):
                 statistics = stats
@@ -221,19 +203,18 @@ struct RunCommand: AsyncParsableCommand {
                 break
             }
         }
-        let outputText = tokenizer.decode(allTokens, skipControl: true)
         if json {
             let record: [String: Any] = [
-                "text": outputText, "tokens": allTokens.map(Int.init), "prompt_tokens": promptTokens.count,
+                "text": outputText, "tokens": allTokens.map(Int.init), "prompt_tokens": model.tokens(of: prompt).count,
                 "statistics": Summary.dictionary(statistics), "kernels": ComputeThreads.kernelName,
                 "kernel_revision": ComputeThreads.kernelRevision,
             ]
             print(String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self))
         } else {
-            FileHandle.standardOutput.write(Data((streaming.finish() + "\n").utf8))
+            FileHandle.standardOutput.write(Data("\n".utf8))
             if colour { FileHandle.standardError.write(Data(palette.legend.utf8)) }
             FileHandle.standardError.write(Data(Summary.text(statistics).utf8))
-            if let auto = proposers.first as? AutoProposer { FileHandle.standardError.write(Data(Summary.text(auto.snapshot).utf8)) }
+            if let auto = generator.proposers.first as? AutoProposer { FileHandle.standardError.write(Data(Summary.text(auto.snapshot).utf8)) }
         }
     }
 
@@ -326,8 +307,11 @@ enum Summary {
 
     /// What the auto policy learned: its step-time estimate and each member's cost and acceptance.
     static func text(_ snapshot: AutoPolicySnapshot) -> String {
+        let curve = snapshot.verificationCost
         var lines = [String(format: "  auto: %d of %d steps sent no draft; target step %.1f ms; %.1f tokens/s without costly members",
-                            snapshot.plainSteps, snapshot.steps, snapshot.stepSeconds * 1000, snapshot.baseTokensPerSecond)]
+                            snapshot.plainSteps, snapshot.steps, snapshot.stepSeconds * 1000, snapshot.baseTokensPerSecond),
+                     String(format: "    trees of 2/4/8/16 tokens priced at %.2f/%.2f/%.2f/%.2f single steps",
+                            curve.relativeCost(2), curve.relativeCost(4), curve.relativeCost(8), curve.relativeCost(16))]
         for member in snapshot.members {
             let acceptance = member.acceptanceByDepth.prefix(4).map { String(format: "%.2f", $0) }.joined(separator: " ")
             lines.append(String(format: "    %@: asked %d times, %.1f ms per drafted depth, acceptance by depth %@%@", member.name, member.asked,
@@ -362,8 +346,8 @@ struct Palette {
 
     init(names: [String]) { self.names = names }
 
-    mutating func paint(_ text: String, _ token: GeneratedToken) -> String {
-        guard let drafter = token.drafters.first else { return "\u{1B}[1m" + text + Self.reset }
+    mutating func paint(_ text: String, drafters: [String]) -> String {
+        guard let drafter = drafters.first else { return "\u{1B}[1m" + text + Self.reset }
         if !names.contains(drafter) { names.append(drafter) }
         return Self.colours[names.firstIndex(of: drafter)! % Self.colours.count] + text + Self.reset
     }

@@ -46,40 +46,26 @@ struct ServeCommand: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port \(port) is not a port number (0-65535)") }
         guard queue >= 0 else { throw ValidationError("--queue must be 0 or more") }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
-        _ = try strategy.verifier()
-        _ = try strategy.budget()
+        _ = try strategy.strategy()
     }
 
     func run() async throws {
-        if let threads = strategy.threads { ComputeThreads.set(threads) }
-        try ComputeThreads.applyKernelOverride()
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         var logger = Logger(label: "speculate.serve")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
 
-        let store = ModelStore()
-        let url = try await store.resolveOrPull(strategy.target) { ProgressDisplay().handle($0) }
-        let model = try TransformerModel(path: url.path)
-        let target = LoadedTarget(name: strategy.target, model: model, tokenizer: try Tokenizer(gguf: model.file))
+        let model = try await strategy.loadTarget()
         let modelName = (strategy.target as NSString).lastPathComponent.replacingOccurrences(of: ".gguf", with: "")
-        let budget = try strategy.budget()
-        let defaults = StrategyRequest(proposers: strategy.proposers, tree: strategy.tree == nil ? nil : budget.branching,
-                                       maxNodes: strategy.maxNodes, maxDepth: strategy.draftLength, verify: strategy.verify)
-        let policy = ProposerPolicy(registry: ProposerFactory.registry, store: store, startupSpecs: strategy.proposers)
-        let options = strategy
-        let engine = try ServerEngine(
-            modelName: modelName, model: model, tokenizer: target.tokenizer, context: strategy.context, queueCapacity: queue,
-            checkProposers: { specs throws(APIError) in try policy.check(specs) },
-            makeProposers: { request in
-                var o = options
-                o.draftLength = request.maxDepth
-                o.maxNodes = request.maxNodes
-                o.tree = request.tree.map { $0.map(String.init).joined(separator: ",") }
-                return try await ProposerFactory.make(request.proposers, target: target, options: o, store: store, pullMissing: false)
-            })
-        // The server's own strategy is built before it listens (a bad one fails here, not on a request).
-        _ = try await ProposerFactory.make(strategy.proposers, target: target, options: strategy, store: store)
+        let startup = try strategy.strategy()
+        let defaults = StrategyRequest(proposers: strategy.proposers, tree: strategy.tree == nil ? nil : startup.budget.branching,
+                                       maxNodes: strategy.maxNodes, maxDepth: strategy.draftLength, verify: startup.verification)
+        let policy = ProposerPolicy(registry: model.registry, store: model.store, startupSpecs: strategy.proposers)
+        // The server's own strategy is built before it listens (a bad one fails here, not on a
+        // request), pulling the models it names; requests never download.
+        _ = try await model.commandLineProposers(startup)
+        let engine = try ServerEngine(modelName: modelName, model: model, draft: startup.draft, queueCapacity: queue,
+                                      checkProposers: { specs throws(APIError) in try policy.check(specs) })
         let parser = RequestParser(modelName: modelName, defaults: defaults, context: strategy.context)
         let serverOptions = ServerOptions(host: host, port: port, apiKey: apiKey ?? ProcessInfo.processInfo.environment["SPECULATE_API_KEY"],
                                           maxBodyBytes: maxBodyBytes)

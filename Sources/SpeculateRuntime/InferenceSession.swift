@@ -97,9 +97,6 @@ public final class InferenceSession: @unchecked Sendable {
     /// Tokens committed to the cache.
     public var committedLength: Int { lock.withLock { state.committed } }
 
-    /// Bytes of the KV cache (keys and values in half precision).
-    public var cacheBytes: Int { 2 * model.config.layerCount * capacity * model.config.kvWidth * MemoryLayout<UInt16>.size }
-
     /// Evaluates a batch of tree nodes. `parents[i]` is the batch index of node `i`'s parent
     /// (an earlier index), or -1 when it follows the committed prefix directly.
     public func evaluate(tokens: [TokenID], parents: [Int], logits: LogitRows = .all) throws -> Logits {
@@ -127,28 +124,6 @@ public final class InferenceSession: @unchecked Sendable {
             }
             state.committed = length
             state.clearPending()
-        }
-    }
-
-    /// Evaluates and commits `tokens` as a chain (in chunks), returning the last token's logits.
-    public func prefill(_ tokens: [TokenID], chunk: Int = 64) throws -> [Float] {
-        try lock.withLock {
-            guard !tokens.isEmpty else { return [] }
-            guard state.committed + tokens.count <= capacity else {
-                throw RuntimeError.contextFull(needed: state.committed + tokens.count, capacity: capacity)
-            }
-            var last: [Float] = []
-            var start = 0
-            while start < tokens.count {
-                let end = min(tokens.count, start + chunk)
-                let part = Array(tokens[start..<end])
-                let parents = (0..<part.count).map { $0 - 1 }
-                let result = try state.evaluate(tokens: part, parents: parents, logitRows: end == tokens.count ? .last : .none)
-                try state.commit(Array(0..<part.count))
-                if end == tokens.count { last = result.values }
-                start = end
-            }
-            return last
         }
     }
 }

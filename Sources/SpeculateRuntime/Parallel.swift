@@ -46,9 +46,6 @@ public enum ComputeThreads {
     /// The kernels' revision, bumped when their speed changes (keys cached measurements).
     public static var kernelRevision: Int { Int(spec_kernels_revision()) }
 
-    /// Forces the portable kernels (for comparisons and tests).
-    public static func forcePortableKernels(_ portable: Bool) { spec_kernels_force_portable(portable ? 1 : 0) }
-
     /// The default (all CPUs), applied before the first job unless ``set(_:)`` came first.
     static let configureOnce: Void = {
         spec_pool_set_threads(Int32(ProcessInfo.processInfo.activeProcessorCount))

@@ -3,7 +3,9 @@ import Hummingbird
 import Logging
 import NIOCore
 import Prometheus
-import Speculate
+import SpeculateCore
+import SpeculateFormat
+import SpeculateRuntime
 
 /// Where and how the server listens.
 public struct ServerOptions: Sendable {
@@ -194,9 +196,9 @@ struct ResponseShape: Sendable {
     }
 
     /// Text as it is accepted, with the proposer that drafted each token (null: the target).
-    func chunk(_ pieces: [TokenPiece], first: Bool) -> [String: Any] {
+    func chunk(_ pieces: [TextPiece], first: Bool) -> [String: Any] {
         var object = envelope(object: chunkObject, choices: [choice(text: pieces.map(\.text).joined(), first: first, finish: nil)])
-        object["speculate"] = ["tokens": pieces.map { ["text": $0.text, "proposer": $0.proposer ?? NSNull()] as [String: Any] }]
+        object["speculate"] = ["tokens": pieces.map { ["text": $0.text, "proposer": $0.drafters.first ?? NSNull()] as [String: Any] }]
         return object
     }
 

@@ -1,20 +1,9 @@
 import Foundation
-import Speculate
+import SpeculateCore
+import SpeculateEngine
+import SpeculateFormat
+import SpeculateRuntime
 import Synchronization
-
-/// A piece of generated text and the proposer that drafted its token (nil: the target itself).
-public struct TokenPiece: Sendable, Equatable {
-    /// The token's text (possibly empty while a character is incomplete).
-    public var text: String
-    /// The proposer that drafted the token, or nil when the target produced it.
-    public var proposer: String?
-
-    /// A piece of `text` drafted by `proposer`.
-    public init(text: String, proposer: String?) {
-        self.text = text
-        self.proposer = proposer
-    }
-}
 
 /// What a finished generation returns.
 public struct Completion: Sendable {
@@ -33,8 +22,8 @@ public struct Completion: Sendable {
 
 /// What a generation reports while it runs.
 public enum GenerationEvent: Sendable {
-    /// New text, piece by piece with each token's proposer.
-    case pieces([TokenPiece])
+    /// New text, piece by piece with each token's drafters (OpenAI stop semantics already applied).
+    case pieces([TextPiece])
     /// The end.
     case finished(Completion)
 }
@@ -50,9 +39,12 @@ public final class ServerEngine: Sendable {
     /// The line requests wait in.
     public let queue: RequestQueue
     /// The target's tokenizer.
-    public let tokenizer: Tokenizer
+    public var tokenizer: Tokenizer { model.tokenizer }
+    /// The target.
+    public let model: SpeculativeModel
+    /// How draft models draft (the server's command-line settings; requests choose the rest).
+    public let draft: DraftSettings
     private let session: InferenceSession
-    private let makeProposers: @Sendable (StrategyRequest) async throws -> [any DraftProposer]
     private let checkProposers: @Sendable ([String]) throws(APIError) -> Void
     private let state = Mutex(State())
     private let metrics: ServerMetrics
@@ -70,20 +62,24 @@ public final class ServerEngine: Sendable {
     /// 40 requests rotating through 5 strategies with room for 4).
     static let keptStrategies = 8
 
-    /// An engine over `model`: `checkProposers` refuses proposer specs that requests may not use
-    /// (with an ``APIError``), `makeProposers` builds a strategy's proposers.
-    public init(modelName: String, model: TransformerModel, tokenizer: Tokenizer, context: Int, queueCapacity: Int,
-                metrics: ServerMetrics = ServerMetrics(),
-                checkProposers: @escaping @Sendable ([String]) throws(APIError) -> Void,
-                makeProposers: @escaping @Sendable (StrategyRequest) async throws -> [any DraftProposer]) throws {
+    /// An engine over `model` (one KV cache of `model.context` tokens, shared by every strategy):
+    /// `checkProposers` refuses proposer specs that requests may not use (with an ``APIError``).
+    /// Requests' proposers are built with `draft`'s settings and never download a model.
+    public init(modelName: String, model: SpeculativeModel, draft: DraftSettings = DraftSettings(), queueCapacity: Int,
+                metrics: ServerMetrics = ServerMetrics(), checkProposers: @escaping @Sendable ([String]) throws(APIError) -> Void) throws {
         self.modelName = modelName
-        self.context = context
-        self.tokenizer = tokenizer
-        self.session = try InferenceSession(model: model, context: context)
+        self.context = model.context
+        self.model = model
+        self.draft = draft
+        self.session = try InferenceSession(model: model.model, context: model.context)
         self.queue = RequestQueue(capacity: queueCapacity)
-        self.makeProposers = makeProposers
         self.checkProposers = checkProposers
         self.metrics = metrics
+    }
+
+    /// The engine's form of a request's strategy.
+    public func strategy(_ request: StrategyRequest) -> Strategy {
+        Strategy(proposers: request.proposers, budget: request.budget, verification: request.verify, draft: draft)
     }
 
     /// Whether the model's vocabulary has the ChatML control tokens `/v1/chat/completions` needs.
@@ -152,32 +148,22 @@ public final class ServerEngine: Sendable {
             state.heldTokens = []  // unknown until this run ends cleanly
             return shared
         }
-        let tokenizer = self.tokenizer
-        var options = GenerationOptions(maxTokens: prepared.maxTokens, budget: job.strategy.budget, sampling: job.sampling,
-                                        stopTokens: tokenizer.stopIDs, stopStrings: job.stop,
-                                        tokenBytes: { tokenizer.bytes(of: $0, skipControl: true) })
-        options.cachedPromptTokens = cached
-        options.shouldStop = { stop.isRaised }
-        let decoder = SpeculativeDecoder(target: session, proposers: proposers, verifier: job.strategy.verifier(temperature: job.sampling.temperature))
-        var streaming = StreamingDecoder(tokenizer: tokenizer, skipControl: true)
-        var filter = StopFilter(stops: job.stop)
+        let generator = SpeculativeGenerator(model: model, strategy: strategy(job.strategy), proposers: proposers, session: session)
+        let parameters = GenerateParameters(maxTokens: prepared.maxTokens, sampling: job.sampling, stop: job.stop, cachedPromptTokens: cached,
+                                            shouldStop: { stop.isRaised })
         var text = ""
         var generated: [Token] = []
         var statistics = RunStatistics()
         // In this task, not the stream form: once this returns, nothing else touches the session
         // (the next request may start at once, and a cancelled stream's own task could still be
         // finishing a step: CI caught exactly that after a client disconnected).
-        try await decoder.generate(prompt: prompt, options: options) { event in
+        try await generator.generate(.tokens(prompt), parameters: parameters) { event in
             switch event {
-            case let .tokens(tokens, _):
+            case let .tokens(tokens, pieces):
                 generated += tokens.map(\.token)
-                let pieces = tokens.map { token -> TokenPiece in
-                    TokenPiece(text: streaming.append(token.token), proposer: token.drafters.first)
-                }
-                let ready = filter.push(pieces)
-                if !ready.isEmpty {
-                    text += ready.map(\.text).joined()
-                    emit(.pieces(ready))
+                if !pieces.isEmpty {
+                    text += pieces.map(\.text).joined()
+                    emit(.pieces(pieces))
                 }
             case let .finished(stats):
                 statistics = stats
@@ -185,18 +171,13 @@ public final class ServerEngine: Sendable {
                 break
             }
         }
-        let tail = filter.finish(TokenPiece(text: streaming.finish(), proposer: nil))
-        if !tail.isEmpty {
-            text += tail.map(\.text).joined()
-            emit(.pieces(tail))
-        }
         if statistics.stopReason != .cancelled {
             // The session now holds the prompt and the accepted tokens (a prefix of them at least).
             state.withLock { $0.heldTokens = prompt + generated }
         }
         let reason: String = switch statistics.stopReason {
         case .endOfSequence, .stopString: "stop"
-        default: filter.stopped ? "stop" : "length"
+        default: "length"
         }
         metrics.record(statistics, promptTokens: prompt.count)
         emit(.finished(Completion(text: text, finishReason: reason, promptTokens: prompt.count, completionTokens: statistics.generatedTokens,
@@ -214,7 +195,7 @@ public final class ServerEngine: Sendable {
             return kept
         }
         let built: [any DraftProposer]
-        do { built = try await makeProposers(strategy) } catch let error as APIError { throw error } catch {
+        do { built = try await model.proposers(for: self.strategy(strategy), pullMissing: false) } catch let error as APIError { throw error } catch {
             throw APIError.invalid("speculate.proposers: \(error)", param: "speculate.proposers", code: "proposer_failed")
         }
         state.withLock { state in
@@ -230,82 +211,4 @@ final class StopFlag: Sendable {
     private let flag = Atomic<Bool>(false)
     func raise() { flag.store(true, ordering: .relaxed) }
     var isRaised: Bool { flag.load(ordering: .relaxed) }
-}
-
-/// OpenAI stop strings: the returned text ends before the first stop string, and text that may
-/// still become one is held back until it cannot. Works on the UTF-8 bytes of the pieces, so a
-/// stop string that spans tokens is found and a piece is cut where the stop string begins.
-public struct StopFilter: Sendable {
-    let stops: [[UInt8]]
-    private var pending: [TokenPiece] = []
-    /// Whether a stop string was found (nothing more will be returned).
-    public private(set) var stopped = false
-
-    /// A filter for `stops` (empty strings are ignored).
-    public init(stops: [String]) {
-        self.stops = stops.map { Array($0.utf8) }.filter { !$0.isEmpty }
-    }
-
-    /// The pieces that can be sent now.
-    public mutating func push(_ pieces: [TokenPiece]) -> [TokenPiece] {
-        guard !stopped else { return [] }
-        pending += pieces
-        guard !stops.isEmpty else { return take(pending.count) }
-        let bytes = Array(pending.map(\.text).joined().utf8)
-        if let position = stops.compactMap({ firstIndex(of: $0, in: bytes) }).min() {
-            stopped = true
-            return cut(at: position)
-        }
-        // Hold back the longest tail that is the start of some stop string.
-        var hold = 0
-        for stop in stops {
-            for length in stride(from: min(stop.count - 1, bytes.count), to: hold, by: -1) where bytes.suffix(length).elementsEqual(stop.prefix(length)) {
-                hold = length
-                break
-            }
-        }
-        var sendable = 0, end = 0
-        for piece in pending {
-            end += piece.text.utf8.count
-            guard end <= bytes.count - hold else { break }
-            sendable += 1
-        }
-        return take(sendable)
-    }
-
-    /// The rest at the end of generation (with the decoder's last held-back text).
-    public mutating func finish(_ last: TokenPiece) -> [TokenPiece] {
-        var ready = last.text.isEmpty ? [] : push([last])
-        if !stopped { ready += take(pending.count) }
-        return ready
-    }
-
-    private mutating func take(_ count: Int) -> [TokenPiece] {
-        let ready = Array(pending.prefix(count))
-        pending.removeFirst(count)
-        return ready
-    }
-
-    /// The pending pieces up to byte `offset` of their text (the last one cut), the rest dropped.
-    private mutating func cut(at offset: Int) -> [TokenPiece] {
-        var ready: [TokenPiece] = [], start = 0
-        for piece in pending {
-            let bytes = Array(piece.text.utf8)
-            if start + bytes.count <= offset {
-                ready.append(piece)
-            } else {
-                if offset > start { ready.append(TokenPiece(text: String(decoding: bytes.prefix(offset - start), as: UTF8.self), proposer: piece.proposer)) }
-                break
-            }
-            start += bytes.count
-        }
-        pending = []
-        return ready
-    }
-
-    private func firstIndex(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
-        guard needle.count <= haystack.count else { return nil }
-        for start in 0...(haystack.count - needle.count) where haystack[start..<(start + needle.count)].elementsEqual(needle) { return start }
-        return nil
-    }
 }

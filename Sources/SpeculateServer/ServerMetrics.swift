@@ -1,5 +1,5 @@
 import Metrics
-import Speculate
+import SpeculateCore
 
 /// The server's figures, through swift-metrics (the `serve` command bootstraps a Prometheus
 /// registry and `/metrics` prints it): requests by endpoint and status, tokens, queue depth,

@@ -1,13 +1,7 @@
 import Foundation
 import SpeculateCore
+import SpeculateTestSupport
 import Testing
-
-/// Plain greedy decoding of the table model, computed directly.
-func plainGreedy(_ model: TableModelSession, prompt: [Token], count: Int) -> [Token] {
-    var sequence = prompt
-    for _ in 0..<count { sequence.append(Token(argmax(model.logits(after: sequence)))) }
-    return Array(sequence.dropFirst(prompt.count))
-}
 
 @Suite("Speculative decoder: greedy is lossless")
 struct GreedyDecoderTests {
@@ -69,7 +63,7 @@ struct GreedyDecoderTests {
         // The stream's text pieces add up to the text of the tokens.
         var streamed = ""
         for try await event in decoder.generate(prompt: prompt, options: GenerationOptions(maxTokens: 12, tokenBytes: letter)) {
-            if case let .tokens(_, text) = event { streamed += text }
+            if case let .tokens(_, text) = event { streamed += text.map(\.text).joined() }
         }
         #expect(streamed == spell(Array(expected.prefix(12))))
         // The context fills: a clean stop, never an overflow.
@@ -97,7 +91,7 @@ struct GreedyDecoderTests {
             let decoder = SpeculativeDecoder(target: target, proposers: proposers)
             var streamed = "", count = 0
             for try await event in decoder.generate(prompt: prompt, options: GenerationOptions(maxTokens: 200, tokenBytes: counting)) {
-                if case let .tokens(tokens, text) = event { streamed += text; count += tokens.count }
+                if case let .tokens(tokens, text) = event { streamed += text.map(\.text).joined(); count += tokens.count }
             }
             #expect(count == 200)
             #expect(spelled.value == 200, "every token spelled once (the output is never re-decoded)")

@@ -2,6 +2,7 @@ import Foundation
 import SpeculateCore
 import SpeculateProposers
 import Synchronization
+import SpeculateTestSupport
 import Testing
 
 /// Upper tail of the chi-square distribution (Wilson–Hilferty), accurate for the dozens of
@@ -18,14 +19,16 @@ struct StochasticTests {
     static let sampling = SamplingSettings(temperature: 1)
 
     /// Exact probability of each 3-token continuation under plain sampling from the target.
-    static func exact(_ target: TableModelSession, prompt: [Token]) -> [Double] {
+    static func exact(_ target: TableModelSession, prompt: [Token], processors: [any LogitProcessor] = []) -> [Double] {
         var result: [Double] = []
         for code in 0..<(vocabulary * vocabulary * vocabulary) {
             let t = [code / 25, (code / 5) % 5, code % 5].map(Token.init)
             var p = 1.0
             var sequence = prompt
             for token in t {
-                p *= Double(sampling.distribution(target.logits(after: sequence))[Int(token)])
+                var logits = target.logits(after: sequence)
+                for processor in processors { processor.process(&logits, history: TokenHistory(committed: sequence, promptLength: prompt.count)) }
+                p *= Double(sampling.distribution(logits)[Int(token)])
                 sequence.append(token)
             }
             result.append(p)
@@ -34,17 +37,19 @@ struct StochasticTests {
     }
 
     static func check(_ label: String, proposers: @escaping (TableModelSession) -> [any DraftProposer],
-                      verifier: any Verifier = SpeculativeSamplingVerifier()) async throws {
+                      verifier: any Verifier = SpeculativeSamplingVerifier(), processors: [any LogitProcessor] = []) async throws {
         let target = TableModelSession(vocabulary: vocabulary, seed: 21, sharpness: 1.5)
         let prompt: [Token] = [0, 3]
-        let expected = exact(target, prompt: prompt)
+        let expected = exact(target, prompt: prompt, processors: processors)
         var counts = [Int](repeating: 0, count: expected.count)
         var accepted = 0, forwards = 0
         let decoder = SpeculativeDecoder(target: target, proposers: proposers(target), verifier: verifier)
         for run in 0..<runs {
             var sampling = sampling
             sampling.seed = UInt64(run) &* 0x9E37_79B9_7F4A_7C15 &+ 1
-            let (tokens, stats) = try await decoder.generateAll(prompt: prompt, options: GenerationOptions(maxTokens: 3, budget: TreeBudget(maxNodes: 8, maxDepth: 3), sampling: sampling))
+            var options = GenerationOptions(maxTokens: 3, budget: TreeBudget(maxNodes: 8, maxDepth: 3), sampling: sampling)
+            options.logitProcessors = processors
+            let (tokens, stats) = try await decoder.generateAll(prompt: prompt, options: options)
             let t = tokens.map { Int($0.token) }
             counts[t[0] * 25 + t[1] * 5 + t[2]] += 1
             accepted += stats.acceptedDrafts
@@ -79,6 +84,13 @@ struct StochasticTests {
         }
     }
 
+    @Test("penalties along each node's path: the output follows the processed distribution")
+    func withProcessors() async throws {
+        try await Self.check("penalties", proposers: { target in
+            [TableDraftProposer(name: "q", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 21, sharpness: 1.0), depth: 3, children: 2)]
+        }, processors: [RepetitionPenalty(frequency: 0.7, presence: 0.3), LogitBias([2: 0.8])])
+    }
+
     @Test("several children from one proposer")
     func severalChildren() async throws {
         try await Self.check("three children, one proposer") { _ in
@@ -103,7 +115,7 @@ struct StochasticTests {
         try await Self.check("auto") { target in
             [AutoProposer(members: [
                 TableDraftProposer(name: "q", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 22, sharpness: 1.0), depth: 3, children: 1),
-                RandomTreeProposer(vocabulary: Self.vocabulary, seed: 5)], verificationCost: free)]
+                RandomTreeProposer(vocabulary: Self.vocabulary, seed: 5)], verificationCost: free, learnsVerificationCost: false)]
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SpeculateCore
 import SpeculateFormat
 import SpeculateTestSupport
 import Testing
@@ -81,23 +82,31 @@ struct TokenizerTests {
         }
     }
 
-    @Test("streaming decode never emits a broken character", arguments: models)
+    /// Pieces of the core's incremental text (what the decoder, the CLI and the server stream)
+    /// for these ids, one call per token, then the end.
+    static func streamed(_ ids: [TokenID], _ tokenizer: Tokenizer) -> [String] {
+        var text = OutputText(spell: { tokenizer.bytes(of: $0) })
+        var pieces: [String] = []
+        for id in ids {
+            _ = text.append([id])
+            pieces.append(text.takePieces().map(\.text).joined())
+        }
+        return pieces + [text.takePieces(final: true).map(\.text).joined()]
+    }
+
+    @Test("streamed text never emits a broken character", arguments: models)
     func streamingDecode(model: String) throws {
         let tokenizer = try SharedModels.tokenizer(model)
         for text in Self.tricky + Self.withSpecials {
             let ids = tokenizer.encode(text, parseSpecial: true)
-            var decoder = StreamingDecoder(tokenizer: tokenizer)
-            var pieces: [String] = []
-            for id in ids { pieces.append(decoder.append(id)) }
-            pieces.append(decoder.finish())
+            let pieces = Self.streamed(ids, tokenizer)
             #expect(!pieces.contains { $0.contains("\u{FFFD}") }, "\(text.prefix(40).debugDescription)")
             #expect(pieces.joined() == tokenizer.decode(ids))
         }
         // An emoji split across tokens: nothing until the character is whole.
         let ids = tokenizer.encode("🇫🇷")
         #expect(ids.count > 1)
-        var decoder = StreamingDecoder(tokenizer: tokenizer)
-        let parts = ids.map { decoder.append($0) } + [decoder.finish()]
+        let parts = Self.streamed(ids, tokenizer)
         #expect(parts.joined() == "🇫🇷")
         #expect(parts.dropLast().allSatisfy { !$0.contains("\u{FFFD}") })
     }

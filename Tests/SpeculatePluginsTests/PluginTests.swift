@@ -1,5 +1,10 @@
 import Foundation
-import Speculate
+import SpeculateCore
+import SpeculateFormat
+import SpeculatePlugins
+import SpeculateProposers
+import SpeculateRuntime
+import SpeculateStrategies
 import SpeculateTestSupport
 import Testing
 

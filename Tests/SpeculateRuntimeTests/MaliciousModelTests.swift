@@ -1,4 +1,5 @@
 import Foundation
+import SpeculateCore
 import SpeculateFormat
 import SpeculateRuntime
 import SpeculateTestSupport
@@ -20,7 +21,7 @@ struct MaliciousModelTests {
         let model = try TransformerModel(gguf: try GGUFFile(bytes: bytes))
         let session = try InferenceSession(model: model, context: 16)
         let vocabulary = model.config.vocabularySize
-        let logits = try session.prefill([0, 1, 2].map { TokenID($0 % vocabulary) })
+        let logits = try session.append([0, 1, 2].map { TokenID($0 % vocabulary) })
         #expect(logits.count == vocabulary)
         _ = try session.evaluate(tokens: [TokenID(3 % vocabulary)], parents: [-1])
     }

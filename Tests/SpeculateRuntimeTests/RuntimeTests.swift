@@ -1,5 +1,6 @@
 import CSpeculateKernels
 import Foundation
+import SpeculateCore
 import SpeculateFormat
 import SpeculateRuntime
 import SpeculateTestSupport
@@ -7,7 +8,7 @@ import Testing
 
 /// Greedy decoding with the runtime alone (one token per forward).
 func greedy(_ session: InferenceSession, prompt: [TokenID], count: Int) throws -> [TokenID] {
-    var logits = try session.prefill(prompt)
+    var logits = try session.append(prompt)
     var output: [TokenID] = []
     for _ in 0..<count {
         let next = argmax(logits[...])
@@ -125,7 +126,7 @@ struct BatchInvarianceTests {
         let prompt = tokenizer.encode("def quicksort(items):\n    if len(items) <= 1:\n        return items\n")
         let tree = Self.randomTree(count: 64, vocabulary: 1000, seed: 7)
         let session = try InferenceSession(model: model, context: 256)
-        _ = try session.prefill(prompt)
+        _ = try session.append(prompt)
         let treeLogits = try session.evaluate(tokens: tree.tokens, parents: tree.parents)
 
         for node in [0, 5, 17, 40, 63] {
@@ -162,7 +163,7 @@ struct BatchInvarianceTests {
         let next = try session.evaluate(tokens: [42], parents: [-1]).values
 
         let reference = try InferenceSession(model: model, context: 256)
-        _ = try reference.prefill(prompt + branch.map { tree.tokens[$0] })
+        _ = try reference.append(prompt + branch.map { tree.tokens[$0] })
         let expected = try reference.evaluate(tokens: [42], parents: [-1]).values
         #expect(next == expected, "\(name): after committing a tree branch")
         print("\(name): tree, chain, single-token and committed-branch logits bit-identical")
@@ -174,7 +175,7 @@ struct BatchInvarianceTests {
         let prompt = tokenizer.encode("for i in range(10):")
         let full = try InferenceSession(model: model, context: 64)
         let limited = try InferenceSession(model: model, context: 64, headRows: 4096)
-        let a = try full.prefill(prompt), b = try limited.prefill(prompt)
+        let a = try full.append(prompt), b = try limited.append(prompt)
         #expect(Array(a[..<4096]) == Array(b[..<4096]))
         #expect(b[4096...].allSatisfy { $0 == -.infinity })
         #expect(throws: RuntimeError.self) { try InferenceSession(model: model, context: 64, headRows: 0) }
@@ -187,15 +188,15 @@ struct BatchInvarianceTests {
             try InferenceSession(model: model, context: 100_000)
         }
         let session = try InferenceSession(model: model, context: 16)
-        _ = try session.prefill([1, 2, 3])
+        _ = try session.append([1, 2, 3])
         #expect(throws: RuntimeError.tokenOutOfRange(49152, vocabulary: 49152)) {
             try session.evaluate(tokens: [49152], parents: [-1])
         }
         #expect(throws: RuntimeError.malformedTree("node 1 has parent 1")) {
             try session.evaluate(tokens: [5, 6], parents: [-1, 1])
         }
-        #expect(throws: RuntimeError.contextFull(needed: 17, capacity: 16)) {
-            try session.prefill(Array(repeating: 5, count: 14))
+        #expect(throws: ModelSessionError.contextFull(needed: 17, capacity: 16)) {
+            try session.append(Array(repeating: 5, count: 14))
         }
         _ = try session.evaluate(tokens: [5, 6, 7], parents: [-1, 0, 0])
         #expect(throws: RuntimeError.self) { try session.commit([1]) }  // not a branch from a root
@@ -293,7 +294,7 @@ struct ChosenHeadTests {
         let unique = chosen.filter { seen.insert($0).inserted }
         let full = try InferenceSession(model: model, context: 64)
         let limited = try InferenceSession(model: model, context: 64, headTokens: unique)
-        let a = try full.prefill(prompt), b = try limited.prefill(prompt)
+        let a = try full.append(prompt), b = try limited.append(prompt)
         let set = Set(unique)
         for token in unique { #expect(b[Int(token)] == a[Int(token)], "token \(token)") }
         #expect(b.indices.allSatisfy { set.contains(TokenID($0)) || b[$0] == -.infinity })

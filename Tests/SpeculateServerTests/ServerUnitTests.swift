@@ -1,4 +1,5 @@
 import Foundation
+import SpeculateCore
 import SpeculateServer
 import Testing
 
@@ -14,7 +15,7 @@ struct RequestParsingTests {
         #expect(job.prompt == "def f():" && job.maxTokens == 20 && job.stream && job.includeUsage && job.messages.isEmpty)
         #expect(job.sampling.temperature == 0 && job.sampling.topP == 0.9 && job.sampling.seed == 7)
         #expect(job.stop == ["\n\n", "#"])
-        #expect(job.strategy == StrategyRequest(proposers: ["draft:x", "ngram"], tree: [2, 2, 1], maxNodes: 6, maxDepth: 8, verify: "greedy"))
+        #expect(job.strategy == StrategyRequest(proposers: ["draft:x", "ngram"], tree: [2, 2, 1], maxNodes: 6, maxDepth: 8, verify: .greedy))
         let plain = try parser.completion(body(#"{"prompt": ["hi"]}"#))
         #expect(plain.maxTokens == 16 && plain.sampling.temperature == 1 && plain.strategy == parser.defaults && plain.stop.isEmpty)
     }
@@ -80,39 +81,6 @@ struct RequestParsingTests {
                      #"{"messages": "hi"}"#, #"{"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]}"#] {
             #expect(throws: APIError.self, "\(json)") { try parser.chat(body(json)) { _ in "" } }
         }
-    }
-}
-
-@Suite("Stop strings in streamed text")
-struct StopFilterTests {
-    func pieces(_ texts: [String]) -> [TokenPiece] { texts.map { TokenPiece(text: $0, proposer: nil) } }
-
-    /// Feeds `texts` one piece at a time and returns what was sent, in order.
-    func run(_ stops: [String], _ texts: [String]) -> (sent: String, stopped: Bool) {
-        var filter = StopFilter(stops: stops)
-        var sent = ""
-        for text in texts { sent += filter.push(pieces([text])).map(\.text).joined() }
-        sent += filter.finish(TokenPiece(text: "", proposer: nil)).map(\.text).joined()
-        return (sent, filter.stopped)
-    }
-
-    @Test("text ends before the first stop string, across pieces; nothing after it is sent")
-    func cuts() {
-        #expect(run(["\n\n"], ["def f", "():\n", "\n", "return"]) == ("def f():", true))
-        #expect(run(["END", "x"], ["abc", "dE", "ND", "x"]) == ("abcd", true))
-        #expect(run(["stop"], ["no st", "opping"]) == ("no ", true))
-        #expect(run(["zz"], ["plain", " text"]) == ("plain text", false))
-        #expect(run([], ["a", "b"]) == ("ab", false))
-        #expect(run(["é!"], ["café", "!"]) == ("caf", true))
-    }
-
-    @Test("a possible start of a stop string is held back, then released when it is not one")
-    func holds() {
-        var filter = StopFilter(stops: ["END"])
-        #expect(filter.push(pieces(["abc E"])).isEmpty)
-        #expect(filter.push(pieces(["N"])).isEmpty)
-        #expect(filter.push(pieces(["o"])).map(\.text) == ["abc E", "N", "o"])
-        #expect(!filter.stopped)
     }
 }
 

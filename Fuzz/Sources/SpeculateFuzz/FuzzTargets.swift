@@ -92,7 +92,7 @@ struct InputReader {
     guard let model = try? TransformerModel(gguf: file), model.weightBytes < 64 << 20,
           let session = try? InferenceSession(model: model, context: min(16, model.config.trainedContext)) else { return }
     let vocabulary = model.config.vocabularySize
-    guard let logits = try? session.prefill([0, 1].map { TokenID($0 % vocabulary) }) else { return }
+    guard let logits = try? session.append([0, 1].map { TokenID($0 % vocabulary) }) else { return }
     guard logits.count == vocabulary else { violated("\(logits.count) logits for a vocabulary of \(vocabulary)") }
 }
 
@@ -111,7 +111,7 @@ let tokenizer: Tokenizer = {
 
 /// Arbitrary bytes as text and as token ids: encoding is lossless (decode(encode(t)) == t for
 /// any valid UTF-8 text, special tokens parsed or not), ids decode without trapping whatever
-/// they are, and the streaming decoder's pieces add up to the whole decode.
+/// they are, and the core's streamed text (``OutputText``) adds up to the whole decode.
 @Sendable func fuzzTokenizer(_ bytes: [UInt8]) {
     let text = String(decoding: bytes, as: UTF8.self)
     for special in [false, true] {
@@ -122,9 +122,14 @@ let tokenizer: Tokenizer = {
     var ids: [TokenID] = []
     for _ in 0..<bytes.count / 4 { ids.append(reader.int32() % Int32(tokenizer.vocabularySize + 8)) }  // some out of range
     let whole = tokenizer.decode(ids)
-    var streaming = StreamingDecoder(tokenizer: tokenizer)
-    let pieces = ids.map { streaming.append($0) }.joined() + streaming.finish()
-    guard pieces == whole else { violated("streaming decode differs from decode for ids \(ids)") }
+    var streaming = OutputText(spell: { tokenizer.bytes(of: $0) })
+    var pieces = ""
+    for id in ids {
+        _ = streaming.append([id])
+        pieces += streaming.takePieces().map(\.text).joined()
+    }
+    pieces += streaming.takePieces(final: true).map(\.text).joined()
+    guard pieces == whole else { violated("streamed text differs from decode for ids \(ids)") }
 }
 
 // MARK: Chat template

@@ -113,11 +113,6 @@ typedef struct spec_matmul_job {
 /// instead of holding everyone up; a row's result does not depend on which thread computes it.
 void spec_matmul_jobs(const spec_matmul_job *jobs, int count, int T);
 
-/// Dot product of two float vectors (fixed summation order for a given n).
-float spec_dot_f32(const float *a, const float *b, int n);
-/// y += a * x.
-void spec_axpy_f32(float *y, float a, const float *x, int n);
-
 /// Converts `n` floats to IEEE half precision, rounding to nearest even (the KV cache format).
 void spec_f32_to_f16(const float *x, int n, uint16_t *out);
 /// Converts `n` IEEE half-precision values to floats (exact).

@@ -266,7 +266,7 @@ public struct Tokenizer: Sendable {
     }
 
     /// The text of `ids`. Invalid UTF-8 (a sequence cut in the middle) becomes U+FFFD;
-    /// use ``StreamingDecoder`` to decode token by token without that.
+    /// SpeculateCore's `OutputText` streams text token by token without that.
     public func decode(_ ids: [TokenID], skipControl: Bool = false) -> String {
         var bytes: [UInt8] = []
         for id in ids where contains(id) {

@@ -1,4 +1,5 @@
 import Foundation
+import SpeculatePlugins
 
 /// Where plugins are found by name: the directories of `$SPECULATE_PLUGIN_PATH` (colon-separated;
 /// every shared library there is a candidate) and the directory of the running executable (only

@@ -1,4 +1,8 @@
 import Foundation
+import SpeculateCatalog
+import SpeculateCore
+import SpeculateProposers
+import SpeculateRuntime
 import Synchronization
 
 /// Measures the target's verification cost curve once per model file and thread count and keeps

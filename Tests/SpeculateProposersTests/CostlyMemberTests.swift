@@ -18,6 +18,7 @@ struct CostlyMemberTests {
         var seconds = 0.0
         var steps = 0
         var stepsAskingMember = 0
+        var sentNodes = 0
         var rate: Double { Double(tokens) / seconds }
         var share: Double { Double(stepsAskingMember) / Double(steps) }
         func report(_ what: String) {
@@ -27,11 +28,11 @@ struct CostlyMemberTests {
 
     /// Runs `steps` steps of a single costly member whose every drafted token is right with
     /// probability `hitRate` (a fixed pseudo-random sequence), against a target that costs
-    /// `curve` per verified tree.
+    /// `truth` per verified tree (`curve` unless said otherwise).
     /// With `stopsAtMiss`, the member ends each draft at its first wrong token (a draft model that
     /// knows when it is unsure, at its best), and pays only for the tokens it drafted.
     static func simulate(_ state: inout PolicyState, steps: Int, hitRate: Double, seed: UInt64, stopsAtMiss: Bool = false,
-                         asked: ((Int) -> Void)? = nil) -> Stretch {
+                         truth: VerificationCost = curve, asked: ((Int) -> Void)? = nil) -> Stretch {
         var random = seed
         func uniform() -> Double {
             random = random &* 6364136223846793005 &+ 1442695040888963407
@@ -60,10 +61,11 @@ struct CostlyMemberTests {
             }
             let sent = state.select(drafts, budget: budget, draftStarted: started, now: now)
             let chain = sent.first?.tokens ?? []
-            let verification = step * curve.relativeCost(1 + chain.count)
+            let verification = step * truth.relativeCost(1 + chain.count)
             now = now.advanced(by: .seconds(verification))
             stretch.seconds += verification
             let accepted = (chain.firstIndex { $0 != 1 } ?? chain.count) + 1
+            stretch.sentNodes += chain.count
             state.learn(accepted: Array(repeating: 1, count: accepted), now: now)
             stretch.tokens += accepted
             stretch.steps += 1

@@ -1,7 +1,11 @@
 import SpeculateCore
 import SpeculateProposers
+import SpeculateTestSupport
 import Testing
 
+/// The table-model targets here cost what their curves say, not what their verifications take on
+/// this machine: every policy keeps the given prices (`learnsVerificationCost: false`), and
+/// learning them is tested with synthetic times in `LearnedCostTests`.
 @Suite("The auto policy")
 struct AutoPolicyTests {
     static let vocabulary = 50
@@ -14,7 +18,7 @@ struct AutoPolicyTests {
         let prompt: [Token] = [4, 5, 6]
         let expected = plainGreedy(target, prompt: prompt, count: 80)
         let auto = AutoProposer(members: [OracleProposer(target: target, depth: 6), RandomTreeProposer(vocabulary: Self.vocabulary, seed: 3),
-                                          AdversarialProposer(vocabulary: Self.vocabulary)], verificationCost: Self.cpuLike)
+                                          AdversarialProposer(vocabulary: Self.vocabulary)], verificationCost: Self.cpuLike, learnsVerificationCost: false)
         let decoder = SpeculativeDecoder(target: target, proposers: [auto])
         let (tokens, stats) = try await decoder.generateAll(prompt: prompt, options: GenerationOptions(maxTokens: 80))
         #expect(tokens.map(\.token) == expected)
@@ -28,7 +32,7 @@ struct AutoPolicyTests {
         let target = TableModelSession(vocabulary: Self.vocabulary, seed: 35)
         let free = VerificationCost(tokens: [1, 64], relative: [1, 1.01], oneTokenSeconds: 0.01)
         let auto = AutoProposer(members: [RandomTreeProposer(vocabulary: Self.vocabulary, seed: 4), OracleProposer(target: target, depth: 4)],
-                                verificationCost: free)
+                                verificationCost: free, learnsVerificationCost: false)
         let decoder = SpeculativeDecoder(target: target, proposers: [auto])
         let (tokens, _) = try await decoder.generateAll(prompt: [1, 2], options: GenerationOptions(maxTokens: 60))
         let drafted = tokens.filter { if case .drafted = $0.source { true } else { false } }
@@ -43,7 +47,7 @@ struct AutoPolicyTests {
     func nothingPays() async throws {
         let target = TableModelSession(vocabulary: Self.vocabulary, seed: 32)
         let prohibitive = VerificationCost(tokens: [1, 2, 64], relative: [1, 3, 200], oneTokenSeconds: 0.01)
-        let auto = AutoProposer(members: [OracleProposer(target: target, depth: 4)], verificationCost: prohibitive)
+        let auto = AutoProposer(members: [OracleProposer(target: target, depth: 4)], verificationCost: prohibitive, learnsVerificationCost: false)
         let decoder = SpeculativeDecoder(target: target, proposers: [auto])
         let (_, stats) = try await decoder.generateAll(prompt: [1, 2], options: GenerationOptions(maxTokens: 40))
         #expect(stats.acceptedDrafts == 0)
@@ -55,7 +59,7 @@ struct AutoPolicyTests {
     func freeVerification() async throws {
         let target = TableModelSession(vocabulary: Self.vocabulary, seed: 33)
         let free = VerificationCost(tokens: [1, 64], relative: [1, 1.01], oneTokenSeconds: 0.01)
-        let auto = AutoProposer(members: [OracleProposer(target: target, depth: 8)], verificationCost: free)
+        let auto = AutoProposer(members: [OracleProposer(target: target, depth: 8)], verificationCost: free, learnsVerificationCost: false)
         let decoder = SpeculativeDecoder(target: target, proposers: [auto])
         let (_, stats) = try await decoder.generateAll(prompt: [1, 2], options: GenerationOptions(maxTokens: 120))
         let perForward = Double(stats.acceptedDrafts + stats.targetForwards) / Double(stats.targetForwards)
@@ -65,7 +69,7 @@ struct AutoPolicyTests {
     @Test("learns that a random member is useless and stops sending its drafts")
     func learnsUselessMember() async throws {
         let target = TableModelSession(vocabulary: Self.vocabulary, seed: 34)
-        let auto = AutoProposer(members: [RandomTreeProposer(vocabulary: Self.vocabulary, seed: 9)], verificationCost: Self.cpuLike)
+        let auto = AutoProposer(members: [RandomTreeProposer(vocabulary: Self.vocabulary, seed: 9)], verificationCost: Self.cpuLike, learnsVerificationCost: false)
         let decoder = SpeculativeDecoder(target: target, proposers: [auto])
         _ = try await decoder.generateAll(prompt: [1, 2], options: GenerationOptions(maxTokens: 200))
         let snapshot = auto.snapshot

@@ -1,4 +1,10 @@
 import Foundation
+import SpeculateCatalog
+import SpeculateCore
+import SpeculateFormat
+import SpeculatePlugins
+import SpeculateProposers
+import SpeculateRuntime
 
 /// What a proposer factory may use to build a proposer for one target model.
 public struct ProposerEnvironment: Sendable {

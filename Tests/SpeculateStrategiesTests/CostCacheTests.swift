@@ -1,5 +1,9 @@
 import Foundation
-import Speculate
+import SpeculateCore
+import SpeculateFormat
+import SpeculateProposers
+import SpeculateRuntime
+import SpeculateStrategies
 import SpeculateTestSupport
 import Testing
 

@@ -1,4 +1,6 @@
 import Foundation
+import SpeculateCatalog
+import SpeculateFormat
 
 /// Token ids ranked by how often a corpus uses them, most frequent first (FR-Spec, arXiv
 /// 2502.14856): a draft that scores only the top N of them keeps most of its acceptance while
@@ -74,37 +76,32 @@ public struct TokenFrequencyRanking: Sendable, Equatable {
     /// code but 84.7% on everyday prose (92.3% for the first ids); alternating gives 98.1% and
     /// 90.3% (measured on outputs of prompts outside the benchmark sets).
     public static func builtIn(for tokenizer: Tokenizer) -> TokenFrequencyRanking? {
-        guard tokenizer.vocabularySize == builtInVocabulary, fingerprint(tokenizer) == builtInFingerprint else { return nil }
+        guard let shipped = BuiltInRanking.qwen25, tokenizer.vocabularySize == shipped.vocabulary,
+              fingerprint(tokenizer) == shipped.fingerprint else { return nil }
         return decodedBuiltIn
     }
 
-    /// The built-in ids (3 bytes each, little-endian), decoded and interleaved once.
-    private static let decodedBuiltIn: TokenFrequencyRanking? = {
-        guard let data = Data(base64Encoded: builtInIDs, options: .ignoreUnknownCharacters), data.count % 3 == 0 else { return nil }
-        let bytes = [UInt8](data)
-        let counted: [Int] = stride(from: 0, to: bytes.count, by: 3).map { (start: Int) -> Int in
-            let low = Int(bytes[start]), middle = Int(bytes[start + 1]) << 8, high = Int(bytes[start + 2]) << 16
-            return low | middle | high
-        }
-        guard counted.allSatisfy({ $0 < builtInVocabulary }) else { return nil }
-        var placed = [Bool](repeating: false, count: builtInVocabulary)
+    /// The shipped ids, interleaved with id order once.
+    private static let decodedBuiltIn: TokenFrequencyRanking? = BuiltInRanking.qwen25.map { shipped in
+        let vocabulary = shipped.vocabulary, counted = shipped.ids
+        var placed = [Bool](repeating: false, count: vocabulary)
         var tokens: [TokenID] = []
-        tokens.reserveCapacity(builtInVocabulary)
+        tokens.reserveCapacity(vocabulary)
         var nextCounted = 0, nextID = 0
-        while tokens.count < builtInVocabulary {
+        while tokens.count < vocabulary {
             while nextCounted < counted.count, placed[counted[nextCounted]] { nextCounted += 1 }
             if nextCounted < counted.count {
                 placed[counted[nextCounted]] = true
                 tokens.append(TokenID(counted[nextCounted]))
             }
-            while nextID < builtInVocabulary, placed[nextID] { nextID += 1 }
-            if nextID < builtInVocabulary {
+            while nextID < vocabulary, placed[nextID] { nextID += 1 }
+            if nextID < vocabulary {
                 placed[nextID] = true
                 tokens.append(TokenID(nextID))
             }
         }
-        return TokenFrequencyRanking(tokens: tokens, seen: builtInSeen)
-    }()
+        return TokenFrequencyRanking(tokens: tokens, seen: shipped.seen)
+    }
 
     /// The files of a corpus: the file itself, or a directory's text files in path order.
     static func corpusFiles(_ corpus: URL) throws -> [URL] {

@@ -1,0 +1,76 @@
+import SpeculateCore
+
+/// How often one member's nodes are accepted, given that their parent was: per depth, and per
+/// depth and confidence bucket (the node's own probability as the member reports it).
+struct AcceptanceModel {
+    private var byDepth = Array(repeating: SmoothedRate(), count: AutoTuning.depthSlots)
+    private var byConfidence = Array(repeating: Array(repeating: SmoothedRate(), count: AutoTuning.confidenceBuckets), count: AutoTuning.depthSlots)
+
+    /// P(a node at `depth` is accepted | its parent was), from the depth statistics alone; each
+    /// depth's prior is the estimate one level up (``AutoTuning/firstDepthPrior`` at depth 1).
+    func depthAcceptance(_ depth: Int) -> Double {
+        var estimate = AutoTuning.firstDepthPrior
+        for level in 0..<min(depth, AutoTuning.depthSlots) { estimate = byDepth[level].estimate(prior: estimate) }
+        return estimate
+    }
+
+    /// Calibrated acceptance of one node given its parent: its confidence bucket's rate, with the
+    /// depth's rate as the prior.
+    func nodeAcceptance(depth: Int, confidence: Float) -> Double {
+        let slot = min(depth, AutoTuning.depthSlots) - 1
+        return byConfidence[slot][Self.bucket(confidence)].estimate(prior: depthAcceptance(depth), weight: AutoTuning.confidencePriorWeight)
+    }
+
+    /// Scores every node of `candidate` whose parent path was accepted (`accepted`: the accepted
+    /// drafts and the target's token) — sent or pruned alike, so that pruning does not starve
+    /// the statistics.
+    mutating func record(_ candidate: DraftCandidate, accepted: [Token]) {
+        let confidence = Self.confidences(candidate)
+        for (index, node) in candidate.judged(along: accepted).enumerated() where node.reached && node.depth <= AutoTuning.depthSlots {
+            byDepth[node.depth - 1].add(node.hit)
+            byConfidence[node.depth - 1][Self.bucket(confidence[index])].add(node.hit)
+        }
+    }
+
+    /// Acceptance at depths 1 through ``AutoTuning/depthSlots``, for reports.
+    var byDepthEstimates: [Double] { (1...AutoTuning.depthSlots).map(depthAcceptance) }
+
+    static func bucket(_ confidence: Float) -> Int {
+        guard confidence.isFinite else { return 0 }
+        return min(AutoTuning.confidenceBuckets - 1, max(0, Int(confidence * Float(AutoTuning.confidenceBuckets))))
+    }
+
+    /// Each node's own confidence: its score relative to its parent's (path scores become
+    /// per-token probabilities), clamped to [0, 1].
+    static func confidences(_ candidate: DraftCandidate) -> [Float] {
+        candidate.scores.enumerated().map { index, score in
+            let parent = candidate.parents[index]
+            let own = parent < 0 ? score : (candidate.scores[parent] > 0 ? score / candidate.scores[parent] : 0)
+            return own.isFinite ? min(1, max(0, own)) : 0
+        }
+    }
+}
+
+extension DraftCandidate {
+    /// Each node's depth (1 under the root); parents come before their children.
+    var nodeDepths: [Int] {
+        var depths: [Int] = []
+        depths.reserveCapacity(parents.count)
+        for parent in parents { depths.append(parent < 0 ? 1 : depths[parent] + 1) }
+        return depths
+    }
+
+    /// Each node judged against the target's tokens along the path it accepted (`accepted`, its
+    /// own token last): `reached` when the node's parent path equals the accepted prefix, `hit`
+    /// when it is reached and its token is the target's at its depth (it would have been accepted).
+    func judged(along accepted: [Token]) -> [(depth: Int, reached: Bool, hit: Bool)] {
+        var result: [(depth: Int, reached: Bool, hit: Bool)] = []
+        result.reserveCapacity(tokens.count)
+        for (index, depth) in nodeDepths.enumerated() {
+            let parent = parents[index]
+            let reached = (parent < 0 || result[parent].hit) && depth <= accepted.count
+            result.append((depth, reached, reached && accepted[depth - 1] == tokens[index]))
+        }
+        return result
+    }
+}

@@ -1,0 +1,101 @@
+/// The `auto` policy's constants, each with the reason for its value (figures from HumanEval-20
+/// and chat-12 on the project's 2-vCPU Zen 4 hosts; the history is in Docs/History.md).
+enum AutoTuning {
+    // MARK: Acceptance model
+
+    /// Depths with statistics of their own; deeper nodes share the last slot's.
+    static let depthSlots = 8
+    /// Confidence buckets per depth (a node's own probability, as its member reports it).
+    static let confidenceBuckets = 5
+    /// Prior acceptance at depth 1; each deeper depth's prior is the estimate one level up, so a
+    /// chain accepted at 0.95 up to depth 3 is priced as likely to go on (a flat 0.5 prior kept
+    /// depths never sent at 0.5, and the 0.5B draft was cut at depth 3 where alone it accepted
+    /// 7.6 tokens per forward).
+    static let firstDepthPrior = 0.5
+    /// Pseudo-trials of a depth's prior.
+    static let depthPriorWeight = 2.0
+    /// Pseudo-trials of the depth estimate behind a confidence bucket: buckets fill slowly.
+    static let confidencePriorWeight = 3.0
+
+    // MARK: Pricing
+
+    /// A tree is sent only when its expected tokens per unit of verification cost beat a plain
+    /// step by this factor: the estimate leaves out per-step overheads and both of its inputs are
+    /// noisy, and a tree that merely broke even made `auto` measurably slower than plain decoding
+    /// (0.94x on 20 prompts) once plain steps got cheaper relative to small trees.
+    static let minimumTreeGain = 1.04
+    /// Weight of the newest verification time (of the one-token time inferred from it, and of the
+    /// time learned for its size): an average over ~10 steps, so that one slow step does not
+    /// reprice every tree.
+    static let stepTimeWeight = 0.1
+    /// The one-token time assumed when the cost curve has none.
+    static let fallbackStepSeconds = 0.05
+
+    // MARK: Members and their cost
+
+    /// Depth asked of a member on first contact: enough to time it, little to waste.
+    static let firstContactDepth = 2
+    /// Weight of the newest drafting time per depth, once steady calls are measured.
+    static let draftTimeWeight = 0.2
+
+    // MARK: Costly members: trying, evidence, exploring
+
+    /// Before any evidence, a costly member is tried when its modelled gain (Sequoia's objective
+    /// with the drafting term) reaches this: a little above break-even, as the model is optimistic.
+    static let trialGain = 1.02
+    /// Steps that asked a costly member must beat steps that asked none by this factor in
+    /// realized tokens per second (sampled drafts, or before paired evidence).
+    static let requiredAdvantage = 1.05
+    /// Weight of the newest step in a realized tokens-per-second average (steps vary a lot: an
+    /// average over ~7 of them).
+    static let realizedRateWeight = 0.15
+    /// Samples of each side before realized rates count as evidence.
+    static let rateEvidence = 3
+    /// Paired steps (a costly member's steps against their counterfactual without it) needed
+    /// before they decide.
+    static let pairedEvidence = 6
+    /// The paired advantage a paused member must show to come back ...
+    static let requiredPairedAdvantage = 1.0
+    /// ... and the one below which a member in use is left: lookup alone does as well as the
+    /// draft over stretches of code, and leaving at 1.0 cost a catch-up on each return
+    /// (HumanEval-20: 2.95 tokens per forward with 0.85, 2.67 when leaving at 1.0).
+    static let pairedStopBelow = 0.85
+    /// Without paired evidence, every this-many-th step goes without a member in use, to keep the
+    /// figure for steps without it fresh ...
+    static let baselineRefresh = 8
+    /// ... and every this-many-th once it beats them by `clearAdvantage`: each step without a draft
+    /// that pays this well costs more than the fresher figure is worth (HumanEval-20: `auto` +
+    /// draft 1.55x against the chain's 1.69x when refreshing every 8th step).
+    static let clearAdvantageRefresh = 32
+    static let clearAdvantage = 1.25
+    /// An idle costly member is explored again after this many steps ...
+    static let explorationInterval = 32
+    /// ... in bursts of this many calls (the first catches up on missed tokens and is not counted) ...
+    static let burstLength = 3
+    /// ... with the pause doubling after each fruitless burst, quadrupling when the evidence says
+    /// the member is clearly worse than going without it, up to this many steps.
+    static let pauseGrowth = 2
+    static let pauseGrowthWhenClearlyWorse = 4
+    /// "Clearly worse": an advantage below this.
+    static let clearlyWorse = 0.9
+    static let longestPause = 4096
+
+    // MARK: Learning the verification cost
+
+    /// Tree sizes (tokens verified in one forward) with a learned time of their own; larger trees
+    /// are priced by the seed curve with the largest learned size's correction.
+    static let largestLearnedSize = 80
+    /// Verifications of a size before its measured time replaces the seed curve's.
+    static let learnedSizeEvidence = 3
+    /// Every this-many-th step sends one node more than priced best: a tree size sent every step
+    /// teaches nothing about its neighbours, and without them a curve seeded too steep would
+    /// never be found out (the extra node is the next most valuable one: it costs little).
+    static let sizeProbeInterval = 8
+    /// A step goes plain when none did for this many steps, to time the one-token step the
+    /// prices are relative to (a draft that pays is otherwise used on every step); about 0.3% of
+    /// the tokens of a chain accepting 4.5 per forward ...
+    static let plainProbeInterval = 256
+    /// ... and this often until a few plain steps are timed.
+    static let firstPlainProbeInterval = 32
+
+}

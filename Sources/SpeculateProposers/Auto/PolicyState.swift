@@ -1,0 +1,119 @@
+import SpeculateCore
+
+/// The `auto` policy's state, guarded by ``AutoProposer``'s mutex: one ``MemberState`` per
+/// member, the learned verification cost, and the step in flight. Package access so that tests
+/// can drive it step by step with synthetic timings. Its work is spread over files by concern:
+/// scheduling (`Scheduling.swift`: whom to ask, how deep), pricing (`TreePricing.swift`: which
+/// nodes to send), and learning (here: what a step's outcome teaches).
+package struct PolicyState {
+    /// Members cheaper than this fraction of a target step per depth are asked every step.
+    let cheapFraction: Double
+    var members: [MemberState]
+    /// The verification cost trees are priced with, learned as the decoder verifies.
+    var cost: LearnedVerificationCost
+    /// The one-token target step, seconds.
+    var stepSeconds: Double { cost.stepSeconds }
+    var steps = 0
+    /// Steps where the policy sent no draft at all.
+    var plainSteps = 0
+    /// The newest of them.
+    var lastPlainStep = 0
+    /// Realized tokens per second of steps that asked no costly member.
+    var baseRate = MovingRate()
+    /// Costly members asked this step.
+    var askedCostly: [Int] = []
+    /// The step whose tree is being verified, if any.
+    var inFlight: SentStep?
+
+    /// A step between sending its tree and learning its outcome.
+    struct SentStep {
+        /// Every returned node (sent or pruned), for learning afterwards.
+        var drafts: [(member: Int, candidate: DraftCandidate)]
+        /// Nodes sent to the target.
+        var sentNodes: Int
+        var sentAt: ContinuousClock.Instant
+        /// Seconds the members spent drafting.
+        var draftSeconds: Double
+        /// Whether the drafts were sampled (stochastic verification).
+        var sampled: Bool
+        /// The budget the drafts were pruned to.
+        var budget: TreeBudget
+    }
+
+    package init(members: Int, cost: VerificationCost, cheapFraction: Double, learnsCost: Bool = true, selfLimiting: [Bool] = []) {
+        self.cheapFraction = cheapFraction
+        self.members = (0..<members).map { MemberState(selfLimiting: $0 < selfLimiting.count && selfLimiting[$0]) }
+        self.cost = LearnedVerificationCost(seed: cost, learns: learnsCost)
+    }
+
+    /// Updates a member's cost per drafted depth from one call (see ``MemberState/recordDraftTime(seconds:depth:)``).
+    package mutating func recordDraftTime(member: Int, seconds: Double, depth: Int, asked: Int) {
+        members[member].recordDraftTime(seconds: seconds, depth: depth)
+    }
+
+    mutating func recordFailure(member: Int, _ message: String) {
+        members[member].recordFailure(message)
+    }
+
+    /// Chooses the nodes to send and remembers the whole draft for learning.
+    package mutating func select(_ drafts: [(member: Int, candidate: DraftCandidate)], budget: TreeBudget,
+                                 draftStarted: ContinuousClock.Instant, now: ContinuousClock.Instant) -> [DraftCandidate] {
+        let sampled = drafts.contains { $0.candidate.distributions.contains { if case .sampled = $0 { true } else { false } } }
+        // Probes that teach the verification cost (``AutoTuning/sizeProbeInterval``,
+        // ``AutoTuning/plainProbeInterval``): they hinge on the step count only, never on the
+        // drafted tokens, so sampled output keeps its distribution.
+        let plainProbeInterval = cost.knowsOneTokenTime ? AutoTuning.plainProbeInterval : AutoTuning.firstPlainProbeInterval
+        let sizeProbe = cost.learns && steps % AutoTuning.sizeProbeInterval == 0
+        var sent = prune(drafts, budget: budget, sampled: sampled, extraNodes: sizeProbe ? 1 : 0)
+        if cost.learns && steps - lastPlainStep >= plainProbeInterval { sent = [] }
+        let sentNodes = sent.reduce(0) { $0 + $1.tokens.count }
+        inFlight = SentStep(drafts: drafts, sentNodes: sentNodes, sentAt: now, draftSeconds: Self.seconds(now - draftStarted),
+                            sampled: sampled, budget: budget)
+        if sent.isEmpty {
+            plainSteps += 1
+            lastPlainStep = steps
+        }
+        return sent
+    }
+
+    /// Learns from the step's outcome: `accepted` is the accepted drafts followed by the target's token.
+    package mutating func learn(accepted: [Token], now: ContinuousClock.Instant) {
+        defer { inFlight = nil; askedCostly = [] }
+        guard let step = inFlight else { return }
+        let seconds = Self.seconds(now - step.sentAt)
+        cost.record(tokens: 1 + step.sentNodes, seconds: seconds)
+        // Realized rate of this step, drafting included: the evidence costly members are judged by.
+        let rate = Double(accepted.count) / max(1e-6, seconds + step.draftSeconds)
+        if askedCostly.isEmpty {
+            baseRate.add(rate)
+        } else {
+            // Every step that used the member counts, catch-ups after a new prompt included (they
+            // are part of what using it costs); only the first call of an exploration burst does not.
+            for member in askedCostly where !members[member].isCatchUpCall { members[member].rateWhenAsked.add(rate) }
+            if !step.sampled { pairWithCounterfactual(step, accepted: accepted) }
+            for member in askedCostly { members[member].isCatchUpCall = false }
+        }
+        for (member, candidate) in step.drafts { members[member].acceptance.record(candidate, accepted: accepted) }
+    }
+
+    /// Pairs this step (which asked costly members) with what it would have given without them:
+    /// the cheap members' drafts, pruned as they would have been alone, judged against the
+    /// target's tokens. Both sides are timed by the verification cost model (plus this step's
+    /// measured drafting), so the host's step-to-step noise cancels out of the comparison.
+    private mutating func pairWithCounterfactual(_ step: SentStep, accepted: [Token]) {
+        let cheapDrafts = step.drafts.filter { !askedCostly.contains($0.member) }
+        let alone = prune(cheapDrafts, budget: step.budget, sampled: false)
+        let baseNodes = alone.reduce(0) { $0 + $1.tokens.count }
+        let baseTokens = Double(Self.counterfactualTokens(alone, accepted: accepted))
+        let baseSeconds = stepSeconds * cost.relativeCost(1 + baseNodes)
+        let seconds = stepSeconds * cost.relativeCost(1 + step.sentNodes) + step.draftSeconds
+        for member in askedCostly where !members[member].isCatchUpCall {
+            members[member].paired.add(tokens: Double(accepted.count), seconds: seconds, baseTokens: baseTokens,
+                                       baseSeconds: baseSeconds, step: steps)
+        }
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,94 @@
+import SpeculateCore
+
+/// Whether a costly member (a draft model) pays, from the evidence at hand: its steps paired
+/// with their counterfactual without it (greedy drafts), else the realized tokens per second of
+/// steps with and without it, else, before any evidence, the model-based gain of its best depth.
+struct CostlyMemberVerdict {
+    /// Whether enough paired steps exist to decide by them.
+    let hasPairedEvidence: Bool
+    /// Whether any evidence (paired, or realized rates of both sides) exists.
+    let hasEvidence: Bool
+    /// Tokens per second with it over without it (or the modelled gain, before evidence).
+    let advantage: Double
+    /// Whether it should be used.
+    let pays: Bool
+    /// Whether its realized rate is known but the rate without it is not yet: a step must go
+    /// without it first.
+    let needsStepsWithout: Bool
+    /// While in use, every this-many-th step goes without it (to keep the rate without it fresh).
+    let stepsBetweenRefreshes: Int
+
+    init(_ member: MemberState, baseRate: MovingRate, modelledGain: Double, inUse: Bool) {
+        hasPairedEvidence = member.paired.samples >= AutoTuning.pairedEvidence
+        let ownRateKnown = member.rateWhenAsked.samples >= AutoTuning.rateEvidence
+        let baseRateKnown = baseRate.samples >= AutoTuning.rateEvidence
+        hasEvidence = hasPairedEvidence || (ownRateKnown && baseRateKnown)
+        advantage = hasPairedEvidence ? member.paired.advantage
+            : hasEvidence ? member.rateWhenAsked.value / baseRate.value : modelledGain
+        // Hysteresis for paired evidence: a member in use stays until it is clearly behind
+        // (stretches where lookup alone does as well come and go within a prompt, and each return
+        // costs a catch-up); one paused must show a gain to come back.
+        let required = hasPairedEvidence ? (inUse ? AutoTuning.pairedStopBelow : AutoTuning.requiredPairedAdvantage)
+            : AutoTuning.requiredAdvantage
+        pays = hasEvidence ? advantage > required : modelledGain > AutoTuning.trialGain
+        needsStepsWithout = ownRateKnown && !baseRateKnown && !hasPairedEvidence
+        // Paired evidence needs no step without the member; realized rates do.
+        stepsBetweenRefreshes = hasPairedEvidence ? Int.max
+            : hasEvidence && advantage > AutoTuning.clearAdvantage ? AutoTuning.clearAdvantageRefresh : AutoTuning.baselineRefresh
+    }
+
+    /// Whether the evidence says it is clearly worse than going without it.
+    var isClearlyWorse: Bool { hasEvidence && advantage < AutoTuning.clearlyWorse }
+}
+
+extension PolicyState {
+    /// Which members to ask this step, and how deep.
+    /// With `sampling`, every member is asked every step at full depth: which drafts exist must not
+    /// hinge on timings or realized rates there (a CI run under heavy load, where timings moved
+    /// members onto the costly path, failed the chi-square test once, p = 0.0003; not explained yet).
+    package mutating func plan(budget: TreeBudget, sampling: Bool = false) -> [(member: Int, depth: Int)] {
+        steps += 1
+        let limit = min(budget.maxDepth, AutoTuning.depthSlots, budget.maxNodes)
+        guard limit > 0 else { return [] }
+        let asks = members.indices.compactMap { member in askDepth(member, limit: limit, sampling: sampling).map { (member, $0) } }
+        askedCostly = asks.map { $0.0 }.filter { members[$0].costMeasured && !isCheap($0) }
+        for (member, _) in asks { members[member].markAsked(at: steps) }
+        return asks
+    }
+
+    func isCheap(_ member: Int) -> Bool { members[member].isCheap(fraction: cheapFraction, stepSeconds: stepSeconds) }
+
+    /// The depth to ask `member` for this step, or nil to leave it out.
+    private mutating func askDepth(_ member: Int, limit: Int, sampling: Bool) -> Int? {
+        let (depth, gain) = bestDepth(member, limit: limit)
+        if !members[member].costMeasured && !sampling {
+            return min(limit, AutoTuning.firstContactDepth)  // first contact: measure its cost
+        }
+        if sampling || isCheap(member) {
+            return limit  // free to ask; pruning decides what is sent
+        }
+        // A costly member is judged by evidence, drafting included; the model-based gain only
+        // decides whether it is worth trying before there is any.
+        let verdict = CostlyMemberVerdict(members[member], baseRate: baseRate, modelledGain: gain,
+                                          inUse: members[member].inUse(at: steps))
+        let exploringDepth = max(1, min(limit, depth > 0 ? depth : AutoTuning.firstContactDepth))
+        if members[member].burstLeft > 0 {
+            members[member].burstLeft -= 1
+            return exploringDepth
+        }
+        if verdict.pays && !verdict.needsStepsWithout && steps % verdict.stepsBetweenRefreshes != 0 {
+            members[member].pause = AutoTuning.explorationInterval
+            return members[member].selfLimiting ? limit : max(1, depth)
+        }
+        if !verdict.pays && steps - members[member].lastAskedStep >= members[member].pause {
+            // Exploration comes in short bursts: the first call of a burst pays for catching the
+            // member up on the tokens it missed and is not counted; the later ones measure its rate.
+            members[member].burstLeft = AutoTuning.burstLength - 1
+            let growth = verdict.isClearlyWorse ? AutoTuning.pauseGrowthWhenClearlyWorse : AutoTuning.pauseGrowth
+            members[member].pause = min(members[member].pause * growth, AutoTuning.longestPause)
+            members[member].isCatchUpCall = true
+            return exploringDepth
+        }
+        return nil
+    }
+}

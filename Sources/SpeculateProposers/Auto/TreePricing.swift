@@ -1,0 +1,91 @@
+import SpeculateCore
+
+/// Pricing: how deep a member's chain pays, and which nodes of the returned drafts are worth a
+/// place in the tree, with Sequoia's objective (expected accepted tokens per second of
+/// verification and drafting).
+extension PolicyState {
+    /// The best chain depth for a member and its rate gain over plain decoding (> 1 pays).
+    func bestDepth(_ member: Int, limit: Int) -> (depth: Int, gain: Double) {
+        var best = (depth: 0, gain: 1.0)
+        var survival = 1.0, expected = 0.0
+        for depth in stride(from: 1, through: limit, by: 1) {
+            survival *= members[member].acceptance.depthAcceptance(depth)
+            expected += survival
+            let seconds = stepSeconds * cost.relativeCost(1 + depth) + members[member].secondsPerDepth * Double(depth)
+            let gain = (1 + expected) / seconds * stepSeconds
+            if gain > best.gain { best = (depth, gain) }
+        }
+        return best
+    }
+
+    /// The nodes worth sending out of `drafts`: the n best by value with n maximising expected
+    /// tokens per unit of verification cost, or none unless that beats a plain step by
+    /// ``AutoTuning/minimumTreeGain``. With sampled drafts, values may not decide which nodes
+    /// survive (that would bias the output): then only the depth statistics set the values and
+    /// nodes are taken in proposal order. `extraNodes` more than the best count are kept, when
+    /// any pays at all (to time a larger tree).
+    func prune(_ drafts: [(member: Int, candidate: DraftCandidate)], budget: TreeBudget, sampled: Bool,
+               extraNodes: Int = 0) -> [DraftCandidate] {
+        guard !drafts.isEmpty else { return [] }
+        // Every node's value: the product of calibrated acceptance along its path.
+        var nodes: [(value: Double, depth: Int)] = []
+        for draft in drafts {
+            let acceptance = members[draft.member].acceptance
+            let confidence = AcceptanceModel.confidences(draft.candidate)
+            var values: [Double] = []
+            for (index, depth) in draft.candidate.nodeDepths.enumerated() {
+                let parent = draft.candidate.parents[index]
+                let own = sampled ? acceptance.depthAcceptance(depth) : acceptance.nodeAcceptance(depth: depth, confidence: confidence[index])
+                values.append((parent < 0 ? 1 : values[parent]) * own)
+                nodes.append((values[index], depth))
+            }
+        }
+        // Order: by value (parents never lose to children: values only shrink along a path), or in
+        // proposal order when values may not decide.
+        let order = sampled ? Array(nodes.indices)
+            : nodes.indices.sorted { (nodes[$0].value, -nodes[$0].depth) > (nodes[$1].value, -nodes[$1].depth) }
+        var bestCount = 0, bestRate = AutoTuning.minimumTreeGain, expected = 0.0
+        for (rank, position) in order.prefix(budget.maxNodes).enumerated() {
+            expected += nodes[position].value
+            let rate = (1 + expected) / cost.relativeCost(rank + 2)
+            if rate > bestRate { bestRate = rate; bestCount = rank + 1 }
+        }
+        guard bestCount > 0 else { return [] }
+        bestCount = min(bestCount + extraNodes, order.count, budget.maxNodes)
+        return Self.rebuild(drafts.map(\.candidate), keeping: Set(order.prefix(bestCount)), values: nodes.map(\.value))
+    }
+
+    /// Each draft cut to the nodes in `keep` (positions counted across all drafts in order); a
+    /// node whose parent was dropped goes too. Scores become the nodes' values.
+    private static func rebuild(_ drafts: [DraftCandidate], keeping keep: Set<Int>, values: [Double]) -> [DraftCandidate] {
+        var result: [DraftCandidate] = []
+        var position = 0
+        for draft in drafts {
+            var remap: [Int: Int] = [:]
+            var kept = DraftCandidate(tokens: [], parents: [], distributions: [], scores: [], origin: draft.origin)
+            for index in draft.tokens.indices {
+                defer { position += 1 }
+                let parent = draft.parents[index]
+                guard keep.contains(position) else { continue }
+                let keptParent = parent < 0 ? -1 : remap[parent]
+                guard let keptParent else { continue }
+                remap[index] = kept.tokens.count
+                kept.tokens.append(draft.tokens[index])
+                kept.parents.append(keptParent)
+                kept.distributions.append(draft.distributions[index])
+                kept.scores.append(Float(values[position]))
+            }
+            if !kept.tokens.isEmpty { result.append(kept) }
+        }
+        return result
+    }
+
+    /// Tokens a step would have yielded had it sent `drafts`, given the target's tokens along the
+    /// path it did accept (`accepted`, its own token last): the deepest node matching that path,
+    /// plus the target's token after it. Exact when that node is shallower than `accepted`, else a
+    /// lower bound (what the target would have said beyond is unknown).
+    package static func counterfactualTokens(_ drafts: [DraftCandidate], accepted: [Token]) -> Int {
+        let deepest = drafts.flatMap { $0.judged(along: accepted) }.filter(\.hit).map(\.depth).max() ?? 0
+        return deepest + 1
+    }
+}
