@@ -1,18 +1,5 @@
 import SpeculateFormat
 
-/// The transformer families the runtime implements. Adding one is a local change: a case
-/// here, its metadata prefix and rotary layout below, and any tensor differences in
-/// ``TransformerModel``.
-public enum ModelArchitecture: String, Sendable, CaseIterable {
-    /// Llama (SmolLM2): rotary embedding on adjacent pairs, no attention biases.
-    case llama
-    /// Qwen2 (Qwen2.5-Coder): rotary embedding on the two halves, Q/K/V biases.
-    case qwen2
-
-    /// Whether rotary embedding pairs dimension i with i + d/2 (NeoX style) instead of 2i with 2i+1.
-    var rotatesHalves: Bool { self == .qwen2 }
-}
-
 /// Hyper-parameters read from GGUF metadata.
 public struct ModelConfig: Sendable, Equatable {
     /// The architecture.

@@ -1,0 +1,150 @@
+import CSpeculateKernels
+import Foundation
+import SpeculateFormat
+
+/// The forward pass shared by every model family: a pre-norm transformer block per layer
+/// (attention with rotary positions over the KV cache and the pending tree, then a gated
+/// feed-forward), with the differences between families read from the model's ``LayerRecipe``.
+extension SessionState {
+    /// The batch's positions in the tree attention: where each node's keys and values go, and
+    /// which pending slots each node sees (its ancestors and itself, root first, flattened).
+    struct TreeLayout {
+        let firstSlot: Int
+        let slots: [Int32]
+        let slotStarts: [Int32]
+    }
+
+    mutating func forward(tokens: [TokenID], positions: [Int], ancestors: [[Int]], firstSlot: Int, outputRows: [Int]) -> Logits {
+        let n = tokens.count, d = config.embeddingLength
+        scratch.reserve(tokens: n, config: config, capacity: capacity)
+        let x = scratch.x
+        for (i, token) in tokens.enumerated() { model.tokenEmbedding.dequantizeRow(Int(token), into: x + i * d) }
+        let rotary = rotaryTables(positions: positions)
+        var slots: [Int32] = [], slotStarts: [Int32] = [0]
+        for path in ancestors {
+            slots.append(contentsOf: path.map { Int32(committed + $0) })
+            slotStarts.append(Int32(slots.count))
+        }
+        let tree = TreeLayout(firstSlot: firstSlot, slots: slots, slotStarts: slotStarts)
+        for (index, layer) in model.layers.enumerated() {
+            attentionBlock(layer, index: index, tokens: n, rotary: rotary, tree: tree)
+            feedForwardBlock(layer, tokens: n)
+        }
+        return outputLogits(rows: outputRows)
+    }
+
+    /// x += attention(norm(x)): Q/K/V, their biases, rotary positions, the new keys and values
+    /// into the cache, tree attention, the output projection.
+    private mutating func attentionBlock(_ layer: LayerWeights, index: Int, tokens n: Int,
+                                         rotary: (cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>), tree: TreeLayout) {
+        let d = config.embeddingLength, qWidth = config.headCount * config.headDimension, kvWidth = config.kvWidth
+        let hd = config.headDimension
+        let x = scratch.x, h = scratch.h, q = scratch.q, k = scratch.k, v = scratch.v
+        for i in 0..<n { rmsNorm(x + i * d, weight: layer.attentionNorm, into: h + i * d, count: d) }
+        scratch.matmul([(layer.query, q, qWidth), (layer.key, k, kvWidth), (layer.value, v, kvWidth)], input: h, tokens: n)
+        for i in 0..<n {
+            if let bias = layer.queryBias { add(bias, to: q + i * qWidth) }
+            if let bias = layer.keyBias { add(bias, to: k + i * kvWidth) }
+            if let bias = layer.valueBias { add(bias, to: v + i * kvWidth) }
+            let cos = rotary.cos + i * hd / 2, sin = rotary.sin + i * hd / 2
+            for head in 0..<config.headCount { rotate(q + i * qWidth + head * hd, cos: cos, sin: sin) }
+            for head in 0..<config.kvHeadCount { rotate(k + i * kvWidth + head * hd, cos: cos, sin: sin) }
+            for head in 0..<config.kvHeadCount {
+                let slot = cacheOffset(layer: index, head: head, slot: tree.firstSlot + i)
+                spec_f32_to_f16(k + i * kvWidth + head * hd, Int32(hd), keys + slot)
+                spec_f32_to_f16(v + i * kvWidth + head * hd, Int32(hd), values + slot)
+            }
+        }
+        attend(layer: index, queries: q, nodes: n, slots: tree.slots, slotStarts: tree.slotStarts, into: scratch.attention)
+        scratch.matmul([(layer.output, h, d)], input: scratch.attention, tokens: n)
+        for i in 0..<n * d { x[i] += h[i] }
+    }
+
+    /// x += down(silu(gate(norm(x))) * up(norm(x))).
+    private mutating func feedForwardBlock(_ layer: LayerWeights, tokens n: Int) {
+        let d = config.embeddingLength, ff = config.feedForwardLength
+        let x = scratch.x, h = scratch.h, gate = scratch.gate, up = scratch.up
+        for i in 0..<n { rmsNorm(x + i * d, weight: layer.feedForwardNorm, into: h + i * d, count: d) }
+        scratch.matmul([(layer.gate, gate, ff), (layer.up, up, ff)], input: h, tokens: n)
+        spec_silu_mul(gate, up, Int32(n * ff))
+        scratch.matmul([(layer.down, h, d)], input: gate, tokens: n)
+        for i in 0..<n * d { x[i] += h[i] }
+    }
+
+    /// The output head over the final norm of the rows asked for (scattered to token ids when
+    /// the head is a gathered subset; the other tokens get -infinity).
+    private mutating func outputLogits(rows outputRows: [Int]) -> Logits {
+        guard !outputRows.isEmpty else { return Logits(rows: [], vocabularySize: config.vocabularySize, values: []) }
+        let d = config.embeddingLength, x = scratch.x, h = scratch.h
+        for (j, row) in outputRows.enumerated() { rmsNorm(x + row * d, weight: model.outputNorm, into: h + j * d, count: d) }
+        let vocabulary = config.vocabularySize
+        let rows = head.matrix.rows
+        var logits = [Float](repeating: rows < vocabulary ? -.infinity : 0, count: outputRows.count * vocabulary)
+        if let tokens = head.tokens {
+            // Row i of the gathered head scores token tokens[i]: compute densely, then scatter.
+            var dense = [Float](repeating: 0, count: outputRows.count * rows)
+            dense.withUnsafeMutableBufferPointer { buffer in
+                scratch.matmul([(head.matrix, buffer.baseAddress!, rows)], input: h, tokens: outputRows.count)
+            }
+            for j in 0..<outputRows.count {
+                for (i, token) in tokens.enumerated() { logits[j * vocabulary + Int(token)] = dense[j * rows + i] }
+            }
+        } else {
+            logits.withUnsafeMutableBufferPointer { buffer in
+                scratch.matmul([(head.matrix, buffer.baseAddress!, vocabulary)], input: h, tokens: outputRows.count)
+            }
+        }
+        return Logits(rows: outputRows, vocabularySize: vocabulary, values: logits)
+    }
+
+    private func rmsNorm(_ input: UnsafeMutablePointer<Float>, weight: [Float], into output: UnsafeMutablePointer<Float>, count: Int) {
+        weight.withUnsafeBufferPointer { spec_rms_norm(input, $0.baseAddress, Int32(count), config.rmsEpsilon, output) }
+    }
+
+    private func add(_ bias: [Float], to vector: UnsafeMutablePointer<Float>) {
+        for i in bias.indices { vector[i] += bias[i] }
+    }
+
+    private mutating func rotaryTables(positions: [Int]) -> (cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>) {
+        let half = config.headDimension / 2
+        let cosines = scratch.cosines, sines = scratch.sines
+        for (i, position) in positions.enumerated() {
+            for j in 0..<half {
+                let angle = Double(position) * inverseFrequencies[j]
+                cosines[i * half + j] = Float(cos(angle))
+                sines[i * half + j] = Float(sin(angle))
+            }
+        }
+        return (cosines, sines)
+    }
+
+    private func rotate(_ vector: UnsafeMutablePointer<Float>, cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>) {
+        let half = config.headDimension / 2
+        for j in 0..<half {
+            let (a, b) = recipe.rotaryPairs == .halves ? (j, j + half) : (2 * j, 2 * j + 1)
+            let x0 = vector[a], x1 = vector[b]
+            vector[a] = x0 * cos[j] - x1 * sin[j]
+            vector[b] = x0 * sin[j] + x1 * cos[j]
+        }
+    }
+
+    /// Tree attention: node i sees slots [0, committed) and its ancestors' pending slots
+    /// (`slots`/`slotStarts`, flattened per node), computed in C per (node, KV head).
+    private mutating func attend(layer: Int, queries: UnsafeMutablePointer<Float>, nodes: Int, slots: [Int32], slotStarts: [Int32],
+                                 into output: UnsafeMutablePointer<Float>) {
+        let hd = config.headDimension, qWidth = config.headCount * hd
+        let group = config.headCount / config.kvHeadCount
+        let base = cacheOffset(layer: layer, head: 0, slot: 0)
+        let scoresStride = group * capacity
+        let scores = scratch.scores(floats: ComputeThreads.count * scoresStride)
+        slots.withUnsafeBufferPointer { slots in
+            slotStarts.withUnsafeBufferPointer { starts in
+                var attention = spec_attention(
+                    queries: queries, q_stride: qWidth, keys: keys + base, values: values + base, kv_stride: hd, kv_head_stride: capacity * hd,
+                    head_dim: Int32(hd), group: Int32(group), prefix: Int32(committed), slots: slots.baseAddress,
+                    slot_start: starts.baseAddress, scale: 1 / Float(hd).squareRoot(), output: output, out_stride: qWidth)
+                spec_attention_run(&attention, Int32(nodes), Int32(config.kvHeadCount), scores, scoresStride)
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+/// The transformer families the runtime implements. Adding one is a local change: a case here
+/// with its ``LayerRecipe`` (how its blocks differ from the shared forward pass), its metadata
+/// prefix (the raw value, as GGUF's `general.architecture` names it), and any tensor
+/// differences in ``TransformerModel``.
+public enum ModelArchitecture: String, Sendable, CaseIterable {
+    /// Llama (SmolLM2).
+    case llama
+    /// Qwen2 (Qwen2.5, Qwen2.5-Coder).
+    case qwen2
+
+    /// How the family's transformer blocks are computed.
+    public var recipe: LayerRecipe {
+        switch self {
+        case .llama: .llama
+        case .qwen2: .qwen2
+        }
+    }
+}

@@ -1,0 +1,122 @@
+import CSpeculateKernels
+import Foundation
+import SpeculateFormat
+
+/// The mutable part of a session (guarded by the session's lock).
+struct SessionState {
+    let model: TransformerModel
+    let config: ModelConfig
+    /// How this model's blocks are computed.
+    let recipe: LayerRecipe
+    let capacity: Int
+    let head: OutputHead
+    var committed = 0
+    var pendingParents: [Int] = []
+    var pendingDepths: [Int] = []
+    var pendingAncestors: [[Int]] = []
+
+    mutating func clearPending() {
+        pendingParents = []
+        pendingDepths = []
+        pendingAncestors = []
+    }
+    // Keys and values in IEEE half precision: half the memory and half the bytes attention reads
+    // per token at long contexts; rounding is deterministic, so batch invariance is unaffected.
+    let keys: UnsafeMutablePointer<UInt16>
+    let values: UnsafeMutablePointer<UInt16>
+    var scratch = Scratch()
+    let inverseFrequencies: [Double]
+
+    init(model: TransformerModel, capacity: Int, head: OutputHead) {
+        self.head = head
+        self.model = model
+        config = model.config
+        recipe = model.config.architecture.recipe
+        self.capacity = capacity
+        let count = config.layerCount * capacity * config.kvWidth
+        keys = .allocate(capacity: count)
+        values = .allocate(capacity: count)
+        keys.initialize(repeating: 0, count: count)
+        values.initialize(repeating: 0, count: count)
+        let headDimension = model.config.headDimension, base = model.config.ropeBase
+        inverseFrequencies = (0..<headDimension / 2).map { pow(base, -2.0 * Double($0) / Double(headDimension)) }
+    }
+
+    // The cache lives as long as the session; SessionState is owned by exactly one session.
+    func deallocate() {
+        keys.deallocate()
+        values.deallocate()
+        scratch.deallocate()
+    }
+
+    /// Where a layer's KV head `head` keeps slot `slot` (in halves). The cache is head-major
+    /// within a layer: each KV head's rows are contiguous, so the thread attending for one head
+    /// streams its memory instead of reading every other 256 bytes (about a third less time per
+    /// context token at long contexts, where attention waits on memory).
+    func cacheOffset(layer: Int, head: Int, slot: Int) -> Int {
+        ((layer * config.kvHeadCount + head) * capacity + slot) * config.headDimension
+    }
+
+    mutating func commit(_ path: [Int]) throws {
+        for (j, node) in path.enumerated() {
+            guard node >= 0, node < pendingParents.count else {
+                throw RuntimeError.invalidCacheOperation("node \(node) is not in the last batch of \(pendingParents.count)")
+            }
+            let expectedParent = j == 0 ? -1 : path[j - 1]
+            guard pendingParents[node] == expectedParent else {
+                throw RuntimeError.invalidCacheOperation("path \(path) is not a branch of the last tree")
+            }
+        }
+        let width = config.headDimension
+        for (j, node) in path.enumerated() where node != j {
+            for layer in 0..<config.layerCount {
+                for head in 0..<config.kvHeadCount {
+                    let from = cacheOffset(layer: layer, head: head, slot: committed + node)
+                    let to = cacheOffset(layer: layer, head: head, slot: committed + j)
+                    (keys + to).update(from: keys + from, count: width)
+                    (values + to).update(from: values + from, count: width)
+                }
+            }
+        }
+        committed += path.count
+        clearPending()
+    }
+
+    mutating func evaluate(tokens: [TokenID], parents: [Int], logitRows: LogitRows, extending: Bool = false) throws -> Logits {
+        let count = tokens.count
+        // Extending adds nodes to the pending tree; their parents may be earlier pending nodes.
+        let base = extending ? pendingParents.count : 0
+        guard parents.count == count else { throw RuntimeError.malformedTree("\(count) tokens but \(parents.count) parents") }
+        guard committed + base + count <= capacity else {
+            throw RuntimeError.contextFull(needed: committed + base + count, capacity: capacity)
+        }
+        var depth = extending ? pendingDepths : []
+        var ancestors = extending ? pendingAncestors : []
+        for i in 0..<count {
+            let token = tokens[i]
+            guard token >= 0, Int(token) < config.vocabularySize else {
+                throw RuntimeError.tokenOutOfRange(token, vocabulary: config.vocabularySize)
+            }
+            let parent = parents[i]
+            guard parent >= -1, parent < base + i else { throw RuntimeError.malformedTree("node \(base + i) has parent \(parent)") }
+            depth.append(parent < 0 ? 0 : depth[parent] + 1)
+            ancestors.append((parent < 0 ? [] : ancestors[parent]) + [base + i])
+        }
+        pendingParents = (extending ? pendingParents : []) + parents
+        pendingDepths = depth
+        pendingAncestors = ancestors
+        let outputRows: [Int]
+        switch logitRows {
+        case .all: outputRows = Array(0..<count)
+        case .last: outputRows = count > 0 ? [count - 1] : []
+        case let .selected(rows):
+            guard rows.allSatisfy({ $0 >= 0 && $0 < count }) else { throw RuntimeError.malformedTree("logit rows \(rows) outside the batch") }
+            outputRows = rows
+        case .none: outputRows = []
+        }
+        guard count > 0 else { return Logits(rows: [], vocabularySize: config.vocabularySize, values: []) }
+        let positions = depth[base...].map { committed + $0 }
+        return forward(tokens: tokens, positions: positions, ancestors: Array(ancestors[base...]), firstSlot: committed + base,
+                       outputRows: outputRows)
+    }
+}
