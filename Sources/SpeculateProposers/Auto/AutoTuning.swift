@@ -82,20 +82,29 @@ enum AutoTuning {
 
     // MARK: Learning the verification cost
 
-    /// Tree sizes (tokens verified in one forward) with a learned time of their own; larger trees
-    /// are priced by the seed curve with the largest learned size's correction.
+    /// Tree sizes (tokens verified in one forward) whose times are kept.
     static let largestLearnedSize = 80
-    /// Verifications of a size before its measured time replaces the seed curve's.
+    /// Verifications of a size before its time counts in the fit.
     static let learnedSizeEvidence = 3
+    /// Most weight one size has in the fit (its verifications, capped), so that the most common
+    /// size does not drown the others.
+    static let learnedSizeWeightCap = 20
+    /// Least difference in the seed's extra cost between the sizes timed (in one-token steps) to
+    /// tell a slope: with each size's average within ±2% (about ten times each), sizes this close
+    /// give the slope to ±15% (sizes 4 and 8 are ~0.8 apart here, 4 and 6 ~0.45, 2 and 4 ~0.05).
+    static let smallestExtraCostSpread = 0.25
+    /// The learned slope's bounds relative to the seed's (a probe is not off by more), and the
+    /// grid it is searched on (steps of ~2%).
+    static let scaleRange = 0.25...4.0
+    static let scaleGridSteps = 128
+    /// A fitted slope within this band of the seed's keeps the seed's. In place, the fit ends at
+    /// 1.2–1.3 on a host whose probe was right (verification's own work, such as each node's
+    /// argmax over the vocabulary, grows with the tree), and pricing by it made `auto` 2–3%
+    /// slower (HumanEval-10, alternated: 1.88x and 1.82x against 1.91x and 1.89x with the seed);
+    /// the probe errors that cost were 0.55–0.65 of the true slope.
+    static let trustedScaleBand = 0.8...1.5
     /// Every this-many-th step sends one node more than priced best: a tree size sent every step
-    /// teaches nothing about its neighbours, and without them a curve seeded too steep would
+    /// teaches nothing about the slope, and without other sizes a curve seeded too steep would
     /// never be found out (the extra node is the next most valuable one: it costs little).
     static let sizeProbeInterval = 8
-    /// A step goes plain when none did for this many steps, to time the one-token step the
-    /// prices are relative to (a draft that pays is otherwise used on every step); about 0.3% of
-    /// the tokens of a chain accepting 4.5 per forward ...
-    static let plainProbeInterval = 256
-    /// ... and this often until a few plain steps are timed.
-    static let firstPlainProbeInterval = 32
-
 }

@@ -1,88 +1,90 @@
+import Foundation
+
 /// The target's verification cost as the policy prices trees with it: seeded by the measured
 /// ``VerificationCost`` curve (the start-up probe or the cache), then learned from the
 /// verifications the decoder runs anyway.
 ///
 /// A probe of a few seconds at start-up can be wrong by a third (measured on fresh hosts: t(8)
 /// cached at 2.28 single steps where `bench --batch-costs` a minute later measured 1.72), and a
-/// curve priced too steep makes `auto` prune the trees that would have paid. So every
-/// verification's time is kept per tree size (a moving average), and the price of a size comes
-/// from its own times once it has a few. A size never sent is priced by the seed curve times the
-/// correction learned at the nearest smaller size that was sent (the nearest larger one below
-/// the smallest), so that a curve found flatter than seeded lets the next larger trees be tried,
-/// and their own times then take over.
-///
-/// The one-token time is the time of plain steps when there are enough of them; without them
-/// (a draft that pays is used every step) it is inferred from the smallest size sent through the
-/// seed curve's shape up to that size, where the seed's error is smallest.
+/// curve priced too steep makes `auto` prune the trees that would have paid. Such a curve keeps
+/// its shape but not its slope (there: 0.55–0.65 of the probe's extra cost at every size from 4
+/// to 16). So every verification's time is kept per tree size (a moving average), and the seed's
+/// shape is fitted to the sizes sent: `t(n) = t(1) · (1 + scale · (seed(n) − 1))`, `scale` and
+/// `t(1)` by least squares on the logarithms, each size weighted by how often it was timed. The
+/// fit uses tree sizes only, which follow each other within a few steps, so the host's drift
+/// (±10% between minutes here) cancels out of their ratios; plain steps are rare while a draft
+/// pays, and comparing them with trees timed minutes apart measured the drift instead. Sizes
+/// sent a few times each, at least two of them, are enough; until then the seed's shape prices
+/// every tree and only the one-token time follows the measurements. A fitted slope near the
+/// seed's (``AutoTuning/trustedScaleBand``) keeps the seed's: the fit corrects probes that are
+/// clearly off, not the few percent by which trees cost more in place than in the probe.
 package struct LearnedVerificationCost {
     /// The measured curve the prices start from.
     package let seed: VerificationCost
+    /// Whether the shape is learned; when not, only the one-token time follows the measurements.
+    package let learns: Bool
     /// Seconds per verification, by tokens verified (index 0 unused).
     private var seconds: [MovingRate]
-    /// t(n)/t(1) for n = 0 ... ``AutoTuning/largestLearnedSize`` (index 0 unused).
-    private var table: [Double]
-    /// The correction at the largest learned size, for sizes beyond the table.
-    private var correction = 1.0
-    /// Whether plain steps (one token) have been timed often enough to price against.
-    package var knowsOneTokenTime: Bool { seconds[1].samples >= AutoTuning.learnedSizeEvidence }
+    /// The seed slope's scale in use.
+    package private(set) var scale = 1.0
     /// The one-token forward time, seconds.
     package private(set) var stepSeconds: Double
-
-    /// Whether sizes are learned; when not, only the one-token time follows the measurements and
-    /// the seed's shape prices every tree.
-    package let learns: Bool
 
     package init(seed: VerificationCost, learns: Bool = true) {
         self.seed = seed
         self.learns = learns
         stepSeconds = seed.oneTokenSeconds > 0 ? seed.oneTokenSeconds : AutoTuning.fallbackStepSeconds
         seconds = Array(repeating: MovingRate(), count: AutoTuning.largestLearnedSize + 1)
-        table = (0...AutoTuning.largestLearnedSize).map { seed.relativeCost(max(1, $0)) }
     }
 
     /// t(n)/t(1): the cost of verifying `n` tokens in one forward, in one-token steps.
     package func relativeCost(_ n: Int) -> Double {
-        if n < table.count { return table[max(1, n)] }
-        return max(table[table.count - 1], seed.relativeCost(n) * correction)
+        guard n > 1 else { return 1 }
+        return max(1, 1 + scale * (seed.relativeCost(n) - seed.relativeCost(1)))
     }
 
     /// Learns from one verification of `tokens` tokens (the root and the tree's nodes) that took
     /// `seconds`, everything between sending the tree and hearing the outcome included.
     package mutating func record(tokens: Int, seconds elapsed: Double) {
         guard tokens >= 1, elapsed > 0, elapsed.isFinite else { return }
-        if learns, tokens < seconds.count {
+        if learns, tokens > 1, tokens < seconds.count {
             seconds[tokens].add(elapsed, weight: AutoTuning.stepTimeWeight)
+            if fit() { return }
         }
-        if !refit() {
-            // Nothing learned well enough yet: only the one-token time follows the measurements.
-            let oneToken = elapsed / relativeCost(tokens)
-            stepSeconds = (1 - AutoTuning.stepTimeWeight) * stepSeconds + AutoTuning.stepTimeWeight * oneToken
-        }
+        let oneToken = elapsed / relativeCost(tokens)
+        stepSeconds = (1 - AutoTuning.stepTimeWeight) * stepSeconds + AutoTuning.stepTimeWeight * oneToken
     }
 
-    /// Rebuilds the price table from the sizes with enough measurements; false when there are none.
-    private mutating func refit() -> Bool {
-        let learned = seconds.map { $0.samples >= AutoTuning.learnedSizeEvidence }
-        guard let anchor = (1..<seconds.count).first(where: { learned[$0] }) else { return false }
-        let oneToken = seconds[anchor].value / seed.relativeCost(anchor) * seed.relativeCost(1)
-        guard oneToken > 0, oneToken.isFinite else { return false }
-        stepSeconds = oneToken
-        // Each learned size's correction to the seed; an unlearned size takes the nearest smaller
-        // learned size's, or the nearest larger one's below the first.
-        var corrections = Array(repeating: Double.nan, count: table.count)
-        for size in 2..<table.count where learned[size] && seed.relativeCost(size) > 0 {
-            corrections[size] = seconds[size].value / oneToken / seed.relativeCost(size)
+    /// Fits `scale` (on a grid over ``AutoTuning/scaleRange``) and the one-token time to the
+    /// sizes timed often enough; false while fewer than two sizes are, or they are too close in
+    /// cost to tell a slope.
+    private mutating func fit() -> Bool {
+        var points: [(extra: Double, logSeconds: Double, weight: Double)] = []
+        for size in 2..<seconds.count where seconds[size].samples >= AutoTuning.learnedSizeEvidence {
+            points.append((seed.relativeCost(size) - seed.relativeCost(1), log(seconds[size].value),
+                           Double(min(seconds[size].samples, AutoTuning.learnedSizeWeightCap))))
         }
-        var correction = corrections[2...].first { !$0.isNaN } ?? 1
-        var previous = 1.0
-        table[1] = 1
-        for size in 2..<table.count {
-            if !corrections[size].isNaN { correction = corrections[size] }
-            // A larger tree never costs less than a smaller one: noise must not make one look free.
-            previous = max(previous, seed.relativeCost(size) * correction)
-            table[size] = previous
+        let extras = points.map(\.extra)
+        guard points.count >= 2, let low = extras.min(), let high = extras.max(),
+              high - low >= AutoTuning.smallestExtraCostSpread else { return false }
+        let totalWeight = points.reduce(0) { $0 + $1.weight }
+        // For a given scale the best log t(1) is the weighted mean of the residuals.
+        func logOneToken(_ scale: Double) -> Double {
+            points.reduce(0) { $0 + $1.weight * ($1.logSeconds - log(1 + scale * $1.extra)) } / totalWeight
         }
-        self.correction = correction
+        var best = (error: Double.infinity, scale: 1.0)
+        let range = AutoTuning.scaleRange
+        for step in 0...AutoTuning.scaleGridSteps {
+            let candidate = range.lowerBound * pow(range.upperBound / range.lowerBound, Double(step) / Double(AutoTuning.scaleGridSteps))
+            let offset = logOneToken(candidate)
+            let error = points.reduce(0) {
+                let residual = $1.logSeconds - offset - log(1 + candidate * $1.extra)
+                return $0 + $1.weight * residual * residual
+            }
+            if error < best.error { best = (error, candidate) }
+        }
+        scale = AutoTuning.trustedScaleBand.contains(best.scale) ? 1 : best.scale
+        stepSeconds = exp(logOneToken(scale))
         return true
     }
 

@@ -16,8 +16,6 @@ package struct PolicyState {
     var steps = 0
     /// Steps where the policy sent no draft at all.
     var plainSteps = 0
-    /// The newest of them.
-    var lastPlainStep = 0
     /// Realized tokens per second of steps that asked no costly member.
     var baseRate = MovingRate()
     /// Costly members asked this step.
@@ -59,20 +57,14 @@ package struct PolicyState {
     package mutating func select(_ drafts: [(member: Int, candidate: DraftCandidate)], budget: TreeBudget,
                                  draftStarted: ContinuousClock.Instant, now: ContinuousClock.Instant) -> [DraftCandidate] {
         let sampled = drafts.contains { $0.candidate.distributions.contains { if case .sampled = $0 { true } else { false } } }
-        // Probes that teach the verification cost (``AutoTuning/sizeProbeInterval``,
-        // ``AutoTuning/plainProbeInterval``): they hinge on the step count only, never on the
-        // drafted tokens, so sampled output keeps its distribution.
-        let plainProbeInterval = cost.knowsOneTokenTime ? AutoTuning.plainProbeInterval : AutoTuning.firstPlainProbeInterval
+        // A probe that teaches the verification cost (``AutoTuning/sizeProbeInterval``): it hinges
+        // on the step count only, never on the drafted tokens, so sampled output keeps its distribution.
         let sizeProbe = cost.learns && steps % AutoTuning.sizeProbeInterval == 0
-        var sent = prune(drafts, budget: budget, sampled: sampled, extraNodes: sizeProbe ? 1 : 0)
-        if cost.learns && steps - lastPlainStep >= plainProbeInterval { sent = [] }
+        let sent = prune(drafts, budget: budget, sampled: sampled, extraNodes: sizeProbe ? 1 : 0)
         let sentNodes = sent.reduce(0) { $0 + $1.tokens.count }
         inFlight = SentStep(drafts: drafts, sentNodes: sentNodes, sentAt: now, draftSeconds: Self.seconds(now - draftStarted),
                             sampled: sampled, budget: budget)
-        if sent.isEmpty {
-            plainSteps += 1
-            lastPlainStep = steps
-        }
+        if sent.isEmpty { plainSteps += 1 }
         return sent
     }
 
