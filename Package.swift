@@ -95,7 +95,9 @@ let package = Package(
             name: "CSpeculateKernels",
             cSettings: [.headerSearchPath(".")],
             // libm (lrintf, expf) and threads; Swift executables link them anyway, C ones need them named.
-            linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux])), .linkedLibrary("pthread", .when(platforms: [.linux]))]
+            linkerSettings: [
+                .linkedLibrary("m", .when(platforms: [.linux])), .linkedLibrary("pthread", .when(platforms: [.linux])),
+            ]
         ),
         // The plugin C ABI (Plugins/ABI/include/speculate_plugin.h), shared by the host and plugins.
         .target(
@@ -134,7 +136,8 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         // The system's libcrypto (Debian's libssl-dev) for the SHA-256 of downloaded models.
-        .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"]), .brew(["openssl"])]),
+        .systemLibrary(
+            name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"]), .brew(["openssl"])]),
         .target(
             name: "SpeculateCatalog",
             dependencies: [
@@ -149,21 +152,28 @@ let package = Package(
         // the verification cost cache and the shipped token rankings (a resource).
         .target(
             name: "SpeculateStrategies",
-            dependencies: ["SpeculateCore", "SpeculateFormat", "SpeculateRuntime", "SpeculateProposers", "SpeculatePlugins", "SpeculateCatalog"],
+            dependencies: [
+                "SpeculateCore", "SpeculateFormat", "SpeculateRuntime", "SpeculateProposers", "SpeculatePlugins",
+                "SpeculateCatalog",
+            ],
             resources: [.copy("Resources/qwen2.5-token-ranking.bin")],
             swiftSettings: strictSwift
         ),
         // The library facade: load a target, build a strategy on it, generate as a stream.
         .target(
             name: "SpeculateEngine",
-            dependencies: ["SpeculateCore", "SpeculateFormat", "SpeculateRuntime", "SpeculateProposers", "SpeculateCatalog", "SpeculateStrategies"],
+            dependencies: [
+                "SpeculateCore", "SpeculateFormat", "SpeculateRuntime", "SpeculateProposers", "SpeculateCatalog",
+                "SpeculateStrategies",
+            ],
             swiftSettings: strictSwift
         ),
         // The umbrella: re-exports every library module, nothing of its own.
         .target(
             name: "Speculate",
             dependencies: [
-                "SpeculateCore", "SpeculateFormat", "SpeculateRuntime", "SpeculateProposers", "SpeculatePlugins", "SpeculateCatalog",
+                "SpeculateCore", "SpeculateFormat", "SpeculateRuntime", "SpeculateProposers", "SpeculatePlugins",
+                "SpeculateCatalog",
                 "SpeculateStrategies", "SpeculateEngine",
             ],
             swiftSettings: strictSwift
@@ -210,10 +220,17 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .executableTarget(name: "KernelBench", dependencies: ["CSpeculateKernels"], path: "Benchmarks/KernelBench"),
-        .executableTarget(name: "ComposeDecoder", dependencies: ["Speculate"], path: "Examples/ComposeDecoder", swiftSettings: strictSwift),
-        .executableTarget(name: "CustomProposer", dependencies: ["Speculate"], path: "Examples/CustomProposer", swiftSettings: strictSwift),
-        .executableTarget(name: "SwapMerger", dependencies: ["Speculate"], path: "Examples/SwapMerger", swiftSettings: strictSwift),
-        .executableTarget(name: "StreamStatistics", dependencies: ["Speculate"], path: "Examples/StreamStatistics", swiftSettings: strictSwift),
+        .executableTarget(
+            name: "ComposeDecoder", dependencies: ["Speculate"], path: "Examples/ComposeDecoder",
+            swiftSettings: strictSwift),
+        .executableTarget(
+            name: "CustomProposer", dependencies: ["Speculate"], path: "Examples/CustomProposer",
+            swiftSettings: strictSwift),
+        .executableTarget(
+            name: "SwapMerger", dependencies: ["Speculate"], path: "Examples/SwapMerger", swiftSettings: strictSwift),
+        .executableTarget(
+            name: "StreamStatistics", dependencies: ["Speculate"], path: "Examples/StreamStatistics",
+            swiftSettings: strictSwift),
         .target(
             name: "SpeculateTestSupport",
             dependencies: ["SpeculateCatalog", "SpeculateCore", "SpeculateFormat", "SpeculateRuntime"],
@@ -232,12 +249,16 @@ let package = Package(
         ),
         .testTarget(
             name: "SpeculateProposersTests",
-            dependencies: ["SpeculateProposers", "SpeculateCore", "SpeculateRuntime", "SpeculateFormat", "SpeculateTestSupport"],
+            dependencies: [
+                "SpeculateProposers", "SpeculateCore", "SpeculateRuntime", "SpeculateFormat", "SpeculateTestSupport",
+            ],
             swiftSettings: strictSwift
         ),
         .testTarget(
             name: "SpeculateRuntimeTests",
-            dependencies: ["SpeculateRuntime", "SpeculateCore", "SpeculateFormat", "CSpeculateKernels", "SpeculateTestSupport"],
+            dependencies: [
+                "SpeculateRuntime", "SpeculateCore", "SpeculateFormat", "CSpeculateKernels", "SpeculateTestSupport",
+            ],
             swiftSettings: strictSwift
         ),
         .testTarget(
@@ -253,19 +274,25 @@ let package = Package(
         .testTarget(
             name: "SpeculatePluginsTests",
             dependencies: [
-                "SpeculatePlugins", "SpeculateCore", "SpeculateFormat", "SpeculateProposers", "SpeculateRuntime", "SpeculateStrategies",
+                "SpeculatePlugins", "SpeculateCore", "SpeculateFormat", "SpeculateProposers", "SpeculateRuntime",
+                "SpeculateStrategies",
                 "SpeculateTestSupport",
             ],
             swiftSettings: strictSwift
         ),
         .testTarget(
             name: "SpeculateStrategiesTests",
-            dependencies: ["SpeculateStrategies", "SpeculateCore", "SpeculateFormat", "SpeculateRuntime", "SpeculateProposers", "SpeculateTestSupport"],
+            dependencies: [
+                "SpeculateStrategies", "SpeculateCore", "SpeculateFormat", "SpeculateRuntime", "SpeculateProposers",
+                "SpeculateTestSupport",
+            ],
             swiftSettings: strictSwift
         ),
         .testTarget(
             name: "SpeculateEngineTests",
-            dependencies: ["SpeculateEngine", "SpeculateCore", "SpeculateFormat", "SpeculateStrategies", "SpeculateTestSupport"],
+            dependencies: [
+                "SpeculateEngine", "SpeculateCore", "SpeculateFormat", "SpeculateStrategies", "SpeculateTestSupport",
+            ],
             swiftSettings: strictSwift
         ),
         .testTarget(

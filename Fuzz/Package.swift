@@ -20,6 +20,6 @@ let package = Package(
                 .product(name: "SpeculateAPI", package: "Speculate"),
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
-        ),
+        )
     ]
 )

@@ -19,11 +19,15 @@ let proposers: [any DraftProposer] = [
     try DraftModelProposer(name: "draft", model: draft, context: 2048, draftLength: 4),
     NGramProposer(maxN: 4, minN: 1, branches: 2),
 ]
-let decoder = SpeculativeDecoder(target: try InferenceSession(model: target, context: 2048), proposers: proposers,
-                                 merger: ScoreRankedMerger(), verifier: GreedyVerifier())
+let decoder = SpeculativeDecoder(
+    target: try InferenceSession(model: target, context: 2048), proposers: proposers,
+    merger: ScoreRankedMerger(), verifier: GreedyVerifier())
 
-let options = GenerationOptions(maxTokens: 96, budget: TreeBudget(maxNodes: 8, maxDepth: 4), stopTokens: tokenizer.stopIDs)
+let options = GenerationOptions(
+    maxTokens: 96, budget: TreeBudget(maxNodes: 8, maxDepth: 4), stopTokens: tokenizer.stopIDs)
 let (tokens, statistics) = try await decoder.generateAll(prompt: tokenizer.encode(prompt), options: options)
 print(prompt + tokenizer.decode(tokens.map(\.token), skipControl: true))
-print(String(format: "\n%d tokens, %.1f tokens/s, %.2f tokens per target forward", statistics.generatedTokens,
-             statistics.tokensPerSecond, statistics.meanAcceptedPerForward))
+print(
+    String(
+        format: "\n%d tokens, %.1f tokens/s, %.2f tokens per target forward", statistics.generatedTokens,
+        statistics.tokensPerSecond, statistics.meanAcceptedPerForward))

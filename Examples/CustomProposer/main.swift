@@ -22,13 +22,16 @@ struct BracketCloser: DraftProposer {
 }
 
 var registry = ProposerRegistry.standard
-registry.register(ProposerFactory(name: "brackets", usage: "brackets", summary: "closes the innermost open bracket") { _, environment in
-    let pairs = [("(", ")"), ("[", "]"), ("{", "}")].compactMap { open, close -> (Token, Token)? in
-        guard let o = environment.targetTokenizer.id(of: open), let c = environment.targetTokenizer.id(of: close) else { return nil }
-        return (o, c)
-    }
-    return BracketCloser(closers: Dictionary(uniqueKeysWithValues: pairs))
-})
+registry.register(
+    ProposerFactory(name: "brackets", usage: "brackets", summary: "closes the innermost open bracket") {
+        _, environment in
+        let pairs = [("(", ")"), ("[", "]"), ("{", "}")].compactMap { open, close -> (Token, Token)? in
+            guard let o = environment.targetTokenizer.id(of: open), let c = environment.targetTokenizer.id(of: close)
+            else { return nil }
+            return (o, c)
+        }
+        return BracketCloser(closers: Dictionary(uniqueKeysWithValues: pairs))
+    })
 
 // The facade: the target loaded once, the strategy (spec strings, as `--proposer` takes them)
 // built on it by the registry that knows the new kind.
@@ -38,10 +41,12 @@ let generator = try await model.generator(Strategy(proposers: specs))
 let prompt = "def area(shape):\n    return shape.width * (shape.height"
 var text = ""
 var statistics = RunStatistics()
-for try await event in generator.generate(.text(prompt), parameters: GenerateParameters(maxTokens: 48, ignoreEndOfSequence: true)) {
+for try await event in generator.generate(
+    .text(prompt), parameters: GenerateParameters(maxTokens: 48, ignoreEndOfSequence: true))
+{
     switch event {
-    case let .tokens(_, pieces): text += pieces.map(\.text).joined()
-    case let .finished(figures): statistics = figures
+    case .tokens(_, let pieces): text += pieces.map(\.text).joined()
+    case .finished(let figures): statistics = figures
     case .step: break
     }
 }

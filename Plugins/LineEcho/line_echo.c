@@ -35,7 +35,10 @@ static void write_error(char *error, size_t capacity, const char *message) {
 
 static int parse_options(line_echo *self, const char *options, char *error, size_t capacity) {
     char buffer[512];
-    if (strlen(options) >= sizeof buffer) { write_error(error, capacity, "options string too long"); return 1; }
+    if (strlen(options) >= sizeof buffer) {
+        write_error(error, capacity, "options string too long");
+        return 1;
+    }
     strcpy(buffer, options);
     for (char *item = strtok(buffer, ", "); item; item = strtok(NULL, ", ")) {
         char *equals = strchr(item, '=');
@@ -48,13 +51,18 @@ static int parse_options(line_echo *self, const char *options, char *error, size
             return 1;
         }
         *equals = '\0';
-        if (strcmp(item, "lines") == 0) self->lines = (int)value;
-        else if (strcmp(item, "branches") == 0 && value >= 1) self->branches = (int)value;
-        else if (strcmp(item, "min-match") == 0) self->min_match = (int)value;
-        else if (strcmp(item, "max") == 0 && value >= 1) self->max_tokens = (int)value;
+        if (strcmp(item, "lines") == 0)
+            self->lines = (int)value;
+        else if (strcmp(item, "branches") == 0 && value >= 1)
+            self->branches = (int)value;
+        else if (strcmp(item, "min-match") == 0)
+            self->min_match = (int)value;
+        else if (strcmp(item, "max") == 0 && value >= 1)
+            self->max_tokens = (int)value;
         else {
             char message[600];
-            snprintf(message, sizeof message, "unknown or out-of-range option '%s' (keys: lines, branches>=1, min-match, max>=1)", item);
+            snprintf(message, sizeof message,
+                     "unknown or out-of-range option '%s' (keys: lines, branches>=1, min-match, max>=1)", item);
             write_error(error, capacity, message);
             return 1;
         }
@@ -68,19 +76,30 @@ static int32_t create(const spec_host *host, const char *options, void **instanc
         return 1;
     }
     line_echo *self = calloc(1, sizeof *self);
-    if (!self) { write_error(error, capacity, "out of memory"); return 2; }
+    if (!self) {
+        write_error(error, capacity, "out of memory");
+        return 2;
+    }
     self->vocab_size = host->vocab_size;
     self->lines = 256;
     self->branches = 2;
     self->min_match = 1;
     self->max_tokens = 12;
-    if (parse_options(self, options ? options : "", error, capacity) != 0) { free(self); return 3; }
+    if (parse_options(self, options ? options : "", error, capacity) != 0) {
+        free(self);
+        return 3;
+    }
     self->ends_line = calloc((size_t)host->vocab_size, 1);
-    if (!self->ends_line) { free(self); write_error(error, capacity, "out of memory"); return 2; }
+    if (!self->ends_line) {
+        free(self);
+        write_error(error, capacity, "out of memory");
+        return 2;
+    }
     char text[256];
     for (spec_token token = 0; token < host->vocab_size; token++) {
         int32_t length = host->token_text(host->context, token, text, (int32_t)sizeof text);
-        if (length > (int32_t)sizeof text) length = (int32_t)sizeof text; /* a newline in a longer token is rare; ignore its tail */
+        if (length > (int32_t)sizeof text)
+            length = (int32_t)sizeof text; /* a newline in a longer token is rare; ignore its tail */
         if (length > 0 && memchr(text, '\n', (size_t)length)) self->ends_line[token] = 1;
     }
     *instance = self;
@@ -101,13 +120,19 @@ static int grow(void **array, int32_t *capacity, int32_t needed, size_t element)
 /* Brings the line index up to `context`: appends when the context extends what was seen,
  * rebuilds when it does not (a new prompt). */
 static int index_context(line_echo *self, const spec_token *context, int32_t length) {
-    int extends = length >= self->seen_count && memcmp(context, self->seen, (size_t)self->seen_count * sizeof *context) == 0;
-    if (!extends) { self->seen_count = 0; self->line_count = 0; }
+    int extends =
+        length >= self->seen_count && memcmp(context, self->seen, (size_t)self->seen_count * sizeof *context) == 0;
+    if (!extends) {
+        self->seen_count = 0;
+        self->line_count = 0;
+    }
     if (grow((void **)&self->seen, &self->seen_capacity, length, sizeof *self->seen)) return 1;
     for (int32_t i = self->seen_count; i < length; i++) {
         self->seen[i] = context[i];
         if (i == 0 || (context[i - 1] >= 0 && context[i - 1] < self->vocab_size && self->ends_line[context[i - 1]])) {
-            if (grow((void **)&self->line_starts, &self->line_capacity, self->line_count + 1, sizeof *self->line_starts)) return 1;
+            if (grow((void **)&self->line_starts, &self->line_capacity, self->line_count + 1,
+                     sizeof *self->line_starts))
+                return 1;
             self->line_starts[self->line_count++] = i;
         }
     }
@@ -119,11 +144,15 @@ static int32_t propose(void *instance, const spec_token *context, int32_t length
                        spec_draft *draft, char *error, size_t capacity) {
     line_echo *self = instance;
     if (length <= 0) return SPEC_PLUGIN_OK;
-    if (index_context(self, context, length) != 0) { write_error(error, capacity, "out of memory"); return 2; }
+    if (index_context(self, context, length) != 0) {
+        write_error(error, capacity, "out of memory");
+        return 2;
+    }
     /* The current line: tokens after the last line start (the newest token included). */
     spec_token newest = context[length - 1];
-    int32_t current = (newest >= 0 && newest < self->vocab_size && self->ends_line[newest]) ? length
-                                                                                          : self->line_starts[self->line_count - 1];
+    int32_t current = (newest >= 0 && newest < self->vocab_size && self->ends_line[newest])
+                          ? length
+                          : self->line_starts[self->line_count - 1];
     int32_t typed = length - current;
     if (typed < self->min_match) return SPEC_PLUGIN_OK;
     spec_token indentation = current > 0 ? context[current - 1] : -1;
@@ -178,11 +207,14 @@ static const spec_plugin_v1 table = {
     .struct_size = sizeof(spec_plugin_v1),
     .name = "line-echo",
     .description = "continues the current line like earlier lines that began the same way (parallel code structure)",
-    .options_help = "lines=N (earlier lines searched, 256), branches=N (2), min-match=N (1), max=N tokens per branch (12)",
+    .options_help =
+        "lines=N (earlier lines searched, 256), branches=N (2), min-match=N (1), max=N tokens per branch (12)",
     .create = create,
     .propose = propose,
     .observe = NULL,
     .destroy = destroy,
 };
 
-__attribute__((visibility("default"))) const spec_plugin_v1 *speculate_plugin_entry(void) { return &table; }
+__attribute__((visibility("default"))) const spec_plugin_v1 *speculate_plugin_entry(void) {
+    return &table;
+}

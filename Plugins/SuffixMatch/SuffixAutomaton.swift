@@ -25,7 +25,8 @@ struct SuffixAutomaton {
         let position = Int32(text.count)
         text.append(symbol)
         let current = Int32(states.count)
-        states.append(State(length: states[Int(last)].length + 1, link: -1, transitions: [:], lastEnd: -1, previousEnd: -1))
+        states.append(
+            State(length: states[Int(last)].length + 1, link: -1, transitions: [:], lastEnd: -1, previousEnd: -1))
         var p = last
         while p != -1 && states[Int(p)].transitions[symbol] == nil {
             states[Int(p)].transitions[symbol] = current

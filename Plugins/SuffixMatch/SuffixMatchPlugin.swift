@@ -9,9 +9,9 @@
 import CSpeculatePluginABI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One plugin instance: the automaton over corpus + context, and its options.
@@ -28,7 +28,9 @@ final class SuffixMatchInstance {
         var corpusPath: String?
         for item in options.split(whereSeparator: { $0 == "," || $0 == " " }) {
             let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2 else { throw PluginFailure(code: 3, "option '\(item)' is not key=value (keys: corpus, min, branches, max)") }
+            guard parts.count == 2 else {
+                throw PluginFailure(code: 3, "option '\(item)' is not key=value (keys: corpus, min, branches, max)")
+            }
             switch parts[0] {
             case "corpus": corpusPath = parts[1]
             case "min": minimumMatch = try Self.positive(parts)
@@ -39,7 +41,9 @@ final class SuffixMatchInstance {
         }
         if let corpusPath {
             let text = try Self.readFile(corpusPath)
-            guard let tokenize = host.tokenize else { throw PluginFailure(code: 4, "the host offers no tokenizer; cannot read a corpus") }
+            guard let tokenize = host.tokenize else {
+                throw PluginFailure(code: 4, "the host offers no tokenizer; cannot read a corpus")
+            }
             let tokens = Self.tokenize(text, with: tokenize, context: host.context)
             for token in tokens { corpusAutomaton.append(token) }
             corpusAutomaton.append(-1)  // separator: no match runs from the corpus into the context
@@ -56,7 +60,9 @@ final class SuffixMatchInstance {
     }
 
     private static func readFile(_ path: String) throws(PluginFailure) -> [UInt8] {
-        guard let file = fopen(path, "rb") else { throw PluginFailure(code: 5, "cannot open corpus '\(path)': \(String(cString: strerror(errno)))") }
+        guard let file = fopen(path, "rb") else {
+            throw PluginFailure(code: 5, "cannot open corpus '\(path)': \(String(cString: strerror(errno)))")
+        }
         defer { fclose(file) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
@@ -68,13 +74,17 @@ final class SuffixMatchInstance {
         return bytes
     }
 
-    private static func tokenize(_ text: [UInt8], with tokenize: TokenizeFunction, context: UnsafeMutableRawPointer?) -> [Int32] {
+    private static func tokenize(_ text: [UInt8], with tokenize: TokenizeFunction, context: UnsafeMutableRawPointer?)
+        -> [Int32]
+    {
         text.withUnsafeBufferPointer { bytes -> [Int32] in
             let raw = UnsafeRawPointer(bytes.baseAddress).map { $0.assumingMemoryBound(to: CChar.self) }
             let needed = Int(tokenize(context, raw, bytes.count, nil, 0))
             guard needed > 0 else { return [] }
             var tokens = [Int32](repeating: 0, count: needed)
-            let written = tokens.withUnsafeMutableBufferPointer { Int(tokenize(context, raw, bytes.count, $0.baseAddress, Int32(needed))) }
+            let written = tokens.withUnsafeMutableBufferPointer {
+                Int(tokenize(context, raw, bytes.count, $0.baseAddress, Int32(needed)))
+            }
             return Array(tokens.prefix(max(0, min(written, needed))))
         }
     }
@@ -115,13 +125,17 @@ final class SuffixMatchInstance {
     }
 }
 
-typealias TokenizeFunction = @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, Int, UnsafeMutablePointer<Int32>?, Int32) -> Int32
+typealias TokenizeFunction =
+    @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, Int, UnsafeMutablePointer<Int32>?, Int32) -> Int32
 
 /// A failure with the ABI's error code and a message for the host.
 struct PluginFailure: Error {
     let code: Int32
     let message: String
-    init(code: Int32, _ message: String) { self.code = code; self.message = message }
+    init(code: Int32, _ message: String) {
+        self.code = code
+        self.message = message
+    }
 
     func write(to buffer: UnsafeMutablePointer<CChar>?, capacity: Int) {
         guard let buffer, capacity > 0 else { return }
@@ -131,8 +145,11 @@ struct PluginFailure: Error {
     }
 }
 
-private func createInstance(host: UnsafePointer<spec_host>?, options: UnsafePointer<CChar>?, instance: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
-                            errorBuffer: UnsafeMutablePointer<CChar>?, capacity: Int) -> Int32 {
+private func createInstance(
+    host: UnsafePointer<spec_host>?, options: UnsafePointer<CChar>?,
+    instance: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+    errorBuffer: UnsafeMutablePointer<CChar>?, capacity: Int
+) -> Int32 {
     guard let host, host.pointee.struct_size >= UInt32(MemoryLayout<spec_host>.size), let instance else {
         PluginFailure(code: 1, "host table missing or too old").write(to: errorBuffer, capacity: capacity)
         return 1
@@ -155,27 +172,35 @@ private func instance(_ pointer: UnsafeMutableRawPointer?) -> SuffixMatchInstanc
 /// pointer the entry point returns; the C ABI needs it at a stable address, hence the global.
 nonisolated(unsafe) private let pluginTable: UnsafeMutablePointer<spec_plugin_v1> = {
     let table = UnsafeMutablePointer<spec_plugin_v1>.allocate(capacity: 1)
-    table.initialize(to: spec_plugin_v1(
-        abi_version: 1,
-        struct_size: UInt32(MemoryLayout<spec_plugin_v1>.size),
-        name: staticString("suffix-match"),
-        description: staticString("continues the longest earlier match of the context in a corpus file and the text so far (suffix automaton)"),
-        options_help: staticString("corpus=PATH (text file, optional), min=N shortest match (2), branches=N (3), max=N tokens per branch (16)"),
-        create: { host, options, instance, error, capacity in
-            createInstance(host: host, options: options, instance: instance, errorBuffer: error, capacity: capacity)
-        },
-        propose: { pointer, context, length, budget, draft, error, capacity in
-            guard let plugin = instance(pointer), let budget, let draft, length >= 0, length == 0 || context != nil else {
-                PluginFailure(code: 1, "invalid arguments").write(to: error, capacity: capacity)
-                return 1
-            }
-            plugin.propose(UnsafeBufferPointer(start: context, count: Int(length)), budget: budget.pointee, draft: &draft.pointee)
-            return SPEC_PLUGIN_OK
-        },
-        observe: nil,
-        destroy: { pointer in
-            if let pointer { Unmanaged<SuffixMatchInstance>.fromOpaque(pointer).release() }
-        }))
+    table.initialize(
+        to: spec_plugin_v1(
+            abi_version: 1,
+            struct_size: UInt32(MemoryLayout<spec_plugin_v1>.size),
+            name: staticString("suffix-match"),
+            description: staticString(
+                "continues the longest earlier match of the context in a corpus file and the text so far (suffix automaton)"
+            ),
+            options_help: staticString(
+                "corpus=PATH (text file, optional), min=N shortest match (2), branches=N (3), max=N tokens per branch (16)"
+            ),
+            create: { host, options, instance, error, capacity in
+                createInstance(host: host, options: options, instance: instance, errorBuffer: error, capacity: capacity)
+            },
+            propose: { pointer, context, length, budget, draft, error, capacity in
+                guard let plugin = instance(pointer), let budget, let draft, length >= 0, length == 0 || context != nil
+                else {
+                    PluginFailure(code: 1, "invalid arguments").write(to: error, capacity: capacity)
+                    return 1
+                }
+                plugin.propose(
+                    UnsafeBufferPointer(start: context, count: Int(length)), budget: budget.pointee,
+                    draft: &draft.pointee)
+                return SPEC_PLUGIN_OK
+            },
+            observe: nil,
+            destroy: { pointer in
+                if let pointer { Unmanaged<SuffixMatchInstance>.fromOpaque(pointer).release() }
+            }))
     return table
 }()
 

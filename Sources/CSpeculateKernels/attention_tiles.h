@@ -39,37 +39,39 @@ static inline void prefetch_value_ahead(const spec_attention *a, int first, size
 
 /// Scores of H query heads (at q, head_dim apart) against the K keys k[0..K) (H * K <= 12),
 /// scaled, into scores[h * visible + j + c]. Called with constant H and K.
-ATTN_TARGET static inline __attribute__((always_inline)) void score_tile(const float *q, int hd, int H, int K, const uint16_t *const *k,
-                                                                        float scale, float *scores, size_t visible, int j);
+ATTN_TARGET static inline __attribute__((always_inline)) void score_tile(const float *q, int hd, int H, int K,
+                                                                         const uint16_t *const *k, float scale,
+                                                                         float *scores, size_t visible, int j);
 /// Adds the weighted values of slots [j0, j1) to output lanes [e, e + 16) of H heads (H <= 6).
-ATTN_TARGET static inline __attribute__((always_inline)) void value_tile(const spec_attention *a, int first, size_t kv_offset, int H,
-                                                                        const float *scores, size_t visible, int j0, int j1, int e,
-                                                                        float *out);
+ATTN_TARGET static inline __attribute__((always_inline)) void value_tile(const spec_attention *a, int first,
+                                                                         size_t kv_offset, int H, const float *scores,
+                                                                         size_t visible, int j0, int j1, int e,
+                                                                         float *out);
 /// The same for the last 8 lanes [e, e + 8) of a head size that is not a multiple of 16, all
 /// `group` heads.
-ATTN_TARGET static void value_tail(const spec_attention *a, int first, size_t kv_offset, int group, const float *scores, size_t visible,
-                                   int j0, int j1, int e, float *out);
+ATTN_TARGET static void value_tail(const spec_attention *a, int first, size_t kv_offset, int group, const float *scores,
+                                   size_t visible, int j0, int j1, int e, float *out);
 /// Turns a head's scores s[0..visible) into softmax weights.
 ATTN_TARGET static void softmax_row(float *s, int visible);
 
 /// Scores of heads [h0, h0 + H) of the group for every visible slot: K keys at a time, then
 /// one at a time for the rest. H and K are constants at each call site.
-#define SCORE_HEADS(H, K)                                                                                        \
-    do {                                                                                                         \
-        const float *qh = q + (size_t)h0 * hd;                                                                   \
-        float *sh = scores + (size_t)h0 * visible;                                                               \
-        int j = 0;                                                                                               \
-        for (; j + (K) <= visible; j += (K)) {                                                                   \
-            const uint16_t *k[4];                                                                                \
-            for (int c = 0; c < (K); c++) k[c] = key_row(a, first, kv_offset, j + c);                            \
-            if (j + (K) + KEY_AHEAD <= visible)                                                                  \
-                for (int c = 0; c < (K); c++) prefetch_row(key_row(a, first, kv_offset, j + KEY_AHEAD + c), hd); \
-            score_tile(qh, hd, (H), (K), k, a->scale, sh, (size_t)visible, j);                                   \
-        }                                                                                                        \
-        for (; j < visible; j++) {                                                                               \
-            const uint16_t *k[1] = {key_row(a, first, kv_offset, j)};                                            \
-            score_tile(qh, hd, (H), 1, k, a->scale, sh, (size_t)visible, j);                                     \
-        }                                                                                                        \
+#define SCORE_HEADS(H, K)                                                                                              \
+    do {                                                                                                               \
+        const float *qh = q + (size_t)h0 * hd;                                                                         \
+        float *sh = scores + (size_t)h0 * visible;                                                                     \
+        int j = 0;                                                                                                     \
+        for (; j + (K) <= visible; j += (K)) {                                                                         \
+            const uint16_t *k[4];                                                                                      \
+            for (int c = 0; c < (K); c++) k[c] = key_row(a, first, kv_offset, j + c);                                  \
+            if (j + (K) + KEY_AHEAD <= visible)                                                                        \
+                for (int c = 0; c < (K); c++) prefetch_row(key_row(a, first, kv_offset, j + KEY_AHEAD + c), hd);       \
+            score_tile(qh, hd, (H), (K), k, a->scale, sh, (size_t)visible, j);                                         \
+        }                                                                                                              \
+        for (; j < visible; j++) {                                                                                     \
+            const uint16_t *k[1] = {key_row(a, first, kv_offset, j)};                                                  \
+            score_tile(qh, hd, (H), 1, k, a->scale, sh, (size_t)visible, j);                                           \
+        }                                                                                                              \
     } while (0)
 
 /// One node's attention for the `group` query heads that share KV head `kv_head` (head_dim a
@@ -85,12 +87,30 @@ ATTN_TARGET static void attend_tiled(const spec_attention *a, int node, int kv_h
     for (int h0 = 0; h0 < group;) {
         const int left = group - h0;
         switch (left >= 6 ? 6 : left) {
-        case 6: SCORE_HEADS(6, 2); h0 += 6; break;
-        case 5: SCORE_HEADS(5, 2); h0 += 5; break;
-        case 4: SCORE_HEADS(4, 2); h0 += 4; break;
-        case 3: SCORE_HEADS(3, 4); h0 += 3; break;
-        case 2: SCORE_HEADS(2, 4); h0 += 2; break;
-        default: SCORE_HEADS(1, 4); h0 += 1; break;
+        case 6:
+            SCORE_HEADS(6, 2);
+            h0 += 6;
+            break;
+        case 5:
+            SCORE_HEADS(5, 2);
+            h0 += 5;
+            break;
+        case 4:
+            SCORE_HEADS(4, 2);
+            h0 += 4;
+            break;
+        case 3:
+            SCORE_HEADS(3, 4);
+            h0 += 3;
+            break;
+        case 2:
+            SCORE_HEADS(2, 4);
+            h0 += 2;
+            break;
+        default:
+            SCORE_HEADS(1, 4);
+            h0 += 1;
+            break;
         }
     }
     for (int g = 0; g < group; g++) softmax_row(scores + (size_t)g * visible, visible);
@@ -107,12 +127,30 @@ ATTN_TARGET static void attend_tiled(const spec_attention *a, int node, int kv_h
                 const float *sh = scores + (size_t)h0 * visible;
                 float *oh = out + (size_t)h0 * hd;
                 switch (left >= 6 ? 6 : left) {
-                case 6: value_tile(a, first, kv_offset, 6, sh, (size_t)visible, j0, j1, e, oh); h0 += 6; break;
-                case 5: value_tile(a, first, kv_offset, 5, sh, (size_t)visible, j0, j1, e, oh); h0 += 5; break;
-                case 4: value_tile(a, first, kv_offset, 4, sh, (size_t)visible, j0, j1, e, oh); h0 += 4; break;
-                case 3: value_tile(a, first, kv_offset, 3, sh, (size_t)visible, j0, j1, e, oh); h0 += 3; break;
-                case 2: value_tile(a, first, kv_offset, 2, sh, (size_t)visible, j0, j1, e, oh); h0 += 2; break;
-                default: value_tile(a, first, kv_offset, 1, sh, (size_t)visible, j0, j1, e, oh); h0 += 1; break;
+                case 6:
+                    value_tile(a, first, kv_offset, 6, sh, (size_t)visible, j0, j1, e, oh);
+                    h0 += 6;
+                    break;
+                case 5:
+                    value_tile(a, first, kv_offset, 5, sh, (size_t)visible, j0, j1, e, oh);
+                    h0 += 5;
+                    break;
+                case 4:
+                    value_tile(a, first, kv_offset, 4, sh, (size_t)visible, j0, j1, e, oh);
+                    h0 += 4;
+                    break;
+                case 3:
+                    value_tile(a, first, kv_offset, 3, sh, (size_t)visible, j0, j1, e, oh);
+                    h0 += 3;
+                    break;
+                case 2:
+                    value_tile(a, first, kv_offset, 2, sh, (size_t)visible, j0, j1, e, oh);
+                    h0 += 2;
+                    break;
+                default:
+                    value_tile(a, first, kv_offset, 1, sh, (size_t)visible, j0, j1, e, oh);
+                    h0 += 1;
+                    break;
                 }
             }
         }

@@ -29,8 +29,13 @@ int spec_cpu_has_avx2_fma(void) {
 
 /// Shuffle masks for Q6_K scales: the low 128-bit lane takes 16-bit word 2i, the high lane word 2i + 1.
 static const uint8_t q6_scale_pair[4][32] = {
-#define P(i) {4*i,4*i+1,4*i,4*i+1,4*i,4*i+1,4*i,4*i+1,4*i,4*i+1,4*i,4*i+1,4*i,4*i+1,4*i,4*i+1, \
-               4*i+2,4*i+3,4*i+2,4*i+3,4*i+2,4*i+3,4*i+2,4*i+3,4*i+2,4*i+3,4*i+2,4*i+3,4*i+2,4*i+3,4*i+2,4*i+3}
+#define P(i)                                                                                                           \
+    {                                                                                                                  \
+        4 * i, 4 * i + 1, 4 * i, 4 * i + 1, 4 * i, 4 * i + 1, 4 * i, 4 * i + 1, 4 * i, 4 * i + 1, 4 * i, 4 * i + 1,    \
+            4 * i, 4 * i + 1, 4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 2, 4 * i + 3, 4 * i + 2, 4 * i + 3,      \
+            4 * i + 2, 4 * i + 3, 4 * i + 2, 4 * i + 3, 4 * i + 2, 4 * i + 3, 4 * i + 2, 4 * i + 3, 4 * i + 2,         \
+            4 * i + 3                                                                                                  \
+    }
     P(0), P(1), P(2), P(3)
 #undef P
 };
@@ -48,8 +53,10 @@ AVX2 static inline __m256 k4_accumulate(__m256 acc, __m256i sumi, __m256i min_pa
 }
 
 /// The Q6_K block step: removes the +32 offset of the stored 6-bit values, then accumulates.
-AVX2 static inline __m256 q6_accumulate(__m256 acc, __m256i sumi, __m256i scales16, const int16_t *bsums, float d, float dx) {
-    const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(scales16, _mm256_loadu_si256((const __m256i *)bsums)), 5);
+AVX2 static inline __m256 q6_accumulate(__m256 acc, __m256i sumi, __m256i scales16, const int16_t *bsums, float d,
+                                        float dx) {
+    const __m256i offset =
+        _mm256_slli_epi32(_mm256_madd_epi16(scales16, _mm256_loadu_si256((const __m256i *)bsums)), 5);
     return _mm256_fmadd_ps(_mm256_set1_ps(d * dx), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi, offset)), acc);
 }
 
@@ -57,13 +64,20 @@ AVX2 static inline __m256 q6_accumulate(__m256 acc, __m256i sumi, __m256i scales
 /// (measured faster for Q6_K, not for Q4_K).
 AVX2 static inline void dot8_scaled_2(const __m256i *q, const __m256i *scale_of, const int8_t *xa, const int8_t *xb,
                                       __m256i *sa, __m256i *sb) {
-    __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256(), b0 = _mm256_setzero_si256(), b1 = _mm256_setzero_si256();
+    __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256(), b0 = _mm256_setzero_si256(),
+            b1 = _mm256_setzero_si256();
     for (int j = 0; j < 8; j += 2) {
         const __m256i q0 = q[j], q1 = q[j + 1], s0 = scale_of[j], s1 = scale_of[j + 1];
-        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_maddubs_epi16(q0, _mm256_loadu_si256((const __m256i *)(xa + 32 * j))), s0));
-        b0 = _mm256_add_epi32(b0, _mm256_madd_epi16(_mm256_maddubs_epi16(q0, _mm256_loadu_si256((const __m256i *)(xb + 32 * j))), s0));
-        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_maddubs_epi16(q1, _mm256_loadu_si256((const __m256i *)(xa + 32 * j + 32))), s1));
-        b1 = _mm256_add_epi32(b1, _mm256_madd_epi16(_mm256_maddubs_epi16(q1, _mm256_loadu_si256((const __m256i *)(xb + 32 * j + 32))), s1));
+        a0 = _mm256_add_epi32(
+            a0, _mm256_madd_epi16(_mm256_maddubs_epi16(q0, _mm256_loadu_si256((const __m256i *)(xa + 32 * j))), s0));
+        b0 = _mm256_add_epi32(
+            b0, _mm256_madd_epi16(_mm256_maddubs_epi16(q0, _mm256_loadu_si256((const __m256i *)(xb + 32 * j))), s0));
+        a1 = _mm256_add_epi32(
+            a1,
+            _mm256_madd_epi16(_mm256_maddubs_epi16(q1, _mm256_loadu_si256((const __m256i *)(xa + 32 * j + 32))), s1));
+        b1 = _mm256_add_epi32(
+            b1,
+            _mm256_madd_epi16(_mm256_maddubs_epi16(q1, _mm256_loadu_si256((const __m256i *)(xb + 32 * j + 32))), s1));
     }
     *sa = _mm256_add_epi32(a0, a1);
     *sb = _mm256_add_epi32(b0, b1);
@@ -72,10 +86,16 @@ AVX2 static inline void dot8_scaled_2(const __m256i *q, const __m256i *scale_of,
 /// Sum over the 8 sub-blocks of scale_j * (q_j · x_j), for 8 prepared weight vectors.
 AVX2 static inline __m256i dot8_scaled(const __m256i *q, const __m256i *scale_of, const int8_t *x) {
     __m256i s0 = _mm256_madd_epi16(_mm256_maddubs_epi16(q[0], _mm256_loadu_si256((const __m256i *)x)), scale_of[0]);
-    __m256i s1 = _mm256_madd_epi16(_mm256_maddubs_epi16(q[1], _mm256_loadu_si256((const __m256i *)(x + 32))), scale_of[1]);
+    __m256i s1 =
+        _mm256_madd_epi16(_mm256_maddubs_epi16(q[1], _mm256_loadu_si256((const __m256i *)(x + 32))), scale_of[1]);
     for (int j = 2; j < 8; j += 2) {
-        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_maddubs_epi16(q[j], _mm256_loadu_si256((const __m256i *)(x + 32 * j))), scale_of[j]));
-        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_maddubs_epi16(q[j + 1], _mm256_loadu_si256((const __m256i *)(x + 32 * j + 32))), scale_of[j + 1]));
+        s0 = _mm256_add_epi32(
+            s0, _mm256_madd_epi16(_mm256_maddubs_epi16(q[j], _mm256_loadu_si256((const __m256i *)(x + 32 * j))),
+                                  scale_of[j]));
+        s1 = _mm256_add_epi32(
+            s1,
+            _mm256_madd_epi16(_mm256_maddubs_epi16(q[j + 1], _mm256_loadu_si256((const __m256i *)(x + 32 * j + 32))),
+                              scale_of[j + 1]));
     }
     return _mm256_add_epi32(s0, s1);
 }
@@ -84,9 +104,10 @@ AVX2 static inline __m256i dot8_scaled(const __m256i *q, const __m256i *scale_of
 // nibbles on the fly; with two rows per pass they share the activation loads. Decoding (one
 // token) and the smallest trees are the most frequent products, and unpacking into registers
 // beats unpacked copies there.
-AVX2 static inline __attribute__((always_inline)) void q4_K_narrow(const int ROWS, const int TOKENS, int n, const uint8_t *w,
-                                                                   size_t row_bytes, int r0, int r1, const uint8_t *act,
-                                                                   size_t act_stride, float *y, size_t y_stride) {
+AVX2 static inline __attribute__((always_inline)) void q4_K_narrow(const int ROWS, const int TOKENS, int n,
+                                                                   const uint8_t *w, size_t row_bytes, int r0, int r1,
+                                                                   const uint8_t *act, size_t act_stride, float *y,
+                                                                   size_t y_stride) {
     const int nb = n / 256;
     spec_act_view a[4];
     for (int t = 0; t < TOKENS; t++) a[t] = spec_act_at(SPEC_ACT_Q8_256, n, act + (size_t)t * act_stride);
@@ -118,7 +139,8 @@ AVX2 static inline __attribute__((always_inline)) void q4_K_narrow(const int ROW
                 for (int k = 0; k < ROWS; k++) {
                     const __m256i v = _mm256_loadu_si256((const __m256i *)(rows[k] + (size_t)b * 144 + 16 + 32 * c));
                     const __m256i q0 = _mm256_and_si256(v, low4), q1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-                    const __m256i s0 = _mm256_shuffle_epi8(scales[k], shuffle0), s1 = _mm256_shuffle_epi8(scales[k], shuffle1);
+                    const __m256i s0 = _mm256_shuffle_epi8(scales[k], shuffle0),
+                                  s1 = _mm256_shuffle_epi8(scales[k], shuffle1);
                     for (int t = 0; t < TOKENS; t++) {
                         const int8_t *x = a[t].q + b * 256 + 64 * c;
                         const __m256i xa = ROWS == 2 ? x0[t] : _mm256_loadu_si256((const __m256i *)x);
@@ -174,18 +196,22 @@ AVX2 static void matmul_q4_K(int n, const uint8_t *w, size_t row_bytes, int r0, 
             const int tc = T - t0 < 4 ? T - t0 : 4;
             const uint8_t *a = act + (size_t)t0 * act_stride;
             float *out = y + (size_t)t0 * y_stride;
-            if (tc == 4) q4_K_rows1_tokens4(n, w, row_bytes, rr, re, a, act_stride, out, y_stride);
-            else if (tc == 3) q4_K_rows2_tokens3(n, w, row_bytes, rr, re, a, act_stride, out, y_stride);
-            else if (tc == 2) q4_K_rows1_tokens2(n, w, row_bytes, rr, re, a, act_stride, out, y_stride);
-            else matvec_q4_K(n, w, row_bytes, rr, re, a, out);
+            if (tc == 4)
+                q4_K_rows1_tokens4(n, w, row_bytes, rr, re, a, act_stride, out, y_stride);
+            else if (tc == 3)
+                q4_K_rows2_tokens3(n, w, row_bytes, rr, re, a, act_stride, out, y_stride);
+            else if (tc == 2)
+                q4_K_rows1_tokens2(n, w, row_bytes, rr, re, a, act_stride, out, y_stride);
+            else
+                matvec_q4_K(n, w, row_bytes, rr, re, a, out);
         }
     }
 }
 
 // Q5_K (and Q4_K, which now takes matmul_q4_K) against Q8_256 activations: each block is
 // unpacked once into registers spilled to the stack and used for every token.
-AVX2 static void matmul_q45_K(int type, int n, const uint8_t *w, size_t row_bytes, int r0, int r1,
-                              const uint8_t *act, size_t act_stride, int T, float *y, size_t y_stride) {
+AVX2 static void matmul_q45_K(int type, int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act,
+                              size_t act_stride, int T, float *y, size_t y_stride) {
     const int nb = n / 256;
     const int bytes = type == SPEC_Q4_K ? 144 : 176;
     const __m256i low4 = _mm256_set1_epi8(0x0F);
@@ -204,7 +230,8 @@ AVX2 static void matmul_q45_K(int type, int n, const uint8_t *w, size_t row_byte
                 if (t0 == 0) prefetch_ahead(blk, bytes);
                 __m256i scales, min_pairs, q[8], scale_of[8];
                 k4_scales(blk + 4, &scales, &min_pairs);
-                for (int j = 0; j < 8; j++) scale_of[j] = _mm256_shuffle_epi8(scales, _mm256_loadu_si256((const __m256i *)broadcast_word[j]));
+                for (int j = 0; j < 8; j++)
+                    scale_of[j] = _mm256_shuffle_epi8(scales, _mm256_loadu_si256((const __m256i *)broadcast_word[j]));
                 const uint8_t *qs = blk + (type == SPEC_Q4_K ? 16 : 48);
                 for (int c = 0; c < 4; c++) {
                     const __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
@@ -242,9 +269,9 @@ AVX2 static inline __m256i q6_scales(const uint8_t *blk, __m256i *scale_of) {
 }
 
 // Q6_K with one to four tokens (TOKENS constant per call site), unpacking on the fly.
-AVX2 static inline __attribute__((always_inline)) void q6_K_narrow(const int TOKENS, int n, const uint8_t *w, size_t row_bytes,
-                                                                   int r0, int r1, const uint8_t *act, size_t act_stride,
-                                                                   float *y, size_t y_stride) {
+AVX2 static inline __attribute__((always_inline)) void q6_K_narrow(const int TOKENS, int n, const uint8_t *w,
+                                                                   size_t row_bytes, int r0, int r1, const uint8_t *act,
+                                                                   size_t act_stride, float *y, size_t y_stride) {
     const int nb = n / 256;
     spec_act_view a[4];
     for (int t = 0; t < TOKENS; t++) a[t] = spec_act_at(SPEC_ACT_Q8_256, n, act + (size_t)t * act_stride);
@@ -266,13 +293,21 @@ AVX2 static inline __attribute__((always_inline)) void q6_K_narrow(const int TOK
                     const int j = c * 4 + s;
                     for (int t = 0; t < TOKENS; t++) {
                         const int8_t *x = a[t].q + b * 256;
-                        s0[t] = _mm256_add_epi32(s0[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[s], _mm256_loadu_si256((const __m256i *)(x + 32 * j))), scale_of[j]));
-                        s1[t] = _mm256_add_epi32(s1[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[s + 1], _mm256_loadu_si256((const __m256i *)(x + 32 * j + 32))), scale_of[j + 1]));
+                        s0[t] = _mm256_add_epi32(
+                            s0[t], _mm256_madd_epi16(
+                                       _mm256_maddubs_epi16(q[s], _mm256_loadu_si256((const __m256i *)(x + 32 * j))),
+                                       scale_of[j]));
+                        s1[t] = _mm256_add_epi32(
+                            s1[t],
+                            _mm256_madd_epi16(
+                                _mm256_maddubs_epi16(q[s + 1], _mm256_loadu_si256((const __m256i *)(x + 32 * j + 32))),
+                                scale_of[j + 1]));
                     }
                 }
             }
             const float d = half_f16c(blk + 208);
-            for (int t = 0; t < TOKENS; t++) acc[t] = q6_accumulate(acc[t], _mm256_add_epi32(s0[t], s1[t]), scales16, a[t].s + b * 16, d, a[t].d[b]);
+            for (int t = 0; t < TOKENS; t++)
+                acc[t] = q6_accumulate(acc[t], _mm256_add_epi32(s0[t], s1[t]), scales16, a[t].s + b * 16, d, a[t].d[b]);
         }
         for (int t = 0; t < TOKENS; t++) y[(size_t)t * y_stride + r] = hsum(acc[t]);
     }
@@ -281,23 +316,23 @@ AVX2 static inline __attribute__((always_inline)) void q6_K_narrow(const int TOK
 AVX2 static void matvec_q6_K(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act, float *y) {
     q6_K_narrow(1, n, w, row_bytes, r0, r1, act, 0, y, 0);
 }
-AVX2 static void q6_K_tokens2(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act, size_t act_stride,
-                              float *y, size_t y_stride) {
+AVX2 static void q6_K_tokens2(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act,
+                              size_t act_stride, float *y, size_t y_stride) {
     q6_K_narrow(2, n, w, row_bytes, r0, r1, act, act_stride, y, y_stride);
 }
-AVX2 static void q6_K_tokens3(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act, size_t act_stride,
-                              float *y, size_t y_stride) {
+AVX2 static void q6_K_tokens3(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act,
+                              size_t act_stride, float *y, size_t y_stride) {
     q6_K_narrow(3, n, w, row_bytes, r0, r1, act, act_stride, y, y_stride);
 }
-AVX2 static void q6_K_tokens4(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act, size_t act_stride,
-                              float *y, size_t y_stride) {
+AVX2 static void q6_K_tokens4(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act,
+                              size_t act_stride, float *y, size_t y_stride) {
     q6_K_narrow(4, n, w, row_bytes, r0, r1, act, act_stride, y, y_stride);
 }
 
 // Q6_K with more than four tokens: blocks unpacked once per row into registers spilled to the
 // stack, then used for every token (two tokens per pass).
-AVX2 static void matmul_q6_K(int n, const uint8_t *w, size_t row_bytes, int r0, int r1,
-                             const uint8_t *act, size_t act_stride, int T, float *y, size_t y_stride) {
+AVX2 static void matmul_q6_K(int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act,
+                             size_t act_stride, int T, float *y, size_t y_stride) {
     const int nb = n / 256;
     spec_act_view views[TOKEN_CHUNK];
     for (int r = r0; r < r1; r++) {
@@ -333,17 +368,22 @@ AVX2 static void matmul_q6_K(int n, const uint8_t *w, size_t row_bytes, int r0, 
         }
     }
 }
-static int matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
-                  const void *act, size_t act_stride, int T, float *y, size_t y_stride) {
+static int matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1, const void *act, size_t act_stride,
+                  int T, float *y, size_t y_stride) {
     switch (type) {
-    case SPEC_Q8_0: case SPEC_Q4_0: case SPEC_Q4_1: case SPEC_Q5_0: case SPEC_Q5_1:
+    case SPEC_Q8_0:
+    case SPEC_Q4_0:
+    case SPEC_Q4_1:
+    case SPEC_Q5_0:
+    case SPEC_Q5_1:
         if (T == 1) {
             matvec_q32(type, n, (const uint8_t *)w, row_bytes, r0, r1, (const uint8_t *)act, y);
             return 1;
         }
         matmul_q32(type, n, (const uint8_t *)w, row_bytes, r0, r1, (const uint8_t *)act, act_stride, T, y, y_stride);
         return 1;
-    case SPEC_Q4_K: case SPEC_Q5_K:
+    case SPEC_Q4_K:
+    case SPEC_Q5_K:
         if (type == SPEC_Q4_K && T == 1) {
             matvec_q4_K(n, (const uint8_t *)w, row_bytes, r0, r1, (const uint8_t *)act, y);
             return 1;
@@ -360,22 +400,31 @@ static int matmul(int type, int n, const void *w, size_t row_bytes, int r0, int 
             return 1;
         }
         if (T <= 4) {
-            if (T == 2) q6_K_tokens2(n, (const uint8_t *)w, row_bytes, r0, r1, (const uint8_t *)act, act_stride, y, y_stride);
-            else if (T == 3) q6_K_tokens3(n, (const uint8_t *)w, row_bytes, r0, r1, (const uint8_t *)act, act_stride, y, y_stride);
-            else q6_K_tokens4(n, (const uint8_t *)w, row_bytes, r0, r1, (const uint8_t *)act, act_stride, y, y_stride);
+            if (T == 2)
+                q6_K_tokens2(n, (const uint8_t *)w, row_bytes, r0, r1, (const uint8_t *)act, act_stride, y, y_stride);
+            else if (T == 3)
+                q6_K_tokens3(n, (const uint8_t *)w, row_bytes, r0, r1, (const uint8_t *)act, act_stride, y, y_stride);
+            else
+                q6_K_tokens4(n, (const uint8_t *)w, row_bytes, r0, r1, (const uint8_t *)act, act_stride, y, y_stride);
             return 1;
         }
         matmul_q6_K(n, (const uint8_t *)w, row_bytes, r0, r1, (const uint8_t *)act, act_stride, T, y, y_stride);
         return 1;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
-const spec_kernel_set spec_set_avx2 = {.name = "avx2", .supported = spec_cpu_has_avx2_fma, .matmul = matmul, .packs = spec_packs_none, SPEC_AVX2_OPS};
+const spec_kernel_set spec_set_avx2 = {
+    .name = "avx2", .supported = spec_cpu_has_avx2_fma, .matmul = matmul, .packs = spec_packs_none, SPEC_AVX2_OPS};
 
 #else
-int spec_cpu_has_avx2_fma(void) { return 0; }
+int spec_cpu_has_avx2_fma(void) {
+    return 0;
+}
 // Never selected on this architecture; the portable functions fill the table.
-const spec_kernel_set spec_set_avx2 = {.name = "avx2", .supported = spec_never_supported, .matmul = spec_matmul_portable_set, .packs = spec_packs_none, SPEC_PORTABLE_OPS};
+const spec_kernel_set spec_set_avx2 = {.name = "avx2",
+                                       .supported = spec_never_supported,
+                                       .matmul = spec_matmul_portable_set,
+                                       .packs = spec_packs_none,
+                                       SPEC_PORTABLE_OPS};
 #endif

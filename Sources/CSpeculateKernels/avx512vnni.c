@@ -11,7 +11,9 @@
 #if defined(SPEC_SIMDE)
 #include "x86_simde.h"
 #define VNNI_TARGET
-static int supported(void) { return 1; }
+static int supported(void) {
+    return 1;
+}
 #define VNNI_AVAILABLE 1
 #elif defined(__x86_64__)
 #include <immintrin.h>
@@ -28,7 +30,12 @@ static int supported(void) {
 #define VNNI_DPBUSD(acc, u, s) _mm256_dpbusd_epi32(acc, u, s)
 #define VNNI_DPWSSD(acc, a, b) _mm256_dpwssd_epi32(acc, a, b)
 #include "x86_vnni.h"
-const spec_kernel_set spec_set_avx512vnni = {.name = "avx512vnni", .supported = supported, .matmul = vnni_matmul, .packs = vnni_packs, VNNI_OPS};
+const spec_kernel_set spec_set_avx512vnni = {
+    .name = "avx512vnni", .supported = supported, .matmul = vnni_matmul, .packs = vnni_packs, VNNI_OPS};
 #else
-const spec_kernel_set spec_set_avx512vnni = {.name = "avx512vnni", .supported = spec_never_supported, .matmul = spec_matmul_portable_set, .packs = spec_packs_none, SPEC_PORTABLE_OPS};
+const spec_kernel_set spec_set_avx512vnni = {.name = "avx512vnni",
+                                             .supported = spec_never_supported,
+                                             .matmul = spec_matmul_portable_set,
+                                             .packs = spec_packs_none,
+                                             SPEC_PORTABLE_OPS};
 #endif

@@ -14,7 +14,9 @@
 #define VNNI_TARGET
 #define VNNI_DPBUSD(acc, u, s) _mm256_dpbusd_epi32(acc, u, s)
 #define VNNI_DPWSSD(acc, a, b) _mm256_dpwssd_epi32(acc, a, b)
-static int supported(void) { return 1; }
+static int supported(void) {
+    return 1;
+}
 #define VNNI_AVAILABLE 1
 #elif defined(__x86_64__)
 #include <immintrin.h>
@@ -30,7 +32,12 @@ static int supported(void) {
 
 #if VNNI_AVAILABLE
 #include "x86_vnni.h"
-const spec_kernel_set spec_set_avxvnni = {.name = "avxvnni", .supported = supported, .matmul = vnni_matmul, .packs = vnni_packs, VNNI_OPS};
+const spec_kernel_set spec_set_avxvnni = {
+    .name = "avxvnni", .supported = supported, .matmul = vnni_matmul, .packs = vnni_packs, VNNI_OPS};
 #else
-const spec_kernel_set spec_set_avxvnni = {.name = "avxvnni", .supported = spec_never_supported, .matmul = spec_matmul_portable_set, .packs = spec_packs_none, SPEC_PORTABLE_OPS};
+const spec_kernel_set spec_set_avxvnni = {.name = "avxvnni",
+                                          .supported = spec_never_supported,
+                                          .matmul = spec_matmul_portable_set,
+                                          .packs = spec_packs_none,
+                                          SPEC_PORTABLE_OPS};
 #endif

@@ -13,7 +13,8 @@
 /// --batch-costs`, alternated rounds). `avxvnni` is the same source in the VEX encoding with
 /// half the registers; no AVX-VNNI machine was available to time it (see Docs/Benchmarks.md).
 static const spec_kernel_set *const all_sets[] = {
-    &spec_set_avx512vnni, &spec_set_avxvnni, &spec_set_avx2, &spec_set_i8mm, &spec_set_dotprod, &spec_set_neon, &spec_set_portable,
+    &spec_set_avx512vnni, &spec_set_avxvnni, &spec_set_avx2,     &spec_set_i8mm,
+    &spec_set_dotprod,    &spec_set_neon,    &spec_set_portable,
 };
 enum { SET_COUNT = (int)(sizeof all_sets / sizeof all_sets[0]) };
 
@@ -58,22 +59,36 @@ int spec_kernels_select(const char *name) {
     return SPEC_KERNELS_OK;
 }
 
-int spec_kernels_select_from_environment(void) { return spec_kernels_select(getenv("SPECULATE_KERNELS")); }
+int spec_kernels_select_from_environment(void) {
+    return spec_kernels_select(getenv("SPECULATE_KERNELS"));
+}
 
-int spec_kernel_set_count(void) { return SET_COUNT; }
-const char *spec_kernel_set_name(int index) { return index >= 0 && index < SET_COUNT ? all_sets[index]->name : NULL; }
-int spec_kernel_set_supported(int index) { return index >= 0 && index < SET_COUNT && all_sets[index]->supported(); }
+int spec_kernel_set_count(void) {
+    return SET_COUNT;
+}
+const char *spec_kernel_set_name(int index) {
+    return index >= 0 && index < SET_COUNT ? all_sets[index]->name : NULL;
+}
+int spec_kernel_set_supported(int index) {
+    return index >= 0 && index < SET_COUNT && all_sets[index]->supported();
+}
 
-void spec_kernels_force_portable(int portable) { (void)spec_kernels_select(portable ? "portable" : NULL); }
-const char *spec_kernels_name(void) { return spec_active_set()->name; }
+void spec_kernels_force_portable(int portable) {
+    (void)spec_kernels_select(portable ? "portable" : NULL);
+}
+const char *spec_kernels_name(void) {
+    return spec_active_set()->name;
+}
 
 // The revision names the kernels' arithmetic and speed: cached verification cost curves are
 // keyed by it, so raise it whenever a kernel's results or timing change. What each revision
 // changed is listed in Docs/History.md ("Kernel revisions") and in git.
-int spec_kernels_revision(void) { return 16; }
+int spec_kernels_revision(void) {
+    return 16;
+}
 
-void spec_matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
-                 const void *act, size_t act_stride, int T, float *y, size_t y_stride) {
+void spec_matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1, const void *act, size_t act_stride,
+                 int T, float *y, size_t y_stride) {
     if (spec_active_set()->matmul(type, n, w, row_bytes, r0, r1, act, act_stride, T, y, y_stride)) return;
     spec_matmul_portable(type, n, w, row_bytes, r0, r1, act, act_stride, T, y, y_stride);
 }
@@ -88,10 +103,18 @@ int spec_matmul_with_set(const char *name, int type, int n, const void *w, size_
     return SPEC_KERNELS_OK;
 }
 
-void spec_quantize_act(int format, const float *x, int n, void *out) { spec_active_set()->quantize_act(format, x, n, out); }
-void spec_f32_to_f16(const float *x, int n, uint16_t *out) { spec_active_set()->f32_to_f16(x, n, out); }
-void spec_f16_to_f32(const uint16_t *x, int n, float *out) { spec_active_set()->f16_to_f32(x, n, out); }
+void spec_quantize_act(int format, const float *x, int n, void *out) {
+    spec_active_set()->quantize_act(format, x, n, out);
+}
+void spec_f32_to_f16(const float *x, int n, uint16_t *out) {
+    spec_active_set()->f32_to_f16(x, n, out);
+}
+void spec_f16_to_f32(const uint16_t *x, int n, float *out) {
+    spec_active_set()->f16_to_f32(x, n, out);
+}
 void spec_rms_norm(const float *x, const float *weight, int n, float epsilon, float *out) {
     spec_active_set()->rms_norm(x, weight, n, epsilon, out);
 }
-void spec_silu_mul(float *gate, const float *up, int n) { spec_active_set()->silu_mul(gate, up, n); }
+void spec_silu_mul(float *gate, const float *up, int n) {
+    spec_active_set()->silu_mul(gate, up, n);
+}

@@ -33,21 +33,9 @@ static int supported(void) {
 }
 
 #define DOT_TARGET __attribute__((target("arch=armv8.2-a+dotprod")))
-// SPEC_CHECK_MUTANT (kernel check builds only) breaks a kernel on purpose, as in x86_vnni.h:
-// 2 = Q4_K sub-blocks given their neighbour's scale, 3 = Q6_K's +32 offset removed as +16.
-#if defined(SPEC_CHECK_MUTANT) && SPEC_CHECK_MUTANT == 2
-#define SCALE_COLUMN(s) ((s) ^ 1)
-#else
-#define SCALE_COLUMN(s) (s)
-#endif
-#if defined(SPEC_CHECK_MUTANT) && SPEC_CHECK_MUTANT == 3
-#define Q6_OFFSET_SHIFT 4
-#else
-#define Q6_OFFSET_SHIFT 5
-#endif
-enum { ROWS = 8, TOKENS_PER_PASS = 4, Q4_K_X8_BLOCK = 1184, Q6_K_X8_BLOCK = 1680 };
+#include "arm_packed.h"
 
-static int packs(int type) { return type == SPEC_Q4_K ? SPEC_Q4_K_X8 : type == SPEC_Q6_K ? SPEC_Q6_K_X8 : -1; }
+enum { TOKENS_PER_PASS = 4 };
 
 /// Eight unsigned bytes (one column of a packed block: a byte of each row) as two vectors of
 /// four 32-bit lanes, signed or not.
@@ -71,8 +59,21 @@ static inline void halves8(const uint8_t *p, float32x4_t *lo, float32x4_t *hi) {
 /// sdot of 16 weight bytes with 4-byte group `lane` (0..3) of x (the lane must be a constant).
 #define SDOT(acc, w, x, lane) vdotq_laneq_s32(acc, w, x, lane)
 
+// s0 += w0 · lane k of x0 and s1 += w1 · lane k of x1, four bytes per lane. The lane of `sdot` is
+// an immediate: the switch disappears once the caller's loop over k is unrolled.
+DOT_TARGET static inline __attribute__((always_inline)) void
+sdot_pair(int32x4_t *s0, int32x4_t *s1, int8x16_t w0, int8x16_t w1, int8x16_t x0, int8x16_t x1, int k) {
+    switch (k) {
+    case 0: *s0 = SDOT(*s0, w0, x0, 0), *s1 = SDOT(*s1, w1, x1, 0); break;
+    case 1: *s0 = SDOT(*s0, w0, x0, 1), *s1 = SDOT(*s1, w1, x1, 1); break;
+    case 2: *s0 = SDOT(*s0, w0, x0, 2), *s1 = SDOT(*s1, w1, x1, 2); break;
+    default: *s0 = SDOT(*s0, w0, x0, 3), *s1 = SDOT(*s1, w1, x1, 3); break;
+    }
+}
+
 /// One packed block b of eight rows against TOKENS tokens; acc[t][h] (h: rows 0-3, 4-7).
-DOT_TARGET static inline __attribute__((always_inline)) void dot_block(const int TYPE, const int TOKENS, const uint8_t *blk, int b,
+DOT_TARGET static inline __attribute__((always_inline)) void dot_block(const int TYPE, const int TOKENS,
+                                                                       const uint8_t *blk, int b,
                                                                        const spec_act_view *a, float32x4_t (*acc)[2],
                                                                        float32x4_t (*acc_min)[2]) {
     const int32x4_t zero = vdupq_n_s32(0);
@@ -80,39 +81,34 @@ DOT_TARGET static inline __attribute__((always_inline)) void dot_block(const int
     for (int t = 0; t < TOKENS; t++) tot[t][0] = tot[t][1] = zero;
     if (TYPE == SPEC_Q6_K) {
         const uint8x16_t low4 = vdupq_n_u8(0x0F), top2 = vdupq_n_u8(0x30);
-        for (int p = 0; p < 8; p++) {  // sub-blocks 2p and 2p + 1 (16 values each)
+        for (int p = 0; p < 8; p++) { // sub-blocks 2p and 2p + 1 (16 values each)
             int32x4_t s0[TOKENS_PER_PASS][2], s1[TOKENS_PER_PASS][2];
             for (int t = 0; t < TOKENS; t++) s0[t][0] = s0[t][1] = s1[t][0] = s1[t][1] = zero;
             int8x16_t x0[TOKENS_PER_PASS], x1[TOKENS_PER_PASS];
             for (int t = 0; t < TOKENS; t++) {
-                x0[t] = vld1q_s8(a[t].q + 256 * b + 32 * p);       // sub-block 2p: groups 0-3 in lanes 0-3
-                x1[t] = vld1q_s8(a[t].q + 256 * b + 32 * p + 16);  // sub-block 2p + 1
+                x0[t] = vld1q_s8(a[t].q + 256 * b + 32 * p);      // sub-block 2p: groups 0-3 in lanes 0-3
+                x1[t] = vld1q_s8(a[t].q + 256 * b + 32 * p + 16); // sub-block 2p + 1
             }
             for (int k = 0; k < 4; k++) {
                 int8x16_t w0[2], w1[2];
                 for (int h = 0; h < 2; h++) {
                     const uint8x16_t nib = vld1q_u8(blk + (4 * p + k) * 32 + 16 * h);
-                    const uint8x16_t h0 = vld1q_u8(blk + 1024 + 2 * p * 32 + 16 * h), h1 = vld1q_u8(blk + 1024 + (2 * p + 1) * 32 + 16 * h);
-                    const int8x16_t shift = vdupq_n_s8((int8_t)(4 - 2 * k));  // bits 2k..2k+1 to 4..5 (negative: right)
+                    const uint8x16_t h0 = vld1q_u8(blk + 1024 + 2 * p * 32 + 16 * h),
+                                     h1 = vld1q_u8(blk + 1024 + (2 * p + 1) * 32 + 16 * h);
+                    const int8x16_t shift = vdupq_n_s8((int8_t)(4 - 2 * k)); // bits 2k..2k+1 to 4..5 (negative: right)
                     w0[h] = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(nib, low4), vandq_u8(vshlq_u8(h0, shift), top2)));
                     w1[h] = vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(nib, 4), vandq_u8(vshlq_u8(h1, shift), top2)));
                 }
-                for (int t = 0; t < TOKENS; t++) {
-                    for (int h = 0; h < 2; h++) {
-                        switch (k) {
-                        case 0: s0[t][h] = SDOT(s0[t][h], w0[h], x0[t], 0); s1[t][h] = SDOT(s1[t][h], w1[h], x1[t], 0); break;
-                        case 1: s0[t][h] = SDOT(s0[t][h], w0[h], x0[t], 1); s1[t][h] = SDOT(s1[t][h], w1[h], x1[t], 1); break;
-                        case 2: s0[t][h] = SDOT(s0[t][h], w0[h], x0[t], 2); s1[t][h] = SDOT(s1[t][h], w1[h], x1[t], 2); break;
-                        default: s0[t][h] = SDOT(s0[t][h], w0[h], x0[t], 3); s1[t][h] = SDOT(s1[t][h], w1[h], x1[t], 3); break;
-                        }
-                    }
-                }
+                for (int t = 0; t < TOKENS; t++)
+                    for (int h = 0; h < 2; h++) sdot_pair(&s0[t][h], &s1[t][h], w0[h], w1[h], x0[t], x1[t], k);
             }
             int32x4_t sc0[2], sc1[2];
             column_s8(blk + 1536 + 16 * p, &sc0[0], &sc0[1]);
             column_s8(blk + 1536 + 16 * p + 8, &sc1[0], &sc1[1]);
             for (int t = 0; t < TOKENS; t++)
-                for (int h = 0; h < 2; h++) tot[t][h] = vaddq_s32(tot[t][h], vaddq_s32(vmulq_s32(s0[t][h], sc0[h]), vmulq_s32(s1[t][h], sc1[h])));
+                for (int h = 0; h < 2; h++)
+                    tot[t][h] =
+                        vaddq_s32(tot[t][h], vaddq_s32(vmulq_s32(s0[t][h], sc0[h]), vmulq_s32(s1[t][h], sc1[h])));
         }
         float32x4_t d[2];
         halves8(blk + 1664, &d[0], &d[1]);
@@ -133,10 +129,10 @@ DOT_TARGET static inline __attribute__((always_inline)) void dot_block(const int
         return;
     }
     const uint8x16_t low4 = vdupq_n_u8(0x0F);
-    for (int c = 0; c < 4; c++) {  // sub-blocks 2c (low nibbles) and 2c + 1 (high nibbles)
+    for (int c = 0; c < 4; c++) { // sub-blocks 2c (low nibbles) and 2c + 1 (high nibbles)
         int32x4_t s0[TOKENS_PER_PASS][2], s1[TOKENS_PER_PASS][2];
         for (int t = 0; t < TOKENS; t++) s0[t][0] = s0[t][1] = s1[t][0] = s1[t][1] = zero;
-        for (int half = 0; half < 2; half++) {  // groups 4 * half .. 4 * half + 3
+        for (int half = 0; half < 2; half++) { // groups 4 * half .. 4 * half + 3
             int8x16_t x0[TOKENS_PER_PASS], x1[TOKENS_PER_PASS];
             for (int t = 0; t < TOKENS; t++) {
                 x0[t] = vld1q_s8(a[t].q + 256 * b + 64 * c + 16 * half);
@@ -149,23 +145,16 @@ DOT_TARGET static inline __attribute__((always_inline)) void dot_block(const int
                     w0[h] = vreinterpretq_s8_u8(vandq_u8(packed, low4));
                     w1[h] = vreinterpretq_s8_u8(vshrq_n_u8(packed, 4));
                 }
-                for (int t = 0; t < TOKENS; t++) {
-                    for (int h = 0; h < 2; h++) {
-                        switch (k) {
-                        case 0: s0[t][h] = SDOT(s0[t][h], w0[h], x0[t], 0); s1[t][h] = SDOT(s1[t][h], w1[h], x1[t], 0); break;
-                        case 1: s0[t][h] = SDOT(s0[t][h], w0[h], x0[t], 1); s1[t][h] = SDOT(s1[t][h], w1[h], x1[t], 1); break;
-                        case 2: s0[t][h] = SDOT(s0[t][h], w0[h], x0[t], 2); s1[t][h] = SDOT(s1[t][h], w1[h], x1[t], 2); break;
-                        default: s0[t][h] = SDOT(s0[t][h], w0[h], x0[t], 3); s1[t][h] = SDOT(s1[t][h], w1[h], x1[t], 3); break;
-                        }
-                    }
-                }
+                for (int t = 0; t < TOKENS; t++)
+                    for (int h = 0; h < 2; h++) sdot_pair(&s0[t][h], &s1[t][h], w0[h], w1[h], x0[t], x1[t], k);
             }
         }
         int32x4_t sc0[2], sc1[2];
         column_u8(blk + 1024 + 8 * SCALE_COLUMN(2 * c), &sc0[0], &sc0[1]);
         column_u8(blk + 1024 + 8 * SCALE_COLUMN(2 * c + 1), &sc1[0], &sc1[1]);
         for (int t = 0; t < TOKENS; t++)
-            for (int h = 0; h < 2; h++) tot[t][h] = vaddq_s32(tot[t][h], vaddq_s32(vmulq_s32(s0[t][h], sc0[h]), vmulq_s32(s1[t][h], sc1[h])));
+            for (int h = 0; h < 2; h++)
+                tot[t][h] = vaddq_s32(tot[t][h], vaddq_s32(vmulq_s32(s0[t][h], sc0[h]), vmulq_s32(s1[t][h], sc1[h])));
     }
     float32x4_t d[2], dmin[2];
     halves8(blk + 1152, &d[0], &d[1]);
@@ -187,20 +176,21 @@ DOT_TARGET static inline __attribute__((always_inline)) void dot_block(const int
     }
 }
 
-DOT_TARGET static inline __attribute__((always_inline)) void dot_group(const int TYPE, const int TOKENS, int nb, const uint8_t *group,
-                                                                       const spec_act_view *a, float (*out)[ROWS]) {
+DOT_TARGET static inline __attribute__((always_inline)) void
+dot_group(const int TYPE, const int TOKENS, int nb, const uint8_t *group, const spec_act_view *a, float (*out)[ROWS]) {
     const int bytes = TYPE == SPEC_Q6_K ? Q6_K_X8_BLOCK : Q4_K_X8_BLOCK;
     float32x4_t acc[TOKENS_PER_PASS][2], acc_min[TOKENS_PER_PASS][2];
     for (int t = 0; t < TOKENS; t++) acc[t][0] = acc[t][1] = acc_min[t][0] = acc_min[t][1] = vdupq_n_f32(0.0f);
     for (int b = 0; b < nb; b++) dot_block(TYPE, TOKENS, group + (size_t)b * bytes, b, a, acc, acc_min);
     for (int t = 0; t < TOKENS; t++)
-        for (int h = 0; h < 2; h++) vst1q_f32(out[t] + 4 * h, TYPE == SPEC_Q6_K ? acc[t][h] : vsubq_f32(acc[t][h], acc_min[t][h]));
+        for (int h = 0; h < 2; h++)
+            vst1q_f32(out[t] + 4 * h, TYPE == SPEC_Q6_K ? acc[t][h] : vsubq_f32(acc[t][h], acc_min[t][h]));
 }
 
 typedef void (*group_fn)(int nb, const uint8_t *group, const spec_act_view *a, float (*out)[ROWS]);
-#define DOT_GROUP(NAME, TYPE, TOKENS)                                                                               \
-    DOT_TARGET static void NAME(int nb, const uint8_t *group, const spec_act_view *a, float (*out)[ROWS]) {         \
-        dot_group(TYPE, TOKENS, nb, group, a, out);                                                                 \
+#define DOT_GROUP(NAME, TYPE, TOKENS)                                                                                  \
+    DOT_TARGET static void NAME(int nb, const uint8_t *group, const spec_act_view *a, float(*out)[ROWS]) {             \
+        dot_group(TYPE, TOKENS, nb, group, a, out);                                                                    \
     }
 DOT_GROUP(q4_K_x8_1, SPEC_Q4_K, 1)
 DOT_GROUP(q4_K_x8_2, SPEC_Q4_K, 2)
@@ -216,8 +206,8 @@ static const group_fn q6_K_x8[TOKENS_PER_PASS] = {q6_K_x8_1, q6_K_x8_2, q6_K_x8_
 
 /// Rows r0..r1 of a packed matrix for T tokens (a group cut by the bounds is computed whole;
 /// only its rows inside are stored).
-static void packed_product(int packed_type, int n, const uint8_t *w, int r0, int r1, const uint8_t *act, size_t act_stride, int T,
-                           float *y, size_t y_stride) {
+static void packed_product(int packed_type, int n, const uint8_t *w, int r0, int r1, const uint8_t *act,
+                           size_t act_stride, int T, float *y, size_t y_stride) {
     const size_t row_bytes = spec_packed_row_bytes(packed_type, n);
     const group_fn *by_tokens = packed_type == SPEC_Q6_K_X8 ? q6_K_x8 : q4_K_x8;
     spec_act_view a[TOKENS_PER_PASS];
@@ -228,13 +218,14 @@ static void packed_product(int packed_type, int n, const uint8_t *w, int r0, int
             const int count = T - t0 < TOKENS_PER_PASS ? T - t0 : TOKENS_PER_PASS;
             for (int t = 0; t < count; t++) a[t] = spec_act_at(SPEC_ACT_Q8_256, n, act + (size_t)(t0 + t) * act_stride);
             by_tokens[count - 1](n / 256, w + (size_t)g * row_bytes, a, out);
-            for (int t = 0; t < count; t++) memcpy(y + (size_t)(t0 + t) * y_stride + lo, &out[t][lo - g], sizeof(float) * (size_t)(hi - lo));
+            for (int t = 0; t < count; t++)
+                memcpy(y + (size_t)(t0 + t) * y_stride + lo, &out[t][lo - g], sizeof(float) * (size_t)(hi - lo));
         }
     }
 }
 
-static int matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1, const void *act, size_t act_stride, int T,
-                  float *y, size_t y_stride) {
+static int matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1, const void *act, size_t act_stride,
+                  int T, float *y, size_t y_stride) {
     if (T < 1 || r1 <= r0) return 1;
     if (type == SPEC_Q4_K_X8 || type == SPEC_Q6_K_X8) {
         packed_product(type, n, (const uint8_t *)w, r0, r1, (const uint8_t *)act, act_stride, T, y, y_stride);
@@ -243,8 +234,12 @@ static int matmul(int type, int n, const void *w, size_t row_bytes, int r0, int 
     return spec_matmul_neon(type, n, w, row_bytes, r0, r1, act, act_stride, T, y, y_stride);
 }
 
-const spec_kernel_set spec_set_dotprod = {.name = "dotprod", .supported = supported, .matmul = matmul, .packs = packs, SPEC_NEON_OPS};
+const spec_kernel_set spec_set_dotprod = {
+    .name = "dotprod", .supported = supported, .matmul = matmul, .packs = packs, SPEC_NEON_OPS};
 #else
-const spec_kernel_set spec_set_dotprod = {.name = "dotprod", .supported = spec_never_supported, .matmul = spec_matmul_portable_set,
-                                          .packs = spec_packs_none, SPEC_PORTABLE_OPS};
+const spec_kernel_set spec_set_dotprod = {.name = "dotprod",
+                                          .supported = spec_never_supported,
+                                          .matmul = spec_matmul_portable_set,
+                                          .packs = spec_packs_none,
+                                          SPEC_PORTABLE_OPS};
 #endif

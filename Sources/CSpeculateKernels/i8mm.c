@@ -40,19 +40,9 @@ static int supported(void) {
 }
 
 #define MM_TARGET __attribute__((target("arch=armv8.2-a+dotprod+i8mm")))
-#if defined(SPEC_CHECK_MUTANT) && SPEC_CHECK_MUTANT == 2
-#define SCALE_COLUMN(s) ((s) ^ 1)
-#else
-#define SCALE_COLUMN(s) (s)
-#endif
-#if defined(SPEC_CHECK_MUTANT) && SPEC_CHECK_MUTANT == 3
-#define Q6_OFFSET_SHIFT 4
-#else
-#define Q6_OFFSET_SHIFT 5
-#endif
-enum { ROWS = 8, PAIRS = 2, Q4_K_X8_BLOCK = 1184, Q6_K_X8_BLOCK = 1680 };
+#include "arm_packed.h"
 
-static int packs(int type) { return type == SPEC_Q4_K ? SPEC_Q4_K_X8 : type == SPEC_Q6_K ? SPEC_Q6_K_X8 : -1; }
+enum { PAIRS = 2 };
 
 /// A column of the packed block (a byte of each of the eight rows) as four vectors, one per
 /// row pair, each value twice: [v(2i), v(2i), v(2i + 1), v(2i + 1)], lined up with the tiles.
@@ -105,10 +95,11 @@ static inline void q4_group(const uint8_t *blk, int index, int8x16_t *w0, int8x1
 /// The 6-bit weights of Q6_K_X8 groups 8p + k (w0) and 8p + 4 + k (w1).
 static inline void q6_group(const uint8_t *blk, int p, int k, int8x16_t *w0, int8x16_t *w1) {
     const uint8x16_t low4 = vdupq_n_u8(0x0F), top2 = vdupq_n_u8(0x30);
-    const int8x16_t shift = vdupq_n_s8((int8_t)(4 - 2 * k));  // bits 2k..2k+1 to 4..5 (negative: right)
+    const int8x16_t shift = vdupq_n_s8((int8_t)(4 - 2 * k)); // bits 2k..2k+1 to 4..5 (negative: right)
     for (int h = 0; h < 2; h++) {
         const uint8x16_t nib = vld1q_u8(blk + (4 * p + k) * 32 + 16 * h);
-        const uint8x16_t h0 = vld1q_u8(blk + 1024 + 2 * p * 32 + 16 * h), h1 = vld1q_u8(blk + 1024 + (2 * p + 1) * 32 + 16 * h);
+        const uint8x16_t h0 = vld1q_u8(blk + 1024 + 2 * p * 32 + 16 * h),
+                         h1 = vld1q_u8(blk + 1024 + (2 * p + 1) * 32 + 16 * h);
         w0[h] = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(nib, low4), vandq_u8(vshlq_u8(h0, shift), top2)));
         w1[h] = vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(nib, 4), vandq_u8(vshlq_u8(h1, shift), top2)));
     }
@@ -120,19 +111,19 @@ static inline int8x16_t token_tile(const spec_act_view *pair, int offset) {
 }
 
 /// One packed block b of eight rows against PAIRS_NOW token pairs: acc[p][i] for row pair i.
-MM_TARGET static inline __attribute__((always_inline)) void mm_block(const int TYPE, const int PAIRS_NOW, const uint8_t *blk, int b,
-                                                                     const spec_act_view *a, float32x4_t (*acc)[4],
-                                                                     float32x4_t (*acc_min)[4]) {
+MM_TARGET static inline __attribute__((always_inline)) void mm_block(const int TYPE, const int PAIRS_NOW,
+                                                                     const uint8_t *blk, int b, const spec_act_view *a,
+                                                                     float32x4_t (*acc)[4], float32x4_t (*acc_min)[4]) {
     const int32x4_t zero = vdupq_n_s32(0);
     int32x4_t tot[PAIRS][4];
     for (int q = 0; q < PAIRS_NOW; q++)
         for (int i = 0; i < 4; i++) tot[q][i] = zero;
-    const int subs = TYPE == SPEC_Q6_K ? 8 : 4;  // Q6_K: pairs of 16-value sub-blocks; Q4_K: 32-byte chunks
+    const int subs = TYPE == SPEC_Q6_K ? 8 : 4; // Q6_K: pairs of 16-value sub-blocks; Q4_K: 32-byte chunks
     for (int c = 0; c < subs; c++) {
         int32x4_t s0[PAIRS][4], s1[PAIRS][4];
         for (int q = 0; q < PAIRS_NOW; q++)
             for (int i = 0; i < 4; i++) s0[q][i] = s1[q][i] = zero;
-        const int steps = TYPE == SPEC_Q6_K ? 2 : 4;  // pairs of 4-byte groups per sub-block
+        const int steps = TYPE == SPEC_Q6_K ? 2 : 4; // pairs of 4-byte groups per sub-block
         for (int k = 0; k < steps; k++) {
             int8x16_t g0a[2], g1a[2], g0b[2], g1b[2], t0[4], t1[4];
             if (TYPE == SPEC_Q6_K) {
@@ -142,8 +133,8 @@ MM_TARGET static inline __attribute__((always_inline)) void mm_block(const int T
                 q4_group(blk, 8 * c + 2 * k, g0a, g1a);
                 q4_group(blk, 8 * c + 2 * k + 1, g0b, g1b);
             }
-            tiles(g0a, g0b, t0);  // first sub-block of the pair
-            tiles(g1a, g1b, t1);  // second
+            tiles(g0a, g0b, t0); // first sub-block of the pair
+            tiles(g1a, g1b, t1); // second
             for (int q = 0; q < PAIRS_NOW; q++) {
                 // Activation offsets of the two sub-blocks' 8 values.
                 const int o0 = TYPE == SPEC_Q6_K ? 256 * b + 32 * c + 8 * k : 256 * b + 64 * c + 8 * k;
@@ -164,19 +155,21 @@ MM_TARGET static inline __attribute__((always_inline)) void mm_block(const int T
             column_pairs(blk + 1024 + 8 * SCALE_COLUMN(2 * c + 1), 0, sc1);
         }
         for (int q = 0; q < PAIRS_NOW; q++)
-            for (int i = 0; i < 4; i++) tot[q][i] = vaddq_s32(tot[q][i], vaddq_s32(vmulq_s32(s0[q][i], sc0[i]), vmulq_s32(s1[q][i], sc1[i])));
+            for (int i = 0; i < 4; i++)
+                tot[q][i] = vaddq_s32(tot[q][i], vaddq_s32(vmulq_s32(s0[q][i], sc0[i]), vmulq_s32(s1[q][i], sc1[i])));
     }
     float32x4_t d[4];
     halves_pairs(blk + (TYPE == SPEC_Q6_K ? 1664 : 1152), d);
     for (int q = 0; q < PAIRS_NOW; q++) {
         const spec_act_view *pair = a + 2 * q;
         const float32x4_t dx = {pair[0].d[b], pair[1].d[b], pair[0].d[b], pair[1].d[b]};
-        int32x4_t extra[4] = {zero, zero, zero, zero};  // Q6_K: the offset sums; Q4_K: the mins' sums
+        int32x4_t extra[4] = {zero, zero, zero, zero}; // Q6_K: the offset sums; Q4_K: the mins' sums
         if (TYPE == SPEC_Q6_K) {
             for (int g = 0; g < 16; g++) {
                 int32x4_t sc[4];
                 column_pairs(blk + 1536 + 8 * g, 1, sc);
-                const int32x4_t sums = {pair[0].s[16 * b + g], pair[1].s[16 * b + g], pair[0].s[16 * b + g], pair[1].s[16 * b + g]};
+                const int32x4_t sums = {pair[0].s[16 * b + g], pair[1].s[16 * b + g], pair[0].s[16 * b + g],
+                                        pair[1].s[16 * b + g]};
                 for (int i = 0; i < 4; i++) extra[i] = vmlaq_s32(extra[i], sc[i], sums);
             }
             for (int i = 0; i < 4; i++) {
@@ -203,8 +196,9 @@ MM_TARGET static inline __attribute__((always_inline)) void mm_block(const int T
 }
 
 /// A whole group of eight packed rows against 2 * PAIRS_NOW tokens: out[t][row].
-MM_TARGET static inline __attribute__((always_inline)) void mm_group(const int TYPE, const int PAIRS_NOW, int nb, const uint8_t *group,
-                                                                     const spec_act_view *a, float (*out)[ROWS]) {
+MM_TARGET static inline __attribute__((always_inline)) void mm_group(const int TYPE, const int PAIRS_NOW, int nb,
+                                                                     const uint8_t *group, const spec_act_view *a,
+                                                                     float (*out)[ROWS]) {
     const int bytes = TYPE == SPEC_Q6_K ? Q6_K_X8_BLOCK : Q4_K_X8_BLOCK;
     float32x4_t acc[PAIRS][4], acc_min[PAIRS][4];
     for (int q = 0; q < PAIRS_NOW; q++)
@@ -222,9 +216,9 @@ MM_TARGET static inline __attribute__((always_inline)) void mm_group(const int T
 }
 
 typedef void (*group_fn)(int nb, const uint8_t *group, const spec_act_view *a, float (*out)[ROWS]);
-#define MM_GROUP(NAME, TYPE, PAIRS_NOW)                                                                             \
-    MM_TARGET static void NAME(int nb, const uint8_t *group, const spec_act_view *a, float (*out)[ROWS]) {          \
-        mm_group(TYPE, PAIRS_NOW, nb, group, a, out);                                                               \
+#define MM_GROUP(NAME, TYPE, PAIRS_NOW)                                                                                \
+    MM_TARGET static void NAME(int nb, const uint8_t *group, const spec_act_view *a, float(*out)[ROWS]) {              \
+        mm_group(TYPE, PAIRS_NOW, nb, group, a, out);                                                                  \
     }
 MM_GROUP(q4_K_x8_pairs1, SPEC_Q4_K, 1)
 MM_GROUP(q4_K_x8_pairs2, SPEC_Q4_K, 2)
@@ -233,8 +227,8 @@ MM_GROUP(q6_K_x8_pairs2, SPEC_Q6_K, 2)
 #undef MM_GROUP
 
 /// Rows r0..r1 of a packed matrix for T >= 2 tokens, in passes of up to 2 * PAIRS tokens.
-static void packed_product(int packed_type, int n, const uint8_t *w, int r0, int r1, const uint8_t *act, size_t act_stride, int T,
-                           float *y, size_t y_stride) {
+static void packed_product(int packed_type, int n, const uint8_t *w, int r0, int r1, const uint8_t *act,
+                           size_t act_stride, int T, float *y, size_t y_stride) {
     const size_t row_bytes = spec_packed_row_bytes(packed_type, n);
     const int q6 = packed_type == SPEC_Q6_K_X8;
     spec_act_view a[2 * PAIRS];
@@ -243,17 +237,19 @@ static void packed_product(int packed_type, int n, const uint8_t *w, int r0, int
         const int lo = g > r0 ? g : r0, hi = g + ROWS < r1 ? g + ROWS : r1;
         for (int t0 = 0; t0 < T; t0 += 2 * PAIRS) {
             const int count = T - t0 < 2 * PAIRS ? T - t0 : 2 * PAIRS, pairs = (count + 1) / 2;
-            for (int t = 0; t < 2 * pairs; t++)  // an odd count repeats its last token
+            for (int t = 0; t < 2 * pairs; t++) // an odd count repeats its last token
                 a[t] = spec_act_at(SPEC_ACT_Q8_256, n, act + (size_t)(t0 + (t < count ? t : count - 1)) * act_stride);
-            const group_fn fn = pairs == 1 ? (q6 ? q6_K_x8_pairs1 : q4_K_x8_pairs1) : (q6 ? q6_K_x8_pairs2 : q4_K_x8_pairs2);
+            const group_fn fn =
+                pairs == 1 ? (q6 ? q6_K_x8_pairs1 : q4_K_x8_pairs1) : (q6 ? q6_K_x8_pairs2 : q4_K_x8_pairs2);
             fn(n / 256, w + (size_t)g * row_bytes, a, out);
-            for (int t = 0; t < count; t++) memcpy(y + (size_t)(t0 + t) * y_stride + lo, &out[t][lo - g], sizeof(float) * (size_t)(hi - lo));
+            for (int t = 0; t < count; t++)
+                memcpy(y + (size_t)(t0 + t) * y_stride + lo, &out[t][lo - g], sizeof(float) * (size_t)(hi - lo));
         }
     }
 }
 
-static int matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1, const void *act, size_t act_stride, int T,
-                  float *y, size_t y_stride) {
+static int matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1, const void *act, size_t act_stride,
+                  int T, float *y, size_t y_stride) {
     if ((type == SPEC_Q4_K_X8 || type == SPEC_Q6_K_X8) && T >= 2 && r1 > r0) {
         packed_product(type, n, (const uint8_t *)w, r0, r1, (const uint8_t *)act, act_stride, T, y, y_stride);
         return 1;
@@ -261,8 +257,12 @@ static int matmul(int type, int n, const void *w, size_t row_bytes, int r0, int 
     return spec_set_dotprod.matmul(type, n, w, row_bytes, r0, r1, act, act_stride, T, y, y_stride);
 }
 
-const spec_kernel_set spec_set_i8mm = {.name = "i8mm", .supported = supported, .matmul = matmul, .packs = packs, SPEC_NEON_OPS};
+const spec_kernel_set spec_set_i8mm = {
+    .name = "i8mm", .supported = supported, .matmul = matmul, .packs = packs, SPEC_NEON_OPS};
 #else
-const spec_kernel_set spec_set_i8mm = {.name = "i8mm", .supported = spec_never_supported, .matmul = spec_matmul_portable_set,
-                                       .packs = spec_packs_none, SPEC_PORTABLE_OPS};
+const spec_kernel_set spec_set_i8mm = {.name = "i8mm",
+                                       .supported = spec_never_supported,
+                                       .matmul = spec_matmul_portable_set,
+                                       .packs = spec_packs_none,
+                                       SPEC_PORTABLE_OPS};
 #endif

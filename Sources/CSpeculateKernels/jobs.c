@@ -13,8 +13,8 @@ typedef struct {
     const spec_matmul_job *jobs;
     int count;
     int T;
-    int starts[MAX_JOBS + 1];  // first chunk of each job; starts[count] = total chunks
-    int chunk_rows[MAX_JOBS];  // rows per chunk of each job
+    int starts[MAX_JOBS + 1]; // first chunk of each job; starts[count] = total chunks
+    int chunk_rows[MAX_JOBS]; // rows per chunk of each job
     atomic_int next;
 } chunk_queue;
 
@@ -27,7 +27,7 @@ static void run_chunks(void *context, int index, int threads) {
     for (;;) {
         const int chunk = atomic_fetch_add_explicit(&queue->next, 1, memory_order_relaxed);
         if (chunk >= total) return;
-        while (chunk >= queue->starts[job + 1]) job++;  // chunks are taken in increasing order
+        while (chunk >= queue->starts[job + 1]) job++; // chunks are taken in increasing order
         const spec_matmul_job *j = &queue->jobs[job];
         const int rows = queue->chunk_rows[job];
         const int r0 = (chunk - queue->starts[job]) * rows;
@@ -48,7 +48,9 @@ void spec_matmul_jobs(const spec_matmul_job *jobs, int count, int T) {
             // Multiples of 8 rows: packed matrices (repack.c) interleave groups of 8, and a
             // chunk boundary inside a group would compute that group twice.
             const int rows = T > SMALL_BATCH ? BATCH_CHUNK_ROWS
-                           : row_bytes * 8 > SMALL_BATCH_CHUNK_BYTES ? 8 : (int)(SMALL_BATCH_CHUNK_BYTES / row_bytes) / 8 * 8;
+                             : row_bytes * 8 > SMALL_BATCH_CHUNK_BYTES
+                                 ? 8
+                                 : (int)(SMALL_BATCH_CHUNK_BYTES / row_bytes) / 8 * 8;
             queue.chunk_rows[j] = rows;
             queue.starts[j + 1] = queue.starts[j] + (queue.jobs[j].rows + rows - 1) / rows;
         }

@@ -11,7 +11,9 @@
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
-static int supported(void) { return 1; }
+static int supported(void) {
+    return 1;
+}
 
 /// acc + a · b over 16 signed bytes, widened to four 32-bit lanes (ARMv8.0: no dot-product
 /// instruction needed; the products of two int8 values fit int16 and pairs are added in int32).
@@ -38,7 +40,11 @@ enum { TOKEN_CHUNK = 8 };
 static void matmul_q32(int type, int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act,
                        size_t act_stride, int T, float *y, size_t y_stride) {
     const int nb = n / 32;
-    const int bytes = type == SPEC_Q8_0 ? 34 : type == SPEC_Q4_0 ? 18 : type == SPEC_Q4_1 ? 20 : type == SPEC_Q5_0 ? 22 : 24;
+    const int bytes = type == SPEC_Q8_0   ? 34
+                      : type == SPEC_Q4_0 ? 18
+                      : type == SPEC_Q4_1 ? 20
+                      : type == SPEC_Q5_0 ? 22
+                                          : 24;
     const int has_min = type == SPEC_Q4_1 || type == SPEC_Q5_1;
     spec_act_view views[TOKEN_CHUNK];
     for (int r = r0; r < r1; r++) {
@@ -99,14 +105,14 @@ static void matmul_q45_K(int type, int n, const uint8_t *w, size_t row_bytes, in
             for (int b = 0; b < nb; b++) {
                 const uint8_t *blk = row + (size_t)b * bytes;
                 const uint8_t *qs = blk + (type == SPEC_Q4_K ? 16 : 48);
-                int8x16_t q[16];  // sub-block j in q[2j], q[2j + 1]
+                int8x16_t q[16]; // sub-block j in q[2j], q[2j + 1]
                 for (int c = 0; c < 4; c++) {
                     const uint8x16_t v0 = vld1q_u8(qs + 32 * c), v1 = vld1q_u8(qs + 32 * c + 16);
                     uint8x16_t l0 = vandq_u8(v0, vdupq_n_u8(0x0F)), l1 = vandq_u8(v1, vdupq_n_u8(0x0F));
                     uint8x16_t h0 = vshrq_n_u8(v0, 4), h1 = vshrq_n_u8(v1, 4);
                     if (type == SPEC_Q5_K) {
                         const uint8x16_t b0 = vld1q_u8(blk + 16), b1 = vld1q_u8(blk + 32), one = vdupq_n_u8(1);
-                        const int j = 2 * c;  // the fifth bit of sub-block j is bit j of qh[l]
+                        const int j = 2 * c; // the fifth bit of sub-block j is bit j of qh[l]
                         l0 = vorrq_u8(l0, vshlq_n_u8(vandq_u8(vshlq_u8(b0, vdupq_n_s8((int8_t)-j)), one), 4));
                         l1 = vorrq_u8(l1, vshlq_n_u8(vandq_u8(vshlq_u8(b1, vdupq_n_s8((int8_t)-j)), one), 4));
                         h0 = vorrq_u8(h0, vshlq_n_u8(vandq_u8(vshlq_u8(b0, vdupq_n_s8((int8_t)(-j - 1))), one), 4));
@@ -155,7 +161,7 @@ static void matmul_q6_K(int n, const uint8_t *w, size_t row_bytes, int r0, int r
             }
             for (int b = 0; b < nb; b++) {
                 const uint8_t *blk = row + (size_t)b * 210;
-                int8x16_t q[16];  // group g (16 values) in q[g]
+                int8x16_t q[16]; // group g (16 values) in q[g]
                 for (int h = 0; h < 2; h++) {
                     const uint8_t *ql = blk + 64 * h, *qh = blk + 128 + 32 * h;
                     const uint8x16_t l[4] = {vld1q_u8(ql), vld1q_u8(ql + 16), vld1q_u8(ql + 32), vld1q_u8(ql + 48)};
@@ -173,7 +179,8 @@ static void matmul_q6_K(int n, const uint8_t *w, size_t row_bytes, int r0, int r
                 for (int k = 0; k < tc; k++) {
                     const int8_t *x = views[k].q + b * 256;
                     int sumi = 0;
-                    for (int g = 0; g < 16; g++) sumi += scales[g] * vaddvq_s32(dot16(vdupq_n_s32(0), q[g], vld1q_s8(x + 16 * g)));
+                    for (int g = 0; g < 16; g++)
+                        sumi += scales[g] * vaddvq_s32(dot16(vdupq_n_s32(0), q[g], vld1q_s8(x + 16 * g)));
                     acc[k] += d * views[k].d[b] * (float)sumi;
                 }
             }
@@ -182,33 +189,46 @@ static void matmul_q6_K(int n, const uint8_t *w, size_t row_bytes, int r0, int r
     }
 }
 
-int spec_matmul_neon(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
-                     const void *act, size_t act_stride, int T, float *y, size_t y_stride) {
+int spec_matmul_neon(int type, int n, const void *w, size_t row_bytes, int r0, int r1, const void *act,
+                     size_t act_stride, int T, float *y, size_t y_stride) {
     const uint8_t *weights = (const uint8_t *)w, *activations = (const uint8_t *)act;
     switch (type) {
-    case SPEC_Q8_0: case SPEC_Q4_0: case SPEC_Q4_1: case SPEC_Q5_0: case SPEC_Q5_1:
-        matmul_q32(type, n, weights, row_bytes, r0, r1, activations, act_stride, T, y, y_stride);
-        return 1;
-    case SPEC_Q4_K: case SPEC_Q5_K:
+    case SPEC_Q8_0:
+    case SPEC_Q4_0:
+    case SPEC_Q4_1:
+    case SPEC_Q5_0:
+    case SPEC_Q5_1: matmul_q32(type, n, weights, row_bytes, r0, r1, activations, act_stride, T, y, y_stride); return 1;
+    case SPEC_Q4_K:
+    case SPEC_Q5_K:
         matmul_q45_K(type, n, weights, row_bytes, r0, r1, activations, act_stride, T, y, y_stride);
         return 1;
-    case SPEC_Q6_K:
-        matmul_q6_K(n, weights, row_bytes, r0, r1, activations, act_stride, T, y, y_stride);
-        return 1;
-    default:
-        return 0;  // the portable kernels cover the rest
+    case SPEC_Q6_K: matmul_q6_K(n, weights, row_bytes, r0, r1, activations, act_stride, T, y, y_stride); return 1;
+    default: return 0; // the portable kernels cover the rest
     }
 }
 
 #else
-static int supported(void) { return 0; }
-int spec_matmul_neon(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
-                     const void *act, size_t act_stride, int T, float *y, size_t y_stride) {
-    (void)type; (void)n; (void)w; (void)row_bytes; (void)r0; (void)r1; (void)act; (void)act_stride; (void)T; (void)y; (void)y_stride;
+static int supported(void) {
+    return 0;
+}
+int spec_matmul_neon(int type, int n, const void *w, size_t row_bytes, int r0, int r1, const void *act,
+                     size_t act_stride, int T, float *y, size_t y_stride) {
+    (void)type;
+    (void)n;
+    (void)w;
+    (void)row_bytes;
+    (void)r0;
+    (void)r1;
+    (void)act;
+    (void)act_stride;
+    (void)T;
+    (void)y;
+    (void)y_stride;
     return 0;
 }
 #endif
 
 // The products in NEON; the vector operations are the portable ones (compiled to NEON by the
 // compiler's auto-vectorizer where it can) except tree attention, tiled by hand (ops_neon.c).
-const spec_kernel_set spec_set_neon = {.name = "neon", .supported = supported, .matmul = spec_matmul_neon, .packs = spec_packs_none, SPEC_NEON_OPS};
+const spec_kernel_set spec_set_neon = {
+    .name = "neon", .supported = supported, .matmul = spec_matmul_neon, .packs = spec_packs_none, SPEC_NEON_OPS};

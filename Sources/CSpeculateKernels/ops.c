@@ -12,16 +12,17 @@ static uint16_t half_from_float(float f) {
     memcpy(&bits, &f, 4);
     const uint32_t sign = (bits >> 16) & 0x8000;
     const uint32_t magnitude = bits & 0x7FFFFFFF;
-    if (magnitude >= 0x7F800000) return (uint16_t)(sign | 0x7C00 | (magnitude > 0x7F800000 ? 0x200 : 0));  // inf, NaN
-    if (magnitude >= 0x477FF000) return (uint16_t)(sign | 0x7C00);  // rounds past the largest half
-    if (magnitude < 0x38800000) {  // a half subnormal (or zero): shift the full significand
-        if (magnitude < 0x33000000) return (uint16_t)sign;  // below half of the smallest subnormal
+    if (magnitude >= 0x7F800000) return (uint16_t)(sign | 0x7C00 | (magnitude > 0x7F800000 ? 0x200 : 0)); // inf, NaN
+    if (magnitude >= 0x477FF000) return (uint16_t)(sign | 0x7C00); // rounds past the largest half
+    if (magnitude < 0x38800000) {                          // a half subnormal (or zero): shift the full significand
+        if (magnitude < 0x33000000) return (uint16_t)sign; // below half of the smallest subnormal
         const uint32_t significand = (magnitude & 0x7FFFFF) | 0x800000;
-        const int shift = 126 - (int)(magnitude >> 23);  // 14 for the largest subnormal exponent
-        const uint32_t kept = significand >> shift, rest = significand & ((1u << shift) - 1), halfway = 1u << (shift - 1);
+        const int shift = 126 - (int)(magnitude >> 23); // 14 for the largest subnormal exponent
+        const uint32_t kept = significand >> shift, rest = significand & ((1u << shift) - 1),
+                       halfway = 1u << (shift - 1);
         return (uint16_t)(sign | (kept + (rest > halfway || (rest == halfway && (kept & 1)))));
     }
-    const uint32_t rebased = magnitude - 0x38000000;  // exponent from bias 127 to bias 15
+    const uint32_t rebased = magnitude - 0x38000000; // exponent from bias 127 to bias 15
     const uint32_t kept = rebased >> 13, rest = rebased & 0x1FFF;
     return (uint16_t)(sign | (kept + (rest > 0x1000 || (rest == 0x1000 && (kept & 1)))));
 }

@@ -43,14 +43,18 @@ AVX2 static inline __m256 exp8(__m256 x) {
 }
 
 /// e^x for one float, through the vector routine (so scalar tails match the vector lanes).
-AVX2 static inline float exp1(float x) { return _mm256_cvtss_f32(exp8(_mm256_set1_ps(x))); }
+AVX2 static inline float exp1(float x) {
+    return _mm256_cvtss_f32(exp8(_mm256_set1_ps(x)));
+}
 
 AVX2 void spec_f32_to_f16_avx2(const float *x, int n, uint16_t *out) {
     int i = 0;
     for (; i + 8 <= n; i += 8)
-        _mm_storeu_si128((__m128i *)(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        _mm_storeu_si128((__m128i *)(out + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     for (; i < n; i++)
-        out[i] = (uint16_t)_mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(x[i]), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), 0);
+        out[i] = (uint16_t)_mm_extract_epi16(
+            _mm_cvtps_ph(_mm_set_ss(x[i]), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), 0);
 }
 
 AVX2 void spec_f16_to_f32_avx2(const uint16_t *x, int n, float *out) {
@@ -60,7 +64,9 @@ AVX2 void spec_f16_to_f32_avx2(const uint16_t *x, int n, float *out) {
 }
 
 /// Eight half-precision values as floats.
-AVX2 static inline __m256 load_half8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+AVX2 static inline __m256 load_half8(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
 
 AVX2 void spec_rms_norm_avx2(const float *x, const float *weight, int n, float epsilon, float *out) {
     __m256 acc = _mm256_setzero_ps();
@@ -74,7 +80,8 @@ AVX2 void spec_rms_norm_avx2(const float *x, const float *weight, int n, float e
     const float scale = 1.0f / sqrtf(sum / (float)n + epsilon);
     const __m256 vs = _mm256_set1_ps(scale);
     for (i = 0; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), _mm256_loadu_ps(weight + i)));
+        _mm256_storeu_ps(out + i,
+                         _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), _mm256_loadu_ps(weight + i)));
     for (; i < n; i++) out[i] = x[i] * scale * weight[i];
 }
 
@@ -162,8 +169,9 @@ AVX2 static inline __m128 hsum8x4(__m256 a, __m256 b, __m256 c, __m256 d) {
 /// load-bound at about three times the multiply cost in cache. Out of cache, the head-major
 /// layout (contiguous rows per KV head) and prefetch_row decide the speed instead.
 /// Called with constant H and K, so the loops unroll and the arrays live in registers.
-AVX2 static inline __attribute__((always_inline)) void score_tile(const float *q, int hd, int H, int K, const uint16_t *const *k,
-                                                                 float scale, float *scores, size_t visible, int j) {
+AVX2 static inline __attribute__((always_inline)) void score_tile(const float *q, int hd, int H, int K,
+                                                                  const uint16_t *const *k, float scale, float *scores,
+                                                                  size_t visible, int j) {
     __m256 acc[12];
     for (int i = 0; i < H * K; i++) acc[i] = _mm256_setzero_ps();
     for (int e = 0; e < hd; e += 8) {
@@ -178,17 +186,20 @@ AVX2 static inline __attribute__((always_inline)) void score_tile(const float *q
     for (int i = 0; i < H * K; i += 4) {
         const __m256 z = _mm256_setzero_ps();
         const __m128 sums = _mm_mul_ps(hsum8x4(acc[i], i + 1 < H * K ? acc[i + 1] : z, i + 2 < H * K ? acc[i + 2] : z,
-                                                i + 3 < H * K ? acc[i + 3] : z), _mm_set1_ps(scale));
+                                               i + 3 < H * K ? acc[i + 3] : z),
+                                       _mm_set1_ps(scale));
         float lanes[4];
         _mm_storeu_ps(lanes, sums);
-        for (int t = 0; t < 4 && i + t < H * K; t++) scores[(size_t)((i + t) / K) * visible + (size_t)(j + (i + t) % K)] = lanes[t];
+        for (int t = 0; t < 4 && i + t < H * K; t++)
+            scores[(size_t)((i + t) / K) * visible + (size_t)(j + (i + t) % K)] = lanes[t];
     }
 }
 
 /// Weighted values for H heads (H <= 6) over 16 output lanes: two accumulators per head in
 /// registers, each value chunk converted once for all H heads.
-AVX2 static inline __attribute__((always_inline)) void value_tile(const spec_attention *a, int first, size_t kv_offset, int H,
-                                                                 const float *scores, size_t visible, int j0, int j1, int e, float *out) {
+AVX2 static inline __attribute__((always_inline)) void value_tile(const spec_attention *a, int first, size_t kv_offset,
+                                                                  int H, const float *scores, size_t visible, int j0,
+                                                                  int j1, int e, float *out) {
     const int hd = a->head_dim;
     __m256 acc[12];
     for (int h = 0; h < H; h++) {
@@ -212,13 +223,14 @@ AVX2 static inline __attribute__((always_inline)) void value_tile(const spec_att
 }
 
 /// A last 8-lane slice: one head at a time.
-AVX2 static void value_tail(const spec_attention *a, int first, size_t kv_offset, int group, const float *scores, size_t visible,
-                            int j0, int j1, int e, float *out) {
+AVX2 static void value_tail(const spec_attention *a, int first, size_t kv_offset, int group, const float *scores,
+                            size_t visible, int j0, int j1, int e, float *out) {
     const int hd = a->head_dim;
     for (int g = 0; g < group; g++) {
         __m256 acc = _mm256_loadu_ps(out + (size_t)g * hd + e);
         for (int j = j0; j < j1; j++)
-            acc = _mm256_fmadd_ps(_mm256_broadcast_ss(scores + (size_t)g * visible + j), load_half8(value_row(a, first, kv_offset, j) + e), acc);
+            acc = _mm256_fmadd_ps(_mm256_broadcast_ss(scores + (size_t)g * visible + j),
+                                  load_half8(value_row(a, first, kv_offset, j) + e), acc);
         _mm256_storeu_ps(out + (size_t)g * hd + e, acc);
     }
 }
@@ -249,15 +261,45 @@ AVX2 static void softmax_row(float *s, int visible) {
 
 /// Heads whose size is not a multiple of 8 (or above 512 values) take the portable path.
 void spec_attend_group_avx2(const spec_attention *a, int node, int kv_head, float *scores) {
-    if (a->head_dim % 8 == 0 && a->head_dim <= 512) attend_tiled(a, node, kv_head, scores);
-    else spec_attend_group_portable(a, node, kv_head, scores);
+    if (a->head_dim % 8 == 0 && a->head_dim <= 512)
+        attend_tiled(a, node, kv_head, scores);
+    else
+        spec_attend_group_portable(a, node, kv_head, scores);
 }
 
 #else
-void spec_f32_to_f16_avx2(const float *x, int n, uint16_t *out) { (void)x; (void)n; (void)out; }
-void spec_f16_to_f32_avx2(const uint16_t *x, int n, float *out) { (void)x; (void)n; (void)out; }
-void spec_rms_norm_avx2(const float *x, const float *weight, int n, float epsilon, float *out) { (void)x; (void)weight; (void)n; (void)epsilon; (void)out; }
-void spec_silu_mul_avx2(float *gate, const float *up, int n) { (void)gate; (void)up; (void)n; }
-void spec_quantize_act_avx2(int format, const float *x, int n, void *out) { (void)format; (void)x; (void)n; (void)out; }
-void spec_attend_group_avx2(const spec_attention *a, int node, int kv_head, float *scores) { (void)a; (void)node; (void)kv_head; (void)scores; }
+void spec_f32_to_f16_avx2(const float *x, int n, uint16_t *out) {
+    (void)x;
+    (void)n;
+    (void)out;
+}
+void spec_f16_to_f32_avx2(const uint16_t *x, int n, float *out) {
+    (void)x;
+    (void)n;
+    (void)out;
+}
+void spec_rms_norm_avx2(const float *x, const float *weight, int n, float epsilon, float *out) {
+    (void)x;
+    (void)weight;
+    (void)n;
+    (void)epsilon;
+    (void)out;
+}
+void spec_silu_mul_avx2(float *gate, const float *up, int n) {
+    (void)gate;
+    (void)up;
+    (void)n;
+}
+void spec_quantize_act_avx2(int format, const float *x, int n, void *out) {
+    (void)format;
+    (void)x;
+    (void)n;
+    (void)out;
+}
+void spec_attend_group_avx2(const spec_attention *a, int node, int kv_head, float *scores) {
+    (void)a;
+    (void)node;
+    (void)kv_head;
+    (void)scores;
+}
 #endif

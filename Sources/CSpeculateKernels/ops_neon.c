@@ -17,16 +17,19 @@
 // SPEC_CHECK_MUTANT 5 (kernel check builds only): the value tiles leave out the last slot of
 // each chunk, which the check must catch.
 #if defined(SPEC_CHECK_MUTANT) && SPEC_CHECK_MUTANT == 5
-#define VALUE_END(j1) ((j1) - 1)
+#define VALUE_END(j1) ((j1)-1)
 #else
 #define VALUE_END(j1) (j1)
 #endif
 
-static inline float32x4_t load_half4(const uint16_t *p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+static inline float32x4_t load_half4(const uint16_t *p) {
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)));
+}
 
 /// Scores of H query heads against K keys (H * K <= 12), one accumulator per pair.
-static inline __attribute__((always_inline)) void score_tile(const float *q, int hd, int H, int K, const uint16_t *const *k, float scale,
-                                                            float *scores, size_t visible, int j) {
+static inline __attribute__((always_inline)) void score_tile(const float *q, int hd, int H, int K,
+                                                             const uint16_t *const *k, float scale, float *scores,
+                                                             size_t visible, int j) {
     float32x4_t acc[12];
     for (int i = 0; i < H * K; i++) acc[i] = vdupq_n_f32(0.0f);
     for (int e = 0; e < hd; e += 4) {
@@ -37,13 +40,15 @@ static inline __attribute__((always_inline)) void score_tile(const float *q, int
             for (int c = 0; c < K; c++) acc[h * K + c] = vfmaq_f32(acc[h * K + c], qv, key[c]);
         }
     }
-    for (int i = 0; i < H * K; i++) scores[(size_t)(i / K) * visible + (size_t)(j + i % K)] = vaddvq_f32(acc[i]) * scale;
+    for (int i = 0; i < H * K; i++)
+        scores[(size_t)(i / K) * visible + (size_t)(j + i % K)] = vaddvq_f32(acc[i]) * scale;
 }
 
 /// Weighted values for H heads (H <= 6) over 16 output lanes: four accumulators per head, each
 /// value chunk converted once for all H heads.
-static inline __attribute__((always_inline)) void value_tile(const spec_attention *a, int first, size_t kv_offset, int H, const float *scores,
-                                                            size_t visible, int j0, int j1, int e, float *out) {
+static inline __attribute__((always_inline)) void value_tile(const spec_attention *a, int first, size_t kv_offset,
+                                                             int H, const float *scores, size_t visible, int j0, int j1,
+                                                             int e, float *out) {
     const int hd = a->head_dim;
     float32x4_t acc[24];
     for (int h = 0; h < H; h++)
@@ -63,8 +68,8 @@ static inline __attribute__((always_inline)) void value_tile(const spec_attentio
 }
 
 /// A last 8-lane slice: one head at a time.
-static void value_tail(const spec_attention *a, int first, size_t kv_offset, int group, const float *scores, size_t visible, int j0, int j1,
-                       int e, float *out) {
+static void value_tail(const spec_attention *a, int first, size_t kv_offset, int group, const float *scores,
+                       size_t visible, int j0, int j1, int e, float *out) {
     const int hd = a->head_dim;
     for (int g = 0; g < group; g++) {
         float32x4_t lo = vld1q_f32(out + (size_t)g * hd + e), hi = vld1q_f32(out + (size_t)g * hd + e + 4);
@@ -92,9 +97,13 @@ static void softmax_row(float *s, int visible) {
 
 /// Heads whose size is not a multiple of 8 (or above 512 values) take the portable path.
 void spec_attend_group_neon(const spec_attention *a, int node, int kv_head, float *scores) {
-    if (a->head_dim % 8 == 0 && a->head_dim <= 512) attend_tiled(a, node, kv_head, scores);
-    else spec_attend_group_portable(a, node, kv_head, scores);
+    if (a->head_dim % 8 == 0 && a->head_dim <= 512)
+        attend_tiled(a, node, kv_head, scores);
+    else
+        spec_attend_group_portable(a, node, kv_head, scores);
 }
 #else
-void spec_attend_group_neon(const spec_attention *a, int node, int kv_head, float *scores) { spec_attend_group_portable(a, node, kv_head, scores); }
+void spec_attend_group_neon(const spec_attention *a, int node, int kv_head, float *scores) {
+    spec_attend_group_portable(a, node, kv_head, scores);
+}
 #endif

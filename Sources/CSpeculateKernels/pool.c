@@ -16,13 +16,13 @@
 enum { MAX_THREADS = 64, SPIN_ROUNDS = 20000 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;  // one job at a time, whoever calls
+static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER; // one job at a time, whoever calls
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static pthread_t workers[MAX_THREADS];
-static int thread_count = 1;       // including the caller
+static int thread_count = 1; // including the caller
 static int started_workers = 0;
-static atomic_uint generation;      // bumped for each job
-static atomic_int pending;          // workers still running the current job
+static atomic_uint generation; // bumped for each job
+static atomic_int pending;     // workers still running the current job
 static atomic_int stopping;
 static spec_task_fn job_fn;
 static void *job_ctx;
@@ -81,7 +81,9 @@ void spec_pool_set_threads(int threads) {
     pthread_mutex_unlock(&run_lock);
 }
 
-int spec_pool_threads(void) { return thread_count; }
+int spec_pool_threads(void) {
+    return thread_count;
+}
 
 void spec_pool_run(spec_task_fn fn, void *ctx) {
     pthread_mutex_lock(&run_lock);

@@ -9,16 +9,23 @@
 
 int spec_act_format_for(int type) {
     switch (type) {
-    case SPEC_Q4_0: case SPEC_Q4_1: case SPEC_Q5_0: case SPEC_Q5_1: case SPEC_Q8_0: case SPEC_Q4_0_X8:
-        return SPEC_ACT_Q8_32;
-    case SPEC_Q2_K: case SPEC_Q3_K: case SPEC_Q4_K: case SPEC_Q5_K: case SPEC_Q6_K:
-        return SPEC_ACT_Q8_256;
-    case SPEC_Q4_K_X8: case SPEC_Q6_K_X8:
-        return SPEC_ACT_Q8_256;
-    case SPEC_F32: case SPEC_F16: case SPEC_BF16:
-        return SPEC_ACT_F32;
-    default:
-        return -1;
+    case SPEC_Q4_0:
+    case SPEC_Q4_1:
+    case SPEC_Q5_0:
+    case SPEC_Q5_1:
+    case SPEC_Q8_0:
+    case SPEC_Q4_0_X8: return SPEC_ACT_Q8_32;
+    case SPEC_Q2_K:
+    case SPEC_Q3_K:
+    case SPEC_Q4_K:
+    case SPEC_Q5_K:
+    case SPEC_Q6_K: return SPEC_ACT_Q8_256;
+    case SPEC_Q4_K_X8:
+    case SPEC_Q6_K_X8: return SPEC_ACT_Q8_256;
+    case SPEC_F32:
+    case SPEC_F16:
+    case SPEC_BF16: return SPEC_ACT_F32;
+    default: return -1;
     }
 }
 
@@ -84,8 +91,9 @@ static float dot_row(int type, int n, const uint8_t *w, const void *act) {
         const float *x = (const float *)act;
         float sum = 0.0f;
         for (int i = 0; i < n; i++) {
-            const float wi = type == SPEC_F32 ? ((const float *)w)[i]
-                           : type == SPEC_F16 ? spec_half(w + 2 * i) : bf16_to_f32(w + 2 * i);
+            const float wi = type == SPEC_F32   ? ((const float *)w)[i]
+                             : type == SPEC_F16 ? spec_half(w + 2 * i)
+                                                : bf16_to_f32(w + 2 * i);
             sum += wi * x[i];
         }
         return sum;
@@ -94,8 +102,15 @@ static float dot_row(int type, int n, const uint8_t *w, const void *act) {
     float acc = 0.0f, acc_min = 0.0f;
     switch (type) {
     case SPEC_Q8_0:
-    case SPEC_Q4_0: case SPEC_Q4_1: case SPEC_Q5_0: case SPEC_Q5_1: {
-        const int bytes = type == SPEC_Q8_0 ? 34 : type == SPEC_Q4_0 ? 18 : type == SPEC_Q4_1 ? 20 : type == SPEC_Q5_0 ? 22 : 24;
+    case SPEC_Q4_0:
+    case SPEC_Q4_1:
+    case SPEC_Q5_0:
+    case SPEC_Q5_1: {
+        const int bytes = type == SPEC_Q8_0   ? 34
+                          : type == SPEC_Q4_0 ? 18
+                          : type == SPEC_Q4_1 ? 20
+                          : type == SPEC_Q5_0 ? 22
+                                              : 24;
         for (int b = 0; b < n / 32; b++) {
             const uint8_t *blk = w + (size_t)b * bytes;
             const int8_t *x = a.q + b * 32;
@@ -126,7 +141,8 @@ static float dot_row(int type, int n, const uint8_t *w, const void *act) {
         }
         return acc - acc_min;
     }
-    case SPEC_Q4_K: case SPEC_Q5_K:
+    case SPEC_Q4_K:
+    case SPEC_Q5_K:
         for (int b = 0; b < n / 256; b++) {
             const uint8_t *blk = w + (size_t)b * (type == SPEC_Q4_K ? 144 : 176);
             const uint8_t *qh = blk + 16;
@@ -213,13 +229,12 @@ static float dot_row(int type, int n, const uint8_t *w, const void *act) {
             acc += spec_half(blk + 108) * a.d[b] * (float)sumi;
         }
         return acc;
-    default:
-        return NAN;
+    default: return NAN;
     }
 }
 
-void spec_matmul_portable(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
-                          const void *act, size_t act_stride, int T, float *y, size_t y_stride) {
+void spec_matmul_portable(int type, int n, const void *w, size_t row_bytes, int r0, int r1, const void *act,
+                          size_t act_stride, int T, float *y, size_t y_stride) {
     if (spec_packed_base_type(type) >= 0) {
         spec_matmul_packed_portable(type, n, w, r0, r1, act, act_stride, T, y, y_stride);
         return;
@@ -232,13 +247,21 @@ void spec_matmul_portable(int type, int n, const void *w, size_t row_bytes, int 
     }
 }
 
-int spec_matmul_portable_set(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
-                             const void *act, size_t act_stride, int T, float *y, size_t y_stride) {
+int spec_matmul_portable_set(int type, int n, const void *w, size_t row_bytes, int r0, int r1, const void *act,
+                             size_t act_stride, int T, float *y, size_t y_stride) {
     spec_matmul_portable(type, n, w, row_bytes, r0, r1, act, act_stride, T, y, y_stride);
     return 1;
 }
 
-static int always(void) { return 1; }
-int spec_never_supported(void) { return 0; }
+static int always(void) {
+    return 1;
+}
+int spec_never_supported(void) {
+    return 0;
+}
 
-const spec_kernel_set spec_set_portable = {.name = "portable", .supported = always, .matmul = spec_matmul_portable_set, .packs = spec_packs_none, SPEC_PORTABLE_OPS};
+const spec_kernel_set spec_set_portable = {.name = "portable",
+                                           .supported = always,
+                                           .matmul = spec_matmul_portable_set,
+                                           .packs = spec_packs_none,
+                                           SPEC_PORTABLE_OPS};

@@ -48,7 +48,7 @@ void spec_quantize_q4_K(const float *x, int n, void *out) {
             sc[j] = (uint8_t)(d > 0.0f ? nearest(ceilf(step[j] / d), 0, 63) : 0);
             mn[j] = (uint8_t)(dmin > 0.0f ? nearest(offset[j] / dmin, 0, 63) : 0);
         }
-        uint8_t *scales = blk + 4;  // the inverse of spec_scale_min_k4
+        uint8_t *scales = blk + 4; // the inverse of spec_scale_min_k4
         for (int j = 0; j < 4; j++) {
             scales[j] = (uint8_t)((sc[j] & 63) | (sc[j + 4] >> 4) << 6);
             scales[j + 4] = (uint8_t)((mn[j] & 63) | (mn[j + 4] >> 4) << 6);

@@ -37,7 +37,15 @@
 #include <math.h>
 #include <stdlib.h>
 
-enum { Q4_0_BYTES = 18, Q4_K_BYTES = 144, Q6_K_BYTES = 210, Q4_0_X8_BLOCK = 144, Q4_K_X8_BLOCK = 1184, Q6_K_X8_BLOCK = 1680, GROUP = 8 };
+enum {
+    Q4_0_BYTES = 18,
+    Q4_K_BYTES = 144,
+    Q6_K_BYTES = 210,
+    Q4_0_X8_BLOCK = 144,
+    Q4_K_X8_BLOCK = 1184,
+    Q6_K_X8_BLOCK = 1680,
+    GROUP = 8
+};
 
 /// A packed type's geometry: its file type, values per block, and bytes per block in the file
 /// (one row) and packed (eight rows). False for an unknown type.
@@ -108,11 +116,15 @@ static void q4_K_row(uint8_t *file_block, uint8_t *packed, int i, int to_packed)
 
 static void q4_0_row(uint8_t *file_block, uint8_t *packed, int i, int to_packed) {
     for (int k = 0; k < 4; k++) {
-        if (to_packed) memcpy(packed + 32 * k + 4 * i, file_block + 2 + 4 * k, 4);
-        else memcpy(file_block + 2 + 4 * k, packed + 32 * k + 4 * i, 4);
+        if (to_packed)
+            memcpy(packed + 32 * k + 4 * i, file_block + 2 + 4 * k, 4);
+        else
+            memcpy(file_block + 2 + 4 * k, packed + 32 * k + 4 * i, 4);
     }
-    if (to_packed) memcpy(packed + 128 + 2 * i, file_block, 2);
-    else memcpy(file_block, packed + 128 + 2 * i, 2);
+    if (to_packed)
+        memcpy(packed + 128 + 2 * i, file_block, 2);
+    else
+        memcpy(file_block, packed + 128 + 2 * i, 2);
 }
 
 /// Row i of a block in either direction, by the packed type's file type.
@@ -120,7 +132,7 @@ static void convert_row(int base, uint8_t *file_block, uint8_t *packed, int i, i
 
 static void q6_K_row(uint8_t *file_block, uint8_t *packed, int i, int to_packed) {
     uint8_t *nibbles = packed, *high = packed + 1024, *cols = packed + 1536, *halves = packed + 1664;
-    if (to_packed) {  // the load-time direction, value by value in two simple passes
+    if (to_packed) { // the load-time direction, value by value in two simple passes
         uint8_t lo[256], hi[256];
         for (int chunk = 0; chunk < 2; chunk++) {
             for (int l = 0; l < 64; l++) {
@@ -128,7 +140,8 @@ static void q6_K_row(uint8_t *file_block, uint8_t *packed, int i, int to_packed)
                 lo[chunk * 128 + 64 + l] = file_block[chunk * 64 + l] >> 4;
             }
             for (int l = 0; l < 32; l++)
-                for (int s = 0; s < 4; s++) hi[chunk * 128 + 32 * s + l] = (file_block[128 + chunk * 32 + l] >> (2 * s)) & 0x03;
+                for (int s = 0; s < 4; s++)
+                    hi[chunk * 128 + 32 * s + l] = (file_block[128 + chunk * 32 + l] >> (2 * s)) & 0x03;
         }
         for (int g = 0; g < 64; g++) {
             const int p = g / 8, h = (g % 8) / 4, k = g % 4;
@@ -144,7 +157,8 @@ static void q6_K_row(uint8_t *file_block, uint8_t *packed, int i, int to_packed)
     memset(file_block, 0, 192);
     for (int v = 0; v < 256; v++) {
         const int chunk = v / 128, within = v % 128;
-        uint8_t *lo_byte = file_block + chunk * 64 + within % 64, *hi_byte = file_block + 128 + chunk * 32 + within % 32;
+        uint8_t *lo_byte = file_block + chunk * 64 + within % 64,
+                *hi_byte = file_block + 128 + chunk * 32 + within % 32;
         const int lo_shift = 4 * (within / 64), hi_shift = 2 * (within / 32);
         const int g = v / 4, p = g / 8, h = (g % 8) / 4, k = g % 4, at = 4 * i + v % 4;
         const uint8_t *n_byte = nibbles + (4 * p + k) * 32 + at, *h_byte = high + (2 * p + h) * 32 + at;
@@ -156,9 +170,12 @@ static void q6_K_row(uint8_t *file_block, uint8_t *packed, int i, int to_packed)
 }
 
 static void convert_row(int base, uint8_t *file_block, uint8_t *packed, int i, int to_packed) {
-    if (base == SPEC_Q4_0) q4_0_row(file_block, packed, i, to_packed);
-    else if (base == SPEC_Q4_K) q4_K_row(file_block, packed, i, to_packed);
-    else q6_K_row(file_block, packed, i, to_packed);
+    if (base == SPEC_Q4_0)
+        q4_0_row(file_block, packed, i, to_packed);
+    else if (base == SPEC_Q4_K)
+        q4_K_row(file_block, packed, i, to_packed);
+    else
+        q6_K_row(file_block, packed, i, to_packed);
 }
 
 int spec_pack_rows(int packed_type, int n, const void *src, size_t src_row_bytes, int r0, int r1, void *dst) {
@@ -172,7 +189,8 @@ int spec_pack_rows(int packed_type, int n, const void *src, size_t src_row_bytes
         memset(group, 0, row_bytes * GROUP);
         for (int b = 0; b < n / g.values; b++)
             for (int i = 0; i < GROUP; i++) {
-                memcpy(copy, (const uint8_t *)src + (size_t)(r + i) * src_row_bytes + (size_t)b * g.file_bytes, (size_t)g.file_bytes);
+                memcpy(copy, (const uint8_t *)src + (size_t)(r + i) * src_row_bytes + (size_t)b * g.file_bytes,
+                       (size_t)g.file_bytes);
                 convert_row(g.base, copy, group + (size_t)b * g.packed_bytes, i, 1);
             }
     }
@@ -191,13 +209,13 @@ void spec_unpack_row(int packed_type, int n, const void *packed, int r, void *ou
     }
 }
 
-void spec_matmul_packed_portable(int packed_type, int n, const void *w, int r0, int r1, const void *act, size_t act_stride, int T,
-                                 float *y, size_t y_stride) {
+void spec_matmul_packed_portable(int packed_type, int n, const void *w, int r0, int r1, const void *act,
+                                 size_t act_stride, int T, float *y, size_t y_stride) {
     packed_geometry g;
     const int known = geometry(packed_type, &g);
     const size_t file_row = known ? (size_t)(n / g.values) * (size_t)g.file_bytes : 0;
     uint8_t *row = file_row ? malloc(file_row) : NULL;
-    if (!row) {  // no memory for one row: NaN results rather than a crash
+    if (!row) { // no memory for one row: NaN results rather than a crash
         for (int t = 0; t < T; t++)
             for (int r = r0; r < r1; r++) y[(size_t)t * y_stride + r] = NAN;
         return;

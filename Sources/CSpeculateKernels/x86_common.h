@@ -13,9 +13,14 @@ X86_TARGET static inline float half_f16c(const uint8_t *p) {
 
 /// Broadcast masks: lanes take the 16-bit value j of a 128-bit vector, for j = 0..7.
 static const uint8_t broadcast_word[8][32] = {
-#define W(j) {2*j,2*j+1,2*j,2*j+1,2*j,2*j+1,2*j,2*j+1,2*j,2*j+1,2*j,2*j+1,2*j,2*j+1,2*j,2*j+1, \
-               2*j,2*j+1,2*j,2*j+1,2*j,2*j+1,2*j,2*j+1,2*j,2*j+1,2*j,2*j+1,2*j,2*j+1,2*j,2*j+1}
-    W(0), W(1), W(2), W(3), W(4), W(5), W(6), W(7)
+#define W(j)                                                                                                           \
+    {                                                                                                                  \
+        2 * j, 2 * j + 1, 2 * j, 2 * j + 1, 2 * j, 2 * j + 1, 2 * j, 2 * j + 1, 2 * j, 2 * j + 1, 2 * j, 2 * j + 1,    \
+            2 * j, 2 * j + 1, 2 * j, 2 * j + 1, 2 * j, 2 * j + 1, 2 * j, 2 * j + 1, 2 * j, 2 * j + 1, 2 * j,           \
+            2 * j + 1, 2 * j, 2 * j + 1, 2 * j, 2 * j + 1, 2 * j, 2 * j + 1, 2 * j, 2 * j + 1                          \
+    }
+    W(0), W(1), W(2), W(3), W(4),
+    W(5), W(6), W(7)
 #undef W
 };
 
@@ -28,12 +33,14 @@ X86_TARGET static inline float hsum(__m256 v) {
 
 /// Unsigned weights (0..63) times signed activations, each group of four products summed
 /// into one of 8 int32 lanes (the includer's X86_DOT_U8_S8: maddubs + madd, or vpdpbusd).
-X86_TARGET static inline __m256i dot_u8_s8(__m256i w, __m256i x) { return X86_DOT_U8_S8(w, x); }
+X86_TARGET static inline __m256i dot_u8_s8(__m256i w, __m256i x) {
+    return X86_DOT_U8_S8(w, x);
+}
 
 /// 32 bits -> 32 bytes of 0x10 where the bit is set.
 X86_TARGET static inline __m256i bits_to_0x10(uint32_t bits) {
-    const __m256i select = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
-                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i select = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
+                                            3, 3, 3, 3, 3, 3, 3);
     const __m256i mask = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
     __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), select);
     v = _mm256_cmpeq_epi8(_mm256_and_si256(v, mask), mask);
@@ -75,15 +82,21 @@ enum { PREFETCH_AHEAD = PREFETCH_AHEAD_BYTES };
 /// Requests the cache lines of the block `bytes` long that starts PREFETCH_AHEAD bytes after
 /// `block`. Blocks are contiguous, so over a row every line is requested once or twice.
 X86_TARGET static inline void prefetch_ahead(const uint8_t *block, int bytes) {
-    for (int offset = 0; offset < bytes; offset += 64) _mm_prefetch((const char *)block + PREFETCH_AHEAD + offset, PREFETCH_HINT);
+    for (int offset = 0; offset < bytes; offset += 64)
+        _mm_prefetch((const char *)block + PREFETCH_AHEAD + offset, PREFETCH_HINT);
 }
 
 // Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 with one token: the same integer sums and float steps as
 // matmul_q32 (bit-identical results), without the per-token bookkeeping.
-X86_TARGET static inline __attribute__((always_inline)) void matvec_q32_typed(const int type, int n, const uint8_t *w, size_t row_bytes,
-                                                                        int r0, int r1, const uint8_t *act, float *y) {
+X86_TARGET static inline __attribute__((always_inline)) void matvec_q32_typed(const int type, int n, const uint8_t *w,
+                                                                              size_t row_bytes, int r0, int r1,
+                                                                              const uint8_t *act, float *y) {
     const int nb = n / 32;
-    const int bytes = type == SPEC_Q8_0 ? 34 : type == SPEC_Q4_0 ? 18 : type == SPEC_Q4_1 ? 20 : type == SPEC_Q5_0 ? 22 : 24;
+    const int bytes = type == SPEC_Q8_0   ? 34
+                      : type == SPEC_Q4_0 ? 18
+                      : type == SPEC_Q4_1 ? 20
+                      : type == SPEC_Q5_0 ? 22
+                                          : 24;
     const int offset = type == SPEC_Q4_0 ? 8 : type == SPEC_Q5_0 ? 16 : 0;
     const int has_min = type == SPEC_Q4_1 || type == SPEC_Q5_1;
     const spec_act_view a = spec_act_at(SPEC_ACT_Q8_32, n, act);
@@ -112,13 +125,24 @@ X86_TARGET static inline __attribute__((always_inline)) void matvec_q32_typed(co
 }
 
 // One copy per type, so the per-block type tests fold away.
-X86_TARGET static void matvec_q8_0(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, float *y) { matvec_q32_typed(SPEC_Q8_0, n, w, rb, r0, r1, act, y); }
-X86_TARGET static void matvec_q4_0(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, float *y) { matvec_q32_typed(SPEC_Q4_0, n, w, rb, r0, r1, act, y); }
-X86_TARGET static void matvec_q4_1(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, float *y) { matvec_q32_typed(SPEC_Q4_1, n, w, rb, r0, r1, act, y); }
-X86_TARGET static void matvec_q5_0(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, float *y) { matvec_q32_typed(SPEC_Q5_0, n, w, rb, r0, r1, act, y); }
-X86_TARGET static void matvec_q5_1(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, float *y) { matvec_q32_typed(SPEC_Q5_1, n, w, rb, r0, r1, act, y); }
+X86_TARGET static void matvec_q8_0(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, float *y) {
+    matvec_q32_typed(SPEC_Q8_0, n, w, rb, r0, r1, act, y);
+}
+X86_TARGET static void matvec_q4_0(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, float *y) {
+    matvec_q32_typed(SPEC_Q4_0, n, w, rb, r0, r1, act, y);
+}
+X86_TARGET static void matvec_q4_1(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, float *y) {
+    matvec_q32_typed(SPEC_Q4_1, n, w, rb, r0, r1, act, y);
+}
+X86_TARGET static void matvec_q5_0(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, float *y) {
+    matvec_q32_typed(SPEC_Q5_0, n, w, rb, r0, r1, act, y);
+}
+X86_TARGET static void matvec_q5_1(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, float *y) {
+    matvec_q32_typed(SPEC_Q5_1, n, w, rb, r0, r1, act, y);
+}
 
-X86_TARGET static void matvec_q32(int type, int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act, float *y) {
+X86_TARGET static void matvec_q32(int type, int n, const uint8_t *w, size_t row_bytes, int r0, int r1,
+                                  const uint8_t *act, float *y) {
     switch (type) {
     case SPEC_Q8_0: matvec_q8_0(n, w, row_bytes, r0, r1, act, y); break;
     case SPEC_Q4_0: matvec_q4_0(n, w, row_bytes, r0, r1, act, y); break;
@@ -129,11 +153,16 @@ X86_TARGET static void matvec_q32(int type, int n, const uint8_t *w, size_t row_
 }
 
 // Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 against Q8_32 activations.
-X86_TARGET static inline __attribute__((always_inline)) void matmul_q32_typed(const int type, int n, const uint8_t *w, size_t row_bytes,
-                                                                        int r0, int r1, const uint8_t *act, size_t act_stride, int T,
-                                                                        float *y, size_t y_stride) {
+X86_TARGET static inline __attribute__((always_inline)) void matmul_q32_typed(const int type, int n, const uint8_t *w,
+                                                                              size_t row_bytes, int r0, int r1,
+                                                                              const uint8_t *act, size_t act_stride,
+                                                                              int T, float *y, size_t y_stride) {
     const int nb = n / 32;
-    const int bytes = type == SPEC_Q8_0 ? 34 : type == SPEC_Q4_0 ? 18 : type == SPEC_Q4_1 ? 20 : type == SPEC_Q5_0 ? 22 : 24;
+    const int bytes = type == SPEC_Q8_0   ? 34
+                      : type == SPEC_Q4_0 ? 18
+                      : type == SPEC_Q4_1 ? 20
+                      : type == SPEC_Q5_0 ? 22
+                                          : 24;
     const int offset = type == SPEC_Q4_0 ? 8 : type == SPEC_Q5_0 ? 16 : 0;
     const int has_min = type == SPEC_Q4_1 || type == SPEC_Q5_1;
     spec_act_view views[TOKEN_CHUNK];
@@ -177,10 +206,10 @@ X86_TARGET static inline __attribute__((always_inline)) void matmul_q32_typed(co
     }
 }
 
-#define MATMUL_Q32(NAME, TYPE)                                                                                   \
-    X86_TARGET static void NAME(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, size_t stride, int T, \
-                          float *y, size_t y_stride) {                                                             \
-        matmul_q32_typed(TYPE, n, w, rb, r0, r1, act, stride, T, y, y_stride);                                     \
+#define MATMUL_Q32(NAME, TYPE)                                                                                         \
+    X86_TARGET static void NAME(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, size_t stride, \
+                                int T, float *y, size_t y_stride) {                                                    \
+        matmul_q32_typed(TYPE, n, w, rb, r0, r1, act, stride, T, y, y_stride);                                         \
     }
 MATMUL_Q32(matmul_q8_0, SPEC_Q8_0)
 MATMUL_Q32(matmul_q4_0, SPEC_Q4_0)
@@ -189,8 +218,8 @@ MATMUL_Q32(matmul_q5_0, SPEC_Q5_0)
 MATMUL_Q32(matmul_q5_1, SPEC_Q5_1)
 #undef MATMUL_Q32
 
-X86_TARGET static void matmul_q32(int type, int n, const uint8_t *w, size_t row_bytes, int r0, int r1, const uint8_t *act,
-                            size_t act_stride, int T, float *y, size_t y_stride) {
+X86_TARGET static void matmul_q32(int type, int n, const uint8_t *w, size_t row_bytes, int r0, int r1,
+                                  const uint8_t *act, size_t act_stride, int T, float *y, size_t y_stride) {
     switch (type) {
     case SPEC_Q8_0: matmul_q8_0(n, w, row_bytes, r0, r1, act, act_stride, T, y, y_stride); break;
     case SPEC_Q4_0: matmul_q4_0(n, w, row_bytes, r0, r1, act, act_stride, T, y, y_stride); break;
@@ -199,7 +228,6 @@ X86_TARGET static void matmul_q32(int type, int n, const uint8_t *w, size_t row_
     default: matmul_q5_1(n, w, row_bytes, r0, r1, act, act_stride, T, y, y_stride); break;
     }
 }
-
 
 /// A Q4_K/Q5_K block's eight scales as 16-bit words in both lanes, and its eight mins each
 /// repeated twice (lined up with the 16 activation sums of 16 values each), unpacked with byte
@@ -210,16 +238,18 @@ X86_TARGET static inline void k4_scales(const uint8_t *packed, __m256i *scales, 
     const __m128i v = _mm_loadu_si128((const __m128i *)packed);
     // Bytes 0-7 become scales 0-7, bytes 8-15 mins 0-7: first the 6- or 4-bit parts ...
     const __m128i body = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
-    const __m128i nibbles = _mm_blend_epi16(body, _mm_srli_epi16(body, 4), 0xC0);  // mins 4-7: high nibbles
-    const __m128i low = _mm_and_si128(nibbles, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15));
+    const __m128i nibbles = _mm_blend_epi16(body, _mm_srli_epi16(body, 4), 0xC0); // mins 4-7: high nibbles
+    const __m128i low =
+        _mm_and_si128(nibbles, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15));
     // ... then the top two bits of entries 4-7, taken from bits 6-7 of bytes 0-3 and 4-7.
     const __m128i tops = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
     const __m128i all = _mm_or_si128(low, _mm_and_si128(_mm_srli_epi16(tops, 2), _mm_set1_epi8(0x30)));
     const __m256i both = _mm256_broadcastsi128_si256(all);
-    *scales = _mm256_shuffle_epi8(both, _mm256_setr_epi8(0, -1, 1, -1, 2, -1, 3, -1, 4, -1, 5, -1, 6, -1, 7, -1,
-                                                         0, -1, 1, -1, 2, -1, 3, -1, 4, -1, 5, -1, 6, -1, 7, -1));
-    *min_pairs = _mm256_shuffle_epi8(both, _mm256_setr_epi8(8, -1, 8, -1, 9, -1, 9, -1, 10, -1, 10, -1, 11, -1, 11, -1,
-                                                            12, -1, 12, -1, 13, -1, 13, -1, 14, -1, 14, -1, 15, -1, 15, -1));
+    *scales = _mm256_shuffle_epi8(both, _mm256_setr_epi8(0, -1, 1, -1, 2, -1, 3, -1, 4, -1, 5, -1, 6, -1, 7, -1, 0, -1,
+                                                         1, -1, 2, -1, 3, -1, 4, -1, 5, -1, 6, -1, 7, -1));
+    *min_pairs =
+        _mm256_shuffle_epi8(both, _mm256_setr_epi8(8, -1, 8, -1, 9, -1, 9, -1, 10, -1, 10, -1, 11, -1, 11, -1, 12, -1,
+                                                   12, -1, 13, -1, 13, -1, 14, -1, 14, -1, 15, -1, 15, -1));
 }
 
 /// The 6-bit values of sub-block pair c (0 or 1) of a Q6_K block: four vectors of 32.
@@ -229,8 +259,10 @@ X86_TARGET static inline void q6_unpack(const uint8_t *blk, int c, __m256i *q) {
     const __m256i qb = _mm256_loadu_si256((const __m256i *)(blk + c * 64 + 32));
     const __m256i h = _mm256_loadu_si256((const __m256i *)(blk + 128 + c * 32));
     q[0] = _mm256_or_si256(_mm256_and_si256(qa, low4), _mm256_slli_epi16(_mm256_and_si256(h, two), 4));
-    q[1] = _mm256_or_si256(_mm256_and_si256(qb, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), two), 4));
-    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), two), 4));
-    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two), 4));
+    q[1] = _mm256_or_si256(_mm256_and_si256(qb, low4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), two), 4));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), low4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), two), 4));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), low4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two), 4));
 }
-

@@ -60,8 +60,13 @@
 /// Q4_K/Q5_K: word positions 0-3 of each 128-bit lane take 16-bit word 2c of the scales vector
 /// (sub-block 2c), positions 4-7 word 2c + 1, lined up with packs_epi32(dot 2c, dot 2c + 1).
 static const uint8_t k4_scale_pairs[4][32] = {
-#define S(c) {4*c,4*c+1,4*c,4*c+1,4*c,4*c+1,4*c,4*c+1,4*c+2,4*c+3,4*c+2,4*c+3,4*c+2,4*c+3,4*c+2,4*c+3, \
-              4*c,4*c+1,4*c,4*c+1,4*c,4*c+1,4*c,4*c+1,4*c+2,4*c+3,4*c+2,4*c+3,4*c+2,4*c+3,4*c+2,4*c+3}
+#define S(c)                                                                                                           \
+    {                                                                                                                  \
+        4 * c, 4 * c + 1, 4 * c, 4 * c + 1, 4 * c, 4 * c + 1, 4 * c, 4 * c + 1, 4 * c + 2, 4 * c + 3, 4 * c + 2,       \
+            4 * c + 3, 4 * c + 2, 4 * c + 3, 4 * c + 2, 4 * c + 3, 4 * c, 4 * c + 1, 4 * c, 4 * c + 1, 4 * c,          \
+            4 * c + 1, 4 * c, 4 * c + 1, 4 * c + 2, 4 * c + 3, 4 * c + 2, 4 * c + 3, 4 * c + 2, 4 * c + 3, 4 * c + 2,  \
+            4 * c + 3                                                                                                  \
+    }
     S(0), S(1), S(2), S(3)
 #undef S
 };
@@ -71,8 +76,11 @@ static const uint8_t k4_scale_pairs[4][32] = {
 /// low lane and 2j + 1, 2j + 3 in the high lane.
 static const uint8_t q6_scale_words[4][32] = {
 #define Z 0x80
-#define Q(p) {Z,4*p,Z,4*p,Z,4*p,Z,4*p,Z,4*p+2,Z,4*p+2,Z,4*p+2,Z,4*p+2, \
-              Z,4*p+1,Z,4*p+1,Z,4*p+1,Z,4*p+1,Z,4*p+3,Z,4*p+3,Z,4*p+3,Z,4*p+3}
+#define Q(p)                                                                                                           \
+    {                                                                                                                  \
+        Z, 4 * p, Z, 4 * p, Z, 4 * p, Z, 4 * p, Z, 4 * p + 2, Z, 4 * p + 2, Z, 4 * p + 2, Z, 4 * p + 2, Z, 4 * p + 1,  \
+            Z, 4 * p + 1, Z, 4 * p + 1, Z, 4 * p + 1, Z, 4 * p + 3, Z, 4 * p + 3, Z, 4 * p + 3, Z, 4 * p + 3           \
+    }
     Q(0), Q(1), Q(2), Q(3)
 #undef Q
 #undef Z
@@ -81,7 +89,7 @@ static const uint8_t q6_scale_words[4][32] = {
 /// Sums each of a[t] and b[t] (t < TOKENS <= 4) over its 8 lanes (exactly, in int32): lanes
 /// [a0, b0, a1, b1 | a2, b2, a3, b3]; lanes of tokens past TOKENS are not meaningful.
 X86_TARGET static inline __m256i reduce_pairs(const int TOKENS, const __m256i *a, const __m256i *b) {
-    if (TOKENS == 1) {  // decoding: two horizontal adds instead of six
+    if (TOKENS == 1) { // decoding: two horizontal adds instead of six
         const __m256i h = _mm256_hadd_epi32(a[0], b[0]), hh = _mm256_hadd_epi32(h, h);
         return _mm256_zextsi128_si256(_mm_add_epi32(_mm256_castsi256_si128(hh), _mm256_extracti128_si256(hh, 1)));
     }
@@ -114,16 +122,17 @@ X86_TARGET static inline void k45_unpack(const int TYPE, const uint8_t *blk, int
 
 // Q4_K and Q5_K with one to four tokens (TYPE and TOKENS constant at each call site), one row
 // at a time so each thread streams one place of the weights.
-X86_TARGET static inline __attribute__((always_inline)) void k45_tokens(const int TYPE, const int TOKENS, int n, const uint8_t *w,
-                                                                        size_t row_bytes, int r0, int r1, const uint8_t *act,
-                                                                        size_t act_stride, float *y, size_t y_stride) {
+X86_TARGET static inline __attribute__((always_inline)) void k45_tokens(const int TYPE, const int TOKENS, int n,
+                                                                        const uint8_t *w, size_t row_bytes, int r0,
+                                                                        int r1, const uint8_t *act, size_t act_stride,
+                                                                        float *y, size_t y_stride) {
     const int nb = n / 256, bytes = TYPE == SPEC_Q4_K ? 144 : 176;
     spec_act_view a[4];
     for (int t = 0; t < TOKENS; t++) a[t] = spec_act_at(SPEC_ACT_Q8_256, n, act + (size_t)t * act_stride);
     const __m256i zero = _mm256_setzero_si256();
     for (int r = r0; r < r1; r++) {
         const uint8_t *row = w + (size_t)r * row_bytes;
-        __m256 acc = _mm256_setzero_ps();  // [acc, acc_min] per token
+        __m256 acc = _mm256_setzero_ps(); // [acc, acc_min] per token
         for (int b = 0; b < nb; b++) {
             const uint8_t *blk = row + (size_t)b * bytes;
             prefetch_ahead(blk, bytes);
@@ -133,7 +142,8 @@ X86_TARGET static inline __attribute__((always_inline)) void k45_tokens(const in
             for (int c = 0; c < 4; c++) {
                 __m256i q0, q1;
                 k45_unpack(TYPE, blk, c, &q0, &q1);
-                const __m256i pair_scales = _mm256_shuffle_epi8(scales, _mm256_loadu_si256((const __m256i *)k4_scale_pairs[K4_PAIR(c)]));
+                const __m256i pair_scales =
+                    _mm256_shuffle_epi8(scales, _mm256_loadu_si256((const __m256i *)k4_scale_pairs[K4_PAIR(c)]));
                 for (int t = 0; t < TOKENS; t++) {
                     const int8_t *x = a[t].q + b * 256 + 64 * c;
                     const __m256i d0 = VNNI_DPBUSD(zero, q0, _mm256_loadu_si256((const __m256i *)x));
@@ -141,10 +151,11 @@ X86_TARGET static inline __attribute__((always_inline)) void k45_tokens(const in
                     tot[t] = VNNI_DPWSSD(tot[t], _mm256_packs_epi32(d0, d1), pair_scales);
                 }
             }
-            for (int t = 0; t < TOKENS; t++) msum[t] = _mm256_madd_epi16(min_pairs, _mm256_loadu_si256((const __m256i *)(a[t].s + b * 16)));
+            for (int t = 0; t < TOKENS; t++)
+                msum[t] = _mm256_madd_epi16(min_pairs, _mm256_loadu_si256((const __m256i *)(a[t].s + b * 16)));
             uint32_t halves;
             memcpy(&halves, blk, 4);
-            const __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128((int)halves));  // [d, dmin, 0, 0]
+            const __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128((int)halves)); // [d, dmin, 0, 0]
             const __m256 dm4 = _mm256_castpd_ps(_mm256_broadcastsd_pd(_mm_castps_pd(dm)));
             const __m256 totals = _mm256_cvtepi32_ps(reduce_pairs(TOKENS, tot, msum));
             acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_mul_ps(dm4, token_scales(TOKENS, a, b)), totals));
@@ -156,16 +167,17 @@ X86_TARGET static inline __attribute__((always_inline)) void k45_tokens(const in
 }
 
 // Q6_K with one to four tokens, one row at a time.
-X86_TARGET static inline __attribute__((always_inline)) void q6_tokens(const int TOKENS, int n, const uint8_t *w, size_t row_bytes,
-                                                                       int r0, int r1, const uint8_t *act, size_t act_stride,
-                                                                       float *y, size_t y_stride) {
+X86_TARGET static inline __attribute__((always_inline)) void q6_tokens(const int TOKENS, int n, const uint8_t *w,
+                                                                       size_t row_bytes, int r0, int r1,
+                                                                       const uint8_t *act, size_t act_stride, float *y,
+                                                                       size_t y_stride) {
     const int nb = n / 256;
     spec_act_view a[4];
     for (int t = 0; t < TOKENS; t++) a[t] = spec_act_at(SPEC_ACT_Q8_256, n, act + (size_t)t * act_stride);
     const __m256i zero = _mm256_setzero_si256();
     for (int r = r0; r < r1; r++) {
         const uint8_t *row = w + (size_t)r * row_bytes;
-        __m256 acc = _mm256_setzero_ps();  // [acc, unused] per token
+        __m256 acc = _mm256_setzero_ps(); // [acc, unused] per token
         for (int b = 0; b < nb; b++) {
             const uint8_t *blk = row + (size_t)b * 210;
             prefetch_ahead(blk, 210);
@@ -173,7 +185,8 @@ X86_TARGET static inline __attribute__((always_inline)) void q6_tokens(const int
             const __m256i both = _mm256_broadcastsi128_si256(scale_bytes), scales16 = _mm256_cvtepi8_epi16(scale_bytes);
             __m256i pair_scales[4], tot[4], none[4];
             for (int p = 0; p < 4; p++)
-                pair_scales[p] = _mm256_srai_epi16(_mm256_shuffle_epi8(both, _mm256_loadu_si256((const __m256i *)q6_scale_words[p])), 8);
+                pair_scales[p] = _mm256_srai_epi16(
+                    _mm256_shuffle_epi8(both, _mm256_loadu_si256((const __m256i *)q6_scale_words[p])), 8);
             for (int t = 0; t < 4; t++) tot[t] = none[t] = zero;
             for (int c = 0; c < 2; c++) {
                 __m256i q[4];
@@ -181,14 +194,18 @@ X86_TARGET static inline __attribute__((always_inline)) void q6_tokens(const int
                 for (int t = 0; t < TOKENS; t++) {
                     const int8_t *x = a[t].q + b * 256 + 128 * c;
                     __m256i d[4];
-                    for (int i = 0; i < 4; i++) d[i] = VNNI_DPBUSD(zero, q[i], _mm256_loadu_si256((const __m256i *)(x + 32 * i)));
+                    for (int i = 0; i < 4; i++)
+                        d[i] = VNNI_DPBUSD(zero, q[i], _mm256_loadu_si256((const __m256i *)(x + 32 * i)));
                     tot[t] = VNNI_DPWSSD(tot[t], _mm256_packs_epi32(d[0], d[1]), pair_scales[2 * c]);
                     tot[t] = VNNI_DPWSSD(tot[t], _mm256_packs_epi32(d[2], d[3]), pair_scales[2 * c + 1]);
                 }
             }
             // The stored values are q + 32: subtract 32 * sum of scale * activation sum per 16.
             for (int t = 0; t < TOKENS; t++)
-                tot[t] = _mm256_sub_epi32(tot[t], _mm256_slli_epi32(_mm256_madd_epi16(scales16, _mm256_loadu_si256((const __m256i *)(a[t].s + b * 16))), Q6_OFFSET_SHIFT));
+                tot[t] = _mm256_sub_epi32(
+                    tot[t], _mm256_slli_epi32(
+                                _mm256_madd_epi16(scales16, _mm256_loadu_si256((const __m256i *)(a[t].s + b * 16))),
+                                Q6_OFFSET_SHIFT));
             const __m256 totals = _mm256_cvtepi32_ps(reduce_pairs(TOKENS, tot, none));
             const __m256 d = _mm256_set1_ps(half_f16c(blk + 208));
             acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_mul_ps(d, token_scales(TOKENS, a, b)), totals));
@@ -199,10 +216,10 @@ X86_TARGET static inline __attribute__((always_inline)) void q6_tokens(const int
     }
 }
 
-#define VNNI_TOKENS(NAME, CALL)                                                                                    \
+#define VNNI_TOKENS(NAME, CALL)                                                                                        \
     X86_TARGET static void NAME(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, size_t stride, \
-                                float *y, size_t y_stride) {                                                        \
-        CALL;                                                                                                       \
+                                float *y, size_t y_stride) {                                                           \
+        CALL;                                                                                                          \
     }
 VNNI_TOKENS(q4_K_1, k45_tokens(SPEC_Q4_K, 1, n, w, rb, r0, r1, act, stride, y, y_stride))
 VNNI_TOKENS(q4_K_2, k45_tokens(SPEC_Q4_K, 2, n, w, rb, r0, r1, act, stride, y, y_stride))
@@ -242,8 +259,8 @@ enum { WIDE = 8 };
 typedef struct {
     int32_t *q, *sums;
     float *scales;
-    uint8_t *row;    ///< scratch: up to 4 rows of unpacked weights (n bytes each)
-    int32_t *words;  ///< scratch: 24 scale words per row and block (wide_unpack)
+    uint8_t *row;   ///< scratch: up to 4 rows of unpacked weights (n bytes each)
+    int32_t *words; ///< scratch: 24 scale words per row and block (wide_unpack)
 } wide_acts;
 
 static _Thread_local void *wide_data;
@@ -256,7 +273,9 @@ static void wide_release(void *buffer) {
     wide_data = NULL;
     wide_capacity = 0;
 }
-static void wide_key_create(void) { wide_key_ready = pthread_key_create(&wide_key, wide_release) == 0; }
+static void wide_key_create(void) {
+    wide_key_ready = pthread_key_create(&wide_key, wide_release) == 0;
+}
 
 /// A per-thread buffer for the transposed activations, grown as needed. The thread that calls a
 /// product works on it too, and may be any thread (a dispatch worker, a server's), so the buffer
@@ -300,7 +319,8 @@ X86_TARGET static inline void transpose8(const uint8_t *rows, size_t stride, int
 /// Lays out 8 tokens' Q8_256 activation rows for the wide kernels; false when out of memory.
 X86_TARGET static int wide_prepare(int n, const uint8_t *act, size_t act_stride, wide_acts *w) {
     const int nb = n / 256;
-    int32_t *base = wide_buffer((size_t)n * WIDE + (size_t)nb * 8 * WIDE * 4 + (size_t)nb * WIDE * 4 + (size_t)nb * 4 * 24 * 4 + (size_t)n * 4);
+    int32_t *base = wide_buffer((size_t)n * WIDE + (size_t)nb * 8 * WIDE * 4 + (size_t)nb * WIDE * 4 +
+                                (size_t)nb * 4 * 24 * 4 + (size_t)n * 4);
     if (!base) return 0;
     w->q = base;
     w->sums = base + (size_t)n / 4 * WIDE;
@@ -308,11 +328,13 @@ X86_TARGET static int wide_prepare(int n, const uint8_t *act, size_t act_stride,
     w->words = (int32_t *)(w->scales + (size_t)nb * WIDE);
     w->row = (uint8_t *)(w->words + (size_t)nb * 4 * 24);
     const spec_act_view first = spec_act_at(SPEC_ACT_Q8_256, n, act);
-    const size_t q_offset = (size_t)((const uint8_t *)first.q - act), s_offset = (size_t)((const uint8_t *)first.s - act);
+    const size_t q_offset = (size_t)((const uint8_t *)first.q - act),
+                 s_offset = (size_t)((const uint8_t *)first.s - act);
     for (int c = 0; c < n / 32; c++) transpose8(act + q_offset + 32 * (size_t)c, act_stride, w->q + (size_t)c * 64);
     for (int b = 0; b < nb; b++) {
         transpose8(act + s_offset + 32 * (size_t)b, act_stride, w->sums + (size_t)b * 64);
-        for (int t = 0; t < WIDE; t++) w->scales[b * WIDE + t] = spec_act_at(SPEC_ACT_Q8_256, n, act + (size_t)t * act_stride).d[b];
+        for (int t = 0; t < WIDE; t++)
+            w->scales[b * WIDE + t] = spec_act_at(SPEC_ACT_Q8_256, n, act + (size_t)t * act_stride).d[b];
     }
     return 1;
 }
@@ -332,8 +354,8 @@ X86_TARGET static inline void wide_store(__m256 v, float *y, size_t y_stride, in
 /// a wider store of the same bytes waits for that store to complete. Weights are prefetched a
 /// few pages ahead as in the narrow kernels: without it the unpacking waited on memory for a
 /// third of the kernel's time at 8 tokens.
-X86_TARGET static inline __attribute__((always_inline)) void wide_unpack(const int TYPE, const int ROWS, int n, const uint8_t *w,
-                                                                         size_t row_bytes, int r, const wide_acts *x) {
+X86_TARGET static inline __attribute__((always_inline)) void
+wide_unpack(const int TYPE, const int ROWS, int n, const uint8_t *w, size_t row_bytes, int r, const wide_acts *x) {
     const int nb = n / 256;
     for (int i = 0; i < ROWS; i++) {
         const uint8_t *row = w + (size_t)(r + i) * row_bytes;
@@ -350,7 +372,9 @@ X86_TARGET static inline __attribute__((always_inline)) void wide_unpack(const i
                     for (int k = 0; k < 4; k++) _mm256_storeu_si256((__m256i *)(q + 128 * c + 32 * k), v[k]);
                 }
                 for (int g = 0; g < 16; g++) words[g] = sc[g];
-                for (int p = 0; p < 8; p++) words[16 + p] = (int32_t)((uint32_t)(uint16_t)(int16_t)sc[2 * p] | (uint32_t)(uint16_t)(int16_t)sc[2 * p + 1] << 16);
+                for (int p = 0; p < 8; p++)
+                    words[16 + p] = (int32_t)((uint32_t)(uint16_t)(int16_t)sc[2 * p] |
+                                              (uint32_t)(uint16_t)(int16_t)sc[2 * p + 1] << 16);
             } else {
                 const uint8_t *blk = row + (size_t)b * (TYPE == SPEC_Q4_K ? 144 : 176);
                 prefetch_ahead(blk, TYPE == SPEC_Q4_K ? 144 : 176);
@@ -375,15 +399,15 @@ X86_TARGET static inline __attribute__((always_inline)) void wide_unpack(const i
 /// rows against 8 tokens: tot[i] += scale * dot per sub-block. Per pair of 4-byte groups the two
 /// activation vectors are loaded once for all rows, and each row has two chains (even and odd
 /// groups), so 2 * ROWS vpdpbusd are in flight and loads per vpdpbusd stay at 1 + 1/ROWS.
-X86_TARGET static inline __attribute__((always_inline)) void wide_block(const int VALUES, const int ROWS, int n, const wide_acts *x, int b,
-                                                                        __m256i *tot) {
+X86_TARGET static inline __attribute__((always_inline)) void wide_block(const int VALUES, const int ROWS, int n,
+                                                                        const wide_acts *x, int b, __m256i *tot) {
     const int nb = n / 256, groups = VALUES / 4;
     const int32_t *xq = x->q + (size_t)b * 64 * WIDE;
     for (int s = 0; s < 256 / VALUES; s++) {
         __m256i even[4], odd[4];
         for (int i = 0; i < ROWS; i++) even[i] = odd[i] = _mm256_setzero_si256();
         for (int k = 0; k < groups; k += 2) {
-            const int d = s * groups + k;  // 4-byte group within the block
+            const int d = s * groups + k; // 4-byte group within the block
             const __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + d * WIDE));
             const __m256i x1 = _mm256_loadu_si256((const __m256i *)(xq + (d + 1) * WIDE));
             for (int i = 0; i < ROWS; i++) {
@@ -397,27 +421,31 @@ X86_TARGET static inline __attribute__((always_inline)) void wide_block(const in
         }
         for (int i = 0; i < ROWS; i++) {
             const int32_t scale = x->words[((size_t)i * nb + b) * 24 + s];
-            tot[i] = _mm256_add_epi32(tot[i], _mm256_mullo_epi32(_mm256_add_epi32(even[i], odd[i]), _mm256_set1_epi32(scale)));
+            tot[i] = _mm256_add_epi32(tot[i],
+                                      _mm256_mullo_epi32(_mm256_add_epi32(even[i], odd[i]), _mm256_set1_epi32(scale)));
         }
     }
 }
 
 /// Q4_K/Q5_K (the mins) or Q6_K (the +32 offset): sum over the 8 word pairs of block b of
 /// pair * (two 16-value activation sums), per row and token.
-X86_TARGET static inline __attribute__((always_inline)) void wide_sums(const int ROWS, int n, const wide_acts *x, int b, int first,
-                                                                       __m256i *out) {
+X86_TARGET static inline __attribute__((always_inline)) void wide_sums(const int ROWS, int n, const wide_acts *x, int b,
+                                                                       int first, __m256i *out) {
     const int nb = n / 256;
     for (int i = 0; i < ROWS; i++) out[i] = _mm256_setzero_si256();
     for (int p = 0; p < 8; p++) {
         const __m256i sums = _mm256_loadu_si256((const __m256i *)(x->sums + ((size_t)b * 8 + p) * WIDE));
         for (int i = 0; i < ROWS; i++)
-            out[i] = _mm256_add_epi32(out[i], _mm256_madd_epi16(_mm256_set1_epi32(x->words[((size_t)i * nb + b) * 24 + first + p]), sums));
+            out[i] = _mm256_add_epi32(
+                out[i], _mm256_madd_epi16(_mm256_set1_epi32(x->words[((size_t)i * nb + b) * 24 + first + p]), sums));
     }
 }
 
 // K-quants for 8 tokens, ROWS rows at a time; the float steps are the portable ones per token.
-X86_TARGET static inline __attribute__((always_inline)) void k_wide_rows(const int TYPE, const int ROWS, int n, const uint8_t *w,
-                                                                         size_t row_bytes, int r, const wide_acts *x, float *y, size_t y_stride) {
+X86_TARGET static inline __attribute__((always_inline)) void k_wide_rows(const int TYPE, const int ROWS, int n,
+                                                                         const uint8_t *w, size_t row_bytes, int r,
+                                                                         const wide_acts *x, float *y,
+                                                                         size_t y_stride) {
     const int nb = n / 256;
     wide_unpack(TYPE, ROWS, n, w, row_bytes, r, x);
     __m256 acc[4], acc_min[4];
@@ -432,13 +460,16 @@ X86_TARGET static inline __attribute__((always_inline)) void k_wide_rows(const i
             const uint8_t *row = w + (size_t)(r + i) * row_bytes;
             if (TYPE == SPEC_Q6_K) {
                 const __m256i total = _mm256_sub_epi32(tot[i], _mm256_slli_epi32(sums[i], Q6_OFFSET_SHIFT));
-                acc[i] = _mm256_add_ps(acc[i], _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(half_f16c(row + (size_t)b * 210 + 208)), dx),
-                                                             _mm256_cvtepi32_ps(total)));
+                acc[i] = _mm256_add_ps(
+                    acc[i], _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(half_f16c(row + (size_t)b * 210 + 208)), dx),
+                                          _mm256_cvtepi32_ps(total)));
             } else {
                 const uint8_t *blk = row + (size_t)b * (TYPE == SPEC_Q4_K ? 144 : 176);
-                acc[i] = _mm256_add_ps(acc[i], _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(half_f16c(blk)), dx), _mm256_cvtepi32_ps(tot[i])));
-                acc_min[i] = _mm256_add_ps(acc_min[i], _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(half_f16c(blk + 2)), dx),
-                                                                     _mm256_cvtepi32_ps(sums[i])));
+                acc[i] = _mm256_add_ps(acc[i], _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(half_f16c(blk)), dx),
+                                                             _mm256_cvtepi32_ps(tot[i])));
+                acc_min[i] =
+                    _mm256_add_ps(acc_min[i], _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(half_f16c(blk + 2)), dx),
+                                                            _mm256_cvtepi32_ps(sums[i])));
             }
         }
     }
@@ -446,11 +477,12 @@ X86_TARGET static inline __attribute__((always_inline)) void k_wide_rows(const i
         wide_store(TYPE == SPEC_Q6_K ? acc[i] : _mm256_sub_ps(acc[i], acc_min[i]), y, y_stride, r + i);
 }
 
-#define WIDE_KERNEL(NAME, TYPE)                                                                                    \
-    X86_TARGET static void NAME(int n, const uint8_t *w, size_t rb, int r0, int r1, const wide_acts *x, float *y, size_t ys) { \
-        int r = r0;                                                                                                \
-        for (; r + 4 <= r1; r += 4) k_wide_rows(TYPE, 4, n, w, rb, r, x, y, ys);                                   \
-        for (; r < r1; r++) k_wide_rows(TYPE, 1, n, w, rb, r, x, y, ys);                                           \
+#define WIDE_KERNEL(NAME, TYPE)                                                                                        \
+    X86_TARGET static void NAME(int n, const uint8_t *w, size_t rb, int r0, int r1, const wide_acts *x, float *y,      \
+                                size_t ys) {                                                                           \
+        int r = r0;                                                                                                    \
+        for (; r + 4 <= r1; r += 4) k_wide_rows(TYPE, 4, n, w, rb, r, x, y, ys);                                       \
+        for (; r < r1; r++) k_wide_rows(TYPE, 1, n, w, rb, r, x, y, ys);                                               \
     }
 WIDE_KERNEL(q4_K_wide, SPEC_Q4_K)
 WIDE_KERNEL(q5_K_wide, SPEC_Q5_K)
@@ -503,7 +535,8 @@ X86_TARGET static inline void q6_x8_weights(const uint8_t *blk, int p, int k, __
     const __m256i h1 = _mm256_loadu_si256((const __m256i *)(blk + 1024 + (2 * p + 1) * 32));
     // Bits 2k..2k+1 of each byte to bits 4-5; a 16-bit shift only moves bits across bytes
     // outside the mask.
-#define TOP_BITS(h) (k == 0 ? _mm256_slli_epi16(h, 4) : k == 1 ? _mm256_slli_epi16(h, 2) : k == 2 ? (h) : _mm256_srli_epi16(h, 2))
+#define TOP_BITS(h)                                                                                                    \
+    (k == 0 ? _mm256_slli_epi16(h, 4) : k == 1 ? _mm256_slli_epi16(h, 2) : k == 2 ? (h) : _mm256_srli_epi16(h, 2))
     *w0 = _mm256_or_si256(_mm256_and_si256(nibbles, low4), _mm256_and_si256(TOP_BITS(h0), top2));
     *w1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(nibbles, 4), low4), _mm256_and_si256(TOP_BITS(h1), top2));
 #undef TOP_BITS
@@ -511,8 +544,10 @@ X86_TARGET static inline void q6_x8_weights(const uint8_t *blk, int p, int k, __
 
 /// One packed block (block b) of eight rows against TOKENS tokens: acc[t] += (d * dx) * sumi,
 /// acc_min[t] += (dmin * dx) * summ, eight rows per vector.
-X86_TARGET static inline __attribute__((always_inline)) void lane_block(const int TYPE, const int TOKENS, const uint8_t *blk, int b,
-                                                                        const spec_act_view *a, __m256 *acc, __m256 *acc_min) {
+X86_TARGET static inline __attribute__((always_inline)) void lane_block(const int TYPE, const int TOKENS,
+                                                                        const uint8_t *blk, int b,
+                                                                        const spec_act_view *a, __m256 *acc,
+                                                                        __m256 *acc_min) {
     const __m256i zero = _mm256_setzero_si256(), low4 = _mm256_set1_epi8(0x0F);
     // Two sub-blocks at a time, and with fewer than four tokens each sub-block's groups split
     // over SPLIT chains, so that at least eight vpdpbusd chains are in flight (its latency is
@@ -521,7 +556,7 @@ X86_TARGET static inline __attribute__((always_inline)) void lane_block(const in
     __m256i tot[LANE_TOKENS], s0[4][LANE_TOKENS], s1[4][LANE_TOKENS];
     for (int t = 0; t < TOKENS; t++) tot[t] = zero;
     if (TYPE == SPEC_Q6_K) {
-        for (int p = 0; p < 8; p++) {  // sub-blocks 2p and 2p + 1, of 16 values (4 groups) each
+        for (int p = 0; p < 8; p++) { // sub-blocks 2p and 2p + 1, of 16 values (4 groups) each
             for (int s = 0; s < SPLIT; s++)
                 for (int t = 0; t < TOKENS; t++) s0[s][t] = s1[s][t] = zero;
             for (int k = 0; k < 4; k++) {
@@ -538,8 +573,10 @@ X86_TARGET static inline __attribute__((always_inline)) void lane_block(const in
             const __m256i scale1 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 1536 + 16 * p + 8)));
             for (int t = 0; t < TOKENS; t++) {
                 __m256i d0 = s0[0][t], d1 = s1[0][t];
-                for (int s = 1; s < SPLIT; s++) d0 = _mm256_add_epi32(d0, s0[s][t]), d1 = _mm256_add_epi32(d1, s1[s][t]);
-                tot[t] = _mm256_add_epi32(tot[t], _mm256_add_epi32(_mm256_mullo_epi32(d0, scale0), _mm256_mullo_epi32(d1, scale1)));
+                for (int s = 1; s < SPLIT; s++)
+                    d0 = _mm256_add_epi32(d0, s0[s][t]), d1 = _mm256_add_epi32(d1, s1[s][t]);
+                tot[t] = _mm256_add_epi32(
+                    tot[t], _mm256_add_epi32(_mm256_mullo_epi32(d0, scale0), _mm256_mullo_epi32(d1, scale1)));
             }
         }
         // The stored values are q + 32: minus 32 * the sum of scale * 16-value activation sum,
@@ -557,17 +594,20 @@ X86_TARGET static inline __attribute__((always_inline)) void lane_block(const in
                 even = VNNI_DPWSSD(even, pairs[p], broadcast4(a[t].s + 16 * b + 2 * p));
                 odd = VNNI_DPWSSD(odd, pairs[p + 1], broadcast4(a[t].s + 16 * b + 2 * p + 2));
             }
-            const __m256i total = _mm256_sub_epi32(tot[t], _mm256_slli_epi32(_mm256_add_epi32(even, odd), Q6_OFFSET_SHIFT));
-            acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_mul_ps(d, _mm256_set1_ps(a[t].d[b])), _mm256_cvtepi32_ps(total)));
+            const __m256i total =
+                _mm256_sub_epi32(tot[t], _mm256_slli_epi32(_mm256_add_epi32(even, odd), Q6_OFFSET_SHIFT));
+            acc[t] = _mm256_add_ps(
+                acc[t], _mm256_mul_ps(_mm256_mul_ps(d, _mm256_set1_ps(a[t].d[b])), _mm256_cvtepi32_ps(total)));
         }
         return;
     }
-    for (int c = 0; c < 4; c++) {  // sub-blocks 2c (low nibbles) and 2c + 1 (high nibbles)
+    for (int c = 0; c < 4; c++) { // sub-blocks 2c (low nibbles) and 2c + 1 (high nibbles)
         for (int s = 0; s < SPLIT; s++)
             for (int t = 0; t < TOKENS; t++) s0[s][t] = s1[s][t] = zero;
         for (int k = 0; k < 8; k++) {
             const __m256i packed = _mm256_loadu_si256((const __m256i *)(blk + (8 * c + k) * 32));
-            const __m256i w0 = _mm256_and_si256(packed, low4), w1 = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+            const __m256i w0 = _mm256_and_si256(packed, low4),
+                          w1 = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
             const int s = k % SPLIT;
             for (int t = 0; t < TOKENS; t++) {
                 const int8_t *x = a[t].q + 256 * b + 64 * c + 4 * k;
@@ -575,12 +615,15 @@ X86_TARGET static inline __attribute__((always_inline)) void lane_block(const in
                 s1[s][t] = VNNI_DPBUSD(s1[s][t], w1, broadcast4(x + 32));
             }
         }
-        const __m256i scale0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 1024 + 8 * K4_PAIR(2 * c))));
-        const __m256i scale1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 1024 + 8 * K4_PAIR(2 * c + 1))));
+        const __m256i scale0 =
+            _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 1024 + 8 * K4_PAIR(2 * c))));
+        const __m256i scale1 =
+            _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 1024 + 8 * K4_PAIR(2 * c + 1))));
         for (int t = 0; t < TOKENS; t++) {
             __m256i d0 = s0[0][t], d1 = s1[0][t];
             for (int s = 1; s < SPLIT; s++) d0 = _mm256_add_epi32(d0, s0[s][t]), d1 = _mm256_add_epi32(d1, s1[s][t]);
-            tot[t] = _mm256_add_epi32(tot[t], _mm256_add_epi32(_mm256_mullo_epi32(d0, scale0), _mm256_mullo_epi32(d1, scale1)));
+            tot[t] = _mm256_add_epi32(tot[t],
+                                      _mm256_add_epi32(_mm256_mullo_epi32(d0, scale0), _mm256_mullo_epi32(d1, scale1)));
         }
     }
     // The mins: per row, the sum over sub-blocks j of min_j * (the 32-value sum of j), as
@@ -598,25 +641,30 @@ X86_TARGET static inline __attribute__((always_inline)) void lane_block(const in
     for (int t = 0; t < TOKENS; t++) {
         const int16_t *sums = a[t].s32 + 8 * b;
         const __m256i even = VNNI_DPWSSD(VNNI_DPWSSD(zero, mins[0], broadcast4(sums)), mins[2], broadcast4(sums + 4));
-        const __m256i odd = VNNI_DPWSSD(VNNI_DPWSSD(zero, mins[1], broadcast4(sums + 2)), mins[3], broadcast4(sums + 6));
+        const __m256i odd =
+            VNNI_DPWSSD(VNNI_DPWSSD(zero, mins[1], broadcast4(sums + 2)), mins[3], broadcast4(sums + 6));
         const __m256 dx = _mm256_set1_ps(a[t].d[b]);
         acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(tot[t])));
-        acc_min[t] = _mm256_add_ps(acc_min[t], _mm256_mul_ps(_mm256_mul_ps(dmin, dx), _mm256_cvtepi32_ps(_mm256_add_epi32(even, odd))));
+        acc_min[t] = _mm256_add_ps(
+            acc_min[t], _mm256_mul_ps(_mm256_mul_ps(dmin, dx), _mm256_cvtepi32_ps(_mm256_add_epi32(even, odd))));
     }
 }
 
 /// A whole group of eight packed rows against TOKENS tokens: out[t] = the eight rows' results.
-X86_TARGET static inline __attribute__((always_inline)) void lane_group(const int TYPE, const int TOKENS, int nb, const uint8_t *group,
-                                                                        const spec_act_view *a, float (*out)[LANE_ROWS]) {
+X86_TARGET static inline __attribute__((always_inline)) void lane_group(const int TYPE, const int TOKENS, int nb,
+                                                                        const uint8_t *group, const spec_act_view *a,
+                                                                        float (*out)[LANE_ROWS]) {
     const int bytes = TYPE == SPEC_Q6_K ? Q6_K_X8_BLOCK : Q4_K_X8_BLOCK;
     __m256 acc[LANE_TOKENS], acc_min[LANE_TOKENS];
     for (int t = 0; t < TOKENS; t++) acc[t] = acc_min[t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
         const uint8_t *blk = group + (size_t)b * bytes;
-        for (int o = 0; o < bytes; o += 64) _mm_prefetch((const char *)blk + PACKED_PREFETCH_BYTES + o, PACKED_PREFETCH_HINT);
+        for (int o = 0; o < bytes; o += 64)
+            _mm_prefetch((const char *)blk + PACKED_PREFETCH_BYTES + o, PACKED_PREFETCH_HINT);
         lane_block(TYPE, TOKENS, blk, b, a, acc, acc_min);
     }
-    for (int t = 0; t < TOKENS; t++) _mm256_storeu_ps(out[t], TYPE == SPEC_Q6_K ? acc[t] : _mm256_sub_ps(acc[t], acc_min[t]));
+    for (int t = 0; t < TOKENS; t++)
+        _mm256_storeu_ps(out[t], TYPE == SPEC_Q6_K ? acc[t] : _mm256_sub_ps(acc[t], acc_min[t]));
 }
 
 /// A whole group of eight packed Q4_0 rows (SPEC_Q4_0_X8: 32-value blocks) against TOKENS
@@ -625,19 +673,21 @@ X86_TARGET static inline __attribute__((always_inline)) void lane_group(const in
 /// the portable Q4_0 results bit for bit. A block's two nibble halves run as two chains per
 /// token; blocks are independent chains, so out-of-order execution overlaps them when one token
 /// alone would leave the dot-product units waiting on latency.
-X86_TARGET static inline __attribute__((always_inline)) void q4_0_lane_group(const int TOKENS, int nb, const uint8_t *group,
-                                                                             const spec_act_view *a, float (*out)[LANE_ROWS]) {
+X86_TARGET static inline __attribute__((always_inline)) void
+q4_0_lane_group(const int TOKENS, int nb, const uint8_t *group, const spec_act_view *a, float (*out)[LANE_ROWS]) {
     const __m256i zero = _mm256_setzero_si256(), low4 = _mm256_set1_epi8(0x0F);
     __m256 acc[LANE_TOKENS];
     for (int t = 0; t < TOKENS; t++) acc[t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
         const uint8_t *blk = group + (size_t)b * Q4_0_X8_BLOCK;
-        for (int o = 0; o < Q4_0_X8_BLOCK; o += 64) _mm_prefetch((const char *)blk + PACKED_PREFETCH_BYTES + o, PACKED_PREFETCH_HINT);
+        for (int o = 0; o < Q4_0_X8_BLOCK; o += 64)
+            _mm_prefetch((const char *)blk + PACKED_PREFETCH_BYTES + o, PACKED_PREFETCH_HINT);
         __m256i s0[LANE_TOKENS], s1[LANE_TOKENS];
         for (int t = 0; t < TOKENS; t++) s0[t] = s1[t] = zero;
         for (int k = 0; k < 4; k++) {
             const __m256i packed = _mm256_loadu_si256((const __m256i *)(blk + 32 * k));
-            const __m256i w0 = _mm256_and_si256(packed, low4), w1 = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+            const __m256i w0 = _mm256_and_si256(packed, low4),
+                          w1 = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
             for (int t = 0; t < TOKENS; t++) {
                 const int8_t *x = a[t].q + 32 * b + 4 * k;
                 s0[t] = VNNI_DPBUSD(s0[t], w0, broadcast4(x));
@@ -646,17 +696,19 @@ X86_TARGET static inline __attribute__((always_inline)) void q4_0_lane_group(con
         }
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 128)));
         for (int t = 0; t < TOKENS; t++) {
-            const __m256i sumi = _mm256_sub_epi32(_mm256_add_epi32(s0[t], s1[t]), _mm256_set1_epi32(Q4_0_OFFSET * a[t].s[b]));
-            acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_mul_ps(d, _mm256_set1_ps(a[t].d[b])), _mm256_cvtepi32_ps(sumi)));
+            const __m256i sumi =
+                _mm256_sub_epi32(_mm256_add_epi32(s0[t], s1[t]), _mm256_set1_epi32(Q4_0_OFFSET * a[t].s[b]));
+            acc[t] = _mm256_add_ps(
+                acc[t], _mm256_mul_ps(_mm256_mul_ps(d, _mm256_set1_ps(a[t].d[b])), _mm256_cvtepi32_ps(sumi)));
         }
     }
     for (int t = 0; t < TOKENS; t++) _mm256_storeu_ps(out[t], acc[t]);
 }
 
 typedef void (*lane_group_fn)(int nb, const uint8_t *group, const spec_act_view *a, float (*out)[LANE_ROWS]);
-#define Q4_0_GROUP(NAME, TOKENS)                                                                                    \
-    X86_TARGET static void NAME(int nb, const uint8_t *group, const spec_act_view *a, float (*out)[LANE_ROWS]) {    \
-        q4_0_lane_group(TOKENS, nb, group, a, out);                                                                 \
+#define Q4_0_GROUP(NAME, TOKENS)                                                                                       \
+    X86_TARGET static void NAME(int nb, const uint8_t *group, const spec_act_view *a, float(*out)[LANE_ROWS]) {        \
+        q4_0_lane_group(TOKENS, nb, group, a, out);                                                                    \
     }
 Q4_0_GROUP(q4_0_x8_1, 1)
 Q4_0_GROUP(q4_0_x8_2, 2)
@@ -668,15 +720,15 @@ Q4_0_GROUP(q4_0_x8_6, 6)
 Q4_0_GROUP(q4_0_x8_7, 7)
 Q4_0_GROUP(q4_0_x8_8, 8)
 static const lane_group_fn q4_0_x8_by_tokens[LANE_TOKENS] = {q4_0_x8_1, q4_0_x8_2, q4_0_x8_3, q4_0_x8_4,
-                                                              q4_0_x8_5, q4_0_x8_6, q4_0_x8_7, q4_0_x8_8};
+                                                             q4_0_x8_5, q4_0_x8_6, q4_0_x8_7, q4_0_x8_8};
 #else
 static const lane_group_fn q4_0_x8_by_tokens[LANE_TOKENS] = {q4_0_x8_1, q4_0_x8_2, q4_0_x8_3, q4_0_x8_4};
 #endif
 #undef Q4_0_GROUP
 
-#define LANE_GROUP(NAME, TYPE, TOKENS)                                                                              \
-    X86_TARGET static void NAME(int nb, const uint8_t *group, const spec_act_view *a, float (*out)[LANE_ROWS]) {    \
-        lane_group(TYPE, TOKENS, nb, group, a, out);                                                                \
+#define LANE_GROUP(NAME, TYPE, TOKENS)                                                                                 \
+    X86_TARGET static void NAME(int nb, const uint8_t *group, const spec_act_view *a, float(*out)[LANE_ROWS]) {        \
+        lane_group(TYPE, TOKENS, nb, group, a, out);                                                                   \
     }
 LANE_GROUP(q4_K_x8_1, SPEC_Q4_K, 1)
 LANE_GROUP(q4_K_x8_2, SPEC_Q4_K, 2)
@@ -696,9 +748,9 @@ LANE_GROUP(q6_K_x8_6, SPEC_Q6_K, 6)
 LANE_GROUP(q6_K_x8_7, SPEC_Q6_K, 7)
 LANE_GROUP(q6_K_x8_8, SPEC_Q6_K, 8)
 static const lane_group_fn q4_K_x8_by_tokens[LANE_TOKENS] = {q4_K_x8_1, q4_K_x8_2, q4_K_x8_3, q4_K_x8_4,
-                                                              q4_K_x8_5, q4_K_x8_6, q4_K_x8_7, q4_K_x8_8};
+                                                             q4_K_x8_5, q4_K_x8_6, q4_K_x8_7, q4_K_x8_8};
 static const lane_group_fn q6_K_x8_by_tokens[LANE_TOKENS] = {q6_K_x8_1, q6_K_x8_2, q6_K_x8_3, q6_K_x8_4,
-                                                              q6_K_x8_5, q6_K_x8_6, q6_K_x8_7, q6_K_x8_8};
+                                                             q6_K_x8_5, q6_K_x8_6, q6_K_x8_7, q6_K_x8_8};
 #else
 static const lane_group_fn q4_K_x8_by_tokens[LANE_TOKENS] = {q4_K_x8_1, q4_K_x8_2, q4_K_x8_3, q4_K_x8_4};
 static const lane_group_fn q6_K_x8_by_tokens[LANE_TOKENS] = {q6_K_x8_1, q6_K_x8_2, q6_K_x8_3, q6_K_x8_4};
@@ -707,11 +759,14 @@ static const lane_group_fn q6_K_x8_by_tokens[LANE_TOKENS] = {q6_K_x8_1, q6_K_x8_
 
 /// Rows r0..r1 of a packed matrix (any bounds: a group cut by them is computed whole and only
 /// its rows inside are stored) for T tokens, in passes of up to LANE_TOKENS tokens per group.
-static void packed_product(int packed_type, int n, const uint8_t *w, int r0, int r1, const uint8_t *act, size_t act_stride, int T,
-                           float *y, size_t y_stride) {
-    const int q4_0 = packed_type == SPEC_Q4_0_X8, nb = q4_0 ? n / 32 : n / 256, format = q4_0 ? SPEC_ACT_Q8_32 : SPEC_ACT_Q8_256;
+static void packed_product(int packed_type, int n, const uint8_t *w, int r0, int r1, const uint8_t *act,
+                           size_t act_stride, int T, float *y, size_t y_stride) {
+    const int q4_0 = packed_type == SPEC_Q4_0_X8, nb = q4_0 ? n / 32 : n / 256,
+              format = q4_0 ? SPEC_ACT_Q8_32 : SPEC_ACT_Q8_256;
     const size_t row_bytes = spec_packed_row_bytes(packed_type, n);
-    const lane_group_fn *by_tokens = q4_0 ? q4_0_x8_by_tokens : packed_type == SPEC_Q6_K_X8 ? q6_K_x8_by_tokens : q4_K_x8_by_tokens;
+    const lane_group_fn *by_tokens = q4_0                          ? q4_0_x8_by_tokens
+                                     : packed_type == SPEC_Q6_K_X8 ? q6_K_x8_by_tokens
+                                                                   : q4_K_x8_by_tokens;
     spec_act_view a[LANE_TOKENS];
     float out[LANE_TOKENS][LANE_ROWS];
     for (int g = r0 - r0 % LANE_ROWS; g < r1; g += LANE_ROWS) {
@@ -726,19 +781,22 @@ static void packed_product(int packed_type, int n, const uint8_t *w, int r0, int
             const int padded = !q4_0 && (count == 2 || count == 3) ? 4 : count;
             for (int t = count; t < padded; t++) a[t] = a[count - 1];
             by_tokens[padded - 1](nb, w + (size_t)g * row_bytes, a, out);
-            for (int t = 0; t < count; t++) memcpy(y + (size_t)(t0 + t) * y_stride + lo, &out[t][lo - g], sizeof(float) * (size_t)(hi - lo));
+            for (int t = 0; t < count; t++)
+                memcpy(y + (size_t)(t0 + t) * y_stride + lo, &out[t][lo - g], sizeof(float) * (size_t)(hi - lo));
         }
     }
 }
 
-typedef void (*tokens_fn)(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, size_t stride, float *y, size_t y_stride);
+typedef void (*tokens_fn)(int n, const uint8_t *w, size_t rb, int r0, int r1, const uint8_t *act, size_t stride,
+                          float *y, size_t y_stride);
 
 /// K-quant products of any batch size: up to four tokens in one pass; more in groups of four
 /// over groups of four rows, so the rows are still in L1 for the next group of tokens.
-typedef void (*wide_fn)(int n, const uint8_t *w, size_t rb, int r0, int r1, const wide_acts *x, float *y, size_t y_stride);
+typedef void (*wide_fn)(int n, const uint8_t *w, size_t rb, int r0, int r1, const wide_acts *x, float *y,
+                        size_t y_stride);
 
-static void k_quant_product(const tokens_fn *by_tokens, wide_fn wide, int n, const uint8_t *w, size_t row_bytes, int r0, int r1,
-                            const uint8_t *act, size_t act_stride, int T, float *y, size_t y_stride) {
+static void k_quant_product(const tokens_fn *by_tokens, wide_fn wide, int n, const uint8_t *w, size_t row_bytes, int r0,
+                            int r1, const uint8_t *act, size_t act_stride, int T, float *y, size_t y_stride) {
     // From SPEC_WIDE_MIN tokens on, every whole group of 8 through the wide kernel, the rest below.
     wide_acts x;
     for (int done = 0, wide_tokens = T >= SPEC_WIDE_MIN ? T / WIDE * WIDE : 0;
@@ -758,7 +816,8 @@ static void k_quant_product(const tokens_fn *by_tokens, wide_fn wide, int n, con
         const int re = rr + ROW_GROUP < r1 ? rr + ROW_GROUP : r1;
         for (int t0 = 0; t0 < T; t0 += 4) {
             const int tc = T - t0 < 4 ? T - t0 : 4;
-            by_tokens[tc - 1](n, w, row_bytes, rr, re, act + (size_t)t0 * act_stride, act_stride, y + (size_t)t0 * y_stride, y_stride);
+            by_tokens[tc - 1](n, w, row_bytes, rr, re, act + (size_t)t0 * act_stride, act_stride,
+                              y + (size_t)t0 * y_stride, y_stride);
         }
     }
 }
@@ -767,28 +826,36 @@ static const tokens_fn q4_K_by_tokens[4] = {q4_K_1, q4_K_2, q4_K_3, q4_K_4};
 static const tokens_fn q5_K_by_tokens[4] = {q5_K_1, q5_K_2, q5_K_3, q5_K_4};
 static const tokens_fn q6_K_by_tokens[4] = {q6_K_1, q6_K_2, q6_K_3, q6_K_4};
 
-static int vnni_matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
-                       const void *act, size_t act_stride, int T, float *y, size_t y_stride) {
+static int vnni_matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1, const void *act,
+                       size_t act_stride, int T, float *y, size_t y_stride) {
     const uint8_t *weights = (const uint8_t *)w, *activations = (const uint8_t *)act;
     if (T < 1 || r1 <= r0) return 1;
     switch (type) {
-    case SPEC_Q8_0: case SPEC_Q4_0: case SPEC_Q4_1: case SPEC_Q5_0: case SPEC_Q5_1:
-        if (T == 1) matvec_q32(type, n, weights, row_bytes, r0, r1, activations, y);
-        else matmul_q32(type, n, weights, row_bytes, r0, r1, activations, act_stride, T, y, y_stride);
+    case SPEC_Q8_0:
+    case SPEC_Q4_0:
+    case SPEC_Q4_1:
+    case SPEC_Q5_0:
+    case SPEC_Q5_1:
+        if (T == 1)
+            matvec_q32(type, n, weights, row_bytes, r0, r1, activations, y);
+        else
+            matmul_q32(type, n, weights, row_bytes, r0, r1, activations, act_stride, T, y, y_stride);
         return 1;
     case SPEC_Q4_K:
-        k_quant_product(q4_K_by_tokens, q4_K_wide, n, weights, row_bytes, r0, r1, activations, act_stride, T, y, y_stride);
+        k_quant_product(q4_K_by_tokens, q4_K_wide, n, weights, row_bytes, r0, r1, activations, act_stride, T, y,
+                        y_stride);
         return 1;
     case SPEC_Q5_K:
-        k_quant_product(q5_K_by_tokens, q5_K_wide, n, weights, row_bytes, r0, r1, activations, act_stride, T, y, y_stride);
+        k_quant_product(q5_K_by_tokens, q5_K_wide, n, weights, row_bytes, r0, r1, activations, act_stride, T, y,
+                        y_stride);
         return 1;
     case SPEC_Q6_K:
-        k_quant_product(q6_K_by_tokens, q6_wide, n, weights, row_bytes, r0, r1, activations, act_stride, T, y, y_stride);
+        k_quant_product(q6_K_by_tokens, q6_wide, n, weights, row_bytes, r0, r1, activations, act_stride, T, y,
+                        y_stride);
         return 1;
-    case SPEC_Q4_0_X8: case SPEC_Q4_K_X8: case SPEC_Q6_K_X8:
-        packed_product(type, n, weights, r0, r1, activations, act_stride, T, y, y_stride);
-        return 1;
-    default:
-        return 0;
+    case SPEC_Q4_0_X8:
+    case SPEC_Q4_K_X8:
+    case SPEC_Q6_K_X8: packed_product(type, n, weights, r0, r1, activations, act_stride, T, y, y_stride); return 1;
+    default: return 0;
     }
 }

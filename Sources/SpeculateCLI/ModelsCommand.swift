@@ -25,7 +25,9 @@ struct ModelsCommand: AsyncParsableCommand {
             for model in ModelCatalog.models {
                 let status = store.isPresent(model) ? "downloaded" : "not downloaded"
                 let size = ProgressDisplay.megabytes(model.size)
-                print("\(model.name.padding(toLength: 30, withPad: " ", startingAt: 0)) \(size.padding(toLength: 11, withPad: " ", startingAt: 0)) \(status.padding(toLength: 15, withPad: " ", startingAt: 0)) \(model.summary)")
+                print(
+                    "\(model.name.padding(toLength: 30, withPad: " ", startingAt: 0)) \(size.padding(toLength: 11, withPad: " ", startingAt: 0)) \(status.padding(toLength: 15, withPad: " ", startingAt: 0)) \(model.summary)"
+                )
             }
         }
     }
@@ -60,7 +62,8 @@ struct ModelsCommand: AsyncParsableCommand {
     }
 
     struct Info: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print a model's architecture, sizes, tensor types and tokenizer.")
+        static let configuration = CommandConfiguration(
+            abstract: "Print a model's architecture, sizes, tensor types and tokenizer.")
 
         @Argument(help: "A catalog name or a path to a .gguf file.")
         var model: String
@@ -93,11 +96,16 @@ struct ModelFacts {
         let parameters = file.tensors.reduce(0) { $0 + $1.elementCount }
         add("parameters", String(format: "%.1f M", Double(parameters) / 1e6))
         let weightBytes = file.tensors.reduce(0) { $0 + $1.byteCount }
-        add("weights", ProgressDisplay.megabytes(Int64(weightBytes)) + String(format: " (%.2f bits per weight)", Double(weightBytes * 8) / Double(max(parameters, 1))))
-        for (label, key) in [("context length", "context_length"), ("embedding length", "embedding_length"),
-                             ("layers", "block_count"), ("feed-forward length", "feed_forward_length"),
-                             ("attention heads", "attention.head_count"), ("key-value heads", "attention.head_count_kv"),
-                             ("rope base", "rope.freq_base"), ("rms norm epsilon", "attention.layer_norm_rms_epsilon")] {
+        add(
+            "weights",
+            ProgressDisplay.megabytes(Int64(weightBytes))
+                + String(format: " (%.2f bits per weight)", Double(weightBytes * 8) / Double(max(parameters, 1))))
+        for (label, key) in [
+            ("context length", "context_length"), ("embedding length", "embedding_length"),
+            ("layers", "block_count"), ("feed-forward length", "feed_forward_length"),
+            ("attention heads", "attention.head_count"), ("key-value heads", "attention.head_count_kv"),
+            ("rope base", "rope.freq_base"), ("rms norm epsilon", "attention.layer_norm_rms_epsilon"),
+        ] {
             add(label, file.metadata["\(arch).\(key)"].map(Self.show))
         }
         add("file type", file.metadata["general.file_type"].map(Self.show))
@@ -106,9 +114,11 @@ struct ModelFacts {
         let types = counts.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         add("tensors", "\(file.tensors.count): \(types)")
         add("tied output", file.tensor(named: "output.weight") == nil ? "yes (uses token_embd.weight)" : "no")
-        add("tokenizer", file.metadata["tokenizer.ggml.model"]?.stringValue.map { model in
-            model + (file.metadata["tokenizer.ggml.pre"]?.stringValue.map { " (pre-tokenizer \($0))" } ?? "")
-        })
+        add(
+            "tokenizer",
+            file.metadata["tokenizer.ggml.model"]?.stringValue.map { model in
+                model + (file.metadata["tokenizer.ggml.pre"]?.stringValue.map { " (pre-tokenizer \($0))" } ?? "")
+            })
         do {
             let tokenizer = try Tokenizer(gguf: file)
             add("vocabulary", "\(tokenizer.vocabularySize) tokens")
@@ -121,7 +131,9 @@ struct ModelFacts {
             let control = tokenizer.kinds.filter { $0 == .control }.count
             let user = tokenizer.kinds.filter { $0 == .userDefined }.count
             add("special tokens", "\(control) control, \(user) user-defined")
-            add("chat format", ChatFormat.supportsChatML(tokenizer) ? "ChatML (<|im_start|> / <|im_end|>)" : "none known")
+            add(
+                "chat format",
+                ChatFormat.supportsChatML(tokenizer) ? "ChatML (<|im_start|> / <|im_end|>)" : "none known")
         } catch {
             add("tokenizer error", "\(error)")
         }
@@ -132,9 +144,9 @@ struct ModelFacts {
 
     static func show(_ value: GGUFValue) -> String {
         switch value {
-        case let .float32(v): return String(format: "%g", Double(v))
-        case let .float64(v): return String(format: "%g", v)
-        case let .string(s): return s
+        case .float32(let v): return String(format: "%g", Double(v))
+        case .float64(let v): return String(format: "%g", v)
+        case .string(let s): return s
         default: return value.intValue.map(String.init) ?? value.typeName
         }
     }

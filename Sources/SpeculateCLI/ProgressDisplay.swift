@@ -9,9 +9,9 @@ final class ProgressDisplay: Sendable {
 
     func handle(_ event: PullEvent) {
         switch event {
-        case let .downloading(package, index, count):
+        case .downloading(let package, let index, let count):
             line("downloading [\(index)/\(count)] \(package)")
-        case let .assembling(done, total):
+        case .assembling(let done, let total):
             let percent = Int(done * 100 / max(total, 1))
             let now = Date().timeIntervalSince1970
             let shouldDraw = state.withLock { s -> Bool in
@@ -29,9 +29,9 @@ final class ProgressDisplay: Sendable {
             } else {
                 line(text)
             }
-        case let .finished(path):
+        case .finished(let path):
             line("verified (size and sha256) -> \(path)")
-        case let .alreadyPresent(path):
+        case .alreadyPresent(let path):
             line("already present: \(path)")
         }
     }

@@ -29,19 +29,30 @@ struct ProposersCommand: AsyncParsableCommand {
             return
         }
         print("Built-in proposers (use with --proposer; repeat for an ensemble):")
-        let rows = [("none", "no speculation: plain autoregressive decoding on the same runtime (for comparison)"),
-                    ("auto[:draft=none]", "chooses among the other proposers given (plus n-gram lookup, and the target's paired catalog draft unless a draft is given or draft=none) every step with a measured cost model")]
+        let rows =
+            [
+                ("none", "no speculation: plain autoregressive decoding on the same runtime (for comparison)"),
+                (
+                    "auto[:draft=none]",
+                    "chooses among the other proposers given (plus n-gram lookup, and the target's paired catalog draft unless a draft is given or draft=none) every step with a measured cost model"
+                ),
+            ]
             + ProposerRegistry.standard.factories.map { ($0.usage, $0.summary) }
-        for (usage, summary) in rows { print("  " + usage.padding(toLength: 44, withPad: " ", startingAt: 0) + " " + summary) }
+        for (usage, summary) in rows {
+            print("  " + usage.padding(toLength: 44, withPad: " ", startingAt: 0) + " " + summary)
+        }
         let (plugins, refused) = PluginSearch().discover()
         print("\nPlugins found:" + (plugins.isEmpty && refused.isEmpty ? " none (set SPECULATE_PLUGIN_PATH)" : ""))
         for library in plugins {
             print("  plugin:\(library.name)".padding(toLength: 46, withPad: " ", startingAt: 0) + " " + library.summary)
-            print(String(repeating: " ", count: 47) + "options: " + (library.optionsHelp.isEmpty ? "none" : library.optionsHelp))
+            print(
+                String(repeating: " ", count: 47) + "options: "
+                    + (library.optionsHelp.isEmpty ? "none" : library.optionsHelp))
             print(String(repeating: " ", count: 47) + "at " + library.path)
         }
         for (path, error) in refused { print("  refused \(path): \(error)") }
-        print("""
+        print(
+            """
 
             Options that shape every proposer's drafts:
               --tree k1,k2,...   per-depth branching of the merged tree (SpecInfer's <k1,k2,...>)

@@ -33,7 +33,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The port (0 picks a free one; the chosen port is printed).")
     var port = 8080
 
-    @Option(help: ArgumentHelp("Require 'Authorization: Bearer KEY' on /v1 routes and /metrics (also read from SPECULATE_API_KEY).", valueName: "key"))
+    @Option(
+        help: ArgumentHelp(
+            "Require 'Authorization: Bearer KEY' on /v1 routes and /metrics (also read from SPECULATE_API_KEY).",
+            valueName: "key"))
     var apiKey: String?
 
     @Option(help: "Requests that may wait while one decodes; more are refused with 503 and Retry-After.")
@@ -53,26 +56,35 @@ struct ServeCommand: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         var logger = Logger(label: "speculate.serve")
-        logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        logger.logLevel =
+            ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
 
         let model = try await strategy.loadTarget()
         let modelName = (strategy.target as NSString).lastPathComponent.replacingOccurrences(of: ".gguf", with: "")
         let startup = try strategy.strategy()
-        let defaults = StrategyRequest(proposers: strategy.proposers, tree: strategy.tree == nil ? nil : startup.budget.branching,
-                                       maxNodes: strategy.maxNodes, maxDepth: strategy.draftLength, verify: startup.verification)
+        let defaults = StrategyRequest(
+            proposers: strategy.proposers, tree: strategy.tree == nil ? nil : startup.budget.branching,
+            maxNodes: strategy.maxNodes, maxDepth: strategy.draftLength, verify: startup.verification)
         let policy = ProposerPolicy(registry: model.registry, store: model.store, startupSpecs: strategy.proposers)
         // The server's own strategy is built before it listens (a bad one fails here, not on a
         // request), pulling the models it names; requests never download.
         _ = try await model.commandLineProposers(startup)
-        let engine = try ServerEngine(modelName: modelName, model: model, draft: startup.draft, queueCapacity: queue,
-                                      checkProposers: { specs throws(APIError) in try policy.check(specs) })
+        let engine = try ServerEngine(
+            modelName: modelName, model: model, draft: startup.draft, queueCapacity: queue,
+            checkProposers: { specs throws(APIError) in try policy.check(specs) })
         let parser = RequestParser(modelName: modelName, defaults: defaults, context: strategy.context)
-        let serverOptions = ServerOptions(host: host, port: port, apiKey: apiKey ?? ProcessInfo.processInfo.environment["SPECULATE_API_KEY"],
-                                          maxBodyBytes: maxBodyBytes)
+        let serverOptions = ServerOptions(
+            host: host, port: port, apiKey: apiKey ?? ProcessInfo.processInfo.environment["SPECULATE_API_KEY"],
+            maxBodyBytes: maxBodyBytes)
         let strategyText = strategy.proposers.isEmpty ? "plain decoding" : strategy.proposers.joined(separator: " + ")
-        let app = SpeculateHTTPServer.application(engine: engine, parser: parser, options: serverOptions, registry: registry, logger: logger) { bound in
+        let app = SpeculateHTTPServer.application(
+            engine: engine, parser: parser, options: serverOptions, registry: registry, logger: logger
+        ) { bound in
             // Unbuffered, so a parent process reading the pipe sees it at once.
-            FileHandle.standardOutput.write(Data("speculate serve: listening on http://\(host):\(bound) (model \(modelName), \(strategyText), \(ComputeThreads.kernelName) kernels)\n".utf8))
+            FileHandle.standardOutput.write(
+                Data(
+                    "speculate serve: listening on http://\(host):\(bound) (model \(modelName), \(strategyText), \(ComputeThreads.kernelName) kernels)\n"
+                        .utf8))
         }
         try await app.runService()
     }
@@ -101,20 +113,24 @@ struct ProposerPolicy: Sendable {
                 continue
             case "draft", "retok":
                 guard let model = ModelCatalog.model(named: argument) else {
-                    throw .invalid("speculate.proposers: '\(spec)' names a file; requests may use catalog models (speculate models list) or the server's own --proposer specs",
-                                   param: "speculate.proposers", code: "proposer_not_allowed")
+                    throw .invalid(
+                        "speculate.proposers: '\(spec)' names a file; requests may use catalog models (speculate models list) or the server's own --proposer specs",
+                        param: "speculate.proposers", code: "proposer_not_allowed")
                 }
                 guard store.isPresent(model) else {
-                    throw .invalid("speculate.proposers: \(model.name) is not downloaded and the server does not download on request; run `speculate models pull \(model.name)`",
-                                   param: "speculate.proposers", code: "model_not_downloaded")
+                    throw .invalid(
+                        "speculate.proposers: \(model.name) is not downloaded and the server does not download on request; run `speculate models pull \(model.name)`",
+                        param: "speculate.proposers", code: "model_not_downloaded")
                 }
             default:
                 guard registry.factory(named: kind) != nil else {
-                    throw .invalid("speculate.proposers: unknown proposer '\(spec)'; known: none, auto, \(registry.factories.map(\.usage).joined(separator: ", "))",
-                                   param: "speculate.proposers", code: "unknown_proposer")
+                    throw .invalid(
+                        "speculate.proposers: unknown proposer '\(spec)'; known: none, auto, \(registry.factories.map(\.usage).joined(separator: ", "))",
+                        param: "speculate.proposers", code: "unknown_proposer")
                 }
-                throw .invalid("speculate.proposers: '\(spec)' is not allowed from requests; start the server with --proposer \(spec) to offer it",
-                               param: "speculate.proposers", code: "proposer_not_allowed")
+                throw .invalid(
+                    "speculate.proposers: '\(spec)' is not allowed from requests; start the server with --proposer \(spec) to offer it",
+                    param: "speculate.proposers", code: "proposer_not_allowed")
             }
         }
     }

@@ -11,6 +11,9 @@ struct Speculate: AsyncParsableCommand {
             tree, and the target model checks the whole tree in one forward pass. Models are named \
             from the catalog (`speculate models list`) or given as paths to .gguf files.
             """,
-        subcommands: [RunCommand.self, ServeCommand.self, BenchCommand.self, ProposersCommand.self, ModelsCommand.self, TokenizeCommand.self, DetokenizeCommand.self],
+        subcommands: [
+            RunCommand.self, ServeCommand.self, BenchCommand.self, ProposersCommand.self, ModelsCommand.self,
+            TokenizeCommand.self, DetokenizeCommand.self,
+        ],
         defaultSubcommand: RunCommand.self)
 }

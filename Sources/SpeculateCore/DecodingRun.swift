@@ -24,10 +24,14 @@ struct DecodingRun {
 
     /// Reads the prompt into the target (reusing the tokens the caller says it already holds)
     /// and into the proposers, and takes the first token from the prompt's logits.
-    static func start(_ decoder: SpeculativeDecoder, prompt: [Token], options: GenerationOptions) async throws -> DecodingRun {
+    static func start(_ decoder: SpeculativeDecoder, prompt: [Token], options: GenerationOptions) async throws
+        -> DecodingRun
+    {
         let target = decoder.target
         guard !prompt.isEmpty else { throw DecoderError.emptyPrompt }
-        guard prompt.count < target.capacity else { throw DecoderError.promptTooLong(tokens: prompt.count, capacity: target.capacity) }
+        guard prompt.count < target.capacity else {
+            throw DecoderError.promptTooLong(tokens: prompt.count, capacity: target.capacity)
+        }
         var run = DecodingRun(decoder: decoder, options: options, prompt: prompt)
         let prefillStart = run.clock.now
         let kept = max(0, min(options.cachedPromptTokens, prompt.count - 1, target.committedLength))
@@ -46,9 +50,12 @@ struct DecodingRun {
         run.decodeStart = run.clock.now
         // The first token comes from the prompt's logits: a step with an empty tree.
         var noNodes: [[Float]] = []
-        run.processing.apply(root: &promptLogits, nodes: &noNodes, tree: TokenTree(), committed: prompt, promptLength: prompt.count)
-        let first = decoder.verifier.verify(tree: TokenTree(), rootLogits: promptLogits, nodeLogits: [], sampling: options.sampling,
-                                            random: &run.random).next
+        run.processing.apply(
+            root: &promptLogits, nodes: &noNodes, tree: TokenTree(), committed: prompt, promptLength: prompt.count)
+        let first = decoder.verifier.verify(
+            tree: TokenTree(), rootLogits: promptLogits, nodeLogits: [], sampling: options.sampling,
+            random: &run.random
+        ).next
         run.accept([GeneratedToken(token: first, source: .target)])
         await run.tellProposers([first])
         return run
@@ -82,8 +89,11 @@ struct DecodingRun {
         try decoder.target.commit([0] + result.accepted.map { $0 + 1 })
         let verifySeconds = (clock.now - verifyStart).seconds
         let accepted = account(tree: tree, result: result, proposeSeconds: proposeSeconds, verifySeconds: verifySeconds)
-        emit(.step(StepStatistics(treeSize: tree.count, acceptedLength: result.accepted.count,
-                                  proposeSeconds: proposeSeconds, verifySeconds: verifySeconds)))
+        emit(
+            .step(
+                StepStatistics(
+                    treeSize: tree.count, acceptedLength: result.accepted.count,
+                    proposeSeconds: proposeSeconds, verifySeconds: verifySeconds)))
         await tellProposers(accepted)
         stepIndex += 1
         return true
@@ -122,8 +132,11 @@ struct DecodingRun {
         let before = generatedCount - newTokens.count
         var reason: StopReason?
         for (offset, token) in newTokens.enumerated() {
-            if options.stopTokens.contains(token.token) { reason = .endOfSequence }
-            else if before + offset + 1 >= options.maxTokens { reason = .maxTokens }
+            if options.stopTokens.contains(token.token) {
+                reason = .endOfSequence
+            } else if before + offset + 1 >= options.maxTokens {
+                reason = .maxTokens
+            }
             if reason != nil {
                 newTokens = Array(newTokens.prefix(offset + 1))
                 break
@@ -155,14 +168,17 @@ struct DecodingRun {
         // Members are asked in order; the kernels of model-based members share one compute pool,
         // so running them concurrently would not overlap their work on this hardware.
         for (index, proposer) in decoder.proposers.enumerated() {
-            let draftContext = DraftContext(tokens: context, budget: budgets[index], sampling: options.sampling, remainingContext: room,
-                                            step: stepIndex)
+            let draftContext = DraftContext(
+                tokens: context, budget: budgets[index], sampling: options.sampling, remainingContext: room,
+                step: stepIndex)
             do {
                 for candidate in try await proposer.propose(draftContext) {
-                    guard candidate.isWellFormed, candidate.tokens.allSatisfy({ $0 >= 0 && Int($0) < vocabulary }) else {
+                    guard candidate.isWellFormed, candidate.tokens.allSatisfy({ $0 >= 0 && Int($0) < vocabulary })
+                    else {
                         statistics.proposers[index].failures += 1
                         statistics.proposerErrors.append(
-                            "step \(stepIndex): \(proposer.name) returned a malformed draft or token ids outside the vocabulary; skipped")
+                            "step \(stepIndex): \(proposer.name) returned a malformed draft or token ids outside the vocabulary; skipped"
+                        )
                         continue
                     }
                     candidates.append((index, candidate))
@@ -183,11 +199,14 @@ struct DecodingRun {
         var logits = try decoder.target.evaluate(tokens: tokens, parents: parents, logitRows: nil)
         var root = logits.removeFirst()
         processing.apply(root: &root, nodes: &logits, tree: tree, committed: context, promptLength: promptLength)
-        return decoder.verifier.verify(tree: tree, rootLogits: root, nodeLogits: logits, sampling: options.sampling, random: &random)
+        return decoder.verifier.verify(
+            tree: tree, rootLogits: root, nodeLogits: logits, sampling: options.sampling, random: &random)
     }
 
     /// Counts the step in the run's statistics and takes in the accepted tokens; returns them.
-    private mutating func account(tree: TokenTree, result: VerificationResult, proposeSeconds: Double, verifySeconds: Double) -> [Token] {
+    private mutating func account(
+        tree: TokenTree, result: VerificationResult, proposeSeconds: Double, verifySeconds: Double
+    ) -> [Token] {
         statistics.targetForwards += 1
         statistics.acceptedDrafts += result.accepted.count
         statistics.proposeSeconds += proposeSeconds

@@ -28,8 +28,10 @@ public struct GenerationOptions: Sendable {
     public var logitProcessors: [any LogitProcessor] = []
 
     /// Options; the defaults generate 128 greedy tokens with a 16-node tree.
-    public init(maxTokens: Int = 128, budget: TreeBudget = TreeBudget(), sampling: SamplingSettings = .greedy,
-                stopTokens: Set<Token> = [], stopStrings: [String] = [], tokenBytes: (@Sendable (Token) -> [UInt8])? = nil) {
+    public init(
+        maxTokens: Int = 128, budget: TreeBudget = TreeBudget(), sampling: SamplingSettings = .greedy,
+        stopTokens: Set<Token> = [], stopStrings: [String] = [], tokenBytes: (@Sendable (Token) -> [UInt8])? = nil
+    ) {
         self.maxTokens = maxTokens
         self.budget = budget
         self.sampling = sampling

@@ -36,11 +36,14 @@ extension ModelSession {
             throw ModelSessionError.contextFull(needed: committedLength + tokens.count, capacity: capacity)
         }
         let size = max(1, chunk)
-        var start = 0, last: [Float] = []
+        var start = 0
+        var last: [Float] = []
         while start < tokens.count {
             let end = min(tokens.count, start + size)
             let part = Array(tokens[start..<end])
-            let logits = try evaluate(tokens: part, parents: (0..<part.count).map { $0 - 1 }, logitRows: end == tokens.count ? [part.count - 1] : [])
+            let logits = try evaluate(
+                tokens: part, parents: (0..<part.count).map { $0 - 1 },
+                logitRows: end == tokens.count ? [part.count - 1] : [])
             try commit(Array(0..<part.count))
             if end == tokens.count { last = logits[0] }
             start = end
@@ -56,7 +59,7 @@ public enum ModelSessionError: Error, Equatable, Sendable, CustomStringConvertib
 
     public var description: String {
         switch self {
-        case let .contextFull(needed, capacity): "the session holds \(capacity) tokens but \(needed) are needed"
+        case .contextFull(let needed, let capacity): "the session holds \(capacity) tokens but \(needed) are needed"
         }
     }
 }

@@ -74,7 +74,8 @@ public struct OutputText: Sendable {
         guard let match = first else { return nil }
         stopStart = match.start
         // The first token whose bytes reach the end of the match.
-        var low = tokenEnds.count - tokens.count, high = tokenEnds.count - 1
+        var low = tokenEnds.count - tokens.count
+        var high = tokenEnds.count - 1
         while low < high {
             let middle = (low + high) / 2
             if tokenEnds[middle] >= match.end { high = middle } else { low = middle + 1 }
@@ -109,7 +110,10 @@ public struct OutputText: Sendable {
                 while cut > start, bytes[cut] & 0xC0 == 0x80 { cut -= 1 }
             }
             if cut > start {
-                pieces.append(TextPiece(text: String(decoding: bytes[start..<cut], as: UTF8.self), token: token, drafters: drafters(token)))
+                pieces.append(
+                    TextPiece(
+                        text: String(decoding: bytes[start..<cut], as: UTF8.self), token: token,
+                        drafters: drafters(token)))
                 start = cut
             }
             token += 1
@@ -119,7 +123,8 @@ public struct OutputText: Sendable {
 
     /// The index of the token whose bytes include byte `offset`.
     private func tokenIndex(containing offset: Int) -> Int {
-        var low = 0, high = tokenEnds.count
+        var low = 0
+        var high = tokenEnds.count
         while low < high {
             let middle = (low + high) / 2
             if tokenEnds[middle] > offset { high = middle } else { low = middle + 1 }
@@ -143,7 +148,8 @@ public struct OutputText: Sendable {
 
     /// Length of the longest prefix that does not end inside a character that may still complete.
     static func completePrefixLength(_ bytes: ArraySlice<UInt8>) -> Int {
-        let n = bytes.count, base = bytes.startIndex
+        let n = bytes.count
+        let base = bytes.startIndex
         var start = n - 1
         while start >= 0, start >= n - 4, bytes[base + start] & 0xC0 == 0x80 { start -= 1 }
         guard start >= 0, start >= n - 4 else { return n }  // only continuation bytes: never valid

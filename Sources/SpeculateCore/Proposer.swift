@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The distribution a drafted token was sampled from, kept for lossless stochastic verification.
@@ -15,7 +15,7 @@ public enum DraftDistribution: Sendable, Equatable {
     public func probability(of token: Token) -> Float {
         switch self {
         case .deterministic: return 1
-        case let .sampled(q): return Int(token) < q.count && token >= 0 ? q[Int(token)] : 0
+        case .sampled(let q): return Int(token) < q.count && token >= 0 ? q[Int(token)] : 0
         }
     }
 }
@@ -36,7 +36,9 @@ public struct DraftCandidate: Sendable, Equatable {
     public var origin: String?
 
     /// A candidate tree.
-    public init(tokens: [Token], parents: [Int], distributions: [DraftDistribution], scores: [Float], origin: String? = nil) {
+    public init(
+        tokens: [Token], parents: [Int], distributions: [DraftDistribution], scores: [Float], origin: String? = nil
+    ) {
         self.tokens = tokens
         self.parents = parents
         self.distributions = distributions
@@ -46,9 +48,10 @@ public struct DraftCandidate: Sendable, Equatable {
 
     /// A chain of deterministic tokens with decreasing scores.
     public static func chain(_ tokens: [Token], score: Float = 1) -> DraftCandidate {
-        DraftCandidate(tokens: tokens, parents: (0..<tokens.count).map { $0 - 1 },
-                       distributions: Array(repeating: .deterministic, count: tokens.count),
-                       scores: (0..<tokens.count).map { score * powf(0.9, Float($0)) })
+        DraftCandidate(
+            tokens: tokens, parents: (0..<tokens.count).map { $0 - 1 },
+            distributions: Array(repeating: .deterministic, count: tokens.count),
+            scores: (0..<tokens.count).map { score * powf(0.9, Float($0)) })
     }
 
     /// Whether the candidate is well formed: matching lengths and parents pointing backwards.

@@ -12,8 +12,10 @@ public struct SpeculativeDecoder: Sendable {
     public let verifier: any Verifier
 
     /// A decoder. Pass a verifier matching the sampling mode (greedy or stochastic).
-    public init(target: any ModelSession, proposers: [any DraftProposer], merger: any TreeMerger = ScoreRankedMerger(),
-                verifier: any Verifier = GreedyVerifier()) {
+    public init(
+        target: any ModelSession, proposers: [any DraftProposer], merger: any TreeMerger = ScoreRankedMerger(),
+        verifier: any Verifier = GreedyVerifier()
+    ) {
         self.target = target
         self.proposers = proposers
         self.merger = merger
@@ -45,13 +47,15 @@ public struct SpeculativeDecoder: Sendable {
     }
 
     /// Generates and returns the tokens and the run's statistics.
-    public func generateAll(prompt: [Token], options: GenerationOptions) async throws -> (tokens: [GeneratedToken], statistics: RunStatistics) {
+    public func generateAll(prompt: [Token], options: GenerationOptions) async throws -> (
+        tokens: [GeneratedToken], statistics: RunStatistics
+    ) {
         var tokens: [GeneratedToken] = []
         var statistics = RunStatistics()
         try await run(prompt: prompt, options: options) { event in
             switch event {
-            case let .tokens(new, _): tokens += new
-            case let .finished(stats): statistics = stats
+            case .tokens(let new, _): tokens += new
+            case .finished(let stats): statistics = stats
             case .step: break
             }
         }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Limits on the merged token tree, in SpecInfer's notation for branching: `<2,2,1>` allows at
 /// most 2 children under the root, 2 under each depth-1 node and 1 under each depth-2 node.
 public struct TreeBudget: Sendable, Equatable, CustomStringConvertible {
@@ -29,7 +31,8 @@ public struct TreeBudget: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        "nodes ≤ \(maxNodes), depth ≤ \(maxDepth)" + (branching.isEmpty ? "" : ", <\(branching.map(String.init).joined(separator: ","))>")
+        "nodes ≤ \(maxNodes), depth ≤ \(maxDepth)"
+            + (branching.isEmpty ? "" : ", <\(branching.map(String.init).joined(separator: ","))>")
     }
 }
 
@@ -118,7 +121,10 @@ public struct TokenTree: Sendable, Equatable {
     public func path(to node: Int) -> [Int] {
         var path: [Int] = []
         var current = node
-        while current >= 0 { path.append(current); current = nodes[current].parent }
+        while current >= 0 {
+            path.append(current)
+            current = nodes[current].parent
+        }
         return path.reversed()
     }
 }
@@ -163,7 +169,9 @@ public struct ScoreRankedMerger: TreeMerger {
     public init() {}
 
     public func merge(_ candidates: [(proposer: Int, candidate: DraftCandidate)], budget: TreeBudget) -> TokenTree {
-        let sampled = candidates.contains { $0.candidate.distributions.contains { if case .sampled = $0 { return true } else { return false } } }
+        let sampled = candidates.contains {
+            $0.candidate.distributions.contains { if case .sampled = $0 { return true } else { return false } }
+        }
         guard !sampled else { return mergeInProposalOrder(candidates, budget: budget) }
         return mergeAll(candidates, budget: budget)
     }
@@ -171,7 +179,13 @@ public struct ScoreRankedMerger: TreeMerger {
     /// The trie of all candidates, pruned by score to the budget.
     func mergeAll(_ candidates: [(proposer: Int, candidate: DraftCandidate)], budget: TreeBudget) -> TokenTree {
         // 1. The trie of everything proposed.
-        struct Entry { var token: Token; var parent: Int; var depth: Int; var score: Float; var attempts: [DraftAttempt] }
+        struct Entry {
+            var token: Token
+            var parent: Int
+            var depth: Int
+            var score: Float
+            var attempts: [DraftAttempt]
+        }
         var entries: [Entry] = []
         var index: [Int64: [Token: Int]] = [:]  // parent entry (+1) -> token -> entry
         var sequence = 0
@@ -183,15 +197,19 @@ public struct ScoreRankedMerger: TreeMerger {
                 let depth = parent < 0 ? 1 : entries[parent].depth + 1
                 guard depth <= budget.maxDepth else { continue }
                 let token = candidate.tokens[i]
-                let attempt = DraftAttempt(proposer: proposer, distribution: candidate.distributions[i], sequence: sequence,
-                                           origin: candidate.origin)
+                let attempt = DraftAttempt(
+                    proposer: proposer, distribution: candidate.distributions[i], sequence: sequence,
+                    origin: candidate.origin)
                 sequence += 1
                 if let existing = index[Int64(parent + 1)]?[token] {
                     entries[existing].score = max(entries[existing].score, candidate.scores[i])
                     entries[existing].attempts.append(attempt)
                     mapped[i] = existing
                 } else {
-                    entries.append(Entry(token: token, parent: parent, depth: depth, score: candidate.scores[i], attempts: [attempt]))
+                    entries.append(
+                        Entry(
+                            token: token, parent: parent, depth: depth, score: candidate.scores[i], attempts: [attempt])
+                    )
                     index[Int64(parent + 1), default: [:]][token] = entries.count - 1
                     mapped[i] = entries.count - 1
                 }
@@ -201,7 +219,9 @@ public struct ScoreRankedMerger: TreeMerger {
         var kept = [Int](repeating: -1, count: entries.count)  // entry -> tree node
         var childCount: [Int: Int] = [:]  // tree node (-1 root) -> children kept
         var tree = TokenTree()
-        let order = entries.indices.sorted { entries[$0].score > entries[$1].score || (entries[$0].score == entries[$1].score && $0 < $1) }
+        let order = entries.indices.sorted {
+            entries[$0].score > entries[$1].score || (entries[$0].score == entries[$1].score && $0 < $1)
+        }
         var progress = true
         while progress && tree.count < budget.maxNodes {
             progress = false
@@ -209,7 +229,9 @@ public struct ScoreRankedMerger: TreeMerger {
                 let entry = entries[e]
                 let parentNode = entry.parent < 0 ? -1 : kept[entry.parent]
                 guard entry.parent < 0 || parentNode >= 0 else { continue }
-                let limit = budget.branching.isEmpty ? Int.max : (entry.depth - 1 < budget.branching.count ? budget.branching[entry.depth - 1] : 0)
+                let limit =
+                    budget.branching.isEmpty
+                    ? Int.max : (entry.depth - 1 < budget.branching.count ? budget.branching[entry.depth - 1] : 0)
                 guard childCount[parentNode, default: 0] < limit else { continue }
                 childCount[parentNode, default: 0] += 1
                 kept[e] = tree.count
@@ -221,7 +243,9 @@ public struct ScoreRankedMerger: TreeMerger {
     }
 
     /// Distribution-preserving merge: admission by proposal order and worst-case size only.
-    private func mergeInProposalOrder(_ candidates: [(proposer: Int, candidate: DraftCandidate)], budget: TreeBudget) -> TokenTree {
+    private func mergeInProposalOrder(_ candidates: [(proposer: Int, candidate: DraftCandidate)], budget: TreeBudget)
+        -> TokenTree
+    {
         var remaining = budget.maxNodes
         var admitted: [(proposer: Int, candidate: DraftCandidate)] = []
         for (proposer, candidate) in candidates where candidate.isWellFormed && remaining > 0 {
@@ -231,21 +255,26 @@ public struct ScoreRankedMerger: TreeMerger {
             for i in candidate.tokens.indices {
                 let parent = candidate.parents[i]
                 depth[i] = parent < 0 ? 1 : depth[parent] + 1
-                guard keep.count < remaining, depth[i] <= budget.maxDepth, parent < 0 || keep.contains(parent) else { continue }
+                guard keep.count < remaining, depth[i] <= budget.maxDepth, parent < 0 || keep.contains(parent) else {
+                    continue
+                }
                 keep.append(i)
             }
             guard !keep.isEmpty else { continue }
             remaining -= keep.count
             let remap = Dictionary(uniqueKeysWithValues: keep.enumerated().map { ($0.element, $0.offset) })
-            admitted.append((proposer, DraftCandidate(tokens: keep.map { candidate.tokens[$0] },
-                                                      parents: keep.map { candidate.parents[$0] < 0 ? -1 : remap[candidate.parents[$0]]! },
-                                                      distributions: keep.map { candidate.distributions[$0] },
-                                                      scores: keep.map { candidate.scores[$0] })))
+            admitted.append(
+                (
+                    proposer,
+                    DraftCandidate(
+                        tokens: keep.map { candidate.tokens[$0] },
+                        parents: keep.map { candidate.parents[$0] < 0 ? -1 : remap[candidate.parents[$0]]! },
+                        distributions: keep.map { candidate.distributions[$0] },
+                        scores: keep.map { candidate.scores[$0] })
+                ))
         }
         // Everything admitted fits as a trie, whatever merges; no value-dependent pruning follows.
         let unlimited = TreeBudget(maxNodes: Int.max, maxDepth: budget.maxDepth, branching: [])
         return ScoreRankedMerger().mergeAll(admitted, budget: unlimited)
     }
 }
-
-import Foundation

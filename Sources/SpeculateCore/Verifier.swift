@@ -12,8 +12,10 @@ public protocol Verifier: Sendable {
     /// Whether the verifier's output keeps the target's distribution exactly.
     var isLossless: Bool { get }
     /// Verifies `tree`; `nodeLogits[i]` are the target's logits after node `i`.
-    func verify(tree: TokenTree, rootLogits: [Float], nodeLogits: [[Float]], sampling: SamplingSettings,
-                random: inout SeededRandom) -> VerificationResult
+    func verify(
+        tree: TokenTree, rootLogits: [Float], nodeLogits: [[Float]], sampling: SamplingSettings,
+        random: inout SeededRandom
+    ) -> VerificationResult
 }
 
 /// Greedy verification: follow the child equal to the target's argmax; lossless with respect to
@@ -23,8 +25,10 @@ public struct GreedyVerifier: Verifier {
     public init() {}
     public var isLossless: Bool { true }
 
-    public func verify(tree: TokenTree, rootLogits: [Float], nodeLogits: [[Float]], sampling: SamplingSettings,
-                       random: inout SeededRandom) -> VerificationResult {
+    public func verify(
+        tree: TokenTree, rootLogits: [Float], nodeLogits: [[Float]], sampling: SamplingSettings,
+        random: inout SeededRandom
+    ) -> VerificationResult {
         var accepted: [Int] = []
         var node = -1
         var logits = rootLogits
@@ -51,16 +55,21 @@ public struct SpeculativeSamplingVerifier: Verifier {
     public init() {}
     public var isLossless: Bool { true }
 
-    public func verify(tree: TokenTree, rootLogits: [Float], nodeLogits: [[Float]], sampling: SamplingSettings,
-                       random: inout SeededRandom) -> VerificationResult {
-        Self.walk(tree: tree, rootLogits: rootLogits, nodeLogits: nodeLogits, sampling: sampling, random: &random,
-                  withoutReplacement: false)
+    public func verify(
+        tree: TokenTree, rootLogits: [Float], nodeLogits: [[Float]], sampling: SamplingSettings,
+        random: inout SeededRandom
+    ) -> VerificationResult {
+        Self.walk(
+            tree: tree, rootLogits: rootLogits, nodeLogits: nodeLogits, sampling: sampling, random: &random,
+            withoutReplacement: false)
     }
 
     /// The residual walk both stochastic verifiers share. With `withoutReplacement`, a rejected
     /// draft is also removed from its proposer's q (Sequoia); otherwise q stays (SpecInfer).
-    static func walk(tree: TokenTree, rootLogits: [Float], nodeLogits: [[Float]], sampling: SamplingSettings,
-                     random: inout SeededRandom, withoutReplacement: Bool) -> VerificationResult {
+    static func walk(
+        tree: TokenTree, rootLogits: [Float], nodeLogits: [[Float]], sampling: SamplingSettings,
+        random: inout SeededRandom, withoutReplacement: Bool
+    ) -> VerificationResult {
         var accepted: [Int] = []
         var node = -1
         var p = sampling.distribution(rootLogits)
@@ -72,7 +81,7 @@ public struct SpeculativeSamplingVerifier: Verifier {
             for (child, attempt) in attempts {
                 let x = Int(tree.nodes[child].token)
                 var distribution = attempt.distribution
-                if withoutReplacement, case let .sampled(original) = distribution {
+                if withoutReplacement, case .sampled(let original) = distribution {
                     distribution = .sampled(remaining[attempt.proposer] ?? original)
                 }
                 let q = distribution.probability(of: Token(x))
@@ -84,7 +93,7 @@ public struct SpeculativeSamplingVerifier: Verifier {
                     continue descend
                 }
                 subtractResidual(&p, distribution, token: x)
-                if withoutReplacement, case var .sampled(values) = distribution {
+                if withoutReplacement, case .sampled(var values) = distribution {
                     values[x] = 0
                     let total = values.reduce(0, +)
                     remaining[attempt.proposer] = total > 0 ? values.map { $0 / total } : values
@@ -99,7 +108,7 @@ public struct SpeculativeSamplingVerifier: Verifier {
         var updated = p
         switch q {
         case .deterministic: updated[token] = 0
-        case let .sampled(values): for i in updated.indices { updated[i] = max(0, updated[i] - values[i]) }
+        case .sampled(let values): for i in updated.indices { updated[i] = max(0, updated[i] - values[i]) }
         }
         let total = updated.reduce(0, +)
         guard total > 0 else { return }  // p ≤ q everywhere: nothing can be rejected in exact arithmetic
@@ -124,13 +133,17 @@ public struct TypicalAcceptanceVerifier: Verifier {
 
     public var isLossless: Bool { false }
 
-    public func verify(tree: TokenTree, rootLogits: [Float], nodeLogits: [[Float]], sampling: SamplingSettings,
-                       random: inout SeededRandom) -> VerificationResult {
+    public func verify(
+        tree: TokenTree, rootLogits: [Float], nodeLogits: [[Float]], sampling: SamplingSettings,
+        random: inout SeededRandom
+    ) -> VerificationResult {
         var accepted: [Int] = []
         var node = -1
         var logits = rootLogits
         while true {
-            let p = sampling.isGreedy ? SamplingSettings(temperature: 1).distribution(logits) : sampling.distribution(logits)
+            let p =
+                sampling.isGreedy
+                ? SamplingSettings(temperature: 1).distribution(logits) : sampling.distribution(logits)
             let entropy = -p.reduce(Float(0)) { $1 > 0 ? $0 + $1 * logf($1) : $0 }
             let threshold = min(epsilon, delta * expf(-entropy))
             let children = tree.children(of: node).filter { p[Int(tree.nodes[$0].token)] > threshold }
@@ -146,9 +159,9 @@ public struct TypicalAcceptanceVerifier: Verifier {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Stochastic verification with Sequoia's sampling without replacement (arXiv 2402.12374,
@@ -161,9 +174,12 @@ public struct SamplingWithoutReplacementVerifier: Verifier {
     public init() {}
     public var isLossless: Bool { true }
 
-    public func verify(tree: TokenTree, rootLogits: [Float], nodeLogits: [[Float]], sampling: SamplingSettings,
-                       random: inout SeededRandom) -> VerificationResult {
-        SpeculativeSamplingVerifier.walk(tree: tree, rootLogits: rootLogits, nodeLogits: nodeLogits, sampling: sampling,
-                                         random: &random, withoutReplacement: true)
+    public func verify(
+        tree: TokenTree, rootLogits: [Float], nodeLogits: [[Float]], sampling: SamplingSettings,
+        random: inout SeededRandom
+    ) -> VerificationResult {
+        SpeculativeSamplingVerifier.walk(
+            tree: tree, rootLogits: rootLogits, nodeLogits: nodeLogits, sampling: sampling,
+            random: &random, withoutReplacement: true)
     }
 }

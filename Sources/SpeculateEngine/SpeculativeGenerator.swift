@@ -33,8 +33,12 @@ public struct GenerateParameters: Sendable {
     public var shouldStop: @Sendable () -> Bool
 
     /// Parameters; the defaults generate 128 greedy tokens.
-    public init(maxTokens: Int = 128, sampling: SamplingSettings = .greedy, stop: [String] = [], ignoreEndOfSequence: Bool = false,
-                logitProcessors: [any LogitProcessor] = [], cachedPromptTokens: Int = 0, shouldStop: @escaping @Sendable () -> Bool = { false }) {
+    public init(
+        maxTokens: Int = 128, sampling: SamplingSettings = .greedy, stop: [String] = [],
+        ignoreEndOfSequence: Bool = false,
+        logitProcessors: [any LogitProcessor] = [], cachedPromptTokens: Int = 0,
+        shouldStop: @escaping @Sendable () -> Bool = { false }
+    ) {
         self.maxTokens = maxTokens
         self.sampling = sampling
         self.stop = stop
@@ -58,14 +62,17 @@ public struct SpeculativeGenerator: Sendable {
     public let session: InferenceSession
 
     /// Loads `target` and builds `strategy` on it, in one call.
-    public static func load(_ target: String, strategy: Strategy = Strategy(), context: Int = 4096,
-                            progress: @escaping @Sendable (PullEvent) -> Void = { _ in }) async throws -> SpeculativeGenerator {
+    public static func load(
+        _ target: String, strategy: Strategy = Strategy(), context: Int = 4096,
+        progress: @escaping @Sendable (PullEvent) -> Void = { _ in }
+    ) async throws -> SpeculativeGenerator {
         let model = try await SpeculativeModel.load(target, context: context, progress: progress)
         return try await model.generator(strategy, progress: progress)
     }
 
     /// A generator of `proposers` on `session` (a session of `model`'s weights).
-    public init(model: SpeculativeModel, strategy: Strategy, proposers: [any DraftProposer], session: InferenceSession) {
+    public init(model: SpeculativeModel, strategy: Strategy, proposers: [any DraftProposer], session: InferenceSession)
+    {
         self.model = model
         self.strategy = strategy
         self.proposers = proposers
@@ -81,9 +88,10 @@ public struct SpeculativeGenerator: Sendable {
     /// text without control tokens.
     public func options(_ parameters: GenerateParameters) -> GenerationOptions {
         let tokenizer = model.tokenizer
-        var options = GenerationOptions(maxTokens: parameters.maxTokens, budget: strategy.budget, sampling: parameters.sampling,
-                                        stopTokens: parameters.ignoreEndOfSequence ? [] : tokenizer.stopIDs, stopStrings: parameters.stop,
-                                        tokenBytes: { tokenizer.bytes(of: $0, skipControl: true) })
+        var options = GenerationOptions(
+            maxTokens: parameters.maxTokens, budget: strategy.budget, sampling: parameters.sampling,
+            stopTokens: parameters.ignoreEndOfSequence ? [] : tokenizer.stopIDs, stopStrings: parameters.stop,
+            tokenBytes: { tokenizer.bytes(of: $0, skipControl: true) })
         options.logitProcessors = parameters.logitProcessors
         options.cachedPromptTokens = parameters.cachedPromptTokens
         options.shouldStop = parameters.shouldStop
@@ -91,14 +99,19 @@ public struct SpeculativeGenerator: Sendable {
     }
 
     /// Generates after `prompt`, streaming events; ending the iteration stops within a step.
-    public func generate(_ prompt: Prompt, parameters: GenerateParameters = GenerateParameters()) -> AsyncThrowingStream<DecoderEvent, any Error> {
-        decoder(temperature: parameters.sampling.temperature).generate(prompt: model.tokens(of: prompt), options: options(parameters))
+    public func generate(_ prompt: Prompt, parameters: GenerateParameters = GenerateParameters())
+        -> AsyncThrowingStream<DecoderEvent, any Error>
+    {
+        decoder(temperature: parameters.sampling.temperature).generate(
+            prompt: model.tokens(of: prompt), options: options(parameters))
     }
 
     /// Generates in the calling task (see ``SpeculativeDecoder/generate(prompt:options:onEvent:)``):
     /// when it returns, nothing touches the generator's cache, so the next generation can start.
-    public func generate(_ prompt: Prompt, parameters: GenerateParameters = GenerateParameters(),
-                         onEvent: (DecoderEvent) -> Void) async throws {
+    public func generate(
+        _ prompt: Prompt, parameters: GenerateParameters = GenerateParameters(),
+        onEvent: (DecoderEvent) -> Void
+    ) async throws {
         try await decoder(temperature: parameters.sampling.temperature)
             .generate(prompt: model.tokens(of: prompt), options: options(parameters), onEvent: onEvent)
     }

@@ -28,18 +28,24 @@ public final class SpeculativeModel: Sendable {
 
     /// Loads `target` (a catalog name, downloaded when missing and `pull` allows, or a `.gguf`
     /// path), reporting downloads to `progress`.
-    public static func load(_ target: String, context: Int = 4096, weights: WeightPrecision = .file, store: ModelStore = ModelStore(),
-                            registry: ProposerRegistry = .standard, pull: Bool = true,
-                            progress: @escaping @Sendable (PullEvent) -> Void = { _ in }) async throws -> SpeculativeModel {
+    public static func load(
+        _ target: String, context: Int = 4096, weights: WeightPrecision = .file, store: ModelStore = ModelStore(),
+        registry: ProposerRegistry = .standard, pull: Bool = true,
+        progress: @escaping @Sendable (PullEvent) -> Void = { _ in }
+    ) async throws -> SpeculativeModel {
         let url = pull ? try await store.resolveOrPull(target, progress: progress) : try store.resolve(target)
         let model = try TransformerModel(path: url.path, precision: weights)
-        return SpeculativeModel(name: target, model: model, tokenizer: try Tokenizer(gguf: model.file), context: context, store: store,
-                                registry: registry)
+        return SpeculativeModel(
+            name: target, model: model, tokenizer: try Tokenizer(gguf: model.file), context: context, store: store,
+            registry: registry)
     }
 
     /// A model already loaded.
-    public init(name: String, model: TransformerModel, tokenizer: Tokenizer, context: Int = 4096, store: ModelStore = ModelStore(),
-                registry: ProposerRegistry = .standard) {
+    public init(
+        name: String, model: TransformerModel, tokenizer: Tokenizer, context: Int = 4096,
+        store: ModelStore = ModelStore(),
+        registry: ProposerRegistry = .standard
+    ) {
         self.name = name
         self.model = model
         self.tokenizer = tokenizer
@@ -51,39 +57,51 @@ public final class SpeculativeModel: Sendable {
     /// The proposers of `strategy` for this target. Models they name are downloaded when
     /// `pullMissing` allows (a server does not download on request: then only models already in
     /// the cache resolve, and `auto` gets the paired draft only when it is there).
-    public func proposers(for strategy: Strategy, pullMissing: Bool = true,
-                          progress: @escaping @Sendable (PullEvent) -> Void = { _ in }) async throws -> [any DraftProposer] {
+    public func proposers(
+        for strategy: Strategy, pullMissing: Bool = true,
+        progress: @escaping @Sendable (PullEvent) -> Void = { _ in }
+    ) async throws -> [any DraftProposer] {
         let store = self.store
         let environment = ProposerEnvironment(
-            targetName: name, targetModel: model, targetTokenizer: tokenizer, context: context, draftLength: strategy.budget.maxDepth,
-            treeRequested: !strategy.budget.branching.isEmpty, draftHead: strategy.draft.headRows, draftHeadCorpus: strategy.draft.headCorpus,
-            draftWeights: strategy.draft.weights, draftStop: strategy.draft.stop, draftLookahead: strategy.draft.lookahead,
+            targetName: name, targetModel: model, targetTokenizer: tokenizer, context: context,
+            draftLength: strategy.budget.maxDepth,
+            treeRequested: !strategy.budget.branching.isEmpty, draftHead: strategy.draft.headRows,
+            draftHeadCorpus: strategy.draft.headCorpus,
+            draftWeights: strategy.draft.weights, draftStop: strategy.draft.stop,
+            draftLookahead: strategy.draft.lookahead,
             threads: ComputeThreads.count, autoDraft: pairedDraft(pullMissing: pullMissing),
-            resolveModel: { pullMissing ? try await store.resolveOrPull($0, progress: progress) : try store.resolve($0) })
+            resolveModel: {
+                pullMissing ? try await store.resolveOrPull($0, progress: progress) : try store.resolve($0)
+            })
         return try await registry.make(strategy.proposers, environment: environment)
     }
 
     /// The draft `auto` adds when given none: the target's catalog pairing, when it may be
     /// downloaded or is already in the cache.
     func pairedDraft(pullMissing: Bool) -> String? {
-        guard let name = ModelCatalog.model(named: name)?.pairedDraft, let draft = ModelCatalog.model(named: name) else { return nil }
+        guard let name = ModelCatalog.model(named: name)?.pairedDraft, let draft = ModelCatalog.model(named: name)
+        else { return nil }
         return pullMissing || store.isPresent(draft) ? draft.name : nil
     }
 
     /// A generator of `strategy` with a KV cache of its own.
-    public func generator(_ strategy: Strategy = Strategy(), pullMissing: Bool = true,
-                          progress: @escaping @Sendable (PullEvent) -> Void = { _ in }) async throws -> SpeculativeGenerator {
+    public func generator(
+        _ strategy: Strategy = Strategy(), pullMissing: Bool = true,
+        progress: @escaping @Sendable (PullEvent) -> Void = { _ in }
+    ) async throws -> SpeculativeGenerator {
         let proposers = try await proposers(for: strategy, pullMissing: pullMissing, progress: progress)
-        return SpeculativeGenerator(model: self, strategy: strategy, proposers: proposers, session: try InferenceSession(model: model, context: context))
+        return SpeculativeGenerator(
+            model: self, strategy: strategy, proposers: proposers,
+            session: try InferenceSession(model: model, context: context))
     }
 
     /// The tokens of `prompt` (chat messages in the model's chat format, built token by token so
     /// that message text never becomes control tokens).
     public func tokens(of prompt: Prompt) -> [Token] {
         switch prompt {
-        case let .text(text): tokenizer.encode(text)
-        case let .chat(messages): ChatFormat.tokens(messages, tokenizer: tokenizer)
-        case let .tokens(tokens): tokens
+        case .text(let text): tokenizer.encode(text)
+        case .chat(let messages): ChatFormat.tokens(messages, tokenizer: tokenizer)
+        case .tokens(let tokens): tokens
         }
     }
 }

@@ -20,8 +20,10 @@ public struct DraftSettings: Sendable, Equatable {
     public var lookahead: Int
 
     /// Settings; the defaults are the command line's.
-    public init(headRows: Int? = nil, headCorpus: String? = nil, weights: WeightPrecision = .q4K,
-                stop: Float = ProposerEnvironment.defaultDraftStop, lookahead: Int = DraftModelProposer.defaultLookahead) {
+    public init(
+        headRows: Int? = nil, headCorpus: String? = nil, weights: WeightPrecision = .q4K,
+        stop: Float = ProposerEnvironment.defaultDraftStop, lookahead: Int = DraftModelProposer.defaultLookahead
+    ) {
         self.headRows = headRows
         self.headCorpus = headCorpus
         self.weights = weights
@@ -44,8 +46,10 @@ public struct Strategy: Sendable, Equatable {
     public var draft: DraftSettings
 
     /// A strategy; the defaults are plain decoding with a 16-node, 8-deep budget.
-    public init(proposers: [String] = [], budget: TreeBudget = TreeBudget(), verification: VerificationMethod? = nil,
-                draft: DraftSettings = DraftSettings()) {
+    public init(
+        proposers: [String] = [], budget: TreeBudget = TreeBudget(), verification: VerificationMethod? = nil,
+        draft: DraftSettings = DraftSettings()
+    ) {
         self.proposers = proposers.filter { $0 != "none" }
         self.budget = budget
         self.verification = verification

@@ -27,23 +27,27 @@ public enum PluginError: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .cannotOpen(path, reason): return "cannot load plugin '\(path)': \(reason)"
-        case let .missingEntryPoint(path):
-            return "'\(path)' is not a Speculate plugin: it does not export speculate_plugin_entry (see Plugins/ABI/include/speculate_plugin.h)"
-        case let .nullTable(path): return "plugin '\(path)': speculate_plugin_entry returned NULL"
-        case let .unsupportedVersion(path, found, supported):
-            return "plugin '\(path)' uses plugin ABI version \(found); this build of Speculate supports version \(supported). Rebuild the plugin against this speculate_plugin.h"
-        case let .truncatedTable(path, size, expected):
+        case .cannotOpen(let path, let reason): return "cannot load plugin '\(path)': \(reason)"
+        case .missingEntryPoint(let path):
+            return
+                "'\(path)' is not a Speculate plugin: it does not export speculate_plugin_entry (see Plugins/ABI/include/speculate_plugin.h)"
+        case .nullTable(let path): return "plugin '\(path)': speculate_plugin_entry returned NULL"
+        case .unsupportedVersion(let path, let found, let supported):
+            return
+                "plugin '\(path)' uses plugin ABI version \(found); this build of Speculate supports version \(supported). Rebuild the plugin against this speculate_plugin.h"
+        case .truncatedTable(let path, let size, let expected):
             return "plugin '\(path)' declares a function table of \(size) bytes; ABI version 1 needs \(expected)"
-        case let .invalidTable(path, problem): return "plugin '\(path)' has an invalid function table: \(problem)"
-        case let .creationFailed(plugin, code, message):
+        case .invalidTable(let path, let problem): return "plugin '\(path)' has an invalid function table: \(problem)"
+        case .creationFailed(let plugin, let code, let message):
             return "plugin \(plugin) refused its options (code \(code))\(message.isEmpty ? "" : ": \(message)")"
-        case let .proposeFailed(plugin, code, message):
+        case .proposeFailed(let plugin, let code, let message):
             return "plugin \(plugin) failed to propose (code \(code))\(message.isEmpty ? "" : ": \(message)")"
-        case let .invalidDraft(plugin, problem): return "plugin \(plugin) returned an invalid draft: \(problem)"
-        case let .timedOut(plugin, seconds):
-            return "plugin \(plugin) did not return from propose within \(seconds) s; it is dropped for the rest of this run (SPECULATE_PLUGIN_TIMEOUT sets the limit)"
-        case let .dropped(plugin): return "plugin \(plugin) was dropped after a propose call that did not return in time"
+        case .invalidDraft(let plugin, let problem): return "plugin \(plugin) returned an invalid draft: \(problem)"
+        case .timedOut(let plugin, let seconds):
+            return
+                "plugin \(plugin) did not return from propose within \(seconds) s; it is dropped for the rest of this run (SPECULATE_PLUGIN_TIMEOUT sets the limit)"
+        case .dropped(let plugin):
+            return "plugin \(plugin) was dropped after a propose call that did not return in time"
         }
     }
 }

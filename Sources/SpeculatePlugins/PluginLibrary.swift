@@ -2,9 +2,9 @@ import CSpeculatePluginABI
 import SpeculateCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The target vocabulary a plugin instance is created for: its size and the tokenizer, which
@@ -18,7 +18,10 @@ public struct PluginVocabulary: Sendable {
     public var tokenBytes: @Sendable (Token) -> [UInt8]?
 
     /// A vocabulary description.
-    public init(size: Int, tokenize: @escaping @Sendable (String) -> [Token], tokenBytes: @escaping @Sendable (Token) -> [UInt8]?) {
+    public init(
+        size: Int, tokenize: @escaping @Sendable (String) -> [Token],
+        tokenBytes: @escaping @Sendable (Token) -> [UInt8]?
+    ) {
         self.size = size
         self.tokenize = tokenize
         self.tokenBytes = tokenBytes
@@ -67,13 +70,20 @@ public final class PluginLibrary: @unchecked Sendable {
         guard Int(size) >= MemoryLayout<spec_plugin_v1>.size else {
             throw .truncatedTable(path: path, size: size, expected: MemoryLayout<spec_plugin_v1>.size)
         }
-        let missing = [("create", table.pointee.create == nil), ("propose", table.pointee.propose == nil),
-                       ("destroy", table.pointee.destroy == nil), ("name", table.pointee.name == nil)]
-            .filter(\.1).map(\.0)
-        guard missing.isEmpty else { throw .invalidTable(path: path, problem: "null \(missing.joined(separator: ", "))") }
+        let missing = [
+            ("create", table.pointee.create == nil), ("propose", table.pointee.propose == nil),
+            ("destroy", table.pointee.destroy == nil), ("name", table.pointee.name == nil),
+        ]
+        .filter(\.1).map(\.0)
+        guard missing.isEmpty else {
+            throw .invalidTable(path: path, problem: "null \(missing.joined(separator: ", "))")
+        }
         let name = Self.boundedString(table.pointee.name)
-        guard !name.isEmpty, name.count <= 64, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }) else {
-            throw .invalidTable(path: path, problem: "name '\(name.prefix(64))' must be 1-64 letters, digits, '-', '_' or '.'")
+        guard !name.isEmpty, name.count <= 64,
+            name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." })
+        else {
+            throw .invalidTable(
+                path: path, problem: "name '\(name.prefix(64))' must be 1-64 letters, digits, '-', '_' or '.'")
         }
         self.path = path
         self.handle = handle
@@ -85,8 +95,12 @@ public final class PluginLibrary: @unchecked Sendable {
 
     /// Creates a proposer instance with an options string (`""` for the plugin's defaults);
     /// `timeLimit` (seconds) bounds each `propose` (default ``PluginProposer/configuredTimeLimit``).
-    public func makeProposer(options: String = "", vocabulary: PluginVocabulary, timeLimit: Double? = nil) throws(PluginError) -> PluginProposer {
-        try PluginProposer(library: self, options: options, vocabulary: vocabulary, timeLimit: timeLimit ?? PluginProposer.configuredTimeLimit)
+    public func makeProposer(options: String = "", vocabulary: PluginVocabulary, timeLimit: Double? = nil)
+        throws(PluginError) -> PluginProposer
+    {
+        try PluginProposer(
+            library: self, options: options, vocabulary: vocabulary,
+            timeLimit: timeLimit ?? PluginProposer.configuredTimeLimit)
     }
 
     /// A string from the plugin, read up to 4 KiB so that a missing terminator cannot run away.

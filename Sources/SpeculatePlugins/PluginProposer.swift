@@ -5,9 +5,9 @@ import SpeculateCore
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A proposer backed by one instance of a plugin. Every value the plugin returns is checked;
@@ -37,7 +37,8 @@ public final class PluginProposer: DraftProposer {
     /// The time limit `SPECULATE_PLUGIN_TIMEOUT` asks for (seconds, > 0), or the default 2 s.
     public static var configuredTimeLimit: Double {
         guard let text = ProcessInfo.processInfo.environment["SPECULATE_PLUGIN_TIMEOUT"], let value = Double(text),
-              value > 0, value.isFinite else { return 2 }
+            value > 0, value.isFinite
+        else { return 2 }
         return value
     }
 
@@ -59,8 +60,9 @@ public final class PluginProposer: DraftProposer {
         let table = library.table.pointee
         let box = Unmanaged.passRetained(VocabularyBox(vocabulary))
         defer { box.release() }
-        var host = spec_host(struct_size: UInt32(MemoryLayout<spec_host>.size), vocab_size: Int32(clamping: vocabulary.size),
-                             context: box.toOpaque(), tokenize: hostTokenize, token_text: hostTokenText)
+        var host = spec_host(
+            struct_size: UInt32(MemoryLayout<spec_host>.size), vocab_size: Int32(clamping: vocabulary.size),
+            context: box.toOpaque(), tokenize: hostTokenize, token_text: hostTokenText)
         var errorBuffer = [CChar](repeating: 0, count: 1024)
         var handle: UnsafeMutableRawPointer?
         let code = options.withCString { options in
@@ -71,7 +73,10 @@ public final class PluginProposer: DraftProposer {
         guard code == SPEC_PLUGIN_OK else {
             throw .creationFailed(plugin: library.name, code: code, message: PluginLibrary.message(errorBuffer))
         }
-        guard let handle else { throw .creationFailed(plugin: library.name, code: code, message: "create succeeded but returned no instance") }
+        guard let handle else {
+            throw .creationFailed(
+                plugin: library.name, code: code, message: "create succeeded but returned no instance")
+        }
         instance = Mutex(Instance(pointer: handle, destroy: table.destroy!))
     }
 
@@ -80,7 +85,9 @@ public final class PluginProposer: DraftProposer {
     public func propose(_ context: DraftContext) async throws -> [DraftCandidate] {
         guard !hung.isSet else { throw PluginError.dropped(plugin: library.name) }
         let handoff = Handoff()
-        let limit = timeLimit, pluginName = library.name, hung = hung
+        let limit = timeLimit
+        let pluginName = library.name
+        let hung = hung
         // The plugin reads a copy of its own: a call abandoned at the time limit may still be
         // reading when the decoder appends to its context, and must not share that buffer.
         var isolated = context
@@ -111,8 +118,9 @@ public final class PluginProposer: DraftProposer {
             var scores = [Float](repeating: 0, count: capacity)
             var probabilities = [Float](repeating: .nan, count: capacity)
             var errorBuffer = [CChar](repeating: 0, count: 1024)
-            var budget = spec_budget(max_nodes: Int32(capacity), max_depth: Int32(clamping: context.budget.maxDepth),
-                                     remaining_context: Int32(clamping: context.remainingContext))
+            var budget = spec_budget(
+                max_nodes: Int32(capacity), max_depth: Int32(clamping: context.budget.maxDepth),
+                remaining_context: Int32(clamping: context.remainingContext))
             var count: Int32 = 0
             let code = tokens.withUnsafeMutableBufferPointer { tokens in
                 parents.withUnsafeMutableBufferPointer { parents in
@@ -120,11 +128,13 @@ public final class PluginProposer: DraftProposer {
                         probabilities.withUnsafeMutableBufferPointer { probabilities in
                             errorBuffer.withUnsafeMutableBufferPointer { errorBuffer in
                                 context.tokens.withUnsafeBufferPointer { contextTokens in
-                                    var draft = spec_draft(capacity: Int32(capacity), count: 0, tokens: tokens.baseAddress,
-                                                           parents: parents.baseAddress, scores: scores.baseAddress,
-                                                           probabilities: probabilities.baseAddress)
-                                    let code = table.propose!(instance.pointer, contextTokens.baseAddress, Int32(contextTokens.count),
-                                                              &budget, &draft, errorBuffer.baseAddress, errorBuffer.count)
+                                    var draft = spec_draft(
+                                        capacity: Int32(capacity), count: 0, tokens: tokens.baseAddress,
+                                        parents: parents.baseAddress, scores: scores.baseAddress,
+                                        probabilities: probabilities.baseAddress)
+                                    let code = table.propose!(
+                                        instance.pointer, contextTokens.baseAddress, Int32(contextTokens.count),
+                                        &budget, &draft, errorBuffer.baseAddress, errorBuffer.count)
                                     count = draft.count
                                     return code
                                 }
@@ -136,9 +146,10 @@ public final class PluginProposer: DraftProposer {
             guard code == SPEC_PLUGIN_OK else {
                 throw .proposeFailed(plugin: pluginName, code: code, message: PluginLibrary.message(errorBuffer))
             }
-            let candidate = try PluginDraftValidation.candidate(plugin: pluginName, count: count, capacity: capacity, tokens: tokens,
-                                                                parents: parents, scores: scores, probabilities: probabilities,
-                                                                vocabularySize: vocabularySize, maxDepth: context.budget.maxDepth)
+            let candidate = try PluginDraftValidation.candidate(
+                plugin: pluginName, count: count, capacity: capacity, tokens: tokens,
+                parents: parents, scores: scores, probabilities: probabilities,
+                vocabularySize: vocabularySize, maxDepth: context.budget.maxDepth)
             return candidate.map { [$0] } ?? []
         }
     }
@@ -152,7 +163,9 @@ public final class PluginProposer: DraftProposer {
             self.instance.withLock { instance in
                 accepted.withUnsafeBufferPointer { accepted in
                     context.withUnsafeBufferPointer { context in
-                        observe(instance.pointer, accepted.baseAddress, Int32(accepted.count), context.baseAddress, Int32(context.count))
+                        observe(
+                            instance.pointer, accepted.baseAddress, Int32(accepted.count), context.baseAddress,
+                            Int32(context.count))
                     }
                 }
             }
@@ -170,7 +183,9 @@ private final class Handoff: @unchecked Sendable {
     private var continuation: CheckedContinuation<Void, Never>?
     private var result: Result<[DraftCandidate], any Error>?
 
-    func wait(with continuation: CheckedContinuation<Void, Never>) { lock.withLock { self.continuation = continuation } }
+    func wait(with continuation: CheckedContinuation<Void, Never>) {
+        lock.withLock { self.continuation = continuation }
+    }
 
     /// Keeps `outcome` if it is the first, runs `ifFirst` and wakes the waiter; false if too late.
     func offer(_ outcome: Result<[DraftCandidate], any Error>, ifFirst: () -> Void = {}) -> Bool {
@@ -203,24 +218,29 @@ private final class VocabularyBox {
     init(_ vocabulary: PluginVocabulary) { self.vocabulary = vocabulary }
 }
 
-private let hostTokenize: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, Int, UnsafeMutablePointer<Int32>?, Int32) -> Int32 = {
-    context, text, length, output, capacity in
-    guard let context, length >= 0, capacity >= 0, length == 0 || text != nil, capacity == 0 || output != nil else { return -1 }
-    let vocabulary = Unmanaged<VocabularyBox>.fromOpaque(context).takeUnretainedValue().vocabulary
-    let string = length == 0 ? "" : String(decoding: UnsafeRawBufferPointer(start: text, count: length), as: UTF8.self)
-    let tokens = vocabulary.tokenize(string)
-    for (index, token) in tokens.prefix(Int(capacity)).enumerated() { output![index] = token }
-    return Int32(clamping: tokens.count)
-}
+private let hostTokenize:
+    @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, Int, UnsafeMutablePointer<Int32>?, Int32) -> Int32 =
+        {
+            context, text, length, output, capacity in
+            guard let context, length >= 0, capacity >= 0, length == 0 || text != nil, capacity == 0 || output != nil
+            else { return -1 }
+            let vocabulary = Unmanaged<VocabularyBox>.fromOpaque(context).takeUnretainedValue().vocabulary
+            let string =
+                length == 0 ? "" : String(decoding: UnsafeRawBufferPointer(start: text, count: length), as: UTF8.self)
+            let tokens = vocabulary.tokenize(string)
+            for (index, token) in tokens.prefix(Int(capacity)).enumerated() { output![index] = token }
+            return Int32(clamping: tokens.count)
+        }
 
-private let hostTokenText: @convention(c) (UnsafeMutableRawPointer?, Int32, UnsafeMutablePointer<CChar>?, Int32) -> Int32 = {
-    context, token, output, capacity in
-    guard let context, capacity >= 0, capacity == 0 || output != nil else { return -1 }
-    let vocabulary = Unmanaged<VocabularyBox>.fromOpaque(context).takeUnretainedValue().vocabulary
-    guard let bytes = vocabulary.tokenBytes(token) else { return -1 }
-    for (index, byte) in bytes.prefix(Int(capacity)).enumerated() { output![index] = CChar(bitPattern: byte) }
-    return Int32(clamping: bytes.count)
-}
+private let hostTokenText:
+    @convention(c) (UnsafeMutableRawPointer?, Int32, UnsafeMutablePointer<CChar>?, Int32) -> Int32 = {
+        context, token, output, capacity in
+        guard let context, capacity >= 0, capacity == 0 || output != nil else { return -1 }
+        let vocabulary = Unmanaged<VocabularyBox>.fromOpaque(context).takeUnretainedValue().vocabulary
+        guard let bytes = vocabulary.tokenBytes(token) else { return -1 }
+        for (index, byte) in bytes.prefix(Int(capacity)).enumerated() { output![index] = CChar(bitPattern: byte) }
+        return Int32(clamping: bytes.count)
+    }
 
 /// Checks what a plugin wrote into its draft buffers before any of it reaches the tree merger
 /// or the verifier: a plugin is third-party code and its draft is untrusted data.
@@ -229,9 +249,11 @@ public enum PluginDraftValidation {
     /// naming the first problem: a count outside the buffers, a token outside the vocabulary, a
     /// parent that is not an earlier node, a node deeper than `maxDepth`, a non-finite score or a
     /// probability outside [0, 1]. Buffers shorter than `capacity` are refused too.
-    public static func candidate(plugin pluginName: String, count: Int32, capacity: Int, tokens: [Int32], parents: [Int32],
-                                 scores: [Float], probabilities: [Float], vocabularySize: Int,
-                                 maxDepth: Int) throws(PluginError) -> DraftCandidate? {
+    public static func candidate(
+        plugin pluginName: String, count: Int32, capacity: Int, tokens: [Int32], parents: [Int32],
+        scores: [Float], probabilities: [Float], vocabularySize: Int,
+        maxDepth: Int
+    ) throws(PluginError) -> DraftCandidate? {
         guard capacity <= min(tokens.count, parents.count, scores.count, probabilities.count) else {
             throw .invalidDraft(plugin: pluginName, problem: "draft buffers shorter than the capacity \(capacity)")
         }
@@ -242,25 +264,36 @@ public enum PluginDraftValidation {
         guard n > 0 else { return nil }
         var depths = [Int](repeating: 0, count: n)
         for index in 0..<n {
-            let token = tokens[index], parent = Int(parents[index])
+            let token = tokens[index]
+            let parent = Int(parents[index])
             guard token >= 0, Int(token) < vocabularySize else {
-                throw .invalidDraft(plugin: pluginName, problem: "node \(index) has token id \(token), outside the vocabulary of \(vocabularySize)")
+                throw .invalidDraft(
+                    plugin: pluginName,
+                    problem: "node \(index) has token id \(token), outside the vocabulary of \(vocabularySize)")
             }
             guard parent >= -1, parent < index else {
-                throw .invalidDraft(plugin: pluginName, problem: "node \(index) has parent \(parent); parents must be -1 or an earlier node")
+                throw .invalidDraft(
+                    plugin: pluginName,
+                    problem: "node \(index) has parent \(parent); parents must be -1 or an earlier node")
             }
             depths[index] = parent < 0 ? 1 : depths[parent] + 1
             guard depths[index] <= maxDepth else {
-                throw .invalidDraft(plugin: pluginName, problem: "node \(index) is at depth \(depths[index]), deeper than the budget's \(maxDepth)")
+                throw .invalidDraft(
+                    plugin: pluginName,
+                    problem: "node \(index) is at depth \(depths[index]), deeper than the budget's \(maxDepth)")
             }
-            guard scores[index].isFinite else { throw .invalidDraft(plugin: pluginName, problem: "node \(index) has a non-finite score") }
+            guard scores[index].isFinite else {
+                throw .invalidDraft(plugin: pluginName, problem: "node \(index) has a non-finite score")
+            }
             let probability = probabilities[index]
             guard probability.isNaN || (0...1).contains(probability) else {
-                throw .invalidDraft(plugin: pluginName, problem: "node \(index) has probability \(probability), outside [0, 1]")
+                throw .invalidDraft(
+                    plugin: pluginName, problem: "node \(index) has probability \(probability), outside [0, 1]")
             }
         }
         // Plugin drafts are verified as fixed guesses (one-hot q): lossless whatever they are.
-        return DraftCandidate(tokens: Array(tokens[..<n]), parents: parents[..<n].map(Int.init),
-                              distributions: Array(repeating: .deterministic, count: n), scores: Array(scores[..<n]))
+        return DraftCandidate(
+            tokens: Array(tokens[..<n]), parents: parents[..<n].map(Int.init),
+            distributions: Array(repeating: .deterministic, count: n), scores: Array(scores[..<n]))
     }
 }

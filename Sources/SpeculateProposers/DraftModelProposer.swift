@@ -13,9 +13,9 @@ public enum ProposerError: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .incompatibleVocabulary(draft, target, reason):
+        case .incompatibleVocabulary(let draft, let target, let reason):
             return "draft model '\(draft)' cannot draft for '\(target)': \(reason)"
-        case let .badOption(message):
+        case .badOption(let message):
             return message
         }
     }
@@ -56,9 +56,11 @@ public final class DraftModelProposer: SelfLimitingProposer {
     /// output head to the most frequent token ids (nil = the whole vocabulary).
     /// `headTokens`, when given, replaces `headRows`: the head scores exactly those token ids (for
     /// example the most frequent ones of a corpus, ``TokenFrequencyRanking``).
-    public init(name: String, model: TransformerModel, context: Int, draftLength: Int = 8, confidenceThreshold: Float = 0.3,
-                pathThreshold: Float = 0, headRows: Int? = nil, headTokens: [TokenID]? = nil,
-                lookahead: Int = DraftModelProposer.defaultLookahead) throws {
+    public init(
+        name: String, model: TransformerModel, context: Int, draftLength: Int = 8, confidenceThreshold: Float = 0.3,
+        pathThreshold: Float = 0, headRows: Int? = nil, headTokens: [TokenID]? = nil,
+        lookahead: Int = DraftModelProposer.defaultLookahead
+    ) throws {
         self.name = name
         self.lookahead = max(0, lookahead)
         if let headTokens {
@@ -79,14 +81,22 @@ public final class DraftModelProposer: SelfLimitingProposer {
     public var counters: LookaheadCounters { state.withLock { $0.counters } }
 
     /// Checks that `draft` and `target` tokenizers agree token for token.
-    public static func checkCompatible(draft: Tokenizer, draftName: String, target: Tokenizer, targetName: String) throws {
+    public static func checkCompatible(draft: Tokenizer, draftName: String, target: Tokenizer, targetName: String)
+        throws
+    {
         guard draft.vocabularySize == target.vocabularySize else {
-            throw ProposerError.incompatibleVocabulary(draft: draftName, target: targetName,
-                                                       reason: "vocabularies of \(draft.vocabularySize) and \(target.vocabularySize) tokens")
+            throw ProposerError.incompatibleVocabulary(
+                draft: draftName, target: targetName,
+                reason: "vocabularies of \(draft.vocabularySize) and \(target.vocabularySize) tokens")
         }
-        if let index = zip(draft.tokens, target.tokens).enumerated().first(where: { $0.element.0 != $0.element.1 })?.offset {
-            throw ProposerError.incompatibleVocabulary(draft: draftName, target: targetName,
-                                                       reason: "token \(index) is '\(draft.tokens[index])' in the draft but '\(target.tokens[index])' in the target")
+        if let index = zip(draft.tokens, target.tokens).enumerated().first(where: { $0.element.0 != $0.element.1 })?
+            .offset
+        {
+            throw ProposerError.incompatibleVocabulary(
+                draft: draftName, target: targetName,
+                reason:
+                    "token \(index) is '\(draft.tokens[index])' in the draft but '\(target.tokens[index])' in the target"
+            )
         }
     }
 
@@ -98,15 +108,20 @@ public final class DraftModelProposer: SelfLimitingProposer {
     public func propose(_ context: DraftContext) async throws -> [DraftCandidate] {
         if !context.budget.branching.isEmpty { return try proposeTree(context) }
         return try state.withLock { state -> [DraftCandidate] in
-            let limit = min(state.length, context.budget.maxDepth, context.remainingContext, session.capacity - context.tokens.count - 1)
+            let limit = min(
+                state.length, context.budget.maxDepth, context.remainingContext,
+                session.capacity - context.tokens.count - 1)
             guard limit > 0 else { return [] }
             if lookahead > 0 { state.index.synchronize(with: context.tokens) }
             var (logits, ahead) = try synchronize(&state, with: context.tokens, guessing: lookahead)
             var random = SeededRandom(seed: context.sampling.seed &+ UInt64(context.step) &* 0x9E37)
-            var tokens: [Token] = [], distributions: [DraftDistribution] = [], scores: [Float] = []
+            var tokens: [Token] = []
+            var distributions: [DraftDistribution] = []
+            var scores: [Float] = []
             var pathProbability: Float = 1
             for _ in 0..<limit {
-                let token: Token, probability: Float
+                let token: Token
+                let probability: Float
                 if context.sampling.isGreedy {
                     token = Token(SpeculateCore.argmax(logits))
                     probability = softmaxProbability(logits, at: Int(token))
@@ -120,7 +135,9 @@ public final class DraftModelProposer: SelfLimitingProposer {
                 pathProbability *= probability
                 tokens.append(token)
                 scores.append(pathProbability)
-                if probability < confidenceThreshold || pathProbability < pathThreshold || tokens.count == limit { break }
+                if probability < confidenceThreshold || pathProbability < pathThreshold || tokens.count == limit {
+                    break
+                }
                 if let next = ahead.first, next.token == token {
                     // The draft picked what was guessed: the logits after it came with the guess's batch.
                     ahead.removeFirst()
@@ -129,10 +146,15 @@ public final class DraftModelProposer: SelfLimitingProposer {
                     continue
                 }
                 try dropGuesses(&ahead, from: &state)
-                (logits, ahead) = try advance(&state, by: [token], guessing: lookahead, drafted: tokens, context: context.tokens)
+                (logits, ahead) = try advance(
+                    &state, by: [token], guessing: lookahead, drafted: tokens, context: context.tokens)
             }
             state.lastDrafted = tokens.count
-            return [DraftCandidate(tokens: tokens, parents: (0..<tokens.count).map { $0 - 1 }, distributions: distributions, scores: scores)]
+            return [
+                DraftCandidate(
+                    tokens: tokens, parents: (0..<tokens.count).map { $0 - 1 }, distributions: distributions,
+                    scores: scores)
+            ]
         }
     }
 
@@ -147,9 +169,13 @@ public final class DraftModelProposer: SelfLimitingProposer {
     /// Evaluates `tokens` after the cache, plus up to `guessing` tokens guessed to follow them
     /// (staged speculation: n-gram lookup drafts for the draft), in one forward, and caches them
     /// all. Returns the logits after the last of `tokens` and the guesses with their logits.
-    private func advance(_ state: inout DraftState, by tokens: [Token], guessing: Int, drafted: [Token], context: [Token]) throws -> ([Float], [Guess]) {
-        let room = min(guessing, Self.cheapBatch - tokens.count, session.capacity - state.cached.count - tokens.count - 1)
-        let guesses = room > 0 ? guessContinuation(index: state.index, context: context, drafted: drafted, count: room) : []
+    private func advance(
+        _ state: inout DraftState, by tokens: [Token], guessing: Int, drafted: [Token], context: [Token]
+    ) throws -> ([Float], [Guess]) {
+        let room = min(
+            guessing, Self.cheapBatch - tokens.count, session.capacity - state.cached.count - tokens.count - 1)
+        let guesses =
+            room > 0 ? guessContinuation(index: state.index, context: context, drafted: drafted, count: room) : []
         state.counters.forwards += 1
         guard !guesses.isEmpty else {
             let logits = try session.append(tokens)
@@ -157,7 +183,9 @@ public final class DraftModelProposer: SelfLimitingProposer {
             return (logits, [])
         }
         let batch = tokens + guesses
-        let result = try session.evaluate(tokens: batch, parents: (0..<batch.count).map { $0 - 1 }, logits: .selected(Array((tokens.count - 1)..<batch.count)))
+        let result = try session.evaluate(
+            tokens: batch, parents: (0..<batch.count).map { $0 - 1 },
+            logits: .selected(Array((tokens.count - 1)..<batch.count)))
         try session.commit(Array(0..<batch.count))
         state.cached += batch
         state.counters.guessesMade += guesses.count
@@ -193,7 +221,10 @@ public final class DraftModelProposer: SelfLimitingProposer {
             guard maxDepth > 0, maxNodes > 0 else { return [] }
             let rootLogits = try synchronize(&state, with: context.tokens).0
             var random = SeededRandom(seed: context.sampling.seed &+ UInt64(context.step) &* 0x9E37 &+ 17)
-            var tokens: [Token] = [], parents: [Int] = [], distributions: [DraftDistribution] = [], scores: [Float] = []
+            var tokens: [Token] = []
+            var parents: [Int] = []
+            var distributions: [DraftDistribution] = []
+            var scores: [Float] = []
             // Frontier entries: local node (-1 = root), its logits, its path probability.
             var frontier: [(node: Int, logits: [Float], probability: Float)] = [(-1, rootLogits, 1)]
             for depth in 0..<maxDepth {
@@ -207,7 +238,10 @@ public final class DraftModelProposer: SelfLimitingProposer {
                             .filter { entry.probability * $0.1 >= 0.05 || (depth == 0 && $0.0 == argmax(p)) }
                     } else {
                         let q = context.sampling.distribution(entry.logits)
-                        children = (0..<width).map { _ in let t = random.sample(q); return (t, q[t], .sampled(q)) }
+                        children = (0..<width).map { _ in
+                            let t = random.sample(q)
+                            return (t, q[t], .sampled(q))
+                        }
                     }
                     for child in children where tokens.count < maxNodes {
                         tokens.append(Token(child.token))
@@ -221,10 +255,12 @@ public final class DraftModelProposer: SelfLimitingProposer {
                 // One draft forward for the whole new depth. Every earlier node is pending in the draft
                 // session in the same order, so local node indices are pending indices.
                 let batchParents = added.map { parents[$0] }
-                let result = depth == 0
+                let result =
+                    depth == 0
                     ? try session.evaluate(tokens: added.map { tokens[$0] }, parents: batchParents, logits: .all)
                     : try session.extend(tokens: added.map { tokens[$0] }, parents: batchParents, logits: .all)
-                frontier = added.enumerated().map { offset, node in (node, Array(result.row(for: offset)), scores[node]) }
+                frontier = added.enumerated().map { offset, node in (node, Array(result.row(for: offset)), scores[node])
+                }
             }
             state.lastDrafted = tokens.count
             guard !tokens.isEmpty else { return [] }
@@ -250,8 +286,11 @@ public final class DraftModelProposer: SelfLimitingProposer {
             let drafted = state.lastDrafted
             guard drafted > 0 else { return }
             let acceptedDrafts = max(0, accepted.count - 1)
-            if acceptedDrafts >= drafted { state.length = min(maxDraftLength, state.length + 1) }
-            else if acceptedDrafts < drafted / 2 { state.length = max(1, state.length - 1) }
+            if acceptedDrafts >= drafted {
+                state.length = min(maxDraftLength, state.length + 1)
+            } else if acceptedDrafts < drafted / 2 {
+                state.length = max(1, state.length - 1)
+            }
             state.lastDrafted = 0
         }
     }
@@ -259,7 +298,9 @@ public final class DraftModelProposer: SelfLimitingProposer {
     /// Rolls the draft cache back to the longest prefix it shares with `context`, appends the
     /// rest (with up to `guessing` guessed tokens after it, see ``advance``), and returns the
     /// logits after the last context token.
-    private func synchronize(_ state: inout DraftState, with context: [Token], guessing: Int = 0) throws -> ([Float], [Guess]) {
+    private func synchronize(_ state: inout DraftState, with context: [Token], guessing: Int = 0) throws -> (
+        [Float], [Guess]
+    ) {
         var common = 0
         let limit = min(state.cached.count, context.count - 1)
         while common < limit, state.cached[common] == context[common] { common += 1 }

@@ -41,7 +41,9 @@ public final class NGramProposer: DraftProposer {
         return state.withLock { index -> [DraftCandidate] in
             index.synchronize(with: context.tokens)
             var found = index.continuations(after: context.tokens, depth: depth, limit: branches)
-            if found.isEmpty, let corpus { found = corpus.continuations(after: context.tokens, depth: depth, limit: branches) }
+            if found.isEmpty, let corpus {
+                found = corpus.continuations(after: context.tokens, depth: depth, limit: branches)
+            }
             return found
         }
     }
@@ -99,16 +101,20 @@ struct NGramIndex: Sendable {
             }
             guard !groups.isEmpty else { continue }
             let total = Float(positions.count)
-            let ranked = groups.sorted { $0.value.count > $1.value.count || ($0.value.count == $1.value.count && $0.value.latest > $1.value.latest) }
+            let ranked = groups.sorted {
+                $0.value.count > $1.value.count
+                    || ($0.value.count == $1.value.count && $0.value.latest > $1.value.latest)
+            }
             return ranked.prefix(limit).map { first, info in
                 // Follow the most recent occurrence for the rest of the branch.
                 let start = info.latest
                 let end = min(tokens.count, start + depth)
                 let branch = Array(tokens[start..<end])
                 let confidence = Float(info.count) / total * min(1, Float(n) / 3)
-                return DraftCandidate(tokens: branch, parents: (0..<branch.count).map { $0 - 1 },
-                                      distributions: Array(repeating: .deterministic, count: branch.count),
-                                      scores: (0..<branch.count).map { confidence * powf(0.8, Float($0)) })
+                return DraftCandidate(
+                    tokens: branch, parents: (0..<branch.count).map { $0 - 1 },
+                    distributions: Array(repeating: .deterministic, count: branch.count),
+                    scores: (0..<branch.count).map { confidence * powf(0.8, Float($0)) })
             }
         }
         return []

@@ -19,7 +19,9 @@ public final class RetokenizingProposer: DraftProposer {
     private let cached = Mutex<[Token]>([])
 
     /// A proposer drafting with `model` (its tokenizer read from the file) for a target using `targetTokenizer`.
-    public init(name: String, model: TransformerModel, targetTokenizer: Tokenizer, context: Int, draftLength: Int = 6) throws {
+    public init(name: String, model: TransformerModel, targetTokenizer: Tokenizer, context: Int, draftLength: Int = 6)
+        throws
+    {
         self.name = name
         session = try InferenceSession(model: model, context: context)
         draftTokenizer = try Tokenizer(gguf: model.file)

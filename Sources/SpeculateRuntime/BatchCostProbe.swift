@@ -33,8 +33,10 @@ public struct BatchCostProbe: Sendable {
 
     /// Measures batches of `sizes` tokens after a `prefix`-token context, `repeats` times each,
     /// interleaving the sizes so that machine noise hits all of them alike.
-    public func measure(sizes: [Int] = [1, 2, 4, 8, 16, 32, 64], prefix: Int = 128, repeats: Int = 5,
-                        statistic: Statistic = .median) throws -> [Point] {
+    public func measure(
+        sizes: [Int] = [1, 2, 4, 8, 16, 32, 64], prefix: Int = 128, repeats: Int = 5,
+        statistic: Statistic = .median
+    ) throws -> [Point] {
         let session = try InferenceSession(model: model, context: prefix + (sizes.max() ?? 1) + 1)
         let vocabulary = model.config.vocabularySize
         let context = (0..<prefix).map { TokenID(($0 * 7919 + 13) % vocabulary) }

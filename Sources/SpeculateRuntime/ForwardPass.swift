@@ -14,13 +14,17 @@ extension SessionState {
         let slotStarts: [Int32]
     }
 
-    mutating func forward(tokens: [TokenID], positions: [Int], ancestors: [[Int]], firstSlot: Int, outputRows: [Int]) -> Logits {
-        let n = tokens.count, d = config.embeddingLength
+    mutating func forward(tokens: [TokenID], positions: [Int], ancestors: [[Int]], firstSlot: Int, outputRows: [Int])
+        -> Logits
+    {
+        let n = tokens.count
+        let d = config.embeddingLength
         scratch.reserve(tokens: n, config: config, capacity: capacity)
         let x = scratch.x
         for (i, token) in tokens.enumerated() { model.tokenEmbedding.dequantizeRow(Int(token), into: x + i * d) }
         let rotary = rotaryTables(positions: positions)
-        var slots: [Int32] = [], slotStarts: [Int32] = [0]
+        var slots: [Int32] = []
+        var slotStarts: [Int32] = [0]
         for path in ancestors {
             slots.append(contentsOf: path.map { Int32(committed + $0) })
             slotStarts.append(Int32(slots.count))
@@ -35,18 +39,28 @@ extension SessionState {
 
     /// x += attention(norm(x)): Q/K/V, their biases, rotary positions, the new keys and values
     /// into the cache, tree attention, the output projection.
-    private mutating func attentionBlock(_ layer: LayerWeights, index: Int, tokens n: Int,
-                                         rotary: (cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>), tree: TreeLayout) {
-        let d = config.embeddingLength, qWidth = config.headCount * config.headDimension, kvWidth = config.kvWidth
+    private mutating func attentionBlock(
+        _ layer: LayerWeights, index: Int, tokens n: Int,
+        rotary: (cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>), tree: TreeLayout
+    ) {
+        let d = config.embeddingLength
+        let qWidth = config.headCount * config.headDimension
+        let kvWidth = config.kvWidth
         let hd = config.headDimension
-        let x = scratch.x, h = scratch.h, q = scratch.q, k = scratch.k, v = scratch.v
+        let x = scratch.x
+        let h = scratch.h
+        let q = scratch.q
+        let k = scratch.k
+        let v = scratch.v
         for i in 0..<n { rmsNorm(x + i * d, weight: layer.attentionNorm, into: h + i * d, count: d) }
-        scratch.matmul([(layer.query, q, qWidth), (layer.key, k, kvWidth), (layer.value, v, kvWidth)], input: h, tokens: n)
+        scratch.matmul(
+            [(layer.query, q, qWidth), (layer.key, k, kvWidth), (layer.value, v, kvWidth)], input: h, tokens: n)
         for i in 0..<n {
             if let bias = layer.queryBias { add(bias, to: q + i * qWidth) }
             if let bias = layer.keyBias { add(bias, to: k + i * kvWidth) }
             if let bias = layer.valueBias { add(bias, to: v + i * kvWidth) }
-            let cos = rotary.cos + i * hd / 2, sin = rotary.sin + i * hd / 2
+            let cos = rotary.cos + i * hd / 2
+            let sin = rotary.sin + i * hd / 2
             for head in 0..<config.headCount { rotate(q + i * qWidth + head * hd, cos: cos, sin: sin) }
             for head in 0..<config.kvHeadCount { rotate(k + i * kvWidth + head * hd, cos: cos, sin: sin) }
             for head in 0..<config.kvHeadCount {
@@ -55,15 +69,20 @@ extension SessionState {
                 spec_f32_to_f16(v + i * kvWidth + head * hd, Int32(hd), values + slot)
             }
         }
-        attend(layer: index, queries: q, nodes: n, slots: tree.slots, slotStarts: tree.slotStarts, into: scratch.attention)
+        attend(
+            layer: index, queries: q, nodes: n, slots: tree.slots, slotStarts: tree.slotStarts, into: scratch.attention)
         scratch.matmul([(layer.output, h, d)], input: scratch.attention, tokens: n)
         for i in 0..<n * d { x[i] += h[i] }
     }
 
     /// x += down(silu(gate(norm(x))) * up(norm(x))).
     private mutating func feedForwardBlock(_ layer: LayerWeights, tokens n: Int) {
-        let d = config.embeddingLength, ff = config.feedForwardLength
-        let x = scratch.x, h = scratch.h, gate = scratch.gate, up = scratch.up
+        let d = config.embeddingLength
+        let ff = config.feedForwardLength
+        let x = scratch.x
+        let h = scratch.h
+        let gate = scratch.gate
+        let up = scratch.up
         for i in 0..<n { rmsNorm(x + i * d, weight: layer.feedForwardNorm, into: h + i * d, count: d) }
         scratch.matmul([(layer.gate, gate, ff), (layer.up, up, ff)], input: h, tokens: n)
         spec_silu_mul(gate, up, Int32(n * ff))
@@ -75,8 +94,12 @@ extension SessionState {
     /// the head is a gathered subset; the other tokens get -infinity).
     private mutating func outputLogits(rows outputRows: [Int]) -> Logits {
         guard !outputRows.isEmpty else { return Logits(rows: [], vocabularySize: config.vocabularySize, values: []) }
-        let d = config.embeddingLength, x = scratch.x, h = scratch.h
-        for (j, row) in outputRows.enumerated() { rmsNorm(x + row * d, weight: model.outputNorm, into: h + j * d, count: d) }
+        let d = config.embeddingLength
+        let x = scratch.x
+        let h = scratch.h
+        for (j, row) in outputRows.enumerated() {
+            rmsNorm(x + row * d, weight: model.outputNorm, into: h + j * d, count: d)
+        }
         let vocabulary = config.vocabularySize
         let rows = head.matrix.rows
         var logits = [Float](repeating: rows < vocabulary ? -.infinity : 0, count: outputRows.count * vocabulary)
@@ -97,7 +120,9 @@ extension SessionState {
         return Logits(rows: outputRows, vocabularySize: vocabulary, values: logits)
     }
 
-    private func rmsNorm(_ input: UnsafeMutablePointer<Float>, weight: [Float], into output: UnsafeMutablePointer<Float>, count: Int) {
+    private func rmsNorm(
+        _ input: UnsafeMutablePointer<Float>, weight: [Float], into output: UnsafeMutablePointer<Float>, count: Int
+    ) {
         weight.withUnsafeBufferPointer { spec_rms_norm(input, $0.baseAddress, Int32(count), config.rmsEpsilon, output) }
     }
 
@@ -105,9 +130,12 @@ extension SessionState {
         for i in bias.indices { vector[i] += bias[i] }
     }
 
-    private mutating func rotaryTables(positions: [Int]) -> (cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>) {
+    private mutating func rotaryTables(positions: [Int]) -> (
+        cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>
+    ) {
         let half = config.headDimension / 2
-        let cosines = scratch.cosines, sines = scratch.sines
+        let cosines = scratch.cosines
+        let sines = scratch.sines
         for (i, position) in positions.enumerated() {
             for j in 0..<half {
                 let angle = Double(position) * inverseFrequencies[j]
@@ -118,11 +146,14 @@ extension SessionState {
         return (cosines, sines)
     }
 
-    private func rotate(_ vector: UnsafeMutablePointer<Float>, cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>) {
+    private func rotate(
+        _ vector: UnsafeMutablePointer<Float>, cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>
+    ) {
         let half = config.headDimension / 2
         for j in 0..<half {
             let (a, b) = recipe.rotaryPairs == .halves ? (j, j + half) : (2 * j, 2 * j + 1)
-            let x0 = vector[a], x1 = vector[b]
+            let x0 = vector[a]
+            let x1 = vector[b]
             vector[a] = x0 * cos[j] - x1 * sin[j]
             vector[b] = x0 * sin[j] + x1 * cos[j]
         }
@@ -130,9 +161,12 @@ extension SessionState {
 
     /// Tree attention: node i sees slots [0, committed) and its ancestors' pending slots
     /// (`slots`/`slotStarts`, flattened per node), computed in C per (node, KV head).
-    private mutating func attend(layer: Int, queries: UnsafeMutablePointer<Float>, nodes: Int, slots: [Int32], slotStarts: [Int32],
-                                 into output: UnsafeMutablePointer<Float>) {
-        let hd = config.headDimension, qWidth = config.headCount * hd
+    private mutating func attend(
+        layer: Int, queries: UnsafeMutablePointer<Float>, nodes: Int, slots: [Int32], slotStarts: [Int32],
+        into output: UnsafeMutablePointer<Float>
+    ) {
+        let hd = config.headDimension
+        let qWidth = config.headCount * hd
         let group = config.headCount / config.kvHeadCount
         let base = cacheOffset(layer: layer, head: 0, slot: 0)
         let scoresStride = group * capacity
@@ -140,9 +174,11 @@ extension SessionState {
         slots.withUnsafeBufferPointer { slots in
             slotStarts.withUnsafeBufferPointer { starts in
                 var attention = spec_attention(
-                    queries: queries, q_stride: qWidth, keys: keys + base, values: values + base, kv_stride: hd, kv_head_stride: capacity * hd,
+                    queries: queries, q_stride: qWidth, keys: keys + base, values: values + base, kv_stride: hd,
+                    kv_head_stride: capacity * hd,
                     head_dim: Int32(hd), group: Int32(group), prefix: Int32(committed), slots: slots.baseAddress,
-                    slot_start: starts.baseAddress, scale: 1 / Float(hd).squareRoot(), output: output, out_stride: qWidth)
+                    slot_start: starts.baseAddress, scale: 1 / Float(hd).squareRoot(), output: output,
+                    out_stride: qWidth)
                 spec_attention_run(&attention, Int32(nodes), Int32(config.kvHeadCount), scores, scoresStride)
             }
         }

@@ -26,8 +26,12 @@ public final class InferenceSession: @unchecked Sendable {
     /// scoring only the most frequent tokens makes drafting cheaper (FR-Spec). The target verifies
     /// every draft, so output stays lossless.
     public convenience init(model: TransformerModel, context: Int, headRows: Int? = nil) throws {
-        if let headRows, headRows <= 0 { throw RuntimeError.badHyperParameter("head rows must be positive, got \(headRows)") }
-        try self.init(model: model, context: context, head: headRows.map { HeadSelection.firstRows(min($0, model.config.vocabularySize)) })
+        if let headRows, headRows <= 0 {
+            throw RuntimeError.badHyperParameter("head rows must be positive, got \(headRows)")
+        }
+        try self.init(
+            model: model, context: context,
+            head: headRows.map { HeadSelection.firstRows(min($0, model.config.vocabularySize)) })
     }
 
     /// A session whose output head scores only `headTokens` (the others get -infinity): a draft
@@ -35,9 +39,15 @@ public final class InferenceSession: @unchecked Sendable {
     /// are copied once into memory of the session's own.
     public convenience init(model: TransformerModel, context: Int, headTokens: [TokenID]) throws {
         let vocabulary = model.config.vocabularySize
-        guard !headTokens.isEmpty else { throw RuntimeError.badHyperParameter("the output head needs at least one token") }
-        if let bad = headTokens.first(where: { $0 < 0 || Int($0) >= vocabulary }) { throw RuntimeError.tokenOutOfRange(bad, vocabulary: vocabulary) }
-        guard Set(headTokens).count == headTokens.count else { throw RuntimeError.badHyperParameter("the output head's tokens repeat") }
+        guard !headTokens.isEmpty else {
+            throw RuntimeError.badHyperParameter("the output head needs at least one token")
+        }
+        if let bad = headTokens.first(where: { $0 < 0 || Int($0) >= vocabulary }) {
+            throw RuntimeError.tokenOutOfRange(bad, vocabulary: vocabulary)
+        }
+        guard Set(headTokens).count == headTokens.count else {
+            throw RuntimeError.badHyperParameter("the output head's tokens repeat")
+        }
         try self.init(model: model, context: context, head: .tokens(headTokens))
     }
 
@@ -56,7 +66,8 @@ public final class InferenceSession: @unchecked Sendable {
         case .firstRows(let count): head = OutputHead(matrix: model.outputHead.limited(to: count), tokens: nil)
         case .tokens(let tokens):
             guard let matrix = model.outputHead.gathering(rows: tokens.map(Int.init)) else {
-                throw RuntimeError.badHyperParameter("cannot build an output head of \(tokens.count) rows (out of memory)")
+                throw RuntimeError.badHyperParameter(
+                    "cannot build an output head of \(tokens.count) rows (out of memory)")
             }
             head = OutputHead(matrix: matrix, tokens: tokens)
         }
@@ -91,7 +102,8 @@ public final class InferenceSession: @unchecked Sendable {
     public func rollback(to length: Int) throws {
         try lock.withLock {
             guard length >= 0, length <= state.committed else {
-                throw RuntimeError.invalidCacheOperation("cannot roll back to \(length) with \(state.committed) committed")
+                throw RuntimeError.invalidCacheOperation(
+                    "cannot roll back to \(length) with \(state.committed) committed")
             }
             state.committed = length
             state.clearPending()

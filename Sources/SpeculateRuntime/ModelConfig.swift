@@ -28,7 +28,9 @@ public struct ModelConfig: Sendable, Equatable {
     /// Reads the hyper-parameters of `file`.
     public init(gguf file: GGUFFile) throws {
         let name = file.architecture ?? "(none)"
-        guard let architecture = ModelArchitecture(rawValue: name) else { throw RuntimeError.unsupportedArchitecture(name) }
+        guard let architecture = ModelArchitecture(rawValue: name) else {
+            throw RuntimeError.unsupportedArchitecture(name)
+        }
         self.architecture = architecture
         func integer(_ key: String) throws -> Int {
             guard let value = file.metadata["\(name).\(key)"]?.intValue, value > 0 else {
@@ -45,10 +47,13 @@ public struct ModelConfig: Sendable, Equatable {
         rmsEpsilon = Float(file.metadata["\(name).attention.layer_norm_rms_epsilon"]?.doubleValue ?? 1e-5)
         ropeBase = file.metadata["\(name).rope.freq_base"]?.doubleValue ?? 10000
         guard embeddingLength % headCount == 0, headCount % kvHeadCount == 0 else {
-            throw RuntimeError.badHyperParameter("\(embeddingLength) wide with \(headCount) heads and \(kvHeadCount) key-value heads")
+            throw RuntimeError.badHyperParameter(
+                "\(embeddingLength) wide with \(headCount) heads and \(kvHeadCount) key-value heads")
         }
         headDimension = (try? integer("attention.key_length")) ?? embeddingLength / headCount
-        guard headDimension % 2 == 0 else { throw RuntimeError.badHyperParameter("odd head dimension \(headDimension)") }
+        guard headDimension % 2 == 0 else {
+            throw RuntimeError.badHyperParameter("odd head dimension \(headDimension)")
+        }
         let embedding = try file.requireTensor("token_embd.weight")
         vocabularySize = embedding.rowCount
     }

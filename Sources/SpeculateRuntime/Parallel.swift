@@ -20,7 +20,9 @@ public enum ComputeThreads {
 
     /// Every kernel set this build knows, in the order of the automatic choice, and whether this CPU runs it.
     public static var kernelSets: [(name: String, supported: Bool)] {
-        (0..<spec_kernel_set_count()).map { (String(cString: spec_kernel_set_name($0)), spec_kernel_set_supported($0) != 0) }
+        (0..<spec_kernel_set_count()).map {
+            (String(cString: spec_kernel_set_name($0)), spec_kernel_set_supported($0) != 0)
+        }
     }
 
     /// The environment variable that overrides the kernel set (for A/B comparisons on one machine).
@@ -38,7 +40,9 @@ public enum ComputeThreads {
 
     /// Checks `SPECULATE_KERNELS` and applies it: unset or empty leaves the choice as it is;
     /// a set this build does not know, or one this CPU cannot run, is refused.
-    public static func applyKernelOverride(environment: [String: String] = ProcessInfo.processInfo.environment) throws(KernelSelectionError) {
+    public static func applyKernelOverride(environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws(KernelSelectionError)
+    {
         guard let name = environment[kernelOverrideVariable], !name.isEmpty else { return }
         try selectKernels(name)
     }
@@ -61,10 +65,12 @@ public enum KernelSelectionError: Error, Equatable, Sendable, CustomStringConver
 
     public var description: String {
         switch self {
-        case let .unknown(name, known):
-            return "unknown kernel set '\(name)' in \(ComputeThreads.kernelOverrideVariable) (known: \(known.joined(separator: ", ")))"
-        case let .unsupported(name, supported):
-            return "this CPU cannot run the '\(name)' kernels (\(ComputeThreads.kernelOverrideVariable)); it runs: \(supported.joined(separator: ", "))"
+        case .unknown(let name, let known):
+            return
+                "unknown kernel set '\(name)' in \(ComputeThreads.kernelOverrideVariable) (known: \(known.joined(separator: ", ")))"
+        case .unsupported(let name, let supported):
+            return
+                "this CPU cannot run the '\(name)' kernels (\(ComputeThreads.kernelOverrideVariable)); it runs: \(supported.joined(separator: ", "))"
         }
     }
 }

@@ -23,23 +23,25 @@ public enum RuntimeError: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .unsupportedArchitecture(name):
-            return "architecture '\(name)' is not supported (supported: \(ModelArchitecture.allCases.map(\.rawValue).joined(separator: ", ")))"
-        case let .missingTensor(name):
+        case .unsupportedArchitecture(let name):
+            return
+                "architecture '\(name)' is not supported (supported: \(ModelArchitecture.allCases.map(\.rawValue).joined(separator: ", ")))"
+        case .missingTensor(let name):
             return "the model file lacks tensor '\(name)'"
-        case let .shapeMismatch(tensor, expected, found):
+        case .shapeMismatch(let tensor, let expected, let found):
             return "tensor '\(tensor)' has shape \(found), expected \(expected)"
-        case let .badHyperParameter(message):
+        case .badHyperParameter(let message):
             return "bad model hyper-parameter: \(message)"
-        case let .contextTooLong(requested, trained):
+        case .contextTooLong(let requested, let trained):
             return "a context of \(requested) tokens was requested but the model was trained for \(trained)"
-        case let .contextFull(needed, capacity):
-            return "the context is full: \(needed) tokens needed, the session holds \(capacity) (use a larger --context)"
-        case let .tokenOutOfRange(id, vocabulary):
+        case .contextFull(let needed, let capacity):
+            return
+                "the context is full: \(needed) tokens needed, the session holds \(capacity) (use a larger --context)"
+        case .tokenOutOfRange(let id, let vocabulary):
             return "token id \(id) is outside the vocabulary of \(vocabulary)"
-        case let .malformedTree(message):
+        case .malformedTree(let message):
             return "malformed token tree: \(message)"
-        case let .invalidCacheOperation(message):
+        case .invalidCacheOperation(let message):
             return "invalid KV-cache operation: \(message)"
         }
     }

@@ -26,7 +26,8 @@ struct Scratch {
     mutating func reserve(tokens needed: Int, config: ModelConfig, capacity: Int) {
         guard needed > tokens else { return }
         let n = max(needed, 16)
-        let d = config.embeddingLength, qWidth = config.headCount * config.headDimension
+        let d = config.embeddingLength
+        let qWidth = config.headCount * config.headDimension
         func grow(_ pointer: inout UnsafeMutablePointer<Float>, _ count: Int) {
             pointer.deallocate()
             pointer = .allocate(capacity: count)
@@ -61,8 +62,10 @@ struct Scratch {
 
     /// Computes `output = W · input` for each job (row-major, `tokens` rows of input),
     /// quantizing the input once per activation format and splitting rows across threads.
-    mutating func matmul(_ jobs: [(matrix: WeightMatrix, output: UnsafeMutablePointer<Float>, outputStride: Int)],
-                         input: UnsafeMutablePointer<Float>, tokens: Int) {
+    mutating func matmul(
+        _ jobs: [(matrix: WeightMatrix, output: UnsafeMutablePointer<Float>, outputStride: Int)],
+        input: UnsafeMutablePointer<Float>, tokens: Int
+    ) {
         let columns = jobs[0].matrix.columns
         var formats: [Int32: (UnsafeMutableRawPointer, Int)] = [:]
         var offset = 0
@@ -77,9 +80,10 @@ struct Scratch {
         }
         let plan = jobs.map { job -> spec_matmul_job in
             let (base, stride) = formats[job.matrix.activationFormat]!
-            return spec_matmul_job(type: job.matrix.kernelType, n: Int32(job.matrix.columns), w: job.matrix.kernelBase,
-                                   row_bytes: job.matrix.kernelRowBytes, rows: Int32(job.matrix.rows), act: base, act_stride: stride,
-                                   y: job.output, y_stride: job.outputStride)
+            return spec_matmul_job(
+                type: job.matrix.kernelType, n: Int32(job.matrix.columns), w: job.matrix.kernelBase,
+                row_bytes: job.matrix.kernelRowBytes, rows: Int32(job.matrix.rows), act: base, act_stride: stride,
+                y: job.output, y_stride: job.outputStride)
         }
         // Threads take chunks of whole rows from a shared counter (see spec_matmul_jobs).
         plan.withUnsafeBufferPointer { spec_matmul_jobs($0.baseAddress, Int32($0.count), Int32(tokens)) }

@@ -38,7 +38,8 @@ struct SessionState {
         values = .allocate(capacity: count)
         keys.initialize(repeating: 0, count: count)
         values.initialize(repeating: 0, count: count)
-        let headDimension = model.config.headDimension, base = model.config.ropeBase
+        let headDimension = model.config.headDimension
+        let base = model.config.ropeBase
         inverseFrequencies = (0..<headDimension / 2).map { pow(base, -2.0 * Double($0) / Double(headDimension)) }
     }
 
@@ -60,7 +61,8 @@ struct SessionState {
     mutating func commit(_ path: [Int]) throws {
         for (j, node) in path.enumerated() {
             guard node >= 0, node < pendingParents.count else {
-                throw RuntimeError.invalidCacheOperation("node \(node) is not in the last batch of \(pendingParents.count)")
+                throw RuntimeError.invalidCacheOperation(
+                    "node \(node) is not in the last batch of \(pendingParents.count)")
             }
             let expectedParent = j == 0 ? -1 : path[j - 1]
             guard pendingParents[node] == expectedParent else {
@@ -82,11 +84,15 @@ struct SessionState {
         clearPending()
     }
 
-    mutating func evaluate(tokens: [TokenID], parents: [Int], logitRows: LogitRows, extending: Bool = false) throws -> Logits {
+    mutating func evaluate(tokens: [TokenID], parents: [Int], logitRows: LogitRows, extending: Bool = false) throws
+        -> Logits
+    {
         let count = tokens.count
         // Extending adds nodes to the pending tree; their parents may be earlier pending nodes.
         let base = extending ? pendingParents.count : 0
-        guard parents.count == count else { throw RuntimeError.malformedTree("\(count) tokens but \(parents.count) parents") }
+        guard parents.count == count else {
+            throw RuntimeError.malformedTree("\(count) tokens but \(parents.count) parents")
+        }
         guard committed + base + count <= capacity else {
             throw RuntimeError.contextFull(needed: committed + base + count, capacity: capacity)
         }
@@ -98,7 +104,9 @@ struct SessionState {
                 throw RuntimeError.tokenOutOfRange(token, vocabulary: config.vocabularySize)
             }
             let parent = parents[i]
-            guard parent >= -1, parent < base + i else { throw RuntimeError.malformedTree("node \(base + i) has parent \(parent)") }
+            guard parent >= -1, parent < base + i else {
+                throw RuntimeError.malformedTree("node \(base + i) has parent \(parent)")
+            }
             depth.append(parent < 0 ? 0 : depth[parent] + 1)
             ancestors.append((parent < 0 ? [] : ancestors[parent]) + [base + i])
         }
@@ -109,14 +117,17 @@ struct SessionState {
         switch logitRows {
         case .all: outputRows = Array(0..<count)
         case .last: outputRows = count > 0 ? [count - 1] : []
-        case let .selected(rows):
-            guard rows.allSatisfy({ $0 >= 0 && $0 < count }) else { throw RuntimeError.malformedTree("logit rows \(rows) outside the batch") }
+        case .selected(let rows):
+            guard rows.allSatisfy({ $0 >= 0 && $0 < count }) else {
+                throw RuntimeError.malformedTree("logit rows \(rows) outside the batch")
+            }
             outputRows = rows
         case .none: outputRows = []
         }
         guard count > 0 else { return Logits(rows: [], vocabularySize: config.vocabularySize, values: []) }
         let positions = depth[base...].map { committed + $0 }
-        return forward(tokens: tokens, positions: positions, ancestors: Array(ancestors[base...]), firstSlot: committed + base,
-                       outputRows: outputRows)
+        return forward(
+            tokens: tokens, positions: positions, ancestors: Array(ancestors[base...]), firstSlot: committed + base,
+            outputRows: outputRows)
     }
 }

@@ -34,7 +34,9 @@ public struct WeightMatrix: Sendable {
             throw RuntimeError.shapeMismatch(tensor: name, expected: [columns, rows], found: info.dimensions)
         }
         let format = spec_act_format_for(Int32(info.type.rawValue))
-        guard format >= 0 else { throw RuntimeError.badHyperParameter("tensor '\(name)' has type \(info.type) without a kernel") }
+        guard format >= 0 else {
+            throw RuntimeError.badHyperParameter("tensor '\(name)' has type \(info.type) without a kernel")
+        }
         self.name = name
         type = info.type
         self.rows = rows
@@ -69,7 +71,9 @@ public struct WeightMatrix: Sendable {
         let quantize = newType == .q4_K ? spec_quantize_q4_K : spec_quantize_q4_0
         let newRowBytes = newType == .q4_K ? columns / 256 * 144 : columns / 32 * 18
         guard let buffer = OwnedWeights(byteCount: newRowBytes * rows) else { return self }
-        let pieces = min(rows, 4 * ProcessInfo.processInfo.activeProcessorCount), matrix = self, count = rows
+        let pieces = min(rows, 4 * ProcessInfo.processInfo.activeProcessorCount)
+        let matrix = self
+        let count = rows
         DispatchQueue.concurrentPerform(iterations: pieces) { piece in
             var row = [Float](repeating: 0, count: matrix.columns)
             row.withUnsafeMutableBufferPointer { floats in
@@ -102,7 +106,8 @@ public struct WeightMatrix: Sendable {
             if base >= 0 {
                 spec_unpack_row(kernelType, Int32(columns), kernelBase, Int32(row), buffer.base + i * newRowBytes)
             } else {
-                (buffer.base + i * newRowBytes).copyMemory(from: kernelBase + row * kernelRowBytes, byteCount: newRowBytes)
+                (buffer.base + i * newRowBytes).copyMemory(
+                    from: kernelBase + row * kernelRowBytes, byteCount: newRowBytes)
             }
         }
         var copy = self
@@ -115,8 +120,10 @@ public struct WeightMatrix: Sendable {
 
     /// Whether `type` stores more bits per weight than `reference` (so requantizing saves bytes).
     static func wider(than reference: GGMLType, _ type: GGMLType) -> Bool {
-        let bits: [GGMLType: Double] = [.f32: 32, .f16: 16, .bf16: 16, .q8_0: 8.5, .q6_K: 6.5625, .q5_1: 6, .q5_0: 5.5, .q5_K: 5.5,
-                                        .q4_1: 5, .q4_0: 4.5, .q4_K: 4.5, .q3_K: 3.4375, .q2_K: 2.625]
+        let bits: [GGMLType: Double] = [
+            .f32: 32, .f16: 16, .bf16: 16, .q8_0: 8.5, .q6_K: 6.5625, .q5_1: 6, .q5_0: 5.5, .q5_K: 5.5,
+            .q4_1: 5, .q4_0: 4.5, .q4_K: 4.5, .q3_K: 3.4375, .q2_K: 2.625,
+        ]
         guard let a = bits[type], let b = bits[reference] else { return false }
         return a > b
     }
@@ -130,12 +137,18 @@ public struct WeightMatrix: Sendable {
         guard target >= 0 else { return self }
         let packedRowBytes = spec_packed_row_bytes(target, Int32(columns))
         guard packedRowBytes > 0, let buffer = OwnedWeights(byteCount: packedRowBytes * rows) else { return self }
-        let groups = rows / 8, pieces = min(groups, 4 * ProcessInfo.processInfo.activeProcessorCount)
+        let groups = rows / 8
+        let pieces = min(groups, 4 * ProcessInfo.processInfo.activeProcessorCount)
         // The owners (all Sendable) cross into the workers; the pointers are taken inside.
-        let file = storage, start = offset, source = owned, n = Int32(columns), sourceRowBytes = kernelRowBytes
+        let file = storage
+        let start = offset
+        let source = owned
+        let n = Int32(columns)
+        let sourceRowBytes = kernelRowBytes
         let failures = Atomic<Int>(0)
         DispatchQueue.concurrentPerform(iterations: pieces) { piece in
-            let first = groups * piece / pieces * 8, last = groups * (piece + 1) / pieces * 8
+            let first = groups * piece / pieces * 8
+            let last = groups * (piece + 1) / pieces * 8
             let from = source.map { UnsafeRawPointer($0.base) } ?? file.base + start
             if spec_pack_rows(target, n, from, sourceRowBytes, Int32(first), Int32(last), buffer.base) != 0 {
                 failures.add(1, ordering: .relaxed)
@@ -229,7 +242,9 @@ public final class TransformerModel: Sendable {
         let config = try ModelConfig(gguf: file)
         self.config = config
         self.file = file
-        let d = config.embeddingLength, kv = config.kvWidth, q = config.headCount * config.headDimension
+        let d = config.embeddingLength
+        let kv = config.kvWidth
+        let q = config.headCount * config.headDimension
         func vector(_ name: String, _ length: Int) throws -> [Float] {
             guard let info = file.tensor(named: name) else { throw RuntimeError.missingTensor(name) }
             guard info.elementCount == length else {
@@ -240,31 +255,38 @@ public final class TransformerModel: Sendable {
         func optionalVector(_ name: String, _ length: Int) throws -> [Float]? {
             file.tensor(named: name) == nil ? nil : try vector(name, length)
         }
-        tokenEmbedding = try WeightMatrix(file: file, name: "token_embd.weight", rows: config.vocabularySize, columns: d)
+        tokenEmbedding = try WeightMatrix(
+            file: file, name: "token_embd.weight", rows: config.vocabularySize, columns: d)
         var layers: [LayerWeights] = []
         for i in 0..<config.layerCount {
             let p = "blk.\(i)."
-            layers.append(LayerWeights(
-                attentionNorm: try vector(p + "attn_norm.weight", d),
-                query: try WeightMatrix(file: file, name: p + "attn_q.weight", rows: q, columns: d),
-                key: try WeightMatrix(file: file, name: p + "attn_k.weight", rows: kv, columns: d),
-                value: try WeightMatrix(file: file, name: p + "attn_v.weight", rows: kv, columns: d),
-                output: try WeightMatrix(file: file, name: p + "attn_output.weight", rows: d, columns: q),
-                queryBias: try optionalVector(p + "attn_q.bias", q),
-                keyBias: try optionalVector(p + "attn_k.bias", kv),
-                valueBias: try optionalVector(p + "attn_v.bias", kv),
-                feedForwardNorm: try vector(p + "ffn_norm.weight", d),
-                gate: try WeightMatrix(file: file, name: p + "ffn_gate.weight", rows: config.feedForwardLength, columns: d),
-                up: try WeightMatrix(file: file, name: p + "ffn_up.weight", rows: config.feedForwardLength, columns: d),
-                down: try WeightMatrix(file: file, name: p + "ffn_down.weight", rows: d, columns: config.feedForwardLength)))
+            layers.append(
+                LayerWeights(
+                    attentionNorm: try vector(p + "attn_norm.weight", d),
+                    query: try WeightMatrix(file: file, name: p + "attn_q.weight", rows: q, columns: d),
+                    key: try WeightMatrix(file: file, name: p + "attn_k.weight", rows: kv, columns: d),
+                    value: try WeightMatrix(file: file, name: p + "attn_v.weight", rows: kv, columns: d),
+                    output: try WeightMatrix(file: file, name: p + "attn_output.weight", rows: d, columns: q),
+                    queryBias: try optionalVector(p + "attn_q.bias", q),
+                    keyBias: try optionalVector(p + "attn_k.bias", kv),
+                    valueBias: try optionalVector(p + "attn_v.bias", kv),
+                    feedForwardNorm: try vector(p + "ffn_norm.weight", d),
+                    gate: try WeightMatrix(
+                        file: file, name: p + "ffn_gate.weight", rows: config.feedForwardLength, columns: d),
+                    up: try WeightMatrix(
+                        file: file, name: p + "ffn_up.weight", rows: config.feedForwardLength, columns: d),
+                    down: try WeightMatrix(
+                        file: file, name: p + "ffn_down.weight", rows: d, columns: config.feedForwardLength)))
         }
         // The products' weights in the layout the kernel set reads fastest (the embedding table
         // stays in the file: it is read a row at a time).
         func prepared(_ m: WeightMatrix) -> WeightMatrix { m.requantized(to: precision).packedForKernels() }
         self.layers = layers.map { l in
-            LayerWeights(attentionNorm: l.attentionNorm, query: prepared(l.query), key: prepared(l.key), value: prepared(l.value),
-                         output: prepared(l.output), queryBias: l.queryBias, keyBias: l.keyBias, valueBias: l.valueBias,
-                         feedForwardNorm: l.feedForwardNorm, gate: prepared(l.gate), up: prepared(l.up), down: prepared(l.down))
+            LayerWeights(
+                attentionNorm: l.attentionNorm, query: prepared(l.query), key: prepared(l.key),
+                value: prepared(l.value),
+                output: prepared(l.output), queryBias: l.queryBias, keyBias: l.keyBias, valueBias: l.valueBias,
+                feedForwardNorm: l.feedForwardNorm, gate: prepared(l.gate), up: prepared(l.up), down: prepared(l.down))
         }
         outputNorm = try vector("output_norm.weight", d)
         // Models with a tied output embedding (SmolLM2) have no output.weight; packing the head
@@ -275,9 +297,10 @@ public final class TransformerModel: Sendable {
 
     /// Bytes of weights the forward pass reads per token (for bandwidth estimates).
     public var weightBytes: Int {
-        let perLayer = layers.first.map { l in
-            [l.query, l.key, l.value, l.output, l.gate, l.up, l.down].reduce(0) { $0 + $1.rows * $1.kernelRowBytes }
-        } ?? 0
+        let perLayer =
+            layers.first.map { l in
+                [l.query, l.key, l.value, l.output, l.gate, l.up, l.down].reduce(0) { $0 + $1.rows * $1.kernelRowBytes }
+            } ?? 0
         return perLayer * layers.count + outputHead.rows * outputHead.kernelRowBytes
     }
 }

@@ -31,9 +31,11 @@ public struct ServerOptions: Sendable {
 public enum SpeculateHTTPServer {
     /// The Hummingbird application serving `engine`; `onRunning` receives the bound port (useful
     /// with port 0). Run it with `runService()` for graceful shutdown on SIGINT and SIGTERM.
-    public static func application(engine: ServerEngine, parser: RequestParser, options: ServerOptions,
-                                   registry: PrometheusCollectorRegistry?, logger: Logger,
-                                   onRunning: @escaping @Sendable (Int) async -> Void) -> some ApplicationProtocol {
+    public static func application(
+        engine: ServerEngine, parser: RequestParser, options: ServerOptions,
+        registry: PrometheusCollectorRegistry?, logger: Logger,
+        onRunning: @escaping @Sendable (Int) async -> Void
+    ) -> some ApplicationProtocol {
         let router = Router(context: BasicRequestContext.self)
         let metrics = ServerMetrics()
         router.middlewares.add(OpenAIErrorMiddleware<BasicRequestContext>(metrics: metrics))
@@ -54,14 +56,17 @@ public enum SpeculateHTTPServer {
         router.get("/metrics") { _, _ in
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: registry?.emitToString() ?? "")))
+            return Response(
+                status: .ok, headers: headers,
+                body: .init(byteBuffer: ByteBuffer(string: registry?.emitToString() ?? "")))
         }
         router.post("/v1/completions") { request, _ in try await routes.generate(request, endpoint: .completions) }
         router.post("/v1/chat/completions") { request, _ in try await routes.generate(request, endpoint: .chat) }
-        return Application(router: router,
-                           configuration: .init(address: .hostname(options.host, port: options.port), serverName: "speculate"),
-                           onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? options.port) },
-                           logger: logger)
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(options.host, port: options.port), serverName: "speculate"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? options.port) },
+            logger: logger)
     }
 }
 
@@ -73,30 +78,41 @@ struct Routes: Sendable {
     let metrics: ServerMetrics
     let created = Int(Date().timeIntervalSince1970)
 
-    var modelObject: [String: Any] { ["id": engine.modelName, "object": "model", "created": created, "owned_by": "speculate"] }
+    var modelObject: [String: Any] {
+        ["id": engine.modelName, "object": "model", "created": created, "owned_by": "speculate"]
+    }
 
     func models() -> Response { jsonResponse(.ok, ["object": "list", "data": [modelObject]]) }
 
     func health() async -> Response {
         let depth = await engine.queue.depth
-        return jsonResponse(.ok, ["status": "ok", "model": engine.modelName, "kernels": ComputeThreads.kernelName, "context": engine.context,
-                                  "queue": ["running": depth.running, "waiting": depth.waiting, "capacity": engine.queue.capacity]])
+        return jsonResponse(
+            .ok,
+            [
+                "status": "ok", "model": engine.modelName, "kernels": ComputeThreads.kernelName,
+                "context": engine.context,
+                "queue": ["running": depth.running, "waiting": depth.waiting, "capacity": engine.queue.capacity],
+            ])
     }
 
     func generate(_ request: Request, endpoint: GenerationJob.Endpoint) async throws -> Response {
         let label = endpoint == .chat ? "chat" : "completions"
         let body: ByteBuffer
         do { body = try await request.body.collect(upTo: options.maxBodyBytes) } catch is NIOTooManyBytesError {
-            throw APIError.invalid("The request body is larger than \(options.maxBodyBytes) bytes", code: "body_too_large")
+            throw APIError.invalid(
+                "The request body is larger than \(options.maxBodyBytes) bytes", code: "body_too_large")
         } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw APIError.invalid("The request body is larger than \(options.maxBodyBytes) bytes", code: "body_too_large")
+            throw APIError.invalid(
+                "The request body is larger than \(options.maxBodyBytes) bytes", code: "body_too_large")
         }
         let data = Data(body.readableBytesView)
         let job: GenerationJob
         switch endpoint {
         case .completions: job = try parser.completion(data)
         case .chat:
-            guard engine.supportsChat else { throw APIError.invalid("\(engine.modelName) has no chat format: use /v1/completions") }
+            guard engine.supportsChat else {
+                throw APIError.invalid("\(engine.modelName) has no chat format: use /v1/completions")
+            }
             job = try parser.chat(data) { ChatFormat.chatML($0) }
         }
         let prepared = try engine.prepare(job)
@@ -107,7 +123,7 @@ struct Routes: Sendable {
         let response = ResponseShape(endpoint: endpoint, id: id, created: created, model: engine.modelName)
         guard job.stream else {
             var completion: Completion?
-            for try await event in stream { if case let .finished(done) = event { completion = done } }
+            for try await event in stream { if case .finished(let done) = event { completion = done } }
             guard let completion else { throw APIError.internalFailure("The generation ended without a result") }
             metrics.request(endpoint: label, status: 200)
             return jsonResponse(.ok, response.whole(completion))
@@ -116,31 +132,34 @@ struct Routes: Sendable {
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            var first = true
-            var events = stream.makeAsyncIterator()
-            while true {
-                let next: GenerationEvent?
-                do { next = try await events.next() } catch {
-                    // Headers are sent: report the error in the stream, as OpenAI does. (A failed
-                    // write, below, means the client is gone: it ends the response and, with the
-                    // stream dropped, the decode.)
-                    try await writer.write(sse((error as? APIError ?? .internalFailure("The generation failed: \(error)")).body))
-                    break
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody { writer in
+                var first = true
+                var events = stream.makeAsyncIterator()
+                while true {
+                    let next: GenerationEvent?
+                    do { next = try await events.next() } catch {
+                        // Headers are sent: report the error in the stream, as OpenAI does. (A failed
+                        // write, below, means the client is gone: it ends the response and, with the
+                        // stream dropped, the decode.)
+                        try await writer.write(
+                            sse((error as? APIError ?? .internalFailure("The generation failed: \(error)")).body))
+                        break
+                    }
+                    guard let event = next else { break }
+                    switch event {
+                    case .pieces(let pieces):
+                        try await writer.write(sse(response.chunk(pieces, first: first)))
+                        first = false
+                    case .finished(let completion):
+                        try await writer.write(sse(response.last(completion, first: first)))
+                        if job.includeUsage { try await writer.write(sse(response.usageChunk(completion))) }
+                    }
                 }
-                guard let event = next else { break }
-                switch event {
-                case let .pieces(pieces):
-                    try await writer.write(sse(response.chunk(pieces, first: first)))
-                    first = false
-                case let .finished(completion):
-                    try await writer.write(sse(response.last(completion, first: first)))
-                    if job.includeUsage { try await writer.write(sse(response.usageChunk(completion))) }
-                }
-            }
-            try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
-            try await writer.finish(nil)
-        })
+                try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                try await writer.finish(nil)
+            })
     }
 }
 
@@ -156,7 +175,10 @@ struct ResponseShape: Sendable {
     }
 
     func usage(_ c: Completion) -> [String: Any] {
-        ["prompt_tokens": c.promptTokens, "completion_tokens": c.completionTokens, "total_tokens": c.promptTokens + c.completionTokens]
+        [
+            "prompt_tokens": c.promptTokens, "completion_tokens": c.completionTokens,
+            "total_tokens": c.promptTokens + c.completionTokens,
+        ]
     }
 
     /// The run's figures under the `speculate` extension field.
@@ -164,15 +186,23 @@ struct ResponseShape: Sendable {
         let s = c.statistics
         return [
             "strategy": c.strategy.json, "tokens_per_second": s.tokensPerSecond, "decode_seconds": s.decodeSeconds,
-            "prefill_seconds": s.prefillSeconds, "prompt_cache_tokens": s.cachedPromptTokens, "target_forwards": s.targetForwards,
+            "prefill_seconds": s.prefillSeconds, "prompt_cache_tokens": s.cachedPromptTokens,
+            "target_forwards": s.targetForwards,
             "tokens_per_forward": s.meanAcceptedPerForward, "kernels": ComputeThreads.kernelName,
-            "proposers": s.proposers.map { ["name": $0.name, "drafted": $0.drafted, "accepted": $0.accepted, "failures": $0.failures] as [String: Any] },
+            "proposers": s.proposers.map {
+                ["name": $0.name, "drafted": $0.drafted, "accepted": $0.accepted, "failures": $0.failures]
+                    as [String: Any]
+            },
         ]
     }
 
     func whole(_ c: Completion) -> [String: Any] {
-        let choice: [String: Any] = endpoint == .chat
-            ? ["index": 0, "message": ["role": "assistant", "content": c.text], "finish_reason": c.finishReason, "logprobs": NSNull()]
+        let choice: [String: Any] =
+            endpoint == .chat
+            ? [
+                "index": 0, "message": ["role": "assistant", "content": c.text], "finish_reason": c.finishReason,
+                "logprobs": NSNull(),
+            ]
             : ["index": 0, "text": c.text, "finish_reason": c.finishReason, "logprobs": NSNull()]
         var object = envelope(object: endpoint.rawValue, choices: [choice])
         object["usage"] = usage(c)
@@ -197,13 +227,18 @@ struct ResponseShape: Sendable {
 
     /// Text as it is accepted, with the proposer that drafted each token (null: the target).
     func chunk(_ pieces: [TextPiece], first: Bool) -> [String: Any] {
-        var object = envelope(object: chunkObject, choices: [choice(text: pieces.map(\.text).joined(), first: first, finish: nil)])
-        object["speculate"] = ["tokens": pieces.map { ["text": $0.text, "proposer": $0.drafters.first ?? NSNull()] as [String: Any] }]
+        var object = envelope(
+            object: chunkObject, choices: [choice(text: pieces.map(\.text).joined(), first: first, finish: nil)])
+        object["speculate"] = [
+            "tokens": pieces.map { ["text": $0.text, "proposer": $0.drafters.first ?? NSNull()] as [String: Any] }
+        ]
         return object
     }
 
     func last(_ c: Completion, first: Bool) -> [String: Any] {
-        var object = envelope(object: chunkObject, choices: [choice(text: endpoint == .chat ? nil : "", first: first, finish: c.finishReason)])
+        var object = envelope(
+            object: chunkObject,
+            choices: [choice(text: endpoint == .chat ? nil : "", first: first, finish: c.finishReason)])
         object["speculate"] = statistics(c)
         return object
     }
@@ -221,7 +256,9 @@ func sse(_ object: [String: Any]) -> ByteBuffer {
 }
 
 func jsonText(_ object: Any) -> String {
-    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+    let data =
+        (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
+        ?? Data("{}".utf8)
     return String(decoding: data, as: UTF8.self)
 }
 
@@ -242,18 +279,25 @@ func errorResponse(_ error: APIError) -> Response {
 struct OpenAIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     let metrics: ServerMetrics
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let endpoint = request.uri.path.hasSuffix("/chat/completions") ? "chat" : request.uri.path.hasSuffix("/completions") ? "completions" : "other"
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        let endpoint =
+            request.uri.path.hasSuffix("/chat/completions")
+            ? "chat" : request.uri.path.hasSuffix("/completions") ? "completions" : "other"
         do {
             return try await next(request, context)
         } catch let error as APIError {
             metrics.request(endpoint: endpoint, status: error.status)
             return errorResponse(error)
         } catch let error as HTTPError {
-            let apiError = error.status == .notFound
+            let apiError =
+                error.status == .notFound
                 ? APIError.notFound(request.uri.path)
-                : APIError(status: error.status.code, message: error.body ?? "\(error.status.reasonPhrase) (\(request.method) \(request.uri.path))",
-                           type: "invalid_request_error", code: error.status == .methodNotAllowed ? "method_not_allowed" : nil)
+                : APIError(
+                    status: error.status.code,
+                    message: error.body ?? "\(error.status.reasonPhrase) (\(request.method) \(request.uri.path))",
+                    type: "invalid_request_error", code: error.status == .methodNotAllowed ? "method_not_allowed" : nil)
             metrics.request(endpoint: endpoint, status: apiError.status)
             return errorResponse(apiError)
         } catch {
@@ -268,8 +312,12 @@ struct OpenAIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
 struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
     let key: String?
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let key, request.uri.path.hasPrefix("/v1/") || request.uri.path == "/metrics" else { return try await next(request, context) }
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        guard let key, request.uri.path.hasPrefix("/v1/") || request.uri.path == "/metrics" else {
+            return try await next(request, context)
+        }
         let sent = request.headers[.authorization] ?? ""
         guard constantTimeEqual(Array(sent.utf8), Array(("Bearer " + key).utf8)) else { throw APIError.unauthorized }
         return try await next(request, context)

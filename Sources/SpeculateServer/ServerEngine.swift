@@ -65,8 +65,11 @@ public final class ServerEngine: Sendable {
     /// An engine over `model` (one KV cache of `model.context` tokens, shared by every strategy):
     /// `checkProposers` refuses proposer specs that requests may not use (with an ``APIError``).
     /// Requests' proposers are built with `draft`'s settings and never download a model.
-    public init(modelName: String, model: SpeculativeModel, draft: DraftSettings = DraftSettings(), queueCapacity: Int,
-                metrics: ServerMetrics = ServerMetrics(), checkProposers: @escaping @Sendable ([String]) throws(APIError) -> Void) throws {
+    public init(
+        modelName: String, model: SpeculativeModel, draft: DraftSettings = DraftSettings(), queueCapacity: Int,
+        metrics: ServerMetrics = ServerMetrics(),
+        checkProposers: @escaping @Sendable ([String]) throws(APIError) -> Void
+    ) throws {
         self.modelName = modelName
         self.context = model.context
         self.model = model
@@ -99,15 +102,19 @@ public final class ServerEngine: Sendable {
     /// request that cannot run is refused (400) before it waits or streams.
     public func prepare(_ job: GenerationJob) throws(APIError) -> PreparedJob {
         let field = job.endpoint == .chat ? "messages" : "prompt"
-        let prompt = job.endpoint == .chat ? ChatFormat.tokens(job.messages, tokenizer: tokenizer) : tokenizer.encode(job.prompt)
+        let prompt =
+            job.endpoint == .chat ? ChatFormat.tokens(job.messages, tokenizer: tokenizer) : tokenizer.encode(job.prompt)
         guard !prompt.isEmpty else { throw .invalid("The prompt encodes to no tokens", param: field) }
         guard prompt.count < context - 1 else {
-            throw .invalid("The prompt has \(prompt.count) tokens but the context holds \(context); shorten it", param: field, code: "context_length_exceeded")
+            throw .invalid(
+                "The prompt has \(prompt.count) tokens but the context holds \(context); shorten it", param: field,
+                code: "context_length_exceeded")
         }
         let room = context - 1 - prompt.count
         if let asked = job.maxTokens, asked > room {
-            throw .invalid("The prompt (\(prompt.count) tokens) and max_tokens (\(asked)) exceed the context of \(context) tokens",
-                           param: job.endpoint == .chat ? "max_completion_tokens" : "max_tokens", code: "context_length_exceeded")
+            throw .invalid(
+                "The prompt (\(prompt.count) tokens) and max_tokens (\(asked)) exceed the context of \(context) tokens",
+                param: job.endpoint == .chat ? "max_completion_tokens" : "max_tokens", code: "context_length_exceeded")
         }
         try checkProposers(job.strategy.proposers)
         return PreparedJob(job: job, prompt: prompt, maxTokens: job.maxTokens ?? room)
@@ -141,16 +148,19 @@ public final class ServerEngine: Sendable {
 
     private func generate(_ prepared: PreparedJob, stop: StopFlag, emit: (GenerationEvent) -> Void) async throws {
         if stop.isRaised { return }
-        let job = prepared.job, prompt = prepared.prompt
+        let job = prepared.job
+        let prompt = prepared.prompt
         let proposers = try await proposers(for: job.strategy)
         let cached = state.withLock { state -> Int in
             let shared = zip(state.heldTokens, prompt).prefix { $0 == $1 }.count
             state.heldTokens = []  // unknown until this run ends cleanly
             return shared
         }
-        let generator = SpeculativeGenerator(model: model, strategy: strategy(job.strategy), proposers: proposers, session: session)
-        let parameters = GenerateParameters(maxTokens: prepared.maxTokens, sampling: job.sampling, stop: job.stop, cachedPromptTokens: cached,
-                                            shouldStop: { stop.isRaised })
+        let generator = SpeculativeGenerator(
+            model: model, strategy: strategy(job.strategy), proposers: proposers, session: session)
+        let parameters = GenerateParameters(
+            maxTokens: prepared.maxTokens, sampling: job.sampling, stop: job.stop, cachedPromptTokens: cached,
+            shouldStop: { stop.isRaised })
         var text = ""
         var generated: [Token] = []
         var statistics = RunStatistics()
@@ -159,13 +169,13 @@ public final class ServerEngine: Sendable {
         // finishing a step: CI caught exactly that after a client disconnected).
         try await generator.generate(.tokens(prompt), parameters: parameters) { event in
             switch event {
-            case let .tokens(tokens, pieces):
+            case .tokens(let tokens, let pieces):
                 generated += tokens.map(\.token)
                 if !pieces.isEmpty {
                     text += pieces.map(\.text).joined()
                     emit(.pieces(pieces))
                 }
-            case let .finished(stats):
+            case .finished(let stats):
                 statistics = stats
             case .step:
                 break
@@ -175,13 +185,18 @@ public final class ServerEngine: Sendable {
             // The session now holds the prompt and the accepted tokens (a prefix of them at least).
             state.withLock { $0.heldTokens = prompt + generated }
         }
-        let reason: String = switch statistics.stopReason {
-        case .endOfSequence, .stopString: "stop"
-        default: "length"
-        }
+        let reason: String =
+            switch statistics.stopReason {
+            case .endOfSequence, .stopString: "stop"
+            default: "length"
+            }
         metrics.record(statistics, promptTokens: prompt.count)
-        emit(.finished(Completion(text: text, finishReason: reason, promptTokens: prompt.count, completionTokens: statistics.generatedTokens,
-                                  statistics: statistics, strategy: job.strategy)))
+        emit(
+            .finished(
+                Completion(
+                    text: text, finishReason: reason, promptTokens: prompt.count,
+                    completionTokens: statistics.generatedTokens,
+                    statistics: statistics, strategy: job.strategy)))
     }
 
     /// The strategy's proposers, built on first use and kept for the next requests.
@@ -195,8 +210,11 @@ public final class ServerEngine: Sendable {
             return kept
         }
         let built: [any DraftProposer]
-        do { built = try await model.proposers(for: self.strategy(strategy), pullMissing: false) } catch let error as APIError { throw error } catch {
-            throw APIError.invalid("speculate.proposers: \(error)", param: "speculate.proposers", code: "proposer_failed")
+        do { built = try await model.proposers(for: self.strategy(strategy), pullMissing: false) } catch let error
+            as APIError
+        { throw error } catch {
+            throw APIError.invalid(
+                "speculate.proposers: \(error)", param: "speculate.proposers", code: "proposer_failed")
         }
         state.withLock { state in
             state.proposers.append((strategy, built))

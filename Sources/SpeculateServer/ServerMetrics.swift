@@ -19,7 +19,8 @@ public struct ServerMetrics: Sendable {
 
     /// Counts one answered request.
     public func request(endpoint: String, status: Int) {
-        Counter(label: "speculate_requests_total", dimensions: [("endpoint", endpoint), ("status", String(status))]).increment()
+        Counter(label: "speculate_requests_total", dimensions: [("endpoint", endpoint), ("status", String(status))])
+            .increment()
     }
 
     func busy(_ running: Bool) { decoding.record(running ? 1 : 0) }

@@ -13,7 +13,8 @@ public struct PluginSearch: Sendable {
     /// The default search path, read from the environment.
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
         pluginDirectories = (environment["SPECULATE_PLUGIN_PATH"] ?? "").split(separator: ":").map(String.init)
-        let executable = URL(fileURLWithPath: Bundle.main.executablePath ?? CommandLine.arguments[0]).resolvingSymlinksInPath()
+        let executable = URL(fileURLWithPath: Bundle.main.executablePath ?? CommandLine.arguments[0])
+            .resolvingSymlinksInPath()
         buildDirectories = [executable.deletingLastPathComponent().path]
     }
 
@@ -37,7 +38,8 @@ public struct PluginSearch: Sendable {
                 .filter { $0.hasPrefix(prefix) && ($0.hasSuffix(".so") || $0.hasSuffix(".dylib")) }
                 .map { directory + "/" + $0 }
         }
-        return pluginDirectories.flatMap { libraries(in: $0, prefix: "") } + buildDirectories.flatMap { libraries(in: $0, prefix: "libSpeculate") }
+        return pluginDirectories.flatMap { libraries(in: $0, prefix: "") }
+            + buildDirectories.flatMap { libraries(in: $0, prefix: "libSpeculate") }
     }
 
     /// Every candidate, loaded: plugins that pass the checks, and the reasons others were refused.
@@ -58,9 +60,11 @@ public struct PluginSearch: Sendable {
         let found = discover().plugins
         if let plugin = found.first(where: { $0.name == location }) { return plugin }
         let names = found.map(\.name)
-        let hint = names.isEmpty
+        let hint =
+            names.isEmpty
             ? "no plugins found; give a path, or set SPECULATE_PLUGIN_PATH to the directory that holds them"
             : "found: \(names.joined(separator: ", "))"
-        throw ProposerSpecError.badOptions(spec: "plugin:\(location)", reason: "no plugin named '\(location)' (\(hint))")
+        throw ProposerSpecError.badOptions(
+            spec: "plugin:\(location)", reason: "no plugin named '\(location)' (\(hint))")
     }
 }

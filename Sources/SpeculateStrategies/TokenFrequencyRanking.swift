@@ -17,12 +17,16 @@ public struct TokenFrequencyRanking: Sendable, Equatable {
     public let seen: Int
 
     /// Suffixes of the files read from a corpus directory (text a draft will meet: code and prose).
-    public static let textSuffixes: Set<String> = ["py", "txt", "md", "rst", "c", "h", "swift", "js", "ts", "java", "go", "rs",
-                                                   "json", "jsonl", "html", "css", "sh", "toml", "yaml", "yml"]
+    public static let textSuffixes: Set<String> = [
+        "py", "txt", "md", "rst", "c", "h", "swift", "js", "ts", "java", "go", "rs",
+        "json", "jsonl", "html", "css", "sh", "toml", "yaml", "yml",
+    ]
 
     /// Counts `corpus` (a file, or a directory read recursively in path order) with `tokenizer`,
     /// reading at most `byteBudget` bytes.
-    public static func count(corpus: URL, tokenizer: Tokenizer, byteBudget: Int = 8 << 20) throws -> TokenFrequencyRanking {
+    public static func count(corpus: URL, tokenizer: Tokenizer, byteBudget: Int = 8 << 20) throws
+        -> TokenFrequencyRanking
+    {
         let files = try corpusFiles(corpus)
         var counts = [Int](repeating: 0, count: tokenizer.vocabularySize)
         var read = 0
@@ -40,17 +44,28 @@ public struct TokenFrequencyRanking: Sendable, Equatable {
     }
 
     /// The ranking of `corpus` for `tokenizer` from `directory`, counting and storing it if absent.
-    public static func cached(corpus: URL, tokenizer: Tokenizer, name: String,
-                              directory: URL = ModelStore().root.appendingPathComponent("rankings")) throws -> TokenFrequencyRanking {
+    public static func cached(
+        corpus: URL, tokenizer: Tokenizer, name: String,
+        directory: URL = ModelStore().root.appendingPathComponent("rankings")
+    ) throws -> TokenFrequencyRanking {
         let files = try corpusFiles(corpus)
         var key = FNV1a()
         for file in files {
             let attributes = try? FileManager.default.attributesOfItem(atPath: file.path)
-            key.add("\(file.path)|\(attributes?[.size] ?? 0)|\((attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)\n")
+            key.add(
+                "\(file.path)|\(attributes?[.size] ?? 0)|\((attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)\n"
+            )
         }
-        let safeName = String(URL(fileURLWithPath: name).lastPathComponent.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? $0 : "_" })
-        let file = directory.appendingPathComponent("\(safeName)-\(tokenizer.vocabularySize)-\(String(key.value, radix: 16)).bin")
-        if let stored = try? Data(contentsOf: file), let ranking = decode(stored, vocabulary: tokenizer.vocabularySize) { return ranking }
+        let safeName = String(
+            URL(fileURLWithPath: name).lastPathComponent.map {
+                $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? $0 : "_"
+            })
+        let file = directory.appendingPathComponent(
+            "\(safeName)-\(tokenizer.vocabularySize)-\(String(key.value, radix: 16)).bin")
+        if let stored = try? Data(contentsOf: file), let ranking = decode(stored, vocabulary: tokenizer.vocabularySize)
+        {
+            return ranking
+        }
         let ranking = try count(corpus: corpus, tokenizer: tokenizer)
         try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try? ranking.encoded().write(to: file, options: .atomic)
@@ -61,7 +76,10 @@ public struct TokenFrequencyRanking: Sendable, Equatable {
     /// built-in ranking is only ever used with the tokenizer it was counted with.
     public static func fingerprint(_ tokenizer: Tokenizer) -> UInt64 {
         var hash = FNV1a()
-        for token in tokenizer.tokens { hash.add(token); hash.add("\n") }
+        for token in tokenizer.tokens {
+            hash.add(token)
+            hash.add("\n")
+        }
         return hash.value
     }
 
@@ -77,17 +95,20 @@ public struct TokenFrequencyRanking: Sendable, Equatable {
     /// 90.3% (measured on outputs of prompts outside the benchmark sets).
     public static func builtIn(for tokenizer: Tokenizer) -> TokenFrequencyRanking? {
         guard let shipped = BuiltInRanking.qwen25, tokenizer.vocabularySize == shipped.vocabulary,
-              fingerprint(tokenizer) == shipped.fingerprint else { return nil }
+            fingerprint(tokenizer) == shipped.fingerprint
+        else { return nil }
         return decodedBuiltIn
     }
 
     /// The shipped ids, interleaved with id order once.
     private static let decodedBuiltIn: TokenFrequencyRanking? = BuiltInRanking.qwen25.map { shipped in
-        let vocabulary = shipped.vocabulary, counted = shipped.ids
+        let vocabulary = shipped.vocabulary
+        let counted = shipped.ids
         var placed = [Bool](repeating: false, count: vocabulary)
         var tokens: [TokenID] = []
         tokens.reserveCapacity(vocabulary)
-        var nextCounted = 0, nextID = 0
+        var nextCounted = 0
+        var nextID = 0
         while tokens.count < vocabulary {
             while nextCounted < counted.count, placed[counted[nextCounted]] { nextCounted += 1 }
             if nextCounted < counted.count {
@@ -113,7 +134,9 @@ public struct TokenFrequencyRanking: Sendable, Equatable {
         let enumerator = FileManager.default.enumerator(at: corpus, includingPropertiesForKeys: [.isRegularFileKey])
         var files: [URL] = []
         while let url = enumerator?.nextObject() as? URL {
-            if textSuffixes.contains(url.pathExtension.lowercased()), (try? url.resourceValues(forKeys: [.isRegularFileKey]))?.isRegularFile == true {
+            if textSuffixes.contains(url.pathExtension.lowercased()),
+                (try? url.resourceValues(forKeys: [.isRegularFileKey]))?.isRegularFile == true
+            {
                 files.append(url)
             }
         }
@@ -124,14 +147,18 @@ public struct TokenFrequencyRanking: Sendable, Equatable {
     /// Little-endian: seen count, then every token id.
     func encoded() -> Data {
         var data = Data(capacity: 4 * (tokens.count + 1))
-        for value in [Int32(seen)] + tokens.map({ Int32($0) }) { withUnsafeBytes(of: value.littleEndian) { data.append(contentsOf: $0) } }
+        for value in [Int32(seen)] + tokens.map({ Int32($0) }) {
+            withUnsafeBytes(of: value.littleEndian) { data.append(contentsOf: $0) }
+        }
         return data
     }
 
     /// A stored ranking, or nil when it is not a permutation of the vocabulary.
     static func decode(_ data: Data, vocabulary: Int) -> TokenFrequencyRanking? {
         guard data.count == 4 * (vocabulary + 1) else { return nil }
-        let values = (0...vocabulary).map { i in data.withUnsafeBytes { Int32(littleEndian: $0.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)) } }
+        let values = (0...vocabulary).map { i in
+            data.withUnsafeBytes { Int32(littleEndian: $0.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)) }
+        }
         let tokens = values.dropFirst().map { TokenID($0) }
         var present = [Bool](repeating: false, count: vocabulary)
         for token in tokens {

@@ -23,12 +23,17 @@ public struct VerificationCostCache: Sendable {
     /// The cached curve for `model`, measuring it (about a second for the 1.5B target) if absent.
     public func curve(for model: TransformerModel, name: String, threads: Int) throws -> VerificationCost {
         let size = model.weightBytes
-        let safeName = String(URL(fileURLWithPath: name).lastPathComponent.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? $0 : "_" })
+        let safeName = String(
+            URL(fileURLWithPath: name).lastPathComponent.map {
+                $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? $0 : "_"
+            })
         let kernels = "\(ComputeThreads.kernelName)-r\(ComputeThreads.kernelRevision)"
         let file = directory.appendingPathComponent("\(safeName)-\(size)-\(kernels)-t\(threads).json")
         var keepFile = false
-        if let data = try? Data(contentsOf: file), let cached = try? JSONDecoder().decode(VerificationCost.self, from: data),
-           !cached.tokens.isEmpty, cached.tokens.count == cached.relative.count {
+        if let data = try? Data(contentsOf: file),
+            let cached = try? JSONDecoder().decode(VerificationCost.self, from: data),
+            !cached.tokens.isEmpty, cached.tokens.count == cached.relative.count
+        {
             // Checked already in this process and the file unchanged since (a server builds `auto`
             // per request): the timing check's ~0.3 s is paid once.
             if Self.checked.withLock({ $0[file.path] == cached }) { return cached }
@@ -51,9 +56,11 @@ public struct VerificationCostCache: Sendable {
             case .fasterNow: break  // the file was measured under load, or on another machine
             }
         }
-        let points = try BatchCostProbe(model: model).measure(sizes: Self.sizes, prefix: 64, repeats: 5, statistic: .fastest)
-        let curve = VerificationCost(tokens: points.map(\.tokens), relative: points.map(\.relativeCost),
-                                     oneTokenSeconds: points.first?.seconds ?? 0.05)
+        let points = try BatchCostProbe(model: model).measure(
+            sizes: Self.sizes, prefix: 64, repeats: 5, statistic: .fastest)
+        let curve = VerificationCost(
+            tokens: points.map(\.tokens), relative: points.map(\.relativeCost),
+            oneTokenSeconds: points.first?.seconds ?? 0.05)
         if !keepFile {
             try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             try? JSONEncoder().encode(curve).write(to: file, options: .atomic)
@@ -86,17 +93,24 @@ public struct VerificationCostCache: Sendable {
     /// 1.6-1.7x and 1.9x, and `auto` sent no tree above four tokens). A quiet start
     /// catches both and measures again; a machine slower now, or whose larger batches cost more
     /// now, keeps the file.
-    static func check(_ curve: VerificationCost, model: TransformerModel, tolerance: Double = 1.5,
-                      shapeTolerance: Double = 1.2) throws -> Check {
+    static func check(
+        _ curve: VerificationCost, model: TransformerModel, tolerance: Double = 1.5,
+        shapeTolerance: Double = 1.2
+    ) throws -> Check {
         guard curve.oneTokenSeconds > 0 else { return .fasterNow }
-        let now = try BatchCostProbe(model: model).measure(sizes: [1, shapeSize], prefix: 8, repeats: 3, statistic: .fastest)
-        return verdict(curve, oneTokenSeconds: now[0].seconds, shapeCost: now[1].relativeCost, tolerance: tolerance, shapeTolerance: shapeTolerance)
+        let now = try BatchCostProbe(model: model).measure(
+            sizes: [1, shapeSize], prefix: 8, repeats: 3, statistic: .fastest)
+        return verdict(
+            curve, oneTokenSeconds: now[0].seconds, shapeCost: now[1].relativeCost, tolerance: tolerance,
+            shapeTolerance: shapeTolerance)
     }
 
     /// The check's decision from fresh figures: a one-token time, and the relative cost of
     /// `shapeSize` tokens.
-    package static func verdict(_ curve: VerificationCost, oneTokenSeconds: Double, shapeCost: Double,
-                        tolerance: Double = 1.5, shapeTolerance: Double = 1.2) -> Check {
+    package static func verdict(
+        _ curve: VerificationCost, oneTokenSeconds: Double, shapeCost: Double,
+        tolerance: Double = 1.5, shapeTolerance: Double = 1.2
+    ) -> Check {
         guard curve.oneTokenSeconds > 0 else { return .fasterNow }
         let ratio = oneTokenSeconds / curve.oneTokenSeconds
         if ratio >= tolerance { return .slowerNow }

@@ -1,7 +1,7 @@
 // Checks every kernel set this CPU (or this build) runs against the portable kernels on random
 // blocks of every weight type and on tree attention (within a stated bound), and checks that a
-// token's result is bit-identical whether it is computed alone or inside batches of 2 to 19 tokens. The VNNI sets are also checked for
-// the exactness they promise: K-quants bit-identical to the portable kernels, 32-element types
+// token's result is bit-identical whether it is computed alone or inside batches of 2 to 19 tokens. The VNNI sets are
+// also checked for the exactness they promise: K-quants bit-identical to the portable kernels, 32-element types
 // bit-identical to the AVX2 set. Built and run by the kernel tests: natively; with
 // -DSPEC_SIMDE -DSIMDE_NO_NATIVE, where the VNNI sets run through SIMDe's portable intrinsics
 // on any x86-64 CPU; and for AArch64 under qemu-aarch64 when a cross compiler is installed.
@@ -19,13 +19,15 @@
 #include <string.h>
 
 static uint64_t state = 0x9E3779B97F4A7C15ULL;
-static uint64_t next_random(void) {  // SplitMix64
+static uint64_t next_random(void) { // SplitMix64
     uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
     return z ^ (z >> 31);
 }
-static float uniform(float lo, float hi) { return lo + (hi - lo) * (float)(next_random() >> 40) / (float)(1 << 24); }
+static float uniform(float lo, float hi) {
+    return lo + (hi - lo) * (float)(next_random() >> 40) / (float)(1 << 24);
+}
 
 /// IEEE half bits of a positive normal float (truncated mantissa; exactness does not matter).
 static uint16_t half_bits(float f) {
@@ -39,10 +41,14 @@ static void put_half(uint8_t *p, float f) {
     memcpy(p, &h, 2);
 }
 
-typedef struct { int type, block_bytes, block_values; const char *name; } type_info;
+typedef struct {
+    int type, block_bytes, block_values;
+    const char *name;
+} type_info;
 static const type_info types[] = {
-    {SPEC_Q8_0, 34, 32, "Q8_0"}, {SPEC_Q4_0, 18, 32, "Q4_0"}, {SPEC_Q4_1, 20, 32, "Q4_1"}, {SPEC_Q5_0, 22, 32, "Q5_0"},
-    {SPEC_Q5_1, 24, 32, "Q5_1"}, {SPEC_Q4_K, 144, 256, "Q4_K"}, {SPEC_Q5_K, 176, 256, "Q5_K"}, {SPEC_Q6_K, 210, 256, "Q6_K"},
+    {SPEC_Q8_0, 34, 32, "Q8_0"},   {SPEC_Q4_0, 18, 32, "Q4_0"},   {SPEC_Q4_1, 20, 32, "Q4_1"},
+    {SPEC_Q5_0, 22, 32, "Q5_0"},   {SPEC_Q5_1, 24, 32, "Q5_1"},   {SPEC_Q4_K, 144, 256, "Q4_K"},
+    {SPEC_Q5_K, 176, 256, "Q5_K"}, {SPEC_Q6_K, 210, 256, "Q6_K"},
 };
 
 /// Random bytes with the block's float scales replaced by small positive halves.
@@ -58,8 +64,12 @@ static void fill_block(const type_info *t, uint8_t *blk) {
     }
 }
 
-static int is_vnni(const char *set) { return !strcmp(set, "avx512vnni") || !strcmp(set, "avxvnni"); }
-static int is_k_quant(int type) { return type == SPEC_Q4_K || type == SPEC_Q5_K || type == SPEC_Q6_K; }
+static int is_vnni(const char *set) {
+    return !strcmp(set, "avx512vnni") || !strcmp(set, "avxvnni");
+}
+static int is_k_quant(int type) {
+    return type == SPEC_Q4_K || type == SPEC_Q5_K || type == SPEC_Q6_K;
+}
 
 /// Checks the set `set` (already selected) on every weight type; returns the failures.
 static int check_set(const char *set, int avx2_supported) {
@@ -78,7 +88,7 @@ static int check_set(const char *set, int avx2_supported) {
         float x[N];
         for (int i = 0; i < T; i++) {
             for (int j = 0; j < N; j++) x[j] = uniform(-2.0f, 2.0f);
-            if (i == 1) x[5] = 40.0f;  // a block with an outlier: most of its values quantize to 0 and +-1
+            if (i == 1) x[5] = 40.0f; // a block with an outlier: most of its values quantize to 0 and +-1
             spec_quantize_act(format, x, N, act + i * stride);
         }
         float *batched = malloc(sizeof(float) * ROWS * T), *portable = malloc(sizeof(float) * ROWS * T);
@@ -88,7 +98,7 @@ static int check_set(const char *set, int avx2_supported) {
         double worst = 0;
         for (int i = 0; i < ROWS * T; i++) {
             const double diff = fabs((double)batched[i] - portable[i]) / (1.0 + fabs((double)portable[i]));
-            if (!(diff <= worst)) worst = diff;  // NaN counts as worst
+            if (!(diff <= worst)) worst = diff; // NaN counts as worst
         }
         int mismatched = 0;
         // Every batch size from 1 to T, over row ranges that start and end at odd places.
@@ -97,7 +107,8 @@ static int check_set(const char *set, int avx2_supported) {
                 spec_matmul(t->type, N, w, row_bytes, 3, ROWS - 2, act + first * stride, stride, size, part, ROWS);
                 for (int i = 0; i < size; i++)
                     for (int r = 3; r < ROWS - 2; r++)
-                        if (memcmp(&part[i * ROWS + r], &batched[(first + i) * ROWS + r], sizeof(float)) != 0) mismatched++;
+                        if (memcmp(&part[i * ROWS + r], &batched[(first + i) * ROWS + r], sizeof(float)) != 0)
+                            mismatched++;
             }
         }
         // The exactness a VNNI set promises (x86_vnni.h).
@@ -115,12 +126,18 @@ static int check_set(const char *set, int avx2_supported) {
         if (exact_to)
             for (int i = 0; i < ROWS * T; i++) inexact += memcmp(&batched[i], &reference[i], sizeof(float)) != 0;
         const int ok = worst <= 1e-4 && mismatched == 0 && inexact == 0;
-        printf("kernel_check: %-10s %-5s vs portable: max relative difference %.2e; results differing across batch sizes: %d",
+        printf("kernel_check: %-10s %-5s vs portable: max relative difference %.2e; results differing across batch "
+               "sizes: %d",
                set, t->name, worst, mismatched);
         if (exact_to) printf("; differing from %s: %d", exact_to, inexact);
         printf("  %s\n", ok ? "ok" : "FAILED");
         failures += !ok;
-        free(w); free(act); free(batched); free(portable); free(part); free(reference);
+        free(w);
+        free(act);
+        free(batched);
+        free(portable);
+        free(part);
+        free(reference);
     }
     return failures;
 }
@@ -131,14 +148,17 @@ static int check_set(const char *set, int avx2_supported) {
 /// bit, at every batch size and over row ranges that cut the groups of eight. Returns failures.
 static int check_packed(const char *set) {
     enum { N = 768, ROWS = 40, T = 19 };
-    static const int packable[] = {1, 5, 7};  // Q4_0, Q4_K, Q6_K in types[]
+    static const int packable[] = {1, 5, 7}; // Q4_0, Q4_K, Q6_K in types[]
     int failures = 0;
     for (size_t k = 0; k < 3; k++) {
         const type_info *t = &types[packable[k]];
-        const int packed_type = t->type == SPEC_Q4_0 ? SPEC_Q4_0_X8 : t->type == SPEC_Q4_K ? SPEC_Q4_K_X8 : SPEC_Q6_K_X8;
+        const int packed_type = t->type == SPEC_Q4_0   ? SPEC_Q4_0_X8
+                                : t->type == SPEC_Q4_K ? SPEC_Q4_K_X8
+                                                       : SPEC_Q6_K_X8;
         if (set && spec_packed_type_for(t->type, ROWS, N) != packed_type) continue;
         const int blocks = N / t->block_values, format = spec_act_format_for(t->type);
-        const size_t row_bytes = (size_t)blocks * t->block_bytes, packed_row_bytes = spec_packed_row_bytes(packed_type, N);
+        const size_t row_bytes = (size_t)blocks * t->block_bytes,
+                     packed_row_bytes = spec_packed_row_bytes(packed_type, N);
         uint8_t *w = malloc(row_bytes * ROWS), *packed = malloc(packed_row_bytes * ROWS), *back = malloc(row_bytes);
         for (int r = 0; r < ROWS; r++)
             for (int b = 0; b < blocks; b++) fill_block(t, w + r * row_bytes + (size_t)b * t->block_bytes);
@@ -160,24 +180,36 @@ static int check_packed(const char *set) {
         for (int size = 1; size <= T; size++) {
             for (int first = 0; first + size <= T; first += size) {
                 const int r0 = size % 2 ? 3 : 0, r1 = size % 3 ? ROWS - 5 : ROWS;
-                if (set) spec_matmul(packed_type, N, packed, packed_row_bytes, r0, r1, act + first * stride, stride, size, part, ROWS);
-                else spec_matmul_portable(packed_type, N, packed, packed_row_bytes, r0, r1, act + first * stride, stride, size, part, ROWS);
+                if (set)
+                    spec_matmul(packed_type, N, packed, packed_row_bytes, r0, r1, act + first * stride, stride, size,
+                                part, ROWS);
+                else
+                    spec_matmul_portable(packed_type, N, packed, packed_row_bytes, r0, r1, act + first * stride, stride,
+                                         size, part, ROWS);
                 for (int i = 0; i < size; i++)
                     for (int r = r0; r < r1; r++)
                         inexact += memcmp(&part[i * ROWS + r], &portable[(first + i) * ROWS + r], sizeof(float)) != 0;
             }
         }
         const int ok = unpacked_wrong == 0 && inexact == 0;
-        printf("kernel_check: %-10s %s_X8 packed: rows not restored: %d; results differing from portable on the file's layout: %d  %s\n",
+        printf("kernel_check: %-10s %s_X8 packed: rows not restored: %d; results differing from portable on the file's "
+               "layout: %d  %s\n",
                set ? set : "portable", t->name, unpacked_wrong, inexact, ok ? "ok" : "FAILED");
         failures += !ok;
-        free(w); free(packed); free(back); free(act); free(portable); free(part);
+        free(w);
+        free(packed);
+        free(back);
+        free(act);
+        free(portable);
+        free(part);
     }
     return failures;
 }
 
 /// Signed half bits of f, |f| kept at least 0.001 (a normal half).
-static uint16_t signed_half(float f) { return (uint16_t)((f < 0 ? 0x8000 : 0) | half_bits(fabsf(f) < 0.001f ? 0.001f : fabsf(f))); }
+static uint16_t signed_half(float f) {
+    return (uint16_t)((f < 0 ? 0x8000 : 0) | half_bits(fabsf(f) < 0.001f ? 0.001f : fabsf(f)));
+}
 
 /// Tree attention of the selected set against the portable loop, on trees over a committed
 /// prefix, for head sizes and query-head groups that reach every tile shape and fallback path.
@@ -185,7 +217,8 @@ static uint16_t signed_half(float f) { return (uint16_t)((f < 0 ? 0x8000 : 0) | 
 /// values in [-1, 1] and each score a sum of at most 128 products below 1 in magnitude, so float
 /// rounding moves an output by well under 1e-5; a wrong slot, head or weight moves it by ~0.1.
 static int check_attention(const char *set) {
-    static const int shapes[][3] = {{64, 2, 2}, {128, 6, 2}, {128, 7, 1}, {128, 5, 1}, {64, 4, 2}, {48, 3, 1}, {40, 1, 2}};  // head_dim, group, KV heads
+    static const int shapes[][3] = {{64, 2, 2}, {128, 6, 2}, {128, 7, 1}, {128, 5, 1},
+                                    {64, 4, 2}, {48, 3, 1},  {40, 1, 2}}; // head_dim, group, KV heads
     static const int prefixes[] = {0, 5, 150};
     enum { NODES = 6 };
     const float bound = 1e-4f;
@@ -195,24 +228,31 @@ static int check_attention(const char *set) {
         const int hd = shapes[si][0], group = shapes[si][1], kv_heads = shapes[si][2];
         for (size_t pi = 0; pi < sizeof prefixes / sizeof prefixes[0]; pi++) {
             const int prefix = prefixes[pi], capacity = prefix + NODES;
-            // Node i sees the prefix and the pending slots of its path: a chain for even i, its own slot only for odd i.
+            // Node i sees the prefix and the pending slots of its path: a chain for even i, its own slot only for odd
+            // i.
             int32_t slot_start[NODES + 1], slots[NODES * NODES];
             int count = 0;
             for (int i = 0; i < NODES; i++) {
                 slot_start[i] = count;
-                if (i % 2 == 0) for (int k = 0; k <= i; k++) slots[count++] = prefix + k;
-                else slots[count++] = prefix + i;
+                if (i % 2 == 0)
+                    for (int k = 0; k <= i; k++) slots[count++] = prefix + k;
+                else
+                    slots[count++] = prefix + i;
             }
             slot_start[NODES] = count;
-            const size_t kv_stride = (size_t)hd, head_stride = (size_t)capacity * hd;  // head-major
-            uint16_t *keys = malloc(sizeof(uint16_t) * head_stride * kv_heads), *values = malloc(sizeof(uint16_t) * head_stride * kv_heads);
+            const size_t kv_stride = (size_t)hd, head_stride = (size_t)capacity * hd; // head-major
+            uint16_t *keys = malloc(sizeof(uint16_t) * head_stride * kv_heads),
+                     *values = malloc(sizeof(uint16_t) * head_stride * kv_heads);
             const size_t q_stride = (size_t)kv_heads * group * hd;
-            float *queries = malloc(sizeof(float) * q_stride * NODES), *expected = malloc(sizeof(float) * q_stride * NODES);
+            float *queries = malloc(sizeof(float) * q_stride * NODES),
+                  *expected = malloc(sizeof(float) * q_stride * NODES);
             float *got = malloc(sizeof(float) * q_stride * NODES), *scores = malloc(sizeof(float) * group * capacity);
-            for (size_t i = 0; i < head_stride * kv_heads; i++) keys[i] = signed_half(uniform(-1, 1)), values[i] = signed_half(uniform(-1, 1));
+            for (size_t i = 0; i < head_stride * kv_heads; i++)
+                keys[i] = signed_half(uniform(-1, 1)), values[i] = signed_half(uniform(-1, 1));
             for (size_t i = 0; i < q_stride * NODES; i++) queries[i] = uniform(-1, 1);
-            spec_attention a = {queries, q_stride, keys, values, kv_stride, head_stride, hd, group, prefix, slots, slot_start,
-                                1.0f / sqrtf((float)hd), expected, q_stride};
+            spec_attention a = {queries,  q_stride, keys,   values, kv_stride,  head_stride,
+                                hd,       group,    prefix, slots,  slot_start, 1.0f / sqrtf((float)hd),
+                                expected, q_stride};
             spec_kernels_select("portable");
             spec_attention_run(&a, NODES, kv_heads, scores, (size_t)group * capacity);
             spec_kernels_select(set);
@@ -221,10 +261,11 @@ static int check_attention(const char *set) {
             float difference = 0.0f;
             for (size_t i = 0; i < q_stride * NODES; i++) {
                 const float d = fabsf(got[i] - expected[i]);
-                if (!(d <= difference)) difference = d;  // NaN counts as worst
+                if (!(d <= difference)) difference = d; // NaN counts as worst
             }
             if (!(difference <= bound)) {
-                printf("kernel_check: %-10s attention head_dim %d group %d prefix %d: differs by %g  FAILED\n", set, hd, group, prefix, difference);
+                printf("kernel_check: %-10s attention head_dim %d group %d prefix %d: differs by %g  FAILED\n", set, hd,
+                       group, prefix, difference);
                 failures++;
             }
             if (difference > worst) worst = difference;
@@ -232,8 +273,8 @@ static int check_attention(const char *set) {
             free(keys), free(values), free(queries), free(expected), free(got), free(scores);
         }
     }
-    printf("kernel_check: %-10s attention, %d trees: largest difference from portable %.1e (bound %.0e)  %s\n", set, cases, worst, bound,
-           failures ? "FAILED" : "pass");
+    printf("kernel_check: %-10s attention, %d trees: largest difference from portable %.1e (bound %.0e)  %s\n", set,
+           cases, worst, bound, failures ? "FAILED" : "pass");
     return failures;
 }
 
@@ -271,7 +312,7 @@ int main(void) {
             const uint32_t bits = (uint32_t)next_random();
             memcpy(&floats[i], &bits, 4);
             if (isnan(floats[i])) floats[i] = 1.0f;
-            if (i % 4 == 0) floats[i] = ldexpf(floats[i], -100);  // many halves' subnormal range and zero
+            if (i % 4 == 0) floats[i] = ldexpf(floats[i], -100); // many halves' subnormal range and zero
             if (i % 4 == 1) floats[i] = uniform(-70000.0f, 70000.0f);
             if (i % 4 == 2) floats[i] = ldexpf(uniform(-1.0f, 1.0f), -14 - (int)(next_random() % 12));
         }
@@ -281,7 +322,7 @@ int main(void) {
             uint16_t expected;
             memcpy(&expected, &h, 2);
             if (halves[i] != expected) wrong++;
-            halves[i] = (uint16_t)i;  // then every half value back to float
+            halves[i] = (uint16_t)i; // then every half value back to float
         }
         spec_f16_to_f32(halves, COUNT, back);
         for (int i = 0; i < COUNT; i++) {
@@ -291,7 +332,8 @@ int main(void) {
             const float expected = (float)h;
             if (!(isnan(expected) && isnan(back[i])) && memcmp(&expected, &back[i], 4) != 0) wrong++;
         }
-        printf("kernel_check: half conversions (%s) vs _Float16: %d differ  %s\n", spec_kernels_name(), wrong, wrong ? "FAILED" : "ok");
+        printf("kernel_check: half conversions (%s) vs _Float16: %d differ  %s\n", spec_kernels_name(), wrong,
+               wrong ? "FAILED" : "ok");
         failures += wrong != 0;
     }
     printf("kernel_check: %s\n", failures ? "FAILED" : "all passed");

@@ -5,14 +5,20 @@ import Testing
 /// Runs the built `speculate` executable.
 enum CLI {
     static var executable: String {
-        let besideTests = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).deletingLastPathComponent().appendingPathComponent("speculate").path
+        let besideTests = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).deletingLastPathComponent()
+            .appendingPathComponent("speculate").path
         if FileManager.default.isExecutableFile(atPath: besideTests) { return besideTests }
         return TestSupport.packageRoot.appendingPathComponent(".build/release/speculate").path
     }
 
-    static func run(_ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String, error: String) {
+    static func run(_ arguments: [String], input: String? = nil) throws -> (
+        status: Int32, output: String, error: String
+    ) {
         let result = try TestSupport.runProcessCapturingAll(executable, arguments, input: input.map { Data($0.utf8) })
-        return (result.status, String(decoding: result.standardOutput, as: UTF8.self), String(decoding: result.standardError, as: UTF8.self))
+        return (
+            result.status, String(decoding: result.standardOutput, as: UTF8.self),
+            String(decoding: result.standardError, as: UTF8.self)
+        )
     }
 }
 
@@ -21,24 +27,40 @@ struct CLITests {
     @Test("strategies give the same greedy text as plain decoding (SmolLM2 and the Qwen pair)")
     func strategiesAgree() throws {
         let cases: [(target: String, proposers: [[String]])] = [
-            ("smollm2-135m-instruct", [["--proposer", "ngram"], ["--proposer", "draft:smollm2-135m-instruct"],
-                                       ["--proposer", "draft:smollm2-135m-instruct", "--proposer", "ngram", "--tree", "2,2,1"],
-                                       ["--proposer", "plugin:line-echo"], ["--proposer", "plugin:suffix-match:min=3", "--proposer", "ngram"],
-                                       ["--proposer", "auto", "--proposer", "plugin:line-echo"]]),
-            ("qwen2.5-coder-1.5b-instruct", [["--proposer", "draft:qwen2.5-coder-0.5b-instruct"], ["--proposer", "ngram"],
-                                             ["--proposer", "auto", "--proposer", "draft:qwen2.5-coder-0.5b-instruct"]]),
+            (
+                "smollm2-135m-instruct",
+                [
+                    ["--proposer", "ngram"], ["--proposer", "draft:smollm2-135m-instruct"],
+                    ["--proposer", "draft:smollm2-135m-instruct", "--proposer", "ngram", "--tree", "2,2,1"],
+                    ["--proposer", "plugin:line-echo"],
+                    ["--proposer", "plugin:suffix-match:min=3", "--proposer", "ngram"],
+                    ["--proposer", "auto", "--proposer", "plugin:line-echo"],
+                ]
+            ),
+            (
+                "qwen2.5-coder-1.5b-instruct",
+                [
+                    ["--proposer", "draft:qwen2.5-coder-0.5b-instruct"], ["--proposer", "ngram"],
+                    ["--proposer", "auto", "--proposer", "draft:qwen2.5-coder-0.5b-instruct"],
+                ]
+            ),
         ]
         for (target, strategies) in cases {
-            let common = ["run", "--target", target, "--max-tokens", "24", "--json", "def add(a, b):\n    \"\"\"Add two numbers.\"\"\"\n"]
+            let common = [
+                "run", "--target", target, "--max-tokens", "24", "--json",
+                "def add(a, b):\n    \"\"\"Add two numbers.\"\"\"\n",
+            ]
             let plain = try CLI.run(common + ["--proposer", "none"])
             #expect(plain.status == 0, "\(plain.error)")
-            let plainRecord = try #require(try JSONSerialization.jsonObject(with: Data(plain.output.utf8)) as? [String: Any])
+            let plainRecord = try #require(
+                try JSONSerialization.jsonObject(with: Data(plain.output.utf8)) as? [String: Any])
             let plainTokens = try #require(plainRecord["tokens"] as? [Int])
             #expect(!plainTokens.isEmpty)
             for strategy in strategies {
                 let run = try CLI.run(common + strategy)
                 #expect(run.status == 0, "\(strategy): \(run.error)")
-                let record = try #require(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any])
+                let record = try #require(
+                    try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any])
                 #expect(record["tokens"] as? [Int] == plainTokens, "\(target) \(strategy)")
                 #expect(record["text"] as? String == plainRecord["text"] as? String)
                 let statistics = try #require(record["statistics"] as? [String: Any])
@@ -79,8 +101,13 @@ struct CLITests {
 
     @Test("the kernel benchmark times each batch size and rejects bad options")
     func kernelBench() throws {
-        let bench = URL(fileURLWithPath: CLI.executable).deletingLastPathComponent().appendingPathComponent("speculate-kernel-bench").path
-        let small = ["--layers", "2", "--hidden", "512", "--ffn", "1024", "--kv", "128", "--vocab", "4096", "--passes", "2", "--batches", "1,2,8"]
+        let bench = URL(fileURLWithPath: CLI.executable).deletingLastPathComponent().appendingPathComponent(
+            "speculate-kernel-bench"
+        ).path
+        let small = [
+            "--layers", "2", "--hidden", "512", "--ffn", "1024", "--kv", "128", "--vocab", "4096", "--passes", "2",
+            "--batches", "1,2,8",
+        ]
         for extra in [[], ["--portable"]] {
             let result = try TestSupport.runProcessCapturingAll(bench, small + extra)
             let output = String(decoding: result.standardOutput, as: UTF8.self)
@@ -101,7 +128,9 @@ struct CLITests {
 
     @Test("plain text output streams the completion and prints a summary on standard error")
     func plainOutput() throws {
-        let run = try CLI.run(["--target", "smollm2-135m-instruct", "--max-tokens", "8", "--proposer", "ngram"], input: "The capital of France is")
+        let run = try CLI.run(
+            ["--target", "smollm2-135m-instruct", "--max-tokens", "8", "--proposer", "ngram"],
+            input: "The capital of France is")
         #expect(run.status == 0)
         #expect(!run.output.isEmpty)
         #expect(run.error.contains("tokens/s"))
@@ -109,7 +138,10 @@ struct CLITests {
 
     @Test("auto alone brings the target's paired draft model; auto:draft=none leaves it out")
     func autoPairedDraft() throws {
-        let common = ["run", "--target", "qwen2.5-coder-1.5b-instruct", "--max-tokens", "24", "def add(a, b):\n    \"\"\"Add two numbers.\"\"\"\n"]
+        let common = [
+            "run", "--target", "qwen2.5-coder-1.5b-instruct", "--max-tokens", "24",
+            "def add(a, b):\n    \"\"\"Add two numbers.\"\"\"\n",
+        ]
         let plain = try CLI.run(common + ["--proposer", "none"])
         let paired = try CLI.run(common + ["--proposer", "auto"])
         let alone = try CLI.run(common + ["--proposer", "auto:draft=none"])
@@ -129,12 +161,21 @@ struct CLITests {
             (["run", "--target", "/no/such.gguf", "hi"], "does not exist"),
             (["run", "--target", "smollm2-135m-instruct", "--proposer", "ngarm", "hi"], "Did you mean 'ngram'?"),
             (["run", "--target", "smollm2-135m-instruct", "--tree", "2,x", "hi"], "--tree '2,x'"),
-            (["run", "--target", "qwen2.5-coder-0.5b-instruct", "--proposer", "draft:smollm2-135m-instruct", "hi"], "cannot draft for"),
+            (
+                ["run", "--target", "qwen2.5-coder-0.5b-instruct", "--proposer", "draft:smollm2-135m-instruct", "hi"],
+                "cannot draft for"
+            ),
             (["run", "--target", "smollm2-135m-instruct", "--context", "100000", "hi"], "trained for 8192"),
             (["run", "--target", "smollm2-135m-instruct", "--verify", "magic", "hi"], "--verify 'magic'"),
             (["models", "pull", "nonexistent-model"], "unknown model 'nonexistent-model'"),
-            (["run", "--target", "smollm2-135m-instruct", "--draft-lookahead=-1", "hi"], "--draft-lookahead -1 is negative"),
-            (["bench", "--target", "smollm2-135m-instruct", "--strategy", "ngram ahead=many"], "ahead=many is not a count"),
+            (
+                ["run", "--target", "smollm2-135m-instruct", "--draft-lookahead=-1", "hi"],
+                "--draft-lookahead -1 is negative"
+            ),
+            (
+                ["bench", "--target", "smollm2-135m-instruct", "--strategy", "ngram ahead=many"],
+                "ahead=many is not a count"
+            ),
         ]
         for (arguments, message) in cases {
             let run = try CLI.run(arguments)
@@ -142,7 +183,9 @@ struct CLITests {
             #expect(run.error.contains(message), "\(arguments): \(run.error)")
             #expect(!run.error.contains("Fatal error") && !run.error.contains("Stack dump"))
         }
-        let tooLong = try CLI.run(["run", "--target", "smollm2-135m-instruct", "--context", "16", String(repeating: "word ", count: 40)])
+        let tooLong = try CLI.run([
+            "run", "--target", "smollm2-135m-instruct", "--context", "16", String(repeating: "word ", count: 40),
+        ])
         #expect(tooLong.status != 0 && tooLong.error.contains("the context holds 16"))
     }
 
@@ -155,13 +198,17 @@ struct CLITests {
         #expect(!parsed.isEmpty)
         let back = try CLI.run(["detokenize", "--model", "qwen2.5-coder-0.5b-instruct"], input: ids.output)
         #expect(back.output == text)
-        let special = try CLI.run(["tokenize", "--model", "qwen2.5-coder-0.5b-instruct", "--special", "<|im_start|>user"])
+        let special = try CLI.run([
+            "tokenize", "--model", "qwen2.5-coder-0.5b-instruct", "--special", "<|im_start|>user",
+        ])
         #expect(special.output.hasPrefix("[151644,"))
         let bad = try CLI.run(["detokenize", "--model", "qwen2.5-coder-0.5b-instruct", "12", "nope"])
         #expect(bad.status != 0 && bad.error.contains("'nope' is not a token id"))
     }
 
-    @Test("models info prints the facts", arguments: ["qwen2.5-coder-1.5b-instruct", "qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"])
+    @Test(
+        "models info prints the facts",
+        arguments: ["qwen2.5-coder-1.5b-instruct", "qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"])
     func modelsInfo(name: String) throws {
         let info = try CLI.run(["models", "info", name])
         #expect(info.status == 0)
@@ -172,13 +219,19 @@ struct CLITests {
 
     @Test("bench compares strategies per prompt, repeated and interleaved, with categories")
     func benchPerPrompt() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("speculate-bench-\(UUID().uuidString)")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "speculate-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let prompts = folder.appendingPathComponent("prompts.jsonl")
-        try (#"{"prompt": "def add(a, b):\n    return", "category": "code"}"# + "\n" + #"{"turns": ["Name three colours."], "category": "chat"}"# + "\n")
+        try
+            (#"{"prompt": "def add(a, b):\n    return", "category": "code"}"# + "\n"
+            + #"{"turns": ["Name three colours."], "category": "chat"}"# + "\n")
             .write(to: prompts, atomically: true, encoding: .utf8)
-        let common = ["bench", "--target", "smollm2-135m-instruct", "--prompts-file", prompts.path, "--prompts", "2", "--max-tokens", "8", "--threads", "2"]
+        let common = [
+            "bench", "--target", "smollm2-135m-instruct", "--prompts-file", prompts.path, "--prompts", "2",
+            "--max-tokens", "8", "--threads", "2",
+        ]
         let run = try CLI.run(common + ["--strategy", "ngram", "--repeats", "3", "--json"])
         #expect(run.status == 0, "\(run.error)")
         let document = try #require(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any])
@@ -197,7 +250,8 @@ struct CLITests {
         // `auto` reports the verification curve it priced trees with; other strategies have none.
         let auto = try CLI.run(common + ["--strategy", "auto", "--strategy", "ngram", "--json"])
         #expect(auto.status == 0, "\(auto.error)")
-        let autoDocument = try #require(try JSONSerialization.jsonObject(with: Data(auto.output.utf8)) as? [String: Any])
+        let autoDocument = try #require(
+            try JSONSerialization.jsonObject(with: Data(auto.output.utf8)) as? [String: Any])
         let autoStrategies = try #require(autoDocument["strategies"] as? [[String: Any]])
         #expect(autoStrategies.map { $0["verification_cost"] != nil } == [false, true, false])
         let curve = try #require(autoStrategies[1]["verification_cost"] as? [String: Any])

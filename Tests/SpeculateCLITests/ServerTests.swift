@@ -23,7 +23,8 @@ final class ServerProcess {
             text += String(decoding: data, as: UTF8.self)
         }
         guard let range = text.range(of: #"listening on http://127\.0\.0\.1:(\d+)"#, options: .regularExpression),
-              let port = Int(text[range].split(separator: ":").last ?? "") else {
+            let port = Int(text[range].split(separator: ":").last ?? "")
+        else {
             process.terminate()
             throw HarnessError("speculate serve did not start: \(text)")
         }
@@ -51,13 +52,20 @@ struct ServerTests {
 
     /// `speculate run --json` for the same prompt: what the server must return.
     func reference(_ extra: [String]) throws -> (text: String, promptTokens: Int, completionTokens: Int) {
-        let run = try CLI.run(["run", "--target", Self.target, "--proposer", "none", "--max-tokens", "32", "--context", "1024", "--json"] + extra)
+        let run = try CLI.run(
+            ["run", "--target", Self.target, "--proposer", "none", "--max-tokens", "32", "--context", "1024", "--json"]
+                + extra)
         #expect(run.status == 0, "\(run.error)")
         let record = try #require(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any])
-        return (try #require(record["text"] as? String), try #require(record["prompt_tokens"] as? Int), try #require((record["tokens"] as? [Int])?.count))
+        return (
+            try #require(record["text"] as? String), try #require(record["prompt_tokens"] as? Int),
+            try #require((record["tokens"] as? [Int])?.count)
+        )
     }
 
-    @Test("completions and chat, streamed and not, every strategy equal to `speculate run`; bad requests; disconnects; a full queue; a load run; clean shutdown")
+    @Test(
+        "completions and chat, streamed and not, every strategy equal to `speculate run`; bad requests; disconnects; a full queue; a load run; clean shutdown"
+    )
     func openAIClient() throws {
         let completion = try reference([Self.prompt])
         let chat = try reference(["--chat", Self.message])
@@ -67,10 +75,15 @@ struct ServerTests {
         try #require(!stop.isEmpty)
         let expected: [String: Any] = [
             "model": Self.target,
-            "completion": ["prompt": Self.prompt, "max_tokens": 32, "text": completion.text, "prompt_tokens": completion.promptTokens,
-                           "completion_tokens": completion.completionTokens, "stop": stop],
-            "chat": ["message": Self.message, "max_tokens": 32, "text": chat.text, "prompt_tokens": chat.promptTokens,
-                     "completion_tokens": chat.completionTokens],
+            "completion": [
+                "prompt": Self.prompt, "max_tokens": 32, "text": completion.text,
+                "prompt_tokens": completion.promptTokens,
+                "completion_tokens": completion.completionTokens, "stop": stop,
+            ],
+            "chat": [
+                "message": Self.message, "max_tokens": 32, "text": chat.text, "prompt_tokens": chat.promptTokens,
+                "completion_tokens": chat.completionTokens,
+            ],
             "strategies": [[], ["ngram"], ["draft:\(Self.target)"], ["draft:\(Self.target)", "ngram"], ["auto"]],
         ]
         let folder = try TestSupport.temporaryFolder()
@@ -81,8 +94,12 @@ struct ServerTests {
         let server = try ServerProcess(["--target", Self.target, "--context", "1024", "--queue", "3", "--api-key", key])
         let python = ProcessInfo.processInfo.environment["SPECULATE_PYTHON"] ?? "python3"
         let script = TestSupport.packageRoot.appendingPathComponent("Tests/Reference/server_client.py").path
-        let result = try TestSupport.runProcessCapturingAll("/usr/bin/env", [python, script, server.baseURL, expectedFile.path, key,
-                                                                             String(server.process.processIdentifier)])
+        let result = try TestSupport.runProcessCapturingAll(
+            "/usr/bin/env",
+            [
+                python, script, server.baseURL, expectedFile.path, key,
+                String(server.process.processIdentifier),
+            ])
         let report = String(decoding: result.standardOutput, as: UTF8.self)
         print(report)
         #expect(result.status == 0, "\(report)\n\(String(decoding: result.standardError, as: UTF8.self))")
@@ -92,18 +109,24 @@ struct ServerTests {
 
     static let chromium = "/usr/bin/chromium"
 
-    @Test("the live page streams a completion in headless Chromium with provenance-coloured tokens",
-          .enabled(if: FileManager.default.isExecutableFile(atPath: chromium), "needs Debian's chromium (.ci/run installs it)"))
+    @Test(
+        "the live page streams a completion in headless Chromium with provenance-coloured tokens",
+        .enabled(
+            if: FileManager.default.isExecutableFile(atPath: chromium), "needs Debian's chromium (.ci/run installs it)")
+    )
     func livePage() throws {
         let key = "page-key-\(UInt32.random(in: 0...UInt32.max))"
         let server = try ServerProcess(["--target", Self.target, "--context", "1024", "--api-key", key])
         let screenshot = try TestSupport.temporaryFolder().appendingPathComponent("live-page.png").path
         let python = ProcessInfo.processInfo.environment["SPECULATE_PYTHON"] ?? "python3"
         let script = TestSupport.packageRoot.appendingPathComponent("Tests/Reference/page_check.py").path
-        let result = try TestSupport.runProcessCapturingAll("/usr/bin/env", [python, script, server.baseURL, Self.chromium, screenshot, key])
+        let result = try TestSupport.runProcessCapturingAll(
+            "/usr/bin/env", [python, script, server.baseURL, Self.chromium, screenshot, key])
         let report = String(decoding: result.standardOutput, as: UTF8.self)
         print(report)  // the DOM figures and the screenshot's path
-        #expect(result.status == 0 && report.contains("\"failures\": []"), "\(report)\n\(String(decoding: result.standardError, as: UTF8.self))")
+        #expect(
+            result.status == 0 && report.contains("\"failures\": []"),
+            "\(report)\n\(String(decoding: result.standardError, as: UTF8.self))")
         #expect(FileManager.default.fileExists(atPath: screenshot))
         #expect(server.stop() == 0)
     }

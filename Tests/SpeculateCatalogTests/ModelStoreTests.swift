@@ -16,7 +16,10 @@ struct ModelStoreTests {
         let bytes = packages.flatMap(partBytes)
         return CatalogModel(
             name: "fake-model", summary: "test",
-            parts: packages.map { ModelPart(package: $0, version: "1.0", member: $0.replacingOccurrences(of: "-", with: "_") + "/data/part.bin") },
+            parts: packages.map {
+                ModelPart(
+                    package: $0, version: "1.0", member: $0.replacingOccurrences(of: "-", with: "_") + "/data/part.bin")
+            },
             size: size ?? Int64(bytes.count), sha256: sha256 ?? sha256Hex(bytes))
     }
 
@@ -29,7 +32,8 @@ struct ModelStoreTests {
         #expect(!store.isPresent(model))
         let events = EventLog()
         let url = try await store.pull(model) { events.append($0) }
-        #expect(try Data(contentsOf: url) == Data(["fake-part-a", "fake-part-b", "fake-part-c"].flatMap(Self.partBytes)))
+        #expect(
+            try Data(contentsOf: url) == Data(["fake-part-a", "fake-part-b", "fake-part-c"].flatMap(Self.partBytes)))
         #expect(store.isPresent(model))
         #expect(events.downloads == 3)
         #expect(events.lastAssembled == model.size)
@@ -67,8 +71,9 @@ struct ModelStoreTests {
         } throws: { error in
             "\(error)".contains("missing-package==1.0") && "\(error)".contains("No matching distribution")
         }
-        let wrongMember = CatalogModel(name: "fake-model", summary: "", parts: [ModelPart(package: "fake-x", version: "1.0", member: "nope.bin")],
-                                       size: 1, sha256: "")
+        let wrongMember = CatalogModel(
+            name: "fake-model", summary: "", parts: [ModelPart(package: "fake-x", version: "1.0", member: "nope.bin")],
+            size: 1, sha256: "")
         await #expect {
             try await store.pull(wrongMember)
         } throws: { error in
@@ -103,7 +108,9 @@ struct ModelStoreTests {
 
     @Test("the cache folder follows SPECULATE_CACHE_DIR, then XDG_CACHE_HOME, then HOME")
     func cacheFolder() {
-        #expect(ModelStore(environment: ["SPECULATE_CACHE_DIR": "/a", "XDG_CACHE_HOME": "/b", "HOME": "/c"]).root.path == "/a")
+        #expect(
+            ModelStore(environment: ["SPECULATE_CACHE_DIR": "/a", "XDG_CACHE_HOME": "/b", "HOME": "/c"]).root.path
+                == "/a")
         #expect(ModelStore(environment: ["XDG_CACHE_HOME": "/b", "HOME": "/c"]).root.path == "/b/speculate")
         #expect(ModelStore(environment: ["HOME": "/c"]).root.path == "/c/.cache/speculate")
     }
@@ -111,10 +118,13 @@ struct ModelStoreTests {
     @Test("SHA-256 gives FIPS 180-2's known answers, however the bytes are split")
     func sha256KnownAnswers() {
         #expect(SHA256Hasher.hex(of: [UInt8]()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        #expect(SHA256Hasher.hex(of: Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            SHA256Hasher.hex(of: Array("abc".utf8))
+                == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         // One million 'a's, fed in uneven pieces as the model store feeds unpacked chunks.
         let hasher = SHA256Hasher()
-        var left = 1_000_000, piece = 1
+        var left = 1_000_000
+        var piece = 1
         while left > 0 {
             let count = min(piece, left)
             hasher.update(Data(repeating: UInt8(ascii: "a"), count: count))
@@ -135,11 +145,21 @@ struct ModelStoreTests {
 final class EventLog: @unchecked Sendable {
     private let lock = NSLock()
     private var events: [PullEvent] = []
-    func append(_ event: PullEvent) { lock.lock(); events.append(event); lock.unlock() }
-    private var snapshot: [PullEvent] { lock.lock(); defer { lock.unlock() }; return events }
+    func append(_ event: PullEvent) {
+        lock.lock()
+        events.append(event)
+        lock.unlock()
+    }
+    private var snapshot: [PullEvent] {
+        lock.lock()
+        defer { lock.unlock() }
+        return events
+    }
     var downloads: Int { snapshot.filter { if case .downloading = $0 { return true } else { return false } }.count }
     var lastAssembled: Int64? {
-        snapshot.compactMap { if case let .assembling(done, _) = $0 { return done } else { return nil } }.last
+        snapshot.compactMap { if case .assembling(let done, _) = $0 { return done } else { return nil } }.last
     }
-    var alreadyPresent: Bool { snapshot.contains { if case .alreadyPresent = $0 { return true } else { return false } } }
+    var alreadyPresent: Bool {
+        snapshot.contains { if case .alreadyPresent = $0 { return true } else { return false } }
+    }
 }

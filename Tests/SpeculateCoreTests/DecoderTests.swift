@@ -17,14 +17,21 @@ struct GreedyDecoderTests {
             [OracleProposer(target: target, depth: 5)],
             [OracleProposer(target: target, depth: 3), RandomTreeProposer(vocabulary: vocabulary, seed: 99)],
             [AdversarialProposer(vocabulary: vocabulary), OracleProposer(target: target, depth: 4)],
-            [TableDraftProposer(name: "similar", draft: TableModelSession(vocabulary: vocabulary, seed: UInt64(seed) + 10, sharpness: 1.9),
-                                depth: 4, children: 2)],
+            [
+                TableDraftProposer(
+                    name: "similar",
+                    draft: TableModelSession(vocabulary: vocabulary, seed: UInt64(seed) + 10, sharpness: 1.9),
+                    depth: 4, children: 2)
+            ],
         ]
         for proposers in proposerSets {
-            let budgets = [TreeBudget(maxNodes: 16, maxDepth: 8), TreeBudget(maxNodes: 6, maxDepth: 3, branching: [2, 2, 1])]
+            let budgets = [
+                TreeBudget(maxNodes: 16, maxDepth: 8), TreeBudget(maxNodes: 6, maxDepth: 3, branching: [2, 2, 1]),
+            ]
             for budget in budgets {
                 let decoder = SpeculativeDecoder(target: target, proposers: proposers)
-                let (tokens, stats) = try await decoder.generateAll(prompt: prompt, options: GenerationOptions(maxTokens: 60, budget: budget))
+                let (tokens, stats) = try await decoder.generateAll(
+                    prompt: prompt, options: GenerationOptions(maxTokens: 60, budget: budget))
                 #expect(tokens.map(\.token) == expected, "proposers \(proposers.map(\.name)) budget \(budget)")
                 #expect(stats.generatedTokens == 60)
                 if proposers.contains(where: { $0.name == "adversarial" }) {
@@ -46,7 +53,8 @@ struct GreedyDecoderTests {
         // A stop token: output ends with its first occurrence.
         let stop = expected[7]
         let firstStop = expected.firstIndex(of: stop)!
-        var result = try await decoder.generateAll(prompt: prompt, options: GenerationOptions(maxTokens: 20, stopTokens: [stop]))
+        var result = try await decoder.generateAll(
+            prompt: prompt, options: GenerationOptions(maxTokens: 20, stopTokens: [stop]))
         #expect(result.tokens.map(\.token) == Array(expected[...firstStop]))
         #expect(result.statistics.stopReason == .endOfSequence)
         // Max tokens is exact even when a step accepts several tokens.
@@ -62,8 +70,10 @@ struct GreedyDecoderTests {
         #expect(result.statistics.stopReason == .stopString)
         // The stream's text pieces add up to the text of the tokens.
         var streamed = ""
-        for try await event in decoder.generate(prompt: prompt, options: GenerationOptions(maxTokens: 12, tokenBytes: letter)) {
-            if case let .tokens(_, text) = event { streamed += text.map(\.text).joined() }
+        for try await event in decoder.generate(
+            prompt: prompt, options: GenerationOptions(maxTokens: 12, tokenBytes: letter))
+        {
+            if case .tokens(_, let text) = event { streamed += text.map(\.text).joined() }
         }
         #expect(streamed == spell(Array(expected.prefix(12))))
         // The context fills: a clean stop, never an overflow.
@@ -76,22 +86,35 @@ struct GreedyDecoderTests {
         }
     }
 
-    @Test("streamed text is incremental: each token spelled once, characters split across tokens held back, stops across steps")
+    @Test(
+        "streamed text is incremental: each token spelled once, characters split across tokens held back, stops across steps"
+    )
     func incrementalText() async throws {
         let target = TableModelSession(vocabulary: 20, capacity: 300, seed: 6)
         let prompt: [Token] = [1, 2]
         let expected = plainGreedy(target, prompt: prompt, count: 200)
         // Tokens spell bytes that are often a piece of a 3-byte character (the euro sign split
         // 2 + 1), so whole characters span tokens and steps, and some sequences are invalid.
-        let piece: @Sendable (Token) -> [UInt8] = { $0 % 3 == 0 ? [0xE2, 0x82] : $0 % 3 == 1 ? [0xAC] : [UInt8(97 + $0)] }
+        let piece: @Sendable (Token) -> [UInt8] = {
+            $0 % 3 == 0 ? [0xE2, 0x82] : $0 % 3 == 1 ? [0xAC] : [UInt8(97 + $0)]
+        }
         let spelled = Counter()
-        let counting: @Sendable (Token) -> [UInt8] = { spelled.add(); return piece($0) }
+        let counting: @Sendable (Token) -> [UInt8] = {
+            spelled.add()
+            return piece($0)
+        }
         for proposers in [[], [OracleProposer(target: target, depth: 6)]] as [[any DraftProposer]] {
             spelled.reset()
             let decoder = SpeculativeDecoder(target: target, proposers: proposers)
-            var streamed = "", count = 0
-            for try await event in decoder.generate(prompt: prompt, options: GenerationOptions(maxTokens: 200, tokenBytes: counting)) {
-                if case let .tokens(tokens, text) = event { streamed += text.map(\.text).joined(); count += tokens.count }
+            var streamed = ""
+            var count = 0
+            for try await event in decoder.generate(
+                prompt: prompt, options: GenerationOptions(maxTokens: 200, tokenBytes: counting))
+            {
+                if case .tokens(let tokens, let text) = event {
+                    streamed += text.map(\.text).joined()
+                    count += tokens.count
+                }
             }
             #expect(count == 200)
             #expect(spelled.value == 200, "every token spelled once (the output is never re-decoded)")
@@ -106,12 +129,19 @@ struct GreedyDecoderTests {
         // generation ends with the token that completes its first occurrence.
         let letter: @Sendable (Token) -> [UInt8] = { [UInt8(97 + $0)] }
         let text = expected.map { Character(UnicodeScalar(UInt8(97 + $0))) }
-        let needle = String(text[20...21]), later = String(text[30...32])
-        func completion(_ stop: String) -> Int { (stop.count - 1..<text.count).first { String(text[$0 - stop.count + 1...$0]) == stop }! }
+        let needle = String(text[20...21])
+        let later = String(text[30...32])
+        func completion(_ stop: String) -> Int {
+            (stop.count - 1..<text.count).first { String(text[$0 - stop.count + 1...$0]) == stop }!
+        }
         let first = min(completion(needle), completion(later))
         let decoder = SpeculativeDecoder(target: target, proposers: [])
-        let result = try await decoder.generateAll(prompt: prompt, options: GenerationOptions(maxTokens: 200, stopStrings: [later, needle], tokenBytes: letter))
-        #expect(result.tokens.map(\.token) == Array(expected[...first]), "the earliest stop wins, whatever its place in the list")
+        let result = try await decoder.generateAll(
+            prompt: prompt,
+            options: GenerationOptions(maxTokens: 200, stopStrings: [later, needle], tokenBytes: letter))
+        #expect(
+            result.tokens.map(\.token) == Array(expected[...first]),
+            "the earliest stop wins, whatever its place in the list")
         #expect(result.statistics.stopReason == .stopString)
     }
 
@@ -121,9 +151,15 @@ struct GreedyDecoderTests {
 struct MergerTests {
     @Test("shared prefixes merge, provenance is kept, budgets and branching hold")
     func mergeRules() {
-        let a = DraftCandidate(tokens: [5, 6, 7], parents: [-1, 0, 1], distributions: Array(repeating: .deterministic, count: 3), scores: [0.9, 0.8, 0.7])
-        let b = DraftCandidate(tokens: [5, 6, 8], parents: [-1, 0, 1], distributions: Array(repeating: .deterministic, count: 3), scores: [0.5, 0.4, 0.3])
-        let c = DraftCandidate(tokens: [9, 1], parents: [-1, 0], distributions: Array(repeating: .deterministic, count: 2), scores: [0.6, 0.2])
+        let a = DraftCandidate(
+            tokens: [5, 6, 7], parents: [-1, 0, 1], distributions: Array(repeating: .deterministic, count: 3),
+            scores: [0.9, 0.8, 0.7])
+        let b = DraftCandidate(
+            tokens: [5, 6, 8], parents: [-1, 0, 1], distributions: Array(repeating: .deterministic, count: 3),
+            scores: [0.5, 0.4, 0.3])
+        let c = DraftCandidate(
+            tokens: [9, 1], parents: [-1, 0], distributions: Array(repeating: .deterministic, count: 2),
+            scores: [0.6, 0.2])
         let merger = ScoreRankedMerger()
         let tree = merger.merge([(0, a), (1, b), (2, c)], budget: TreeBudget(maxNodes: 100, maxDepth: 10))
         #expect(tree.count == 6)  // 5, 6 shared; 7, 8, 9, 1
@@ -133,10 +169,12 @@ struct MergerTests {
         #expect(tree.rootChildren.map { tree.nodes[$0].token } == [5, 9])  // best score first
         for (i, node) in tree.nodes.enumerated() { #expect(node.parent < i) }  // topological
 
-        let limited = merger.merge([(0, a), (1, b), (2, c)], budget: TreeBudget(maxNodes: 3, maxDepth: 10, branching: [1, 1, 2]))
+        let limited = merger.merge(
+            [(0, a), (1, b), (2, c)], budget: TreeBudget(maxNodes: 3, maxDepth: 10, branching: [1, 1, 2]))
         #expect(limited.count == 3)
         #expect(limited.rootChildren.count == 1)
-        let shallow = merger.merge([(0, a), (1, b), (2, c)], budget: TreeBudget(maxNodes: 100, maxDepth: 2, branching: [2, 1]))
+        let shallow = merger.merge(
+            [(0, a), (1, b), (2, c)], budget: TreeBudget(maxNodes: 100, maxDepth: 2, branching: [2, 1]))
         #expect(shallow.nodes.allSatisfy { $0.depth <= 2 })
         #expect(shallow.nodes.allSatisfy { $0.children.count <= 1 } && shallow.rootChildren.count == 2)
         #expect(TreeBudget.parseBranching("<2,2,1>") == [2, 2, 1])
@@ -150,7 +188,10 @@ final class PreparingProposer: DraftProposer, @unchecked Sendable {
     let fails: Bool
     private let lock = NSLock()
     private var prompts: [[Token]] = []
-    init(name: String, fails: Bool) { self.name = name; self.fails = fails }
+    init(name: String, fails: Bool) {
+        self.name = name
+        self.fails = fails
+    }
     var prepared: [[Token]] { lock.withLock { prompts } }
     func prepare(prompt: [Token]) async throws {
         lock.withLock { prompts.append(prompt) }
@@ -166,10 +207,12 @@ struct PrepareTests {
         let target = TableModelSession(vocabulary: 40, seed: 3)
         let prompt: [Token] = [4, 5, 6, 7]
         let expected = plainGreedy(target, prompt: prompt, count: 20)
-        let good = PreparingProposer(name: "good", fails: false), bad = PreparingProposer(name: "bad", fails: true)
+        let good = PreparingProposer(name: "good", fails: false)
+        let bad = PreparingProposer(name: "bad", fails: true)
         let decoder = SpeculativeDecoder(target: target, proposers: [good, bad])
         for _ in 0..<2 {
-            let (tokens, stats) = try await decoder.generateAll(prompt: prompt, options: GenerationOptions(maxTokens: 20))
+            let (tokens, stats) = try await decoder.generateAll(
+                prompt: prompt, options: GenerationOptions(maxTokens: 20))
             #expect(tokens.map(\.token) == expected)
             #expect(stats.proposers[0].failures == 0)
             #expect(stats.proposers[1].failures == 1)

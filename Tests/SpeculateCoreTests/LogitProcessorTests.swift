@@ -3,11 +3,15 @@ import SpeculateTestSupport
 import Testing
 
 /// Plain greedy decoding of the table model with `processors` applied at every position.
-func processedGreedy(_ model: TableModelSession, prompt: [Token], count: Int, processors: [any LogitProcessor]) -> [Token] {
+func processedGreedy(_ model: TableModelSession, prompt: [Token], count: Int, processors: [any LogitProcessor])
+    -> [Token]
+{
     var sequence = prompt
     for _ in 0..<count {
         var logits = model.logits(after: sequence)
-        for processor in processors { processor.process(&logits, history: TokenHistory(committed: sequence, promptLength: prompt.count)) }
+        for processor in processors {
+            processor.process(&logits, history: TokenHistory(committed: sequence, promptLength: prompt.count))
+        }
         sequence.append(Token(argmax(logits)))
     }
     return Array(sequence.dropFirst(prompt.count))
@@ -21,14 +25,19 @@ struct LogitProcessorTests {
     func greedyWithProcessors(seed: Int) async throws {
         let target = TableModelSession(vocabulary: Self.vocabulary, seed: UInt64(40 + seed))
         let prompt: [Token] = [3, 7, 1]
-        let processors: [any LogitProcessor] = [RepetitionPenalty(frequency: 0.8, presence: 0.4), LogitBias([5: -100, 9: 0.7])]
+        let processors: [any LogitProcessor] = [
+            RepetitionPenalty(frequency: 0.8, presence: 0.4), LogitBias([5: -100, 9: 0.7]),
+        ]
         let expected = processedGreedy(target, prompt: prompt, count: 60, processors: processors)
         #expect(expected != plainGreedy(target, prompt: prompt, count: 60), "the processors change the output")
         #expect(!expected.contains(5), "a -100 bias bans the token")
         // The oracle drafts the unprocessed target's choices: some are right, many are not, and
         // every node must be judged with its own path's penalties.
-        let proposers: [any DraftProposer] = [OracleProposer(target: target, depth: 6), RandomTreeProposer(vocabulary: Self.vocabulary, seed: UInt64(seed)),
-                                              AdversarialProposer(vocabulary: Self.vocabulary)]
+        let proposers: [any DraftProposer] = [
+            OracleProposer(target: target, depth: 6),
+            RandomTreeProposer(vocabulary: Self.vocabulary, seed: UInt64(seed)),
+            AdversarialProposer(vocabulary: Self.vocabulary),
+        ]
         for proposers in [[], proposers] as [[any DraftProposer]] {
             let decoder = SpeculativeDecoder(target: target, proposers: proposers)
             var options = GenerationOptions(maxTokens: 60, budget: TreeBudget(maxNodes: 12, maxDepth: 6))
@@ -41,7 +50,8 @@ struct LogitProcessorTests {
     @Test("a penalty counts the generated tokens and the path, never the prompt")
     func penaltyHistory() {
         var logits = [Float](repeating: 0, count: 6)
-        RepetitionPenalty(frequency: 1, presence: 0.5).process(&logits, history: TokenHistory(committed: [2, 2, 3, 4], promptLength: 2, path: [4, 5]))
+        RepetitionPenalty(frequency: 1, presence: 0.5).process(
+            &logits, history: TokenHistory(committed: [2, 2, 3, 4], promptLength: 2, path: [4, 5]))
         #expect(logits == [0, 0, 0, -1.5, -2.5, -1.5])
     }
 }

@@ -1,8 +1,8 @@
 import Foundation
 import SpeculateCore
 import SpeculateProposers
-import Synchronization
 import SpeculateTestSupport
+import Synchronization
 import Testing
 
 /// Upper tail of the chi-square distribution (Wilson–Hilferty), accurate for the dozens of
@@ -27,7 +27,9 @@ struct StochasticTests {
             var sequence = prompt
             for token in t {
                 var logits = target.logits(after: sequence)
-                for processor in processors { processor.process(&logits, history: TokenHistory(committed: sequence, promptLength: prompt.count)) }
+                for processor in processors {
+                    processor.process(&logits, history: TokenHistory(committed: sequence, promptLength: prompt.count))
+                }
                 p *= Double(sampling.distribution(logits)[Int(token)])
                 sequence.append(token)
             }
@@ -36,18 +38,22 @@ struct StochasticTests {
         return result
     }
 
-    static func check(_ label: String, proposers: @escaping (TableModelSession) -> [any DraftProposer],
-                      verifier: any Verifier = SpeculativeSamplingVerifier(), processors: [any LogitProcessor] = []) async throws {
+    static func check(
+        _ label: String, proposers: @escaping (TableModelSession) -> [any DraftProposer],
+        verifier: any Verifier = SpeculativeSamplingVerifier(), processors: [any LogitProcessor] = []
+    ) async throws {
         let target = TableModelSession(vocabulary: vocabulary, seed: 21, sharpness: 1.5)
         let prompt: [Token] = [0, 3]
         let expected = exact(target, prompt: prompt, processors: processors)
         var counts = [Int](repeating: 0, count: expected.count)
-        var accepted = 0, forwards = 0
+        var accepted = 0
+        var forwards = 0
         let decoder = SpeculativeDecoder(target: target, proposers: proposers(target), verifier: verifier)
         for run in 0..<runs {
             var sampling = sampling
             sampling.seed = UInt64(run) &* 0x9E37_79B9_7F4A_7C15 &+ 1
-            var options = GenerationOptions(maxTokens: 3, budget: TreeBudget(maxNodes: 8, maxDepth: 3), sampling: sampling)
+            var options = GenerationOptions(
+                maxTokens: 3, budget: TreeBudget(maxNodes: 8, maxDepth: 3), sampling: sampling)
             options.logitProcessors = processors
             let (tokens, stats) = try await decoder.generateAll(prompt: prompt, options: options)
             let t = tokens.map { Int($0.token) }
@@ -56,7 +62,10 @@ struct StochasticTests {
             forwards += stats.targetForwards
         }
         // Pool cells with small expectations so every cell expects at least 5.
-        var statistic = 0.0, cells = 0, pooledExpected = 0.0, pooledObserved = 0.0
+        var statistic = 0.0
+        var cells = 0
+        var pooledExpected = 0.0
+        var pooledObserved = 0.0
         for (e, o) in zip(expected, counts) {
             let expectedCount = e * Double(runs)
             if expectedCount < 5 {
@@ -72,7 +81,9 @@ struct StochasticTests {
             cells += 1
         }
         let p = chiSquarePValue(statistic, degreesOfFreedom: Double(cells - 1))
-        print("\(label): chi-square \(String(format: "%.1f", statistic)) on \(cells - 1) degrees of freedom, p = \(String(format: "%.3f", p)); \(accepted) drafts accepted over \(forwards) forwards")
+        print(
+            "\(label): chi-square \(String(format: "%.1f", statistic)) on \(cells - 1) degrees of freedom, p = \(String(format: "%.3f", p)); \(accepted) drafts accepted over \(forwards) forwards"
+        )
         #expect(p > 0.001, "\(label): the speculative distribution differs from the target's (p = \(p))")
         #expect(accepted > runs / 4, "\(label): speculation barely engaged")
     }
@@ -80,30 +91,50 @@ struct StochasticTests {
     @Test("a single sampled chain")
     func singleChain() async throws {
         try await Self.check("single chain") { target in
-            [TableDraftProposer(name: "q", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 21, sharpness: 1.0), depth: 3, children: 1)]
+            [
+                TableDraftProposer(
+                    name: "q", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 21, sharpness: 1.0),
+                    depth: 3, children: 1)
+            ]
         }
     }
 
     @Test("penalties along each node's path: the output follows the processed distribution")
     func withProcessors() async throws {
-        try await Self.check("penalties", proposers: { target in
-            [TableDraftProposer(name: "q", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 21, sharpness: 1.0), depth: 3, children: 2)]
-        }, processors: [RepetitionPenalty(frequency: 0.7, presence: 0.3), LogitBias([2: 0.8])])
+        try await Self.check(
+            "penalties",
+            proposers: { target in
+                [
+                    TableDraftProposer(
+                        name: "q", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 21, sharpness: 1.0),
+                        depth: 3, children: 2)
+                ]
+            }, processors: [RepetitionPenalty(frequency: 0.7, presence: 0.3), LogitBias([2: 0.8])])
     }
 
     @Test("several children from one proposer")
     func severalChildren() async throws {
         try await Self.check("three children, one proposer") { _ in
-            [TableDraftProposer(name: "q", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 22, sharpness: 1.2), depth: 2, children: 3)]
+            [
+                TableDraftProposer(
+                    name: "q", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 22, sharpness: 1.2),
+                    depth: 2, children: 3)
+            ]
         }
     }
 
     @Test("children from two different proposers, plus a deterministic one")
     func twoProposers() async throws {
         try await Self.check("two proposers + deterministic") { target in
-            [TableDraftProposer(name: "q1", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 21, sharpness: 0.8), depth: 2, children: 1),
-             TableDraftProposer(name: "q2", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 23, sharpness: 1.5), depth: 3, children: 2),
-             OracleProposer(target: target, depth: 2)]
+            [
+                TableDraftProposer(
+                    name: "q1", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 21, sharpness: 0.8),
+                    depth: 2, children: 1),
+                TableDraftProposer(
+                    name: "q2", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 23, sharpness: 1.5),
+                    depth: 3, children: 2),
+                OracleProposer(target: target, depth: 2),
+            ]
         }
     }
 
@@ -113,9 +144,15 @@ struct StochasticTests {
         // every member is asked every step and only value-independent cuts apply.
         let free = VerificationCost(tokens: [1, 64], relative: [1, 1], oneTokenSeconds: 0.001)
         try await Self.check("auto") { target in
-            [AutoProposer(members: [
-                TableDraftProposer(name: "q", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 22, sharpness: 1.0), depth: 3, children: 1),
-                RandomTreeProposer(vocabulary: Self.vocabulary, seed: 5)], verificationCost: free, learnsVerificationCost: false)]
+            [
+                AutoProposer(
+                    members: [
+                        TableDraftProposer(
+                            name: "q", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 22, sharpness: 1.0),
+                            depth: 3, children: 1),
+                        RandomTreeProposer(vocabulary: Self.vocabulary, seed: 5),
+                    ], verificationCost: free, learnsVerificationCost: false)
+            ]
         }
     }
 }
@@ -134,7 +171,10 @@ final class WithoutReplacementProposer: DraftProposer {
     }
 
     func propose(_ context: DraftContext) async throws -> [DraftCandidate] {
-        let call = counter.withLock { value -> UInt64 in value += 1; return value }
+        let call = counter.withLock { value -> UInt64 in
+            value += 1
+            return value
+        }
         var random = SeededRandom(seed: 0x5E9 &+ call &* 0x9E37_79B9)
         let q = context.sampling.distribution(draft.logits(after: context.tokens))
         var remaining = q
@@ -146,8 +186,10 @@ final class WithoutReplacementProposer: DraftProposer {
             remaining[first] = 0
             let q2 = context.sampling.distribution(draft.logits(after: context.tokens + [Token(first)]))
             let second = random.sample(q2)
-            candidates.append(DraftCandidate(tokens: [Token(first), Token(second)], parents: [-1, 0],
-                                             distributions: [.sampled(q), .sampled(q2)], scores: [1, 1]))
+            candidates.append(
+                DraftCandidate(
+                    tokens: [Token(first), Token(second)], parents: [-1, 0],
+                    distributions: [.sampled(q), .sampled(q2)], scores: [1, 1]))
         }
         return candidates
     }
@@ -156,8 +198,13 @@ final class WithoutReplacementProposer: DraftProposer {
 extension StochasticTests {
     @Test("Sequoia's sampling without replacement")
     func withoutReplacement() async throws {
-        try await Self.check("without replacement", proposers: { _ in
-            [WithoutReplacementProposer(draft: TableModelSession(vocabulary: Self.vocabulary, seed: 24, sharpness: 1.0), children: 3)]
-        }, verifier: SamplingWithoutReplacementVerifier())
+        try await Self.check(
+            "without replacement",
+            proposers: { _ in
+                [
+                    WithoutReplacementProposer(
+                        draft: TableModelSession(vocabulary: Self.vocabulary, seed: 24, sharpness: 1.0), children: 3)
+                ]
+            }, verifier: SamplingWithoutReplacementVerifier())
     }
 }

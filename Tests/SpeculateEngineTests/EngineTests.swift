@@ -11,19 +11,23 @@ struct EngineTests {
 
     /// The target through the facade, sharing the test process's loaded weights.
     static func model() throws -> SpeculativeModel {
-        SpeculativeModel(name: name, model: try SharedModels.model(name), tokenizer: try SharedModels.tokenizer(name), context: 512)
+        SpeculativeModel(
+            name: name, model: try SharedModels.model(name), tokenizer: try SharedModels.tokenizer(name), context: 512)
     }
 
     /// The text and tokens of one generation.
     static func run(_ generator: SpeculativeGenerator, _ prompt: Prompt, _ parameters: GenerateParameters) async throws
-        -> (text: String, tokens: [Token], statistics: RunStatistics) {
-        var text = "", tokens: [Token] = [], statistics = RunStatistics()
+        -> (text: String, tokens: [Token], statistics: RunStatistics)
+    {
+        var text = ""
+        var tokens: [Token] = []
+        var statistics = RunStatistics()
         for try await event in generator.generate(prompt, parameters: parameters) {
             switch event {
-            case let .tokens(new, pieces):
+            case .tokens(let new, let pieces):
                 tokens += new.map(\.token)
                 text += pieces.map(\.text).joined()
-            case let .finished(figures): statistics = figures
+            case .finished(let figures): statistics = figures
             case .step: break
             }
         }
@@ -38,7 +42,8 @@ struct EngineTests {
         let plain = try await Self.run(try await model.generator(), prompt, parameters)
         #expect(plain.tokens.count == 40)
         #expect(plain.text == model.tokenizer.decode(plain.tokens, skipControl: true))
-        let speculative = try await model.generator(Strategy(proposers: ["ngram", "auto:draft=none"], budget: TreeBudget(maxNodes: 8, maxDepth: 4)))
+        let speculative = try await model.generator(
+            Strategy(proposers: ["ngram", "auto:draft=none"], budget: TreeBudget(maxNodes: 8, maxDepth: 4)))
         let result = try await Self.run(speculative, prompt, parameters)
         #expect(result.tokens == plain.tokens)
         #expect(result.statistics.proposers.map(\.name) == ["auto"])
@@ -48,15 +53,23 @@ struct EngineTests {
     func stopsChatAndErrors() async throws {
         let model = try Self.model()
         let generator = try await model.generator()
-        let whole = try await Self.run(generator, .text("def add(a, b):\n"), GenerateParameters(maxTokens: 30, ignoreEndOfSequence: true))
+        let whole = try await Self.run(
+            generator, .text("def add(a, b):\n"), GenerateParameters(maxTokens: 30, ignoreEndOfSequence: true))
         let stop = String(whole.text.dropFirst(6).prefix(3))
-        let cut = try await Self.run(generator, .text("def add(a, b):\n"), GenerateParameters(maxTokens: 30, stop: [stop], ignoreEndOfSequence: true))
+        let cut = try await Self.run(
+            generator, .text("def add(a, b):\n"),
+            GenerateParameters(maxTokens: 30, stop: [stop], ignoreEndOfSequence: true))
         let expected = whole.text.components(separatedBy: stop)[0]
         #expect(cut.text == expected)
         #expect(cut.statistics.stopReason == .stopString)
-        let chat = try await Self.run(generator, .chat([ChatMessage(role: "user", content: "Say hi.")]), GenerateParameters(maxTokens: 8))
+        let chat = try await Self.run(
+            generator, .chat([ChatMessage(role: "user", content: "Say hi.")]), GenerateParameters(maxTokens: 8))
         #expect(chat.statistics.cachedPromptTokens == 0 && !chat.tokens.isEmpty)
-        #expect(model.tokens(of: .chat([ChatMessage(role: "user", content: "Say hi.")])) == ChatFormat.tokens([ChatMessage(role: "user", content: "Say hi.")], tokenizer: model.tokenizer))
-        await #expect(throws: ProposerSpecError.self) { _ = try await model.generator(Strategy(proposers: ["nonsense"])) }
+        #expect(
+            model.tokens(of: .chat([ChatMessage(role: "user", content: "Say hi.")]))
+                == ChatFormat.tokens([ChatMessage(role: "user", content: "Say hi.")], tokenizer: model.tokenizer))
+        await #expect(throws: ProposerSpecError.self) {
+            _ = try await model.generator(Strategy(proposers: ["nonsense"]))
+        }
     }
 }

@@ -7,30 +7,39 @@ import Testing
 struct DequantizeTests {
     /// Per model, real tensors covering each type it uses; large matrices by a row range.
     static let cases: [(model: String, tensors: [String])] = [
-        ("smollm2-135m-instruct", [
-            "token_embd.weight:0:512",       // Q8_0
-            "blk.0.attn_q.weight",           // Q4_1
-            "blk.29.ffn_down.weight",        // Q4_1
-            "blk.0.attn_norm.weight",        // F32
-            "output_norm.weight",            // F32
-        ]),
-        ("qwen2.5-coder-0.5b-instruct", [
-            "blk.0.attn_q.weight",           // Q5_0
-            "blk.0.ffn_down.weight",         // Q6_K / Q4_K / Q8_0, whatever the file holds
-            "blk.1.ffn_down.weight",
-            "blk.0.attn_v.weight",
-            "blk.3.attn_v.weight",
-            "token_embd.weight:1000:1400",
-            "blk.0.attn_q.bias",             // F32
-        ]),
-        ("qwen2.5-coder-1.5b-instruct", [
-            "blk.0.attn_q.weight",           // Q4_K
-            "blk.0.ffn_down.weight",         // Q6_K
-            "blk.0.attn_v.weight",
-            "token_embd.weight:151000:151400",
-            "output.weight:0:300",
-            "blk.27.attn_k.bias",            // F32
-        ]),
+        (
+            "smollm2-135m-instruct",
+            [
+                "token_embd.weight:0:512",  // Q8_0
+                "blk.0.attn_q.weight",  // Q4_1
+                "blk.29.ffn_down.weight",  // Q4_1
+                "blk.0.attn_norm.weight",  // F32
+                "output_norm.weight",  // F32
+            ]
+        ),
+        (
+            "qwen2.5-coder-0.5b-instruct",
+            [
+                "blk.0.attn_q.weight",  // Q5_0
+                "blk.0.ffn_down.weight",  // Q6_K / Q4_K / Q8_0, whatever the file holds
+                "blk.1.ffn_down.weight",
+                "blk.0.attn_v.weight",
+                "blk.3.attn_v.weight",
+                "token_embd.weight:1000:1400",
+                "blk.0.attn_q.bias",  // F32
+            ]
+        ),
+        (
+            "qwen2.5-coder-1.5b-instruct",
+            [
+                "blk.0.attn_q.weight",  // Q4_K
+                "blk.0.ffn_down.weight",  // Q6_K
+                "blk.0.attn_v.weight",
+                "token_embd.weight:151000:151400",
+                "output.weight:0:300",
+                "blk.27.attn_k.bias",  // F32
+            ]
+        ),
     ]
 
     @Test("real tensors of the three models", arguments: 0..<3)
@@ -53,7 +62,8 @@ struct DequantizeTests {
                 let expected = raw.bindMemory(to: UInt32.self)
                 return zip(expected, ours).reduce(0) { $0 + (UInt32(littleEndian: $1.0) == $1.1.bitPattern ? 0 : 1) }
             }
-            #expect(mismatches == 0, "\(model) \(request) (\(tensor.type)): \(mismatches) of \(ours.count) values differ")
+            #expect(
+                mismatches == 0, "\(model) \(request) (\(tensor.type)): \(mismatches) of \(ours.count) values differ")
             typesSeen.insert(tensor.type.description)
         }
         print("\(model): bit-exact on \(requests.count) tensors of types \(typesSeen.sorted())")

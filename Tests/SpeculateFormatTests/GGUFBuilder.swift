@@ -11,8 +11,13 @@ struct GGUFBuilder {
 
     func build() -> [UInt8] {
         var out: [UInt8] = []
-        func put<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) } }
-        func putString(_ s: String) { put(UInt64(s.utf8.count)); out.append(contentsOf: s.utf8) }
+        func put<T: FixedWidthInteger>(_ value: T) {
+            withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) }
+        }
+        func putString(_ s: String) {
+            put(UInt64(s.utf8.count))
+            out.append(contentsOf: s.utf8)
+        }
         func typeID(_ v: GGUFValue) -> GGUFValueType {
             switch v {
             case .uint8: return .uint8
@@ -32,19 +37,19 @@ struct GGUFBuilder {
         }
         func putValue(_ v: GGUFValue) {
             switch v {
-            case let .uint8(x): put(x)
-            case let .int8(x): put(x)
-            case let .uint16(x): put(x)
-            case let .int16(x): put(x)
-            case let .uint32(x): put(x)
-            case let .int32(x): put(x)
-            case let .uint64(x): put(x)
-            case let .int64(x): put(x)
-            case let .float32(x): put(x.bitPattern)
-            case let .float64(x): put(x.bitPattern)
-            case let .bool(x): put(UInt8(x ? 1 : 0))
-            case let .string(s): putString(s)
-            case let .array(elementType, values):
+            case .uint8(let x): put(x)
+            case .int8(let x): put(x)
+            case .uint16(let x): put(x)
+            case .int16(let x): put(x)
+            case .uint32(let x): put(x)
+            case .int32(let x): put(x)
+            case .uint64(let x): put(x)
+            case .int64(let x): put(x)
+            case .float32(let x): put(x.bitPattern)
+            case .float64(let x): put(x.bitPattern)
+            case .bool(let x): put(UInt8(x ? 1 : 0))
+            case .string(let s): putString(s)
+            case .array(let elementType, let values):
                 put(elementType.rawValue)
                 put(UInt64(values.count))
                 values.forEach(putValue)
@@ -68,7 +73,7 @@ struct GGUFBuilder {
         for (tensor, tensorOffset) in zip(tensors, offsets) {
             putString(tensor.name)
             put(UInt32(tensor.dims.count))
-            tensor.dims.forEach { put(UInt64($0)) }
+            for dimension in tensor.dims { put(UInt64(dimension)) }
             put(tensor.type.rawValue)
             put(UInt64(tensorOffset))
         }
@@ -92,10 +97,15 @@ struct GGUFBuilder {
             ("text", .string("héllo 🌍")),
             ("list", .array(elementType: .int32, values: [.int32(1), .int32(-2), .int32(3)])),
             ("words", .array(elementType: .string, values: [.string("a"), .string(""), .string("ĠĊ")])),
-            ("nested", .array(elementType: .array, values: [
-                .array(elementType: .uint8, values: [.uint8(1)]),
-                .array(elementType: .string, values: []),
-            ])),
+            (
+                "nested",
+                .array(
+                    elementType: .array,
+                    values: [
+                        .array(elementType: .uint8, values: [.uint8(1)]),
+                        .array(elementType: .string, values: []),
+                    ])
+            ),
         ]
         let floats: [Float] = [1, -2, 3.5, 0.25]
         let f32Bytes = floats.flatMap { value in withUnsafeBytes(of: value.bitPattern.littleEndian) { Array($0) } }

@@ -48,14 +48,19 @@ struct GGUFReaderTests {
         #expect(throws: GGUFError.unsupportedVersion(1)) { try GGUFFile(bytes: bad) }
         bad = bytes
         bad.replaceSubrange(16..<24, with: [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F])
-        #expect(throws: GGUFError.absurdCount(what: "metadata count", count: UInt64(Int64.max))) { try GGUFFile(bytes: bad) }
+        #expect(throws: GGUFError.absurdCount(what: "metadata count", count: UInt64(Int64.max))) {
+            try GGUFFile(bytes: bad)
+        }
         bytes = Array(bytes.prefix(10))
         #expect(throws: GGUFError.self) { try GGUFFile(bytes: bytes) }
 
         var builder = GGUFBuilder.sample()
         builder.tensors[1].type = .q4_K  // 32 elements is not a whole Q4_K block of 256
-        #expect(throws: GGUFError.badTensorShape(tensor: "weights.q8",
-                                                 reason: "row length 32 is not a multiple of the Q4_K block size 256")) {
+        #expect(
+            throws: GGUFError.badTensorShape(
+                tensor: "weights.q8",
+                reason: "row length 32 is not a multiple of the Q4_K block size 256")
+        ) {
             try GGUFFile(bytes: builder.build())
         }
         builder = GGUFBuilder.sample()
@@ -76,7 +81,8 @@ struct GGUFReaderTests {
             #expect(throws: GGUFError.self) { try GGUFFile(bytes: Array(original.prefix(length))) }
         }
         var generator = SplitMix64(seed: 0x5EC0_1A7E)
-        var parsed = 0, rejected = 0
+        var parsed = 0
+        var rejected = 0
         for round in 0..<6000 {
             var bytes = original
             let mutations = 1 + Int(generator.next() % 4)
@@ -88,7 +94,9 @@ struct GGUFReaderTests {
                 default:
                     // Overwrite eight bytes with a huge little-endian count.
                     let value = generator.next() | 0x00F0_0000_0000_0000
-                    for k in 0..<8 where position + k < bytes.count { bytes[position + k] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(k))) }
+                    for k in 0..<8 where position + k < bytes.count {
+                        bytes[position + k] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(k)))
+                    }
                 }
             }
             if generator.next() % 4 == 0 { bytes = Array(bytes.prefix(Int(generator.next() % UInt64(bytes.count)))) }
@@ -115,8 +123,9 @@ struct GGUFReaderTests {
         }
     }
 
-    @Test("metadata and tensor infos equal the gguf Python package's reading",
-          arguments: ["smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"])
+    @Test(
+        "metadata and tensor infos equal the gguf Python package's reading",
+        arguments: ["smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"])
     func matchesReference(model: String) throws {
         let path = try TestSupport.modelPath(model)
         let file = try GGUFFile(path: path)
@@ -128,15 +137,15 @@ struct GGUFReaderTests {
         for (key, expected) in metadata {
             let value = try #require(file.metadata[key])
             switch value {
-            case let .array(elementType, values):
+            case .array(let elementType, let values):
                 #expect(expected["count"] as? Int == values.count, "\(key)")
                 #expect(expected["element"] as? String == elementType.description, "\(key)")
                 if elementType == .string || elementType.isInteger {
                     let text = values.map { $0.stringValue ?? String($0.intValue!) }.joined(separator: "\n")
                     #expect(expected["sha256"] as? String == sha256Hex(Array(text.utf8)), "\(key)")
                 }
-            case let .string(s): #expect(expected["value"] as? String == s, "\(key)")
-            case let .bool(b): #expect(expected["value"] as? Bool == b, "\(key)")
+            case .string(let s): #expect(expected["value"] as? String == s, "\(key)")
+            case .bool(let b): #expect(expected["value"] as? Bool == b, "\(key)")
             case .float32, .float64: #expect(expected["value"] as? Double == value.doubleValue, "\(key)")
             default: #expect(expected["value"] as? Int == value.intValue, "\(key)")
             }

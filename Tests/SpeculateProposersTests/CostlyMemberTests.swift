@@ -8,7 +8,8 @@ import Testing
 @Suite("The auto policy with a costly member")
 struct CostlyMemberTests {
     /// The measured shape of this project's CPU hosts (two tokens 1.09 steps, 16 tokens 3.3).
-    static let curve = VerificationCost(tokens: [1, 2, 4, 8, 16, 64], relative: [1, 1.09, 1.14, 1.91, 3.29, 15.7], oneTokenSeconds: 0.034)
+    static let curve = VerificationCost(
+        tokens: [1, 2, 4, 8, 16, 64], relative: [1, 1.09, 1.14, 1.91, 3.29, 15.7], oneTokenSeconds: 0.034)
     /// A drafted token costs this fraction of a target step (the 0.5B draft's figure here).
     static let draftShare = 0.3
 
@@ -22,7 +23,9 @@ struct CostlyMemberTests {
         var rate: Double { Double(tokens) / seconds }
         var share: Double { Double(stepsAskingMember) / Double(steps) }
         func report(_ what: String) {
-            print("\(what): member asked on \(String(format: "%.1f", 100 * share))% of steps, \(String(format: "%.2f", rate * curve.oneTokenSeconds))x plain")
+            print(
+                "\(what): member asked on \(String(format: "%.1f", 100 * share))% of steps, \(String(format: "%.2f", rate * curve.oneTokenSeconds))x plain"
+            )
         }
     }
 
@@ -31,11 +34,13 @@ struct CostlyMemberTests {
     /// `truth` per verified tree (`curve` unless said otherwise).
     /// With `stopsAtMiss`, the member ends each draft at its first wrong token (a draft model that
     /// knows when it is unsure, at its best), and pays only for the tokens it drafted.
-    static func simulate(_ state: inout PolicyState, steps: Int, hitRate: Double, seed: UInt64, stopsAtMiss: Bool = false,
-                         truth: VerificationCost = curve, asked: ((Int) -> Void)? = nil) -> Stretch {
+    static func simulate(
+        _ state: inout PolicyState, steps: Int, hitRate: Double, seed: UInt64, stopsAtMiss: Bool = false,
+        truth: VerificationCost = curve, asked: ((Int) -> Void)? = nil
+    ) -> Stretch {
         var random = seed
         func uniform() -> Double {
-            random = random &* 6364136223846793005 &+ 1442695040888963407
+            random = random &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             return Double(random >> 11) / Double(1 << 53)
         }
         let step = curve.oneTokenSeconds
@@ -55,9 +60,14 @@ struct CostlyMemberTests {
                 now = now.advanced(by: .seconds(seconds))
                 stretch.seconds += seconds
                 state.recordDraftTime(member: member, seconds: seconds, depth: tokens.count, asked: depth)
-                drafts.append((member, DraftCandidate(tokens: tokens, parents: tokens.indices.map { $0 - 1 },
-                                                      distributions: Array(repeating: .deterministic, count: tokens.count),
-                                                      scores: tokens.indices.map { Float(pow(0.8, Double($0 + 1))) })))
+                drafts.append(
+                    (
+                        member,
+                        DraftCandidate(
+                            tokens: tokens, parents: tokens.indices.map { $0 - 1 },
+                            distributions: Array(repeating: .deterministic, count: tokens.count),
+                            scores: tokens.indices.map { Float(pow(0.8, Double($0 + 1))) })
+                    ))
             }
             let sent = state.select(drafts, budget: budget, draftStarted: started, now: now)
             let chain = sent.first?.tokens ?? []
@@ -100,8 +110,12 @@ struct CostlyMemberTests {
 
     @Test("a step's counterfactual: the deepest cheap node on the target's path, plus the target's token")
     func counterfactualTokens() {
-        let chain = DraftCandidate(tokens: [1, 2, 3], parents: [-1, 0, 1], distributions: Array(repeating: .deterministic, count: 3), scores: [0.9, 0.8, 0.7])
-        let fork = DraftCandidate(tokens: [5, 1, 6], parents: [-1, -1, 1], distributions: Array(repeating: .deterministic, count: 3), scores: [0.5, 0.4, 0.3])
+        let chain = DraftCandidate(
+            tokens: [1, 2, 3], parents: [-1, 0, 1], distributions: Array(repeating: .deterministic, count: 3),
+            scores: [0.9, 0.8, 0.7])
+        let fork = DraftCandidate(
+            tokens: [5, 1, 6], parents: [-1, -1, 1], distributions: Array(repeating: .deterministic, count: 3),
+            scores: [0.5, 0.4, 0.3])
         #expect(PolicyState.counterfactualTokens([], accepted: [7]) == 1)  // nothing sent: a plain step
         #expect(PolicyState.counterfactualTokens([chain], accepted: [1, 2, 9, 4]) == 3)  // 1, 2, then the target's 9
         #expect(PolicyState.counterfactualTokens([chain], accepted: [8, 2]) == 1)  // wrong at the root
@@ -120,15 +134,20 @@ struct CostlyMemberTests {
         #expect(stretch.rate > 0.95 * Self.plainRate, "\(stretch.rate / Self.plainRate)x plain")
     }
 
-    @Test("a draft model that ends its own drafts is asked for the full depth while in use, others for their best depth")
+    @Test(
+        "a draft model that ends its own drafts is asked for the full depth while in use, others for their best depth")
     func selfLimitingMemberDraftsDeep() {
         var depths: [Bool: [Int]] = [:]
         var rates: [Bool: Double] = [:]
         for selfLimiting in [false, true] {
             var state = PolicyState(members: 1, cost: Self.curve, cheapFraction: 0.02, selfLimiting: [selfLimiting])
             _ = Self.simulate(&state, steps: 200, hitRate: 0.9, seed: 6, stopsAtMiss: true)  // learn and adopt it
-            let stretch = Self.simulate(&state, steps: 300, hitRate: 0.9, seed: 7, stopsAtMiss: true) { depths[selfLimiting, default: []].append($0) }
-            stretch.report(selfLimiting ? "ends its own drafts, asked for the full depth" : "ends its own drafts, asked for its best depth")
+            let stretch = Self.simulate(&state, steps: 300, hitRate: 0.9, seed: 7, stopsAtMiss: true) {
+                depths[selfLimiting, default: []].append($0)
+            }
+            stretch.report(
+                selfLimiting
+                    ? "ends its own drafts, asked for the full depth" : "ends its own drafts, asked for its best depth")
             #expect(stretch.share > 0.9, "asked on \(stretch.share) of steps")
             rates[selfLimiting] = stretch.rate
         }

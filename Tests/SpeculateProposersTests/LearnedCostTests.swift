@@ -10,8 +10,9 @@ struct LearnedCostTests {
     static let truth = CostlyMemberTests.curve
     /// What a probe measured on a busy host: twice the true extra cost of every size (8 tokens
     /// 2.8 single steps where they cost 1.9).
-    static let steep = VerificationCost(tokens: truth.tokens, relative: truth.relative.map { 1 + 2 * ($0 - 1) },
-                                        oneTokenSeconds: truth.oneTokenSeconds)
+    static let steep = VerificationCost(
+        tokens: truth.tokens, relative: truth.relative.map { 1 + 2 * ($0 - 1) },
+        oneTokenSeconds: truth.oneTokenSeconds)
 
     @Test("a seed with the wrong slope is refitted from the sizes sent, and prices every size")
     func learnsSlope() {
@@ -42,11 +43,14 @@ struct LearnedCostTests {
 
     @Test("a fitted slope near the seed's keeps the seed's")
     func trustedBand() {
-        let flatter = VerificationCost(tokens: Self.truth.tokens, relative: Self.truth.relative.map { 1 + 0.9 * ($0 - 1) },
-                                       oneTokenSeconds: Self.truth.oneTokenSeconds)
+        let flatter = VerificationCost(
+            tokens: Self.truth.tokens, relative: Self.truth.relative.map { 1 + 0.9 * ($0 - 1) },
+            oneTokenSeconds: Self.truth.oneTokenSeconds)
         var cost = LearnedVerificationCost(seed: Self.truth)
         for _ in 0..<20 {
-            for size in [4, 8] { cost.record(tokens: size, seconds: Self.truth.oneTokenSeconds * flatter.relativeCost(size)) }
+            for size in [4, 8] {
+                cost.record(tokens: size, seconds: Self.truth.oneTokenSeconds * flatter.relativeCost(size))
+            }
         }
         #expect(cost.scale == 1)
         #expect(cost.relativeCost(8) == Self.truth.relativeCost(8))
@@ -90,8 +94,12 @@ struct LearnedCostTests {
         _ = CostlyMemberTests.simulate(&frozen, steps: warmUp, hitRate: 0.85, seed: 3, truth: Self.steep)
         let unlearned = CostlyMemberTests.simulate(&frozen, steps: 400, hitRate: 0.85, seed: 4, truth: Self.steep)
         let nodes = { (stretch: CostlyMemberTests.Stretch) in Double(stretch.sentNodes) / Double(stretch.steps) }
-        #expect(nodes(unlearned) < 0.9 * nodes(withRight), "the steep curve alone prunes: \(nodes(unlearned)) against \(nodes(withRight)) nodes")
-        #expect(abs(nodes(learned) - nodes(withRight)) < 0.25, "\(nodes(learned)) nodes per step against \(nodes(withRight))")
+        #expect(
+            nodes(unlearned) < 0.9 * nodes(withRight),
+            "the steep curve alone prunes: \(nodes(unlearned)) against \(nodes(withRight)) nodes")
+        #expect(
+            abs(nodes(learned) - nodes(withRight)) < 0.25,
+            "\(nodes(learned)) nodes per step against \(nodes(withRight))")
         #expect(learned.rate > 0.98 * withRight.rate, "\(learned.rate) tokens/s against \(withRight.rate)")
     }
 }

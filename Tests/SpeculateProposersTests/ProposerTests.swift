@@ -21,11 +21,14 @@ struct GarbageProposer: DraftProposer {
 
 @Suite("Built-in proposers on real models", .serialized)
 struct RealModelProposerTests {
-    static func decode(_ model: TransformerModel, prompt: [Token], proposers: [any DraftProposer], budget: TreeBudget = TreeBudget(),
-                       maxTokens: Int = 64) async throws -> ([Token], RunStatistics) {
+    static func decode(
+        _ model: TransformerModel, prompt: [Token], proposers: [any DraftProposer], budget: TreeBudget = TreeBudget(),
+        maxTokens: Int = 64
+    ) async throws -> ([Token], RunStatistics) {
         let session = try InferenceSession(model: model, context: 1024)
         let decoder = SpeculativeDecoder(target: session, proposers: proposers)
-        let (tokens, stats) = try await decoder.generateAll(prompt: prompt, options: GenerationOptions(maxTokens: maxTokens, budget: budget))
+        let (tokens, stats) = try await decoder.generateAll(
+            prompt: prompt, options: GenerationOptions(maxTokens: maxTokens, budget: budget))
         return (tokens.map(\.token), stats)
     }
 
@@ -40,17 +43,35 @@ struct RealModelProposerTests {
             let (plain, _) = try await Self.decode(model, prompt: prompt, proposers: [], maxTokens: length)
             let strategies: [(String, [any DraftProposer], TreeBudget)] = [
                 ("ngram", [NGramProposer()], TreeBudget()),
-                ("ngram tree", [NGramProposer(branches: 3)], TreeBudget(maxNodes: 12, maxDepth: 4, branching: [3, 2, 1, 1])),
-                ("draft chain", [try DraftModelProposer(name: "self", model: model, context: 1024, draftLength: 6)], TreeBudget()),
-                ("draft tree", [try DraftModelProposer(name: "self", model: model, context: 1024, draftLength: 4)],
-                 TreeBudget(maxNodes: 10, maxDepth: 3, branching: [2, 2, 1])),
-                ("draft, reduced head", [try DraftModelProposer(name: "self", model: model, context: 1024, draftLength: 4, headRows: 8192)],
-                 TreeBudget()),
-                ("ensemble + garbage", [try DraftModelProposer(name: "self", model: model, context: 1024, draftLength: 4), NGramProposer(), GarbageProposer()],
-                 TreeBudget(maxNodes: 10, maxDepth: 6)),
+                (
+                    "ngram tree", [NGramProposer(branches: 3)],
+                    TreeBudget(maxNodes: 12, maxDepth: 4, branching: [3, 2, 1, 1])
+                ),
+                (
+                    "draft chain", [try DraftModelProposer(name: "self", model: model, context: 1024, draftLength: 6)],
+                    TreeBudget()
+                ),
+                (
+                    "draft tree", [try DraftModelProposer(name: "self", model: model, context: 1024, draftLength: 4)],
+                    TreeBudget(maxNodes: 10, maxDepth: 3, branching: [2, 2, 1])
+                ),
+                (
+                    "draft, reduced head",
+                    [try DraftModelProposer(name: "self", model: model, context: 1024, draftLength: 4, headRows: 8192)],
+                    TreeBudget()
+                ),
+                (
+                    "ensemble + garbage",
+                    [
+                        try DraftModelProposer(name: "self", model: model, context: 1024, draftLength: 4),
+                        NGramProposer(), GarbageProposer(),
+                    ],
+                    TreeBudget(maxNodes: 10, maxDepth: 6)
+                ),
             ]
             for (name, proposers, budget) in strategies {
-                let (tokens, stats) = try await Self.decode(model, prompt: prompt, proposers: proposers, budget: budget, maxTokens: length)
+                let (tokens, stats) = try await Self.decode(
+                    model, prompt: prompt, proposers: proposers, budget: budget, maxTokens: length)
                 #expect(tokens == plain, "\(name) differs from plain greedy")
                 if name == "draft chain" {
                     // A model drafting for itself is always right.
@@ -69,10 +90,13 @@ struct RealModelProposerTests {
         let tokenizer = try Tokenizer(gguf: target.file)
         let prompt = tokenizer.encode(try TestSupport.humanEvalPrompts(2)[1])
         let (plain, _) = try await Self.decode(target, prompt: prompt, proposers: [], maxTokens: 40)
-        let (drafted, stats) = try await Self.decode(target, prompt: prompt, proposers: [try DraftModelProposer(name: "0.5b", model: draft, context: 1024)],
-                                                     maxTokens: 40)
+        let (drafted, stats) = try await Self.decode(
+            target, prompt: prompt, proposers: [try DraftModelProposer(name: "0.5b", model: draft, context: 1024)],
+            maxTokens: 40)
         #expect(drafted == plain)
-        print("0.5B drafting for 1.5B: \(stats.proposers[0].accepted)/\(stats.proposers[0].drafted) drafts accepted, \(String(format: "%.2f", stats.meanAcceptedPerForward)) tokens per target forward")
+        print(
+            "0.5B drafting for 1.5B: \(stats.proposers[0].accepted)/\(stats.proposers[0].drafted) drafts accepted, \(String(format: "%.2f", stats.meanAcceptedPerForward)) tokens per target forward"
+        )
         // "Often": every target forward yields more than two tokens. The per-token rate itself sits
         // near 0.5 here (28/56 on the current kernels) and moves by a draft or two with the last-bit
         // rounding of the draft's logits, which shifts its adaptive draft length; a pair with
@@ -82,10 +106,13 @@ struct RealModelProposerTests {
 
         // The same draft requantized to 4 bits at load: a different draft, the same output.
         let small = try SharedModels.model("qwen2.5-coder-0.5b-instruct", precision: .q4K)
-        let (fromSmall, smallStats) = try await Self.decode(target, prompt: prompt, proposers: [try DraftModelProposer(name: "0.5b q4_k", model: small, context: 1024)],
-                                                            maxTokens: 40)
+        let (fromSmall, smallStats) = try await Self.decode(
+            target, prompt: prompt, proposers: [try DraftModelProposer(name: "0.5b q4_k", model: small, context: 1024)],
+            maxTokens: 40)
         #expect(fromSmall == plain)
-        print("0.5B q4_k drafting for 1.5B: \(String(format: "%.2f", smallStats.meanAcceptedPerForward)) tokens per target forward")
+        print(
+            "0.5B q4_k drafting for 1.5B: \(String(format: "%.2f", smallStats.meanAcceptedPerForward)) tokens per target forward"
+        )
         #expect(smallStats.meanAcceptedPerForward > 2)
     }
 
@@ -94,7 +121,10 @@ struct RealModelProposerTests {
         let model = try SharedModels.model("smollm2-135m-instruct")
         let tokenizer = try Tokenizer(gguf: model.file)
         // Text that repeats itself, so that n-gram lookup has something to guess from.
-        let prompt = tokenizer.encode(try TestSupport.humanEvalPrompts(1)[0] + "\n# The same list of names, written out three times:\n# apple, banana, cherry, damson, elderberry, fig, grape\n")
+        let prompt = tokenizer.encode(
+            try TestSupport.humanEvalPrompts(1)[0]
+                + "\n# The same list of names, written out three times:\n# apple, banana, cherry, damson, elderberry, fig, grape\n"
+        )
         let (plain, _) = try await Self.decode(model, prompt: prompt, proposers: [], maxTokens: 96)
         for sampling in [SamplingSettings.greedy, SamplingSettings(temperature: 0.8, seed: 3)] {
             let stepwise = try DraftModelProposer(name: "stepwise", model: model, context: 1024, lookahead: 0)
@@ -102,14 +132,19 @@ struct RealModelProposerTests {
             var drafted = 0
             // Contexts advance as a decoder's would: by a few accepted tokens at a time.
             for (step, end) in stride(from: 0, to: plain.count, by: 3).enumerated() {
-                let context = DraftContext(tokens: prompt + plain[..<end], budget: TreeBudget(), sampling: sampling, remainingContext: 200, step: step)
+                let context = DraftContext(
+                    tokens: prompt + plain[..<end], budget: TreeBudget(), sampling: sampling, remainingContext: 200,
+                    step: step)
                 let expected = try await stepwise.propose(context)
                 let actual = try await guessing.propose(context)
                 #expect(actual == expected, "step \(step) (\(sampling.isGreedy ? "greedy" : "sampled"))")
                 drafted += expected.first?.tokens.count ?? 0
             }
-            let saved = guessing.counters, plainCounters = stepwise.counters
-            print("lookahead (\(sampling.isGreedy ? "greedy" : "sampled")): \(drafted) drafted tokens in \(saved.forwards) forwards against \(plainCounters.forwards); \(saved.guessesTaken) of \(saved.guessesMade) guesses taken")
+            let saved = guessing.counters
+            let plainCounters = stepwise.counters
+            print(
+                "lookahead (\(sampling.isGreedy ? "greedy" : "sampled")): \(drafted) drafted tokens in \(saved.forwards) forwards against \(plainCounters.forwards); \(saved.guessesTaken) of \(saved.guessesMade) guesses taken"
+            )
             #expect(plainCounters.guessesMade == 0)
             #expect(saved.guessesTaken > 0)
             #expect(saved.forwards + saved.guessesTaken == plainCounters.forwards)
@@ -124,7 +159,8 @@ struct RealModelProposerTests {
         let prompt = tokenizer.encode(try TestSupport.humanEvalPrompts(1)[0])
         let (plain, _) = try await Self.decode(target, prompt: prompt, proposers: [], maxTokens: 40)
         let retok = try RetokenizingProposer(name: "retok", model: smol, targetTokenizer: tokenizer, context: 1024)
-        let (drafted, stats) = try await Self.decode(target, prompt: prompt, proposers: [retok, NGramProposer()], maxTokens: 40)
+        let (drafted, stats) = try await Self.decode(
+            target, prompt: prompt, proposers: [retok, NGramProposer()], maxTokens: 40)
         #expect(drafted == plain)
         print("SmolLM2 via text for Qwen 0.5B: \(stats.proposers[0].accepted)/\(stats.proposers[0].drafted) accepted")
         #expect(stats.proposers[0].drafted > 0)
@@ -134,9 +170,14 @@ struct RealModelProposerTests {
     func vocabularyMismatch() throws {
         let smol = try SharedModels.tokenizer("smollm2-135m-instruct")
         let qwen = try SharedModels.tokenizer("qwen2.5-coder-0.5b-instruct")
-        #expect(throws: ProposerError.incompatibleVocabulary(draft: "smollm2-135m-instruct", target: "qwen2.5-coder-0.5b-instruct",
-                                                             reason: "vocabularies of 49152 and 151936 tokens")) {
-            try DraftModelProposer.checkCompatible(draft: smol, draftName: "smollm2-135m-instruct", target: qwen, targetName: "qwen2.5-coder-0.5b-instruct")
+        #expect(
+            throws: ProposerError.incompatibleVocabulary(
+                draft: "smollm2-135m-instruct", target: "qwen2.5-coder-0.5b-instruct",
+                reason: "vocabularies of 49152 and 151936 tokens")
+        ) {
+            try DraftModelProposer.checkCompatible(
+                draft: smol, draftName: "smollm2-135m-instruct", target: qwen, targetName: "qwen2.5-coder-0.5b-instruct"
+            )
         }
         try DraftModelProposer.checkCompatible(draft: qwen, draftName: "a", target: qwen, targetName: "b")
     }
@@ -149,17 +190,22 @@ struct NGramTests {
         let proposer = NGramProposer(maxN: 3, minN: 1, branches: 3)
         // ... 1 2 3 → 4 5 (twice), 1 2 3 → 9 (once, most recent), then the context ends in 1 2 3.
         let context: [Token] = [1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 9, 8, 0, 1, 2, 3]
-        let drafts = try await proposer.propose(DraftContext(tokens: context, budget: TreeBudget(maxNodes: 16, maxDepth: 3),
-                                                             sampling: .greedy, remainingContext: 100, step: 0))
+        let drafts = try await proposer.propose(
+            DraftContext(
+                tokens: context, budget: TreeBudget(maxNodes: 16, maxDepth: 3),
+                sampling: .greedy, remainingContext: 100, step: 0))
         #expect(drafts.map(\.tokens) == [[4, 5, 0], [9, 8, 0]])
         #expect(drafts[0].scores[0] > drafts[1].scores[0])
         // Incremental updates see new text; an unrelated context rebuilds the index.
         await proposer.observe(accepted: [7, 7], context: context + [7, 7])
-        let after = try await proposer.propose(DraftContext(tokens: [5, 6, 3, 7], budget: TreeBudget(), sampling: .greedy, remainingContext: 100, step: 1))
+        let after = try await proposer.propose(
+            DraftContext(tokens: [5, 6, 3, 7], budget: TreeBudget(), sampling: .greedy, remainingContext: 100, step: 1))
         #expect(after.isEmpty || after.allSatisfy { $0.tokens.first != nil })
         let corpusProposer = NGramProposer(maxN: 2, corpus: [10, 11, 12, 13])
-        let fromCorpus = try await corpusProposer.propose(DraftContext(tokens: [99, 10, 11], budget: TreeBudget(maxNodes: 8, maxDepth: 2),
-                                                                       sampling: .greedy, remainingContext: 100, step: 0))
+        let fromCorpus = try await corpusProposer.propose(
+            DraftContext(
+                tokens: [99, 10, 11], budget: TreeBudget(maxNodes: 8, maxDepth: 2),
+                sampling: .greedy, remainingContext: 100, step: 0))
         #expect(fromCorpus.map(\.tokens) == [[12, 13]])
     }
 

@@ -26,7 +26,9 @@ struct MaliciousModelTests {
         _ = try session.evaluate(tokens: [TokenID(3 % vocabulary)], parents: [-1])
     }
 
-    @Test("the seed models load and run", arguments: ["tiny-model-q8_0.gguf", "tiny-model-q4_0.gguf", "tiny-model-f16.gguf"])
+    @Test(
+        "the seed models load and run",
+        arguments: ["tiny-model-q8_0.gguf", "tiny-model-q4_0.gguf", "tiny-model-f16.gguf"])
     func seedsLoad(name: String) throws {
         try Self.loadAndRun(try Self.seed(name))
     }
@@ -41,8 +43,10 @@ struct MaliciousModelTests {
             let nameBytes = Array(name.utf8)
             var length = UInt64(nameBytes.count).littleEndian
             let needle = withUnsafeBytes(of: &length) { Array($0) } + nameBytes
-            let start = try #require((0...(bytes.count - needle.count)).first { bytes[$0..<$0 + needle.count].elementsEqual(needle) })
-            let field = start + needle.count + 4 + 8 * dimension  // after the name: u32 dimension count, then u64 dimensions
+            let start = try #require(
+                (0...(bytes.count - needle.count)).first { bytes[$0..<$0 + needle.count].elementsEqual(needle) })
+            // After the name: a u32 dimension count, then u64 dimensions.
+            let field = start + needle.count + 4 + 8 * dimension
             withUnsafeBytes(of: value.littleEndian) { bytes.replaceSubrange(field..<field + 8, with: $0) }
             return bytes
         }
@@ -64,7 +68,8 @@ struct MaliciousModelTests {
         let original = try Self.seed("tiny-model-q4_0.gguf")
         let file = try GGUFFile(bytes: original)
         var generator = SplitMix64(seed: 0xBAD_F11E)
-        var loaded = 0, refused = 0
+        var loaded = 0
+        var refused = 0
         for round in 0..<3000 {
             var bytes = original
             // Mostly the header (metadata and the tensor table), sometimes tensor data.
@@ -76,7 +81,9 @@ struct MaliciousModelTests {
                 case 1: bytes[position] ^= UInt8(1 << (generator.next() % 8))
                 default:
                     let value = generator.next() >> (generator.next() % 64)
-                    for k in 0..<8 where position + k < bytes.count { bytes[position + k] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(k))) }
+                    for k in 0..<8 where position + k < bytes.count {
+                        bytes[position + k] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(k)))
+                    }
                 }
             }
             do {

@@ -25,7 +25,8 @@ final class ObjectCache: @unchecked Sendable {
     private let folder: URL
 
     private init() {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("speculate-kernel-objects-\(UUID().uuidString)")
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "speculate-kernel-objects-\(UUID().uuidString)")
         try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     }
 
@@ -80,9 +81,14 @@ final class ObjectCache: @unchecked Sendable {
     /// error, so that no define silently misses a file.
     private func macros(readBy source: String, includeFolders: [String]) throws -> Set<String> {
         lock.lock()
-        if let known = macrosBySource[source] { lock.unlock(); return known }
+        if let known = macrosBySource[source] {
+            lock.unlock()
+            return known
+        }
         lock.unlock()
-        var words = Set<String>(), pending = [source], seen = Set<String>()
+        var words = Set<String>()
+        var pending = [source]
+        var seen = Set<String>()
         while let file = pending.popLast() {
             guard seen.insert(file).inserted else { continue }
             let text = try String(contentsOfFile: file, encoding: .utf8)
@@ -92,11 +98,14 @@ final class ObjectCache: @unchecked Sendable {
                     let name = String(line[range].split(separator: "\"")[1])
                     let candidates = ([directory] + includeFolders).map { $0 + "/" + name }
                     guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-                        throw HarnessError("\(file) includes \"\(name)\", found in none of \(([directory] + includeFolders))")
+                        throw HarnessError(
+                            "\(file) includes \"\(name)\", found in none of \(([directory] + includeFolders))")
                     }
                     pending.append(found)
                 }
-                for word in line.split(whereSeparator: { !($0.isLetter || $0.isNumber || $0 == "_") }) { words.insert(String(word)) }
+                for word in line.split(whereSeparator: { !($0.isLetter || $0.isNumber || $0 == "_") }) {
+                    words.insert(String(word))
+                }
             }
         }
         lock.lock()
@@ -112,8 +121,20 @@ private final class LockedArray<Element>: @unchecked Sendable {
     private var storage: [Element?]
     init(count: Int) { storage = Array(repeating: nil, count: count) }
     subscript(index: Int) -> Element? {
-        get { lock.lock(); defer { lock.unlock() }; return storage[index] }
-        set { lock.lock(); storage[index] = newValue; lock.unlock() }
+        get {
+            lock.lock()
+            defer { lock.unlock() }
+            return storage[index]
+        }
+        set {
+            lock.lock()
+            storage[index] = newValue
+            lock.unlock()
+        }
     }
-    var values: [Element?] { lock.lock(); defer { lock.unlock() }; return storage }
+    var values: [Element?] {
+        lock.lock()
+        defer { lock.unlock() }
+        return storage
+    }
 }

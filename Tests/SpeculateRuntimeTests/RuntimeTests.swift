@@ -41,35 +41,51 @@ struct ReferenceForwardTests {
         "<|im_start|>user\nWrite a haiku about compilers.<|im_end|>\n<|im_start|>assistant\n",
     ]
 
-    @Test("logits and 32-token greedy continuations match", arguments: ["smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct"])
+    @Test(
+        "logits and 32-token greedy continuations match",
+        arguments: ["smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct"])
     func matchesReference(model name: String) throws {
         let (model, tokenizer) = try Models.load(name)
         let prompts = Self.prompts.map { tokenizer.encode($0, parseSpecial: true) }
         let folder = try TestSupport.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let input = folder.appendingPathComponent("in.json"), output = folder.appendingPathComponent("out.json")
+        let input = folder.appendingPathComponent("in.json")
+        let output = folder.appendingPathComponent("out.json")
         // The emulated run gives only the noise estimate (its logits); the float run the continuations.
-        let request: [String: Any] = ["prompts": prompts.map { $0.map(Int.init) }, "greedy": 32, "logit_positions": 4,
-                                      "modes": ["emulated", "float"], "greedy_modes": ["float"]]
+        let request: [String: Any] = [
+            "prompts": prompts.map { $0.map(Int.init) }, "greedy": 32, "logit_positions": 4,
+            "modes": ["emulated", "float"], "greedy_modes": ["float"],
+        ]
         try JSONSerialization.data(withJSONObject: request).write(to: input)
-        _ = try TestSupport.runPython("forward_reference.py", [try TestSupport.modelPath(name), input.path, output.path])
-        let reference = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: output)) as? [String: [[String: Any]]])
+        _ = try TestSupport.runPython(
+            "forward_reference.py", [try TestSupport.modelPath(name), input.path, output.path])
+        let reference = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: output)) as? [String: [[String: Any]]])
 
         // 8-bit activations make the forward pass sensitive to tiny input changes (a rounding flip
         // in one layer moves everything after it), so "how close" is measured against the reference's
         // own sensitivity: the gap between its float run and its run with emulated 8-bit activations.
-        let float = try #require(reference["float"]), emulated = try #require(reference["emulated"])
-        var noise: Float = 0, error: Float = 0, scale: Float = 0, top1Agree = 0, top1Total = 0
-        var forcedAgree = 0, forcedTotal = 0, freeRun = 0
+        let float = try #require(reference["float"])
+        let emulated = try #require(reference["emulated"])
+        var noise: Float = 0
+        var error: Float = 0
+        var scale: Float = 0
+        var top1Agree = 0
+        var top1Total = 0
+        var forcedAgree = 0
+        var forcedTotal = 0
+        var freeRun = 0
         for (index, prompt) in prompts.enumerated() {
             let session = try InferenceSession(model: model, context: 512)
-            let result = try session.evaluate(tokens: prompt, parents: (0..<prompt.count).map { $0 - 1 },
-                                              logits: .selected(Array(prompt.count - 4..<prompt.count)))
+            let result = try session.evaluate(
+                tokens: prompt, parents: (0..<prompt.count).map { $0 - 1 },
+                logits: .selected(Array(prompt.count - 4..<prompt.count)))
             let floatLogits = try #require(float[index]["logits"] as? [[Double]])
             let emulatedLogits = try #require(emulated[index]["logits"] as? [[Double]])
             for (j, row) in (prompt.count - 4..<prompt.count).enumerated() {
                 let ours = Array(result.row(for: row))
-                let theirs = floatLogits[j].map(Float.init), theirsEmulated = emulatedLogits[j].map(Float.init)
+                let theirs = floatLogits[j].map(Float.init)
+                let theirsEmulated = emulatedLogits[j].map(Float.init)
                 scale = max(scale, theirs.map(abs).max() ?? 0)
                 error = max(error, zip(ours, theirs).map { abs($0 - $1) }.max() ?? 0)
                 noise = max(noise, zip(theirsEmulated, theirs).map { abs($0 - $1) }.max() ?? 0)
@@ -82,18 +98,23 @@ struct ReferenceForwardTests {
             let forced = try InferenceSession(model: model, context: 512)
             let sequence = prompt + continuation.dropLast()
             let rows = Array(prompt.count - 1..<sequence.count)
-            let logits = try forced.evaluate(tokens: sequence, parents: (0..<sequence.count).map { $0 - 1 }, logits: .selected(rows))
+            let logits = try forced.evaluate(
+                tokens: sequence, parents: (0..<sequence.count).map { $0 - 1 }, logits: .selected(rows))
             for (step, row) in rows.enumerated() {
                 let agree = argmax(logits.row(for: row)) == continuation[step]
                 forcedTotal += 1
                 if agree { forcedAgree += 1 }
-                #expect(agree || Float(margins[step]) < 2 * noise,
-                        "\(name) step \(step): the reference picks \(continuation[step]) by a margin of \(margins[step]), beyond the 8-bit noise \(noise)")
+                #expect(
+                    agree || Float(margins[step]) < 2 * noise,
+                    "\(name) step \(step): the reference picks \(continuation[step]) by a margin of \(margins[step]), beyond the 8-bit noise \(noise)"
+                )
             }
             let ours = try greedy(try InferenceSession(model: model, context: 512), prompt: prompt, count: 32)
             freeRun += zip(ours, continuation).prefix { $0 == $1 }.count
         }
-        print("\(name) vs numpy: max |logit error| \(error) (\(String(format: "%.2f", 100 * error / scale))% of the largest logit; the reference's own 8-bit sensitivity is \(noise)), top-1 \(top1Agree)/\(top1Total), teacher-forced greedy \(forcedAgree)/\(forcedTotal), free-running greedy common prefix \(freeRun)/\(32 * prompts.count)")
+        print(
+            "\(name) vs numpy: max |logit error| \(error) (\(String(format: "%.2f", 100 * error / scale))% of the largest logit; the reference's own 8-bit sensitivity is \(noise)), top-1 \(top1Agree)/\(top1Total), teacher-forced greedy \(forcedAgree)/\(forcedTotal), free-running greedy common prefix \(freeRun)/\(32 * prompts.count)"
+        )
         #expect(top1Agree == top1Total)
         #expect(error <= 2 * noise + 0.01 * scale)
     }
@@ -104,7 +125,8 @@ struct BatchInvarianceTests {
     /// A random tree of `count` nodes in topological order (parents come first).
     static func randomTree(count: Int, vocabulary: Int, seed: UInt64) -> (tokens: [TokenID], parents: [Int]) {
         var generator = SplitMix64(seed: seed)
-        var tokens: [TokenID] = [], parents: [Int] = []
+        var tokens: [TokenID] = []
+        var parents: [Int] = []
         for i in 0..<count {
             parents.append(i == 0 ? -1 : Int.random(in: -1..<i, using: &generator))
             tokens.append(TokenID(Int.random(in: 0..<vocabulary, using: &generator)))
@@ -115,12 +137,16 @@ struct BatchInvarianceTests {
     static func path(to node: Int, parents: [Int]) -> [Int] {
         var path: [Int] = []
         var current = node
-        while current >= 0 { path.append(current); current = parents[current] }
+        while current >= 0 {
+            path.append(current)
+            current = parents[current]
+        }
         return path.reversed()
     }
 
-    @Test("a node's logits are bit-identical alone, in a chain and inside a 64-node tree",
-          arguments: ["smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"])
+    @Test(
+        "a node's logits are bit-identical alone, in a chain and inside a 64-node tree",
+        arguments: ["smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"])
     func bitIdentical(model name: String) throws {
         let (model, tokenizer) = try Models.load(name)
         let prompt = tokenizer.encode("def quicksort(items):\n    if len(items) <= 1:\n        return items\n")
@@ -152,7 +178,9 @@ struct BatchInvarianceTests {
         _ = try session.evaluate(tokens: Array(tree.tokens[..<half]), parents: Array(tree.parents[..<half]))
         let extended = try session.extend(tokens: Array(tree.tokens[half...]), parents: Array(tree.parents[half...]))
         for node in half..<tree.tokens.count {
-            #expect(Array(extended.row(for: node - half)) == Array(treeLogits.row(for: node)), "\(name) node \(node): extended tree")
+            #expect(
+                Array(extended.row(for: node - half)) == Array(treeLogits.row(for: node)),
+                "\(name) node \(node): extended tree")
         }
 
         // Commit one branch of the tree, then continue: same as if that branch had been decoded alone.
@@ -175,7 +203,8 @@ struct BatchInvarianceTests {
         let prompt = tokenizer.encode("for i in range(10):")
         let full = try InferenceSession(model: model, context: 64)
         let limited = try InferenceSession(model: model, context: 64, headRows: 4096)
-        let a = try full.append(prompt), b = try limited.append(prompt)
+        let a = try full.append(prompt)
+        let b = try limited.append(prompt)
         #expect(Array(a[..<4096]) == Array(b[..<4096]))
         #expect(b[4096...].allSatisfy { $0 == -.infinity })
         #expect(throws: RuntimeError.self) { try InferenceSession(model: model, context: 64, headRows: 0) }
@@ -202,104 +231,5 @@ struct BatchInvarianceTests {
         #expect(throws: RuntimeError.self) { try session.commit([1]) }  // not a branch from a root
         #expect(throws: RuntimeError.self) { try session.rollback(to: 10) }
         #expect(session.committedLength == 3)
-    }
-}
-
-@Suite("Requantized draft weights", .serialized)
-struct RequantizationTests {
-    /// Deterministic values with a normal-ish bulk and a few outliers, like real weight rows.
-    static func weights(count: Int, seed: UInt64) -> [Float] {
-        var state = seed
-        func uniform() -> Float {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Float(state >> 40) / Float(1 << 24)
-        }
-        return (0..<count).map { i in
-            let bulk = (uniform() + uniform() + uniform() - 1.5) * 0.05
-            return i % 97 == 0 ? bulk * 12 : bulk
-        }
-    }
-
-    /// Round trip through each 4-bit quantizer and the reference dequantizer, against the error
-    /// bounds the quantizers promise (see `quantize.c`).
-    @Test("Q4_K and Q4_0 quantizers round-trip within their stated error bounds", arguments: [GGMLType.q4_K, .q4_0])
-    func roundTrip(type: GGMLType) {
-        let n = 4096
-        let x = Self.weights(count: n, seed: 7)
-        var blocks = [UInt8](repeating: 0, count: n / type.blockSize * type.blockBytes)
-        var y = [Float](repeating: 0, count: n)
-        x.withUnsafeBufferPointer { source in
-            blocks.withUnsafeMutableBytes { out in
-                if type == .q4_K { spec_quantize_q4_K(source.baseAddress!, Int32(n), out.baseAddress!) }
-                else { spec_quantize_q4_0(source.baseAddress!, Int32(n), out.baseAddress!) }
-            }
-        }
-        blocks.withUnsafeBytes { bytes in
-            y.withUnsafeMutableBufferPointer { Dequantizer.dequantize(type, from: bytes.baseAddress!, count: n, into: $0.baseAddress!) }
-        }
-        var squared = 0.0, total = 0.0
-        for start in stride(from: 0, to: n, by: 32) {
-            let block = x[start..<start + 32]
-            let bound: Float
-            if type == .q4_K {
-                // Half a step of the sub-block plus the rounding of the super-block's scales
-                // (d and dmin: the largest sub-block step and offset over 63).
-                let superBlock = x[start / 256 * 256..<start / 256 * 256 + 256]
-                let subBlocks = stride(from: superBlock.startIndex, to: superBlock.endIndex, by: 32).map { x[$0..<$0 + 32] }
-                let d = subBlocks.map { (max($0.max()!, 0) - min($0.min()!, 0)) / 15 }.max()! / 63
-                let dmin = subBlocks.map { -min($0.min()!, 0) }.max()! / 63
-                bound = (max(block.max()!, 0) - min(block.min()!, 0)) / 15 / 2 + d + dmin
-            } else {
-                // Symmetric about zero, the largest magnitude exact: one step on the other side.
-                bound = block.map(abs).max()! / 8
-            }
-            for i in start..<start + 32 {
-                #expect(abs(x[i] - y[i]) <= bound * 1.01 + 1e-6, "\(type) element \(i): \(x[i]) became \(y[i]) (bound \(bound))")
-                squared += Double((x[i] - y[i]) * (x[i] - y[i]))
-                total += Double(x[i] * x[i])
-            }
-        }
-        let relative = (squared / total).squareRoot()
-        print("\(type) round trip: relative RMS error \(String(format: "%.3f", relative))")
-        #expect(relative < 0.2)
-    }
-
-    @Test("a requantized 0.5B reads fewer bytes per token and keeps its predictions")
-    func requantizedModel() throws {
-        let file = try SharedModels.model("qwen2.5-coder-0.5b-instruct"), small = try SharedModels.model("qwen2.5-coder-0.5b-instruct", precision: .q4K)
-        let tokenizer = try Tokenizer(gguf: file.file)
-        // Q5_0 and Q8_0 (head) to 4.5 bits per weight: about a quarter fewer bytes.
-        print("0.5B bytes per token: file \(file.weightBytes), q4_k \(small.weightBytes)")
-        #expect(Double(small.weightBytes) < 0.8 * Double(file.weightBytes))
-        let prompt = tokenizer.encode("def is_palindrome(s: str) -> bool:\n    \"\"\"Return True if s reads the same backwards.\"\"\"\n")
-        let a = try greedy(try InferenceSession(model: file, context: 256), prompt: prompt, count: 24)
-        let b = try greedy(try InferenceSession(model: small, context: 256), prompt: prompt, count: 24)
-        // A 4-bit draft is a different model; it must still mostly agree (this is what acceptance
-        // needs), at least on the first tokens of an easy continuation.
-        let agreeing = zip(a, b).prefix { $0 == $1 }.count
-        print("0.5B file vs q4_k greedy: first \(agreeing) of 24 tokens agree")
-        #expect(agreeing >= 4)
-    }
-}
-
-@Suite("Output heads of chosen tokens")
-struct ChosenHeadTests {
-    @Test("a head of chosen tokens scores exactly those tokens, bit-identical to the full head")
-    func chosenTokens() throws {
-        let (model, tokenizer) = try Models.load("qwen2.5-coder-0.5b-instruct")
-        let prompt = tokenizer.encode("import numpy as np\n")
-        // Scattered ids, out of order, across the packed groups of eight rows.
-        let chosen: [TokenID] = [151_935, 7, 13, 100_000] + (0..<300).map { TokenID(($0 * 7919 + 11) % 151_000) }.filter { ![7, 13].contains($0) }
-        var seen = Set<TokenID>()
-        let unique = chosen.filter { seen.insert($0).inserted }
-        let full = try InferenceSession(model: model, context: 64)
-        let limited = try InferenceSession(model: model, context: 64, headTokens: unique)
-        let a = try full.append(prompt), b = try limited.append(prompt)
-        let set = Set(unique)
-        for token in unique { #expect(b[Int(token)] == a[Int(token)], "token \(token)") }
-        #expect(b.indices.allSatisfy { set.contains(TokenID($0)) || b[$0] == -.infinity })
-        #expect(throws: RuntimeError.self) { try InferenceSession(model: model, context: 64, headTokens: []) }
-        #expect(throws: RuntimeError.self) { try InferenceSession(model: model, context: 64, headTokens: [1, 151_936]) }
-        #expect(throws: RuntimeError.self) { try InferenceSession(model: model, context: 64, headTokens: [1, 2, 1]) }
     }
 }

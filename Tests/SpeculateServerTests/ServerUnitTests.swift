@@ -11,60 +11,79 @@ struct RequestParsingTests {
 
     @Test("completions: fields, OpenAI defaults and the speculate extension")
     func completion() throws {
-        let job = try parser.completion(body(##"{"model": "m", "prompt": "def f():", "max_tokens": 20, "temperature": 0, "top_p": 0.9, "seed": 7, "stop": ["\n\n", "#"], "stream": true, "stream_options": {"include_usage": true}, "speculate": {"proposers": ["draft:x", "ngram"], "tree": "2,2,1", "max_nodes": 6, "verify": "greedy"}}"##))
-        #expect(job.prompt == "def f():" && job.maxTokens == 20 && job.stream && job.includeUsage && job.messages.isEmpty)
+        let job = try parser.completion(
+            body(
+                ##"{"model": "m", "prompt": "def f():", "max_tokens": 20, "temperature": 0, "top_p": 0.9, "seed": 7, "stop": ["\n\n", "#"], "stream": true, "stream_options": {"include_usage": true}, "speculate": {"proposers": ["draft:x", "ngram"], "tree": "2,2,1", "max_nodes": 6, "verify": "greedy"}}"##
+            ))
+        #expect(
+            job.prompt == "def f():" && job.maxTokens == 20 && job.stream && job.includeUsage && job.messages.isEmpty)
         #expect(job.sampling.temperature == 0 && job.sampling.topP == 0.9 && job.sampling.seed == 7)
         #expect(job.stop == ["\n\n", "#"])
-        #expect(job.strategy == StrategyRequest(proposers: ["draft:x", "ngram"], tree: [2, 2, 1], maxNodes: 6, maxDepth: 8, verify: .greedy))
+        #expect(
+            job.strategy
+                == StrategyRequest(
+                    proposers: ["draft:x", "ngram"], tree: [2, 2, 1], maxNodes: 6, maxDepth: 8, verify: .greedy))
         let plain = try parser.completion(body(#"{"prompt": ["hi"]}"#))
-        #expect(plain.maxTokens == 16 && plain.sampling.temperature == 1 && plain.strategy == parser.defaults && plain.stop.isEmpty)
+        #expect(
+            plain.maxTokens == 16 && plain.sampling.temperature == 1 && plain.strategy == parser.defaults
+                && plain.stop.isEmpty)
     }
 
     @Test("chat: messages in the chat format, content parts, max_completion_tokens")
     func chat() throws {
-        let job = try parser.chat(body(#"{"messages": [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "text", "text": "!"}]}], "max_completion_tokens": 9}"#)) { messages in
+        let job = try parser.chat(
+            body(
+                #"{"messages": [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "text", "text": "!"}]}], "max_completion_tokens": 9}"#
+            )
+        ) { messages in
             messages.map { "\($0.role):\($0.content)" }.joined(separator: "|")
         }
-        #expect(job.prompt == "system:Be brief.|user:Hi!" && job.messages.map(\.role) == ["system", "user"] && job.maxTokens == 9 && job.maxTokens != nil)
+        #expect(
+            job.prompt == "system:Be brief.|user:Hi!" && job.messages.map(\.role) == ["system", "user"]
+                && job.maxTokens == 9 && job.maxTokens != nil)
         let open = try parser.chat(body(#"{"messages": [{"role": "user", "content": "x"}]}"#)) { _ in "p" }
         #expect(open.maxTokens == nil)
     }
 
-    @Test("bad requests are refused with the field named", arguments: [
-        (#"not json"#, "invalid_json", nil),
-        (#"[1, 2]"#, "invalid_json", nil),
-        (#""#, "invalid_json", nil),
-        (#"{"max_tokens": 5}"#, "invalid_request", "prompt"),
-        (#"{"prompt": ""}"#, "invalid_request", "prompt"),
-        (#"{"prompt": ["a", "b"]}"#, "invalid_request", "prompt"),
-        (#"{"prompt": [1, 2, 3]}"#, "invalid_request", "prompt"),
-        (#"{"prompt": "x", "max_tokens": 0}"#, "invalid_request", "max_tokens"),
-        (#"{"prompt": "x", "max_tokens": 2.5}"#, "invalid_request", "max_tokens"),
-        (#"{"prompt": "x", "max_tokens": 100000}"#, "context_length_exceeded", "max_tokens"),
-        (#"{"prompt": "x", "n": 2}"#, "invalid_request", "n"),
-        (#"{"prompt": "x", "temperature": 3}"#, "invalid_request", "temperature"),
-        (#"{"prompt": "x", "temperature": "hot"}"#, "invalid_request", "temperature"),
-        (#"{"prompt": "x", "temperature": true}"#, "invalid_request", "temperature"),
-        (#"{"prompt": "x", "top_p": 0}"#, "invalid_request", "top_p"),
-        (#"{"prompt": "x", "stop": ["a", "b", "c", "d", "e"]}"#, "invalid_request", "stop"),
-        (#"{"prompt": "x", "stop": 5}"#, "invalid_request", "stop"),
-        (#"{"prompt": "x", "stream": "yes"}"#, "invalid_request", "stream"),
-        (#"{"prompt": "x", "logprobs": 3}"#, "unsupported_parameter", "logprobs"),
-        (#"{"prompt": "x", "echo": true}"#, "unsupported_parameter", "echo"),
-        (#"{"prompt": "x", "presence_penalty": 0.5}"#, "invalid_request", "presence_penalty"),
-        (#"{"prompt": "x", "speculate": []}"#, "invalid_request", "speculate"),
-        (#"{"prompt": "x", "speculate": {"proposer": ["ngram"]}}"#, "invalid_request", "speculate.proposer"),
-        (#"{"prompt": "x", "speculate": {"tree": "2,0"}}"#, "invalid_request", "speculate.tree"),
-        (#"{"prompt": "x", "speculate": {"max_nodes": 0}}"#, "invalid_request", "speculate.max_nodes"),
-        (#"{"prompt": "x", "speculate": {"verify": "maybe"}}"#, "invalid_request", "speculate.verify"),
-        (#"{"prompt": "x", "speculate": {"proposers": [3]}}"#, "invalid_request", "speculate.proposers"),
-    ] as [(String, String, String?)])
+    @Test(
+        "bad requests are refused with the field named",
+        arguments: [
+            (#"not json"#, "invalid_json", nil),
+            (#"[1, 2]"#, "invalid_json", nil),
+            (#""#, "invalid_json", nil),
+            (#"{"max_tokens": 5}"#, "invalid_request", "prompt"),
+            (#"{"prompt": ""}"#, "invalid_request", "prompt"),
+            (#"{"prompt": ["a", "b"]}"#, "invalid_request", "prompt"),
+            (#"{"prompt": [1, 2, 3]}"#, "invalid_request", "prompt"),
+            (#"{"prompt": "x", "max_tokens": 0}"#, "invalid_request", "max_tokens"),
+            (#"{"prompt": "x", "max_tokens": 2.5}"#, "invalid_request", "max_tokens"),
+            (#"{"prompt": "x", "max_tokens": 100000}"#, "context_length_exceeded", "max_tokens"),
+            (#"{"prompt": "x", "n": 2}"#, "invalid_request", "n"),
+            (#"{"prompt": "x", "temperature": 3}"#, "invalid_request", "temperature"),
+            (#"{"prompt": "x", "temperature": "hot"}"#, "invalid_request", "temperature"),
+            (#"{"prompt": "x", "temperature": true}"#, "invalid_request", "temperature"),
+            (#"{"prompt": "x", "top_p": 0}"#, "invalid_request", "top_p"),
+            (#"{"prompt": "x", "stop": ["a", "b", "c", "d", "e"]}"#, "invalid_request", "stop"),
+            (#"{"prompt": "x", "stop": 5}"#, "invalid_request", "stop"),
+            (#"{"prompt": "x", "stream": "yes"}"#, "invalid_request", "stream"),
+            (#"{"prompt": "x", "logprobs": 3}"#, "unsupported_parameter", "logprobs"),
+            (#"{"prompt": "x", "echo": true}"#, "unsupported_parameter", "echo"),
+            (#"{"prompt": "x", "presence_penalty": 0.5}"#, "invalid_request", "presence_penalty"),
+            (#"{"prompt": "x", "speculate": []}"#, "invalid_request", "speculate"),
+            (#"{"prompt": "x", "speculate": {"proposer": ["ngram"]}}"#, "invalid_request", "speculate.proposer"),
+            (#"{"prompt": "x", "speculate": {"tree": "2,0"}}"#, "invalid_request", "speculate.tree"),
+            (#"{"prompt": "x", "speculate": {"max_nodes": 0}}"#, "invalid_request", "speculate.max_nodes"),
+            (#"{"prompt": "x", "speculate": {"verify": "maybe"}}"#, "invalid_request", "speculate.verify"),
+            (#"{"prompt": "x", "speculate": {"proposers": [3]}}"#, "invalid_request", "speculate.proposers"),
+        ] as [(String, String, String?)])
     func refused(json: String, code: String, param: String?) {
         #expect(throws: APIError.self) { try parser.completion(body(json)) }
         do {
             _ = try parser.completion(body(json))
         } catch {
-            #expect(error.status == 400 && error.code == code && error.param == param, "\(json): \(error.code ?? "-") \(error.param ?? "-") \(error.message)")
+            #expect(
+                error.status == 400 && error.code == code && error.param == param,
+                "\(json): \(error.code ?? "-") \(error.param ?? "-") \(error.message)")
             #expect(!error.message.isEmpty)
         }
     }
@@ -77,8 +96,12 @@ struct RequestParsingTests {
         } catch {
             #expect(error.status == 404 && error.code == "model_not_found" && error.message.contains("'m'"))
         }
-        for json in [#"{"messages": []}"#, #"{"messages": [{"role": "robot", "content": "x"}]}"#, #"{"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}"#,
-                     #"{"messages": "hi"}"#, #"{"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]}"#] {
+        for json in [
+            #"{"messages": []}"#, #"{"messages": [{"role": "robot", "content": "x"}]}"#,
+            #"{"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}"#,
+            #"{"messages": "hi"}"#,
+            #"{"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]}"#,
+        ] {
             #expect(throws: APIError.self, "\(json)") { try parser.chat(body(json)) { _ in "" } }
         }
     }
@@ -96,9 +119,15 @@ struct RequestQueueTests {
         do { try await queue.reserve() } catch { #expect(error.status == 503 && error.retryAfter == 1) }
         await queue.waitTurn()  // the first runs at once
         let log = Log()
-        let second = Task { await queue.waitTurn(); await log.add(2) }
+        let second = Task {
+            await queue.waitTurn()
+            await log.add(2)
+        }
         try await Task.sleep(for: .milliseconds(50))
-        let third = Task { await queue.waitTurn(); await log.add(3) }
+        let third = Task {
+            await queue.waitTurn()
+            await log.add(3)
+        }
         try await Task.sleep(for: .milliseconds(50))
         #expect(await log.entries.isEmpty)
         #expect(await queue.depth == (1, 2))

@@ -19,20 +19,32 @@ struct TokenRankingTests {
     func ranking() throws {
         let model = try SharedModels.model("smollm2-135m-instruct")
         let tokenizer = try Tokenizer(gguf: model.file)
-        let corpus = try Self.temporaryDirectory(), cache = try Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: corpus); try? FileManager.default.removeItem(at: cache) }
-        try String(repeating: " zebra", count: 50).write(to: corpus.appendingPathComponent("a.txt"), atomically: true, encoding: .utf8)
-        try String(repeating: " lambda", count: 20).write(to: corpus.appendingPathComponent("b.py"), atomically: true, encoding: .utf8)
-        try String(repeating: " ignored", count: 99).write(to: corpus.appendingPathComponent("c.bin"), atomically: true, encoding: .utf8)
-        let ranking = try TokenFrequencyRanking.cached(corpus: corpus, tokenizer: tokenizer, name: "smol", directory: cache)
-        let zebra = tokenizer.encode(" zebra"), lambda = tokenizer.encode(" lambda")
+        let corpus = try Self.temporaryDirectory()
+        let cache = try Self.temporaryDirectory()
+        defer {
+            try? FileManager.default.removeItem(at: corpus)
+            try? FileManager.default.removeItem(at: cache)
+        }
+        try String(repeating: " zebra", count: 50).write(
+            to: corpus.appendingPathComponent("a.txt"), atomically: true, encoding: .utf8)
+        try String(repeating: " lambda", count: 20).write(
+            to: corpus.appendingPathComponent("b.py"), atomically: true, encoding: .utf8)
+        try String(repeating: " ignored", count: 99).write(
+            to: corpus.appendingPathComponent("c.bin"), atomically: true, encoding: .utf8)
+        let ranking = try TokenFrequencyRanking.cached(
+            corpus: corpus, tokenizer: tokenizer, name: "smol", directory: cache)
+        let zebra = tokenizer.encode(" zebra")
+        let lambda = tokenizer.encode(" lambda")
         #expect(Set(ranking.tokens.prefix(zebra.count)) == Set(zebra))
         #expect(Set(ranking.tokens.prefix(zebra.count + lambda.count)) == Set(zebra + lambda))
         #expect(ranking.seen == Set(zebra + lambda).count)
-        #expect(Set(ranking.tokens).count == tokenizer.vocabularySize && ranking.tokens.count == tokenizer.vocabularySize)
+        #expect(
+            Set(ranking.tokens).count == tokenizer.vocabularySize && ranking.tokens.count == tokenizer.vocabularySize)
         // Stored once, read back the same.
         #expect(try FileManager.default.contentsOfDirectory(atPath: cache.path).count == 1)
-        #expect(try TokenFrequencyRanking.cached(corpus: corpus, tokenizer: tokenizer, name: "smol", directory: cache) == ranking)
+        #expect(
+            try TokenFrequencyRanking.cached(corpus: corpus, tokenizer: tokenizer, name: "smol", directory: cache)
+                == ranking)
     }
 
     @Test("missing and empty corpora are clear errors")
@@ -41,9 +53,13 @@ struct TokenRankingTests {
         let tokenizer = try Tokenizer(gguf: model.file)
         let empty = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: empty) }
-        #expect(throws: TokenRankingError.emptyCorpus(empty.path)) { try TokenFrequencyRanking.count(corpus: empty, tokenizer: tokenizer) }
+        #expect(throws: TokenRankingError.emptyCorpus(empty.path)) {
+            try TokenFrequencyRanking.count(corpus: empty, tokenizer: tokenizer)
+        }
         let missing = empty.appendingPathComponent("nope")
-        #expect(throws: TokenRankingError.missingCorpus(missing.path)) { try TokenFrequencyRanking.count(corpus: missing, tokenizer: tokenizer) }
+        #expect(throws: TokenRankingError.missingCorpus(missing.path)) {
+            try TokenFrequencyRanking.count(corpus: missing, tokenizer: tokenizer)
+        }
     }
 
     @Test("a draft with a ranked head stays lossless")
@@ -56,7 +72,8 @@ struct TokenRankingTests {
         // The prompt's own tokens and a slice of the vocabulary, out of id order.
         var seen = Set<TokenID>()
         let head = (prompt + (0..<3000).map { TokenID(48_000 - $0) }).filter { seen.insert($0).inserted }
-        let draft = try DraftModelProposer(name: "ranked", model: model, context: 1024, draftLength: 4, headTokens: head)
+        let draft = try DraftModelProposer(
+            name: "ranked", model: model, context: 1024, draftLength: 4, headTokens: head)
         let decoder = SpeculativeDecoder(target: try InferenceSession(model: model, context: 1024), proposers: [draft])
         let (output, stats) = try await decoder.generateAll(prompt: prompt, options: GenerationOptions(maxTokens: 48))
         #expect(output.map(\.token) == expected.map(\.token))
@@ -83,12 +100,15 @@ struct TokenRankingTests {
         let model = try SharedModels.model("qwen2.5-coder-0.5b-instruct")
         let qwen = try Tokenizer(gguf: model.file)
         func choice(_ rows: Int?, tokenizer: Tokenizer) throws -> (rows: Int?, tokens: [TokenID]?) {
-            let environment = ProposerEnvironment(targetName: "target", targetModel: model, targetTokenizer: qwen, draftHead: rows)
+            let environment = ProposerEnvironment(
+                targetName: "target", targetModel: model, targetTokenizer: qwen, draftHead: rows)
             return try environment.draftHeadChoice(tokenizer: tokenizer, draftName: "draft")
         }
         let ranked = try #require(TokenFrequencyRanking.builtIn(for: qwen))
         let byDefault = try choice(nil, tokenizer: qwen)
-        #expect(byDefault.rows == nil && byDefault.tokens == Array(ranked.tokens.prefix(ProposerEnvironment.defaultDraftHead)))
+        #expect(
+            byDefault.rows == nil
+                && byDefault.tokens == Array(ranked.tokens.prefix(ProposerEnvironment.defaultDraftHead)))
         #expect(try choice(100, tokenizer: qwen).tokens == Array(ranked.tokens.prefix(100)))
         let all = try choice(0, tokenizer: qwen)
         #expect(all.rows == nil && all.tokens == nil)

@@ -31,12 +31,17 @@ public final class TableModelSession: ModelSession {
 
     public func evaluate(tokens: [Token], parents: [Int], logitRows: [Int]?) throws -> [[Float]] {
         try state.withLock { s in
-            guard s.committed.count + tokens.count <= capacity else { throw DecoderError.promptTooLong(tokens: tokens.count, capacity: capacity) }
+            guard s.committed.count + tokens.count <= capacity else {
+                throw DecoderError.promptTooLong(tokens: tokens.count, capacity: capacity)
+            }
             s.pending = zip(tokens, parents).map { ($0, $1) }
             return (logitRows ?? Array(tokens.indices)).map { row in
                 var path: [Token] = []
                 var node = row
-                while node >= 0 { path.append(tokens[node]); node = parents[node] }
+                while node >= 0 {
+                    path.append(tokens[node])
+                    node = parents[node]
+                }
                 return logits(after: s.committed + path.reversed())
             }
         }
@@ -71,11 +76,15 @@ public final class TableDraftProposer: DraftProposer {
     }
 
     public func propose(_ context: DraftContext) async throws -> [DraftCandidate] {
-        let call = counter.withLock { value -> UInt64 in value += 1; return value }
+        let call = counter.withLock { value -> UInt64 in
+            value += 1
+            return value
+        }
         var random = SeededRandom(seed: 0xD1CE &+ call &* 0x9E37_79B9 &+ UInt64(name.utf8.count))
         var candidates: [DraftCandidate] = []
         for _ in 0..<children {
-            var tokens: [Token] = [], distributions: [DraftDistribution] = []
+            var tokens: [Token] = []
+            var distributions: [DraftDistribution] = []
             var sequence = context.tokens
             for _ in 0..<depth {
                 let q = context.sampling.distribution(draft.logits(after: sequence))
@@ -84,8 +93,10 @@ public final class TableDraftProposer: DraftProposer {
                 distributions.append(context.sampling.isGreedy ? .deterministic : .sampled(q))
                 sequence.append(token)
             }
-            candidates.append(DraftCandidate(tokens: tokens, parents: (0..<tokens.count).map { $0 - 1 },
-                                             distributions: distributions, scores: tokens.map { _ in 1 }))
+            candidates.append(
+                DraftCandidate(
+                    tokens: tokens, parents: (0..<tokens.count).map { $0 - 1 },
+                    distributions: distributions, scores: tokens.map { _ in 1 }))
         }
         return candidates
     }
@@ -105,13 +116,17 @@ public struct RandomTreeProposer: DraftProposer {
     public func propose(_ context: DraftContext) async throws -> [DraftCandidate] {
         var random = SeededRandom(seed: seed &+ UInt64(context.step) &* 31 &+ UInt64(context.tokens.count))
         let count = Int(random.next() % 12)
-        var tokens: [Token] = [], parents: [Int] = []
+        var tokens: [Token] = []
+        var parents: [Int] = []
         for i in 0..<count {
             tokens.append(Token(random.next() % UInt64(vocabulary)))
             parents.append(i == 0 ? -1 : Int(random.next() % UInt64(i + 1)) - 1)
         }
-        return [DraftCandidate(tokens: tokens, parents: parents, distributions: tokens.map { _ in .deterministic },
-                               scores: tokens.map { _ in Float(random.unit()) })]
+        return [
+            DraftCandidate(
+                tokens: tokens, parents: parents, distributions: tokens.map { _ in .deterministic },
+                scores: tokens.map { _ in Float(random.unit()) })
+        ]
     }
 }
 
@@ -149,10 +164,15 @@ public struct AdversarialProposer: DraftProposer {
     public func propose(_ context: DraftContext) async throws -> [DraftCandidate] {
         switch context.step % 5 {
         case 0: throw Failure.boom
-        case 1: return [DraftCandidate.chain([Token(vocabulary), -3, 2])]                    // ids outside the vocabulary
-        case 2: return []                                                                     // nothing
-        case 3: return [DraftCandidate(tokens: [1, 2], parents: [0, 0], distributions: [.deterministic, .deterministic], scores: [1, 1])] // malformed
-        default: return [DraftCandidate.chain((0..<10_000).map { Token($0 % vocabulary) })]  // far longer than the budget
+        case 1: return [DraftCandidate.chain([Token(vocabulary), -3, 2])]  // ids outside the vocabulary
+        case 2: return []  // nothing
+        case 3:
+            return [
+                DraftCandidate(
+                    tokens: [1, 2], parents: [0, 0], distributions: [.deterministic, .deterministic], scores: [1, 1])
+            ]  // malformed
+        default:  // far longer than the budget
+            return [DraftCandidate.chain((0..<10_000).map { Token($0 % vocabulary) })]
         }
     }
 }

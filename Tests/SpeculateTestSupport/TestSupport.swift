@@ -23,7 +23,8 @@ public enum TestSupport {
         do {
             return try ModelStore().resolve(name).path
         } catch {
-            throw HarnessError("\(error) — the tests use the real models; pull them with `swift run -c release speculate models pull`")
+            throw HarnessError(
+                "\(error) — the tests use the real models; pull them with `swift run -c release speculate models pull`")
         }
     }
 
@@ -45,19 +46,23 @@ public enum TestSupport {
     public static func runProcess(_ executable: String, _ arguments: [String], input: Data? = nil) throws -> Data {
         let result = try runProcessCapturingAll(executable, arguments, input: input)
         guard result.status == 0 else {
-            throw HarnessError("\(executable) \(arguments.joined(separator: " ")) exited with \(result.status):\n"
-                               + String(decoding: result.standardError, as: UTF8.self))
+            throw HarnessError(
+                "\(executable) \(arguments.joined(separator: " ")) exited with \(result.status):\n"
+                    + String(decoding: result.standardError, as: UTF8.self))
         }
         return result.standardOutput
     }
 
     /// Runs an executable and returns its exit status, standard output and standard error.
     public static func runProcessCapturingAll(_ executable: String, _ arguments: [String], input: Data? = nil)
-        throws -> (status: Int32, standardOutput: Data, standardError: Data) {
+        throws -> (status: Int32, standardOutput: Data, standardError: Data)
+    {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        let output = Pipe(), error = Pipe(), stdin = Pipe()
+        let output = Pipe()
+        let error = Pipe()
+        let stdin = Pipe()
         process.standardOutput = output
         process.standardError = error
         process.standardInput = stdin
@@ -108,7 +113,10 @@ public enum SharedModels {
     /// The tokenizer of catalog model `name`, read on first use.
     public static func tokenizer(_ name: String) throws -> Tokenizer {
         lock.lock()
-        if let tokenizer = tokenizers[name] { lock.unlock(); return tokenizer }
+        if let tokenizer = tokenizers[name] {
+            lock.unlock()
+            return tokenizer
+        }
         lock.unlock()
         let tokenizer = try Tokenizer(gguf: try model(name).file)
         lock.lock()
@@ -122,8 +130,16 @@ public enum SharedModels {
 final class LockedData: @unchecked Sendable {
     private let lock = NSLock()
     private var data = Data()
-    func set(_ value: Data) { lock.lock(); data = value; lock.unlock() }
-    var value: Data { lock.lock(); defer { lock.unlock() }; return data }
+    func set(_ value: Data) {
+        lock.lock()
+        data = value
+        lock.unlock()
+    }
+    var value: Data {
+        lock.lock()
+        defer { lock.unlock() }
+        return data
+    }
 }
 
 /// SHA-256 of `bytes` as lowercase hex.

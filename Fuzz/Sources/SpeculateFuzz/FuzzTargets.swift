@@ -3,11 +3,11 @@
 // beyond "no crash", a property the parser promises. See Fuzz/README.md.
 import Foundation
 import Speculate
+import SpeculateAPI
 import SpeculateCore
 import SpeculateFormat
 import SpeculatePlugins
 import SpeculateRuntime
-import SpeculateAPI
 
 /// A target: called once per input.
 typealias FuzzTarget = @Sendable ([UInt8]) -> Void
@@ -24,7 +24,10 @@ let targets: [String: FuzzTarget] = [
 let selected: FuzzTarget = {
     let name = ProcessInfo.processInfo.environment["SPECULATE_FUZZ_TARGET"] ?? ""
     guard let target = targets[name] else {
-        FileHandle.standardError.write(Data("SPECULATE_FUZZ_TARGET must be one of: \(targets.keys.sorted().joined(separator: ", ")) (got '\(name)')\n".utf8))
+        FileHandle.standardError.write(
+            Data(
+                "SPECULATE_FUZZ_TARGET must be one of: \(targets.keys.sorted().joined(separator: ", ")) (got '\(name)')\n"
+                    .utf8))
         exit(2)
     }
     return target
@@ -36,10 +39,14 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     return 0
 }
 
-/// libFuzzer's driver (in the -sanitize=fuzzer runtime).
+// swift-format-ignore: AlwaysUseLowerCamelCase
+/// libFuzzer's driver (in the -sanitize=fuzzer runtime), under its C name.
 @_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
 
 /// SwiftPM links an executable target's entry point as `main` under this name, which would
 /// replace libFuzzer's own `main`; so the entry point hands over to libFuzzer's driver.
@@ -83,14 +90,17 @@ struct InputReader {
     guard let file = try? GGUFFile(bytes: bytes) else { return }
     for tensor in file.tensors {
         let data = file.data(of: tensor)
-        guard data.count == tensor.byteCount, tensor.offset >= 0 else { violated("tensor \(tensor.name): data of \(data.count) bytes for \(tensor.byteCount)") }
+        guard data.count == tensor.byteCount, tensor.offset >= 0 else {
+            violated("tensor \(tensor.name): data of \(data.count) bytes for \(tensor.byteCount)")
+        }
         if tensor.rowCount > 0, tensor.rowLength <= 1 << 16 { _ = file.dequantize(tensor, rows: 0..<1) }
     }
     _ = try? Tokenizer(gguf: file)
     // A model the loader accepts must run: its matrices were checked, so the kernels read only
     // inside them. Bounded so that a valid but large file cannot stall the fuzzer.
     guard let model = try? TransformerModel(gguf: file), model.weightBytes < 64 << 20,
-          let session = try? InferenceSession(model: model, context: min(16, model.config.trainedContext)) else { return }
+        let session = try? InferenceSession(model: model, context: min(16, model.config.trainedContext))
+    else { return }
     let vocabulary = model.config.vocabularySize
     guard let logits = try? session.append([0, 1].map { TokenID($0 % vocabulary) }) else { return }
     guard logits.count == vocabulary else { violated("\(logits.count) logits for a vocabulary of \(vocabulary)") }
@@ -102,7 +112,8 @@ struct InputReader {
 /// from SPECULATE_FUZZ_MODEL.
 let tokenizer: Tokenizer = {
     guard let path = ProcessInfo.processInfo.environment["SPECULATE_FUZZ_MODEL"],
-          let tokenizer = try? Tokenizer(gguf: GGUFFile(path: path)) else {
+        let tokenizer = try? Tokenizer(gguf: GGUFFile(path: path))
+    else {
         FileHandle.standardError.write(Data("SPECULATE_FUZZ_MODEL must name a GGUF file with a tokenizer\n".utf8))
         exit(2)
     }
@@ -116,11 +127,14 @@ let tokenizer: Tokenizer = {
     let text = String(decoding: bytes, as: UTF8.self)
     for special in [false, true] {
         let ids = tokenizer.encode(text, parseSpecial: special)
-        guard tokenizer.decode(ids) == text else { violated("decode(encode(text, parseSpecial: \(special))) != text for \(Array(text.utf8))") }
+        guard tokenizer.decode(ids) == text else {
+            violated("decode(encode(text, parseSpecial: \(special))) != text for \(Array(text.utf8))")
+        }
     }
     var reader = InputReader(bytes: bytes)
     var ids: [TokenID] = []
-    for _ in 0..<bytes.count / 4 { ids.append(reader.int32() % Int32(tokenizer.vocabularySize + 8)) }  // some out of range
+    // Some ids are out of range.
+    for _ in 0..<bytes.count / 4 { ids.append(reader.int32() % Int32(tokenizer.vocabularySize + 8)) }
     let whole = tokenizer.decode(ids)
     var streaming = OutputText(spell: { tokenizer.bytes(of: $0) })
     var pieces = ""
@@ -139,14 +153,20 @@ let tokenizer: Tokenizer = {
 @Sendable func fuzzChat(_ bytes: [UInt8]) {
     let roles = ["system", "user", "assistant"]
     let parts = bytes.split(separator: 0, omittingEmptySubsequences: false).prefix(16)
-    let messages = parts.enumerated().map { ChatMessage(role: roles[$0.offset % 3], content: String(decoding: $0.element, as: UTF8.self)) }
+    let messages = parts.enumerated().map {
+        ChatMessage(role: roles[$0.offset % 3], content: String(decoding: $0.element, as: UTF8.self))
+    }
     let ids = ChatFormat.tokens(messages, tokenizer: tokenizer)
-    let start = tokenizer.id(of: "<|im_start|>")!, end = tokenizer.id(of: "<|im_end|>")!
-    let starts = ids.filter { $0 == start }.count, ends = ids.filter { $0 == end }.count
+    let start = tokenizer.id(of: "<|im_start|>")!
+    let end = tokenizer.id(of: "<|im_end|>")!
+    let starts = ids.filter { $0 == start }.count
+    let ends = ids.filter { $0 == end }.count
     guard starts == messages.count + 1, ends == messages.count else {
         violated("\(messages.count) messages gave \(starts) <|im_start|> and \(ends) <|im_end|>")
     }
-    guard tokenizer.decode(ids) == ChatFormat.chatML(messages) else { violated("chat tokens do not spell the ChatML text") }
+    guard tokenizer.decode(ids) == ChatFormat.chatML(messages) else {
+        violated("chat tokens do not spell the ChatML text")
+    }
 }
 
 // MARK: Plugin drafts
@@ -159,22 +179,35 @@ let tokenizer: Tokenizer = {
     let count = reader.int32() % 80
     let vocabulary = 1 + Int(reader.byte()) * 4
     let maxDepth = Int(reader.byte() % 12)
-    var tokens: [Int32] = [], parents: [Int32] = [], scores: [Float] = [], probabilities: [Float] = []
+    var tokens: [Int32] = []
+    var parents: [Int32] = []
+    var scores: [Float] = []
+    var probabilities: [Float] = []
     for _ in 0..<capacity {
         tokens.append(reader.int32() % 1100)
         parents.append(reader.int32() % 70)
         scores.append(reader.float())
         probabilities.append(reader.float())
     }
-    guard let candidate = try? PluginDraftValidation.candidate(plugin: "fuzz", count: count, capacity: capacity, tokens: tokens, parents: parents,
-                                                               scores: scores, probabilities: probabilities, vocabularySize: vocabulary,
-                                                               maxDepth: maxDepth) else { return }
-    let budget = TreeBudget(maxNodes: 1 + Int(reader.byte() % 32), maxDepth: max(1, maxDepth), branching: (0..<Int(reader.byte() % 4)).map { _ in 1 + Int(reader.byte() % 3) })
-    let tree = ScoreRankedMerger().merge([(proposer: 0, candidate: candidate), (proposer: 1, candidate: candidate)], budget: budget)
-    guard tree.count <= budget.maxNodes else { violated("merged tree of \(tree.count) nodes for a budget of \(budget.maxNodes)") }
+    guard
+        let candidate = try? PluginDraftValidation.candidate(
+            plugin: "fuzz", count: count, capacity: capacity, tokens: tokens, parents: parents,
+            scores: scores, probabilities: probabilities, vocabularySize: vocabulary,
+            maxDepth: maxDepth)
+    else { return }
+    let budget = TreeBudget(
+        maxNodes: 1 + Int(reader.byte() % 32), maxDepth: max(1, maxDepth),
+        branching: (0..<Int(reader.byte() % 4)).map { _ in 1 + Int(reader.byte() % 3) })
+    let tree = ScoreRankedMerger().merge(
+        [(proposer: 0, candidate: candidate), (proposer: 1, candidate: candidate)], budget: budget)
+    guard tree.count <= budget.maxNodes else {
+        violated("merged tree of \(tree.count) nodes for a budget of \(budget.maxNodes)")
+    }
     for (index, node) in tree.nodes.enumerated() {
         guard node.parent < index, node.depth <= budget.maxDepth, node.token >= 0, Int(node.token) < vocabulary else {
-            violated("node \(index) (parent \(node.parent), depth \(node.depth), token \(node.token)) breaks the tree's invariants")
+            violated(
+                "node \(index) (parent \(node.parent), depth \(node.depth), token \(node.token)) breaks the tree's invariants"
+            )
         }
     }
 }
@@ -190,7 +223,9 @@ let tokenizer: Tokenizer = {
         if kind == "ngram" { _ = try? NGramOptions(argument, treeRequested: bytes.count % 2 == 0) }
     }
     if let branching = TreeBudget.parseBranching(text) {
-        guard branching.allSatisfy({ $0 > 0 }) else { violated("branching \(branching) from '\(text)' has a non-positive width") }
+        guard branching.allSatisfy({ $0 > 0 }) else {
+            violated("branching \(branching) from '\(text)' has a non-positive width")
+        }
     }
 }
 
@@ -203,8 +238,12 @@ let parser = RequestParser(modelName: "fuzz-model", defaults: StrategyRequest(pr
     let body = Data(bytes)
     for job in [try? parser.completion(body), try? parser.chat(body) { ChatFormat.chatML($0) }] {
         guard let job else { continue }
-        if let maxTokens = job.maxTokens, !(1...4096).contains(maxTokens) { violated("max_tokens \(maxTokens) accepted") }
+        if let maxTokens = job.maxTokens, !(1...4096).contains(maxTokens) {
+            violated("max_tokens \(maxTokens) accepted")
+        }
         guard job.stop.count <= 4 else { violated("\(job.stop.count) stop strings accepted") }
-        guard job.sampling.temperature.isFinite, job.sampling.temperature >= 0 else { violated("temperature \(job.sampling.temperature) accepted") }
+        guard job.sampling.temperature.isFinite, job.sampling.temperature >= 0 else {
+            violated("temperature \(job.sampling.temperature) accepted")
+        }
     }
 }

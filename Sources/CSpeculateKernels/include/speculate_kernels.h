@@ -18,8 +18,18 @@ extern "C" {
 
 /// GGML tensor type ids understood by the kernels.
 enum spec_type {
-    SPEC_F32 = 0, SPEC_F16 = 1, SPEC_Q4_0 = 2, SPEC_Q4_1 = 3, SPEC_Q5_0 = 6, SPEC_Q5_1 = 7,
-    SPEC_Q8_0 = 8, SPEC_Q2_K = 10, SPEC_Q3_K = 11, SPEC_Q4_K = 12, SPEC_Q5_K = 13, SPEC_Q6_K = 14,
+    SPEC_F32 = 0,
+    SPEC_F16 = 1,
+    SPEC_Q4_0 = 2,
+    SPEC_Q4_1 = 3,
+    SPEC_Q5_0 = 6,
+    SPEC_Q5_1 = 7,
+    SPEC_Q8_0 = 8,
+    SPEC_Q2_K = 10,
+    SPEC_Q3_K = 11,
+    SPEC_Q4_K = 12,
+    SPEC_Q5_K = 13,
+    SPEC_Q6_K = 14,
     SPEC_BF16 = 30,
 };
 
@@ -82,12 +92,12 @@ void spec_quantize_act(int format, const float *x, int n, void *out);
 /// y[t * y_stride + r] = dot(row r of W, activation row t) for r in [r0, r1) and t in [0, T).
 /// W has rows of `n` elements of `type`, `row_bytes` apart; activation rows are `act_stride`
 /// bytes apart, in the format spec_act_format_for(type) gives.
-void spec_matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
-                 const void *act, size_t act_stride, int T, float *y, size_t y_stride);
+void spec_matmul(int type, int n, const void *w, size_t row_bytes, int r0, int r1, const void *act, size_t act_stride,
+                 int T, float *y, size_t y_stride);
 
 /// The same product computed by the portable kernels (for checking the SIMD ones).
-void spec_matmul_portable(int type, int n, const void *w, size_t row_bytes, int r0, int r1,
-                          const void *act, size_t act_stride, int T, float *y, size_t y_stride);
+void spec_matmul_portable(int type, int n, const void *w, size_t row_bytes, int r0, int r1, const void *act,
+                          size_t act_stride, int T, float *y, size_t y_stride);
 
 /// spec_matmul with the named kernel set, whichever set is in use (for tests and comparisons);
 /// returns a spec_kernels_status, computing nothing unless SPEC_KERNELS_OK.
@@ -96,15 +106,15 @@ int spec_matmul_with_set(const char *name, int type, int n, const void *w, size_
 
 /// One matrix product of a batch: all rows of W times the same activations.
 typedef struct spec_matmul_job {
-    int type;              ///< weight type
-    int n;                 ///< columns (elements per row)
-    const void *w;         ///< first row
-    size_t row_bytes;      ///< bytes between rows
-    int rows;              ///< rows to compute
-    const void *act;       ///< activation rows, in spec_act_format_for(type)
-    size_t act_stride;     ///< bytes between activation rows
-    float *y;              ///< output: y[t * y_stride + r]
-    size_t y_stride;       ///< floats between output rows
+    int type;          ///< weight type
+    int n;             ///< columns (elements per row)
+    const void *w;     ///< first row
+    size_t row_bytes;  ///< bytes between rows
+    int rows;          ///< rows to compute
+    const void *act;   ///< activation rows, in spec_act_format_for(type)
+    size_t act_stride; ///< bytes between activation rows
+    float *y;          ///< output: y[t * y_stride + r]
+    size_t y_stride;   ///< floats between output rows
 } spec_matmul_job;
 
 /// Computes every job for `T` activation rows on the thread pool. Threads take chunks of whole
@@ -126,20 +136,21 @@ void spec_silu_mul(float *gate, const float *up, int n);
 /// Tree attention over one layer's KV cache for a batch of nodes. Node i sees the `prefix`
 /// committed slots and then its pending slots (itself and its ancestors, root first).
 typedef struct spec_attention {
-    const float *queries;     ///< node i's query heads at queries + i * q_stride, head h at h * head_dim
-    size_t q_stride;          ///< floats between nodes' queries
-    const uint16_t *keys;     ///< the layer's keys (half precision): KV head h's slot s at keys + h * kv_head_stride + s * kv_stride
-    const uint16_t *values;   ///< the layer's values (half precision), laid out like the keys
-    size_t kv_stride;         ///< values between slots
-    size_t kv_head_stride;    ///< values between KV heads (head_dim when a slot's heads are adjacent)
-    int head_dim;             ///< values per head
-    int group;                ///< query heads per KV head (query head h uses KV head h / group)
-    int prefix;               ///< committed slots every node sees
-    const int32_t *slots;     ///< every node's pending slots, concatenated
-    const int32_t *slot_start;///< node i's pending slots are slots[slot_start[i] ..< slot_start[i + 1]]
-    float scale;              ///< score scale (1 / sqrt(head_dim))
-    float *output;            ///< node i's output heads at output + i * out_stride
-    size_t out_stride;        ///< floats between nodes' outputs
+    const float *queries; ///< node i's query heads at queries + i * q_stride, head h at h * head_dim
+    size_t q_stride;      ///< floats between nodes' queries
+    const uint16_t
+        *keys; ///< the layer's keys (half precision): KV head h's slot s at keys + h * kv_head_stride + s * kv_stride
+    const uint16_t *values;    ///< the layer's values (half precision), laid out like the keys
+    size_t kv_stride;          ///< values between slots
+    size_t kv_head_stride;     ///< values between KV heads (head_dim when a slot's heads are adjacent)
+    int head_dim;              ///< values per head
+    int group;                 ///< query heads per KV head (query head h uses KV head h / group)
+    int prefix;                ///< committed slots every node sees
+    const int32_t *slots;      ///< every node's pending slots, concatenated
+    const int32_t *slot_start; ///< node i's pending slots are slots[slot_start[i] ..< slot_start[i + 1]]
+    float scale;               ///< score scale (1 / sqrt(head_dim))
+    float *output;             ///< node i's output heads at output + i * out_stride
+    size_t out_stride;         ///< floats between nodes' outputs
 } spec_attention;
 
 /// Runs the attention of `nodes` nodes over `kv_heads` KV heads on the thread pool. `scores`

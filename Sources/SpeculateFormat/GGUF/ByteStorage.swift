@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Read-only bytes of a model file: a memory map of a file on disk, or an owned copy.
@@ -68,21 +68,22 @@ public final class ByteStorage: @unchecked Sendable {
     /// on the next read). A hint; failures are ignored; a no-op for owned storage.
     public func adviseDontNeed(offset: Int, length: Int) {
         #if canImport(Glibc)
-        guard isMapped, offset >= 0, length > 0, offset + length <= count else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = (offset + page - 1) / page * page, end = (offset + length) / page * page
-        guard end > start else { return }
-        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
+            guard isMapped, offset >= 0, length > 0, offset + length <= count else { return }
+            let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+            let start = (offset + page - 1) / page * page
+            let end = (offset + length) / page * page
+            guard end > start else { return }
+            _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
         #endif
     }
 
     /// Asks the kernel to read ahead the given range (a hint; failures are ignored).
     public func adviseWillNeed(offset: Int, length: Int) {
         #if canImport(Glibc)
-        guard isMapped, offset >= 0, length > 0, offset + length <= count else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = offset / page * page
-        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), offset + length - start, MADV_WILLNEED)
+            guard isMapped, offset >= 0, length > 0, offset + length <= count else { return }
+            let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+            let start = offset / page * page
+            _ = madvise(UnsafeMutableRawPointer(mutating: base + start), offset + length - start, MADV_WILLNEED)
         #endif
     }
 }

@@ -1,3 +1,6 @@
+// swift-format-ignore-file: AlwaysUseLowerCamelCase
+
+// (one function per GGML type, named as the type (q4_0, q6_K).)
 /// Conversion of GGML blocks to `Float`, bit-exact with the `gguf` Python package.
 ///
 /// Every formula keeps the reference's order of float32 operations (for example
@@ -6,8 +9,10 @@
 /// tensors (norms, biases, embedding rows) and for checking the kernels.
 public enum Dequantizer {
     /// Converts `count` elements (a whole number of blocks) of `type` at `source` into `destination`.
-    public static func dequantize(_ type: GGMLType, from source: UnsafeRawPointer, count: Int,
-                                  into destination: UnsafeMutablePointer<Float>) {
+    public static func dequantize(
+        _ type: GGMLType, from source: UnsafeRawPointer, count: Int,
+        into destination: UnsafeMutablePointer<Float>
+    ) {
         precondition(count % type.blockSize == 0, "element count must be a whole number of blocks")
         let blocks = count / type.blockSize
         let stride = type.blockBytes
@@ -51,7 +56,8 @@ public enum Dequantizer {
     }
 
     private static func q4_1(_ s: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
-        let d = half(s), m = half(s + 2)
+        let d = half(s)
+        let m = half(s + 2)
         for l in 0..<16 {
             let q = byte(s, 4 + l)
             y[l] = d * Float(q & 0x0F) + m
@@ -72,7 +78,8 @@ public enum Dequantizer {
     }
 
     private static func q5_1(_ s: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
-        let d = half(s), m = half(s + 2)
+        let d = half(s)
+        let m = half(s + 2)
         let qh = UInt32(littleEndian: (s + 4).loadUnaligned(as: UInt32.self))
         for l in 0..<16 {
             let q = byte(s, 8 + l)
@@ -90,12 +97,16 @@ public enum Dequantizer {
 
     // Layout: scales[16] (low nibble scale, high nibble min), qs[64], d, dmin.
     private static func q2_K(_ s: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
-        let d = half(s + 80), dmin = half(s + 82)
+        let d = half(s + 80)
+        let dmin = half(s + 82)
         for i in 0..<256 {
-            let chunk = i / 128, shift = (i % 128) / 32, l = i % 32
+            let chunk = i / 128
+            let shift = (i % 128) / 32
+            let l = i % 32
             let q = (byte(s, 16 + chunk * 32 + l) >> UInt8(2 * shift)) & 3
             let sc = byte(s, i / 16)
-            let dl = d * Float(sc & 0x0F), ml = dmin * Float(sc >> 4)
+            let dl = d * Float(sc & 0x0F)
+            let ml = dmin * Float(sc >> 4)
             y[i] = dl * Float(q) - ml
         }
     }
@@ -110,7 +121,9 @@ public enum Dequantizer {
             scales[j] = Float(Int(low | high << 4) - 32)
         }
         for i in 0..<256 {
-            let chunk = i / 128, shift = (i % 128) / 32, l = i % 32
+            let chunk = i / 128
+            let shift = (i % 128) / 32
+            let l = i % 32
             let low = Int((byte(s, 32 + chunk * 32 + l) >> UInt8(2 * shift)) & 3)
             let bit = Int((byte(s, l) >> UInt8(i / 32)) & 1)
             let q = low - ((bit ^ 1) << 2)
@@ -132,11 +145,14 @@ public enum Dequantizer {
 
     // Layout: d, dmin, scales[12], qs[128].
     private static func q4_K(_ s: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
-        let d = half(s), dmin = half(s + 2)
+        let d = half(s)
+        let dmin = half(s + 2)
         for sub in 0..<8 {
             let (sc, mn) = scaleMin(s + 4, sub)
-            let dl = d * Float(sc), ml = dmin * Float(mn)
-            let chunk = sub / 2, nibble = UInt8(4 * (sub % 2))
+            let dl = d * Float(sc)
+            let ml = dmin * Float(mn)
+            let chunk = sub / 2
+            let nibble = UInt8(4 * (sub % 2))
             for l in 0..<32 {
                 let q = (byte(s, 16 + chunk * 32 + l) >> nibble) & 0x0F
                 y[sub * 32 + l] = dl * Float(q) - ml
@@ -146,11 +162,14 @@ public enum Dequantizer {
 
     // Layout: d, dmin, scales[12], qh[32], qs[128].
     private static func q5_K(_ s: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
-        let d = half(s), dmin = half(s + 2)
+        let d = half(s)
+        let dmin = half(s + 2)
         for sub in 0..<8 {
             let (sc, mn) = scaleMin(s + 4, sub)
-            let dl = d * Float(sc), ml = dmin * Float(mn)
-            let chunk = sub / 2, nibble = UInt8(4 * (sub % 2))
+            let dl = d * Float(sc)
+            let ml = dmin * Float(mn)
+            let chunk = sub / 2
+            let nibble = UInt8(4 * (sub % 2))
             for l in 0..<32 {
                 let low = (byte(s, 48 + chunk * 32 + l) >> nibble) & 0x0F
                 let high = (byte(s, 16 + l) >> UInt8(sub)) & 1
@@ -163,7 +182,8 @@ public enum Dequantizer {
     private static func q6_K(_ s: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
         let d = half(s + 208)
         for i in 0..<256 {
-            let chunk = i / 128, within = i % 128
+            let chunk = i / 128
+            let within = i % 128
             let low = (byte(s, chunk * 64 + within % 64) >> UInt8(4 * (within / 64))) & 0x0F
             let high = (byte(s, 128 + chunk * 32 + within % 32) >> UInt8(2 * (within / 32))) & 0x03
             let q = Int(low | high << 4) - 32

@@ -1,3 +1,6 @@
+// swift-format-ignore-file: AlwaysUseLowerCamelCase
+
+// (GGML's own type names (q4_0, q6_K), as in every GGUF tool.)
 /// Tensor element types of GGML/GGUF, with their block layout.
 ///
 /// Only the types Speculate can dequantize are listed; any other id in a file is reported

@@ -42,40 +42,41 @@ public enum GGUFError: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .cannotOpen(path, reason):
+        case .cannotOpen(let path, let reason):
             return "cannot open GGUF file '\(path)': \(reason)"
-        case let .badMagic(found):
+        case .badMagic(let found):
             let shown = found.map { String(format: "%02x", $0) }.joined(separator: " ")
             return "not a GGUF file: the first bytes are [\(shown)], expected 'GGUF' (47 47 55 46)"
-        case let .unsupportedVersion(version):
+        case .unsupportedVersion(let version):
             return "unsupported GGUF version \(version) (Speculate reads versions 2 and 3)"
-        case let .truncated(what, offset, needed, available):
+        case .truncated(let what, let offset, let needed, let available):
             return "truncated GGUF file: \(what) at byte \(offset) needs \(needed) bytes but only \(available) remain"
-        case let .unknownValueType(key, rawType):
+        case .unknownValueType(let key, let rawType):
             return "metadata key '\(key)' has unknown value type \(rawType)"
-        case let .unknownTensorType(tensor, rawType):
+        case .unknownTensorType(let tensor, let rawType):
             return "tensor '\(tensor)' has unsupported or unknown tensor type \(rawType)"
-        case let .absurdCount(what, count):
+        case .absurdCount(let what, let count):
             return "corrupt GGUF file: \(what) is \(count), more than the file could hold"
-        case let .nestingTooDeep(key):
+        case .nestingTooDeep(let key):
             return "metadata key '\(key)' nests arrays too deeply"
-        case let .invalidString(what, offset):
+        case .invalidString(let what, let offset):
             return "\(what) at byte \(offset) is not valid UTF-8"
-        case let .duplicateKey(key):
+        case .duplicateKey(let key):
             return "metadata key '\(key)' appears more than once"
-        case let .duplicateTensor(name):
+        case .duplicateTensor(let name):
             return "tensor '\(name)' appears more than once"
-        case let .badTensorShape(tensor, reason):
+        case .badTensorShape(let tensor, let reason):
             return "tensor '\(tensor)' has a bad shape: \(reason)"
-        case let .tensorOutOfBounds(tensor, offset, size, dataSize):
-            return "tensor '\(tensor)' (offset \(offset), \(size) bytes) lies outside the data section of \(dataSize) bytes"
-        case let .badAlignment(value):
+        case .tensorOutOfBounds(let tensor, let offset, let size, let dataSize):
+            return
+                "tensor '\(tensor)' (offset \(offset), \(size) bytes) lies outside the data section of \(dataSize) bytes"
+        case .badAlignment(let value):
             return "general.alignment is \(value); it must be a power of two no larger than 65536"
-        case let .missingKey(key):
+        case .missingKey(let key):
             return "the model has no metadata key '\(key)'"
-        case let .typeMismatch(key, expected, found):
+        case .typeMismatch(let key, let expected, let found):
             return "metadata key '\(key)' holds \(found), expected \(expected)"
-        case let .missingTensor(name):
+        case .missingTensor(let name):
             return "the model has no tensor '\(name)'"
         }
     }

@@ -63,8 +63,12 @@ public struct GGUFFile: Sendable {
         let tensorCount = try reader.read(UInt64.self, what: "tensor count")
         let keyCount = try reader.read(UInt64.self, what: "metadata count")
         // Each key-value pair takes at least 8 (key length) + 4 (type) + 1 bytes, each tensor info 8+4+8+4+8.
-        guard keyCount <= UInt64(reader.remaining / 13) else { throw .absurdCount(what: "metadata count", count: keyCount) }
-        guard tensorCount <= UInt64(reader.remaining / 32) else { throw .absurdCount(what: "tensor count", count: tensorCount) }
+        guard keyCount <= UInt64(reader.remaining / 13) else {
+            throw .absurdCount(what: "metadata count", count: keyCount)
+        }
+        guard tensorCount <= UInt64(reader.remaining / 32) else {
+            throw .absurdCount(what: "tensor count", count: tensorCount)
+        }
 
         var keys: [String] = []
         var values: [String: GGUFValue] = [:]
@@ -72,7 +76,9 @@ public struct GGUFFile: Sendable {
         for _ in 0..<Int(keyCount) {
             let key = try reader.string(what: "metadata key")
             let rawType = try reader.read(UInt32.self, what: "value type of '\(key)'")
-            guard let type = GGUFValueType(rawValue: rawType) else { throw .unknownValueType(key: key, rawType: rawType) }
+            guard let type = GGUFValueType(rawValue: rawType) else {
+                throw .unknownValueType(key: key, rawType: rawType)
+            }
             let value = try reader.value(of: type, key: key, depth: 0)
             guard values.updateValue(value, forKey: key) == nil else { throw .duplicateKey(key) }
             keys.append(key)
@@ -82,7 +88,7 @@ public struct GGUFFile: Sendable {
 
         var alignment = 32
         if let stored = values["general.alignment"] {
-            guard case let .uint32(value) = stored else {
+            guard case .uint32(let value) = stored else {
                 throw .typeMismatch(key: "general.alignment", expected: "uint32", found: stored.typeName)
             }
             guard value > 0, value <= 65536, value & (value - 1) == 0 else { throw .badAlignment(UInt64(value)) }
@@ -109,7 +115,9 @@ public struct GGUFFile: Sendable {
                 dims.append(Int(dim))
             }
             let rawType = try reader.read(UInt32.self, what: "type of '\(name)'")
-            guard let type = GGMLType(rawValue: rawType) else { throw .unknownTensorType(tensor: name, rawType: rawType) }
+            guard let type = GGMLType(rawValue: rawType) else {
+                throw .unknownTensorType(tensor: name, rawType: rawType)
+            }
             let offset = try reader.read(UInt64.self, what: "offset of '\(name)'")
             guard index.updateValue(rawInfos.count, forKey: name) == nil else { throw .duplicateTensor(name) }
             rawInfos.append((name, dims, type, offset))
@@ -130,16 +138,22 @@ public struct GGUFFile: Sendable {
                 elements = product
             }
             guard raw.dims[0] % raw.type.blockSize == 0 else {
-                throw .badTensorShape(tensor: raw.name,
-                                      reason: "row length \(raw.dims[0]) is not a multiple of the \(raw.type) block size \(raw.type.blockSize)")
+                throw .badTensorShape(
+                    tensor: raw.name,
+                    reason:
+                        "row length \(raw.dims[0]) is not a multiple of the \(raw.type) block size \(raw.type.blockSize)"
+                )
             }
             let size = raw.type.byteCount(elements: elements)
             guard raw.offset % UInt64(alignment) == 0,
-                  raw.offset <= dataSize, UInt64(size) <= dataSize - raw.offset else {
+                raw.offset <= dataSize, UInt64(size) <= dataSize - raw.offset
+            else {
                 throw .tensorOutOfBounds(tensor: raw.name, offset: raw.offset, size: UInt64(size), dataSize: dataSize)
             }
-            infos.append(GGUFTensorInfo(name: raw.name, dimensions: raw.dims, type: raw.type,
-                                        offset: Int(raw.offset), byteCount: size))
+            infos.append(
+                GGUFTensorInfo(
+                    name: raw.name, dimensions: raw.dims, type: raw.type,
+                    offset: Int(raw.offset), byteCount: size))
         }
         tensors = infos
     }
@@ -173,28 +187,34 @@ public struct GGUFFile: Sendable {
     /// An integer-valued key.
     public func integer(_ key: String) throws(GGUFError) -> Int {
         let stored = try value(key)
-        guard let result = stored.intValue else { throw .typeMismatch(key: key, expected: "an integer", found: stored.typeName) }
+        guard let result = stored.intValue else {
+            throw .typeMismatch(key: key, expected: "an integer", found: stored.typeName)
+        }
         return result
     }
 
     /// A floating-point key (integers are accepted too).
     public func float(_ key: String) throws(GGUFError) -> Double {
         let stored = try value(key)
-        guard let result = stored.doubleValue else { throw .typeMismatch(key: key, expected: "a number", found: stored.typeName) }
+        guard let result = stored.doubleValue else {
+            throw .typeMismatch(key: key, expected: "a number", found: stored.typeName)
+        }
         return result
     }
 
     /// A string key.
     public func string(_ key: String) throws(GGUFError) -> String {
         let stored = try value(key)
-        guard let result = stored.stringValue else { throw .typeMismatch(key: key, expected: "a string", found: stored.typeName) }
+        guard let result = stored.stringValue else {
+            throw .typeMismatch(key: key, expected: "a string", found: stored.typeName)
+        }
         return result
     }
 
     /// An array of strings.
     public func stringArray(_ key: String) throws(GGUFError) -> [String] {
         let stored = try value(key)
-        guard case let .array(.string, values) = stored else {
+        guard case .array(.string, let values) = stored else {
             throw .typeMismatch(key: key, expected: "an array of strings", found: stored.typeName)
         }
         return values.map { $0.stringValue ?? "" }

@@ -18,15 +18,15 @@ public enum GGUFValue: Sendable, Equatable {
     /// The value as a signed integer, if it is any integer type that fits.
     public var intValue: Int? {
         switch self {
-        case let .uint8(v): return Int(v)
-        case let .int8(v): return Int(v)
-        case let .uint16(v): return Int(v)
-        case let .int16(v): return Int(v)
-        case let .uint32(v): return Int(v)
-        case let .int32(v): return Int(v)
-        case let .uint64(v): return Int(exactly: v)
-        case let .int64(v): return Int(v)
-        case let .bool(v): return v ? 1 : 0
+        case .uint8(let v): return Int(v)
+        case .int8(let v): return Int(v)
+        case .uint16(let v): return Int(v)
+        case .int16(let v): return Int(v)
+        case .uint32(let v): return Int(v)
+        case .int32(let v): return Int(v)
+        case .uint64(let v): return Int(exactly: v)
+        case .int64(let v): return Int(v)
+        case .bool(let v): return v ? 1 : 0
         default: return nil
         }
     }
@@ -34,21 +34,21 @@ public enum GGUFValue: Sendable, Equatable {
     /// The value as a floating-point number, if it is numeric.
     public var doubleValue: Double? {
         switch self {
-        case let .float32(v): return Double(v)
-        case let .float64(v): return v
+        case .float32(let v): return Double(v)
+        case .float64(let v): return v
         default: return intValue.map(Double.init)
         }
     }
 
     /// The value if it is a string.
     public var stringValue: String? {
-        if case let .string(s) = self { return s }
+        if case .string(let s) = self { return s }
         return nil
     }
 
     /// The elements if the value is an array.
     public var arrayValue: [GGUFValue]? {
-        if case let .array(_, values) = self { return values }
+        if case .array(_, let values) = self { return values }
         return nil
     }
 
@@ -67,15 +67,26 @@ public enum GGUFValue: Sendable, Equatable {
         case .float64: return "float64"
         case .bool: return "bool"
         case .string: return "string"
-        case let .array(elementType, values): return "array[\(elementType)] of \(values.count)"
+        case .array(let elementType, let values): return "array[\(elementType)] of \(values.count)"
         }
     }
 }
 
 /// The value type ids of the GGUF specification.
 public enum GGUFValueType: UInt32, Sendable, CustomStringConvertible {
-    case uint8 = 0, int8 = 1, uint16 = 2, int16 = 3, uint32 = 4, int32 = 5
-    case float32 = 6, bool = 7, string = 8, array = 9, uint64 = 10, int64 = 11, float64 = 12
+    case uint8 = 0
+    case int8 = 1
+    case uint16 = 2
+    case int16 = 3
+    case uint32 = 4
+    case int32 = 5
+    case float32 = 6
+    case bool = 7
+    case string = 8
+    case array = 9
+    case uint64 = 10
+    case int64 = 11
+    case float64 = 12
 
     /// Bytes a value of this type occupies, or the least it can occupy (string, array).
     var minimumSize: Int {

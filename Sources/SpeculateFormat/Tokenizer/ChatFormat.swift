@@ -40,7 +40,9 @@ public enum ChatFormat {
     /// one (encoding ``chatML(_:addGenerationPrompt:)``'s text with `parseSpecial: true` would
     /// turn them into control tokens). For ordinary content the ids equal that encoding.
     /// A tokenizer without the ChatML tokens gets the text encoded without special tokens.
-    public static func tokens(_ messages: [ChatMessage], tokenizer: Tokenizer, addGenerationPrompt: Bool = true) -> [TokenID] {
+    public static func tokens(_ messages: [ChatMessage], tokenizer: Tokenizer, addGenerationPrompt: Bool = true)
+        -> [TokenID]
+    {
         guard let start = tokenizer.id(of: "<|im_start|>"), let end = tokenizer.id(of: "<|im_end|>") else {
             return tokenizer.encode(chatML(messages, addGenerationPrompt: addGenerationPrompt))
         }

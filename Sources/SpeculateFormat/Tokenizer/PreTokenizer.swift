@@ -89,7 +89,8 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
         if apostrophe > 0 { return i + apostrophe }
         let isNewline = c == "\r" || c == "\n"
         if CharacterClass.isLetter(c)
-            || (!isNewline && !CharacterClass.isNumber(c) && i + 1 < n && CharacterClass.isLetter(s[i + 1])) {
+            || (!isNewline && !CharacterClass.isNumber(c) && i + 1 < n && CharacterClass.isLetter(s[i + 1]))
+        {
             var j = i + 1
             while j < n, CharacterClass.isLetter(s[j]) { j += 1 }
             return j
@@ -119,8 +120,10 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
                 i += apostrophe
             } else {
                 var j = s[i] == " " ? i + 1 : i
-                if j < n, let run = [CharacterClass.isLetter, CharacterClass.isNumber, CharacterClass.isSymbol]
-                    .first(where: { $0(s[j]) }) {
+                if j < n,
+                    let run = [CharacterClass.isLetter, CharacterClass.isNumber, CharacterClass.isSymbol]
+                        .first(where: { $0(s[j]) })
+                {
                     while j < n, run(s[j]) { j += 1 }
                     i = j
                 } else {

@@ -14,14 +14,14 @@ public enum TokenizerError: Error, Equatable, Sendable, CustomStringConvertible 
 
     public var description: String {
         switch self {
-        case let .unsupportedModel(name):
+        case .unsupportedModel(let name):
             return "tokenizer model '\(name)' is not supported (Speculate implements byte-level BPE, 'gpt2')"
-        case let .unknownPreTokenizer(name):
+        case .unknownPreTokenizer(let name):
             let known = PreTokenizer.allCases.map(\.rawValue).joined(separator: ", ")
             return "pre-tokenizer '\(name)' is not supported (known: \(known))"
-        case let .badMetadata(reason):
+        case .badMetadata(let reason):
             return "bad tokenizer metadata: \(reason)"
-        case let .badMerge(index, rule):
+        case .badMerge(let index, let rule):
             return "merge rule #\(index) '\(rule)' refers to tokens that are not in the vocabulary"
         }
     }
@@ -29,7 +29,12 @@ public enum TokenizerError: Error, Equatable, Sendable, CustomStringConvertible 
 
 /// The role of a vocabulary entry (`tokenizer.ggml.token_type`).
 public enum TokenKind: Int32, Sendable {
-    case normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6
+    case normal = 1
+    case unknown = 2
+    case control = 3
+    case userDefined = 4
+    case unused = 5
+    case byte = 6
 }
 
 /// A token id. Vocabularies here have well under 2^31 entries.
@@ -91,16 +96,21 @@ public struct Tokenizer: Sendable {
             }
             return TokenID(id)
         }
-        try self.init(tokens: tokens, kinds: kinds, merges: merges, preTokenizer: pre,
-                      bos: optionalID("tokenizer.ggml.bos_token_id"),
-                      eos: optionalID("tokenizer.ggml.eos_token_id"),
-                      pad: optionalID("tokenizer.ggml.padding_token_id"))
+        try self.init(
+            tokens: tokens, kinds: kinds, merges: merges, preTokenizer: pre,
+            bos: optionalID("tokenizer.ggml.bos_token_id"),
+            eos: optionalID("tokenizer.ggml.eos_token_id"),
+            pad: optionalID("tokenizer.ggml.padding_token_id"))
     }
 
     /// Builds a tokenizer from a vocabulary and merge rules (`"left right"` strings).
-    public init(tokens: [String], kinds: [TokenKind], merges mergeRules: [String], preTokenizer: PreTokenizer,
-                bos: TokenID? = nil, eos: TokenID? = nil, pad: TokenID? = nil) throws {
-        guard !tokens.isEmpty, tokens.count < Int(Int32.max) else { throw TokenizerError.badMetadata("empty vocabulary") }
+    public init(
+        tokens: [String], kinds: [TokenKind], merges mergeRules: [String], preTokenizer: PreTokenizer,
+        bos: TokenID? = nil, eos: TokenID? = nil, pad: TokenID? = nil
+    ) throws {
+        guard !tokens.isEmpty, tokens.count < Int(Int32.max) else {
+            throw TokenizerError.badMetadata("empty vocabulary")
+        }
         guard kinds.count == tokens.count else {
             throw TokenizerError.badMetadata("\(kinds.count) token kinds for \(tokens.count) tokens")
         }
@@ -138,7 +148,8 @@ public struct Tokenizer: Sendable {
             byteIDs[byte] = index[String(Character(ByteLevel.characterForByte[byte]))] ?? -1
         }
         guard byteIDs.filter({ $0 >= 0 }).count >= 188 else {
-            throw TokenizerError.badMetadata("the vocabulary lacks most byte-level tokens; is this a byte-level BPE model?")
+            throw TokenizerError.badMetadata(
+                "the vocabulary lacks most byte-level tokens; is this a byte-level BPE model?")
         }
         byteTokenIDs = byteIDs
 
@@ -147,7 +158,8 @@ public struct Tokenizer: Sendable {
         for (rank, rule) in mergeRules.enumerated() {
             let parts = rule.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
             guard parts.count == 2, let left = index[String(parts[0])], let right = index[String(parts[1])],
-                  let merged = index[String(parts[0]) + String(parts[1])] else {
+                let merged = index[String(parts[0]) + String(parts[1])]
+            else {
                 throw TokenizerError.badMerge(index: rank, rule: rule)
             }
             let key = UInt64(UInt32(left)) << 32 | UInt64(UInt32(right))
@@ -194,8 +206,10 @@ public struct Tokenizer: Sendable {
         return output
     }
 
-    private func specialMatch(_ bytes: [UInt8], at i: Int,
-                              among candidates: [(id: TokenID, bytes: [UInt8], isControl: Bool)]) -> (id: TokenID, length: Int)? {
+    private func specialMatch(
+        _ bytes: [UInt8], at i: Int,
+        among candidates: [(id: TokenID, bytes: [UInt8], isControl: Bool)]
+    ) -> (id: TokenID, length: Int)? {
         for special in candidates where special.bytes[0] == bytes[i] && i + special.bytes.count <= bytes.count {
             if bytes[i..<i + special.bytes.count].elementsEqual(special.bytes) {
                 return (special.id, special.bytes.count)
@@ -222,7 +236,10 @@ public struct Tokenizer: Sendable {
     /// (leftmost first on ties), with a heap so long pieces stay O(n log n).
     private func mergePiece(_ bytes: [UInt8], into output: inout [TokenID]) {
         var ids = bytes.map { byteTokenIDs[Int($0)] }.filter { $0 >= 0 }
-        if ids.count <= 1 { output.append(contentsOf: ids); return }
+        if ids.count <= 1 {
+            output.append(contentsOf: ids)
+            return
+        }
         let n = ids.count
         var next = Array(1...n)
         var previous = Array(-1..<(n - 1))

@@ -4,7 +4,8 @@ import SpeculateCore
 /// depth and confidence bucket (the node's own probability as the member reports it).
 struct AcceptanceModel {
     private var byDepth = Array(repeating: SmoothedRate(), count: AutoTuning.depthSlots)
-    private var byConfidence = Array(repeating: Array(repeating: SmoothedRate(), count: AutoTuning.confidenceBuckets), count: AutoTuning.depthSlots)
+    private var byConfidence = Array(
+        repeating: Array(repeating: SmoothedRate(), count: AutoTuning.confidenceBuckets), count: AutoTuning.depthSlots)
 
     /// P(a node at `depth` is accepted | its parent was), from the depth statistics alone; each
     /// depth's prior is the estimate one level up (``AutoTuning/firstDepthPrior`` at depth 1).
@@ -18,7 +19,8 @@ struct AcceptanceModel {
     /// depth's rate as the prior.
     func nodeAcceptance(depth: Int, confidence: Float) -> Double {
         let slot = min(depth, AutoTuning.depthSlots) - 1
-        return byConfidence[slot][Self.bucket(confidence)].estimate(prior: depthAcceptance(depth), weight: AutoTuning.confidencePriorWeight)
+        return byConfidence[slot][Self.bucket(confidence)].estimate(
+            prior: depthAcceptance(depth), weight: AutoTuning.confidencePriorWeight)
     }
 
     /// Scores every node of `candidate` whose parent path was accepted (`accepted`: the accepted
@@ -26,7 +28,8 @@ struct AcceptanceModel {
     /// the statistics.
     mutating func record(_ candidate: DraftCandidate, accepted: [Token]) {
         let confidence = Self.confidences(candidate)
-        for (index, node) in candidate.judged(along: accepted).enumerated() where node.reached && node.depth <= AutoTuning.depthSlots {
+        for (index, node) in candidate.judged(along: accepted).enumerated()
+        where node.reached && node.depth <= AutoTuning.depthSlots {
             byDepth[node.depth - 1].add(node.hit)
             byConfidence[node.depth - 1][Self.bucket(confidence[index])].add(node.hit)
         }

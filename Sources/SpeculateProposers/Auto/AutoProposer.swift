@@ -63,12 +63,17 @@ public final class AutoProposer: DraftProposer {
     ///     ones must earn their place by measured tokens per second, against each step's
     ///     counterfactual without them (greedy) or against steps without them (sampled).
     ///     1 treats every member as cheap.
-    public init(members: [any DraftProposer], verificationCost: VerificationCost, cheapFraction: Double = defaultCheapFraction,
-                learnsVerificationCost: Bool = true) {
+    public init(
+        members: [any DraftProposer], verificationCost: VerificationCost, cheapFraction: Double = defaultCheapFraction,
+        learnsVerificationCost: Bool = true
+    ) {
         self.members = members
         self.verificationCost = verificationCost
-        state = Mutex(PolicyState(members: members.count, cost: verificationCost, cheapFraction: cheapFraction,
-                                  learnsCost: learnsVerificationCost, selfLimiting: members.map { ($0 as? any SelfLimitingProposer)?.stopsWhenUnsure ?? false }))
+        state = Mutex(
+            PolicyState(
+                members: members.count, cost: verificationCost, cheapFraction: cheapFraction,
+                learnsCost: learnsVerificationCost,
+                selfLimiting: members.map { ($0 as? any SelfLimitingProposer)?.stopsWhenUnsure ?? false }))
     }
 
     /// What the policy has learned so far (for reports and tests).
@@ -82,7 +87,9 @@ public final class AutoProposer: DraftProposer {
         for (member, depth) in plan {
             var memberContext = context
             memberContext.budget.maxDepth = depth
-            memberContext.budget.maxNodes = min(context.budget.maxNodes, max(depth, context.budget.branching.isEmpty ? depth * 3 : context.budget.maxNodes))
+            memberContext.budget.maxNodes = min(
+                context.budget.maxNodes,
+                max(depth, context.budget.branching.isEmpty ? depth * 3 : context.budget.maxNodes))
             let start = clock.now
             // A failing member only loses its draft this step; the others still count. The failure
             // is kept for the report (the decoder sees only `auto`).
@@ -96,7 +103,10 @@ public final class AutoProposer: DraftProposer {
             let seconds = (clock.now - start).components
             let elapsed = Double(seconds.seconds) + Double(seconds.attoseconds) / 1e18
             let valid = candidates.filter { $0.isWellFormed && $0.tokens.count <= memberContext.budget.maxNodes }
-            state.withLock { $0.recordDraftTime(member: member, seconds: elapsed, depth: valid.map(Self.depth).max() ?? 0, asked: depth) }
+            state.withLock {
+                $0.recordDraftTime(
+                    member: member, seconds: elapsed, depth: valid.map(Self.depth).max() ?? 0, asked: depth)
+            }
             // Each draft keeps its member's name (or the member's own origin, for nested composites).
             let name = members[member].name
             returned += valid.map { candidate in

@@ -6,7 +6,9 @@ struct SmoothedRate {
     var trials = 0.0
 
     /// The rate, with `weight` pseudo-trials at `prior`.
-    func estimate(prior: Double, weight: Double = AutoTuning.depthPriorWeight) -> Double { (successes + prior * weight) / (trials + weight) }
+    func estimate(prior: Double, weight: Double = AutoTuning.depthPriorWeight) -> Double {
+        (successes + prior * weight) / (trials + weight)
+    }
 
     mutating func add(_ success: Bool) {
         trials += 1

@@ -61,12 +61,16 @@ package struct LearnedVerificationCost {
     private mutating func fit() -> Bool {
         var points: [(extra: Double, logSeconds: Double, weight: Double)] = []
         for size in 2..<seconds.count where seconds[size].samples >= AutoTuning.learnedSizeEvidence {
-            points.append((seed.relativeCost(size) - seed.relativeCost(1), log(seconds[size].value),
-                           Double(min(seconds[size].samples, AutoTuning.learnedSizeWeightCap))))
+            points.append(
+                (
+                    seed.relativeCost(size) - seed.relativeCost(1), log(seconds[size].value),
+                    Double(min(seconds[size].samples, AutoTuning.learnedSizeWeightCap))
+                ))
         }
         let extras = points.map(\.extra)
         guard points.count >= 2, let low = extras.min(), let high = extras.max(),
-              high - low >= AutoTuning.smallestExtraCostSpread else { return false }
+            high - low >= AutoTuning.smallestExtraCostSpread
+        else { return false }
         let totalWeight = points.reduce(0) { $0 + $1.weight }
         // For a given scale the best log t(1) is the weighted mean of the residuals.
         func logOneToken(_ scale: Double) -> Double {
@@ -75,7 +79,9 @@ package struct LearnedVerificationCost {
         var best = (error: Double.infinity, scale: 1.0)
         let range = AutoTuning.scaleRange
         for step in 0...AutoTuning.scaleGridSteps {
-            let candidate = range.lowerBound * pow(range.upperBound / range.lowerBound, Double(step) / Double(AutoTuning.scaleGridSteps))
+            let candidate =
+                range.lowerBound
+                * pow(range.upperBound / range.lowerBound, Double(step) / Double(AutoTuning.scaleGridSteps))
             let offset = logOneToken(candidate)
             let error = points.reduce(0) {
                 let residual = $1.logSeconds - offset - log(1 + candidate * $1.extra)

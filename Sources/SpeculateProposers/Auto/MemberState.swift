@@ -80,7 +80,8 @@ struct MemberState {
             secondsPerDepth = perDepth
             costMeasured = true
         } else if followsPreviousCall {
-            secondsPerDepth = costFromSteadyCalls
+            secondsPerDepth =
+                costFromSteadyCalls
                 ? (1 - AutoTuning.draftTimeWeight) * secondsPerDepth + AutoTuning.draftTimeWeight * perDepth : perDepth
             costFromSteadyCalls = true
         }

@@ -38,7 +38,9 @@ package struct PolicyState {
         var budget: TreeBudget
     }
 
-    package init(members: Int, cost: VerificationCost, cheapFraction: Double, learnsCost: Bool = true, selfLimiting: [Bool] = []) {
+    package init(
+        members: Int, cost: VerificationCost, cheapFraction: Double, learnsCost: Bool = true, selfLimiting: [Bool] = []
+    ) {
         self.cheapFraction = cheapFraction
         self.members = (0..<members).map { MemberState(selfLimiting: $0 < selfLimiting.count && selfLimiting[$0]) }
         self.cost = LearnedVerificationCost(seed: cost, learns: learnsCost)
@@ -54,23 +56,31 @@ package struct PolicyState {
     }
 
     /// Chooses the nodes to send and remembers the whole draft for learning.
-    package mutating func select(_ drafts: [(member: Int, candidate: DraftCandidate)], budget: TreeBudget,
-                                 draftStarted: ContinuousClock.Instant, now: ContinuousClock.Instant) -> [DraftCandidate] {
-        let sampled = drafts.contains { $0.candidate.distributions.contains { if case .sampled = $0 { true } else { false } } }
+    package mutating func select(
+        _ drafts: [(member: Int, candidate: DraftCandidate)], budget: TreeBudget,
+        draftStarted: ContinuousClock.Instant, now: ContinuousClock.Instant
+    ) -> [DraftCandidate] {
+        let sampled = drafts.contains {
+            $0.candidate.distributions.contains { if case .sampled = $0 { true } else { false } }
+        }
         // A probe that teaches the verification cost (``AutoTuning/sizeProbeInterval``): it hinges
         // on the step count only, never on the drafted tokens, so sampled output keeps its distribution.
         let sizeProbe = cost.learns && steps % AutoTuning.sizeProbeInterval == 0
         let sent = prune(drafts, budget: budget, sampled: sampled, extraNodes: sizeProbe ? 1 : 0)
         let sentNodes = sent.reduce(0) { $0 + $1.tokens.count }
-        inFlight = SentStep(drafts: drafts, sentNodes: sentNodes, sentAt: now, draftSeconds: Self.seconds(now - draftStarted),
-                            sampled: sampled, budget: budget)
+        inFlight = SentStep(
+            drafts: drafts, sentNodes: sentNodes, sentAt: now, draftSeconds: Self.seconds(now - draftStarted),
+            sampled: sampled, budget: budget)
         if sent.isEmpty { plainSteps += 1 }
         return sent
     }
 
     /// Learns from the step's outcome: `accepted` is the accepted drafts followed by the target's token.
     package mutating func learn(accepted: [Token], now: ContinuousClock.Instant) {
-        defer { inFlight = nil; askedCostly = [] }
+        defer {
+            inFlight = nil
+            askedCostly = []
+        }
         guard let step = inFlight else { return }
         let seconds = Self.seconds(now - step.sentAt)
         cost.record(tokens: 1 + step.sentNodes, seconds: seconds)
@@ -100,8 +110,9 @@ package struct PolicyState {
         let baseSeconds = stepSeconds * cost.relativeCost(1 + baseNodes)
         let seconds = stepSeconds * cost.relativeCost(1 + step.sentNodes) + step.draftSeconds
         for member in askedCostly where !members[member].isCatchUpCall {
-            members[member].paired.add(tokens: Double(accepted.count), seconds: seconds, baseTokens: baseTokens,
-                                       baseSeconds: baseSeconds, step: steps)
+            members[member].paired.add(
+                tokens: Double(accepted.count), seconds: seconds, baseTokens: baseTokens,
+                baseSeconds: baseSeconds, step: steps)
         }
     }
 

@@ -23,18 +23,25 @@ struct CostlyMemberVerdict {
         let ownRateKnown = member.rateWhenAsked.samples >= AutoTuning.rateEvidence
         let baseRateKnown = baseRate.samples >= AutoTuning.rateEvidence
         hasEvidence = hasPairedEvidence || (ownRateKnown && baseRateKnown)
-        advantage = hasPairedEvidence ? member.paired.advantage
+        advantage =
+            hasPairedEvidence
+            ? member.paired.advantage
             : hasEvidence ? member.rateWhenAsked.value / baseRate.value : modelledGain
         // Hysteresis for paired evidence: a member in use stays until it is clearly behind
         // (stretches where lookup alone does as well come and go within a prompt, and each return
         // costs a catch-up); one paused must show a gain to come back.
-        let required = hasPairedEvidence ? (inUse ? AutoTuning.pairedStopBelow : AutoTuning.requiredPairedAdvantage)
+        let required =
+            hasPairedEvidence
+            ? (inUse ? AutoTuning.pairedStopBelow : AutoTuning.requiredPairedAdvantage)
             : AutoTuning.requiredAdvantage
         pays = hasEvidence ? advantage > required : modelledGain > AutoTuning.trialGain
         needsStepsWithout = ownRateKnown && !baseRateKnown && !hasPairedEvidence
         // Paired evidence needs no step without the member; realized rates do.
-        stepsBetweenRefreshes = hasPairedEvidence ? Int.max
-            : hasEvidence && advantage > AutoTuning.clearAdvantage ? AutoTuning.clearAdvantageRefresh : AutoTuning.baselineRefresh
+        stepsBetweenRefreshes =
+            hasPairedEvidence
+            ? Int.max
+            : hasEvidence && advantage > AutoTuning.clearAdvantage
+                ? AutoTuning.clearAdvantageRefresh : AutoTuning.baselineRefresh
     }
 
     /// Whether the evidence says it is clearly worse than going without it.
@@ -50,7 +57,9 @@ extension PolicyState {
         steps += 1
         let limit = min(budget.maxDepth, AutoTuning.depthSlots, budget.maxNodes)
         guard limit > 0 else { return [] }
-        let asks = members.indices.compactMap { member in askDepth(member, limit: limit, sampling: sampling).map { (member, $0) } }
+        let asks = members.indices.compactMap { member in
+            askDepth(member, limit: limit, sampling: sampling).map { (member, $0) }
+        }
         askedCostly = asks.map { $0.0 }.filter { members[$0].costMeasured && !isCheap($0) }
         for (member, _) in asks { members[member].markAsked(at: steps) }
         return asks
@@ -69,8 +78,9 @@ extension PolicyState {
         }
         // A costly member is judged by evidence, drafting included; the model-based gain only
         // decides whether it is worth trying before there is any.
-        let verdict = CostlyMemberVerdict(members[member], baseRate: baseRate, modelledGain: gain,
-                                          inUse: members[member].inUse(at: steps))
+        let verdict = CostlyMemberVerdict(
+            members[member], baseRate: baseRate, modelledGain: gain,
+            inUse: members[member].inUse(at: steps))
         let exploringDepth = max(1, min(limit, depth > 0 ? depth : AutoTuning.firstContactDepth))
         if members[member].burstLeft > 0 {
             members[member].burstLeft -= 1

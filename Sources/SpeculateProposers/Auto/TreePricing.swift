@@ -7,7 +7,8 @@ extension PolicyState {
     /// The best chain depth for a member and its rate gain over plain decoding (> 1 pays).
     func bestDepth(_ member: Int, limit: Int) -> (depth: Int, gain: Double) {
         var best = (depth: 0, gain: 1.0)
-        var survival = 1.0, expected = 0.0
+        var survival = 1.0
+        var expected = 0.0
         for depth in stride(from: 1, through: limit, by: 1) {
             survival *= members[member].acceptance.depthAcceptance(depth)
             expected += survival
@@ -24,8 +25,10 @@ extension PolicyState {
     /// survive (that would bias the output): then only the depth statistics set the values and
     /// nodes are taken in proposal order. `extraNodes` more than the best count are kept, when
     /// any pays at all (to time a larger tree).
-    func prune(_ drafts: [(member: Int, candidate: DraftCandidate)], budget: TreeBudget, sampled: Bool,
-               extraNodes: Int = 0) -> [DraftCandidate] {
+    func prune(
+        _ drafts: [(member: Int, candidate: DraftCandidate)], budget: TreeBudget, sampled: Bool,
+        extraNodes: Int = 0
+    ) -> [DraftCandidate] {
         guard !drafts.isEmpty else { return [] }
         // Every node's value: the product of calibrated acceptance along its path.
         var nodes: [(value: Double, depth: Int)] = []
@@ -35,20 +38,30 @@ extension PolicyState {
             var values: [Double] = []
             for (index, depth) in draft.candidate.nodeDepths.enumerated() {
                 let parent = draft.candidate.parents[index]
-                let own = sampled ? acceptance.depthAcceptance(depth) : acceptance.nodeAcceptance(depth: depth, confidence: confidence[index])
+                let own =
+                    sampled
+                    ? acceptance.depthAcceptance(depth)
+                    : acceptance.nodeAcceptance(depth: depth, confidence: confidence[index])
                 values.append((parent < 0 ? 1 : values[parent]) * own)
                 nodes.append((values[index], depth))
             }
         }
         // Order: by value (parents never lose to children: values only shrink along a path), or in
         // proposal order when values may not decide.
-        let order = sampled ? Array(nodes.indices)
+        let order =
+            sampled
+            ? Array(nodes.indices)
             : nodes.indices.sorted { (nodes[$0].value, -nodes[$0].depth) > (nodes[$1].value, -nodes[$1].depth) }
-        var bestCount = 0, bestRate = AutoTuning.minimumTreeGain, expected = 0.0
+        var bestCount = 0
+        var bestRate = AutoTuning.minimumTreeGain
+        var expected = 0.0
         for (rank, position) in order.prefix(budget.maxNodes).enumerated() {
             expected += nodes[position].value
             let rate = (1 + expected) / cost.relativeCost(rank + 2)
-            if rate > bestRate { bestRate = rate; bestCount = rank + 1 }
+            if rate > bestRate {
+                bestRate = rate
+                bestCount = rank + 1
+            }
         }
         guard bestCount > 0 else { return [] }
         bestCount = min(bestCount + extraNodes, order.count, budget.maxNodes)
@@ -57,7 +70,9 @@ extension PolicyState {
 
     /// Each draft cut to the nodes in `keep` (positions counted across all drafts in order); a
     /// node whose parent was dropped goes too. Scores become the nodes' values.
-    private static func rebuild(_ drafts: [DraftCandidate], keeping keep: Set<Int>, values: [Double]) -> [DraftCandidate] {
+    private static func rebuild(_ drafts: [DraftCandidate], keeping keep: Set<Int>, values: [Double])
+        -> [DraftCandidate]
+    {
         var result: [DraftCandidate] = []
         var position = 0
         for draft in drafts {

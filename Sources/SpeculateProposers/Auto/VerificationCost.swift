@@ -19,7 +19,9 @@ public struct VerificationCost: Sendable, Codable, Equatable {
 
     /// t(n)/t(1), interpolated linearly between measured sizes and extrapolated from the last two.
     public func relativeCost(_ n: Int) -> Double {
-        guard let first = tokens.first, tokens.count == relative.count, !tokens.isEmpty else { return Double(max(1, n)) }
+        guard let first = tokens.first, tokens.count == relative.count, !tokens.isEmpty else {
+            return Double(max(1, n))
+        }
         if n <= first { return relative[0] }
         for index in 1..<tokens.count where n <= tokens[index] {
             let (a, b) = (tokens[index - 1], tokens[index])

@@ -2,70 +2,6 @@ import Foundation
 import SpeculateCore
 import SpeculateFormat
 
-/// How a request wants its tokens drafted and verified: the `speculate` extension object of a
-/// request, or the server's own strategy when the request has none.
-public struct StrategyRequest: Sendable, Hashable {
-    /// Proposer specs in `--proposer` syntax (`none`, `auto`, `ngram`, `draft:NAME`, ...).
-    public var proposers: [String]
-    /// Per-depth branching of the tree (`2,2,1`), or nil for the proposers' own shapes.
-    public var tree: [Int]?
-    /// Most drafted nodes in one tree.
-    public var maxNodes: Int
-    /// Longest draft (tree depth).
-    public var maxDepth: Int
-    /// The verifier; nil chooses by temperature.
-    public var verify: VerificationMethod?
-
-    /// A strategy with every field given.
-    public init(proposers: [String], tree: [Int]? = nil, maxNodes: Int = 16, maxDepth: Int = 8, verify: VerificationMethod? = nil) {
-        self.proposers = proposers
-        self.tree = tree
-        self.maxNodes = maxNodes
-        self.maxDepth = maxDepth
-        self.verify = verify
-    }
-
-    /// The tree limits this strategy sets.
-    public var budget: TreeBudget { TreeBudget(maxNodes: maxNodes, maxDepth: maxDepth, tree: tree) }
-
-    /// The JSON form, as requests send it and responses echo it.
-    package var json: [String: Any] {
-        var object: [String: Any] = ["proposers": proposers, "max_nodes": maxNodes, "max_depth": maxDepth, "verify": verify?.rawValue ?? NSNull()]
-        object["tree"] = tree.map { $0.map(String.init).joined(separator: ",") } ?? NSNull()
-        return object
-    }
-}
-
-/// One validated generation request, from either endpoint.
-public struct GenerationJob: Sendable {
-    /// Which endpoint it came from (it decides the response's shape).
-    public enum Endpoint: String, Sendable {
-        case completions = "text_completion"
-        case chat = "chat.completion"
-    }
-
-    /// The endpoint the request came to.
-    public var endpoint: Endpoint
-    /// The prompt text (for chat, the conversation in the model's chat format, for display).
-    public var prompt: String
-    /// The conversation (chat only; empty for completions). Chat prompts are tokenized from
-    /// these with ``ChatFormat/tokens(_:tokenizer:addGenerationPrompt:)``, so that control tokens
-    /// come only from the format, never from a message's text.
-    public var messages: [ChatMessage]
-    /// Most tokens to generate; nil = as many as the context holds.
-    public var maxTokens: Int?
-    /// Temperature, top-p, top-k and seed of the target's sampling.
-    public var sampling: SamplingSettings
-    /// Texts that end the completion; the returned text stops before the first of them.
-    public var stop: [String]
-    /// Whether the response is streamed as server-sent events.
-    public var stream: Bool
-    /// Whether a streamed response ends with a chunk carrying `usage` (`stream_options`).
-    public var includeUsage: Bool
-    /// The proposers, tree and verifier to run.
-    public var strategy: StrategyRequest
-}
-
 /// Turns request bodies into ``GenerationJob``s, refusing what the server cannot honour with a
 /// message naming the field: an OpenAI client sends fields this server does not implement
 /// (`logprobs`, penalties, `n` > 1), and silently ignoring them would return something else
@@ -96,19 +32,25 @@ public struct RequestParser: Sendable {
                 throw .invalid("'prompt' must be a string (token-id prompts are not supported)", param: "prompt")
             }
             prompt = text
-        case is [Any]: throw .invalid("'prompt' must be one string: this server generates one completion per request", param: "prompt")
+        case is [Any]:
+            throw .invalid(
+                "'prompt' must be one string: this server generates one completion per request", param: "prompt")
         case nil, is NSNull: throw .invalid("'prompt' is required", param: "prompt")
         default: throw .invalid("'prompt' must be a string", param: "prompt")
         }
         guard !prompt.isEmpty else { throw .invalid("'prompt' is empty", param: "prompt") }
         try refuse(object, ["suffix", "echo", "best_of", "logprobs"])
-        return try job(object, endpoint: .completions, prompt: prompt, messages: [], maxTokensKeys: ["max_tokens"], defaultMaxTokens: 16)
+        return try job(
+            object, endpoint: .completions, prompt: prompt, messages: [], maxTokensKeys: ["max_tokens"],
+            defaultMaxTokens: 16)
     }
 
     /// A `POST /v1/chat/completions` body; `format` renders the messages in the model's chat format.
     public func chat(_ body: Data, format: ([ChatMessage]) -> String) throws(APIError) -> GenerationJob {
         let object = try jsonObject(body)
-        guard let list = object["messages"] as? [Any] else { throw .invalid("'messages' is required: a list of {role, content} objects", param: "messages") }
+        guard let list = object["messages"] as? [Any] else {
+            throw .invalid("'messages' is required: a list of {role, content} objects", param: "messages")
+        }
         guard !list.isEmpty else { throw .invalid("'messages' is empty", param: "messages") }
         var messages: [ChatMessage] = []
         for (index, item) in list.enumerated() {
@@ -117,7 +59,9 @@ public struct RequestParser: Sendable {
             }
             let mapped = role == "developer" ? "system" : role
             guard ["system", "user", "assistant"].contains(mapped) else {
-                throw .invalid("messages[\(index)].role '\(role)' is not one of system, developer, user, assistant", param: "messages")
+                throw .invalid(
+                    "messages[\(index)].role '\(role)' is not one of system, developer, user, assistant",
+                    param: "messages")
             }
             let content: String
             switch message["content"] {
@@ -125,25 +69,33 @@ public struct RequestParser: Sendable {
             case let parts as [Any]:
                 var text = ""
                 for part in parts {
-                    guard let part = part as? [String: Any], part["type"] as? String == "text", let piece = part["text"] as? String else {
+                    guard let part = part as? [String: Any], part["type"] as? String == "text",
+                        let piece = part["text"] as? String
+                    else {
                         throw .invalid("messages[\(index)].content: only text parts are supported", param: "messages")
                     }
                     text += piece
                 }
                 content = text
-            default: throw .invalid("messages[\(index)].content must be a string or a list of text parts", param: "messages")
+            default:
+                throw .invalid("messages[\(index)].content must be a string or a list of text parts", param: "messages")
             }
             messages.append(ChatMessage(role: mapped, content: content))
         }
-        try refuse(object, ["logprobs", "top_logprobs", "tools", "tool_choice", "functions", "response_format", "audio", "modalities"])
-        return try job(object, endpoint: .chat, prompt: format(messages), messages: messages,
-                       maxTokensKeys: ["max_completion_tokens", "max_tokens"], defaultMaxTokens: nil)
+        try refuse(
+            object,
+            ["logprobs", "top_logprobs", "tools", "tool_choice", "functions", "response_format", "audio", "modalities"])
+        return try job(
+            object, endpoint: .chat, prompt: format(messages), messages: messages,
+            maxTokensKeys: ["max_completion_tokens", "max_tokens"], defaultMaxTokens: nil)
     }
 
     // MARK: Fields shared by both endpoints
 
-    private func job(_ object: [String: Any], endpoint: GenerationJob.Endpoint, prompt: String, messages: [ChatMessage],
-                     maxTokensKeys: [String], defaultMaxTokens: Int?) throws(APIError) -> GenerationJob {
+    private func job(
+        _ object: [String: Any], endpoint: GenerationJob.Endpoint, prompt: String, messages: [ChatMessage],
+        maxTokensKeys: [String], defaultMaxTokens: Int?
+    ) throws(APIError) -> GenerationJob {
         if let model = object["model"], !(model is NSNull) {
             guard let name = model as? String else { throw .invalid("'model' must be a string", param: "model") }
             guard name == modelName else { throw .unknownModel(name, served: modelName) }
@@ -151,22 +103,30 @@ public struct RequestParser: Sendable {
         var maxTokens = defaultMaxTokens
         for key in maxTokensKeys {
             guard let value = object[key], !(value is NSNull) else { continue }
-            guard let count = integer(value), count >= 1 else { throw .invalid("'\(key)' must be a positive integer", param: key) }
+            guard let count = integer(value), count >= 1 else {
+                throw .invalid("'\(key)' must be a positive integer", param: key)
+            }
             guard count < context else {
-                throw .invalid("'\(key)' is \(count) but the context holds \(context) tokens, prompt included", param: key, code: "context_length_exceeded")
+                throw .invalid(
+                    "'\(key)' is \(count) but the context holds \(context) tokens, prompt included", param: key,
+                    code: "context_length_exceeded")
             }
             maxTokens = count
             break
         }
         if let n = object["n"], !(n is NSNull) {
-            guard integer(n) == 1 else { throw .invalid("'n' must be 1: this server generates one completion per request", param: "n") }
+            guard integer(n) == 1 else {
+                throw .invalid("'n' must be 1: this server generates one completion per request", param: "n")
+            }
         }
         let temperature = try number(object, "temperature", default: 1, in: 0...2)
         let topP = try number(object, "top_p", default: 1, in: 0...1)
         guard topP > 0 else { throw .invalid("'top_p' must be above 0", param: "top_p") }
         var topK = 0
         if let value = object["top_k"], !(value is NSNull) {
-            guard let k = integer(value), k >= 0 else { throw .invalid("'top_k' must be a non-negative integer", param: "top_k") }
+            guard let k = integer(value), k >= 0 else {
+                throw .invalid("'top_k' must be a non-negative integer", param: "top_k")
+            }
             topK = k
         }
         var seed = UInt64.random(in: 0...UInt64(Int64.max))
@@ -176,10 +136,16 @@ public struct RequestParser: Sendable {
         }
         for key in ["presence_penalty", "frequency_penalty"] {
             let value = try number(object, key, default: 0, in: -2...2)
-            guard value == 0 else { throw .invalid("'\(key)' is not supported: penalties would change the target's distribution, which speculative decoding preserves", param: key) }
+            guard value == 0 else {
+                throw .invalid(
+                    "'\(key)' is not supported: penalties would change the target's distribution, which speculative decoding preserves",
+                    param: key)
+            }
         }
         if let bias = object["logit_bias"], !(bias is NSNull) {
-            guard let map = bias as? [String: Any], map.isEmpty else { throw .invalid("'logit_bias' is not supported", param: "logit_bias") }
+            guard let map = bias as? [String: Any], map.isEmpty else {
+                throw .invalid("'logit_bias' is not supported", param: "logit_bias")
+            }
         }
         var stop: [String] = []
         switch object["stop"] {
@@ -187,13 +153,17 @@ public struct RequestParser: Sendable {
         case let text as String: stop = [text]
         case let list as [Any]:
             stop = try list.map { item throws(APIError) -> String in
-                guard let text = item as? String else { throw .invalid("'stop' must be a string or a list of strings", param: "stop") }
+                guard let text = item as? String else {
+                    throw .invalid("'stop' must be a string or a list of strings", param: "stop")
+                }
                 return text
             }
         default: throw .invalid("'stop' must be a string or a list of strings", param: "stop")
         }
         stop.removeAll { $0.isEmpty }
-        guard stop.count <= 4 else { throw .invalid("'stop' has \(stop.count) strings; at most 4 are allowed", param: "stop") }
+        guard stop.count <= 4 else {
+            throw .invalid("'stop' has \(stop.count) strings; at most 4 are allowed", param: "stop")
+        }
         var stream = false
         if let value = object["stream"], !(value is NSNull) {
             guard let flag = boolean(value) else { throw .invalid("'stream' must be true or false", param: "stream") }
@@ -201,21 +171,28 @@ public struct RequestParser: Sendable {
         }
         var includeUsage = false
         if let options = object["stream_options"], !(options is NSNull) {
-            guard let options = options as? [String: Any] else { throw .invalid("'stream_options' must be an object", param: "stream_options") }
+            guard let options = options as? [String: Any] else {
+                throw .invalid("'stream_options' must be an object", param: "stream_options")
+            }
             includeUsage = options["include_usage"].flatMap(boolean) ?? false
         }
-        return GenerationJob(endpoint: endpoint, prompt: prompt, messages: messages, maxTokens: maxTokens,
-                             sampling: SamplingSettings(temperature: Float(temperature), topK: topK, topP: Float(topP), seed: seed),
-                             stop: stop, stream: stream, includeUsage: includeUsage, strategy: try strategy(object["speculate"]))
+        return GenerationJob(
+            endpoint: endpoint, prompt: prompt, messages: messages, maxTokens: maxTokens,
+            sampling: SamplingSettings(temperature: Float(temperature), topK: topK, topP: Float(topP), seed: seed),
+            stop: stop, stream: stream, includeUsage: includeUsage, strategy: try strategy(object["speculate"]))
     }
 
     /// The `speculate` extension object: validated like the command line's flags.
     func strategy(_ value: Any?) throws(APIError) -> StrategyRequest {
         guard let value, !(value is NSNull) else { return defaults }
-        guard let object = value as? [String: Any] else { throw .invalid("'speculate' must be an object", param: "speculate") }
+        guard let object = value as? [String: Any] else {
+            throw .invalid("'speculate' must be an object", param: "speculate")
+        }
         let known: Set = ["proposers", "tree", "max_nodes", "max_depth", "verify"]
         if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
-            throw .invalid("speculate.\(unknown) is not a field; the fields are \(known.sorted().joined(separator: ", "))", param: "speculate.\(unknown)")
+            throw .invalid(
+                "speculate.\(unknown) is not a field; the fields are \(known.sorted().joined(separator: ", "))",
+                param: "speculate.\(unknown)")
         }
         var strategy = defaults
         switch object["proposers"] {
@@ -223,37 +200,54 @@ public struct RequestParser: Sendable {
         case let text as String: strategy.proposers = [text]
         case let list as [Any]:
             strategy.proposers = try list.map { item throws(APIError) -> String in
-                guard let text = item as? String, !text.isEmpty else { throw .invalid("speculate.proposers must be a list of proposer specs such as \"ngram\"", param: "speculate.proposers") }
+                guard let text = item as? String, !text.isEmpty else {
+                    throw .invalid(
+                        "speculate.proposers must be a list of proposer specs such as \"ngram\"",
+                        param: "speculate.proposers")
+                }
                 return text
             }
-        default: throw .invalid("speculate.proposers must be a list of proposer specs such as \"ngram\"", param: "speculate.proposers")
+        default:
+            throw .invalid(
+                "speculate.proposers must be a list of proposer specs such as \"ngram\"", param: "speculate.proposers")
         }
         switch object["tree"] {
         case nil, is NSNull: if object.keys.contains("tree") { strategy.tree = nil }
         case let text as String:
             guard let branching = TreeBudget.parseBranching(text) else {
-                throw .invalid("speculate.tree '\(text)' is not a list of positive integers such as \"2,2,1\"", param: "speculate.tree")
+                throw .invalid(
+                    "speculate.tree '\(text)' is not a list of positive integers such as \"2,2,1\"",
+                    param: "speculate.tree")
             }
             strategy.tree = branching
         case let list as [Any]:
             let branching = list.compactMap(integer)
-            guard branching.count == list.count, !branching.isEmpty, branching.allSatisfy({ $0 >= 1 && $0 <= 16 }), branching.count <= 32 else {
-                throw .invalid("speculate.tree must be a list of positive integers such as [2, 2, 1]", param: "speculate.tree")
+            guard branching.count == list.count, !branching.isEmpty, branching.allSatisfy({ $0 >= 1 && $0 <= 16 }),
+                branching.count <= 32
+            else {
+                throw .invalid(
+                    "speculate.tree must be a list of positive integers such as [2, 2, 1]", param: "speculate.tree")
             }
             strategy.tree = branching
         default: throw .invalid("speculate.tree must be a string such as \"2,2,1\"", param: "speculate.tree")
         }
         if let value = object["max_nodes"], !(value is NSNull) {
-            guard let n = integer(value), (1...256).contains(n) else { throw .invalid("speculate.max_nodes must be an integer from 1 to 256", param: "speculate.max_nodes") }
+            guard let n = integer(value), (1...256).contains(n) else {
+                throw .invalid("speculate.max_nodes must be an integer from 1 to 256", param: "speculate.max_nodes")
+            }
             strategy.maxNodes = n
         }
         if let value = object["max_depth"], !(value is NSNull) {
-            guard let n = integer(value), (1...64).contains(n) else { throw .invalid("speculate.max_depth must be an integer from 1 to 64", param: "speculate.max_depth") }
+            guard let n = integer(value), (1...64).contains(n) else {
+                throw .invalid("speculate.max_depth must be an integer from 1 to 64", param: "speculate.max_depth")
+            }
             strategy.maxDepth = n
         }
         if let value = object["verify"], !(value is NSNull) {
             guard let name = value as? String, let method = VerificationMethod(rawValue: name) else {
-                throw .invalid("speculate.verify must be one of \(VerificationMethod.names.joined(separator: ", "))", param: "speculate.verify")
+                throw .invalid(
+                    "speculate.verify must be one of \(VerificationMethod.names.joined(separator: ", "))",
+                    param: "speculate.verify")
             }
             strategy.verify = method
         }
@@ -266,9 +260,13 @@ public struct RequestParser: Sendable {
         guard !body.isEmpty else { throw .invalid("The request has no body: send a JSON object", code: "invalid_json") }
         let parsed: Any
         do { parsed = try JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed]) } catch {
-            throw .invalid("The body is not valid JSON: \((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)")", code: "invalid_json")
+            throw .invalid(
+                "The body is not valid JSON: \((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)")",
+                code: "invalid_json")
         }
-        guard let object = parsed as? [String: Any] else { throw .invalid("The body must be a JSON object", code: "invalid_json") }
+        guard let object = parsed as? [String: Any] else {
+            throw .invalid("The body must be a JSON object", code: "invalid_json")
+        }
         return object
     }
 
@@ -284,11 +282,17 @@ public struct RequestParser: Sendable {
         }
     }
 
-    private func number(_ object: [String: Any], _ key: String, default fallback: Double, in range: ClosedRange<Double>) throws(APIError) -> Double {
+    private func number(_ object: [String: Any], _ key: String, default fallback: Double, in range: ClosedRange<Double>)
+        throws(APIError) -> Double
+    {
         guard let value = object[key], !(value is NSNull) else { return fallback }
-        guard let number = value as? NSNumber, boolean(value) == nil else { throw .invalid("'\(key)' must be a number", param: key) }
+        guard let number = value as? NSNumber, boolean(value) == nil else {
+            throw .invalid("'\(key)' must be a number", param: key)
+        }
         let double = number.doubleValue
-        guard double.isFinite, range.contains(double) else { throw .invalid("'\(key)' must be from \(range.lowerBound) to \(range.upperBound)", param: key) }
+        guard double.isFinite, range.contains(double) else {
+            throw .invalid("'\(key)' must be from \(range.lowerBound) to \(range.upperBound)", param: key)
+        }
         return double
     }
 }

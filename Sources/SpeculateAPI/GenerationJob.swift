@@ -1,0 +1,33 @@
+import Foundation
+import SpeculateCore
+import SpeculateFormat
+
+/// One validated generation request, from either endpoint.
+public struct GenerationJob: Sendable {
+    /// Which endpoint it came from (it decides the response's shape).
+    public enum Endpoint: String, Sendable {
+        case completions = "text_completion"
+        case chat = "chat.completion"
+    }
+
+    /// The endpoint the request came to.
+    public var endpoint: Endpoint
+    /// The prompt text (for chat, the conversation in the model's chat format, for display).
+    public var prompt: String
+    /// The conversation (chat only; empty for completions). Chat prompts are tokenized from
+    /// these with ``ChatFormat/tokens(_:tokenizer:addGenerationPrompt:)``, so that control tokens
+    /// come only from the format, never from a message's text.
+    public var messages: [ChatMessage]
+    /// Most tokens to generate; nil = as many as the context holds.
+    public var maxTokens: Int?
+    /// Temperature, top-p, top-k and seed of the target's sampling.
+    public var sampling: SamplingSettings
+    /// Texts that end the completion; the returned text stops before the first of them.
+    public var stop: [String]
+    /// Whether the response is streamed as server-sent events.
+    public var stream: Bool
+    /// Whether a streamed response ends with a chunk carrying `usage` (`stream_options`).
+    public var includeUsage: Bool
+    /// The proposers, tree and verifier to run.
+    public var strategy: StrategyRequest
+}
