@@ -15,7 +15,7 @@
 // - SpeculateEngine:     the facade: load a target, build a strategy, generate as a stream.
 // - Speculate:           the umbrella; re-exports the library modules, holds nothing.
 // - SpeculateAPI:        the OpenAI request schema (no HTTP; fuzzed without building the server).
-// - SpeculateServer:     `speculate serve` (Hummingbird 2, swift-service-lifecycle, swift-log,
+// - SpeculateServer:     `speculate serve` (Hummingbird 2, swift-nio, swift-log,
 //                        swift-metrics + swift-prometheus).
 // - SpeculateCLI:        the `speculate` executable.
 import PackageDescription
@@ -49,7 +49,6 @@ let applicationPackages: [Package.Dependency] = [
     // The server (`speculate serve`).
     .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
-    .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
@@ -191,10 +190,8 @@ let package = Package(
                 "SpeculateEngine",
                 "SpeculateFormat",
                 "SpeculateRuntime",
-                "SpeculateStrategies",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -211,9 +208,6 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 "SpeculateFormat",
-                "SpeculateRuntime",
-                "SpeculateCore",
-                "SpeculateProposers",
                 "SpeculateCatalog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -239,7 +233,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SpeculateFormatTests",
-            dependencies: ["SpeculateFormat", "SpeculateCore", "SpeculateCatalog", "SpeculateTestSupport"],
+            dependencies: ["SpeculateFormat", "SpeculateCore", "SpeculateTestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(
@@ -263,7 +257,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SpeculateServerTests",
-            dependencies: ["SpeculateServer", "SpeculateCore", "SpeculateTestSupport"],
+            dependencies: ["SpeculateServer", "SpeculateCore"],
             swiftSettings: strictSwift
         ),
         .testTarget(
@@ -297,7 +291,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SpeculateCatalogTests",
-            dependencies: ["SpeculateCatalog", "SpeculateFormat", "SpeculateTestSupport"],
+            dependencies: ["SpeculateCatalog", "SpeculateTestSupport"],
             swiftSettings: strictSwift
         ),
     ]

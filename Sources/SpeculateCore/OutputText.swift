@@ -51,8 +51,10 @@ public struct OutputText: Sendable {
 
     /// Appends tokens. Returns the index (among all tokens so far) of the token that completes
     /// the first stop string, when one of these tokens does; a match that began in earlier
-    /// tokens' bytes is found too, and the match that starts first wins whatever its place in
-    /// the list. Tokens after a stop are ignored.
+    /// tokens' bytes is found too. The result is the same however the tokens are grouped into
+    /// calls (a speculative step appends several, plain decoding one): the first token that
+    /// completes any stop string ends the text, and among the matches it completes the one that
+    /// starts first wins. Tokens after a stop are ignored.
     public mutating func append(_ tokens: [Token]) -> Int? {
         guard !stopped else { return nil }
         let searchFrom = bytes.count
@@ -60,12 +62,14 @@ public struct OutputText: Sendable {
             bytes.append(contentsOf: spell(token))
             tokenEnds.append(bytes.count)
         }
-        var first: (start: Int, end: Int)?
+        var first: (token: Int, start: Int)?
         for stop in stops {
+            // A stop's earliest start is also its earliest end.
             var start = max(released, searchFrom - (stop.count - 1))
             while start + stop.count <= bytes.count {
                 if bytes[start] == stop[0], bytes[start..<start + stop.count].elementsEqual(stop) {
-                    if first == nil || start < first!.start { first = (start, start + stop.count) }
+                    let token = completingToken(end: start + stop.count, among: tokens.count)
+                    if first.map({ (token, start) < ($0.token, $0.start) }) ?? true { first = (token, start) }
                     break
                 }
                 start += 1
@@ -73,14 +77,18 @@ public struct OutputText: Sendable {
         }
         guard let match = first else { return nil }
         stopStart = match.start
-        // The first token whose bytes reach the end of the match.
-        var low = tokenEnds.count - tokens.count
+        tokenEnds.removeLast(tokenEnds.count - match.token - 1)
+        return match.token
+    }
+
+    /// The first of the last `count` tokens whose bytes reach `end`.
+    private func completingToken(end: Int, among count: Int) -> Int {
+        var low = tokenEnds.count - count
         var high = tokenEnds.count - 1
         while low < high {
             let middle = (low + high) / 2
-            if tokenEnds[middle] >= match.end { high = middle } else { low = middle + 1 }
+            if tokenEnds[middle] >= end { high = middle } else { low = middle + 1 }
         }
-        tokenEnds.removeLast(tokenEnds.count - low - 1)
         return low
     }
 

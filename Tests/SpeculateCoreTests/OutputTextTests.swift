@@ -30,6 +30,43 @@ struct OutputTextTests {
         #expect(run(["cd", "bcde"], ["abcdef"]) == ("a", true))
     }
 
+    @Test("the text and the stopping token are the same however tokens are grouped into steps")
+    func groupingInvariant() {
+        // Every split of the tokens into consecutive steps gives what one token per step gives.
+        let cases: [([String], [String])] = [
+            (["abcd", "c"], ["ab", "c", "d"]),
+            (["cd", "bcde"], ["ab", "cdef"]),
+            (["\n\n", "END"], ["x", "E", "N", "D\n", "\n"]),
+            (["é!"], ["caf", "é", "!"]),
+        ]
+        for (stops, texts) in cases {
+            let spellings = texts.map { Array($0.utf8) }
+            var reference: (text: String, token: Int?)?
+            for mask in 0..<(1 << (texts.count - 1)) {
+                // Bit i set: a step ends after token i.
+                var steps: [[Token]] = [[]]
+                for index in texts.indices {
+                    steps[steps.count - 1].append(Token(index))
+                    if index < texts.count - 1, mask & (1 << index) != 0 { steps.append([]) }
+                }
+                var output = OutputText(spell: { spellings[Int($0)] }, stopStrings: stops)
+                var text = ""
+                var stoppedAt: Int?
+                for step in steps where stoppedAt == nil {
+                    stoppedAt = output.append(step)
+                    text += output.takePieces().map(\.text).joined()
+                }
+                text += output.takePieces(final: true).map(\.text).joined()
+                if let reference {
+                    #expect(text == reference.text && stoppedAt == reference.token, "\(stops) \(texts) steps \(steps)")
+                } else {
+                    reference = (text, stoppedAt)
+                }
+            }
+        }
+        #expect(run(["abcd", "c"], ["ab", "c", "d"]) == ("ab", true))
+    }
+
     @Test("a possible start of a stop string is held back, then released when it is not one")
     func holds() {
         let spellings = ["abc E", "N", "o"].map { Array($0.utf8) }

@@ -39,7 +39,8 @@ struct StochasticTests {
     }
 
     static func check(
-        _ label: String, proposers: @escaping (TableModelSession) -> [any DraftProposer],
+        _ label: String, minimumAccepted: Int = runs / 4 + 1,
+        proposers: @escaping (TableModelSession) -> [any DraftProposer],
         verifier: any Verifier = SpeculativeSamplingVerifier(), processors: [any LogitProcessor] = []
     ) async throws {
         let target = TableModelSession(vocabulary: vocabulary, seed: 21, sharpness: 1.5)
@@ -85,7 +86,7 @@ struct StochasticTests {
             "\(label): chi-square \(String(format: "%.1f", statistic)) on \(cells - 1) degrees of freedom, p = \(String(format: "%.3f", p)); \(accepted) drafts accepted over \(forwards) forwards"
         )
         #expect(p > 0.001, "\(label): the speculative distribution differs from the target's (p = \(p))")
-        #expect(accepted > runs / 4, "\(label): speculation barely engaged")
+        #expect(accepted >= minimumAccepted, "\(label): speculation barely engaged")
     }
 
     @Test("a single sampled chain")
@@ -154,6 +155,28 @@ struct StochasticTests {
                     ], verificationCost: free, learnsVerificationCost: false)
             ]
         }
+    }
+
+    @Test("the auto policy pricing by learned times: how many nodes go out hinges on timings, never on values")
+    func autoPolicyLearning() async throws {
+        // The production path: the table model's real verification times refit a CPU-like seed
+        // as they come, so how many drafted nodes go out changes with timings; which ones must
+        // not bias the output.
+        let cpuLike = VerificationCost(tokens: [1, 2, 4, 8], relative: [1, 1.1, 1.3, 1.8], oneTokenSeconds: 0.001)
+        try await Self.check(
+            "auto, learned prices", minimumAccepted: 1,
+            proposers: { target in
+                [
+                    AutoProposer(
+                        members: [
+                            TableDraftProposer(
+                                name: "q",
+                                draft: TableModelSession(vocabulary: Self.vocabulary, seed: 22, sharpness: 1.0),
+                                depth: 3, children: 1),
+                            RandomTreeProposer(vocabulary: Self.vocabulary, seed: 5),
+                        ], verificationCost: cpuLike)
+                ]
+            })
     }
 }
 

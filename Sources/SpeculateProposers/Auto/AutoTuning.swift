@@ -86,6 +86,8 @@ enum AutoTuning {
     static let largestLearnedSize = 80
     /// Verifications of a size before its time counts in the fit.
     static let learnedSizeEvidence = 3
+    /// A size not timed in this many verifications leaves the fit.
+    static let learnedSizeMaxAge = 256
     /// Most weight one size has in the fit (its verifications, capped), so that the most common
     /// size does not drown the others.
     static let learnedSizeWeightCap = 20

@@ -23,8 +23,11 @@ package struct LearnedVerificationCost {
     package let seed: VerificationCost
     /// Whether the shape is learned; when not, only the one-token time follows the measurements.
     package let learns: Bool
-    /// Seconds per verification, by tokens verified (index 0 unused).
+    /// Seconds per verification, by tokens verified (index 0 unused), and when each size was
+    /// last timed (in verifications recorded).
     private var seconds: [MovingRate]
+    private var lastTimed: [Int]
+    private var recorded = 0
     /// The seed slope's scale in use.
     package private(set) var scale = 1.0
     /// The one-token forward time, seconds.
@@ -35,6 +38,7 @@ package struct LearnedVerificationCost {
         self.learns = learns
         stepSeconds = seed.oneTokenSeconds > 0 ? seed.oneTokenSeconds : AutoTuning.fallbackStepSeconds
         seconds = Array(repeating: MovingRate(), count: AutoTuning.largestLearnedSize + 1)
+        lastTimed = Array(repeating: 0, count: AutoTuning.largestLearnedSize + 1)
     }
 
     /// t(n)/t(1): the cost of verifying `n` tokens in one forward, in one-token steps.
@@ -47,8 +51,10 @@ package struct LearnedVerificationCost {
     /// `seconds`, everything between sending the tree and hearing the outcome included.
     package mutating func record(tokens: Int, seconds elapsed: Double) {
         guard tokens >= 1, elapsed > 0, elapsed.isFinite else { return }
+        recorded += 1
         if learns, tokens > 1, tokens < seconds.count {
             seconds[tokens].add(elapsed, weight: AutoTuning.stepTimeWeight)
+            lastTimed[tokens] = recorded
             if fit() { return }
         }
         let oneToken = elapsed / relativeCost(tokens)
@@ -60,7 +66,12 @@ package struct LearnedVerificationCost {
     /// cost to tell a slope.
     private mutating func fit() -> Bool {
         var points: [(extra: Double, logSeconds: Double, weight: Double)] = []
-        for size in 2..<seconds.count where seconds[size].samples >= AutoTuning.learnedSizeEvidence {
+        // Sizes not timed lately are left out: their times are from another stretch of the
+        // host's speed, and the fit relies on the sizes' times being close together.
+        for size in 2..<seconds.count
+        where seconds[size].samples >= AutoTuning.learnedSizeEvidence
+            && recorded - lastTimed[size] <= AutoTuning.learnedSizeMaxAge
+        {
             points.append(
                 (
                     seed.relativeCost(size) - seed.relativeCost(1), log(seconds[size].value),

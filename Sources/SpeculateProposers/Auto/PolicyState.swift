@@ -27,7 +27,7 @@ package struct PolicyState {
     struct SentStep {
         /// Every returned node (sent or pruned), for learning afterwards.
         var drafts: [(member: Int, candidate: DraftCandidate)]
-        /// Nodes sent to the target.
+        /// Nodes of the tree sent to the target (shared prefixes once).
         var sentNodes: Int
         var sentAt: ContinuousClock.Instant
         /// Seconds the members spent drafting.
@@ -67,7 +67,7 @@ package struct PolicyState {
         // on the step count only, never on the drafted tokens, so sampled output keeps its distribution.
         let sizeProbe = cost.learns && steps % AutoTuning.sizeProbeInterval == 0
         let sent = prune(drafts, budget: budget, sampled: sampled, extraNodes: sizeProbe ? 1 : 0)
-        let sentNodes = sent.reduce(0) { $0 + $1.tokens.count }
+        let sentNodes = min(Self.mergedSize(sent), budget.maxNodes)
         inFlight = SentStep(
             drafts: drafts, sentNodes: sentNodes, sentAt: now, draftSeconds: Self.seconds(now - draftStarted),
             sampled: sampled, budget: budget)
@@ -105,7 +105,7 @@ package struct PolicyState {
     private mutating func pairWithCounterfactual(_ step: SentStep, accepted: [Token]) {
         let cheapDrafts = step.drafts.filter { !askedCostly.contains($0.member) }
         let alone = prune(cheapDrafts, budget: step.budget, sampled: false)
-        let baseNodes = alone.reduce(0) { $0 + $1.tokens.count }
+        let baseNodes = min(Self.mergedSize(alone), step.budget.maxNodes)
         let baseTokens = Double(Self.counterfactualTokens(alone, accepted: accepted))
         let baseSeconds = stepSeconds * cost.relativeCost(1 + baseNodes)
         let seconds = stepSeconds * cost.relativeCost(1 + step.sentNodes) + step.draftSeconds
@@ -114,6 +114,23 @@ package struct PolicyState {
                 tokens: Double(accepted.count), seconds: seconds, baseTokens: baseTokens,
                 baseSeconds: baseSeconds, step: steps)
         }
+    }
+
+    /// Nodes of the tree the decoder verifies from `drafts`: the merger keeps a shared prefix
+    /// once (the n-gram and draft members often agree on the first tokens), so the tree is often
+    /// smaller than the drafts' node count, and its time belongs to its own size.
+    static func mergedSize(_ drafts: [DraftCandidate]) -> Int {
+        var paths = Set<[Token]>()
+        for draft in drafts {
+            var nodePaths: [[Token]] = []
+            for (index, token) in draft.tokens.enumerated() {
+                let parent = draft.parents[index]
+                let path = (parent < 0 ? [] : nodePaths[parent]) + [token]
+                nodePaths.append(path)
+                paths.insert(path)
+            }
+        }
+        return paths.count
     }
 
     static func seconds(_ duration: Duration) -> Double {
