@@ -17,25 +17,27 @@ import Synchronization
 ///   was accepted is accepted. Nodes the policy pruned are still scored afterwards against what
 ///   the target chose, so pruning does not starve the statistics.
 /// - **Asking.** Members that cost almost nothing (n-gram lookup, most plugins) are asked every
-///   step for a full-depth draft. A costly member (a draft model) is first tried when its best chain
-///   depth d makes `(1 + G_m(d)) / (t(1+d) + c_m · d / step)` exceed 1.02, with `G_m(d)` the expected
-///   accepted length from its depth statistics (Sequoia's objective with the drafting term); from
-///   then on it is judged by evidence. With greedy drafts each step that asked it is paired with
-///   its counterfactual: what the cheap members' drafts alone, pruned alone, would have yielded
-///   given the target's tokens, both sides timed by the cost model plus the step's measured
-///   drafting; over ~30 such steps (discounted) the member must beat its counterfactual to come
-///   back and stays until it falls below 0.85 of it. Until there are six pairs, or with sampled
-///   drafts, the realized tokens per second of steps that asked it must beat steps that asked no
-///   costly member by 5% (every 8th step going without it to keep that figure fresh; every 32nd
-///   once it is ahead by 25%). When it does not pay it is explored in bursts of three steps, the
-///   pause between bursts doubling (32, 64, 128, … steps; quadrupling when it is clearly worse).
-///   While in use it is asked for depth d, or for the budget's full depth when it ends its drafts
-///   on its own confidence (``SelfLimitingProposer``, as a draft model does).
+///   step for a full-depth draft. A costly member (a draft model) with greedy drafts is used from
+///   the start, and each step that asks it is paired with its counterfactual: what the cheap
+///   members' drafts alone, pruned alone, would have yielded given the target's tokens, both
+///   sides timed by the cost model plus the step's measured drafting. After six pairs, the
+///   discounted sums of the last ~50 pairs decide: it stays while it reaches 0.85 of its
+///   counterfactual and, once paused, must beat it to come back. With sampled drafts there is no
+///   counterfactual: it is tried when its best chain depth d makes
+///   `(1 + G_m(d)) / (t(1+d) + c_m · d / step)` exceed 1.02, with `G_m(d)` the expected accepted
+///   length from its depth statistics (Sequoia's objective with the drafting term), and then the
+///   realized tokens per second of steps that asked it must beat steps that asked no costly
+///   member by 5% (every 8th step going without it to keep that figure fresh; every 32nd once it
+///   is ahead by 25%). When it does not pay it is explored in bursts of three steps, the pause
+///   between bursts doubling (32, 64, 128, … steps; quadrupling when it is clearly worse). While
+///   in use it is asked for depth d, or for the budget's full depth when it ends its drafts on its
+///   own confidence (``SelfLimitingProposer``, as a draft model does).
 /// - **Pruning.** Each returned node gets the value `v` = product of calibrated acceptance along
 ///   its path; the policy keeps the n best nodes (parents before children) with n maximising
-///   `(1 + Σ v) / t(n+1)`, and sends nothing unless that beats a plain step by 4%. With sampled drafts (stochastic verification) values may not decide
-///   which nodes survive — that would bias the output — so then only the depth limit from the
-///   statistics is applied, in proposal order.
+///   `(1 + Σ v) / (t(n+1) + D)`, D the step's drafting in one-token steps (every step pays it, so
+///   trees that yield more save it), and sends nothing unless that beats a plain step by 4%. With
+///   sampled drafts (stochastic verification) values may not decide which nodes survive — that
+///   would bias the output — so then only the depth statistics set the values, in proposal order.
 public final class AutoProposer: DraftProposer {
     public let name = "auto"
     /// The proposers the policy chooses from.

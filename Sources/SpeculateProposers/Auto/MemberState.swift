@@ -43,6 +43,9 @@ struct MemberState {
     var rateWhenAsked = MovingRate()
     /// Its steps against their counterfactual without it (greedy steps, costly members).
     var paired = PairedRate()
+    /// Whether its latest drafts were sampled: then no step has a counterfactual, and it is judged
+    /// by realized rates of steps with and without it instead.
+    var draftsSampled = false
 
     // MARK: Failures
 

@@ -66,11 +66,13 @@ package struct PolicyState {
         // A probe that teaches the verification cost (``AutoTuning/sizeProbeInterval``): it hinges
         // on the step count only, never on the drafted tokens, so sampled output keeps its distribution.
         let sizeProbe = cost.learns && steps % AutoTuning.sizeProbeInterval == 0
-        let sent = prune(drafts, budget: budget, sampled: sampled, extraNodes: sizeProbe ? 1 : 0)
+        let draftSeconds = Self.seconds(now - draftStarted)
+        let draftCost = min(AutoTuning.largestDraftCost, draftSeconds / stepSeconds)
+        let sent = prune(drafts, budget: budget, sampled: sampled, draftCost: draftCost, extraNodes: sizeProbe ? 1 : 0)
         let sentNodes = min(Self.mergedSize(sent), budget.maxNodes)
         inFlight = SentStep(
-            drafts: drafts, sentNodes: sentNodes, sentAt: now, draftSeconds: Self.seconds(now - draftStarted),
-            sampled: sampled, budget: budget)
+            drafts: drafts, sentNodes: sentNodes, sentAt: now, draftSeconds: draftSeconds, sampled: sampled,
+            budget: budget)
         if sent.isEmpty { plainSteps += 1 }
         return sent
     }
@@ -93,7 +95,10 @@ package struct PolicyState {
             // are part of what using it costs); only the first call of an exploration burst does not.
             for member in askedCostly where !members[member].isCatchUpCall { members[member].rateWhenAsked.add(rate) }
             if !step.sampled { pairWithCounterfactual(step, accepted: accepted) }
-            for member in askedCostly { members[member].isCatchUpCall = false }
+            for member in askedCostly {
+                members[member].isCatchUpCall = false
+                members[member].draftsSampled = step.sampled
+            }
         }
         for (member, candidate) in step.drafts { members[member].acceptance.record(candidate, accepted: accepted) }
     }
@@ -112,7 +117,7 @@ package struct PolicyState {
         for member in askedCostly where !members[member].isCatchUpCall {
             members[member].paired.add(
                 tokens: Double(accepted.count), seconds: seconds, baseTokens: baseTokens,
-                baseSeconds: baseSeconds, step: steps)
+                baseSeconds: baseSeconds)
         }
     }
 

@@ -1,8 +1,10 @@
 import SpeculateCore
 
-/// Whether a costly member (a draft model) pays, from the evidence at hand: its steps paired
-/// with their counterfactual without it (greedy drafts), else the realized tokens per second of
-/// steps with and without it, else, before any evidence, the model-based gain of its best depth.
+/// Whether a costly member (a draft model) pays, from the evidence at hand. A member whose drafts
+/// are greedy is judged by its steps paired with their counterfactual without it, and is used
+/// until it has enough of them (every step that asks it yields one; a step without it yields
+/// nothing). A member whose drafts are sampled is judged by the realized tokens per second of
+/// steps with and without it, and before any evidence by the model-based gain of its best depth.
 struct CostlyMemberVerdict {
     /// Whether enough paired steps exist to decide by them.
     let hasPairedEvidence: Bool
@@ -20,6 +22,19 @@ struct CostlyMemberVerdict {
 
     init(_ member: MemberState, baseRate: MovingRate, modelledGain: Double, inUse: Bool) {
         hasPairedEvidence = member.paired.samples >= AutoTuning.pairedEvidence
+        guard member.draftsSampled else {
+            // Greedy drafts: on trial until paired evidence exists (before it, steps without the
+            // member would teach nothing about it, and a modelled gain from two first-contact
+            // steps kept the 0.5B draft out of chat-12's first prompt for 30 steps).
+            hasEvidence = hasPairedEvidence
+            advantage = hasPairedEvidence ? member.paired.advantage : modelledGain
+            pays =
+                hasPairedEvidence
+                ? advantage > (inUse ? AutoTuning.pairedStopBelow : AutoTuning.requiredPairedAdvantage) : true
+            needsStepsWithout = false
+            stepsBetweenRefreshes = Int.max
+            return
+        }
         let ownRateKnown = member.rateWhenAsked.samples >= AutoTuning.rateEvidence
         let baseRateKnown = baseRate.samples >= AutoTuning.rateEvidence
         hasEvidence = hasPairedEvidence || (ownRateKnown && baseRateKnown)
