@@ -160,4 +160,41 @@ struct CostlyMemberTests {
         #expect(depths[false, default: []].allSatisfy { $0 < 8 } && depths[true, default: []].allSatisfy { $0 == 8 })
         #expect(rates.values.allSatisfy { $0 > 1.3 * Self.plainRate }, "\(rates.mapValues { $0 / Self.plainRate })")
     }
+
+    @Test("a draft model with greedy drafts is on trial from its first step, however its first drafts went")
+    func greedyMemberOnTrial() {
+        var state = PolicyState(members: 1, cost: Self.curve, cheapFraction: 0.02)
+        // Right 20% of the time: the modelled gain after first contact is below break-even, which
+        // once kept a draft out before any evidence; six paired steps must judge it first.
+        let stretch = Self.simulate(&state, steps: 8, hitRate: 0.2, seed: 9)
+        #expect(stretch.stepsAskingMember >= 7, "asked on \(stretch.stepsAskingMember) of the first 8 steps")
+    }
+
+    @Test(
+        "pruning counts the step's drafting: deeper trees when drafting is dear, none that its verification does not pay"
+    )
+    func pruningCountsDrafting() {
+        var state = PolicyState(
+            members: 1, cost: Self.curve, cheapFraction: 0.02, learnsCost: false, selfLimiting: [true])
+        // Acceptance ~0.9 at every depth (asked for the full depth, it drafts up to its first miss).
+        _ = Self.simulate(&state, steps: 200, hitRate: 0.9, seed: 10, stopsAtMiss: true)
+        let chain = DraftCandidate(
+            tokens: Array(repeating: 1, count: 8), parents: (0..<8).map { $0 - 1 },
+            distributions: Array(repeating: .deterministic, count: 8),
+            scores: (0..<8).map { Float(pow(0.9, Double($0 + 1))) })
+        let budget = TreeBudget(maxNodes: 16, maxDepth: 8)
+        func sent(_ draftCost: Double) -> Int {
+            state.prune([(0, chain)], budget: budget, sampled: false, draftCost: draftCost).map(\.tokens.count).reduce(
+                0, +)
+        }
+        // With verification alone the curve's jump after 4 tokens stops the tree at 3 nodes; with
+        // a step's drafting on top (the 0.5B draft: ~1 step), the whole chain pays.
+        let (cheap, dear) = (sent(0), sent(1.5))
+        #expect(cheap < 8 && dear == 8, "\(cheap) nodes without drafting, \(dear) with")
+        // A member that is almost never right: dear drafting must not make its nodes worth sending.
+        var poor = PolicyState(members: 1, cost: Self.curve, cheapFraction: 0.02, learnsCost: false)
+        _ = Self.simulate(&poor, steps: 200, hitRate: 0.03, seed: 11)
+        let sentPoor = poor.prune([(0, chain)], budget: budget, sampled: false, draftCost: 1.5)
+        #expect(sentPoor.isEmpty, "sent \(sentPoor.map(\.tokens.count)) nodes")
+    }
 }

@@ -55,6 +55,9 @@ struct AcceptanceModel {
 }
 
 extension DraftCandidate {
+    /// Whether any node was sampled (stochastic verification), rather than chosen greedily.
+    var isSampled: Bool { distributions.contains { if case .sampled = $0 { true } else { false } } }
+
     /// Each node's depth (1 under the root); parents come before their children.
     var nodeDepths: [Int] {
         var depths: [Int] = []

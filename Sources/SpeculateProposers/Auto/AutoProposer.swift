@@ -20,9 +20,11 @@ import Synchronization
 ///   step for a full-depth draft. A costly member (a draft model) with greedy drafts is used from
 ///   the start, and each step that asks it is paired with its counterfactual: what the cheap
 ///   members' drafts alone, pruned alone, would have yielded given the target's tokens, both
-///   sides timed by the cost model plus the step's measured drafting. After six pairs, the
-///   discounted sums of the last ~50 pairs decide: it stays while it reaches 0.85 of its
-///   counterfactual and, once paused, must beat it to come back. With sampled drafts there is no
+///   sides' verification timed by the cost model and the step's measured drafting added to its
+///   own side. After six pairs, the discounted sums of the last ~50 pairs decide (a pause fades
+///   them slowly): it stays while it reaches 0.85 of its counterfactual and, once paused, must
+///   beat it to come back. With sampled decoding every member is asked every step. A member
+///   whose drafts are sampled while decoding is greedy (a plugin may draft that way) has no
 ///   counterfactual: it is tried when its best chain depth d makes
 ///   `(1 + G_m(d)) / (t(1+d) + c_m · d / step)` exceed 1.02, with `G_m(d)` the expected accepted
 ///   length from its depth statistics (Sequoia's objective with the drafting term), and then the
@@ -35,9 +37,11 @@ import Synchronization
 /// - **Pruning.** Each returned node gets the value `v` = product of calibrated acceptance along
 ///   its path; the policy keeps the n best nodes (parents before children) with n maximising
 ///   `(1 + Σ v) / (t(n+1) + D)`, D the step's drafting in one-token steps (every step pays it, so
-///   trees that yield more save it), and sends nothing unless that beats a plain step by 4%. With
-///   sampled drafts (stochastic verification) values may not decide which nodes survive — that
-///   would bias the output — so then only the depth statistics set the values, in proposal order.
+///   trees that yield more save it), among the n whose `(1 + Σ v) / t(n+1)` beats a plain step by
+///   4% (none when no n does). With sampled drafts (stochastic verification) values may not
+///   decide which nodes survive — that would bias the output — so then only the depth statistics
+///   set the values, nodes go in proposal order, and D is that of earlier steps (a step's own
+///   drafting time follows its sampled tokens).
 public final class AutoProposer: DraftProposer {
     public let name = "auto"
     /// The proposers the policy chooses from.

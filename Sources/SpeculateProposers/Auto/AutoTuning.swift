@@ -44,11 +44,13 @@ enum AutoTuning {
 
     // MARK: Costly members: trying, evidence, exploring
 
-    /// Before any evidence, a costly member is tried when its modelled gain (Sequoia's objective
+    /// A costly member whose drafts are sampled while the decoding is greedy (a plugin may draft
+    /// that way; with sampled decoding every member is asked anyway) has no counterfactual to be
+    /// paired with. Before any evidence it is tried when its modelled gain (Sequoia's objective
     /// with the drafting term) reaches this: a little above break-even, as the model is optimistic.
     static let trialGain = 1.02
-    /// Steps that asked a costly member must beat steps that asked none by this factor in
-    /// realized tokens per second (sampled drafts, or before paired evidence).
+    /// Steps that asked such a member must beat steps that asked none by this factor in realized
+    /// tokens per second.
     static let requiredAdvantage = 1.05
     /// Weight of the newest step in a realized tokens-per-second average (steps vary a lot: an
     /// average over ~7 of them).
@@ -58,19 +60,22 @@ enum AutoTuning {
     /// Paired steps (a costly member's steps against their counterfactual without it) needed
     /// before they decide.
     static let pairedEvidence = 6
-    /// Each pair weighs this much more than the one before it (about 50 pairs in view): long
+    /// Each pair weighs this fraction of the next one's weight (about 50 pairs in view): long
     /// enough that one stretch of unlucky steps does not pause a draft that pays on the whole
     /// (chat steps gain 0–3 tokens each), short enough to follow a change of workload within a
-    /// few prompts.
+    /// few prompts while the member is in use ...
     static let pairedEvidenceKeep = 0.98
+    /// ... and every step without a pair (a pause) this much again: a pause of 256 steps keeps
+    /// 60% of the evidence, one of 2,048 keeps 2%, so a member paused long ago is judged afresh.
+    static let pausedStepKeep = 0.998
     /// The paired advantage a paused member must show to come back ...
     static let requiredPairedAdvantage = 1.0
     /// ... and the one below which a member in use is left: lookup alone does as well as the
     /// draft over stretches of code, and leaving at 1.0 cost a catch-up on each return
     /// (HumanEval-20: 2.95 tokens per forward with 0.85, 2.67 when leaving at 1.0).
     static let pairedStopBelow = 0.85
-    /// Without paired evidence, every this-many-th step goes without a member in use, to keep the
-    /// figure for steps without it fresh ...
+    /// For such a member in use, every this-many-th step goes without it, to keep the figure for
+    /// steps without it fresh ...
     static let baselineRefresh = 8
     /// ... and every this-many-th once it beats them by `clearAdvantage`: each step without a draft
     /// that pays this well costs more than the fresher figure is worth (HumanEval-20: `auto` +

@@ -33,19 +33,25 @@ struct MovingRate {
 /// Pairs share the text and the target's choices, so their ratio is far less noisy than
 /// comparing separate steps with and without the member.
 ///
-/// The discount is per pair, not per step: while the member is paused no pairs arrive, and the
-/// evidence it earned must not fade with the pause. (Discounted per step, a pause of a few
-/// hundred steps left the next exploration burst's two pairs to decide alone; on chat, where
-/// one step of the 0.5B draft gains 0 to 3 tokens, that was a coin flip, and each lost flip
-/// doubled the pause: `auto` went without the draft on 27% of chat-12's steps and ran at 1.27x
-/// against the chain's 1.36x.)
+/// The discount is mostly per pair, not per step: while the member is paused no pairs arrive,
+/// and the evidence it earned must not vanish with the pause. (Discounted by 0.97 per step, a
+/// pause of a few hundred steps left the next exploration burst's two pairs to decide alone; on
+/// chat, where one step of the 0.5B draft gains 0 to 3 tokens, that was a coin flip, and each
+/// lost flip doubled the pause: `auto` went without the draft on 27% of chat-12's steps and ran
+/// at 1.27x against the chain's 1.31x.)
 struct PairedRate {
     var tokens = 0.0, seconds = 0.0
     var baseTokens = 0.0, baseSeconds = 0.0
     var samples = 0
+    var lastStep = 0
 
-    mutating func add(tokens: Double, seconds: Double, baseTokens: Double, baseSeconds: Double) {
-        let keep = AutoTuning.pairedEvidenceKeep
+    /// Adds the pair of step `step`: older pairs weigh ``AutoTuning/pairedEvidenceKeep`` less, and
+    /// a little less again for every step without a pair (``AutoTuning/pausedStepKeep``), so that
+    /// after a long pause a few bursts can overturn what was learned before it.
+    mutating func add(tokens: Double, seconds: Double, baseTokens: Double, baseSeconds: Double, step: Int) {
+        let keep =
+            AutoTuning.pairedEvidenceKeep * pow(AutoTuning.pausedStepKeep, Double(max(0, step - lastStep - 1)))
+        lastStep = step
         self.tokens = self.tokens * keep + tokens
         self.seconds = self.seconds * keep + seconds
         self.baseTokens = self.baseTokens * keep + baseTokens

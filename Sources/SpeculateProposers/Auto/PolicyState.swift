@@ -20,6 +20,12 @@ package struct PolicyState {
     var baseRate = MovingRate()
     /// Costly members asked this step.
     var askedCostly: [Int] = []
+    /// Whether this step was planned for sampled drafts (every member asked at full depth).
+    var plannedForSampling = false
+    /// The drafting of recent steps, in one-token steps: what the sampled path prices trees
+    /// with, as a step's own drafting time follows its drafted tokens there (a draft model ends
+    /// its chain on its sampled tokens' probabilities), and node counts may not.
+    var recentDraftCost = MovingRate()
     /// The step whose tree is being verified, if any.
     var inFlight: SentStep?
 
@@ -32,8 +38,10 @@ package struct PolicyState {
         var sentAt: ContinuousClock.Instant
         /// Seconds the members spent drafting.
         var draftSeconds: Double
-        /// Whether the drafts were sampled (stochastic verification).
+        /// Whether any draft was sampled (stochastic verification).
         var sampled: Bool
+        /// Whether the step was planned for sampled drafts.
+        var plannedForSampling: Bool
         /// The budget the drafts were pruned to.
         var budget: TreeBudget
     }
@@ -60,19 +68,20 @@ package struct PolicyState {
         _ drafts: [(member: Int, candidate: DraftCandidate)], budget: TreeBudget,
         draftStarted: ContinuousClock.Instant, now: ContinuousClock.Instant
     ) -> [DraftCandidate] {
-        let sampled = drafts.contains {
-            $0.candidate.distributions.contains { if case .sampled = $0 { true } else { false } }
-        }
+        let sampled = drafts.contains { $0.candidate.isSampled }
         // A probe that teaches the verification cost (``AutoTuning/sizeProbeInterval``): it hinges
         // on the step count only, never on the drafted tokens, so sampled output keeps its distribution.
         let sizeProbe = cost.learns && steps % AutoTuning.sizeProbeInterval == 0
         let draftSeconds = Self.seconds(now - draftStarted)
-        let draftCost = min(AutoTuning.largestDraftCost, draftSeconds / stepSeconds)
+        let stepDraftCost = max(0, min(AutoTuning.largestDraftCost, draftSeconds / stepSeconds))
+        // Sampled drafts are priced with earlier steps' drafting, never this step's own.
+        let draftCost = sampled ? recentDraftCost.value : stepDraftCost
+        recentDraftCost.add(stepDraftCost)
         let sent = prune(drafts, budget: budget, sampled: sampled, draftCost: draftCost, extraNodes: sizeProbe ? 1 : 0)
         let sentNodes = min(Self.mergedSize(sent), budget.maxNodes)
         inFlight = SentStep(
             drafts: drafts, sentNodes: sentNodes, sentAt: now, draftSeconds: draftSeconds, sampled: sampled,
-            budget: budget)
+            plannedForSampling: plannedForSampling, budget: budget)
         if sent.isEmpty { plainSteps += 1 }
         return sent
     }
@@ -87,7 +96,16 @@ package struct PolicyState {
         let seconds = Self.seconds(now - step.sentAt)
         cost.record(tokens: 1 + step.sentNodes, seconds: seconds)
         // Realized rate of this step, drafting included: the evidence costly members are judged by.
+        // A step planned for sampling asked every member whatever the evidence, and its evidence
+        // would judge the members by another kind of decoding: it teaches acceptance only.
         let rate = Double(accepted.count) / max(1e-6, seconds + step.draftSeconds)
+        if !step.plannedForSampling { judgeCostlyMembers(step, accepted: accepted, rate: rate) }
+        for (member, candidate) in step.drafts { members[member].acceptance.record(candidate, accepted: accepted) }
+    }
+
+    /// Adds a greedy-planned step's evidence about the costly members it asked (or, when it asked
+    /// none, to the rate of steps without them).
+    private mutating func judgeCostlyMembers(_ step: SentStep, accepted: [Token], rate: Double) {
         if askedCostly.isEmpty {
             baseRate.add(rate)
         } else {
@@ -97,16 +115,18 @@ package struct PolicyState {
             if !step.sampled { pairWithCounterfactual(step, accepted: accepted) }
             for member in askedCostly {
                 members[member].isCatchUpCall = false
-                members[member].draftsSampled = step.sampled
+                let own = step.drafts.filter { $0.member == member }.map(\.candidate)
+                if !own.isEmpty { members[member].draftsSampled = own.contains(where: \.isSampled) }
             }
         }
-        for (member, candidate) in step.drafts { members[member].acceptance.record(candidate, accepted: accepted) }
     }
 
     /// Pairs this step (which asked costly members) with what it would have given without them:
     /// the cheap members' drafts, pruned as they would have been alone, judged against the
-    /// target's tokens. Both sides are timed by the verification cost model (plus this step's
-    /// measured drafting), so the host's step-to-step noise cancels out of the comparison.
+    /// target's tokens. Both sides' verification is timed by the cost model, so the host's
+    /// step-to-step noise cancels out of the comparison; this step's measured drafting (all of
+    /// it, the cheap members' included) is added to its own side only, as the cheap members'
+    /// share is negligible.
     private mutating func pairWithCounterfactual(_ step: SentStep, accepted: [Token]) {
         let cheapDrafts = step.drafts.filter { !askedCostly.contains($0.member) }
         let alone = prune(cheapDrafts, budget: step.budget, sampled: false)
@@ -117,7 +137,7 @@ package struct PolicyState {
         for member in askedCostly where !members[member].isCatchUpCall {
             members[member].paired.add(
                 tokens: Double(accepted.count), seconds: seconds, baseTokens: baseTokens,
-                baseSeconds: baseSeconds)
+                baseSeconds: baseSeconds, step: steps)
         }
     }
 

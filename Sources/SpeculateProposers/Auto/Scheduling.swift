@@ -3,8 +3,10 @@ import SpeculateCore
 /// Whether a costly member (a draft model) pays, from the evidence at hand. A member whose drafts
 /// are greedy is judged by its steps paired with their counterfactual without it, and is used
 /// until it has enough of them (every step that asks it yields one; a step without it yields
-/// nothing). A member whose drafts are sampled is judged by the realized tokens per second of
-/// steps with and without it, and before any evidence by the model-based gain of its best depth.
+/// nothing). A member whose drafts are sampled while the decoding is greedy (a plugin may draft
+/// that way) has no counterfactual: it is judged by the realized tokens per second of steps with
+/// and without it, and before any evidence by the model-based gain of its best depth. (With
+/// sampled decoding every member is asked every step, and no verdict is needed.)
 struct CostlyMemberVerdict {
     /// Whether enough paired steps exist to decide by them.
     let hasPairedEvidence: Bool
@@ -28,9 +30,7 @@ struct CostlyMemberVerdict {
             // steps kept the 0.5B draft out of chat-12's first prompt for 30 steps).
             hasEvidence = hasPairedEvidence
             advantage = hasPairedEvidence ? member.paired.advantage : modelledGain
-            pays =
-                hasPairedEvidence
-                ? advantage > (inUse ? AutoTuning.pairedStopBelow : AutoTuning.requiredPairedAdvantage) : true
+            pays = !hasPairedEvidence || advantage > Self.requiredPairedAdvantage(inUse: inUse)
             needsStepsWithout = false
             stepsBetweenRefreshes = Int.max
             return
@@ -42,13 +42,7 @@ struct CostlyMemberVerdict {
             hasPairedEvidence
             ? member.paired.advantage
             : hasEvidence ? member.rateWhenAsked.value / baseRate.value : modelledGain
-        // Hysteresis for paired evidence: a member in use stays until it is clearly behind
-        // (stretches where lookup alone does as well come and go within a prompt, and each return
-        // costs a catch-up); one paused must show a gain to come back.
-        let required =
-            hasPairedEvidence
-            ? (inUse ? AutoTuning.pairedStopBelow : AutoTuning.requiredPairedAdvantage)
-            : AutoTuning.requiredAdvantage
+        let required = hasPairedEvidence ? Self.requiredPairedAdvantage(inUse: inUse) : AutoTuning.requiredAdvantage
         pays = hasEvidence ? advantage > required : modelledGain > AutoTuning.trialGain
         needsStepsWithout = ownRateKnown && !baseRateKnown && !hasPairedEvidence
         // Paired evidence needs no step without the member; realized rates do.
@@ -57,6 +51,13 @@ struct CostlyMemberVerdict {
             ? Int.max
             : hasEvidence && advantage > AutoTuning.clearAdvantage
                 ? AutoTuning.clearAdvantageRefresh : AutoTuning.baselineRefresh
+    }
+
+    /// The paired advantage needed: a member in use stays until it is clearly behind (stretches
+    /// where lookup alone does as well come and go within a prompt, and each return costs a
+    /// catch-up); one paused must show a gain to come back.
+    static func requiredPairedAdvantage(inUse: Bool) -> Double {
+        inUse ? AutoTuning.pairedStopBelow : AutoTuning.requiredPairedAdvantage
     }
 
     /// Whether the evidence says it is clearly worse than going without it.
@@ -70,6 +71,7 @@ extension PolicyState {
     /// members onto the costly path, failed the chi-square test once, p = 0.0003; not explained yet).
     package mutating func plan(budget: TreeBudget, sampling: Bool = false) -> [(member: Int, depth: Int)] {
         steps += 1
+        plannedForSampling = sampling
         let limit = min(budget.maxDepth, AutoTuning.depthSlots, budget.maxNodes)
         guard limit > 0 else { return [] }
         let asks = members.indices.compactMap { member in
@@ -91,8 +93,7 @@ extension PolicyState {
         if sampling || isCheap(member) {
             return limit  // free to ask; pruning decides what is sent
         }
-        // A costly member is judged by evidence, drafting included; the model-based gain only
-        // decides whether it is worth trying before there is any.
+        // A costly member is judged by evidence, drafting included (see ``CostlyMemberVerdict``).
         let verdict = CostlyMemberVerdict(
             members[member], baseRate: baseRate, modelledGain: gain,
             inUse: members[member].inUse(at: steps))
@@ -103,7 +104,8 @@ extension PolicyState {
         }
         if verdict.pays && !verdict.needsStepsWithout && steps % verdict.stepsBetweenRefreshes != 0 {
             members[member].pause = AutoTuning.explorationInterval
-            return members[member].selfLimiting ? limit : max(1, depth)
+            if members[member].selfLimiting { return limit }
+            return verdict.hasEvidence ? max(1, depth) : exploringDepth  // on trial: deep enough to judge
         }
         if !verdict.pays && steps - members[member].lastAskedStep >= members[member].pause {
             // Exploration comes in short bursts: the first call of a burst pays for catching the

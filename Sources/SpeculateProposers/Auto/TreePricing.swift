@@ -21,7 +21,8 @@ extension PolicyState {
 
     /// The nodes worth sending out of `drafts`: the n best by value with n maximising expected
     /// tokens per unit of a step's cost (verification plus `draftCost`, the step's drafting in
-    /// one-token steps), or none unless that beats a plain step by ``AutoTuning/minimumTreeGain``.
+    /// one-token steps), among the n whose expected tokens per unit of verification alone beat a
+    /// plain step by ``AutoTuning/minimumTreeGain`` (none when no n does).
     /// With sampled drafts, values may not decide which nodes survive (that would bias the
     /// output): then only the depth statistics set the values and nodes are taken in proposal
     /// order. `extraNodes` more than the best count are kept, when any pays at all (to time a
@@ -31,7 +32,7 @@ extension PolicyState {
     /// yields more tokens saves steps and their drafting with them (Sequoia's objective counts
     /// it): priced by verification alone, `auto` cut the 0.5B draft's chains to 3 nodes where
     /// 8 paid, and took 8% more steps than the chain on HumanEval-10 for the same verification time.
-    func prune(
+    package func prune(
         _ drafts: [(member: Int, candidate: DraftCandidate)], budget: TreeBudget, sampled: Bool,
         draftCost: Double = 0, extraNodes: Int = 0
     ) -> [DraftCandidate] {
@@ -59,12 +60,15 @@ extension PolicyState {
             ? Array(nodes.indices)
             : nodes.indices.sorted { (nodes[$0].value, -nodes[$0].depth) > (nodes[$1].value, -nodes[$1].depth) }
         var bestCount = 0
-        var bestRate = AutoTuning.minimumTreeGain / (1 + draftCost)
+        var bestRate = 0.0
         var expected = 0.0
         for (rank, position) in order.prefix(budget.maxNodes).enumerated() {
             expected += nodes[position].value
-            let rate = (1 + expected) / (cost.relativeCost(rank + 2) + draftCost)
-            if rate > bestRate {
+            let verification = cost.relativeCost(rank + 2)
+            let rate = (1 + expected) / (verification + draftCost)
+            // The drafting is spent whether or not anything is sent, so it may not make a tree
+            // pay that would not pay for its verification alone.
+            if rate > bestRate && (1 + expected) / verification > AutoTuning.minimumTreeGain {
                 bestRate = rate
                 bestCount = rank + 1
             }
