@@ -37,7 +37,7 @@ extension SessionState {
         return outputLogits(rows: outputRows)
     }
 
-    /// x += attention(norm(x)): Q/K/V, their biases, rotary positions, the new keys and values
+    /// x += attention(norm(x)): Q/K/V, their biases, per-head Q/K norms, rotary positions, the new keys and values
     /// into the cache, tree attention, the output projection.
     private mutating func attentionBlock(
         _ layer: LayerWeights, index: Int, tokens n: Int,
@@ -59,6 +59,12 @@ extension SessionState {
             if let bias = layer.queryBias { add(bias, to: q + i * qWidth) }
             if let bias = layer.keyBias { add(bias, to: k + i * kvWidth) }
             if let bias = layer.valueBias { add(bias, to: v + i * kvWidth) }
+            if let norm = layer.queryNorm {
+                for head in 0..<config.headCount { rmsNorm(q + i * qWidth + head * hd, weight: norm, into: q + i * qWidth + head * hd, count: hd) }
+            }
+            if let norm = layer.keyNorm {
+                for head in 0..<config.kvHeadCount { rmsNorm(k + i * kvWidth + head * hd, weight: norm, into: k + i * kvWidth + head * hd, count: hd) }
+            }
             let cos = rotary.cos + i * hd / 2
             let sin = rotary.sin + i * hd / 2
             for head in 0..<config.headCount { rotate(q + i * qWidth + head * hd, cos: cos, sin: sin) }

@@ -26,4 +26,8 @@ extension LayerRecipe {
     public static let llama = LayerRecipe(rotaryPairs: .adjacent)
     /// Qwen2: rotary on the two halves; Q/K/V biases (read from the file's `attn_*.bias`).
     public static let qwen2 = LayerRecipe(rotaryPairs: .halves)
+    /// Qwen3: rotary on the two halves; no biases; each query and key head RMS-normalized with
+    /// its own weights before the rotation (`attn_q_norm`, `attn_k_norm`, read where the file
+    /// has them, as llama.cpp's `qwen3` graph applies them).
+    public static let qwen3 = LayerRecipe(rotaryPairs: .halves)
 }

@@ -7,12 +7,15 @@ public enum ModelArchitecture: String, Sendable, CaseIterable {
     case llama
     /// Qwen2 (Qwen2.5, Qwen2.5-Coder).
     case qwen2
+    /// Qwen3 (dense models).
+    case qwen3
 
     /// How the family's transformer blocks are computed.
     public var recipe: LayerRecipe {
         switch self {
         case .llama: .llama
         case .qwen2: .qwen2
+        case .qwen3: .qwen3
         }
     }
 }

@@ -22,6 +22,9 @@ public struct ModelConfig: Sendable, Equatable {
     public let rmsEpsilon: Float
     /// Rotary embedding base.
     public let ropeBase: Double
+    /// Factor on every rotary frequency: 1, or 1 / factor under linear RoPE scaling (position
+    /// interpolation). Llama 3's per-frequency scaling comes as the `rope_freqs` tensor instead.
+    public let ropeFrequencyScale: Double
     /// Vocabulary size (rows of the embedding).
     public let vocabularySize: Int
 
@@ -46,6 +49,18 @@ public struct ModelConfig: Sendable, Equatable {
         trainedContext = try integer("context_length")
         rmsEpsilon = Float(file.metadata["\(name).attention.layer_norm_rms_epsilon"]?.doubleValue ?? 1e-5)
         ropeBase = file.metadata["\(name).rope.freq_base"]?.doubleValue ?? 10000
+        switch file.metadata["\(name).rope.scaling.type"]?.stringValue ?? "none" {
+        case "none":
+            ropeFrequencyScale = 1
+        case "linear":
+            guard let factor = file.metadata["\(name).rope.scaling.factor"]?.doubleValue, factor > 0, factor.isFinite
+            else {
+                throw RuntimeError.badHyperParameter("\(name).rope.scaling.factor is missing or not positive")
+            }
+            ropeFrequencyScale = 1 / factor
+        case let other:
+            throw RuntimeError.unsupportedFeature("RoPE scaling '\(other)' (\(name).rope.scaling.type)")
+        }
         guard embeddingLength % headCount == 0, headCount % kvHeadCount == 0 else {
             throw RuntimeError.badHyperParameter(
                 "\(embeddingLength) wide with \(headCount) heads and \(kvHeadCount) key-value heads")

@@ -10,6 +10,8 @@ public enum RuntimeError: Error, Equatable, Sendable, CustomStringConvertible {
     case shapeMismatch(tensor: String, expected: [Int], found: [Int])
     /// A hyper-parameter is absent or impossible.
     case badHyperParameter(String)
+    /// The file asks for something the runtime does not implement (named in the message).
+    case unsupportedFeature(String)
     /// The requested context is longer than the model was trained for.
     case contextTooLong(requested: Int, trained: Int)
     /// The tokens do not fit in the session's context.
@@ -32,6 +34,8 @@ public enum RuntimeError: Error, Equatable, Sendable, CustomStringConvertible {
             return "tensor '\(tensor)' has shape \(found), expected \(expected)"
         case .badHyperParameter(let message):
             return "bad model hyper-parameter: \(message)"
+        case .unsupportedFeature(let message):
+            return "the model uses \(message), which Speculate does not implement"
         case .contextTooLong(let requested, let trained):
             return "a context of \(requested) tokens was requested but the model was trained for \(trained)"
         case .contextFull(let needed, let capacity):

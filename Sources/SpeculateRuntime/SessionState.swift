@@ -40,7 +40,11 @@ struct SessionState {
         values.initialize(repeating: 0, count: count)
         let headDimension = model.config.headDimension
         let base = model.config.ropeBase
-        inverseFrequencies = (0..<headDimension / 2).map { pow(base, -2.0 * Double($0) / Double(headDimension)) }
+        let scale = model.config.ropeFrequencyScale
+        let factors = model.ropeFrequencyFactors
+        inverseFrequencies = (0..<headDimension / 2).map {
+            pow(base, -2.0 * Double($0) / Double(headDimension)) * scale / Double(factors?[$0] ?? 1)
+        }
     }
 
     // The cache lives as long as the session; SessionState is owned by exactly one session.

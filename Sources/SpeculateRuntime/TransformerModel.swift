@@ -210,6 +210,9 @@ struct LayerWeights: Sendable {
     let queryBias: [Float]?
     let keyBias: [Float]?
     let valueBias: [Float]?
+    /// Per-head RMSNorm weights of the queries and keys (Qwen3), applied before the rotation.
+    let queryNorm: [Float]?
+    let keyNorm: [Float]?
     let feedForwardNorm: [Float]
     let gate: WeightMatrix
     let up: WeightMatrix
@@ -227,6 +230,9 @@ public final class TransformerModel: Sendable {
     let layers: [LayerWeights]
     let outputNorm: [Float]
     let outputHead: WeightMatrix
+    /// Per-frequency divisors of the rotary frequencies (`rope_freqs`: Llama 3's RoPE scaling,
+    /// computed at conversion from the file's rope-scaling parameters), when the file has them.
+    let ropeFrequencyFactors: [Float]?
 
     /// How the products' weights are kept (as in the file, or requantized).
     public let precision: WeightPrecision
@@ -270,6 +276,8 @@ public final class TransformerModel: Sendable {
                     queryBias: try optionalVector(p + "attn_q.bias", q),
                     keyBias: try optionalVector(p + "attn_k.bias", kv),
                     valueBias: try optionalVector(p + "attn_v.bias", kv),
+                    queryNorm: try optionalVector(p + "attn_q_norm.weight", config.headDimension),
+                    keyNorm: try optionalVector(p + "attn_k_norm.weight", config.headDimension),
                     feedForwardNorm: try vector(p + "ffn_norm.weight", d),
                     gate: try WeightMatrix(
                         file: file, name: p + "ffn_gate.weight", rows: config.feedForwardLength, columns: d),
@@ -286,9 +294,13 @@ public final class TransformerModel: Sendable {
                 attentionNorm: l.attentionNorm, query: prepared(l.query), key: prepared(l.key),
                 value: prepared(l.value),
                 output: prepared(l.output), queryBias: l.queryBias, keyBias: l.keyBias, valueBias: l.valueBias,
-                feedForwardNorm: l.feedForwardNorm, gate: prepared(l.gate), up: prepared(l.up), down: prepared(l.down))
+                queryNorm: l.queryNorm, keyNorm: l.keyNorm, feedForwardNorm: l.feedForwardNorm, gate: prepared(l.gate), up: prepared(l.up), down: prepared(l.down))
         }
         outputNorm = try vector("output_norm.weight", d)
+        ropeFrequencyFactors = try optionalVector("rope_freqs.weight", config.headDimension / 2)
+        if let factors = ropeFrequencyFactors, let bad = factors.first(where: { !($0 > 0) || !$0.isFinite }) {
+            throw RuntimeError.badHyperParameter("rope_freqs.weight holds \(bad); every factor must be positive")
+        }
         // Models with a tied output embedding (SmolLM2) have no output.weight; packing the head
         // then copies the table for the products and leaves the lookups on the file.
         let headName = file.tensor(named: "output.weight") == nil ? "token_embd.weight" : "output.weight"

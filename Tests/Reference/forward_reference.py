@@ -1,4 +1,4 @@
-"""Independent numpy reference of the forward pass for the llama and qwen2 architectures.
+"""Independent numpy reference of the forward pass for the llama, qwen2 and qwen3 architectures.
 
 usage: forward_reference.py MODEL.gguf INPUT.json OUTPUT.json
 
@@ -44,7 +44,10 @@ class Model:
         self.kv_heads = value(f"{a}.attention.head_count_kv", self.heads)
         self.eps = value(f"{a}.attention.layer_norm_rms_epsilon", 1e-5)
         self.base = value(f"{a}.rope.freq_base", 10000.0)
-        self.hd = self.d // self.heads
+        scaling = value(f"{a}.rope.scaling.type", "none")
+        assert scaling in ("none", "linear"), f"RoPE scaling {scaling}"
+        self.freq_scale = 1.0 / value(f"{a}.rope.scaling.factor", 1.0) if scaling == "linear" else 1.0
+        self.hd = value(f"{a}.attention.key_length", self.d // self.heads)
         self.tensors = {t.name: t for t in reader.tensors}
         self.quantize = False
         self.block_of = {}
@@ -78,9 +81,12 @@ class Model:
             self.blocks.append({k: self.weight(p + n) for k, n in [
                 ("attn_norm", "attn_norm.weight"), ("q", "attn_q.weight"), ("k", "attn_k.weight"),
                 ("v", "attn_v.weight"), ("o", "attn_output.weight"), ("bq", "attn_q.bias"),
-                ("bk", "attn_k.bias"), ("bv", "attn_v.bias"), ("ffn_norm", "ffn_norm.weight"),
+                ("bk", "attn_k.bias"), ("bv", "attn_v.bias"), ("q_norm", "attn_q_norm.weight"),
+                ("k_norm", "attn_k_norm.weight"), ("ffn_norm", "ffn_norm.weight"),
                 ("gate", "ffn_gate.weight"), ("up", "ffn_up.weight"), ("down", "ffn_down.weight")]})
         self.output_norm = self.weight("output_norm.weight")
+        factors = self.weight("rope_freqs.weight")  # Llama 3: each frequency divided by its factor
+        self.freq_factors = np.ones(self.hd // 2) if factors is None else factors.astype(np.float64).reshape(-1)
         output = self.weight("output.weight")
         self.output = self.embedding if output is None else output
 
@@ -90,10 +96,10 @@ class Model:
     def rope(self, x, positions):
         # x: (tokens, heads, hd)
         half = self.hd // 2
-        inv = self.base ** (-2.0 * np.arange(half) / self.hd)
+        inv = self.base ** (-2.0 * np.arange(half) / self.hd) * self.freq_scale / self.freq_factors
         angles = np.outer(positions, inv)[:, None, :]
         c, s = np.cos(angles), np.sin(angles)
-        if self.arch == "qwen2":  # pairs (i, i + hd/2)
+        if self.arch in ("qwen2", "qwen3"):  # pairs (i, i + hd/2)
             x0, x1 = x[..., :half], x[..., half:]
             return np.concatenate([x0 * c - x1 * s, x0 * s + x1 * c], axis=-1)
         x0, x1 = x[..., 0::2], x[..., 1::2]  # llama in GGUF: adjacent pairs
@@ -113,8 +119,14 @@ class Model:
             q = self.matmul(h, b["q"]) + (b["bq"] if b["bq"] is not None else 0)
             k = self.matmul(h, b["k"]) + (b["bk"] if b["bk"] is not None else 0)
             v = self.matmul(h, b["v"]) + (b["bv"] if b["bv"] is not None else 0)
-            q = self.rope(q.reshape(n, self.heads, self.hd), positions)
-            k = self.rope(k.reshape(n, self.kv_heads, self.hd), positions)
+            q = q.reshape(n, self.heads, self.hd)
+            k = k.reshape(n, self.kv_heads, self.hd)
+            if b["q_norm"] is not None:  # qwen3: every head normalized before the rotation
+                q = self.rms(q, b["q_norm"])
+            if b["k_norm"] is not None:
+                k = self.rms(k, b["k_norm"])
+            q = self.rope(q, positions)
+            k = self.rope(k, positions)
             v = v.reshape(n, self.kv_heads, self.hd)
             keys = np.concatenate([cache[i][0], k]) if cache[i] is not None else k
             values = np.concatenate([cache[i][1], v]) if cache[i] is not None else v

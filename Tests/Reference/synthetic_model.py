@@ -1,0 +1,100 @@
+"""Writes a small GGUF model with random weights in a real family's tensor layout, for tests of
+architectures no downloadable file here has.
+
+usage: synthetic_model.py ARCH OUTPUT.gguf [SEED]
+
+ARCH: qwen3 (per-head Q/K RMSNorm, no biases, head width from attention.key_length, which
+differs from embedding_length / head_count as in Qwen3-0.6B); llama3 (the `llama` architecture
+with Llama 3's RoPE scaling as its converter writes it: a `rope_freqs` tensor of per-frequency
+divisors, computed by Llama 3's formula, here from an original context of 64 tokens so that
+the short test prompts reach the scaled frequencies); llama3-unscaled (the same weights without
+`rope_freqs`, to show that the factors matter).
+
+Matrices are stored as Q8_0 (quantized by the `gguf` package), norms as F32. The weights are
+scaled so that the logits are far from flat (a top-2 margin well above the 8-bit noise on most
+positions). The file has no vocabulary: the runtime and the reference need none.
+"""
+import sys
+
+import numpy as np
+import gguf
+from gguf.quants import quantize
+
+SHAPES = {
+    # d, layers, heads, kv heads, head width, feed-forward, vocabulary
+    "qwen3": (256, 2, 4, 2, 128, 512, 512),
+    "llama3": (256, 2, 4, 2, 64, 512, 512),
+    "llama3-unscaled": (256, 2, 4, 2, 64, 512, 512),
+}
+
+
+def llama3_rope_factors(base, dim, factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0, original_context=64):
+    """Llama 3's per-frequency RoPE divisors (its `rope_scaling` of type "llama3")."""
+    factors = []
+    for freq in 1.0 / base ** (np.arange(0, dim, 2) / dim):
+        wavelength = 2 * np.pi / freq
+        if wavelength < original_context / high_freq_factor:
+            factors.append(1.0)
+        elif wavelength > original_context / low_freq_factor:
+            factors.append(factor)
+        else:
+            smooth = (original_context / wavelength - low_freq_factor) / (high_freq_factor - low_freq_factor)
+            factors.append(1 / ((1 - smooth) / factor + smooth))
+    return np.array(factors, dtype=np.float32)
+
+
+def main():
+    arch, path = sys.argv[1], sys.argv[2]
+    seed = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    d, layers, heads, kv_heads, hd, ff, vocab = SHAPES[arch]
+    rng = np.random.default_rng(seed)
+    family = "llama" if arch.startswith("llama3") else arch
+    qk_norms = arch == "qwen3"
+    base = 500_000.0 if family == "llama" else 1_000_000.0
+    writer = gguf.GGUFWriter(path, family)
+    writer.add_block_count(layers)
+    writer.add_embedding_length(d)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(kv_heads)
+    writer.add_key_length(hd)
+    writer.add_value_length(hd)
+    writer.add_feed_forward_length(ff)
+    writer.add_context_length(2048)
+    writer.add_layer_norm_rms_eps(1e-6)
+    writer.add_rope_freq_base(base)
+
+    def matrix(name, rows, columns, scale):
+        values = (rng.standard_normal((rows, columns)) * scale / np.sqrt(columns)).astype(np.float32)
+        writer.add_tensor(name, quantize(values, gguf.GGMLQuantizationType.Q8_0),
+                          raw_shape=values.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+
+    def norm(name, length):
+        writer.add_tensor(name, (1 + 0.1 * rng.standard_normal(length)).astype(np.float32))
+
+    matrix("token_embd.weight", vocab, d, np.sqrt(d))
+    for i in range(layers):
+        p = f"blk.{i}."
+        norm(p + "attn_norm.weight", d)
+        matrix(p + "attn_q.weight", heads * hd, d, 1.0)
+        matrix(p + "attn_k.weight", kv_heads * hd, d, 1.0)
+        matrix(p + "attn_v.weight", kv_heads * hd, d, 1.0)
+        if qk_norms:
+            norm(p + "attn_q_norm.weight", hd)
+            norm(p + "attn_k_norm.weight", hd)
+        matrix(p + "attn_output.weight", d, heads * hd, 1.0)
+        norm(p + "ffn_norm.weight", d)
+        matrix(p + "ffn_gate.weight", ff, d, 1.0)
+        matrix(p + "ffn_up.weight", ff, d, 1.0)
+        matrix(p + "ffn_down.weight", d, ff, 1.0)
+    norm("output_norm.weight", d)
+    matrix("output.weight", vocab, d, 4.0)
+    if arch == "llama3":
+        writer.add_tensor("rope_freqs.weight", llama3_rope_factors(base, hd))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+if __name__ == "__main__":
+    main()
