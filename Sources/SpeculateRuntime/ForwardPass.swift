@@ -60,10 +60,14 @@ extension SessionState {
             if let bias = layer.keyBias { add(bias, to: k + i * kvWidth) }
             if let bias = layer.valueBias { add(bias, to: v + i * kvWidth) }
             if let norm = layer.queryNorm {
-                for head in 0..<config.headCount { rmsNorm(q + i * qWidth + head * hd, weight: norm, into: q + i * qWidth + head * hd, count: hd) }
+                for head in 0..<config.headCount {
+                    rmsNorm(q + i * qWidth + head * hd, weight: norm, into: q + i * qWidth + head * hd, count: hd)
+                }
             }
             if let norm = layer.keyNorm {
-                for head in 0..<config.kvHeadCount { rmsNorm(k + i * kvWidth + head * hd, weight: norm, into: k + i * kvWidth + head * hd, count: hd) }
+                for head in 0..<config.kvHeadCount {
+                    rmsNorm(k + i * kvWidth + head * hd, weight: norm, into: k + i * kvWidth + head * hd, count: hd)
+                }
             }
             let cos = rotary.cos + i * hd / 2
             let sin = rotary.sin + i * hd / 2

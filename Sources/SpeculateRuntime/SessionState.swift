@@ -42,8 +42,10 @@ struct SessionState {
         let base = model.config.ropeBase
         let scale = model.config.ropeFrequencyScale
         let factors = model.ropeFrequencyFactors
-        inverseFrequencies = (0..<headDimension / 2).map {
-            pow(base, -2.0 * Double($0) / Double(headDimension)) * scale / Double(factors?[$0] ?? 1)
+        inverseFrequencies = (0..<headDimension / 2).map { (j: Int) -> Double in
+            let frequency: Double = pow(base, -2.0 * Double(j) / Double(headDimension))
+            let divisor = Double(factors?[j] ?? 1)
+            return frequency * scale / divisor
         }
     }
 

@@ -294,7 +294,8 @@ public final class TransformerModel: Sendable {
                 attentionNorm: l.attentionNorm, query: prepared(l.query), key: prepared(l.key),
                 value: prepared(l.value),
                 output: prepared(l.output), queryBias: l.queryBias, keyBias: l.keyBias, valueBias: l.valueBias,
-                queryNorm: l.queryNorm, keyNorm: l.keyNorm, feedForwardNorm: l.feedForwardNorm, gate: prepared(l.gate), up: prepared(l.up), down: prepared(l.down))
+                queryNorm: l.queryNorm, keyNorm: l.keyNorm, feedForwardNorm: l.feedForwardNorm, gate: prepared(l.gate),
+                up: prepared(l.up), down: prepared(l.down))
         }
         outputNorm = try vector("output_norm.weight", d)
         ropeFrequencyFactors = try optionalVector("rope_freqs.weight", config.headDimension / 2)

@@ -65,8 +65,9 @@ def main():
 
     def matrix(name, rows, columns, scale):
         values = (rng.standard_normal((rows, columns)) * scale / np.sqrt(columns)).astype(np.float32)
+        # The quantized bytes' shape (rows, bytes per row) stands for the matrix's shape.
         writer.add_tensor(name, quantize(values, gguf.GGMLQuantizationType.Q8_0),
-                          raw_shape=values.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+                          raw_dtype=gguf.GGMLQuantizationType.Q8_0)
 
     def norm(name, length):
         writer.add_tensor(name, (1 + 0.1 * rng.standard_normal(length)).astype(np.float32))
@@ -75,8 +76,11 @@ def main():
     for i in range(layers):
         p = f"blk.{i}."
         norm(p + "attn_norm.weight", d)
-        matrix(p + "attn_q.weight", heads * hd, d, 1.0)
-        matrix(p + "attn_k.weight", kv_heads * hd, d, 1.0)
+        # Qwen3's queries and keys come out of their projections far from unit RMS (which the
+        # per-head norms then restore): scaled here so that leaving a norm out would show.
+        qk_scale = 4.0 if qk_norms else 1.0
+        matrix(p + "attn_q.weight", heads * hd, d, qk_scale)
+        matrix(p + "attn_k.weight", kv_heads * hd, d, qk_scale)
         matrix(p + "attn_v.weight", kv_heads * hd, d, 1.0)
         if qk_norms:
             norm(p + "attn_q_norm.weight", hd)

@@ -11,7 +11,9 @@ import Testing
 @Suite("Synthetic models of other families", .serialized)
 struct SyntheticFamilyTests {
     /// Three prompts of token ids (the synthetic files have no vocabulary).
-    static let prompts: [[TokenID]] = (0..<3).map { p in (0..<24).map { TokenID(($0 * 37 + p * 101 + 7) % 512) } }
+    static let prompts: [[TokenID]] = (0..<3).map { (p: Int) -> [TokenID] in
+        (0..<24).map { (i: Int) -> TokenID in TokenID((i * 37 + p * 101 + 7) % 512) }
+    }
 
     static func model(_ architecture: String, in folder: URL) throws -> (TransformerModel, String) {
         let path = folder.appendingPathComponent("\(architecture).gguf").path
