@@ -37,8 +37,8 @@ extension SessionState {
         return outputLogits(rows: outputRows)
     }
 
-    /// x += attention(norm(x)): Q/K/V, their biases, per-head Q/K norms, rotary positions, the new keys and values
-    /// into the cache, tree attention, the output projection.
+    /// x += attention(norm(x)): Q/K/V, their biases, per-head Q/K norms, rotary positions, the
+    /// new keys and values into the cache, tree attention, the output projection.
     private mutating func attentionBlock(
         _ layer: LayerWeights, index: Int, tokens n: Int,
         rotary: (cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>), tree: TreeLayout

@@ -8,7 +8,8 @@ differs from embedding_length / head_count as in Qwen3-0.6B); llama3 (the `llama
 with Llama 3's RoPE scaling as its converter writes it: a `rope_freqs` tensor of per-frequency
 divisors, computed by Llama 3's formula, here from an original context of 64 tokens so that
 the short test prompts reach the scaled frequencies); llama3-unscaled (the same weights without
-`rope_freqs`, to show that the factors matter).
+`rope_freqs`, to show that the factors matter); llama-linear (linear RoPE scaling, factor 4);
+llama-yarn (YaRN scaling declared, which the runtime must refuse).
 
 Matrices are stored as Q8_0 (quantized by the `gguf` package), norms as F32. The weights are
 scaled so that the logits are far from flat (a top-2 margin well above the 8-bit noise on most
@@ -25,6 +26,8 @@ SHAPES = {
     "qwen3": (256, 2, 4, 2, 128, 512, 512),
     "llama3": (256, 2, 4, 2, 64, 512, 512),
     "llama3-unscaled": (256, 2, 4, 2, 64, 512, 512),
+    "llama-linear": (256, 2, 4, 2, 64, 512, 512),
+    "llama-yarn": (256, 2, 4, 2, 64, 512, 512),
 }
 
 
@@ -48,7 +51,7 @@ def main():
     seed = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     d, layers, heads, kv_heads, hd, ff, vocab = SHAPES[arch]
     rng = np.random.default_rng(seed)
-    family = "llama" if arch.startswith("llama3") else arch
+    family = "llama" if arch.startswith("llama") else arch
     qk_norms = arch == "qwen3"
     base = 500_000.0 if family == "llama" else 1_000_000.0
     writer = gguf.GGUFWriter(path, family)
@@ -62,6 +65,12 @@ def main():
     writer.add_context_length(2048)
     writer.add_layer_norm_rms_eps(1e-6)
     writer.add_rope_freq_base(base)
+    if arch == "llama-linear":
+        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        writer.add_rope_scaling_factor(4.0)
+    if arch == "llama-yarn":
+        writer.add_rope_scaling_type(gguf.RopeScalingType.YARN)
+        writer.add_rope_scaling_factor(4.0)
 
     def matrix(name, rows, columns, scale):
         values = (rng.standard_normal((rows, columns)) * scale / np.sqrt(columns)).astype(np.float32)

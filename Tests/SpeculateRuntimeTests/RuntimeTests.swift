@@ -26,6 +26,27 @@ func argmax(_ values: ArraySlice<Float>) -> TokenID {
     return TokenID(best - values.startIndex)
 }
 
+/// Runs the numpy reference (`forward_reference.py`) on `prompts`: per mode ("float", and
+/// "emulated" with 8-bit activations), per prompt, the last `logitPositions` rows of logits and,
+/// in float mode, a `greedy`-token continuation with its top-2 margins.
+func numpyReference(model path: String, prompts: [[TokenID]], logitPositions: Int, greedy: Int) throws
+    -> [String: [[String: Any]]]
+{
+    let folder = try TestSupport.temporaryFolder()
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let input = folder.appendingPathComponent("in.json")
+    let output = folder.appendingPathComponent("out.json")
+    // The emulated run gives only the noise estimate (its logits); the float run the continuations.
+    let request: [String: Any] = [
+        "prompts": prompts.map { $0.map(Int.init) }, "greedy": greedy, "logit_positions": logitPositions,
+        "modes": ["emulated", "float"], "greedy_modes": ["float"],
+    ]
+    try JSONSerialization.data(withJSONObject: request).write(to: input)
+    _ = try TestSupport.runPython("forward_reference.py", [path, input.path, output.path])
+    return try #require(
+        try JSONSerialization.jsonObject(with: Data(contentsOf: output)) as? [String: [[String: Any]]])
+}
+
 /// A model and its tokenizer, loaded once per test process (SharedModels).
 enum Models {
     static func load(_ name: String) throws -> (TransformerModel, Tokenizer) {
@@ -47,20 +68,8 @@ struct ReferenceForwardTests {
     func matchesReference(model name: String) throws {
         let (model, tokenizer) = try Models.load(name)
         let prompts = Self.prompts.map { tokenizer.encode($0, parseSpecial: true) }
-        let folder = try TestSupport.temporaryFolder()
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let input = folder.appendingPathComponent("in.json")
-        let output = folder.appendingPathComponent("out.json")
-        // The emulated run gives only the noise estimate (its logits); the float run the continuations.
-        let request: [String: Any] = [
-            "prompts": prompts.map { $0.map(Int.init) }, "greedy": 32, "logit_positions": 4,
-            "modes": ["emulated", "float"], "greedy_modes": ["float"],
-        ]
-        try JSONSerialization.data(withJSONObject: request).write(to: input)
-        _ = try TestSupport.runPython(
-            "forward_reference.py", [try TestSupport.modelPath(name), input.path, output.path])
-        let reference = try #require(
-            try JSONSerialization.jsonObject(with: Data(contentsOf: output)) as? [String: [[String: Any]]])
+        let reference = try numpyReference(
+            model: try TestSupport.modelPath(name), prompts: prompts, logitPositions: 4, greedy: 32)
 
         // 8-bit activations make the forward pass sensitive to tiny input changes (a rounding flip
         // in one layer moves everything after it), so "how close" is measured against the reference's

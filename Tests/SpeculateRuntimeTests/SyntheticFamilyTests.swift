@@ -21,22 +21,14 @@ struct SyntheticFamilyTests {
         return (try TransformerModel(path: path), path)
     }
 
-    @Test("logits and greedy continuations match the numpy reference", arguments: ["qwen3", "llama3"])
+    @Test("logits and greedy continuations match the numpy reference", arguments: ["qwen3", "llama3", "llama-linear"])
     func matchesReference(architecture: String) throws {
         let folder = try TestSupport.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let (model, path) = try Self.model(architecture, in: folder)
-        #expect(model.config.architecture.rawValue == (architecture == "llama3" ? "llama" : architecture))
-        let input = folder.appendingPathComponent("in.json")
-        let output = folder.appendingPathComponent("out.json")
-        let request: [String: Any] = [
-            "prompts": Self.prompts.map { $0.map(Int.init) }, "greedy": 32, "logit_positions": 24,
-            "modes": ["emulated", "float"], "greedy_modes": ["float"],
-        ]
-        try JSONSerialization.data(withJSONObject: request).write(to: input)
-        _ = try TestSupport.runPython("forward_reference.py", [path, input.path, output.path])
-        let reference = try #require(
-            try JSONSerialization.jsonObject(with: Data(contentsOf: output)) as? [String: [[String: Any]]])
+        #expect(model.config.architecture.rawValue == (architecture.hasPrefix("llama") ? "llama" : architecture))
+        let reference = try numpyReference(
+            model: path, prompts: Self.prompts, logitPositions: Self.prompts[0].count, greedy: 32)
         let float = try #require(reference["float"])
         let emulated = try #require(reference["emulated"])
         var error: Float = 0
@@ -81,13 +73,14 @@ struct SyntheticFamilyTests {
         #expect(error <= 2 * noise + 0.01 * scale)
     }
 
-    @Test("Llama 3's RoPE factors move the logits (so the reference comparison sees them)")
-    func ropeFactorsMatter() throws {
+    @Test(
+        "RoPE scaling moves the logits (so the reference comparison sees it)", arguments: ["llama3", "llama-linear"])
+    func ropeScalingMatters(scaled: String) throws {
         let folder = try TestSupport.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let prompt = Self.prompts[0]
         var rows: [[Float]] = []
-        for architecture in ["llama3", "llama3-unscaled"] {
+        for architecture in [scaled, "llama3-unscaled"] {
             let (model, _) = try Self.model(architecture, in: folder)
             let session = try InferenceSession(model: model, context: 128)
             let logits = try session.evaluate(tokens: prompt, parents: prompt.indices.map { $0 - 1 })
@@ -95,7 +88,18 @@ struct SyntheticFamilyTests {
         }
         let scale = rows[0].map(abs).max() ?? 0
         let difference = zip(rows[0], rows[1]).map { abs($0 - $1) }.max() ?? 0
-        #expect(difference > 0.05 * scale, "the factors moved the last logits by \(difference) of \(scale)")
+        #expect(difference > 0.05 * scale, "\(scaled) moved the last logits by \(difference) of \(scale)")
+    }
+
+    @Test("RoPE scaling the runtime does not implement is refused by name")
+    func refusesYaRN() throws {
+        let folder = try TestSupport.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("yarn.gguf").path
+        _ = try TestSupport.runPython("synthetic_model.py", ["llama-yarn", path])
+        #expect(throws: RuntimeError.unsupportedFeature("RoPE scaling 'yarn' (llama.rope.scaling.type)")) {
+            _ = try TransformerModel(path: path)
+        }
     }
 
     @Test(
