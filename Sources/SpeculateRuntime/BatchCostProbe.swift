@@ -11,7 +11,11 @@ public struct BatchCostProbe: Sendable {
         public let tokens: Int
         /// Seconds for that forward (the median or the fastest of the repeats).
         public let seconds: Double
-        /// `seconds` divided by the one-token time of the same run.
+        /// The time relative to the one-token time: the median over the rounds of each round's
+        /// ratio (a round times every size in turn, so the host's drift between rounds cancels
+        /// out, and one lucky or unlucky forward moves one ratio of several, where the ratio of
+        /// two fastest times takes the luck of both: start-up probes priced 8 tokens at
+        /// 2.3–2.4 one-token steps where the decoder's own trees took 1.8).
         public let relativeCost: Double
     }
 
@@ -54,7 +58,11 @@ public struct BatchCostProbe: Sendable {
             }
         }
         let chosen = samples.mapValues { statistic == .fastest ? $0.min()! : $0.sorted()[$0.count / 2] }
-        let one = chosen[1] ?? chosen[sizes.min() ?? 1] ?? 1
-        return sizes.map { Point(tokens: $0, seconds: chosen[$0]!, relativeCost: chosen[$0]! / one) }
+        let unit = samples[1] ?? samples[sizes.min() ?? 1] ?? []
+        func medianRatio(_ size: Int) -> Double {
+            let ratios = zip(samples[size] ?? [], unit).map { $0 / $1 }.sorted()
+            return ratios.isEmpty ? 1 : ratios[ratios.count / 2]
+        }
+        return sizes.map { Point(tokens: $0, seconds: chosen[$0]!, relativeCost: medianRatio($0)) }
     }
 }

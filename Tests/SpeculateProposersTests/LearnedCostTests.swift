@@ -41,7 +41,7 @@ struct LearnedCostTests {
         #expect(abs(cost.stepSeconds / slower - 1) < 0.02)
     }
 
-    @Test("a fitted slope near the seed's keeps the seed's")
+    @Test("a fitted slope near the seed's keeps the seed's level; the sizes timed keep their own shape")
     func trustedBand() {
         let flatter = VerificationCost(
             tokens: Self.truth.tokens, relative: Self.truth.relative.map { 1 + 0.9 * ($0 - 1) },
@@ -53,7 +53,39 @@ struct LearnedCostTests {
             }
         }
         #expect(cost.scale == 1)
-        #expect(cost.relativeCost(8) == Self.truth.relativeCost(8))
+        // 8 tokens are priced as timed, against the fitted one-token time.
+        let timed = Self.truth.oneTokenSeconds * flatter.relativeCost(8) / cost.stepSeconds
+        #expect(abs(cost.relativeCost(8) / timed - 1) < 0.01)
+        #expect(abs(cost.stepSeconds / Self.truth.oneTokenSeconds - 1) < 0.05)
+    }
+
+    @Test("sizes that cost more in place than the seed's shape says are priced as timed, and larger ones with them")
+    func stepsInPlace() {
+        var cost = LearnedVerificationCost(seed: Self.truth)
+        let step = Self.truth.oneTokenSeconds
+        // The decoder's times on HumanEval-10: a step at 9 tokens and steeper beyond, where the
+        // seed interpolates smoothly between 8 and 16.
+        let inPlace: [Int: Double] = [5: 1.3, 8: 1.8, 9: 2.15, 10: 2.55]
+        for _ in 0..<20 {
+            for (size, relative) in inPlace.sorted(by: { $0.key < $1.key }) {
+                cost.record(tokens: size, seconds: step * relative)
+            }
+        }
+        #expect(cost.scale == 1, "scale \(cost.scale)")
+        let one = cost.stepSeconds
+        for (size, relative) in inPlace where size >= 8 {
+            #expect(abs(cost.relativeCost(size) / (step * relative / one) - 1) < 0.01, "size \(size)")
+        }
+        // The tenth token is priced at what it costs in place, not at the seed's ~0.17.
+        #expect(abs((cost.relativeCost(10) - cost.relativeCost(9)) - 0.4 * step / one) < 0.02)
+        #expect(
+            cost.relativeCost(10) - cost.relativeCost(9) > 2
+                * (Self.truth.relativeCost(10) - Self.truth.relativeCost(9)))
+        // Sizes beyond follow the seed's extra cost scaled as the largest timed size's.
+        #expect(cost.relativeCost(12) > cost.relativeCost(10))
+        #expect(cost.relativeCost(12) / Self.truth.relativeCost(12) > cost.relativeCost(9) / Self.truth.relativeCost(9))
+        // Never cheaper for more tokens.
+        for size in 2..<100 { #expect(cost.relativeCost(size + 1) >= cost.relativeCost(size)) }
     }
 
     @Test("one size alone, or sizes too close to tell a slope, keep the seed's shape")

@@ -109,6 +109,9 @@ enum AutoTuning {
     /// tell a slope: with each size's average within ±2% (about ten times each), sizes this close
     /// give the slope to ±15% (sizes 4 and 8 are ~0.8 apart here, 4 and 6 ~0.45, 2 and 4 ~0.05).
     static let smallestExtraCostSpread = 0.25
+    /// Least extra cost (over one token, in one-token steps, by the fitted shape) of a size whose
+    /// time sets its price: below it a timing error of 2% is an error of 10% or more in the factor.
+    static let smallestFactorExtra = 0.2
     /// The learned slope's bounds relative to the seed's (a probe is not off by more), and the
     /// grid it is searched on (steps of ~2%).
     static let scaleRange = 0.25...4.0
