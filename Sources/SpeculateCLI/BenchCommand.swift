@@ -108,7 +108,7 @@ struct BenchCommand: AsyncParsableCommand {
             }
         }
         if baseline {
-            let prompt = loaded.tokenizer.encode(BenchCommand.baselinePrompt)
+            let prompt = loaded.tokenizer.encodePrompt(BenchCommand.baselinePrompt)
             let session = try InferenceSession(model: model, context: prompt.count + maxTokens + 8)
             let prefillStart = Date()
             var logits = try session.append(prompt)

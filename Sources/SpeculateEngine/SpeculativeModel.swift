@@ -99,7 +99,7 @@ public final class SpeculativeModel: Sendable {
     /// that message text never becomes control tokens).
     public func tokens(of prompt: Prompt) -> [Token] {
         switch prompt {
-        case .text(let text): tokenizer.encode(text)
+        case .text(let text): tokenizer.encodePrompt(text)
         case .chat(let messages): ChatFormat.tokens(messages, tokenizer: tokenizer)
         case .tokens(let tokens): tokens
         }

@@ -103,7 +103,8 @@ public final class ServerEngine: Sendable {
     public func prepare(_ job: GenerationJob) throws(APIError) -> PreparedJob {
         let field = job.endpoint == .chat ? "messages" : "prompt"
         let prompt =
-            job.endpoint == .chat ? ChatFormat.tokens(job.messages, tokenizer: tokenizer) : tokenizer.encode(job.prompt)
+            job.endpoint == .chat
+            ? ChatFormat.tokens(job.messages, tokenizer: tokenizer) : tokenizer.encodePrompt(job.prompt)
         guard !prompt.isEmpty else { throw .invalid("The prompt encodes to no tokens", param: field) }
         guard prompt.count < context - 1 else {
             throw .invalid(

@@ -19,6 +19,10 @@ QWEN2_SPLIT = (
 )
 
 
+# Llama 3: the same expression with runs of up to three digits.
+LLAMA3_SPLIT = QWEN2_SPLIT.replace(r"\p{N}|", r"\p{N}{1,3}|", 1)
+
+
 def field_strings(reader, key):
     field = reader.fields[key]
     return [bytes(field.parts[i]).decode("utf-8") for i in field.data]
@@ -38,13 +42,19 @@ def build(model_path):
     vocab = {}
     for index, token in enumerate(tokens):
         vocab.setdefault(token, index)
+    # Llama 3's tokenizer.json sets ignore_merges: a piece that is a token is taken whole.
     bpe = models.BPE(vocab=vocab, merges=[tuple(m.split(" ", 1)) for m in merges],
-                     fuse_unk=False, byte_fallback=False)
+                     fuse_unk=False, byte_fallback=False, ignore_merges=pre == "llama-bpe")
     tokenizer = Tokenizer(bpe)
     if pre == "qwen2":
         tokenizer.normalizer = normalizers.NFC()
         tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
             pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ])
+    elif pre == "llama-bpe":
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated", invert=False),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
         ])
     elif pre == "smollm":

@@ -237,6 +237,23 @@ public struct GGUFFile: Sendable {
         return result
     }
 
+    /// An array of numbers of any numeric type.
+    public func floatArray(_ key: String) throws(GGUFError) -> [Double] {
+        let stored = try value(key)
+        guard let values = stored.arrayValue else {
+            throw .typeMismatch(key: key, expected: "an array of numbers", found: stored.typeName)
+        }
+        var result: [Double] = []
+        result.reserveCapacity(values.count)
+        for element in values {
+            guard let number = element.doubleValue else {
+                throw .typeMismatch(key: key, expected: "an array of numbers", found: stored.typeName)
+            }
+            result.append(number)
+        }
+        return result
+    }
+
     /// `general.architecture`, the key prefix of the model's hyper-parameters.
     public var architecture: String? { metadata["general.architecture"]?.stringValue }
 }

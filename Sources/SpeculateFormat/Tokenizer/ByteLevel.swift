@@ -39,4 +39,11 @@ enum ByteLevel {
         }
         return result
     }
+
+    /// The byte-level token string for `bytes`.
+    static func string(of bytes: [UInt8]) -> String {
+        var text = String.UnicodeScalarView()
+        for byte in bytes { text.append(characterForByte[Int(byte)]) }
+        return String(text)
+    }
 }

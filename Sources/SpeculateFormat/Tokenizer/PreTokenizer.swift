@@ -6,6 +6,10 @@
 public enum PreTokenizer: String, Sendable, CaseIterable {
     /// Qwen2 / Qwen2.5: the cl100k-style expression with single digits and NFC normalization.
     case qwen2
+    /// Llama 3 (`llama-bpe`): the same expression with runs of up to three digits, no
+    /// normalization, and a piece that is itself a token taken whole (its tokenizer's
+    /// `ignore_merges`, which tiktoken also does).
+    case llama3
     /// SmolLM: every digit on its own, then the GPT-2 expression.
     case smollm
     /// GPT-2: the original expression.
@@ -15,6 +19,7 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
     public init?(ggmlName: String) {
         switch ggmlName {
         case "qwen2": self = .qwen2
+        case "llama-bpe": self = .llama3
         case "smollm": self = .smollm
         case "gpt2", "default": self = .gpt2
         default: return nil
@@ -25,14 +30,18 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
     /// tokenizer of Qwen2 declares an NFC normalizer).
     public var normalizesToNFC: Bool { self == .qwen2 }
 
+    /// Whether a piece that is a token of its own is taken whole, without merging.
+    public var takesWholeTokens: Bool { self == .llama3 }
+
     /// Splits `scalars` into consecutive pieces, returned as ranges that cover it exactly.
     public func split(_ scalars: [Unicode.Scalar]) -> [Range<Int>] {
         var pieces: [Range<Int>] = []
         switch self {
-        case .qwen2:
+        case .qwen2, .llama3:
+            let digits = self == .qwen2 ? 1 : 3
             var i = 0
             while i < scalars.count {
-                let end = Self.qwen2Piece(scalars, from: i)
+                let end = Self.qwen2Piece(scalars, from: i, digits: digits)
                 pieces.append(i..<end)
                 i = end
             }
@@ -81,8 +90,8 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
         return runEnd - 1
     }
 
-    // (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
-    static func qwen2Piece(_ s: [Unicode.Scalar], from i: Int) -> Int {
+    // (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,digits}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+    static func qwen2Piece(_ s: [Unicode.Scalar], from i: Int, digits: Int) -> Int {
         let n = s.count
         let c = s[i]
         let apostrophe = contraction(s, i, end: n, caseInsensitive: true)
@@ -95,7 +104,11 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
             while j < n, CharacterClass.isLetter(s[j]) { j += 1 }
             return j
         }
-        if CharacterClass.isNumber(c) { return i + 1 }
+        if CharacterClass.isNumber(c) {
+            var j = i + 1
+            while j < n, j - i < digits, CharacterClass.isNumber(s[j]) { j += 1 }
+            return j
+        }
         var j = c == " " ? i + 1 : i
         if j < n, CharacterClass.isSymbol(s[j]) {
             while j < n, CharacterClass.isSymbol(s[j]) { j += 1 }
