@@ -118,3 +118,6 @@ void spec_rms_norm(const float *x, const float *weight, int n, float epsilon, fl
 void spec_silu_mul(float *gate, const float *up, int n) {
     spec_active_set()->silu_mul(gate, up, n);
 }
+void spec_gelu_mul(float *gate, const float *up, int n) {
+    spec_active_set()->gelu_mul(gate, up, n);
+}

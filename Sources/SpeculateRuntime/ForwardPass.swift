@@ -10,9 +10,14 @@ extension SessionState {
     /// which pending slots each node sees (its ancestors and itself, root first, flattened).
     struct TreeLayout {
         let firstSlot: Int
+        /// The committed slots every node sees before its own list.
+        let prefix: Int
         let slots: [Int32]
         let slotStarts: [Int32]
     }
+
+    /// Rotary cosines and sines for the batch's positions.
+    typealias RotaryTables = (cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>)
 
     mutating func forward(tokens: [TokenID], positions: [Int], ancestors: [[Int]], firstSlot: Int, outputRows: [Int])
         -> Logits
@@ -22,26 +27,59 @@ extension SessionState {
         scratch.reserve(tokens: n, config: config, capacity: capacity)
         let x = scratch.x
         for (i, token) in tokens.enumerated() { model.tokenEmbedding.dequantizeRow(Int(token), into: x + i * d) }
-        let rotary = rotaryTables(positions: positions)
+        if recipe.scalesEmbeddings {
+            let scale = Float(d).squareRoot()
+            for i in 0..<n * d { x[i] *= scale }
+        }
+        let rotary = rotaryTables(positions: positions, frequencies: inverseFrequencies, into: scratch.rotary)
         var slots: [Int32] = []
         var slotStarts: [Int32] = [0]
         for path in ancestors {
             slots.append(contentsOf: path.map { Int32(committed + $0) })
             slotStarts.append(Int32(slots.count))
         }
-        let tree = TreeLayout(firstSlot: firstSlot, slots: slots, slotStarts: slotStarts)
+        let tree = TreeLayout(firstSlot: firstSlot, prefix: committed, slots: slots, slotStarts: slotStarts)
+        var windowed: (rotary: RotaryTables, tree: TreeLayout)?
+        if let window = config.slidingWindow, let frequencies = windowInverseFrequencies {
+            windowed = (
+                rotaryTables(positions: positions, frequencies: frequencies, into: scratch.windowRotary),
+                windowedLayout(tree, positions: positions, ancestors: ancestors, window: window)
+            )
+        }
         for (index, layer) in model.layers.enumerated() {
-            attentionBlock(layer, index: index, tokens: n, rotary: rotary, tree: tree)
+            if config.windowedLayers[index], let windowed {
+                attentionBlock(layer, index: index, tokens: n, rotary: windowed.rotary, tree: windowed.tree)
+            } else {
+                attentionBlock(layer, index: index, tokens: n, rotary: rotary, tree: tree)
+            }
             feedForwardBlock(layer, tokens: n)
         }
         return outputLogits(rows: outputRows)
     }
 
+    /// The layout of a windowed layer: node i at position p sees only positions above p − window
+    /// (llama.cpp's standard sliding window), committed ones and its ancestors alike, listed
+    /// explicitly. While no node reaches past the window it is the full layout.
+    private func windowedLayout(_ full: TreeLayout, positions: [Int], ancestors: [[Int]], window: Int) -> TreeLayout {
+        guard let farthest = positions.max(), farthest - window + 1 > 0 else { return full }
+        var slots: [Int32] = []
+        var slotStarts: [Int32] = [0]
+        for (position, path) in zip(positions, ancestors) {
+            let first = position - window + 1
+            if first < committed { slots.append(contentsOf: (max(0, first)..<committed).map { Int32($0) }) }
+            // The path's j-th node (root first) is at position committed + j.
+            for (j, node) in path.enumerated() where committed + j >= first { slots.append(Int32(committed + node)) }
+            slotStarts.append(Int32(slots.count))
+        }
+        return TreeLayout(firstSlot: full.firstSlot, prefix: 0, slots: slots, slotStarts: slotStarts)
+    }
+
     /// x += attention(norm(x)): Q/K/V, their biases, per-head Q/K norms, rotary positions, the
-    /// new keys and values into the cache, tree attention, the output projection.
+    /// new keys and values into the cache, tree attention, the output projection and its norm
+    /// where the family has one.
     private mutating func attentionBlock(
         _ layer: LayerWeights, index: Int, tokens n: Int,
-        rotary: (cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>), tree: TreeLayout
+        rotary: RotaryTables, tree: TreeLayout
     ) {
         let d = config.embeddingLength
         let qWidth = config.headCount * config.headDimension
@@ -79,13 +117,15 @@ extension SessionState {
                 spec_f32_to_f16(v + i * kvWidth + head * hd, Int32(hd), values + slot)
             }
         }
-        attend(
-            layer: index, queries: q, nodes: n, slots: tree.slots, slotStarts: tree.slotStarts, into: scratch.attention)
+        attend(layer: index, queries: q, nodes: n, tree: tree, into: scratch.attention)
         scratch.matmul([(layer.output, h, d)], input: scratch.attention, tokens: n)
+        if let norm = layer.postAttentionNorm {
+            for i in 0..<n { rmsNorm(h + i * d, weight: norm, into: h + i * d, count: d) }
+        }
         for i in 0..<n * d { x[i] += h[i] }
     }
 
-    /// x += down(silu(gate(norm(x))) * up(norm(x))).
+    /// x += postNorm(down(act(gate(norm(x))) * up(norm(x)))), the post-norm where the family has one.
     private mutating func feedForwardBlock(_ layer: LayerWeights, tokens n: Int) {
         let d = config.embeddingLength
         let ff = config.feedForwardLength
@@ -95,8 +135,14 @@ extension SessionState {
         let up = scratch.up
         for i in 0..<n { rmsNorm(x + i * d, weight: layer.feedForwardNorm, into: h + i * d, count: d) }
         scratch.matmul([(layer.gate, gate, ff), (layer.up, up, ff)], input: h, tokens: n)
-        spec_silu_mul(gate, up, Int32(n * ff))
+        switch recipe.activation {
+        case .silu: spec_silu_mul(gate, up, Int32(n * ff))
+        case .geluTanh: spec_gelu_mul(gate, up, Int32(n * ff))
+        }
         scratch.matmul([(layer.down, h, d)], input: gate, tokens: n)
+        if let norm = layer.postFeedForwardNorm {
+            for i in 0..<n { rmsNorm(h + i * d, weight: norm, into: h + i * d, count: d) }
+        }
         for i in 0..<n * d { x[i] += h[i] }
     }
 
@@ -140,15 +186,12 @@ extension SessionState {
         for i in bias.indices { vector[i] += bias[i] }
     }
 
-    private mutating func rotaryTables(positions: [Int]) -> (
-        cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>
-    ) {
+    private func rotaryTables(positions: [Int], frequencies: [Double], into tables: RotaryTables) -> RotaryTables {
         let half = config.headDimension / 2
-        let cosines = scratch.cosines
-        let sines = scratch.sines
+        let (cosines, sines) = tables
         for (i, position) in positions.enumerated() {
             for j in 0..<half {
-                let angle = Double(position) * inverseFrequencies[j]
+                let angle = Double(position) * frequencies[j]
                 cosines[i * half + j] = Float(cos(angle))
                 sines[i * half + j] = Float(sin(angle))
             }
@@ -172,7 +215,7 @@ extension SessionState {
     /// Tree attention: node i sees slots [0, committed) and its ancestors' pending slots
     /// (`slots`/`slotStarts`, flattened per node), computed in C per (node, KV head).
     private mutating func attend(
-        layer: Int, queries: UnsafeMutablePointer<Float>, nodes: Int, slots: [Int32], slotStarts: [Int32],
+        layer: Int, queries: UnsafeMutablePointer<Float>, nodes: Int, tree: TreeLayout,
         into output: UnsafeMutablePointer<Float>
     ) {
         let hd = config.headDimension
@@ -181,13 +224,13 @@ extension SessionState {
         let base = cacheOffset(layer: layer, head: 0, slot: 0)
         let scoresStride = group * capacity
         let scores = scratch.scores(floats: ComputeThreads.count * scoresStride)
-        slots.withUnsafeBufferPointer { slots in
-            slotStarts.withUnsafeBufferPointer { starts in
+        tree.slots.withUnsafeBufferPointer { slots in
+            tree.slotStarts.withUnsafeBufferPointer { starts in
                 var attention = spec_attention(
                     queries: queries, q_stride: qWidth, keys: keys + base, values: values + base, kv_stride: hd,
                     kv_head_stride: capacity * hd,
-                    head_dim: Int32(hd), group: Int32(group), prefix: Int32(committed), slots: slots.baseAddress,
-                    slot_start: starts.baseAddress, scale: 1 / Float(hd).squareRoot(), output: output,
+                    head_dim: Int32(hd), group: Int32(group), prefix: Int32(tree.prefix), slots: slots.baseAddress,
+                    slot_start: starts.baseAddress, scale: config.attentionScale, output: output,
                     out_stride: qWidth)
                 spec_attention_run(&attention, Int32(nodes), Int32(config.kvHeadCount), scores, scoresStride)
             }

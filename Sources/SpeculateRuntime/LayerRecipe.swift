@@ -12,12 +12,42 @@ public struct LayerRecipe: Sendable, Equatable {
         case halves
     }
 
+    /// The feed-forward's gate activation.
+    public enum Activation: Sendable, Equatable {
+        /// SiLU (SwiGLU).
+        case silu
+        /// GELU in its tanh form (GeGLU).
+        case geluTanh
+    }
+
+    /// Which layers attend within a sliding window (when the file declares a window), and the
+    /// rotary base of those layers.
+    public struct SlidingWindowLayers: Sendable, Equatable {
+        /// Every `period`-th layer (the last of each period) attends globally, the others within
+        /// the window, unless the file's `attention.sliding_window_pattern` says otherwise.
+        public var period: Int
+        /// The rotary base of the windowed layers, unless the file's `rope.freq_base_swa` says.
+        public var ropeBase: Double
+    }
+
     /// The rotary embedding's pairing.
     public var rotaryPairs: RotaryPairs
+    /// The feed-forward's activation.
+    public var activation: Activation
+    /// Whether token embeddings are scaled by √width before the first layer.
+    public var scalesEmbeddings: Bool
+    /// The windowed layers' layout, for families that have them.
+    public var slidingWindowLayers: SlidingWindowLayers?
 
     /// A recipe.
-    public init(rotaryPairs: RotaryPairs) {
+    public init(
+        rotaryPairs: RotaryPairs, activation: Activation = .silu, scalesEmbeddings: Bool = false,
+        slidingWindowLayers: SlidingWindowLayers? = nil
+    ) {
         self.rotaryPairs = rotaryPairs
+        self.activation = activation
+        self.scalesEmbeddings = scalesEmbeddings
+        self.slidingWindowLayers = slidingWindowLayers
     }
 }
 
@@ -30,4 +60,15 @@ extension LayerRecipe {
     /// its own weights before the rotation (`attn_q_norm`, `attn_k_norm`, read where the file
     /// has them, as llama.cpp's `qwen3` graph applies them).
     public static let qwen3 = LayerRecipe(rotaryPairs: .halves)
+    /// Gemma 3, as llama.cpp's `gemma3` graph computes it: embeddings scaled by √width; per-head
+    /// Q/K norms; a norm after attention and after the feed-forward, before each residual add
+    /// (`post_attention_norm`, `post_ffw_norm`, read where the file has them); a GELU-gated
+    /// feed-forward; rotary on the two halves. The GGUF converter stores the norms' weights as
+    /// Gemma's (1 + weight), so the norms are plain RMSNorms here. The file declares only the window
+    /// (512) and the global layers' base: five layers of six attend within the window with base
+    /// 10,000, as the reference implementation fixes it (llama.cpp's `set_swa_pattern(6)` and
+    /// `rope_freq_base_train_swa`).
+    public static let gemma3 = LayerRecipe(
+        rotaryPairs: .halves, activation: .geluTanh, scalesEmbeddings: true,
+        slidingWindowLayers: SlidingWindowLayers(period: 6, ropeBase: 10_000))
 }

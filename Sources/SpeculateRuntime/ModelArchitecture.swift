@@ -9,6 +9,8 @@ public enum ModelArchitecture: String, Sendable, CaseIterable {
     case qwen2
     /// Qwen3 (dense models).
     case qwen3
+    /// Gemma 3 (text models).
+    case gemma3
 
     /// How the family's transformer blocks are computed.
     public var recipe: LayerRecipe {
@@ -16,6 +18,7 @@ public enum ModelArchitecture: String, Sendable, CaseIterable {
         case .llama: .llama
         case .qwen2: .qwen2
         case .qwen3: .qwen3
+        case .gemma3: .gemma3
         }
     }
 }

@@ -27,6 +27,15 @@ public struct ModelConfig: Sendable, Equatable {
     public let ropeFrequencyScale: Double
     /// Vocabulary size (rows of the embedding).
     public let vocabularySize: Int
+    /// The attention window of the windowed layers, in positions (a query at position p sees keys
+    /// at positions above p − window), when the family has such layers and the file declares one.
+    public let slidingWindow: Int?
+    /// Which layers attend within ``slidingWindow`` (all false without one).
+    public let windowedLayers: [Bool]
+    /// The rotary base of the windowed layers.
+    public let windowRopeBase: Double
+    /// The factor on attention scores: 1/√(head width), except where the family says otherwise.
+    public let attentionScale: Float
 
     /// Reads the hyper-parameters of `file`.
     public init(gguf file: GGUFFile) throws {
@@ -71,6 +80,34 @@ public struct ModelConfig: Sendable, Equatable {
         }
         let embedding = try file.requireTensor("token_embd.weight")
         vocabularySize = embedding.rowCount
+        // Gemma 3 27B scales by 1/√(width / heads), as its reference code does (llama.cpp tells
+        // it by its 62 layers); the other sizes by 1/√(head width).
+        attentionScale =
+            architecture == .gemma3 && layerCount == 62
+            ? 1 / Float(embeddingLength / headCount).squareRoot() : 1 / Float(headDimension).squareRoot()
+        let window = file.metadata["\(name).attention.sliding_window"]?.intValue ?? 0
+        if let layout = architecture.recipe.slidingWindowLayers, window > 0 {
+            slidingWindow = window
+            windowRopeBase = file.metadata["\(name).rope.freq_base_swa"]?.doubleValue ?? layout.ropeBase
+            switch file.metadata["\(name).attention.sliding_window_pattern"] {
+            case .array(_, let values)?:
+                guard values.count >= layerCount else {
+                    throw RuntimeError.badHyperParameter(
+                        "\(name).attention.sliding_window_pattern has \(values.count) entries for \(layerCount) layers")
+                }
+                windowedLayers = values.prefix(layerCount).map { ($0.intValue ?? 0) != 0 }
+            case let stored:
+                let period = stored?.intValue ?? layout.period
+                guard period >= 0 else {
+                    throw RuntimeError.badHyperParameter("\(name).attention.sliding_window_pattern is \(period)")
+                }
+                windowedLayers = (0..<layerCount).map { period == 0 || $0 % period < period - 1 }
+            }
+        } else {
+            slidingWindow = nil
+            windowRopeBase = ropeBase
+            windowedLayers = Array(repeating: false, count: layerCount)
+        }
     }
 
     /// Width of all key (or value) heads together.

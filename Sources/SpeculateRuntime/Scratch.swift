@@ -13,13 +13,24 @@ struct Scratch {
     var up: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
     var cosines: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
     var sines: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
+    /// The windowed layers' rotary tables (their own base).
+    var windowCosines: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
+    var windowSines: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
     private var scoreBuffer: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
     private var scoreCount = 1
     var activations: UnsafeMutableRawPointer = .allocate(byteCount: 64, alignment: 64)
     private var activationBytes = 64
 
+    /// The rotary tables of the global layers and of the windowed ones.
+    var rotary: (cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>) { (cosines, sines) }
+    var windowRotary: (cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>) {
+        (windowCosines, windowSines)
+    }
+
     func deallocate() {
-        for pointer in [x, h, q, k, v, attention, gate, up, cosines, sines, scoreBuffer] { pointer.deallocate() }
+        for pointer in [
+            x, h, q, k, v, attention, gate, up, cosines, sines, windowCosines, windowSines, scoreBuffer,
+        ] { pointer.deallocate() }
         activations.deallocate()
     }
 
@@ -43,6 +54,8 @@ struct Scratch {
         grow(&up, n * config.feedForwardLength)
         grow(&cosines, n * config.headDimension / 2)
         grow(&sines, n * config.headDimension / 2)
+        grow(&windowCosines, n * config.headDimension / 2)
+        grow(&windowSines, n * config.headDimension / 2)
         let widest = max(d, qWidth, config.feedForwardLength)
         activationBytes = 2 * n * spec_act_row_bytes(Int32(SPEC_ACT_F32.rawValue), Int32(widest))
         activations.deallocate()

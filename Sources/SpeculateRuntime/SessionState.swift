@@ -26,6 +26,8 @@ struct SessionState {
     let values: UnsafeMutablePointer<UInt16>
     var scratch = Scratch()
     let inverseFrequencies: [Double]
+    /// The windowed layers' rotary frequencies (their own base, no scaling), when there are any.
+    let windowInverseFrequencies: [Double]?
 
     init(model: TransformerModel, capacity: Int, head: OutputHead) {
         self.head = head
@@ -47,6 +49,13 @@ struct SessionState {
             let divisor = Double(factors?[j] ?? 1)
             return frequency * scale / divisor
         }
+        let windowBase = model.config.windowRopeBase
+        windowInverseFrequencies =
+            model.config.slidingWindow == nil
+            ? nil
+            : (0..<headDimension / 2).map { (j: Int) -> Double in
+                pow(windowBase, -2.0 * Double(j) / Double(headDimension))
+            }
     }
 
     // The cache lives as long as the session; SessionState is owned by exactly one session.

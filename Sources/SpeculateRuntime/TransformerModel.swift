@@ -214,6 +214,9 @@ struct LayerWeights: Sendable {
     let queryNorm: [Float]?
     let keyNorm: [Float]?
     let feedForwardNorm: [Float]
+    /// Norms of the attention's and the feed-forward's outputs before their residual adds (Gemma).
+    let postAttentionNorm: [Float]?
+    let postFeedForwardNorm: [Float]?
     let gate: WeightMatrix
     let up: WeightMatrix
     let down: WeightMatrix
@@ -279,6 +282,8 @@ public final class TransformerModel: Sendable {
                     queryNorm: try optionalVector(p + "attn_q_norm.weight", config.headDimension),
                     keyNorm: try optionalVector(p + "attn_k_norm.weight", config.headDimension),
                     feedForwardNorm: try vector(p + "ffn_norm.weight", d),
+                    postAttentionNorm: try optionalVector(p + "post_attention_norm.weight", d),
+                    postFeedForwardNorm: try optionalVector(p + "post_ffw_norm.weight", d),
                     gate: try WeightMatrix(
                         file: file, name: p + "ffn_gate.weight", rows: config.feedForwardLength, columns: d),
                     up: try WeightMatrix(
@@ -294,7 +299,9 @@ public final class TransformerModel: Sendable {
                 attentionNorm: l.attentionNorm, query: prepared(l.query), key: prepared(l.key),
                 value: prepared(l.value),
                 output: prepared(l.output), queryBias: l.queryBias, keyBias: l.keyBias, valueBias: l.valueBias,
-                queryNorm: l.queryNorm, keyNorm: l.keyNorm, feedForwardNorm: l.feedForwardNorm, gate: prepared(l.gate),
+                queryNorm: l.queryNorm, keyNorm: l.keyNorm, feedForwardNorm: l.feedForwardNorm,
+                postAttentionNorm: l.postAttentionNorm, postFeedForwardNorm: l.postFeedForwardNorm,
+                gate: prepared(l.gate),
                 up: prepared(l.up), down: prepared(l.down))
         }
         outputNorm = try vector("output_norm.weight", d)

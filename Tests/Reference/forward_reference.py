@@ -1,4 +1,4 @@
-"""Independent numpy reference of the forward pass for the llama, qwen2 and qwen3 architectures.
+"""Independent numpy reference of the forward pass for the llama, qwen2, qwen3 and gemma3 architectures.
 
 usage: forward_reference.py MODEL.gguf INPUT.json OUTPUT.json
 
@@ -48,6 +48,10 @@ class Model:
         assert scaling in ("none", "linear"), f"RoPE scaling {scaling}"
         self.freq_scale = 1.0 / value(f"{a}.rope.scaling.factor", 1.0) if scaling == "linear" else 1.0
         self.hd = value(f"{a}.attention.key_length", self.d // self.heads)
+        # Gemma 3 (google/gemma_pytorch, as llama.cpp follows it): five layers of six attend within
+        # the declared window with rotary base 10,000; the sixth globally with the file's base.
+        self.window = value(f"{a}.attention.sliding_window", 0) if a == "gemma3" else 0
+        self.window_base = value(f"{a}.rope.freq_base_swa", 10000.0)
         self.tensors = {t.name: t for t in reader.tensors}
         self.quantize = False
         self.block_of = {}
@@ -83,7 +87,8 @@ class Model:
                 ("v", "attn_v.weight"), ("o", "attn_output.weight"), ("bq", "attn_q.bias"),
                 ("bk", "attn_k.bias"), ("bv", "attn_v.bias"), ("q_norm", "attn_q_norm.weight"),
                 ("k_norm", "attn_k_norm.weight"), ("ffn_norm", "ffn_norm.weight"),
-                ("gate", "ffn_gate.weight"), ("up", "ffn_up.weight"), ("down", "ffn_down.weight")]})
+                ("gate", "ffn_gate.weight"), ("up", "ffn_up.weight"), ("down", "ffn_down.weight"),
+                ("post_attn_norm", "post_attention_norm.weight"), ("post_ffn_norm", "post_ffw_norm.weight")]})
         self.output_norm = self.weight("output_norm.weight")
         factors = self.weight("rope_freqs.weight")  # Llama 3: each frequency divided by its factor
         self.freq_factors = np.ones(self.hd // 2) if factors is None else factors.astype(np.float64).reshape(-1)
@@ -93,13 +98,19 @@ class Model:
     def rms(self, x, w):
         return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + self.eps) * w
 
-    def rope(self, x, positions):
+    def windowed(self, layer):
+        return self.window > 0 and layer % 6 < 5
+
+    def rope(self, x, positions, layer=0):
         # x: (tokens, heads, hd)
         half = self.hd // 2
-        inv = self.base ** (-2.0 * np.arange(half) / self.hd) * self.freq_scale / self.freq_factors
+        if self.windowed(layer):
+            inv = self.window_base ** (-2.0 * np.arange(half) / self.hd)
+        else:
+            inv = self.base ** (-2.0 * np.arange(half) / self.hd) * self.freq_scale / self.freq_factors
         angles = np.outer(positions, inv)[:, None, :]
         c, s = np.cos(angles), np.sin(angles)
-        if self.arch in ("qwen2", "qwen3"):  # pairs (i, i + hd/2)
+        if self.arch in ("qwen2", "qwen3", "gemma3"):  # pairs (i, i + hd/2)
             x0, x1 = x[..., :half], x[..., half:]
             return np.concatenate([x0 * c - x1 * s, x0 * s + x1 * c], axis=-1)
         x0, x1 = x[..., 0::2], x[..., 1::2]  # llama in GGUF: adjacent pairs
@@ -111,6 +122,8 @@ class Model:
     def forward(self, tokens, cache, start):
         """Evaluates `tokens` at positions start.., appending to `cache`; returns logits per token."""
         x = self.embedding[tokens].astype(np.float64)
+        if self.arch == "gemma3":
+            x = x * np.sqrt(np.float32(self.d))
         n = len(tokens)
         positions = np.arange(start, start + n)
         group = self.heads // self.kv_heads
@@ -125,8 +138,8 @@ class Model:
                 q = self.rms(q, b["q_norm"])
             if b["k_norm"] is not None:
                 k = self.rms(k, b["k_norm"])
-            q = self.rope(q, positions)
-            k = self.rope(k, positions)
+            q = self.rope(q, positions, i)
+            k = self.rope(k, positions, i)
             v = v.reshape(n, self.kv_heads, self.hd)
             keys = np.concatenate([cache[i][0], k]) if cache[i] is not None else k
             values = np.concatenate([cache[i][1], v]) if cache[i] is not None else v
@@ -137,16 +150,28 @@ class Model:
                 kh, vh = keys[:, head // group], values[:, head // group]
                 scores = q[:, head] @ kh.T / np.sqrt(self.hd)
                 mask = np.arange(total)[None, :] > (positions[:, None])
+                if self.windowed(i):
+                    mask |= np.arange(total)[None, :] <= positions[:, None] - self.window
                 scores[mask] = -np.inf
                 scores -= scores.max(axis=-1, keepdims=True)
                 p = np.exp(scores)
                 p /= p.sum(axis=-1, keepdims=True)
                 out[:, head] = p @ vh
-            x = x + self.matmul(out.reshape(n, -1), b["o"])
+            attended = self.matmul(out.reshape(n, -1), b["o"])
+            if b["post_attn_norm"] is not None:  # gemma3: the block's outputs normalized too
+                attended = self.rms(attended, b["post_attn_norm"])
+            x = x + attended
             h = self.rms(x, b["ffn_norm"])
             g = self.matmul(h, b["gate"])
             u = self.matmul(h, b["up"])
-            x = x + self.matmul(g / (1 + np.exp(-g)) * u, b["down"])
+            if self.arch == "gemma3":  # GELU, tanh form
+                act = 0.5 * g * (1 + np.tanh(np.sqrt(2 / np.pi) * (g + 0.044715 * g ** 3)))
+            else:
+                act = g / (1 + np.exp(-g))
+            fed = self.matmul(act * u, b["down"])
+            if b["post_ffn_norm"] is not None:
+                fed = self.rms(fed, b["post_ffn_norm"])
+            x = x + fed
         return self.matmul(self.rms(x, self.output_norm), self.output)
 
 

@@ -72,11 +72,12 @@ static int is_k_quant(int type) {
 }
 
 /// Checks the set `set` (already selected) on every weight type; returns the failures.
-static int check_set(const char *set, int avx2_supported) {
-    enum { N = 768, ROWS = 37, T = 19 };
+static int check_set(const char *set, int avx2_supported, int N) {
+    enum { ROWS = 37, T = 19 };
     int failures = 0;
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         const type_info *t = &types[k];
+        if (N % t->block_values) continue;
         const int blocks = N / t->block_values;
         const size_t row_bytes = (size_t)blocks * t->block_bytes;
         uint8_t *w = malloc(row_bytes * ROWS);
@@ -125,10 +126,11 @@ static int check_set(const char *set, int avx2_supported) {
         }
         if (exact_to)
             for (int i = 0; i < ROWS * T; i++) inexact += memcmp(&batched[i], &reference[i], sizeof(float)) != 0;
-        const int ok = worst <= 1e-4 && mismatched == 0 && inexact == 0;
-        printf("kernel_check: %-10s %-5s vs portable: max relative difference %.2e; results differing across batch "
-               "sizes: %d",
-               set, t->name, worst, mismatched);
+        // Sums in another order differ by a few roundings per block: the bound grows with the row.
+        const int ok = worst <= 1e-4 * N / 768 && mismatched == 0 && inexact == 0;
+        printf("kernel_check: %-10s %-5s n=%d vs portable: max relative difference %.2e; results differing across "
+               "batch sizes: %d",
+               set, t->name, N, worst, mismatched);
         if (exact_to) printf("; differing from %s: %d", exact_to, inexact);
         printf("  %s\n", ok ? "ok" : "FAILED");
         failures += !ok;
@@ -146,12 +148,16 @@ static int check_set(const char *set, int avx2_supported) {
 /// file's bytes back, and the products of the packed matrix — with `set`'s kernels, or with the
 /// portable ones when `set` is NULL — equal the portable products of the file's layout bit for
 /// bit, at every batch size and over row ranges that cut the groups of eight. Returns failures.
-static int check_packed(const char *set) {
-    enum { N = 768, ROWS = 40, T = 19 };
+/// The row widths every check runs at.
+static const int widths[] = {768, 640, 2048};
+
+static int check_packed(const char *set, int N) {
+    enum { ROWS = 40, T = 19 };
     static const int packable[] = {1, 5, 7}; // Q4_0, Q4_K, Q6_K in types[]
     int failures = 0;
     for (size_t k = 0; k < 3; k++) {
         const type_info *t = &types[packable[k]];
+        if (N % t->block_values) continue;
         const int packed_type = t->type == SPEC_Q4_0   ? SPEC_Q4_0_X8
                                 : t->type == SPEC_Q4_K ? SPEC_Q4_K_X8
                                                        : SPEC_Q6_K_X8;
@@ -192,9 +198,9 @@ static int check_packed(const char *set) {
             }
         }
         const int ok = unpacked_wrong == 0 && inexact == 0;
-        printf("kernel_check: %-10s %s_X8 packed: rows not restored: %d; results differing from portable on the file's "
-               "layout: %d  %s\n",
-               set ? set : "portable", t->name, unpacked_wrong, inexact, ok ? "ok" : "FAILED");
+        printf("kernel_check: %-10s %s_X8 n=%d packed: rows not restored: %d; results differing from portable on the "
+               "file's layout: %d  %s\n",
+               set ? set : "portable", t->name, N, unpacked_wrong, inexact, ok ? "ok" : "FAILED");
         failures += !ok;
         free(w);
         free(packed);
@@ -292,14 +298,18 @@ int main(void) {
             continue;
         }
         printf("kernel_check: set %s\n", set);
-        failures += check_set(set, avx2_supported);
-        failures += check_packed(set);
+        // 768 columns: whole 256-value superblocks; 640 (Gemma 3 270M's width): 32-value blocks
+        // that do not fill groups of eight, the K-quants skipped; 2048: a longer K-quant row.
+        for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++) {
+            failures += check_set(set, avx2_supported, widths[w]);
+            failures += check_packed(set, widths[w]);
+        }
         failures += check_attention(set);
         checked++;
     }
     spec_kernels_select(NULL);
     printf("kernel_check: %d SIMD sets checked\n", checked);
-    failures += check_packed(NULL);
+    for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++) failures += check_packed(NULL, widths[w]);
     // Half-precision conversions (the KV cache) against the compiler's _Float16, with the
     // selected kernels and then with the portable ones.
     for (int portable = 0; portable < 2; portable++) {

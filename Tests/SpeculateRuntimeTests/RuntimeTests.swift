@@ -64,10 +64,10 @@ struct ReferenceForwardTests {
 
     @Test(
         "logits and 32-token greedy continuations match",
-        arguments: ["smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct"])
+        arguments: ["smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "gemma-3-270m"])
     func matchesReference(model name: String) throws {
         let (model, tokenizer) = try Models.load(name)
-        let prompts = Self.prompts.map { tokenizer.encode($0, parseSpecial: true) }
+        let prompts = Self.prompts.map { tokenizer.encodePrompt($0, parseSpecial: true) }
         let reference = try numpyReference(
             model: try TestSupport.modelPath(name), prompts: prompts, logitPositions: 4, greedy: 32)
 

@@ -132,6 +132,8 @@ void spec_f16_to_f32(const uint16_t *x, int n, float *out);
 void spec_rms_norm(const float *x, const float *weight, int n, float epsilon, float *out);
 /// gate[i] = silu(gate[i]) * up[i]: the SwiGLU feed-forward's gate.
 void spec_silu_mul(float *gate, const float *up, int n);
+/// gate[i] = gelu(gate[i]) * up[i], GELU in its tanh form: the GeGLU feed-forward's gate (Gemma).
+void spec_gelu_mul(float *gate, const float *up, int n);
 
 /// Tree attention over one layer's KV cache for a batch of nodes. Node i sees the `prefix`
 /// committed slots and then its pending slots (itself and its ancestors, root first).

@@ -4,13 +4,13 @@ import HeapModule
 extension Tokenizer {
     /// The merge rules (`"left right"`, by rank) as a table from a pair of ids to the rank and the
     /// merged id; the first rule for a pair wins.
-    static func mergeTable(_ rules: [String], index: [String: TokenID]) throws -> [UInt64: UInt64] {
+    static func mergeTable(_ rules: [String], index: [[UInt8]: TokenID]) throws -> [UInt64: UInt64] {
         var table: [UInt64: UInt64] = [:]
         table.reserveCapacity(rules.count)
         for (rank, rule) in rules.enumerated() {
             let parts = rule.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
-            guard parts.count == 2, let left = index[String(parts[0])], let right = index[String(parts[1])],
-                let merged = index[String(parts[0]) + String(parts[1])]
+            guard parts.count == 2, let left = index[Array(parts[0].utf8)], let right = index[Array(parts[1].utf8)],
+                let merged = index[Array(parts[0].utf8) + Array(parts[1].utf8)]
             else {
                 throw TokenizerError.badMerge(index: rank, rule: rule)
             }
@@ -31,7 +31,7 @@ extension Tokenizer {
         for piece in preTokenizer.split(scalars) {
             pieceBytes.removeAll(keepingCapacity: true)
             for scalar in scalars[piece] { pieceBytes.append(contentsOf: UTF8.encode(scalar)!) }
-            if preTokenizer.takesWholeTokens, let whole = idForToken[ByteLevel.string(of: pieceBytes)] {
+            if preTokenizer.takesWholeTokens, let whole = idForToken[Array(ByteLevel.string(of: pieceBytes).utf8)] {
                 output.append(whole)
             } else {
                 mergePiece(pieceBytes, into: &output)

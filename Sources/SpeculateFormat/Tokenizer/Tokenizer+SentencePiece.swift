@@ -75,7 +75,7 @@ extension Tokenizer {
         next[count - 1] = -1
         var heap = Heap<Bigram>()
         func token(_ start: Int, _ length: Int) -> TokenID? {
-            idForToken[String(decoding: text[start..<start + length], as: UTF8.self)]
+            idForToken[Array(text[start..<start + length])]
         }
         func consider(_ left: Int, _ right: Int) {
             guard left >= 0, right >= 0 else { return }

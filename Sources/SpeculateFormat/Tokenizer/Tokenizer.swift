@@ -43,7 +43,9 @@ public struct Tokenizer: Sendable {
     /// `<end_of_turn>` when present).
     public let stopIDs: Set<TokenID>
 
-    let idForToken: [String: TokenID]
+    /// Ids by the exact bytes of their token strings: a `String` key would match canonically
+    /// equivalent spellings (`e` + U+0301 finding the token `é`), which tokenizers never do.
+    let idForToken: [[UInt8]: TokenID]
     let tokenBytes: [[UInt8]]
     /// For each byte, the token that stands for it alone (-1: none).
     let byteTokenIDs: [TokenID]
@@ -98,7 +100,9 @@ public struct Tokenizer: Sendable {
         let vocabulary = try Vocabulary(tokens: tokens, kinds: kinds) { ByteLevel.bytes(of: $0) ?? Array($0.utf8) }
         // A vocabulary may lack some rare byte (SmolLM2 has no token for most ASCII control
         // bytes); like the reference BPE without byte fallback, such bytes are dropped.
-        let byteIDs = (0..<256).map { vocabulary.index[String(Character(ByteLevel.characterForByte[$0]))] ?? -1 }
+        let byteIDs = (0..<256).map {
+            vocabulary.index[Array(String(Character(ByteLevel.characterForByte[$0])).utf8)] ?? -1
+        }
         guard byteIDs.filter({ $0 >= 0 }).count >= 188 else {
             throw TokenizerError.badMetadata(
                 "the vocabulary lacks most byte-level tokens; is this a byte-level BPE model?")
@@ -122,8 +126,8 @@ public struct Tokenizer: Sendable {
         for (id, token) in tokens.enumerated() where kinds[id] == .byte {
             if let byte = Self.byteFallbackValue(token) { byteIDs[Int(byte)] = TokenID(id) }
         }
-        for byte in 0..<256 where byteIDs[byte] < 0 {
-            byteIDs[byte] = vocabulary.index[String(UnicodeScalar(UInt8(byte)))] ?? special.unknown ?? -1
+        for byte in 0..<128 where byteIDs[byte] < 0 {
+            byteIDs[byte] = vocabulary.index[Array(String(UnicodeScalar(UInt8(byte))).utf8)] ?? special.unknown ?? -1
         }
         self.init(
             vocabulary, scheme: .sentencePiece, special: special, addsBOS: addsBOS, addsSpacePrefix: addsSpacePrefix,
@@ -134,7 +138,7 @@ public struct Tokenizer: Sendable {
     struct Vocabulary {
         let tokens: [String]
         let kinds: [TokenKind]
-        let index: [String: TokenID]
+        let index: [[UInt8]: TokenID]
         let bytes: [[UInt8]]
 
         init(tokens: [String], kinds: [TokenKind], spell: (String) -> [UInt8]) throws {
@@ -146,13 +150,17 @@ public struct Tokenizer: Sendable {
             }
             self.tokens = tokens
             self.kinds = kinds
-            var index: [String: TokenID] = [:]
+            var index: [[UInt8]: TokenID] = [:]
             index.reserveCapacity(tokens.count)
-            for (id, token) in tokens.enumerated() where index[token] == nil { index[token] = TokenID(id) }
+            for (id, token) in tokens.enumerated() where index[Array(token.utf8)] == nil {
+                index[Array(token.utf8)] = TokenID(id)
+            }
             self.index = index
             bytes = tokens.indices.map { id in
+                // As llama.cpp spells them: special tokens as written, unused ones as nothing.
                 switch kinds[id] {
-                case .control, .userDefined: Array(tokens[id].utf8)
+                case .control, .userDefined, .unknown: Array(tokens[id].utf8)
+                case .unused: []
                 default: spell(tokens[id])
                 }
             }
@@ -181,20 +189,21 @@ public struct Tokenizer: Sendable {
         self.scores = scores
         let kinds = vocabulary.kinds
         let tokens = vocabulary.tokens
+        // The unknown token is matched like a control token: only when asked (llama.cpp).
         specials = tokens.indices
-            .filter { (kinds[$0] == .control || kinds[$0] == .userDefined) && !tokens[$0].isEmpty }
-            .map { (id: TokenID($0), bytes: Array(tokens[$0].utf8), isControl: kinds[$0] == .control) }
+            .filter { [.control, .userDefined, .unknown].contains(kinds[$0]) && !tokens[$0].isEmpty }
+            .map { (id: TokenID($0), bytes: Array(tokens[$0].utf8), isControl: kinds[$0] != .userDefined) }
             .sorted { $0.bytes.count > $1.bytes.count }
         var stops: Set<TokenID> = []
         if let eos = eosID { stops.insert(eos) }
         for name in ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>"] {
-            if let id = vocabulary.index[name], vocabulary.kinds[Int(id)] == .control { stops.insert(id) }
+            if let id = vocabulary.index[Array(name.utf8)], vocabulary.kinds[Int(id)] == .control { stops.insert(id) }
         }
         stopIDs = stops
     }
 
     /// The id of the token spelled exactly `text`, if any.
-    public func id(of text: String) -> TokenID? { idForToken[text] }
+    public func id(of text: String) -> TokenID? { idForToken[Array(text.utf8)] }
 
     /// Whether `id` is inside the vocabulary.
     public func contains(_ id: TokenID) -> Bool { id >= 0 && Int(id) < tokens.count }
