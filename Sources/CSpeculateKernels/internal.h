@@ -102,7 +102,7 @@ typedef struct spec_kernel_set {
     .gelu_mul = spec_gelu_mul_portable, .attend_group = spec_attend_group_neon
 #define SPEC_AVX2_OPS                                                                                                  \
     .quantize_act = spec_quantize_act_avx2, .f32_to_f16 = spec_f32_to_f16_avx2, .f16_to_f32 = spec_f16_to_f32_avx2,    \
-    .rms_norm = spec_rms_norm_avx2, .silu_mul = spec_silu_mul_avx2, .gelu_mul = spec_gelu_mul_portable,                \
+    .rms_norm = spec_rms_norm_avx2, .silu_mul = spec_silu_mul_avx2, .gelu_mul = spec_gelu_mul_avx2,                    \
     .attend_group = spec_attend_group_avx2
 
 /// supported() of a set this architecture cannot run.
@@ -133,6 +133,7 @@ void spec_f16_to_f32_portable(const uint16_t *x, int n, float *out);
 void spec_rms_norm_portable(const float *x, const float *weight, int n, float epsilon, float *out);
 void spec_silu_mul_portable(float *gate, const float *up, int n);
 void spec_gelu_mul_portable(float *gate, const float *up, int n);
+void spec_gelu_mul_avx2(float *gate, const float *up, int n);
 void spec_attend_group_portable(const spec_attention *a, int node, int kv_head, float *scores);
 /// Tree attention in NEON (ops_neon.c; the portable loop off AArch64).
 void spec_attend_group_neon(const spec_attention *a, int node, int kv_head, float *scores);

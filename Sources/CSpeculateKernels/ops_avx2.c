@@ -85,6 +85,23 @@ AVX2 void spec_rms_norm_avx2(const float *x, const float *weight, int n, float e
     for (; i < n; i++) out[i] = x[i] * scale * weight[i];
 }
 
+/// GELU's tanh form as a sigmoid: 0.5 (1 + tanh u) = 1 / (1 + e^(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3).
+AVX2 void spec_gelu_mul_avx2(float *gate, const float *up, int n) {
+    const __m256 one = _mm256_set1_ps(1.0f), twice = _mm256_set1_ps(-2.0f * 0.79788456080286535588f),
+                 cubic = _mm256_set1_ps(0.044715f);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 g = _mm256_loadu_ps(gate + i);
+        const __m256 inner = _mm256_fmadd_ps(_mm256_mul_ps(cubic, g), g, one);
+        const __m256 e = exp8(_mm256_mul_ps(_mm256_mul_ps(twice, g), inner));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+    }
+    for (; i < n; i++) {
+        const float g = gate[i];
+        gate[i] = g / (1.0f + exp1(-2.0f * 0.79788456080286535588f * g * (1.0f + 0.044715f * g * g))) * up[i];
+    }
+}
+
 AVX2 void spec_silu_mul_avx2(float *gate, const float *up, int n) {
     const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
     int i = 0;
@@ -286,6 +303,11 @@ void spec_rms_norm_avx2(const float *x, const float *weight, int n, float epsilo
     (void)out;
 }
 void spec_silu_mul_avx2(float *gate, const float *up, int n) {
+    (void)gate;
+    (void)up;
+    (void)n;
+}
+void spec_gelu_mul_avx2(float *gate, const float *up, int n) {
     (void)gate;
     (void)up;
     (void)n;
