@@ -5,6 +5,7 @@ import SpeculateFormat
 import SpeculateRuntime
 import SpeculateStrategies
 import SpeculateTestSupport
+import Synchronization
 import Testing
 
 /// Gemma 3 270M, a real file of a family with sliding-window layers and a SentencePiece vocabulary:
@@ -109,14 +110,27 @@ struct GemmaTests {
         arguments: ["ngram", "auto", "draft:gemma-3-270m", "retok:qwen2.5-coder-0.5b-instruct"])
     func strategiesMatchPlain(strategy: String) async throws {
         let model = try Self.model()
-        for prompt in Self.prompts.prefix(4) {
-            let plain = try await EngineTests.run(try await model.generator(), .text(prompt), Self.parameters)
+        for (prompt, plain) in zip(Self.prompts.prefix(3), try await Self.plainOutputs()) {
             let speculative = try await model.generator(
                 Strategy(proposers: [strategy], budget: TreeBudget(maxNodes: 12, maxDepth: 6)))
             let result = try await EngineTests.run(speculative, .text(prompt), Self.parameters)
-            #expect(result.tokens == plain.tokens, "\(strategy) on \(prompt.debugDescription)")
+            #expect(result.tokens == plain, "\(strategy) on \(prompt.debugDescription)")
         }
     }
+
+    /// Plain decoding's tokens for the first prompts, decoded once for every strategy's test.
+    static func plainOutputs() async throws -> [[Token]] {
+        if let cached = plainCache.withLock({ $0 }) { return cached }
+        let model = try Self.model()
+        var outputs: [[Token]] = []
+        for prompt in Self.prompts.prefix(3) {
+            outputs.append(
+                try await EngineTests.run(try await model.generator(), .text(prompt), Self.parameters).tokens)
+        }
+        plainCache.withLock { $0 = outputs }
+        return outputs
+    }
+    static let plainCache = Mutex<[[Token]]?>(nil)
 
     @Test("past the window, tree verification still equals plain decoding")
     func beyondTheWindow() async throws {
