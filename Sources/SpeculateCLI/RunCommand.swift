@@ -56,6 +56,12 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let text = try promptText()
         let model = try await strategy.loadTarget()
+        if chat && !ChatFormat.supportsChatML(model.tokenizer) {
+            // Encoding ChatML as plain text would be a prompt the model was never trained on.
+            throw ValidationError(
+                "--chat: \(model.name) has no chat format Speculate renders (ChatML, whose tokens this vocabulary lacks); give a plain prompt"
+            )
+        }
         let generator = try await model.commandLineGenerator(try strategy.strategy())
         var messages = system.map { [ChatMessage(role: "system", content: $0)] } ?? []
         messages.append(ChatMessage(role: "user", content: text))

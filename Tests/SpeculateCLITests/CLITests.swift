@@ -82,6 +82,10 @@ struct CLITests {
         let typo = try CLI.run(["run", "--target", "smollm2-135m-instruct", "--proposer", "plugin:line-ecko", "x"])
         #expect(typo.status != 0)
         #expect(typo.error.contains("no plugin named 'line-ecko'") && typo.error.contains("line-echo"))
+        // A model without a chat format Speculate renders (Gemma 3 270M is a base model) refuses --chat.
+        let chat = try CLI.run(["run", "--target", "gemma-3-270m", "--proposer", "none", "--chat", "hi"])
+        #expect(chat.status != 0)
+        #expect(chat.error.contains("has no chat format Speculate renders"), "\(chat.error)")
     }
 
     @Test("the example programs run and show what they claim")
