@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Speculate
 import SpeculateCatalog
 import SpeculateFormat
 
@@ -137,6 +138,9 @@ struct ModelFacts {
         } catch {
             add("tokenizer error", "\(error)")
         }
+        var problems = ModelSupport.problems(file)
+        do { _ = try Tokenizer(gguf: file) } catch { problems.append("\(error)") }
+        add("runs in Speculate", problems.isEmpty ? "yes" : "no: " + problems.joined(separator: "; "))
         return lines.joined(separator: "\n")
     }
 

@@ -212,13 +212,17 @@ struct CLITests {
 
     @Test(
         "models info prints the facts",
-        arguments: ["qwen2.5-coder-1.5b-instruct", "qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"])
+        arguments: [
+            "qwen2.5-coder-1.5b-instruct", "qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct", "gemma-3-270m",
+        ]
+    )
     func modelsInfo(name: String) throws {
         let info = try CLI.run(["models", "info", name])
         #expect(info.status == 0)
         for field in ["architecture", "parameters", "tensors", "tokenizer", "eos", "chat format"] {
             #expect(info.output.contains(field), "\(name): \(field)")
         }
+        #expect(info.output.contains("runs in Speculate     yes"), "\(info.output)")
     }
 
     @Test("bench compares strategies per prompt, repeated and interleaved, with categories")

@@ -100,6 +100,10 @@ struct SyntheticFamilyTests {
         #expect(throws: RuntimeError.unsupportedFeature("RoPE scaling 'yarn' (llama.rope.scaling.type)")) {
             _ = try TransformerModel(path: path)
         }
+        // `models info` says so from the metadata alone; a file it can run has no problems.
+        #expect(ModelSupport.problems(try GGUFFile(path: path)).map { $0.contains("yarn") } == [true])
+        _ = try TestSupport.runPython("synthetic_model.py", ["llama3", path])
+        #expect(ModelSupport.problems(try GGUFFile(path: path)) == [])
     }
 
     @Test(
