@@ -40,6 +40,9 @@ package struct LearnedVerificationCost {
     package private(set) var scale = 1.0
     /// The one-token forward time, seconds.
     package private(set) var stepSeconds: Double
+    /// Whether the last verification recorded left enough sizes timed to fit the slope and price
+    /// the sizes as timed.
+    package private(set) var isFitted = false
     /// Prices by size (index 0 unused) once the fit has sizes to go on, and the scale of the seed's
     /// extra cost beyond the largest size timed.
     private var priced: [Double] = []
@@ -75,7 +78,8 @@ package struct LearnedVerificationCost {
         if learns, tokens > 1, tokens < seconds.count {
             seconds[tokens].add(elapsed, weight: AutoTuning.stepTimeWeight)
             lastTimed[tokens] = recorded
-            if fit() { return }
+            isFitted = fit()
+            if isFitted { return }
         }
         let oneToken = elapsed / relativeCost(tokens)
         stepSeconds = (1 - AutoTuning.stepTimeWeight) * stepSeconds + AutoTuning.stepTimeWeight * oneToken

@@ -69,9 +69,10 @@ package struct PolicyState {
         draftStarted: ContinuousClock.Instant, now: ContinuousClock.Instant
     ) -> [DraftCandidate] {
         let sampled = drafts.contains { $0.candidate.isSampled }
-        // A probe that teaches the verification cost (``AutoTuning/sizeProbeInterval``): it hinges
-        // on the step count only, never on the drafted tokens, so sampled output keeps its distribution.
-        let sizeProbe = cost.learns && steps % AutoTuning.sizeProbeInterval == 0
+        // A probe that teaches the verification cost (``AutoTuning/sizeProbeInterval``) until the
+        // sizes sent price the curve: it hinges on the step count and earlier steps' timings, never
+        // on this step's drafted tokens, so sampled output keeps its distribution.
+        let sizeProbe = cost.learns && !cost.isFitted && steps % AutoTuning.sizeProbeInterval == 0
         let draftSeconds = Self.seconds(now - draftStarted)
         let stepDraftCost = max(0, min(AutoTuning.largestDraftCost, draftSeconds / stepSeconds))
         // Sampled drafts are priced with earlier steps' drafting, never this step's own.

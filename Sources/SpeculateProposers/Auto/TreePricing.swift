@@ -54,16 +54,35 @@ extension PolicyState {
             }
         }
         // Order: by value (parents never lose to children: values only shrink along a path), or in
-        // proposal order when values may not decide.
+        // proposal order when values may not decide. A member that ends its own drafts where it is
+        // unsure (a draft model) has its whole draft sent first, as the plain draft chain sends it:
+        // its own stop knows the text better than the depth statistics do, and cut by value `auto`
+        // sent fewer of its nodes than the chain and took more steps (HumanEval-20: 4.51 tokens per
+        // forward against 4.59); the other members' nodes are added where they pay on top of it.
+        var forced: [Int] = []
+        if !sampled {
+            var position = 0
+            for draft in drafts {
+                let count = draft.candidate.tokens.count
+                if members[draft.member].selfLimiting { forced += position..<position + count }
+                position += count
+            }
+        }
+        let forcedSet = Set(forced)
         let order =
             sampled
             ? Array(nodes.indices)
-            : nodes.indices.sorted { (nodes[$0].value, -nodes[$0].depth) > (nodes[$1].value, -nodes[$1].depth) }
+            : forced
+                + nodes.indices.filter { !forcedSet.contains($0) }.sorted {
+                    (nodes[$0].value, -nodes[$0].depth) > (nodes[$1].value, -nodes[$1].depth)
+                }
+        let leastCount = min(forced.count, budget.maxNodes)
         var bestCount = 0
         var bestRate = 0.0
         var expected = 0.0
         for (rank, position) in order.prefix(budget.maxNodes).enumerated() {
             expected += nodes[position].value
+            guard rank + 1 >= leastCount else { continue }
             let verification = cost.relativeCost(rank + 2)
             let rate = (1 + expected) / (verification + draftCost)
             // The drafting is spent whether or not anything is sent, so it may not make a tree
