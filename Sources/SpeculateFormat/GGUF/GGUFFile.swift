@@ -222,32 +222,25 @@ public struct GGUFFile: Sendable {
 
     /// An array of integers of any integer type.
     public func integerArray(_ key: String) throws(GGUFError) -> [Int] {
-        let stored = try value(key)
-        guard let values = stored.arrayValue else {
-            throw .typeMismatch(key: key, expected: "an array of integers", found: stored.typeName)
-        }
-        var result: [Int] = []
-        result.reserveCapacity(values.count)
-        for element in values {
-            guard let number = element.intValue else {
-                throw .typeMismatch(key: key, expected: "an array of integers", found: stored.typeName)
-            }
-            result.append(number)
-        }
-        return result
+        try numbers(key, expected: "an array of integers") { $0.intValue }
     }
 
     /// An array of numbers of any numeric type.
     public func floatArray(_ key: String) throws(GGUFError) -> [Double] {
+        try numbers(key, expected: "an array of numbers") { $0.doubleValue }
+    }
+
+    /// The array at `key`, each element converted by `convert` (nil: the wrong type).
+    private func numbers<T>(_ key: String, expected: String, _ convert: (GGUFValue) -> T?) throws(GGUFError) -> [T] {
         let stored = try value(key)
         guard let values = stored.arrayValue else {
-            throw .typeMismatch(key: key, expected: "an array of numbers", found: stored.typeName)
+            throw .typeMismatch(key: key, expected: expected, found: stored.typeName)
         }
-        var result: [Double] = []
+        var result: [T] = []
         result.reserveCapacity(values.count)
         for element in values {
-            guard let number = element.doubleValue else {
-                throw .typeMismatch(key: key, expected: "an array of numbers", found: stored.typeName)
+            guard let number = convert(element) else {
+                throw .typeMismatch(key: key, expected: expected, found: stored.typeName)
             }
             result.append(number)
         }
