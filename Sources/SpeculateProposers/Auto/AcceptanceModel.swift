@@ -6,6 +6,9 @@ struct AcceptanceModel {
     private var byDepth = Array(repeating: SmoothedRate(), count: AutoTuning.depthSlots)
     private var byConfidence = Array(
         repeating: Array(repeating: SmoothedRate(), count: AutoTuning.confidenceBuckets), count: AutoTuning.depthSlots)
+    /// Per depth: nodes that stood beside a self-limiting member's node with another token (the
+    /// target can accept at most one of the two, and the draft model is usually the one right).
+    private var besideDraft = Array(repeating: SmoothedRate(), count: AutoTuning.depthSlots)
 
     /// P(a node at `depth` is accepted | its parent was), from the depth statistics alone; each
     /// depth's prior is the estimate one level up (``AutoTuning/firstDepthPrior`` at depth 1).
@@ -21,6 +24,32 @@ struct AcceptanceModel {
         let slot = min(depth, AutoTuning.depthSlots) - 1
         return byConfidence[slot][Self.bucket(confidence)].estimate(
             prior: depthAcceptance(depth), weight: AutoTuning.confidencePriorWeight)
+    }
+
+    /// Calibrated acceptance of a node that stands beside a self-limiting member's node with
+    /// another token, given its parent was accepted: its own rate there, with `prior` (its
+    /// acceptance elsewhere times the chance that the other node is wrong).
+    func besideDraftAcceptance(depth: Int, prior: Double) -> Double {
+        besideDraft[min(depth, AutoTuning.depthSlots) - 1].estimate(prior: prior, weight: AutoTuning.besidePriorWeight)
+    }
+
+    /// Scores the nodes of `candidate` that stood beside a node of `selfLimitingPaths` (the paths
+    /// of self-limiting members' nodes) with another token, and whose parent path was accepted.
+    mutating func recordBesideDraft(_ candidate: DraftCandidate, accepted: [Token], selfLimitingPaths: Set<[Token]>) {
+        let paths = candidate.nodePaths
+        for (index, node) in candidate.judged(along: accepted).enumerated()
+        where node.reached && node.depth <= AutoTuning.depthSlots
+            && Self.standsBeside(paths[index], selfLimitingPaths: selfLimitingPaths)
+        {
+            besideDraft[node.depth - 1].add(node.hit)
+        }
+    }
+
+    /// Whether a node on `path` stands beside a self-limiting member's node: one of
+    /// `selfLimitingPaths` shares its parent path and ends in another token.
+    static func standsBeside(_ path: [Token], selfLimitingPaths: Set<[Token]>) -> Bool {
+        !selfLimitingPaths.contains(path)
+            && selfLimitingPaths.contains { $0.count == path.count && $0.dropLast() == path.dropLast() }
     }
 
     /// Scores every node of `candidate` whose parent path was accepted (`accepted`: the accepted
@@ -64,6 +93,17 @@ extension DraftCandidate {
         depths.reserveCapacity(parents.count)
         for parent in parents { depths.append(parent < 0 ? 1 : depths[parent] + 1) }
         return depths
+    }
+
+    /// Each node's path of tokens from the root (its own token last).
+    var nodePaths: [[Token]] {
+        var paths: [[Token]] = []
+        paths.reserveCapacity(tokens.count)
+        for (index, token) in tokens.enumerated() {
+            let parent = parents[index]
+            paths.append((parent < 0 ? [] : paths[parent]) + [token])
+        }
+        return paths
     }
 
     /// Each node judged against the target's tokens along the path it accepted (`accepted`, its

@@ -16,6 +16,9 @@ enum AutoTuning {
     static let depthPriorWeight = 2.0
     /// Pseudo-trials of the depth estimate behind a confidence bucket: buckets fill slowly.
     static let confidencePriorWeight = 3.0
+    /// Pseudo-trials of the prior behind a node beside a self-limiting member's node: the prior
+    /// (independence of the two members) is a guess, so a few steps' evidence should outweigh it.
+    static let besidePriorWeight = 4.0
 
     // MARK: Pricing
 

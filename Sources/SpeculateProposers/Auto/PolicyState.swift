@@ -102,6 +102,16 @@ package struct PolicyState {
         let rate = Double(accepted.count) / max(1e-6, seconds + step.draftSeconds)
         if !step.plannedForSampling { judgeCostlyMembers(step, accepted: accepted, rate: rate) }
         for (member, candidate) in step.drafts { members[member].acceptance.record(candidate, accepted: accepted) }
+        // Beside a self-limiting member's whole draft, other members' nodes are priced by how they
+        // fare there (greedy steps only: sampled drafts are not sent that way).
+        guard !step.sampled else { return }
+        let selfLimitingPaths = Set(
+            step.drafts.filter { members[$0.member].selfLimiting }.flatMap(\.candidate.nodePaths))
+        guard !selfLimitingPaths.isEmpty else { return }
+        for (member, candidate) in step.drafts where !members[member].selfLimiting {
+            members[member].acceptance.recordBesideDraft(
+                candidate, accepted: accepted, selfLimitingPaths: selfLimitingPaths)
+        }
     }
 
     /// Adds a greedy-planned step's evidence about the costly members it asked (or, when it asked
@@ -146,17 +156,7 @@ package struct PolicyState {
     /// once (the n-gram and draft members often agree on the first tokens), so the tree is often
     /// smaller than the drafts' node count, and its time belongs to its own size.
     static func mergedSize(_ drafts: [DraftCandidate]) -> Int {
-        var paths = Set<[Token]>()
-        for draft in drafts {
-            var nodePaths: [[Token]] = []
-            for (index, token) in draft.tokens.enumerated() {
-                let parent = draft.parents[index]
-                let path = (parent < 0 ? [] : nodePaths[parent]) + [token]
-                nodePaths.append(path)
-                paths.insert(path)
-            }
-        }
-        return paths.count
+        Set(drafts.flatMap(\.nodePaths)).count
     }
 
     static func seconds(_ duration: Duration) -> Double {

@@ -37,50 +37,67 @@ extension PolicyState {
         draftCost: Double = 0, extraNodes: Int = 0
     ) -> [DraftCandidate] {
         guard !drafts.isEmpty else { return [] }
+        // A member that ends its own drafts where it is unsure (a draft model) has its whole draft
+        // sent first, as the plain draft chain sends it: its own stop knows the text better than
+        // the depth statistics do, and cut by value `auto` sent fewer of its nodes than the chain
+        // and took more steps (HumanEval-20: 4.51 tokens per forward against 4.59); the other
+        // members' nodes are added where they pay on top of it.
+        let forcing = !sampled && drafts.contains { members[$0.member].selfLimiting }
+        var forcedOwn: [[Token]: Double] = [:]
         // Every node's value: the product of calibrated acceptance along its path.
-        var nodes: [(value: Double, depth: Int)] = []
-        for draft in drafts {
-            let acceptance = members[draft.member].acceptance
+        var nodes: [(value: Double, depth: Int, path: [Token], forced: Bool, position: Int)] = []
+        let offsets = drafts.reduce(into: [0]) { $0.append($0.last! + $1.candidate.tokens.count) }
+        let forcedFirst =
+            forcing
+            ? drafts.indices.filter { members[drafts[$0].member].selfLimiting }
+                + drafts.indices.filter { !members[drafts[$0].member].selfLimiting }
+            : Array(drafts.indices)
+        for draftIndex in forcedFirst {
+            let draft = drafts[draftIndex]
+            let member = members[draft.member]
             let confidence = AcceptanceModel.confidences(draft.candidate)
+            let paths = draft.candidate.nodePaths
             var values: [Double] = []
             for (index, depth) in draft.candidate.nodeDepths.enumerated() {
                 let parent = draft.candidate.parents[index]
-                let own =
+                var own =
                     sampled
-                    ? acceptance.depthAcceptance(depth)
-                    : acceptance.nodeAcceptance(depth: depth, confidence: confidence[index])
+                    ? member.acceptance.depthAcceptance(depth)
+                    : member.acceptance.nodeAcceptance(depth: depth, confidence: confidence[index])
+                let forced = forcing && member.selfLimiting
+                if forced {
+                    forcedOwn[paths[index]] = own
+                } else if forcing, let rival = Self.rival(of: paths[index], in: forcedOwn) {
+                    // The target accepts at most one of two siblings, and the draft model's is usually right.
+                    own = member.acceptance.besideDraftAcceptance(depth: depth, prior: own * (1 - rival))
+                }
                 values.append((parent < 0 ? 1 : values[parent]) * own)
-                nodes.append((values[index], depth))
+                nodes.append((values[index], depth, paths[index], forced, offsets[draftIndex] + index))
             }
         }
-        // Order: by value (parents never lose to children: values only shrink along a path), or in
-        // proposal order when values may not decide. A member that ends its own drafts where it is
-        // unsure (a draft model) has its whole draft sent first, as the plain draft chain sends it:
-        // its own stop knows the text better than the depth statistics do, and cut by value `auto`
-        // sent fewer of its nodes than the chain and took more steps (HumanEval-20: 4.51 tokens per
-        // forward against 4.59); the other members' nodes are added where they pay on top of it.
-        var forced: [Int] = []
-        if !sampled {
-            var position = 0
-            for draft in drafts {
-                let count = draft.candidate.tokens.count
-                if members[draft.member].selfLimiting { forced += position..<position + count }
-                position += count
-            }
-        }
-        let forcedSet = Set(forced)
+        // Order: forced nodes first, then by value (parents never lose to children: values only
+        // shrink along a path), or in proposal order when values may not decide.
         let order =
             sampled
             ? Array(nodes.indices)
-            : forced
-                + nodes.indices.filter { !forcedSet.contains($0) }.sorted {
-                    (nodes[$0].value, -nodes[$0].depth) > (nodes[$1].value, -nodes[$1].depth)
-                }
-        let leastCount = min(forced.count, budget.maxNodes)
+            : nodes.indices.sorted {
+                (nodes[$0].forced ? 1 : 0, nodes[$0].value, -nodes[$0].depth)
+                    > (nodes[$1].forced ? 1 : 0, nodes[$1].value, -nodes[$1].depth)
+            }
+        // A node on a path already counted is merged into it by the tree: it costs and adds nothing.
+        // (Not with sampled drafts: which nodes are sent may not hinge on the sampled tokens.)
+        var counted = Set<[Token]>()
+        var unique: [Int] = []
+        var uniqueAt: [Int] = []  // for each place in `order`, the unique nodes up to and including it
+        for position in order {
+            if sampled || counted.insert(nodes[position].path).inserted { unique.append(position) }
+            uniqueAt.append(unique.count)
+        }
+        let leastCount = min(Set(nodes.filter(\.forced).map(\.path)).count, budget.maxNodes)
         var bestCount = 0
         var bestRate = 0.0
         var expected = 0.0
-        for (rank, position) in order.prefix(budget.maxNodes).enumerated() {
+        for (rank, position) in unique.prefix(budget.maxNodes).enumerated() {
             expected += nodes[position].value
             guard rank + 1 >= leastCount else { continue }
             let verification = cost.relativeCost(rank + 2)
@@ -93,8 +110,19 @@ extension PolicyState {
             }
         }
         guard bestCount > 0 else { return [] }
-        bestCount = min(bestCount + extraNodes, order.count, budget.maxNodes)
-        return Self.rebuild(drafts.map(\.candidate), keeping: Set(order.prefix(bestCount)), values: nodes.map(\.value))
+        bestCount = min(bestCount + extraNodes, unique.count, budget.maxNodes)
+        // Every node up to the last unique one kept, duplicates included (the tree merges them).
+        let kept = uniqueAt.firstIndex(of: bestCount).map { order.prefix($0 + 1) } ?? order[...]
+        var values = Array(repeating: 0.0, count: nodes.count)
+        for node in nodes { values[node.position] = node.value }
+        return Self.rebuild(
+            drafts.map(\.candidate), keeping: Set(kept.map { nodes[$0].position }), values: values)
+    }
+
+    /// The self-limiting node beside `path` (same parent path, another token), by its own acceptance.
+    private static func rival(of path: [Token], in forcedOwn: [[Token]: Double]) -> Double? {
+        guard forcedOwn[path] == nil else { return nil }
+        return forcedOwn.first { $0.key.count == path.count && $0.key.dropLast() == path.dropLast() }?.value
     }
 
     /// Each draft cut to the nodes in `keep` (positions counted across all drafts in order); a

@@ -1,0 +1,62 @@
+import SpeculateCore
+import SpeculateProposers
+import Testing
+
+/// How `auto` prices other members' nodes beside a draft model's whole draft, driven step by step
+/// so that the outcome does not depend on this machine's speed.
+@Suite("The auto policy's tree pricing beside a draft model")
+struct TreePricingTests {
+    static let budget = TreeBudget(maxNodes: 16, maxDepth: 8)
+
+    /// A chain of `tokens` under the root, each node's score its path's probability.
+    static func chain(_ tokens: [Token], confidence: Float) -> DraftCandidate {
+        DraftCandidate(
+            tokens: tokens, parents: tokens.indices.map { $0 - 1 },
+            distributions: Array(repeating: .deterministic, count: tokens.count),
+            scores: tokens.indices.map { index in (0...index).reduce(Float(1)) { product, _ in product * confidence } })
+    }
+
+    /// Every node's path from the root, over all drafts.
+    static func paths(_ drafts: [DraftCandidate]) -> Set<[Token]> {
+        var result = Set<[Token]>()
+        for draft in drafts {
+            var paths: [[Token]] = []
+            for (index, token) in draft.tokens.enumerated() {
+                let parent = draft.parents[index]
+                paths.append((parent < 0 ? [] : paths[parent]) + [token])
+                result.insert(paths[index])
+            }
+        }
+        return result
+    }
+
+    @Test(
+        "beside a draft model's whole draft, a member's rival nodes are priced by how they fare there; its copies of the draft cost nothing"
+    )
+    func rivalsBesideADraft() {
+        var state = PolicyState(
+            members: 2, cost: CostlyMemberTests.curve, cheapFraction: 0.02, learnsCost: false,
+            selfLimiting: [true, false])
+        // The draft model is right four tokens deep; the lookup member repeats it and runs two
+        // tokens further (always right), and offers a rival first token (never right).
+        let draft = Self.chain([1, 2, 3, 4], confidence: 0.9)
+        var lookup = Self.chain([1, 2, 3, 4, 5, 6], confidence: 0.9)
+        lookup.tokens += [9, 10]
+        lookup.parents += [-1, 6]
+        lookup.distributions += [.deterministic, .deterministic]
+        lookup.scores += [0.9, 0.81]
+        let drafts: [(member: Int, candidate: DraftCandidate)] = [(0, draft), (1, lookup)]
+        let clock = ContinuousClock()
+        for _ in 0..<100 {
+            let now = clock.now
+            _ = state.select(drafts, budget: Self.budget, draftStarted: now, now: now)
+            state.learn(accepted: [1, 2, 3, 4, 5, 6, 7], now: now + .milliseconds(50))
+        }
+        let sent = Self.paths(state.prune(drafts, budget: Self.budget, sampled: false, draftCost: 1))
+        // Unconditionally the lookup member is right on 7 of its 8 nodes' depths, so its rival
+        // would look worth a place; beside the draft it never was.
+        #expect(
+            sent == Set((1...6).map { Array([1, 2, 3, 4, 5, 6].prefix($0)) }),
+            "sent \(sent.sorted { $0.count < $1.count })")
+    }
+}
