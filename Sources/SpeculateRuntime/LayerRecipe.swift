@@ -24,10 +24,12 @@ public struct LayerRecipe: Sendable, Equatable {
     /// rotary base of those layers.
     public struct SlidingWindowLayers: Sendable, Equatable {
         /// Every `period`-th layer (the last of each period) attends globally, the others within
-        /// the window, unless the file's `attention.sliding_window_pattern` says otherwise.
+        /// the window, unless the file's `attention.sliding_window_pattern` says otherwise; 0:
+        /// every layer attends within the window.
         public var period: Int
-        /// The rotary base of the windowed layers, unless the file's `rope.freq_base_swa` says.
-        public var ropeBase: Double
+        /// The rotary base of the windowed layers, unless the file's `rope.freq_base_swa` says;
+        /// nil: the global layers' base.
+        public var ropeBase: Double?
     }
 
     /// The rotary embedding's pairing.
@@ -52,8 +54,12 @@ public struct LayerRecipe: Sendable, Equatable {
 }
 
 extension LayerRecipe {
-    /// Llama: adjacent rotary pairs (llama.cpp permutes Q and K rows at conversion so that they are).
-    public static let llama = LayerRecipe(rotaryPairs: .adjacent)
+    /// Llama: adjacent rotary pairs (llama.cpp permutes Q and K rows at conversion so that they
+    /// are). Where the file declares `llama.attention.sliding_window` (Mistral 7B v0.1: 4,096),
+    /// every layer attends within it, as Mistral's reference code does; llama.cpp's `llama` graph
+    /// ignores the window, so the two agree only while a sequence fits in it.
+    public static let llama = LayerRecipe(
+        rotaryPairs: .adjacent, slidingWindowLayers: SlidingWindowLayers(period: 0, ropeBase: nil))
     /// Qwen2: rotary on the two halves; Q/K/V biases (read from the file's `attn_*.bias`).
     public static let qwen2 = LayerRecipe(rotaryPairs: .halves)
     /// Qwen3: rotary on the two halves; no biases; each query and key head RMS-normalized with
@@ -71,4 +77,9 @@ extension LayerRecipe {
     public static let gemma3 = LayerRecipe(
         rotaryPairs: .halves, activation: .geluTanh, scalesEmbeddings: true,
         slidingWindowLayers: SlidingWindowLayers(period: 6, ropeBase: 10_000))
+    /// Phi-3: rotary on the two halves (llama.cpp's NEOX type for `phi3`); fused projection
+    /// tensors (``ProjectionLayout``). The converter declares a sliding window (2,047 for Phi-3
+    /// mini), which llama.cpp's `phi3` code deliberately disables (its pull request 13676): so does
+    /// this recipe, by having no windowed layers, so that the two agree at every length.
+    public static let phi3 = LayerRecipe(rotaryPairs: .halves)
 }

@@ -3,7 +3,7 @@
 /// prefix (the raw value, as GGUF's `general.architecture` names it), and any tensor
 /// differences in ``TransformerModel``.
 public enum ModelArchitecture: String, Sendable, CaseIterable {
-    /// Llama (SmolLM2).
+    /// Llama (Llama 2 and 3, SmolLM2, TinyLlama, Mistral 7B).
     case llama
     /// Qwen2 (Qwen2.5, Qwen2.5-Coder).
     case qwen2
@@ -11,6 +11,8 @@ public enum ModelArchitecture: String, Sendable, CaseIterable {
     case qwen3
     /// Gemma 3 (text models).
     case gemma3
+    /// Phi-3 (Phi-3 and Phi-3.5 mini and medium; Phi-4 mini).
+    case phi3
 
     /// How the family's transformer blocks are computed.
     public var recipe: LayerRecipe {
@@ -19,6 +21,7 @@ public enum ModelArchitecture: String, Sendable, CaseIterable {
         case .qwen2: .qwen2
         case .qwen3: .qwen3
         case .gemma3: .gemma3
+        case .phi3: .phi3
         }
     }
 }

@@ -32,8 +32,9 @@ public struct ModelConfig: Sendable, Equatable {
     public let slidingWindow: Int?
     /// Which layers attend within ``slidingWindow`` (all false without one).
     public let windowedLayers: [Bool]
-    /// The rotary base of the windowed layers.
-    public let windowRopeBase: Double
+    /// The rotary base of the windowed layers, when it is their own (unscaled); nil when they
+    /// rotate as the global layers do (scaling included).
+    public let windowRopeBase: Double?
     /// The factor on attention scores: 1/√(head width), except where the family says otherwise.
     public let attentionScale: Float
 
@@ -70,6 +71,13 @@ public struct ModelConfig: Sendable, Equatable {
         case let other:
             throw RuntimeError.unsupportedFeature("RoPE scaling '\(other)' (\(name).rope.scaling.type)")
         }
+        // Phi-3's long-context files (LongRoPE) carry per-frequency factors for short and long
+        // contexts and an attention factor; the runtime implements neither.
+        if let factors = ["rope_factors_long.weight", "rope_factors_short.weight"].first(where: {
+            file.tensor(named: $0) != nil
+        }) {
+            throw RuntimeError.unsupportedFeature("LongRoPE scaling (\(factors))")
+        }
         guard embeddingLength % headCount == 0, headCount % kvHeadCount == 0 else {
             throw RuntimeError.badHyperParameter(
                 "\(embeddingLength) wide with \(headCount) heads and \(kvHeadCount) key-value heads")
@@ -77,6 +85,11 @@ public struct ModelConfig: Sendable, Equatable {
         headDimension = (try? integer("attention.key_length")) ?? embeddingLength / headCount
         guard headDimension % 2 == 0 else {
             throw RuntimeError.badHyperParameter("odd head dimension \(headDimension)")
+        }
+        // Partial rotary embedding (Phi-2, some GPT-NeoX models) rotates fewer dimensions than a head has.
+        if let rotated = file.metadata["\(name).rope.dimension_count"]?.intValue, rotated != headDimension {
+            throw RuntimeError.unsupportedFeature(
+                "rotary embedding over \(rotated) of \(headDimension) head dimensions (\(name).rope.dimension_count)")
         }
         let embedding = try file.requireTensor("token_embd.weight")
         vocabularySize = embedding.rowCount
@@ -105,7 +118,7 @@ public struct ModelConfig: Sendable, Equatable {
             }
         } else {
             slidingWindow = nil
-            windowRopeBase = ropeBase
+            windowRopeBase = nil
             windowedLayers = Array(repeating: false, count: layerCount)
         }
     }

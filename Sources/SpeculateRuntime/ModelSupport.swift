@@ -16,9 +16,8 @@ public enum ModelSupport {
         var problems: [String] = []
         var required = ["token_embd.weight", "output_norm.weight"]
         for layer in 0..<config.layerCount {
-            required += [
-                "attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down",
-            ].map { "blk.\(layer).\($0).weight" }
+            required += ["attn_norm", "ffn_norm"].map { "blk.\(layer).\($0).weight" }
+            required += ProjectionLayout.requiredMatrices(file, layer: layer, config: config)
         }
         let missing = required.filter { file.tensor(named: $0) == nil }
         if let first = missing.first {

@@ -26,7 +26,8 @@ struct SessionState {
     let values: UnsafeMutablePointer<UInt16>
     var scratch = Scratch()
     let inverseFrequencies: [Double]
-    /// The windowed layers' rotary frequencies (their own base, no scaling), when there are any.
+    /// The windowed layers' rotary frequencies (their own base without scaling, or the global
+    /// layers'), when there are any.
     let windowInverseFrequencies: [Double]?
 
     init(model: TransformerModel, capacity: Int, head: OutputHead) {
@@ -49,13 +50,15 @@ struct SessionState {
             let divisor = Double(factors?[j] ?? 1)
             return frequency * scale / divisor
         }
-        let windowBase = model.config.windowRopeBase
-        windowInverseFrequencies =
-            model.config.slidingWindow == nil
-            ? nil
-            : (0..<headDimension / 2).map { (j: Int) -> Double in
+        if model.config.slidingWindow == nil {
+            windowInverseFrequencies = nil
+        } else if let windowBase = model.config.windowRopeBase {
+            windowInverseFrequencies = (0..<headDimension / 2).map { (j: Int) -> Double in
                 pow(windowBase, -2.0 * Double(j) / Double(headDimension))
             }
+        } else {
+            windowInverseFrequencies = inverseFrequencies
+        }
     }
 
     // The cache lives as long as the session; SessionState is owned by exactly one session.

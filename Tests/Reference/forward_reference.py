@@ -1,4 +1,5 @@
-"""Independent numpy reference of the forward pass for the llama, qwen2, qwen3 and gemma3 architectures.
+"""Independent numpy reference of the forward pass for the llama (Mistral included), qwen2, qwen3, gemma3 and
+phi3 architectures.
 
 usage: forward_reference.py MODEL.gguf INPUT.json OUTPUT.json
 
@@ -50,7 +51,9 @@ class Model:
         self.hd = value(f"{a}.attention.key_length", self.d // self.heads)
         # Gemma 3 (google/gemma_pytorch, as llama.cpp follows it): five layers of six attend within
         # the declared window with rotary base 10,000; the sixth globally with the file's base.
-        self.window = value(f"{a}.attention.sliding_window", 0) if a == "gemma3" else 0
+        # Mistral (the `llama` architecture with a window declared): every layer within the window,
+        # with the global rotary. Phi-3's declared window is not applied (llama.cpp disables it).
+        self.window = value(f"{a}.attention.sliding_window", 0) if a in ("gemma3", "llama") else 0
         self.window_base = value(f"{a}.rope.freq_base_swa", 10000.0)
         self.tensors = {t.name: t for t in reader.tensors}
         self.quantize = False
@@ -65,6 +68,12 @@ class Model:
         values = values.reshape(shape)
         self.block_of[id(values)] = 256 if t.tensor_type.name.endswith("_K") else 32
         return values
+
+    def split(self, w, rows):
+        parts = np.split(w, rows)
+        for part in parts:
+            self.block_of[id(part)] = self.block_of[id(w)]
+        return parts
 
     def matmul(self, x, w):
         """x @ w.T, with x rounded to 8 bits per block first when emulating the kernels."""
@@ -82,13 +91,22 @@ class Model:
         self.blocks = []
         for i in range(self.layers):
             p = f"blk.{i}."
-            self.blocks.append({k: self.weight(p + n) for k, n in [
+            block = {k: self.weight(p + n) for k, n in [
                 ("attn_norm", "attn_norm.weight"), ("q", "attn_q.weight"), ("k", "attn_k.weight"),
                 ("v", "attn_v.weight"), ("o", "attn_output.weight"), ("bq", "attn_q.bias"),
                 ("bk", "attn_k.bias"), ("bv", "attn_v.bias"), ("q_norm", "attn_q_norm.weight"),
                 ("k_norm", "attn_k_norm.weight"), ("ffn_norm", "ffn_norm.weight"),
                 ("gate", "ffn_gate.weight"), ("up", "ffn_up.weight"), ("down", "ffn_down.weight"),
-                ("post_attn_norm", "post_attention_norm.weight"), ("post_ffn_norm", "post_ffw_norm.weight")]})
+                ("post_attn_norm", "post_attention_norm.weight"), ("post_ffn_norm", "post_ffw_norm.weight")]}
+            # Phi-3 (its Hugging Face definition): qkv_proj's rows are the queries', the keys', the
+            # values'; gate_up_proj's first half is the gate.
+            qkv = self.weight(p + "attn_qkv.weight")
+            if qkv is not None:
+                q_rows, kv_rows = self.heads * self.hd, self.kv_heads * self.hd
+                block["q"], block["k"], block["v"] = self.split(qkv, [q_rows, q_rows + kv_rows])
+            if block["gate"] is None:
+                block["gate"], block["up"] = self.split(block["up"], [block["up"].shape[0] // 2])
+            self.blocks.append(block)
         self.output_norm = self.weight("output_norm.weight")
         factors = self.weight("rope_freqs.weight")  # Llama 3: each frequency divided by its factor
         self.freq_factors = np.ones(self.hd // 2) if factors is None else factors.astype(np.float64).reshape(-1)
@@ -99,18 +117,18 @@ class Model:
         return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + self.eps) * w
 
     def windowed(self, layer):
-        return self.window > 0 and layer % 6 < 5
+        return self.window > 0 and (self.arch != "gemma3" or layer % 6 < 5)
 
     def rope(self, x, positions, layer=0):
         # x: (tokens, heads, hd)
         half = self.hd // 2
-        if self.windowed(layer):
+        if self.windowed(layer) and self.arch == "gemma3":
             inv = self.window_base ** (-2.0 * np.arange(half) / self.hd)
         else:
             inv = self.base ** (-2.0 * np.arange(half) / self.hd) * self.freq_scale / self.freq_factors
         angles = np.outer(positions, inv)[:, None, :]
         c, s = np.cos(angles), np.sin(angles)
-        if self.arch in ("qwen2", "qwen3", "gemma3"):  # pairs (i, i + hd/2)
+        if self.arch in ("qwen2", "qwen3", "gemma3", "phi3"):  # pairs (i, i + hd/2)
             x0, x1 = x[..., :half], x[..., half:]
             return np.concatenate([x0 * c - x1 * s, x0 * s + x1 * c], axis=-1)
         x0, x1 = x[..., 0::2], x[..., 1::2]  # llama in GGUF: adjacent pairs

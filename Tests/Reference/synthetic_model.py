@@ -9,7 +9,12 @@ with Llama 3's RoPE scaling as its converter writes it: a `rope_freqs` tensor of
 divisors, computed by Llama 3's formula, here from an original context of 64 tokens so that
 the short test prompts reach the scaled frequencies); llama3-unscaled (the same weights without
 `rope_freqs`, to show that the factors matter); llama-linear (linear RoPE scaling, factor 4);
-llama-yarn (YaRN scaling declared, which the runtime must refuse).
+llama-yarn (YaRN scaling declared, which the runtime must refuse); mistral (the `llama`
+architecture with a sliding window of 16 positions declared, as Mistral 7B v0.1 declares 4,096,
+so that the test prompts reach past it); phi3 (fused `attn_qkv` and gate/up `ffn_up` tensors as
+Phi-3's converter writes them, head width 96 as Phi-3 mini's, a declared window llama.cpp ignores);
+phi3-longrope (with the per-frequency factor tensors of Phi-3's 128k files, which the runtime
+must refuse).
 
 Matrices are stored as Q8_0 (quantized by the `gguf` package), norms as F32. The weights are
 scaled so that the logits are far from flat (a top-2 margin well above the 8-bit noise on most
@@ -28,6 +33,9 @@ SHAPES = {
     "llama3-unscaled": (256, 2, 4, 2, 64, 512, 512),
     "llama-linear": (256, 2, 4, 2, 64, 512, 512),
     "llama-yarn": (256, 2, 4, 2, 64, 512, 512),
+    "mistral": (256, 2, 4, 2, 64, 512, 512),
+    "phi3": (384, 2, 4, 2, 96, 512, 512),
+    "phi3-longrope": (384, 2, 4, 2, 96, 512, 512),
 }
 
 
@@ -51,7 +59,7 @@ def main():
     seed = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     d, layers, heads, kv_heads, hd, ff, vocab = SHAPES[arch]
     rng = np.random.default_rng(seed)
-    family = "llama" if arch.startswith("llama") else arch
+    family = "llama" if arch.startswith("llama") or arch == "mistral" else arch.split("-")[0]
     qk_norms = arch == "qwen3"
     base = 500_000.0 if family == "llama" else 1_000_000.0
     writer = gguf.GGUFWriter(path, family)
@@ -59,8 +67,14 @@ def main():
     writer.add_embedding_length(d)
     writer.add_head_count(heads)
     writer.add_head_count_kv(kv_heads)
-    writer.add_key_length(hd)
-    writer.add_value_length(hd)
+    if family == "phi3":  # Phi-3's converter writes the rotary width, not the head width
+        writer.add_rope_dimension_count(hd)
+        writer.add_sliding_window(2047)
+    else:
+        writer.add_key_length(hd)
+        writer.add_value_length(hd)
+    if arch == "mistral":
+        writer.add_sliding_window(16)
     writer.add_feed_forward_length(ff)
     writer.add_context_length(2048)
     writer.add_layer_norm_rms_eps(1e-6)
@@ -72,11 +86,19 @@ def main():
         writer.add_rope_scaling_type(gguf.RopeScalingType.YARN)
         writer.add_rope_scaling_factor(4.0)
 
-    def matrix(name, rows, columns, scale):
-        values = (rng.standard_normal((rows, columns)) * scale / np.sqrt(columns)).astype(np.float32)
+    def values(rows, columns, scale):
+        return (rng.standard_normal((rows, columns)) * scale / np.sqrt(columns)).astype(np.float32)
+
+    def store(name, matrix_values):
         # The quantized bytes' shape (rows, bytes per row) stands for the matrix's shape.
-        writer.add_tensor(name, quantize(values, gguf.GGMLQuantizationType.Q8_0),
+        writer.add_tensor(name, quantize(matrix_values, gguf.GGMLQuantizationType.Q8_0),
                           raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+
+    def matrix(name, rows, columns, scale):
+        store(name, values(rows, columns, scale))
+
+    def fused(name, parts):
+        store(name, np.concatenate([values(*part) for part in parts]))
 
     def norm(name, length):
         writer.add_tensor(name, (1 + 0.1 * rng.standard_normal(length)).astype(np.float32))
@@ -88,21 +110,30 @@ def main():
         # Qwen3's queries and keys come out of their projections far from unit RMS (which the
         # per-head norms then restore): scaled here so that leaving a norm out would show.
         qk_scale = 4.0 if qk_norms else 1.0
-        matrix(p + "attn_q.weight", heads * hd, d, qk_scale)
-        matrix(p + "attn_k.weight", kv_heads * hd, d, qk_scale)
-        matrix(p + "attn_v.weight", kv_heads * hd, d, 1.0)
+        if family == "phi3":  # query, key and value rows in one tensor, in that order
+            fused(p + "attn_qkv.weight", [(heads * hd, d, 1.0), (kv_heads * hd, d, 1.0), (kv_heads * hd, d, 1.0)])
+        else:
+            matrix(p + "attn_q.weight", heads * hd, d, qk_scale)
+            matrix(p + "attn_k.weight", kv_heads * hd, d, qk_scale)
+            matrix(p + "attn_v.weight", kv_heads * hd, d, 1.0)
         if qk_norms:
             norm(p + "attn_q_norm.weight", hd)
             norm(p + "attn_k_norm.weight", hd)
         matrix(p + "attn_output.weight", d, heads * hd, 1.0)
         norm(p + "ffn_norm.weight", d)
-        matrix(p + "ffn_gate.weight", ff, d, 1.0)
-        matrix(p + "ffn_up.weight", ff, d, 1.0)
+        if family == "phi3":  # the gate's rows, then the up projection's
+            fused(p + "ffn_up.weight", [(ff, d, 1.0), (ff, d, 1.0)])
+        else:
+            matrix(p + "ffn_gate.weight", ff, d, 1.0)
+            matrix(p + "ffn_up.weight", ff, d, 1.0)
         matrix(p + "ffn_down.weight", d, ff, 1.0)
     norm("output_norm.weight", d)
     matrix("output.weight", vocab, d, 4.0)
     if arch == "llama3":
         writer.add_tensor("rope_freqs.weight", llama3_rope_factors(base, hd))
+    if arch == "phi3-longrope":
+        writer.add_tensor("rope_factors_long.weight", np.linspace(1, 8, hd // 2).astype(np.float32))
+        writer.add_tensor("rope_factors_short.weight", np.ones(hd // 2, dtype=np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

@@ -21,12 +21,20 @@ struct SyntheticFamilyTests {
         return (try TransformerModel(path: path), path)
     }
 
-    @Test("logits and greedy continuations match the numpy reference", arguments: ["qwen3", "llama3", "llama-linear"])
+    /// The file's `general.architecture` for a synthetic family.
+    static func fileArchitecture(_ family: String) -> String {
+        family.hasPrefix("llama") || family == "mistral" ? "llama" : family
+    }
+
+    @Test(
+        "logits and greedy continuations match the numpy reference",
+        arguments: ["qwen3", "llama3", "llama-linear", "mistral", "phi3"])
     func matchesReference(architecture: String) throws {
         let folder = try TestSupport.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let (model, path) = try Self.model(architecture, in: folder)
-        #expect(model.config.architecture.rawValue == (architecture.hasPrefix("llama") ? "llama" : architecture))
+        #expect(model.config.architecture.rawValue == Self.fileArchitecture(architecture))
+        #expect(ModelSupport.problems(try GGUFFile(path: path)) == [])
         let reference = try numpyReference(
             model: path, prompts: Self.prompts, logitPositions: Self.prompts[0].count, greedy: 32)
         let float = try #require(reference["float"])
@@ -73,9 +81,12 @@ struct SyntheticFamilyTests {
         #expect(error <= 2 * noise + 0.01 * scale)
     }
 
+    /// The same weights as `llama3-unscaled` (same shapes, same seed), with one difference each:
+    /// Llama 3's or linear RoPE scaling, or a sliding window shorter than the prompt.
     @Test(
-        "RoPE scaling moves the logits (so the reference comparison sees it)", arguments: ["llama3", "llama-linear"])
-    func ropeScalingMatters(scaled: String) throws {
+        "RoPE scaling and a sliding window move the logits (so the reference comparison sees them)",
+        arguments: ["llama3", "llama-linear", "mistral"])
+    func differencesMatter(scaled: String) throws {
         let folder = try TestSupport.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let prompt = Self.prompts[0]
@@ -91,7 +102,7 @@ struct SyntheticFamilyTests {
         #expect(difference > 0.05 * scale, "\(scaled) moved the last logits by \(difference) of \(scale)")
     }
 
-    @Test("RoPE scaling the runtime does not implement is refused by name")
+    @Test("RoPE scaling the runtime does not implement (YaRN, LongRoPE) is refused by name")
     func refusesYaRN() throws {
         let folder = try TestSupport.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -102,13 +113,17 @@ struct SyntheticFamilyTests {
         }
         // `models info` says so from the metadata alone; a file it can run has no problems.
         #expect(ModelSupport.problems(try GGUFFile(path: path)).map { $0.contains("yarn") } == [true])
+        _ = try TestSupport.runPython("synthetic_model.py", ["phi3-longrope", path])
+        #expect(throws: RuntimeError.unsupportedFeature("LongRoPE scaling (rope_factors_long.weight)")) {
+            _ = try TransformerModel(path: path)
+        }
         _ = try TestSupport.runPython("synthetic_model.py", ["llama3", path])
         #expect(ModelSupport.problems(try GGUFFile(path: path)) == [])
     }
 
     @Test(
         "a token tree gives each node the logits of its own path, decoded one token at a time",
-        arguments: ["qwen3", "llama3"])
+        arguments: ["qwen3", "llama3", "mistral", "phi3"])
     func treeMatchesSequential(architecture: String) throws {
         let folder = try TestSupport.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
