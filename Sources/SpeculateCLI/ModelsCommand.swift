@@ -132,9 +132,10 @@ struct ModelFacts {
             let control = tokenizer.kinds.filter { $0 == .control }.count
             let user = tokenizer.kinds.filter { $0 == .userDefined }.count
             add("special tokens", "\(control) control, \(user) user-defined")
-            add(
-                "chat format",
-                ChatFormat.supportsChatML(tokenizer) ? "ChatML (<|im_start|> / <|im_end|>)" : "none known")
+            switch tokenizer.chatFormat {
+            case .success(let format): add("chat format", format.name + " (from tokenizer.chat_template)")
+            case .failure(let reason): add("chat format", "none: \(reason)")
+            }
         } catch {
             add("tokenizer error", "\(error)")
         }

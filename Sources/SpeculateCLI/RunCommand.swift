@@ -26,7 +26,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Read the prompt from this file.")
     var file: String?
 
-    @Flag(help: "Wrap the prompt in the model's chat format (ChatML).")
+    @Flag(help: "Wrap the prompt in the model's own chat format (from its tokenizer.chat_template).")
     var chat = false
 
     @Option(help: "System message for --chat.")
@@ -56,11 +56,9 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let text = try promptText()
         let model = try await strategy.loadTarget()
-        if chat && !ChatFormat.supportsChatML(model.tokenizer) {
-            // Encoding ChatML as plain text would be a prompt the model was never trained on.
-            throw ValidationError(
-                "--chat: \(model.name) has no chat format Speculate renders (ChatML, whose tokens this vocabulary lacks); give a plain prompt"
-            )
+        if chat, case .failure(let reason) = model.tokenizer.chatFormat {
+            // A format the model was not trained on would be a prompt it never saw.
+            throw ValidationError("--chat: \(model.name): \(reason)")
         }
         let generator = try await model.commandLineGenerator(try strategy.strategy())
         var messages = system.map { [ChatMessage(role: "system", content: $0)] } ?? []
@@ -95,7 +93,8 @@ struct RunCommand: AsyncParsableCommand {
         }
         if json {
             let record: [String: Any] = [
-                "text": outputText, "tokens": allTokens.map(Int.init), "prompt_tokens": model.tokens(of: prompt).count,
+                "text": outputText, "tokens": allTokens.map(Int.init),
+                "prompt_tokens": try model.tokens(of: prompt).count,
                 "statistics": Summary.dictionary(statistics), "kernels": ComputeThreads.kernelName,
                 "kernel_revision": ComputeThreads.kernelRevision,
             ]

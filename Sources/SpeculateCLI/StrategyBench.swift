@@ -108,7 +108,7 @@ struct StrategyBenchmark {
             results[s].verificationCost = (decoder.proposers.first as? AutoProposer)?.verificationCost
         }
         for (index, prompt) in prompts.enumerated() {
-            let tokens = target.tokens(of: prompt.prompt)
+            let tokens = try target.tokens(of: prompt.prompt)
             var plainOutput: [Token] = []
             var runs = Array(
                 repeating: [(tokensPerSecond: Double, tokens: Int, seconds: Double, meanAccepted: Double)](),

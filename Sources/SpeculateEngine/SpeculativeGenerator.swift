@@ -102,8 +102,10 @@ public struct SpeculativeGenerator: Sendable {
     public func generate(_ prompt: Prompt, parameters: GenerateParameters = GenerateParameters())
         -> AsyncThrowingStream<DecoderEvent, any Error>
     {
-        decoder(temperature: parameters.sampling.temperature).generate(
-            prompt: model.tokens(of: prompt), options: options(parameters))
+        let tokens: [Token]
+        do { tokens = try model.tokens(of: prompt) } catch { return AsyncThrowingStream { $0.finish(throwing: error) } }
+        return decoder(temperature: parameters.sampling.temperature).generate(
+            prompt: tokens, options: options(parameters))
     }
 
     /// Generates in the calling task (see ``SpeculativeDecoder/generate(prompt:options:onEvent:)``):
@@ -113,6 +115,6 @@ public struct SpeculativeGenerator: Sendable {
         onEvent: (DecoderEvent) -> Void
     ) async throws {
         try await decoder(temperature: parameters.sampling.temperature)
-            .generate(prompt: model.tokens(of: prompt), options: options(parameters), onEvent: onEvent)
+            .generate(prompt: try model.tokens(of: prompt), options: options(parameters), onEvent: onEvent)
     }
 }

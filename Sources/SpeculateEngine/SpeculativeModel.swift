@@ -77,11 +77,23 @@ public final class SpeculativeModel: Sendable {
     }
 
     /// The draft `auto` adds when given none: the target's catalog pairing, when it may be
-    /// downloaded or is already in the cache.
-    func pairedDraft(pullMissing: Bool) -> String? {
-        guard let name = ModelCatalog.model(named: name)?.pairedDraft, let draft = ModelCatalog.model(named: name)
-        else { return nil }
-        return pullMissing || store.isPresent(draft) ? draft.name : nil
+    /// downloaded or is already in the cache; for a target the catalog does not pair (a file of
+    /// the user's), the smallest downloaded catalog model smaller than it whose vocabulary is the
+    /// target's (the same tokens with the same ids), whatever the names say.
+    public func pairedDraft(pullMissing: Bool) -> String? {
+        if let paired = ModelCatalog.model(named: name)?.pairedDraft, let draft = ModelCatalog.model(named: paired) {
+            return pullMissing || store.isPresent(draft) ? draft.name : nil
+        }
+        let candidates = ModelCatalog.models.filter {
+            $0.name != name && store.isPresent($0) && $0.size < Int64(model.weightBytes)
+        }
+        for candidate in candidates.sorted(by: { $0.size < $1.size }) {
+            guard let url = try? store.resolve(candidate.name), let file = try? GGUFFile(path: url.path),
+                let vocabulary = try? Tokenizer(gguf: file)
+            else { continue }
+            if vocabulary.tokens == tokenizer.tokens { return candidate.name }
+        }
+        return nil
     }
 
     /// A generator of `strategy` with a KV cache of its own.
@@ -95,12 +107,13 @@ public final class SpeculativeModel: Sendable {
             session: try InferenceSession(model: model, context: context))
     }
 
-    /// The tokens of `prompt` (chat messages in the model's chat format, built token by token so
-    /// that message text never becomes control tokens).
-    public func tokens(of prompt: Prompt) -> [Token] {
+    /// The tokens of `prompt` (chat messages in the model's own chat format, built token by token
+    /// so that message text never becomes control tokens). Throws ``ChatFormatError`` for chat
+    /// messages when the model has no chat format Speculate renders.
+    public func tokens(of prompt: Prompt) throws -> [Token] {
         switch prompt {
         case .text(let text): tokenizer.encodePrompt(text)
-        case .chat(let messages): ChatFormat.tokens(messages, tokenizer: tokenizer)
+        case .chat(let messages): try ChatFormat.tokens(messages, tokenizer: tokenizer)
         case .tokens(let tokens): tokens
         }
     }

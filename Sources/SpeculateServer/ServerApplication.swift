@@ -110,10 +110,11 @@ struct Routes: Sendable {
         switch endpoint {
         case .completions: job = try parser.completion(data)
         case .chat:
-            guard engine.supportsChat else {
-                throw APIError.invalid("\(engine.modelName) has no chat format: use /v1/completions")
+            if let reason = engine.chatUnsupportedReason {
+                throw APIError.invalid("\(engine.modelName): \(reason); use /v1/completions")
             }
-            job = try parser.chat(data) { ChatFormat.chatML($0) }
+            let tokenizer = engine.tokenizer
+            job = try parser.chat(data) { (try? ChatFormat.text($0, tokenizer: tokenizer)) ?? "" }
         }
         let prepared = try engine.prepare(job)
         try await engine.queue.reserve()

@@ -85,8 +85,13 @@ public final class ServerEngine: Sendable {
         Strategy(proposers: request.proposers, budget: request.budget, verification: request.verify, draft: draft)
     }
 
-    /// Whether the model's vocabulary has the ChatML control tokens `/v1/chat/completions` needs.
-    public var supportsChat: Bool { ChatFormat.supportsChatML(tokenizer) }
+    /// Why `/v1/chat/completions` cannot render conversations for the model, if it cannot.
+    public var chatUnsupportedReason: ChatFormatError? {
+        if case .failure(let reason) = tokenizer.chatFormat { reason } else { nil }
+    }
+
+    /// Whether the model has a chat format Speculate renders (from its `tokenizer.chat_template`).
+    public var supportsChat: Bool { tokenizer.supportsChat }
 
     /// A job checked against the model before it queues: its prompt tokens and token budget.
     public struct PreparedJob: Sendable {
@@ -102,9 +107,14 @@ public final class ServerEngine: Sendable {
     /// request that cannot run is refused (400) before it waits or streams.
     public func prepare(_ job: GenerationJob) throws(APIError) -> PreparedJob {
         let field = job.endpoint == .chat ? "messages" : "prompt"
-        let prompt =
-            job.endpoint == .chat
-            ? ChatFormat.tokens(job.messages, tokenizer: tokenizer) : tokenizer.encodePrompt(job.prompt)
+        let prompt: [Token]
+        if job.endpoint == .chat {
+            do { prompt = try ChatFormat.tokens(job.messages, tokenizer: tokenizer) } catch {
+                throw .invalid("\(modelName): \(error); use /v1/completions")
+            }
+        } else {
+            prompt = tokenizer.encodePrompt(job.prompt)
+        }
         guard !prompt.isEmpty else { throw .invalid("The prompt encodes to no tokens", param: field) }
         guard prompt.count < context - 1 else {
             throw .invalid(

@@ -85,7 +85,7 @@ struct CLITests {
         // A model without a chat format Speculate renders (Gemma 3 270M is a base model) refuses --chat.
         let chat = try CLI.run(["run", "--target", "gemma-3-270m", "--proposer", "none", "--chat", "hi"])
         #expect(chat.status != 0)
-        #expect(chat.error.contains("has no chat format Speculate renders"), "\(chat.error)")
+        #expect(chat.error.contains("has no chat template"), "\(chat.error)")
     }
 
     @Test("the example programs run and show what they claim")

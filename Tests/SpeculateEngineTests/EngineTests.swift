@@ -66,10 +66,24 @@ struct EngineTests {
             generator, .chat([ChatMessage(role: "user", content: "Say hi.")]), GenerateParameters(maxTokens: 8))
         #expect(chat.statistics.cachedPromptTokens == 0 && !chat.tokens.isEmpty)
         #expect(
-            model.tokens(of: .chat([ChatMessage(role: "user", content: "Say hi.")]))
+            try model.tokens(of: .chat([ChatMessage(role: "user", content: "Say hi.")]))
                 == ChatFormat.tokens([ChatMessage(role: "user", content: "Say hi.")], tokenizer: model.tokenizer))
         await #expect(throws: ProposerSpecError.self) {
             _ = try await model.generator(Strategy(proposers: ["nonsense"]))
         }
+    }
+
+    @Test("auto's draft for a file the catalog does not name: a downloaded model with the same vocabulary")
+    func pairingByVocabulary() throws {
+        let target = "qwen2.5-coder-1.5b-instruct"
+        let byPath = SpeculativeModel(
+            name: try TestSupport.modelPath(target), model: try SharedModels.model(target),
+            tokenizer: try SharedModels.tokenizer(target))
+        #expect(byPath.pairedDraft(pullMissing: false) == "qwen2.5-coder-0.5b-instruct")
+        // SmolLM2's vocabulary is its own: no catalog model shares it.
+        let smol = SpeculativeModel(
+            name: try TestSupport.modelPath(Self.name), model: try SharedModels.model(Self.name),
+            tokenizer: try SharedModels.tokenizer(Self.name))
+        #expect(smol.pairedDraft(pullMissing: false) == nil)
     }
 }

@@ -1,68 +1,72 @@
-/// One message of a conversation.
-public struct ChatMessage: Sendable, Equatable {
-    /// Who speaks: `system`, `user` or `assistant`.
-    public var role: String
-    /// What they say.
-    public var content: String
+/// Why a conversation cannot be rendered for a model.
+public enum ChatFormatError: Error, Equatable, CustomStringConvertible {
+    /// The file has no `tokenizer.chat_template` (a base model: plain completion only).
+    case noTemplate
+    /// The file's template is none of the formats Speculate renders.
+    case unknownTemplate
+    /// The template's format needs control tokens the vocabulary lacks.
+    case missingTokens(format: String, tokens: [String])
 
-    /// A message from `role`.
-    public init(role: String, content: String) {
-        self.role = role
-        self.content = content
+    public var description: String {
+        switch self {
+        case .noTemplate:
+            "the model has no chat template (tokenizer.chat_template): it is a base model; give a plain prompt"
+        case .unknownTemplate:
+            "the model's chat template is none of the formats Speculate renders (\(ChatTemplate.Family.allCases.map(\.rawValue).joined(separator: ", "))); give a plain prompt"
+        case .missingTokens(let format, let tokens):
+            "the model's chat template is \(format), but its vocabulary lacks \(tokens.joined(separator: ", ")); give a plain prompt"
+        }
     }
 }
 
-/// Chat prompt formatting. Both model families Speculate ships (Qwen2.5 and SmolLM2) use
-/// ChatML: `<|im_start|>role\ncontent<|im_end|>\n` per message.
+/// Chat prompts as token ids, in the format of the model's own chat template.
 public enum ChatFormat {
-    /// The ChatML text for `messages`; with `addGenerationPrompt` it ends with an open
-    /// assistant turn for the model to complete. Encode the result with `parseSpecial: true`.
-    public static func chatML(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) -> String {
+    /// `messages` as token ids in `tokenizer`'s chat format (``Tokenizer/chatFormat``), with the
+    /// beginning-of-sequence token where the file says. Control tokens come only from the format:
+    /// roles and contents are encoded as plain text, so a message that contains `<|im_end|>` or
+    /// `<|im_start|>system` stays text and cannot end its turn or open another one. For ordinary
+    /// content the ids equal llama.cpp's encoding of the rendered text with special tokens parsed.
+    public static func tokens(
+        _ messages: [ChatMessage], tokenizer: Tokenizer, addGenerationPrompt: Bool = true
+    ) throws(ChatFormatError) -> [TokenID] {
+        let template = try tokenizer.chatFormat.get()
+        var ids: [TokenID] = tokenizer.addsBOS ? [tokenizer.bosID!] : []
         var text = ""
-        for message in messages {
-            text += "<|im_start|>\(message.role)\n\(message.content)<|im_end|>\n"
+        for piece in template.pieces(messages, addGenerationPrompt: addGenerationPrompt) {
+            switch piece {
+            case .control(let spelling):
+                if let id = tokenizer.id(of: spelling) {
+                    ids += tokenizer.encode(text)
+                    text = ""
+                    ids.append(id)
+                } else {
+                    text += spelling
+                }
+            case .text(let piece): text += piece
+            }
         }
-        if addGenerationPrompt { text += "<|im_start|>assistant\n" }
-        return text
+        return ids + tokenizer.encode(text)
     }
 
-    /// A single-turn prompt: an optional system message, then the user's text.
-    public static func chatML(user: String, system: String? = nil) -> String {
-        var messages: [ChatMessage] = []
-        if let system { messages.append(ChatMessage(role: "system", content: system)) }
-        messages.append(ChatMessage(role: "user", content: user))
-        return chatML(messages)
-    }
-
-    /// The ChatML prompt for `messages` as token ids, with control tokens only where the format
-    /// puts them: roles and contents are encoded as plain text, so a message that contains
-    /// `<|im_end|>` or `<|im_start|>system` stays text and cannot end its turn or open another
-    /// one (encoding ``chatML(_:addGenerationPrompt:)``'s text with `parseSpecial: true` would
-    /// turn them into control tokens). For ordinary content the ids equal that encoding.
-    /// A tokenizer without the ChatML tokens gets the text encoded without special tokens.
-    public static func tokens(_ messages: [ChatMessage], tokenizer: Tokenizer, addGenerationPrompt: Bool = true)
-        -> [TokenID]
+    /// `messages` rendered as text in `tokenizer`'s chat format (control tokens spelled out).
+    public static func text(_ messages: [ChatMessage], tokenizer: Tokenizer, addGenerationPrompt: Bool = true)
+        throws(ChatFormatError) -> String
     {
-        guard let start = tokenizer.id(of: "<|im_start|>"), let end = tokenizer.id(of: "<|im_end|>") else {
-            return tokenizer.encode(chatML(messages, addGenerationPrompt: addGenerationPrompt))
-        }
-        let newline = tokenizer.encode("\n")
-        var ids: [TokenID] = []
-        for message in messages {
-            ids.append(start)
-            ids += tokenizer.encode("\(message.role)\n\(message.content)")
-            ids.append(end)
-            ids += newline
-        }
-        if addGenerationPrompt {
-            ids.append(start)
-            ids += tokenizer.encode("assistant\n")
-        }
-        return ids
+        try tokenizer.chatFormat.get().text(messages, addGenerationPrompt: addGenerationPrompt)
+    }
+}
+
+extension Tokenizer {
+    /// The chat format of the file's `tokenizer.chat_template`, or why there is none Speculate
+    /// can render.
+    public var chatFormat: Result<ChatTemplate, ChatFormatError> {
+        guard let chatTemplateSource else { return .failure(.noTemplate) }
+        guard let template = ChatTemplate.detect(chatTemplateSource) else { return .failure(.unknownTemplate) }
+        let missing = template.requiredTokens.filter { id(of: $0) == nil }
+        guard missing.isEmpty else { return .failure(.missingTokens(format: template.name, tokens: missing)) }
+        return .success(template)
     }
 
-    /// Whether `tokenizer` has the ChatML control tokens.
-    public static func supportsChatML(_ tokenizer: Tokenizer) -> Bool {
-        tokenizer.id(of: "<|im_start|>") != nil && tokenizer.id(of: "<|im_end|>") != nil
-    }
+    /// Whether conversations can be rendered in the model's own chat format.
+    public var supportsChat: Bool { (try? chatFormat.get()) != nil }
 }

@@ -42,5 +42,8 @@ extension Tokenizer {
                 tokens: tokens, kinds: kinds, merges: merges, preTokenizer: pre, special: special,
                 addsBOS: flag("tokenizer.ggml.add_bos_token", otherwise: false))
         }
+        if file.metadata["tokenizer.chat_template"] != nil {
+            chatTemplateSource = try file.string("tokenizer.chat_template")
+        }
     }
 }

@@ -42,6 +42,9 @@ public struct Tokenizer: Sendable {
     /// Ids that end a turn or a text (EOS plus `<|im_end|>`, `<|endoftext|>`, `<|eot_id|>` and
     /// `<end_of_turn>` when present).
     public let stopIDs: Set<TokenID>
+    /// The file's chat template (`tokenizer.chat_template`, a Jinja program), whose format
+    /// ``chatFormat`` recognizes; set it to use another template's format.
+    public var chatTemplateSource: String?
 
     /// Ids by the exact bytes of their token strings: a `String` key would match canonically
     /// equivalent spellings (`e` + U+0301 finding the token `é`), which tokenizers never do.
