@@ -157,6 +157,24 @@ struct StochasticTests {
         }
     }
 
+    @Test("the auto policy with a member that ends its own drafts: its whole drafts go out, then the others'")
+    func autoPolicyContaining() async throws {
+        let cpuLike = VerificationCost(tokens: [1, 2, 4, 8], relative: [1, 1.1, 1.3, 1.8], oneTokenSeconds: 0.001)
+        try await Self.check(
+            "auto, self-limiting member", minimumAccepted: 1,
+            proposers: { target in
+                [
+                    AutoProposer(
+                        members: [
+                            StoppingTableDraftProposer(
+                                draft: TableModelSession(vocabulary: Self.vocabulary, seed: 22, sharpness: 1.0),
+                                stopBelow: 0.35),
+                            RandomTreeProposer(vocabulary: Self.vocabulary, seed: 5),
+                        ], verificationCost: cpuLike, cheapFraction: 1)
+                ]
+            })
+    }
+
     @Test("the auto policy pricing by learned times: how many nodes go out hinges on timings, never on values")
     func autoPolicyLearning() async throws {
         // The production path: the table model's real verification times refit a CPU-like seed

@@ -59,4 +59,36 @@ struct TreePricingTests {
             sent == Set((1...6).map { Array([1, 2, 3, 4, 5, 6].prefix($0)) }),
             "sent \(sent.sorted { $0.count < $1.count })")
     }
+
+    @Test(
+        "with sampled drafts a draft model's whole draft goes out, and how many other nodes join does not hinge on its length"
+    )
+    func sampledContainment() {
+        var state = PolicyState(
+            members: 2, cost: CostlyMemberTests.curve, cheapFraction: 0.02, learnsCost: false,
+            selfLimiting: [true, false])
+        // Both members right eight deep, so that drafts pay.
+        let clock = ContinuousClock()
+        let right = Self.chain([1, 2, 3, 4, 5, 6, 7, 8], confidence: 0.9)
+        for _ in 0..<100 {
+            let now = clock.now
+            _ = state.select([(0, right), (1, right)], budget: Self.budget, draftStarted: now, now: now)
+            state.learn(accepted: [1, 2, 3, 4, 5, 6, 7, 8, 9], now: now + .milliseconds(50))
+        }
+        func sampled(_ tokens: [Token]) -> DraftCandidate {
+            var candidate = Self.chain(tokens, confidence: 0.9)
+            candidate.distributions = tokens.map { _ in .sampled([0.5, 0.5]) }
+            return candidate
+        }
+        let lookup = Self.chain([20, 21, 22, 23], confidence: 0.9)
+        var others: [Int] = []
+        for length in [2, 6] {
+            let draft = sampled(Array(1...Token(length)))
+            let sent = state.prune([(0, draft), (1, lookup)], budget: Self.budget, sampled: true, draftCost: 1)
+            let sentDraft = sent.filter { $0.tokens.first == 1 }.map(\.tokens.count).reduce(0, +)
+            #expect(sentDraft == length, "\(sentDraft) of the draft's \(length) nodes sent")
+            others.append(sent.filter { $0.tokens.first == 20 }.map(\.tokens.count).reduce(0, +))
+        }
+        #expect(others[0] == others[1], "other members' nodes: \(others)")
+    }
 }

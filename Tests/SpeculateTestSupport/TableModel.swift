@@ -102,6 +102,45 @@ public final class TableDraftProposer: DraftProposer {
     }
 }
 
+/// Drafts one chain from a table model and ends it, as a draft model does, after a sampled
+/// token whose probability is below `stopBelow` (a function of the tokens drafted so far).
+public final class StoppingTableDraftProposer: SelfLimitingProposer {
+    public let name = "stopping"
+    public let draft: TableModelSession
+    public let stopBelow: Float
+    public var stopsWhenUnsure: Bool { true }
+    private let counter = Mutex<UInt64>(0)
+
+    public init(draft: TableModelSession, stopBelow: Float) {
+        self.draft = draft
+        self.stopBelow = stopBelow
+    }
+
+    public func propose(_ context: DraftContext) async throws -> [DraftCandidate] {
+        let call = counter.withLock { value -> UInt64 in
+            value += 1
+            return value
+        }
+        var random = SeededRandom(seed: 0x5709 &+ call &* 0x9E37_79B9)
+        var tokens: [Token] = []
+        var distributions: [DraftDistribution] = []
+        var sequence = context.tokens
+        while tokens.count < context.budget.maxDepth {
+            let q = context.sampling.distribution(draft.logits(after: sequence))
+            let token = Token(context.sampling.isGreedy ? argmax(q) : random.sample(q))
+            tokens.append(token)
+            distributions.append(context.sampling.isGreedy ? .deterministic : .sampled(q))
+            sequence.append(token)
+            if q[Int(token)] < stopBelow { break }
+        }
+        return [
+            DraftCandidate(
+                tokens: tokens, parents: (0..<tokens.count).map { $0 - 1 }, distributions: distributions,
+                scores: tokens.map { _ in 1 })
+        ]
+    }
+}
+
 /// Proposes random trees of random tokens (mostly wrong, sometimes right).
 public struct RandomTreeProposer: DraftProposer {
     public let name = "random"
