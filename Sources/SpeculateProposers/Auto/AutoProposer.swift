@@ -38,10 +38,13 @@ import Synchronization
 ///   its path; the policy keeps the n best nodes (parents before children) with n maximising
 ///   `(1 + Σ v) / (t(n+1) + D)`, D the step's drafting in one-token steps (every step pays it, so
 ///   trees that yield more save it), among the n whose `(1 + Σ v) / t(n+1)` beats a plain step by
-///   4% (none when no n does). With sampled drafts (stochastic verification) values may not
-///   decide which nodes survive — that would bias the output — so then only the depth statistics
-///   set the values, nodes go in proposal order, and D is that of earlier steps (a step's own
-///   drafting time follows its sampled tokens).
+///   4% (none when no n does). A self-limiting member's whole draft goes first (`auto` contains
+///   the draft chain); a node beside one of its nodes is valued by how such nodes fared there;
+///   nodes on a path already counted cost nothing. With sampled drafts (stochastic verification)
+///   values may not decide which nodes survive — that would bias the output — so then only the
+///   depth statistics set the values, nodes go in proposal order (a self-limiting member's drafts
+///   whole, the others' count priced with them at their worst-case size), and D is that of
+///   earlier steps (a step's own drafting time follows its sampled tokens).
 public final class AutoProposer: DraftProposer {
     public let name = "auto"
     /// The proposers the policy chooses from.
