@@ -53,9 +53,8 @@ def llama_cpp_template(name):
 
 
 def gguf_template(path):
-    from gguf import GGUFReader
-    field = GGUFReader(path).fields["tokenizer.chat_template"]
-    return bytes(field.parts[field.data[0]]).decode("utf-8")
+    from gguf_light import GGUFFile
+    return GGUFFile(path).metadata["tokenizer.chat_template"]
 
 
 class Refused(Exception):

@@ -10,22 +10,18 @@ import os
 import sys
 
 import numpy as np
-from gguf import GGUFReader
 from gguf.quants import dequantize
+
+from gguf_light import GGUFFile
 
 
 def main() -> None:
     model, outdir, *requests = sys.argv[1:]
-    reader = GGUFReader(model)
-    tensors = {t.name: t for t in reader.tensors}
+    tensors = GGUFFile(model).tensors
     for index, request in enumerate(requests):
         name, *rows = request.split(":")
         tensor = tensors[name]
-        data = tensor.data
-        if data.ndim == 1:
-            data = data.reshape(1, -1)
-        else:
-            data = data.reshape(-1, data.shape[-1])
+        data = tensor.rows()
         if rows:
             data = data[int(rows[0]):int(rows[1])]
         values = dequantize(np.ascontiguousarray(data), tensor.tensor_type).astype(np.float32)

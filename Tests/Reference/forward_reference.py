@@ -5,8 +5,11 @@ usage: forward_reference.py MODEL.gguf INPUT.json OUTPUT.json
 
 INPUT: {"prompts": [[token ids], ...], "greedy": N, "logit_positions": K, "modes": ["float", "emulated"],
         "greedy_modes": [the modes that generate; default all]}
-OUTPUT: {mode: per prompt {"logits": [[...] for the last K positions], "greedy": [N token ids],
-                           "margins": [top-1 minus top-2 logit at each greedy step]}}
+OUTPUT: {mode: per prompt {"greedy": [N token ids], "margins": [top-1 minus top-2 logit at each
+                           greedy step]}}
+and OUTPUT.MODE.f32 per mode: the logits of each prompt's last K positions, prompt after prompt, as
+little-endian float32 (millions of numbers: as JSON they took longer to write and read than the
+forward passes took to run).
 
 In "emulated" mode, the input of every matrix product is first rounded to 8 bits with
 one scale per 32 values (per 256 for K-quant weights), as Speculate's kernels do; that isolates
@@ -21,21 +24,17 @@ import json
 import sys
 
 import numpy as np
-from gguf import GGUFReader
 from gguf.quants import dequantize
+
+from gguf_light import GGUFFile
 
 
 class Model:
     def __init__(self, path):
-        reader = GGUFReader(path)
-        fields = reader.fields
+        reader = GGUFFile(path)
 
         def value(key, default=None):
-            if key not in fields:
-                return default
-            field = fields[key]
-            part = field.parts[field.data[0]]
-            return bytes(part).decode() if field.types[0].name == "STRING" else part[0].item()
+            return reader.metadata.get(key, default)
 
         self.arch = value("general.architecture")
         a = self.arch
@@ -55,7 +54,7 @@ class Model:
         # with the global rotary. Phi-3's declared window is not applied (llama.cpp disables it).
         self.window = value(f"{a}.attention.sliding_window", 0) if a in ("gemma3", "llama") else 0
         self.window_base = value(f"{a}.rope.freq_base_swa", 10000.0)
-        self.tensors = {t.name: t for t in reader.tensors}
+        self.tensors = reader.tensors
         self.quantize = False
         self.block_of = {}
 
@@ -63,7 +62,7 @@ class Model:
         t = self.tensors.get(name)
         if t is None:
             return None
-        values = dequantize(t.data, t.tensor_type).astype(np.float32)
+        values = dequantize(t.rows(), t.tensor_type).astype(np.float32)
         shape = [int(x) for x in reversed(t.shape)]  # numpy order: rows, columns
         values = values.reshape(shape)
         self.block_of[id(values)] = 256 if t.tensor_type.name.endswith("_K") else 32
@@ -199,7 +198,7 @@ def run(model, request, greedy):
         cache = [None] * model.layers
         logits = model.forward(np.array(prompt), cache, 0)
         keep = request.get("logit_positions", 1)
-        result = {"logits": logits[-keep:].astype(np.float32).tolist()}
+        result = {"logits": logits[-keep:].astype("<f4")}
         generated, margins = [], []
         position = len(prompt)
         last = logits[-1]
@@ -226,6 +225,9 @@ def main():
         model.quantize = mode == "emulated"
         generates = mode in request.get("greedy_modes", request.get("modes", ["float"]))
         output[mode] = run(model, request, request.get("greedy", 0) if generates else 0)
+        with open(f"{output_path}.{mode}.f32", "wb") as f:
+            for result in output[mode]:
+                f.write(result.pop("logits").tobytes())
     json.dump(output, open(output_path, "w"))
 
 

@@ -8,10 +8,11 @@ family's Hugging Face tokenizer.json does. INPUT is a JSON list of {"text", "spe
 OUTPUT receives a JSON list of token-id lists, one per input.
 """
 import json
-import struct
 import sys
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
+
+from gguf_light import GGUFFile
 
 QWEN2_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
@@ -23,56 +24,8 @@ QWEN2_SPLIT = (
 LLAMA3_SPLIT = QWEN2_SPLIT.replace(r"\p{N}|", r"\p{N}{1,3}|", 1)
 
 
-SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
-
-
-def read_metadata(path, keys):
-    """The values of `keys` in a GGUF file's key-value section (strings, numbers and arrays of
-    them). A minimal reader: the `gguf` package's GGUFReader builds an object per array element
-    and takes ~10 s for a 128k-token vocabulary; this takes well under one."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if data[:4] != b"GGUF":
-        raise SystemExit(f"{path}: not a GGUF file")
-    offset = 8
-    _tensors, count = struct.unpack_from("<QQ", data, offset)
-    offset += 16
-
-    def string(at):
-        (length,) = struct.unpack_from("<Q", data, at)
-        return data[at + 8:at + 8 + length].decode("utf-8"), at + 8 + length
-
-    def value(kind, at):
-        if kind == 8:
-            return string(at)
-        if kind == 9:
-            element, length = struct.unpack_from("<IQ", data, at)
-            at += 12
-            if element in SCALARS:
-                size = struct.calcsize(SCALARS[element])
-                values = [v[0] for v in struct.iter_unpack(SCALARS[element], data[at:at + size * length])]
-                return values, at + size * length
-            items = []
-            for _ in range(length):
-                item, at = value(element, at)
-                items.append(item)
-            return items, at
-        size = struct.calcsize(SCALARS[kind])
-        return struct.unpack_from(SCALARS[kind], data, at)[0], at + size
-
-    found = {}
-    for _ in range(count):
-        key, offset = string(offset)
-        (kind,) = struct.unpack_from("<I", data, offset)
-        item, offset = value(kind, offset + 4)
-        if key in keys:
-            found[key] = item
-    return found
-
-
 def build(model_path):
-    meta = read_metadata(model_path, {"tokenizer.ggml.tokens", "tokenizer.ggml.merges",
-                                      "tokenizer.ggml.token_type", "tokenizer.ggml.pre"})
+    meta = GGUFFile(model_path).metadata
     tokens = meta["tokenizer.ggml.tokens"]
     merges = meta["tokenizer.ggml.merges"]
     kinds = meta["tokenizer.ggml.token_type"]

@@ -43,8 +43,25 @@ func numpyReference(model path: String, prompts: [[TokenID]], logitPositions: In
     ]
     try JSONSerialization.data(withJSONObject: request).write(to: input)
     _ = try TestSupport.runPython("forward_reference.py", [path, input.path, output.path])
-    return try #require(
+    var result = try #require(
         try JSONSerialization.jsonObject(with: Data(contentsOf: output)) as? [String: [[String: Any]]])
+    // Each mode's logits come in a float32 file beside the JSON: prompt after prompt, row after row.
+    for (mode, prompts) in result {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: "\(output.path).\(mode).f32"))
+        let values = bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        let rowCount = prompts.count * logitPositions
+        try #require(rowCount > 0 && values.count % rowCount == 0, "\(mode): \(values.count) logits")
+        let width = values.count / rowCount
+        result[mode] = prompts.enumerated().map { index, record in
+            var record = record
+            record["logits"] = (0..<logitPositions).map { row in
+                let start = (index * logitPositions + row) * width
+                return Array(values[start..<start + width])
+            }
+            return record
+        }
+    }
+    return result
 }
 
 /// A model and its tokenizer, loaded once per test process (SharedModels).
@@ -95,12 +112,12 @@ struct ReferenceForwardTests {
             let result = try session.evaluate(
                 tokens: prompt, parents: (0..<prompt.count).map { $0 - 1 },
                 logits: .selected(Array(prompt.count - 4..<prompt.count)))
-            let floatLogits = try #require(float[index]["logits"] as? [[Double]])
-            let emulatedLogits = try #require(emulated[index]["logits"] as? [[Double]])
+            let floatLogits = try #require(float[index]["logits"] as? [[Float]])
+            let emulatedLogits = try #require(emulated[index]["logits"] as? [[Float]])
             for (j, row) in (prompt.count - 4..<prompt.count).enumerated() {
                 let ours = Array(result.row(for: row))
-                let theirs = floatLogits[j].map(Float.init)
-                let theirsEmulated = emulatedLogits[j].map(Float.init)
+                let theirs = floatLogits[j]
+                let theirsEmulated = emulatedLogits[j]
                 scale = max(scale, theirs.map(abs).max() ?? 0)
                 error = max(error, zip(ours, theirs).map { abs($0 - $1) }.max() ?? 0)
                 noise = max(noise, zip(theirsEmulated, theirs).map { abs($0 - $1) }.max() ?? 0)

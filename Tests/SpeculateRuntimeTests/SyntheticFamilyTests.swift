@@ -46,12 +46,12 @@ struct SyntheticFamilyTests {
         for (index, prompt) in Self.prompts.enumerated() {
             let session = try InferenceSession(model: model, context: 128)
             let logits = try session.evaluate(tokens: prompt, parents: prompt.indices.map { $0 - 1 })
-            let floatRows = try #require(float[index]["logits"] as? [[Double]])
-            let emulatedRows = try #require(emulated[index]["logits"] as? [[Double]])
+            let floatRows = try #require(float[index]["logits"] as? [[Float]])
+            let emulatedRows = try #require(emulated[index]["logits"] as? [[Float]])
             for row in prompt.indices {
                 let ours = Array(logits.row(for: row))
-                let theirs = floatRows[row].map(Float.init)
-                let theirsEmulated = emulatedRows[row].map(Float.init)
+                let theirs = floatRows[row]
+                let theirsEmulated = emulatedRows[row]
                 scale = max(scale, theirs.map(abs).max() ?? 0)
                 error = max(error, zip(ours, theirs).map { abs($0 - $1) }.max() ?? 0)
                 emulatedError = max(emulatedError, zip(ours, theirsEmulated).map { abs($0 - $1) }.max() ?? 0)
