@@ -73,14 +73,23 @@ public struct DraftContext: Sendable {
     public var remainingContext: Int
     /// The decoding step (0-based).
     public var step: Int
+    /// How many runner-up tokens per drafted position a proposer that drafts a greedy chain may
+    /// add as leaves beside the token it chose (0: none). They never extend the chain; whoever
+    /// asked prices them (`auto` asks its draft models for one: where the draft's first choice
+    /// is wrong, its second is often the target's, and a leaf costs no drafting).
+    public var runnersUp: Int
 
     /// A context.
-    public init(tokens: [Token], budget: TreeBudget, sampling: SamplingSettings, remainingContext: Int, step: Int) {
+    public init(
+        tokens: [Token], budget: TreeBudget, sampling: SamplingSettings, remainingContext: Int, step: Int,
+        runnersUp: Int = 0
+    ) {
         self.tokens = tokens
         self.budget = budget
         self.sampling = sampling
         self.remainingContext = remainingContext
         self.step = step
+        self.runnersUp = runnersUp
     }
 }
 
@@ -104,6 +113,10 @@ public protocol DraftProposer: Sendable {
 /// so that asking it for more depth costs drafting only where deep tokens are likely to be
 /// accepted. `auto` asks such a member, while it uses it, for the full depth the budget allows
 /// and leaves the length to it; other costly members get the depth `auto`'s statistics call best.
+///
+/// Its own stop applies to its chain: the first child at every level of each draft. Runner-up
+/// leaves it adds when asked (``DraftContext/runnersUp``) come after the chain's nodes and are
+/// for the asker to price.
 public protocol SelfLimitingProposer: DraftProposer {
     /// Whether drafts currently end on the proposer's own confidence (false when that stop is off).
     var stopsWhenUnsure: Bool { get }

@@ -51,6 +51,8 @@ public final class DraftModelProposer: SelfLimitingProposer {
     /// Most tokens guessed by n-gram lookup and evaluated with each draft forward (0 = none);
     /// batches stay within four tokens, so more than 3 acts as 3 while drafting.
     public let lookahead: Int
+    /// The only token ids a reduced head scores, ascending (nil: the whole vocabulary).
+    private let scoredTokens: [Int]?
 
     /// A proposer over `model` with a context of `context` tokens. `headRows` limits the draft's
     /// output head to the most frequent token ids (nil = the whole vocabulary).
@@ -65,8 +67,10 @@ public final class DraftModelProposer: SelfLimitingProposer {
         self.lookahead = max(0, lookahead)
         if let headTokens {
             session = try InferenceSession(model: model, context: context, headTokens: headTokens)
+            scoredTokens = headTokens.map(Int.init).sorted()
         } else {
             session = try InferenceSession(model: model, context: context, headRows: headRows)
+            scoredTokens = headRows.map { Array(0..<min($0, model.config.vocabularySize)) }
         }
         maxDraftLength = max(1, draftLength)
         self.confidenceThreshold = confidenceThreshold
@@ -119,12 +123,17 @@ public final class DraftModelProposer: SelfLimitingProposer {
             var distributions: [DraftDistribution] = []
             var scores: [Float] = []
             var pathProbability: Float = 1
+            // Runner-ups (greedy only): per drafted position, the next-best tokens and their probabilities.
+            let runnersUp = context.sampling.isGreedy ? max(0, context.runnersUp) : 0
+            var runnerUps: [[(token: Token, probability: Float)]] = []
             for _ in 0..<limit {
                 let token: Token
                 let probability: Float
                 if context.sampling.isGreedy {
-                    token = Token(SpeculateCore.argmax(logits))
-                    probability = softmaxProbability(logits, at: Int(token))
+                    let best = Self.mostLikely(logits, count: 1 + runnersUp, among: scoredTokens)
+                    token = best[0].token
+                    probability = best[0].probability
+                    runnerUps.append(Array(best.dropFirst()))
                     distributions.append(.deterministic)
                 } else {
                     let q = context.sampling.distribution(logits)
@@ -150,12 +159,72 @@ public final class DraftModelProposer: SelfLimitingProposer {
                     &state, by: [token], guessing: lookahead, drafted: tokens, context: context.tokens)
             }
             state.lastDrafted = tokens.count
-            return [
-                DraftCandidate(
-                    tokens: tokens, parents: (0..<tokens.count).map { $0 - 1 }, distributions: distributions,
-                    scores: scores)
-            ]
+            var draft = DraftCandidate(
+                tokens: tokens, parents: (0..<tokens.count).map { $0 - 1 }, distributions: distributions,
+                scores: scores)
+            Self.addRunnersUp(runnerUps, to: &draft, maxNodes: context.budget.maxNodes)
+            return [draft]
         }
+    }
+
+    /// Runner-ups below this probability are not offered: at most one in fifty is the target's.
+    static let smallestRunnerUp: Float = 0.02
+
+    /// Adds each drafted position's runner-ups as leaves beside the chain's token there, after
+    /// the chain's nodes (so the chain stays the first child at every level), within `maxNodes`.
+    package static func addRunnersUp(
+        _ runnerUps: [[(token: Token, probability: Float)]], to draft: inout DraftCandidate, maxNodes: Int
+    ) {
+        let chainLength = draft.tokens.count
+        for (position, alternatives) in runnerUps.prefix(chainLength).enumerated() {
+            for alternative in alternatives where alternative.probability >= smallestRunnerUp {
+                guard draft.tokens.count < maxNodes else { return }
+                draft.tokens.append(alternative.token)
+                draft.parents.append(position - 1)
+                draft.distributions.append(.deterministic)
+                draft.scores.append((position == 0 ? 1 : draft.scores[position - 1]) * alternative.probability)
+            }
+        }
+    }
+
+    /// The `count` most likely tokens under softmax(`logits`), most likely first, with their
+    /// probabilities: one pass for the best logits and one for the normalizer.
+    ///
+    /// `among`, when given, lists in ascending order the only indices whose logits can be finite
+    /// (a reduced head's rows; the others are -infinity): the same result, as the others add
+    /// exact zeros to the normalizer, for a fraction of the work (a 32,768-row head of a
+    /// 151,936-token vocabulary).
+    package static func mostLikely(_ logits: [Float], count: Int, among: [Int]? = nil)
+        -> [(token: Token, probability: Float)]
+    {
+        var best: [(logit: Float, index: Int)] = []
+        best.reserveCapacity(count + 1)
+        var total: Float = 0
+        logits.withUnsafeBufferPointer { values in
+            var floor = -Float.infinity
+            func consider(_ index: Int) {
+                let value = values[index]
+                guard value > floor || best.count < count else { return }
+                var position = best.count
+                while position > 0, best[position - 1].logit < value { position -= 1 }
+                best.insert((value, index), at: position)
+                if best.count > count { best.removeLast() }
+                if best.count == count { floor = best[count - 1].logit }
+            }
+            if let among {
+                for index in among { consider(index) }
+            } else {
+                for index in values.indices { consider(index) }
+            }
+            guard let maximum = best.first?.logit else { return }
+            if let among {
+                for index in among { total += expf(values[index] - maximum) }
+            } else {
+                for value in values { total += expf(value - maximum) }
+            }
+        }
+        guard let maximum = best.first?.logit else { return [] }
+        return best.map { (Token($0.index), expf($0.logit - maximum) / total) }
     }
 
     /// A guessed token already evaluated (and cached) in the draft session, with the logits after it.
@@ -308,13 +377,6 @@ public final class DraftModelProposer: SelfLimitingProposer {
         state.cached = Array(context[..<common])
         state.lastDrafted = 0
         return try advance(&state, by: Array(context[common...]), guessing: guessing, drafted: [], context: context)
-    }
-
-    private func softmaxProbability(_ logits: [Float], at index: Int) -> Float {
-        let maximum = logits[index]
-        var total: Float = 0
-        for value in logits { total += expf(value - maximum) }
-        return 1 / total
     }
 }
 

@@ -60,6 +60,46 @@ struct TreePricingTests {
             "sent \(sent.sorted { $0.count < $1.count })")
     }
 
+    @Test("a draft model's runner-up leaves go out where runner-ups like them were the target's; its chain always")
+    func runnersUp() {
+        // The chain [1, 2] (first choices, 0.6 each) with runner-ups 7 beside 1 and 8 beside 2.
+        var draft = Self.chain([1, 2], confidence: 0.6)
+        draft.tokens += [7, 8]
+        draft.parents += [-1, 0]
+        draft.distributions += [.deterministic, .deterministic]
+        draft.scores += [0.3, 0.6 * 0.3]
+        let drafts: [(member: Int, candidate: DraftCandidate)] = [(0, draft)]
+        let clock = ContinuousClock()
+        func trained(_ outcomes: [[Token]]) -> Set<[Token]> {
+            var state = PolicyState(
+                members: 1, cost: CostlyMemberTests.curve, cheapFraction: 0.02, learnsCost: false,
+                selfLimiting: [true])
+            for step in 0..<120 {
+                let now = clock.now
+                _ = state.select(drafts, budget: Self.budget, draftStarted: now, now: now)
+                state.learn(accepted: outcomes[step % outcomes.count], now: now + .milliseconds(50))
+            }
+            return Self.paths(state.prune(drafts, budget: Self.budget, sampled: false, draftCost: 1))
+        }
+        // The target takes the chain, or (two steps in five) the first runner-up; never the second.
+        let useful = trained([[1, 2, 3], [7, 5], [1, 2, 3], [7, 5], [1, 2, 3]])
+        #expect(useful == [[1], [1, 2], [7]], "sent \(useful.sorted { $0.count < $1.count })")
+        // Runner-ups that are never the target's are left out; the chain still goes.
+        let useless = trained([[1, 2, 3], [5], [1, 9]])
+        #expect(useless == [[1], [1, 2]], "sent \(useless.sorted { $0.count < $1.count })")
+        // The chain's own statistics are not the runner-ups': its first token is right 3 times in 5
+        // above, whatever its runner-ups did.
+        var state = PolicyState(
+            members: 1, cost: CostlyMemberTests.curve, cheapFraction: 0.02, learnsCost: false, selfLimiting: [true])
+        for step in 0..<100 {
+            let now = clock.now
+            _ = state.select(drafts, budget: Self.budget, draftStarted: now, now: now)
+            state.learn(accepted: [[1, 2, 3], [7, 5], [1, 2, 3], [7, 5], [1, 2, 3]][step % 5], now: now)
+        }
+        let firstDepth = state.snapshot(names: ["draft"]).members[0].acceptanceByDepth[0]
+        #expect(abs(firstDepth - 0.6) < 0.05, "depth-1 acceptance \(firstDepth)")
+    }
+
     @Test(
         "with sampled drafts a draft model's whole draft goes out, and how many other nodes join does not hinge on its length"
     )

@@ -9,6 +9,8 @@ struct AcceptanceModel {
     /// Per depth: nodes that stood beside a self-limiting member's node with another token (the
     /// target can accept at most one of the two, and the draft model is usually the one right).
     private var besideDraft = Array(repeating: SmoothedRate(), count: AutoTuning.depthSlots)
+    /// Per confidence bucket: a self-limiting member's runner-up leaves (``DraftContext/runnersUp``).
+    private var runnerUps = Array(repeating: SmoothedRate(), count: AutoTuning.confidenceBuckets)
 
     /// P(a node at `depth` is accepted | its parent was), from the depth statistics alone; each
     /// depth's prior is the estimate one level up (``AutoTuning/firstDepthPrior`` at depth 1).
@@ -33,6 +35,12 @@ struct AcceptanceModel {
         besideDraft[min(depth, AutoTuning.depthSlots) - 1].estimate(prior: prior, weight: AutoTuning.besidePriorWeight)
     }
 
+    /// Calibrated acceptance of one of this member's runner-up leaves given its parent was
+    /// accepted: its bucket's rate, with the member's own probability for it as the prior.
+    func runnerUpAcceptance(confidence: Float) -> Double {
+        runnerUps[Self.bucket(confidence)].estimate(prior: Double(confidence), weight: AutoTuning.confidencePriorWeight)
+    }
+
     /// Scores the nodes of `candidate` that stood beside a node of `selfLimitingPaths` (the paths
     /// of self-limiting members' nodes) with another token, and whose parent path was accepted.
     mutating func recordBesideDraft(_ candidate: DraftCandidate, accepted: [Token], selfLimitingPaths: Set<[Token]>) {
@@ -54,11 +62,18 @@ struct AcceptanceModel {
 
     /// Scores every node of `candidate` whose parent path was accepted (`accepted`: the accepted
     /// drafts and the target's token) — sent or pruned alike, so that pruning does not starve
-    /// the statistics.
-    mutating func record(_ candidate: DraftCandidate, accepted: [Token]) {
+    /// the statistics. With `runnersUp`, the nodes off the candidate's chain (its first child at
+    /// every level) are a self-limiting member's runner-up leaves and have statistics of their
+    /// own: they would drag its chain's rates down.
+    mutating func record(_ candidate: DraftCandidate, accepted: [Token], runnersUp: Bool = false) {
         let confidence = Self.confidences(candidate)
+        let onChain = runnersUp ? candidate.onFirstChain : []
         for (index, node) in candidate.judged(along: accepted).enumerated()
         where node.reached && node.depth <= AutoTuning.depthSlots {
+            if runnersUp && !onChain[index] {
+                runnerUps[Self.bucket(confidence[index])].add(node.hit)
+                continue
+            }
             byDepth[node.depth - 1].add(node.hit)
             byConfidence[node.depth - 1][Self.bucket(confidence[index])].add(node.hit)
         }
@@ -93,6 +108,19 @@ extension DraftCandidate {
         depths.reserveCapacity(parents.count)
         for parent in parents { depths.append(parent < 0 ? 1 : depths[parent] + 1) }
         return depths
+    }
+
+    /// Whether each node is on the draft's first chain: the first node under the root, and
+    /// below it the first child of each chain node.
+    package var onFirstChain: [Bool] {
+        var result: [Bool] = []
+        result.reserveCapacity(parents.count)
+        var hasChainChild = Set<Int>()  // chain nodes (-1: the root) whose first child came already
+        for parent in parents {
+            let chain = (parent < 0 || result[parent]) && hasChainChild.insert(parent).inserted
+            result.append(chain)
+        }
+        return result
     }
 
     /// Each node's path of tokens from the root (its own token last).

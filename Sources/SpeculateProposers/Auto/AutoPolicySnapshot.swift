@@ -33,7 +33,7 @@ public struct AutoPolicySnapshot: Sendable {
 }
 
 extension PolicyState {
-    func snapshot(names: [String]) -> AutoPolicySnapshot {
+    package func snapshot(names: [String]) -> AutoPolicySnapshot {
         AutoPolicySnapshot(
             members: zip(names, members).map { name, member in
                 AutoPolicySnapshot.Member(

@@ -38,9 +38,11 @@ import Synchronization
 ///   its path; the policy keeps the n best nodes (parents before children) with n maximising
 ///   `(1 + Σ v) / (t(n+1) + D)`, D the step's drafting in one-token steps (every step pays it, so
 ///   trees that yield more save it), among the n whose `(1 + Σ v) / t(n+1)` beats a plain step by
-///   4% (none when no n does). A self-limiting member's whole draft goes first (`auto` contains
-///   the draft chain); a node beside one of its nodes is valued by how such nodes fared there;
-///   nodes on a path already counted cost nothing. With sampled drafts (stochastic verification)
+///   4% (none when no n does). A self-limiting member's chain goes first (`auto` contains the
+///   draft chain), and the runner-up it offers beside each of its tokens when asked (greedy
+///   decoding) is priced by how its runner-ups of that confidence fared; another member's node
+///   beside one of its nodes is valued by how such nodes fared there; nodes on a path already
+///   counted cost nothing. With sampled drafts (stochastic verification)
 ///   values may not decide which nodes survive — that would bias the output — so then only the
 ///   depth statistics set the values, nodes go in proposal order (a self-limiting member's drafts
 ///   whole, the others' count priced with them at their worst-case size), and D is that of
@@ -53,6 +55,8 @@ public final class AutoProposer: DraftProposer {
     /// `speculate bench` beside the curve learned since, ``AutoPolicySnapshot/verificationCost``).
     public let verificationCost: VerificationCost
     private let state: Mutex<PolicyState>
+    /// Which members end their own drafts (``SelfLimitingProposer``): their chains go out whole.
+    private let selfLimiting: [Bool]
 
     /// Members that draft a depth for less than this fraction of a target step are cheap by
     /// default: asked every step at full depth (n-gram lookup, most plugins), pruning deciding
@@ -78,11 +82,11 @@ public final class AutoProposer: DraftProposer {
     ) {
         self.members = members
         self.verificationCost = verificationCost
+        selfLimiting = members.map { ($0 as? any SelfLimitingProposer)?.stopsWhenUnsure ?? false }
         state = Mutex(
             PolicyState(
                 members: members.count, cost: verificationCost, cheapFraction: cheapFraction,
-                learnsCost: learnsVerificationCost,
-                selfLimiting: members.map { ($0 as? any SelfLimitingProposer)?.stopsWhenUnsure ?? false }))
+                learnsCost: learnsVerificationCost, selfLimiting: selfLimiting))
     }
 
     /// What the policy has learned so far (for reports and tests).
@@ -96,6 +100,9 @@ public final class AutoProposer: DraftProposer {
         for (member, depth) in plan {
             var memberContext = context
             memberContext.budget.maxDepth = depth
+            if selfLimiting[member] && context.sampling.isGreedy {
+                memberContext.runnersUp = AutoTuning.runnersUp
+            }
             memberContext.budget.maxNodes = min(
                 context.budget.maxNodes,
                 max(depth, context.budget.branching.isEmpty ? depth * 3 : context.budget.maxNodes))

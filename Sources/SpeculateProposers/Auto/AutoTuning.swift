@@ -19,6 +19,11 @@ enum AutoTuning {
     /// Pseudo-trials of the prior behind a node beside a self-limiting member's node: the prior
     /// (independence of the two members) is a guess, so a few steps' evidence should outweigh it.
     static let besidePriorWeight = 4.0
+    /// Runner-up leaves asked of a self-limiting member per drafted position, with greedy
+    /// decoding: the draft's second choice is often the target's where its first is not, it
+    /// costs no drafting, and a tree of up to four tokens verifies at about the price of one
+    /// (the pricing sends it only where it pays).
+    static let runnersUp = 1
 
     // MARK: Pricing
 

@@ -101,12 +101,17 @@ package struct PolicyState {
         // would judge the members by another kind of decoding: it teaches acceptance only.
         let rate = Double(accepted.count) / max(1e-6, seconds + step.draftSeconds)
         if !step.plannedForSampling { judgeCostlyMembers(step, accepted: accepted, rate: rate) }
-        for (member, candidate) in step.drafts { members[member].acceptance.record(candidate, accepted: accepted) }
-        // Beside a self-limiting member's whole draft, other members' nodes are priced by how they
-        // fare there (greedy steps only: sampled drafts are not sent that way).
+        for (member, candidate) in step.drafts {
+            members[member].acceptance.record(
+                candidate, accepted: accepted, runnersUp: !step.sampled && members[member].selfLimiting)
+        }
+        // Beside a self-limiting member's chain, other members' nodes are priced by how they fare
+        // there (greedy steps only: sampled drafts are not sent that way).
         guard !step.sampled else { return }
         let selfLimitingPaths = Set(
-            step.drafts.filter { members[$0.member].selfLimiting }.flatMap(\.candidate.nodePaths))
+            step.drafts.filter { members[$0.member].selfLimiting }.flatMap { draft in
+                zip(draft.candidate.nodePaths, draft.candidate.onFirstChain).filter(\.1).map(\.0)
+            })
         guard !selfLimitingPaths.isEmpty else { return }
         for (member, candidate) in step.drafts where !members[member].selfLimiting {
             members[member].acceptance.recordBesideDraft(

@@ -60,6 +60,8 @@ extension PolicyState {
             let member = members[draft.member]
             let confidence = AcceptanceModel.confidences(draft.candidate)
             let paths = draft.candidate.nodePaths
+            // Its chain is forced; its runner-up leaves are priced like any other member's nodes.
+            let onChain = forcing && member.selfLimiting ? draft.candidate.onFirstChain : []
             var values: [Double] = []
             for (index, depth) in draft.candidate.nodeDepths.enumerated() {
                 let parent = draft.candidate.parents[index]
@@ -67,8 +69,12 @@ extension PolicyState {
                     sampled
                     ? member.acceptance.depthAcceptance(depth)
                     : member.acceptance.nodeAcceptance(depth: depth, confidence: confidence[index])
-                let forced = forcing && member.selfLimiting
-                if forced {
+                let forced = forcing && member.selfLimiting && onChain[index]
+                if forcing && member.selfLimiting && !forced {
+                    // A runner-up: accepted only where the chain's token beside it is not, so its
+                    // own rate there is its value.
+                    own = member.acceptance.runnerUpAcceptance(confidence: confidence[index])
+                } else if forced {
                     forcedOwn[paths[index]] = own
                 } else if forcing, let rival = Self.rival(of: paths[index], in: forcedOwn) {
                     // The target accepts at most one of two siblings, and the draft model's is usually right.
