@@ -80,6 +80,8 @@ let package = Package(
         .library(name: "SpeculateLineEcho", type: .dynamic, targets: ["LineEchoPlugin"]),
         .library(name: "SpeculateSuffixMatch", type: .dynamic, targets: ["SuffixMatchPlugin"]),
         .executable(name: "speculate", targets: ["SpeculateCLI"]),
+        // The process `plugin:` and `ffi:` proposers run in (Plugins/Host), found beside `speculate`.
+        .executable(name: "speculate-plugin-host", targets: ["SpeculatePluginHost"]),
         // The matrix kernels alone on model-shaped synthetic weights (Benchmarks/KernelBench).
         .executable(name: "speculate-kernel-bench", targets: ["KernelBench"]),
     ],
@@ -103,9 +105,28 @@ let package = Package(
             name: "CSpeculatePluginABI",
             path: "Plugins/ABI"
         ),
+        // The channel between Speculate and its plugin host process (internal to Speculate).
+        .target(
+            name: "CSpeculatePluginChannel",
+            path: "Plugins/Channel"
+        ),
+        // Any C function as a proposer, called through libffi (`ffi:`), as a plugin table.
+        .target(
+            name: "CSpeculateFFIProposer",
+            dependencies: ["CSpeculatePluginABI"],
+            path: "Plugins/FFI",
+            linkerSettings: [.linkedLibrary("ffi"), .linkedLibrary("dl", .when(platforms: [.linux]))]
+        ),
+        // `speculate-plugin-host`: loads one plugin (or the libffi adapter) in a process of its own.
+        .executableTarget(
+            name: "SpeculatePluginHost",
+            dependencies: ["CSpeculatePluginABI", "CSpeculatePluginChannel", "CSpeculateFFIProposer"],
+            path: "Plugins/Host",
+            linkerSettings: [.linkedLibrary("pthread", .when(platforms: [.linux]))]
+        ),
         .target(
             name: "SpeculatePlugins",
-            dependencies: ["SpeculateCore", "CSpeculatePluginABI"],
+            dependencies: ["SpeculateCore", "CSpeculatePluginABI", "CSpeculatePluginChannel", "CSpeculateFFIProposer"],
             swiftSettings: strictSwift
         ),
         .target(

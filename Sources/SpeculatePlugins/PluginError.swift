@@ -24,6 +24,13 @@ public enum PluginError: Error, Equatable, Sendable, CustomStringConvertible {
     case timedOut(plugin: String, seconds: Double)
     /// An earlier call timed out; the plugin is no longer called.
     case dropped(plugin: String)
+    /// An `ffi:` spec whose signature cannot be used.
+    case invalidSignature(spec: String, problem: String)
+    /// The plugin host process failed while loading the library or creating the instance.
+    case hostFailed(plugin: String, reason: String)
+    /// The plugin host process was stopped for `reason` (a ``PluginHostFailure``'s description);
+    /// `outcome` says what happens next (a restart after a back-off, or dropped for the run).
+    case stopped(plugin: String, reason: String, outcome: String)
 
     public var description: String {
         switch self {
@@ -46,6 +53,9 @@ public enum PluginError: Error, Equatable, Sendable, CustomStringConvertible {
         case .timedOut(let plugin, let seconds):
             return
                 "plugin \(plugin) did not return from propose within \(seconds) s; it is dropped for the rest of this run (SPECULATE_PLUGIN_TIMEOUT sets the limit)"
+        case .invalidSignature(let spec, let problem): return "\(spec): \(problem)"
+        case .hostFailed(let plugin, let reason): return "plugin \(plugin) \(reason)"
+        case .stopped(let plugin, let reason, let outcome): return "plugin \(plugin) \(reason); \(outcome)"
         case .dropped(let plugin):
             return "plugin \(plugin) was dropped after a propose call that did not return in time"
         }

@@ -1,3 +1,4 @@
+import CSpeculateFFIProposer
 import CSpeculatePluginABI
 import SpeculateCore
 
@@ -37,23 +38,32 @@ public final class PluginLibrary: @unchecked Sendable {
     // @unchecked: `handle` and `table` are set once in init and never written again; the table
     // itself is immutable memory owned by the library, which stays loaded for the process.
 
+    /// What the table says, checked.
+    public let description: PluginDescription
     /// The path it was loaded from.
-    public let path: String
+    public var path: String { description.path }
     /// The plugin's name.
-    public let name: String
+    public var name: String { description.name }
     /// What it proposes.
-    public let summary: String
+    public var summary: String { description.summary }
     /// How to write its options string.
-    public let optionsHelp: String
+    public var optionsHelp: String { description.optionsHelp }
 
     let table: UnsafePointer<spec_plugin_v1>
-    private let handle: UnsafeMutableRawPointer
+    /// The `dlopen` handle (nil for a table compiled into this process); kept, never closed.
+    private let handle: UnsafeMutableRawPointer?
+
+    /// The libffi adapter (`ffi:`), compiled into this process.
+    public static func foreignFunctionAdapter() -> PluginLibrary {
+        // The table is a constant of this build; its checks cannot fail.
+        try! PluginLibrary(path: "ffi", table: spec_ffi_plugin_table())
+    }
 
     /// The ABI version this host implements.
     public static let supportedABIVersion = spec_plugin_header_version()
 
     /// Loads the library at `path` and validates its table.
-    public init(path: String) throws(PluginError) {
+    public convenience init(path: String) throws(PluginError) {
         guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
             let reason = dlerror().map { String(cString: $0) } ?? "unknown error"
             throw .cannotOpen(path: path, reason: reason)
@@ -61,46 +71,45 @@ public final class PluginLibrary: @unchecked Sendable {
         guard let symbol = dlsym(handle, "speculate_plugin_entry") else { throw .missingEntryPoint(path: path) }
         let entry = unsafeBitCast(symbol, to: spec_plugin_entry_fn.self)
         guard let table = entry() else { throw .nullTable(path: path) }
-        // The first two fields are the same in every ABI version; read them before trusting the rest.
-        let version = table.pointee.abi_version
-        guard version == Self.supportedABIVersion else {
-            throw .unsupportedVersion(path: path, found: version, supported: Self.supportedABIVersion)
-        }
-        let size = table.pointee.struct_size
-        guard Int(size) >= MemoryLayout<spec_plugin_v1>.size else {
-            throw .truncatedTable(path: path, size: size, expected: MemoryLayout<spec_plugin_v1>.size)
-        }
-        let missing = [
-            ("create", table.pointee.create == nil), ("propose", table.pointee.propose == nil),
-            ("destroy", table.pointee.destroy == nil), ("name", table.pointee.name == nil),
-        ]
-        .filter(\.1).map(\.0)
-        guard missing.isEmpty else {
-            throw .invalidTable(path: path, problem: "null \(missing.joined(separator: ", "))")
-        }
-        let name = Self.boundedString(table.pointee.name)
-        guard !name.isEmpty, name.count <= 64,
-            name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." })
-        else {
-            throw .invalidTable(
-                path: path, problem: "name '\(name.prefix(64))' must be 1-64 letters, digits, '-', '_' or '.'")
-        }
-        self.path = path
-        self.handle = handle
-        self.table = table
-        self.name = name
-        self.summary = Self.boundedString(table.pointee.description)
-        self.optionsHelp = Self.boundedString(table.pointee.options_help)
+        try self.init(path: path, table: table, handle: handle)
     }
 
-    /// Creates a proposer instance with an options string (`""` for the plugin's defaults);
-    /// `timeLimit` (seconds) bounds each `propose` (default ``PluginProposer/configuredTimeLimit``).
-    public func makeProposer(options: String = "", vocabulary: PluginVocabulary, timeLimit: Double? = nil)
-        throws(PluginError) -> PluginProposer
+    /// Checks `table` (from the library `handle`, or compiled into this process when nil).
+    init(path: String, table: UnsafePointer<spec_plugin_v1>, handle: UnsafeMutableRawPointer? = nil)
+        throws(PluginError)
     {
+        // The first two fields are the same in every ABI version; read them before trusting the rest.
+        let version = table.pointee.abi_version
+        let size = table.pointee.struct_size
+        var missing: [String] = []
+        let complete = version == Self.supportedABIVersion && Int(size) >= MemoryLayout<spec_plugin_v1>.size
+        if complete {
+            missing = [
+                ("create", table.pointee.create == nil), ("propose", table.pointee.propose == nil),
+                ("destroy", table.pointee.destroy == nil), ("name", table.pointee.name == nil),
+            ]
+            .filter(\.1).map(\.0)
+        }
+        let readable = complete && missing.isEmpty
+        description = try PluginDescription.checked(
+            path: path, abiVersion: version, structSize: size, expectedSize: MemoryLayout<spec_plugin_v1>.size,
+            missing: missing, name: readable ? Self.boundedString(table.pointee.name) : "",
+            summary: readable ? Self.boundedString(table.pointee.description) : "",
+            optionsHelp: readable ? Self.boundedString(table.pointee.options_help) : "",
+            observes: readable && table.pointee.observe != nil)
+        self.table = table
+        self.handle = handle
+    }
+
+    /// Creates a proposer instance in this process with an options string (`""` for the plugin's
+    /// defaults); `timeLimit` (seconds) bounds each `propose` (default
+    /// ``PluginProposer/configuredTimeLimit``); `name` replaces `plugin:NAME` in statistics.
+    public func makeProposer(
+        options: String = "", vocabulary: PluginVocabulary, timeLimit: Double? = nil, name: String? = nil
+    ) throws(PluginError) -> PluginProposer {
         try PluginProposer(
             library: self, options: options, vocabulary: vocabulary,
-            timeLimit: timeLimit ?? PluginProposer.configuredTimeLimit)
+            timeLimit: timeLimit ?? PluginProposer.configuredTimeLimit, name: name)
     }
 
     /// A string from the plugin, read up to 4 KiB so that a missing terminator cannot run away.

@@ -51,9 +51,11 @@ public final class PluginProposer: DraftProposer {
         deinit { destroy(pointer) }
     }
 
-    init(library: PluginLibrary, options: String, vocabulary: PluginVocabulary, timeLimit: Double) throws(PluginError) {
+    init(
+        library: PluginLibrary, options: String, vocabulary: PluginVocabulary, timeLimit: Double, name: String? = nil
+    ) throws(PluginError) {
         self.library = library
-        self.name = "plugin:\(library.name)"
+        self.name = name ?? "plugin:\(library.name)"
         self.vocabularySize = vocabulary.size
         self.timeLimit = timeLimit
         self.worker = DispatchQueue(label: "speculate.plugin.\(library.name)")

@@ -42,23 +42,36 @@ public struct PluginSearch: Sendable {
             + buildDirectories.flatMap { libraries(in: $0, prefix: "libSpeculate") }
     }
 
-    /// Every candidate, loaded: plugins that pass the checks, and the reasons others were refused.
-    public func discover() -> (plugins: [PluginLibrary], refused: [(path: String, error: PluginError)]) {
-        var plugins: [PluginLibrary] = []
+    /// Every candidate, described by a plugin host process (none of them loads into this one):
+    /// plugins that pass the checks, and the reasons others were refused.
+    public func discover(configuration: PluginHostConfiguration = PluginHostConfiguration()) -> (
+        plugins: [PluginDescription], refused: [(path: String, error: PluginError)]
+    ) {
+        var plugins: [PluginDescription] = []
         var refused: [(String, PluginError)] = []
         for path in candidates() {
-            do { plugins.append(try PluginLibrary(path: path)) } catch { refused.append((path, error)) }
+            do {
+                plugins.append(try HostedPluginProposer.describe(path: path, configuration: configuration))
+            } catch { refused.append((path, error)) }
         }
         return (plugins, refused)
     }
 
-    /// Loads a plugin by path (anything with a slash or a library suffix) or by its name.
+    /// Whether a plugin location is a path (a slash or a library suffix) rather than a name.
+    static func isPath(_ location: String) -> Bool {
+        location.contains("/") || location.hasSuffix(".so") || location.hasSuffix(".dylib")
+    }
+
+    /// Loads a plugin into this process by path or by name (`plugin-inprocess:`).
     public func load(_ location: String) throws -> PluginLibrary {
-        if location.contains("/") || location.hasSuffix(".so") || location.hasSuffix(".dylib") {
-            return try PluginLibrary(path: location)
-        }
+        try PluginLibrary(path: try locate(location))
+    }
+
+    /// The path of a plugin given by path or by its name.
+    public func locate(_ location: String) throws -> String {
+        if Self.isPath(location) { return location }
         let found = discover().plugins
-        if let plugin = found.first(where: { $0.name == location }) { return plugin }
+        if let plugin = found.first(where: { $0.name == location }) { return plugin.path }
         let names = found.map(\.name)
         let hint =
             names.isEmpty

@@ -204,14 +204,48 @@ extension ProposerRegistry {
             ProposerFactory(
                 name: "plugin", usage: "plugin:PATH-or-NAME[:OPTIONS]",
                 summary:
-                    "a runtime-loaded plugin (a shared library with the C ABI of Plugins/ABI/include/speculate_plugin.h); see `speculate proposers`"
+                    "a runtime-loaded plugin (a shared library with the C ABI of Plugins/ABI/include/speculate_plugin.h), run in a process of its own: a crash or hang costs its drafts, never the run; see `speculate proposers`"
             ) { argument, environment in
                 guard !argument.isEmpty else {
                     throw ProposerSpecError.missingArgument(usage: "plugin:PATH-or-NAME[:OPTIONS]")
                 }
                 let (location, options) = PluginSearch.splitArgument(argument)
+                return try HostedPluginProposer(
+                    path: try PluginSearch().locate(location), options: options,
+                    vocabulary: environment.pluginVocabulary)
+            })
+        registry.register(
+            ProposerFactory(
+                name: "plugin-inprocess", usage: "plugin-inprocess:PATH-or-NAME[:OPTIONS]",
+                summary:
+                    "the same plugin loaded into this process (trusted plugins, A/B timing): a crash takes the process down"
+            ) { argument, environment in
+                guard !argument.isEmpty else {
+                    throw ProposerSpecError.missingArgument(usage: "plugin-inprocess:PATH-or-NAME[:OPTIONS]")
+                }
+                let (location, options) = PluginSearch.splitArgument(argument)
                 let library = try PluginSearch().load(location)
                 return try library.makeProposer(options: options, vocabulary: environment.pluginVocabulary)
+            })
+        registry.register(
+            ProposerFactory(
+                name: "ffi", usage: "ffi:LIBRARY:SYMBOL[:SIGNATURE]",
+                summary:
+                    "a C function that predicts tokens, called through libffi in a plugin host process; SIGNATURE is its C prototype with parameters named context, context_length, draft, capacity [, draft_length], e.g. 'int32_t (const int32_t *context, int64_t context_length, int32_t *draft, int32_t capacity)', or a line 'SYMBOL: SIGNATURE' in LIBRARY.ffi"
+            ) { argument, environment in
+                let signature = try ForeignFunctionSignature.parse(argument: argument)
+                return try HostedPluginProposer(
+                    foreignFunction: signature, vocabulary: environment.pluginVocabulary)
+            })
+        registry.register(
+            ProposerFactory(
+                name: "ffi-inprocess", usage: "ffi-inprocess:LIBRARY:SYMBOL[:SIGNATURE]",
+                summary: "the same C function called in this process (a crash takes the process down)"
+            ) { argument, environment in
+                let signature = try ForeignFunctionSignature.parse(argument: argument)
+                return try PluginLibrary.foreignFunctionAdapter().makeProposer(
+                    options: signature.adapterOptions, vocabulary: environment.pluginVocabulary,
+                    name: "ffi:\(signature.symbol)")
             })
         return registry
     }()
