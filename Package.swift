@@ -210,6 +210,7 @@ let package = Package(
                 "SpeculateCore",
                 "SpeculateEngine",
                 "SpeculateFormat",
+                "SpeculatePlugins",
                 "SpeculateRuntime",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -100,7 +100,8 @@ int spec_host_spawn(const spec_spawn_request *request, pid_t *pid) {
                                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
     if (status == 0) {
         extern char **environ;
-        status = posix_spawn(pid, request->executable, &actions, &attributes, request->arguments, environ);
+        status = posix_spawn(pid, request->executable, &actions, &attributes, request->arguments,
+                             request->environment ? request->environment : environ);
     }
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attributes);

@@ -18,6 +18,9 @@ enum Summary {
                     p.acceptanceRate * 100,
                     p.failures > 0 ? ", \(p.failures) skipped" : ""))
         }
+        // What went wrong with proposers (a plugin stopped, a draft refused): the first few.
+        for error in s.proposerErrors.prefix(5) { lines.append("  \(error)") }
+        if s.proposerErrors.count > 5 { lines.append("  ... and \(s.proposerErrors.count - 5) more proposer errors") }
         if s.verifySeconds + s.proposeSeconds > 0 {
             lines.append(
                 String(

@@ -63,7 +63,8 @@ public final class HostedPluginProposer: DraftProposer, @unchecked Sendable {
         case .foreignFunction: path = "ffi"
         }
         let (host, description) = try Self.start(
-            source: source, path: path, label: displayName ?? path, configuration: configuration, sink: sink)
+            source: source, path: path, label: displayName ?? path, displayName: displayName,
+            configuration: configuration, sink: sink)
         self.description = description
         self.name = displayName ?? "plugin:\(description.name)"
         self.source = source
@@ -78,7 +79,8 @@ public final class HostedPluginProposer: DraftProposer, @unchecked Sendable {
 
     /// Starts a host and waits for its report on the library.
     private static func start(
-        source: PluginHostSource, path: String, label: String, configuration: PluginHostConfiguration,
+        source: PluginHostSource, path: String, label: String, displayName: String?,
+        configuration: PluginHostConfiguration,
         sink: @escaping @Sendable (String) -> Void
     ) throws(PluginError) -> (PluginHostProcess, PluginDescription) {
         let host: PluginHostProcess
@@ -86,7 +88,9 @@ public final class HostedPluginProposer: DraftProposer, @unchecked Sendable {
             host = try PluginHostProcess(
                 source: source, configuration: configuration, outputPrefix: "plugin \(label): ", sink: sink)
         } catch { throw .hostFailed(plugin: label, reason: error.description) }
-        return (host, try host.loaded(path: path))
+        let description = try host.loaded(path: path)
+        host.labelOutput("plugin \(displayName ?? description.name): ")
+        return (host, description)
     }
 
     /// Reads a plugin library's description in a host process (nothing of it loads here).
@@ -94,7 +98,7 @@ public final class HostedPluginProposer: DraftProposer, @unchecked Sendable {
         path: String, configuration: PluginHostConfiguration = PluginHostConfiguration()
     ) throws(PluginError) -> PluginDescription {
         let (host, description) = try start(
-            source: .library(path), path: path, label: path, configuration: configuration,
+            source: .library(path), path: path, label: path, displayName: nil, configuration: configuration,
             sink: PluginHostedOutput.standardError)
         host.stop()
         return description
@@ -148,7 +152,8 @@ public final class HostedPluginProposer: DraftProposer, @unchecked Sendable {
         let label = name
         do {
             let (host, _) = try Self.start(
-                source: source, path: description.path, label: label, configuration: configuration, sink: sink)
+                source: source, path: description.path, label: label,
+                displayName: name.hasPrefix("ffi:") ? name : nil, configuration: configuration, sink: sink)
             try host.create(plugin: description.name, options: options, vocabulary: vocabulary)
             self.host = host
             PluginHostEvents.recordStart(restart: true)

@@ -19,7 +19,7 @@ final class PluginHostOutput: @unchecked Sendable {
     private var closed = false
     private let limit: Int
     private let forwardLimit: Int
-    private let prefix: String
+    private var prefix: String
     private let sink: @Sendable (String) -> Void
 
     /// Starts reading `descriptor` (which the reader closes when done).
@@ -35,6 +35,9 @@ final class PluginHostOutput: @unchecked Sendable {
 
     /// The process group to stop on flooding (set once the host is spawned).
     func watch(group: pid_t) { lock.withLock { self.group = group } }
+
+    /// Prefixes later lines with `prefix`.
+    func rename(_ prefix: String) { lock.withLock { self.prefix = prefix } }
 
     /// Whether the host was stopped for its output.
     var hasFlooded: Bool { lock.withLock { flooded } }
@@ -84,6 +87,7 @@ final class PluginHostOutput: @unchecked Sendable {
                 forwarded <= forwardLimit && forwarded + line.count > forwardLimit
             )
         }
+        let prefix = lock.withLock { self.prefix }
         if show {
             sink("\(prefix)\(String(decoding: line, as: UTF8.self))")
         } else if note {

@@ -95,13 +95,22 @@ final class PluginHostProcess {
         arguments += source.arguments
         var cArguments = arguments.map { strdup($0) } + [nil]
         defer { for argument in cArguments { free(argument) } }
+        // The host links the Swift runtime (so that plugins written in Swift load); its crash
+        // backtracer would print pages into the plugin's output for every contained crash.
+        var environment = ProcessInfo.processInfo.environment
+        environment["SWIFT_BACKTRACE"] = "enable=no"
+        var cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for entry in cEnvironment { free(entry) } }
         var child: pid_t = 0
         let status = configuration.executable.withCString { executable in
             cArguments.withUnsafeMutableBufferPointer { argv in
-                var request = spec_spawn_request(
-                    executable: executable, arguments: argv.baseAddress, output_fd: outputPair[1],
-                    channel_fd: channelPair[1], lifeline_fd: lifelinePair[0], shared_fd: memory)
-                return spec_host_spawn(&request, &child)
+                cEnvironment.withUnsafeMutableBufferPointer { envp in
+                    var request = spec_spawn_request(
+                        executable: executable, arguments: argv.baseAddress, environment: envp.baseAddress,
+                        output_fd: outputPair[1], channel_fd: channelPair[1], lifeline_fd: lifelinePair[0],
+                        shared_fd: memory)
+                    return spec_host_spawn(&request, &child)
+                }
             }
         }
         // The child's ends live on in the child only.
@@ -131,6 +140,9 @@ final class PluginHostProcess {
         stop()
         release()
     }
+
+    /// Prefixes the plugin's forwarded output lines with `prefix` from now on.
+    func labelOutput(_ prefix: String) { output.rename(prefix) }
 
     // MARK: Requests
 

@@ -5,6 +5,7 @@ import NIOCore
 import Prometheus
 import SpeculateCore
 import SpeculateFormat
+import SpeculatePlugins
 import SpeculateRuntime
 
 /// Where and how the server listens.
@@ -54,6 +55,7 @@ public enum SpeculateHTTPServer {
             return jsonResponse(.ok, routes.modelObject)
         }
         router.get("/metrics") { _, _ in
+            metrics.recordPluginHosts()
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(
@@ -92,6 +94,10 @@ struct Routes: Sendable {
                 "status": "ok", "model": engine.modelName, "kernels": ComputeThreads.kernelName,
                 "context": engine.context,
                 "queue": ["running": depth.running, "waiting": depth.waiting, "capacity": engine.queue.capacity],
+                "plugins": [
+                    "hosts_started": PluginHostEvents.started, "failures": PluginHostEvents.failures,
+                    "restarts": PluginHostEvents.restarts, "dropped": PluginHostEvents.drops,
+                ],
             ])
     }
 

@@ -1,5 +1,6 @@
 import Metrics
 import SpeculateCore
+import SpeculatePlugins
 
 /// The server's figures, through swift-metrics (the `serve` command bootstraps a Prometheus
 /// registry and `/metrics` prints it): requests by endpoint and status, tokens, queue depth,
@@ -14,6 +15,9 @@ public struct ServerMetrics: Sendable {
     private let lastTokensPerForward = Gauge(label: "speculate_last_tokens_per_forward")
     private let decoding = Gauge(label: "speculate_decoding")
     private let waiting = Gauge(label: "speculate_queue_waiting")
+    private let pluginFailures = Gauge(label: "speculate_plugin_host_failures")
+    private let pluginRestarts = Gauge(label: "speculate_plugin_host_restarts")
+    private let pluginDrops = Gauge(label: "speculate_plugin_drops")
 
     public init() {}
 
@@ -21,6 +25,14 @@ public struct ServerMetrics: Sendable {
     public func request(endpoint: String, status: Int) {
         Counter(label: "speculate_requests_total", dimensions: [("endpoint", endpoint), ("status", String(status))])
             .increment()
+    }
+
+    /// Plugin hosts stopped for misbehaving, restarted, and plugins dropped (process totals,
+    /// counted in SpeculatePlugins; read when `/metrics` is asked).
+    func recordPluginHosts() {
+        pluginFailures.record(PluginHostEvents.failures)
+        pluginRestarts.record(PluginHostEvents.restarts)
+        pluginDrops.record(PluginHostEvents.drops)
     }
 
     func busy(_ running: Bool) { decoding.record(running ? 1 : 0) }

@@ -41,6 +41,30 @@ enum PluginFixtures {
     }
 }
 
+/// Where a test runs a plugin: loaded into the test process, or in a `speculate-plugin-host`.
+enum PluginMode: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case inProcess = "in process"
+    case hosted = "in a plugin host process"
+
+    var testDescription: String { rawValue }
+
+    func proposer(_ path: String, options: String = "", vocabulary: PluginVocabulary) throws(PluginError)
+        -> any DraftProposer
+    {
+        switch self {
+        case .inProcess: return try PluginLibrary(path: path).makeProposer(options: options, vocabulary: vocabulary)
+        case .hosted: return try HostedPluginProposer(path: path, options: options, vocabulary: vocabulary)
+        }
+    }
+
+    func describe(_ path: String) throws(PluginError) -> PluginDescription {
+        switch self {
+        case .inProcess: return try PluginLibrary(path: path).description
+        case .hosted: return try HostedPluginProposer.describe(path: path)
+        }
+    }
+}
+
 @Suite("Proposer plugins", .serialized)
 struct PluginTests {
     static let model = Result { try SharedModels.model("smollm2-135m-instruct") }
@@ -60,12 +84,12 @@ struct PluginTests {
         return (tokens.map(\.token), stats)
     }
 
-    @Test("libraries that are not valid plugins are refused with a clear error")
-    func loaderRefusesBrokenLibraries() throws {
+    @Test("libraries that are not valid plugins are refused with a clear error", arguments: PluginMode.allCases)
+    func loaderRefusesBrokenLibraries(mode: PluginMode) throws {
         func refusal(_ variant: Int) throws -> PluginError? {
             let path = try PluginFixtures.broken(variant: variant)
             do {
-                _ = try PluginLibrary(path: path)
+                _ = try mode.describe(path)
                 return nil
             } catch { return error }
         }
@@ -96,7 +120,7 @@ struct PluginTests {
             return
         }
         do {
-            _ = try PluginLibrary(path: "/nonexistent/libnothing.so")
+            _ = try mode.describe("/nonexistent/libnothing.so")
             Issue.record("missing file accepted")
         } catch {
             guard case .cannotOpen = error else {
@@ -107,19 +131,21 @@ struct PluginTests {
         }
     }
 
-    @Test("a plugin that refuses its options or returns no instance gives a creation error")
-    func creationFailures() throws {
+    @Test(
+        "a plugin that refuses its options or returns no instance gives a creation error",
+        arguments: PluginMode.allCases)
+    func creationFailures(mode: PluginMode) throws {
         let model = try Self.model.get()
         let vocabulary = Self.vocabulary(try Tokenizer(gguf: model.file))
-        let library = try PluginLibrary(path: try PluginFixtures.broken(variant: 0))
+        let path = try PluginFixtures.broken(variant: 0)
         do {
-            _ = try library.makeProposer(options: "mode=refuse", vocabulary: vocabulary)
+            _ = try mode.proposer(path, options: "mode=refuse", vocabulary: vocabulary)
             Issue.record("refusal ignored")
         } catch {
             #expect(error == .creationFailed(plugin: "broken", code: 7, message: "refused on purpose"))
         }
         do {
-            _ = try library.makeProposer(options: "mode=null-instance", vocabulary: vocabulary)
+            _ = try mode.proposer(path, options: "mode=null-instance", vocabulary: vocabulary)
             Issue.record("null instance accepted")
         } catch {
             guard case .creationFailed = error else {
@@ -129,11 +155,13 @@ struct PluginTests {
         }
     }
 
-    @Test("every kind of bad draft is skipped with a reason, and the output stays plain greedy")
-    func badDraftsAreSkipped() async throws {
+    @Test(
+        "every kind of bad draft is skipped with a reason, and the output stays plain greedy",
+        arguments: PluginMode.allCases)
+    func badDraftsAreSkipped(pluginMode: PluginMode) async throws {
         let model = try Self.model.get()
         let tokenizer = try Tokenizer(gguf: model.file)
-        let library = try PluginLibrary(path: try PluginFixtures.broken(variant: 0))
+        let path = try PluginFixtures.broken(variant: 0)
         let prompt = tokenizer.encode("def add(a, b):\n    return a + b\n\ndef sub(a, b):\n")
         // Twelve tokens: several steps, each of which asks the plugin (these run under ThreadSanitizer too).
         let (plain, _) = try await Self.decode(model, prompt, [], maxTokens: 12)
@@ -142,7 +170,8 @@ struct PluginTests {
             "count": "count", "nan": "non-finite", "probability": "probability",
         ]
         for (mode, reason) in expectations.sorted(by: { $0.key < $1.key }) {
-            let proposer = try library.makeProposer(options: "mode=\(mode)", vocabulary: Self.vocabulary(tokenizer))
+            let proposer = try pluginMode.proposer(
+                path, options: "mode=\(mode)", vocabulary: Self.vocabulary(tokenizer))
             let (output, stats) = try await Self.decode(model, prompt, [proposer], maxTokens: 12)
             #expect(output == plain, "mode \(mode) changed the output")
             #expect(stats.proposers[0].failures > 0, "mode \(mode) was not reported")
@@ -151,7 +180,7 @@ struct PluginTests {
                 "mode \(mode): \(stats.proposerErrors.first ?? "no errors")")
         }
         // A well-behaved draft from the same library goes through.
-        let good = try library.makeProposer(options: "mode=good", vocabulary: Self.vocabulary(tokenizer))
+        let good = try pluginMode.proposer(path, options: "mode=good", vocabulary: Self.vocabulary(tokenizer))
         let (output, stats) = try await Self.decode(model, prompt, [good], maxTokens: 12)
         #expect(output == plain)
         #expect(stats.proposers[0].failures == 0 && stats.proposers[0].drafted > 0)
@@ -187,25 +216,27 @@ struct PluginTests {
         #expect(stats.proposers[0].failures == 0 && stats.proposers[0].drafted > 0)
     }
 
-    @Test("a draft deeper than the budget is refused")
-    func tooDeep() async throws {
+    @Test("a draft deeper than the budget is refused", arguments: PluginMode.allCases)
+    func tooDeep(mode: PluginMode) async throws {
         let model = try Self.model.get()
         let tokenizer = try Tokenizer(gguf: model.file)
-        let library = try PluginLibrary(path: try PluginFixtures.broken(variant: 0))
-        let proposer = try library.makeProposer(options: "mode=depth", vocabulary: Self.vocabulary(tokenizer))
+        let proposer = try mode.proposer(
+            try PluginFixtures.broken(variant: 0), options: "mode=depth", vocabulary: Self.vocabulary(tokenizer))
         let context = DraftContext(
             tokens: [1, 2, 3], budget: TreeBudget(maxNodes: 8, maxDepth: 2), sampling: .greedy,
             remainingContext: 100, step: 0)
         await #expect(throws: PluginError.self) { _ = try await proposer.propose(context) }
     }
 
-    @Test("the C example (line-echo) continues a line like the earlier ones and stays lossless")
-    func lineEcho() async throws {
+    @Test(
+        "the C example (line-echo) continues a line like the earlier ones and stays lossless",
+        arguments: PluginMode.allCases)
+    func lineEcho(mode: PluginMode) async throws {
         let model = try Self.model.get()
         let tokenizer = try Tokenizer(gguf: model.file)
-        let library = try PluginLibrary(path: try PluginFixtures.example("SpeculateLineEcho"))
-        #expect(library.name == "line-echo")
-        let proposer = try library.makeProposer(options: "branches=2,max=10", vocabulary: Self.vocabulary(tokenizer))
+        let path = try PluginFixtures.example("SpeculateLineEcho")
+        #expect(try mode.describe(path).name == "line-echo")
+        let proposer = try mode.proposer(path, options: "branches=2,max=10", vocabulary: Self.vocabulary(tokenizer))
         let text =
             "class P:\n    def __init__(self, alpha, beta, gamma):\n        self.alpha = alpha\n        self.beta = beta\n        self."
         let context = DraftContext(
@@ -224,22 +255,24 @@ struct PluginTests {
         let prompt = tokenizer.encode("def f(a, b, c):\n    x_a = a * 2\n    x_b = b * 2\n")
         let (plain, _) = try await Self.decode(model, prompt, [], maxTokens: 48)
         let (output, stats) = try await Self.decode(
-            model, prompt, [try library.makeProposer(vocabulary: Self.vocabulary(tokenizer))], maxTokens: 48)
+            model, prompt, [try mode.proposer(path, vocabulary: Self.vocabulary(tokenizer))], maxTokens: 48)
         #expect(output == plain)
         #expect(stats.proposers[0].failures == 0)
     }
 
-    @Test("the Swift example (suffix-match) predicts a corpus passage exactly and stays lossless")
-    func suffixMatch() async throws {
+    @Test(
+        "the Swift example (suffix-match) predicts a corpus passage exactly and stays lossless",
+        arguments: PluginMode.allCases)
+    func suffixMatch(mode: PluginMode) async throws {
         let model = try Self.model.get()
         let tokenizer = try Tokenizer(gguf: model.file)
         let corpus = try TestSupport.temporaryFolder().appendingPathComponent("corpus.txt")
         let passage = "The quick brown fox jumps over the lazy dog while the scheduler rebalances every queue twice."
         try Data(("Unrelated text first.\n" + passage + "\nMore unrelated text.").utf8).write(to: corpus)
-        let library = try PluginLibrary(path: try PluginFixtures.example("SpeculateSuffixMatch"))
-        #expect(library.name == "suffix-match")
-        let proposer = try library.makeProposer(
-            options: "corpus=\(corpus.path),min=2,max=8", vocabulary: Self.vocabulary(tokenizer))
+        let path = try PluginFixtures.example("SpeculateSuffixMatch")
+        #expect(try mode.describe(path).name == "suffix-match")
+        let proposer = try mode.proposer(
+            path, options: "corpus=\(corpus.path),min=2,max=8", vocabulary: Self.vocabulary(tokenizer))
         let passageTokens = tokenizer.encode(passage)
         let context = DraftContext(
             tokens: Array(passageTokens.prefix(6)), budget: TreeBudget(maxNodes: 16, maxDepth: 8), sampling: .greedy,
@@ -247,8 +280,8 @@ struct PluginTests {
         let drafts = try await proposer.propose(context)
         #expect(drafts.first.map { Array($0.tokens.prefix(8)) } == Array(passageTokens[6..<14]))
         do {
-            _ = try library.makeProposer(
-                options: "corpus=/nonexistent/corpus.txt", vocabulary: Self.vocabulary(tokenizer))
+            _ = try mode.proposer(
+                path, options: "corpus=/nonexistent/corpus.txt", vocabulary: Self.vocabulary(tokenizer))
             Issue.record("missing corpus accepted")
         } catch {
             #expect(error.description.contains("/nonexistent/corpus.txt"))
@@ -256,7 +289,7 @@ struct PluginTests {
         let prompt = tokenizer.encode("Repeat exactly: " + passage + "\nAgain: The quick brown")
         let (plain, _) = try await Self.decode(model, prompt, [], maxTokens: 40)
         let (output, stats) = try await Self.decode(
-            model, prompt, [try library.makeProposer(vocabulary: Self.vocabulary(tokenizer))], maxTokens: 40)
+            model, prompt, [try mode.proposer(path, vocabulary: Self.vocabulary(tokenizer))], maxTokens: 40)
         #expect(output == plain)
         #expect(stats.acceptedDrafts > 0, "no suffix-match draft accepted")
     }

@@ -120,6 +120,8 @@ int spec_channel_receive(int fd, spec_channel_message *header, void *payload, si
 typedef struct spec_spawn_request {
     const char *executable;
     char *const *arguments;
+    /** The child's environment (NULL: this process's). */
+    char *const *environment;
     int output_fd;
     int channel_fd;
     int lifeline_fd;
