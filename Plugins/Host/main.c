@@ -15,6 +15,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -64,13 +65,23 @@ static void send_message(uint32_t kind, uint32_t sequence, int32_t code, const i
     if (spec_channel_send(SPEC_CHANNEL_FD, &header, bytes, length) != 0) _exit(0);
 }
 
-/* Speculate is gone when its end of the lifeline closes: take the whole process group down,
+/* Speculate is gone when its end of the lifeline closes, when the channel's other end hangs up,
+ * or when this process has been handed to another parent: take the whole process group down,
  * the plugin's own children included. */
+static pid_t parent;
+
 static void *watch_lifeline(void *unused) {
     (void)unused;
-    char byte;
-    while (read(SPEC_LIFELINE_FD, &byte, 1) != 0) {
-        if (errno != EINTR && errno != EAGAIN) break;
+    for (;;) {
+        struct pollfd ends[2] = {{SPEC_LIFELINE_FD, POLLIN, 0}, {SPEC_CHANNEL_FD, POLLRDHUP, 0}};
+        int ready = poll(ends, 2, 1000);
+        if (ready < 0 && errno != EINTR) break;
+        if (getppid() != parent) break;
+        if (ready > 0 && (ends[0].revents || (ends[1].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)))) {
+            char byte;
+            if (ends[0].revents && read(SPEC_LIFELINE_FD, &byte, 1) > 0) continue;
+            break;
+        }
     }
     kill(0, SIGKILL);
     _exit(0);
@@ -245,6 +256,7 @@ int main(int argc, char **argv) {
             library = argv[i];
     }
     if (!ffi && !library) fail("usage: speculate-plugin-host [limits] (--ffi | LIBRARY); started by Speculate");
+    parent = getppid();
     pthread_t watcher;
     if (pthread_create(&watcher, NULL, watch_lifeline, NULL) != 0) fail("cannot start the lifeline watcher");
     apply_limit(RLIMIT_AS, memory_mb * 1024 * 1024);

@@ -73,9 +73,9 @@ static void *spin(void *unused) {
 static void *leak(void *unused) {
     (void)unused;
     for (;;) {
-        char *block = malloc(10 << 20);
-        memset(block, 1, 10 << 20); /* NULL past the memory limit: a crash, as a real leak ends */
-        usleep(100000);
+        char *block = malloc(1 << 20);
+        memset(block, 1, 1 << 20); /* NULL past the memory limit: a crash, as a real leak ends */
+        usleep(10000);
     }
     return NULL;
 }

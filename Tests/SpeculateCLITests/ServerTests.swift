@@ -8,9 +8,16 @@ final class ServerProcess {
     let port: Int
     private let output = Pipe()
 
-    init(_ arguments: [String]) throws {
+    /// `environment`: extra `NAME=VALUE` settings for the server.
+    init(_ arguments: [String], environment: [String] = []) throws {
         process.executableURL = URL(fileURLWithPath: CLI.executable)
         process.arguments = ["serve", "--port", "0"] + arguments
+        var variables = ProcessInfo.processInfo.environment
+        for setting in environment {
+            let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
+            variables[parts[0]] = parts.count > 1 ? parts[1] : ""
+        }
+        process.environment = variables
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         try process.run()
