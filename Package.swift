@@ -7,7 +7,8 @@
 //                        the decoder, the output text; knows no model and no proposer.
 // - SpeculateRuntime:    the GGUF CPU transformer over the C kernels (CSpeculateKernels).
 // - SpeculateProposers:  n-gram lookup, draft models, cross-tokenizer drafts, `auto`.
-// - SpeculatePlugins:    C-ABI proposer plugins (Plugins/ABI).
+// - SpeculatePlugins:    C-ABI proposer plugins (Plugins/ABI), run in `speculate-plugin-host` (Plugins/Host)
+//                        or in process; C functions as proposers through libffi (Plugins/FFI).
 // - SpeculateCatalog:    the known-model catalog, the model cache and `models pull` (PyPI wheels,
 //                        verified by SHA-256 through the system's libcrypto).
 // - SpeculateStrategies: the `--proposer` registry, plugin search, the verification cost cache,
