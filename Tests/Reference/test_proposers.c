@@ -6,7 +6,7 @@
  *   misbehaves, default 3). spin starts a thread that loops forever and returns normally; leak
  *   starts a thread that leaks 100 MB/s of touched memory; garbage writes bytes to every
  *   descriptor from 3 to 9; fork leaves a child (named spec-test-fork) that sleeps forever;
- *   flood writes 4 MiB to stderr.
+ *   flood writes 4 MiB to stderr; report-fds writes the open descriptors to stderr during create.
  * - The same lookup as plain C functions of several shapes, for `ffi:`:
  *     int32_t lookup32(const int32_t *context, int32_t context_length, int32_t *draft, int32_t capacity)
  *     int64_t lookup64(const int32_t *context, int64_t context_length, int32_t *draft, uint64_t capacity)
@@ -18,6 +18,7 @@
 #define _GNU_SOURCE
 #include "speculate_plugin.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -118,6 +119,21 @@ static int32_t create(const spec_host *host, const char *options, void **instanc
     if (behaviour) sscanf(behaviour + 3, "%31[a-z-]", self->behaviour);
     const char *after = strstr(options, "after=");
     if (after) self->after = atoi(after + 6);
+    if (strcmp(self->behaviour, "report-fds") == 0) {
+        /* What the host inherited: every open descriptor but the directory's own. */
+        DIR *directory = opendir("/proc/self/fd");
+        int own = directory ? dirfd(directory) : -1, present[64] = {0};
+        for (struct dirent *entry; directory && (entry = readdir(directory));) {
+            int fd = atoi(entry->d_name);
+            if (entry->d_name[0] != '.' && fd != own && fd < 64) present[fd] = 1;
+        }
+        if (directory) closedir(directory);
+        fprintf(stderr, "fds:");
+        for (int fd = 0; fd < 64; fd++)
+            if (present[fd]) fprintf(stderr, " %d", fd);
+        fprintf(stderr, "\n");
+        fflush(stderr);
+    }
     if (strcmp(self->behaviour, "create-segv") == 0) {
         volatile int *nowhere = NULL;
         *nowhere = 1;
@@ -164,7 +180,7 @@ static const spec_plugin_v1 table = {
     sizeof(spec_plugin_v1),
     "lookup",
     "drafts what followed the last two tokens earlier; misbehaves on purpose (do=...)",
-    "do=segv|abort|exit|hang|spin|leak|garbage|fork|flood|observe-hang|create-segv, after=N (3)",
+    "do=segv|abort|exit|hang|spin|leak|garbage|fork|flood|observe-hang|create-segv|report-fds, after=N (3)",
     create,
     propose,
     observe,

@@ -5,6 +5,18 @@ import SpeculatePlugins
 import SpeculateTestSupport
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Lines a hosted plugin printed, collected from the output thread.
+final class LockedLines: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+    func append(_ line: String) { lock.withLock { lines.append(line) } }
+    var all: [String] { lock.withLock { lines } }
+}
+
 extension PluginFixtures {
     /// Tests/Reference/test_proposers.c built once: the "lookup" plugin (which misbehaves on
     /// request) and the same lookup as plain C functions of several shapes.
@@ -146,6 +158,24 @@ struct PluginHostTests {
             _ = try PluginLibrary.foreignFunctionAdapter().makeProposer(
                 options: missing.adapterOptions, vocabulary: vocabulary)
         } throws: { ($0 as? PluginError)?.description.contains("nothing_here") == true }
+    }
+
+    @Test("the host inherits nothing but its channel, its lifeline and its shared memory")
+    func inheritsNothing() throws {
+        let library = try PluginFixtures.testProposers.get()
+        // A file this process has open, not close-on-exec: the host must not see it.
+        let open = Glibc.open("/dev/null", O_RDONLY)
+        defer { Glibc.close(open) }
+        let lines = LockedLines()
+        let vocabulary = PluginVocabulary(size: 100, tokenize: { _ in [] }, tokenBytes: { _ in [] })
+        let proposer = try HostedPluginProposer(
+            path: library, options: "do=report-fds", vocabulary: vocabulary, sink: { lines.append($0) })
+        let deadline = Date().addingTimeInterval(5)
+        while !lines.all.contains(where: { $0.contains("fds:") }), Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        #expect(lines.all.contains("plugin lookup: fds: 0 1 2 3 4 5"), "\(lines.all)")
+        _ = proposer
     }
 
     @Test("a plugin that crashes while loading or creating is a clear error, and this process goes on")
