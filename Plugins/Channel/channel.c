@@ -120,19 +120,25 @@ int spec_channel_memfd(const char *name) {
     return memfd_create(name, MFD_CLOEXEC);
 }
 
+/* Reads a small /proc file into `text` (NUL-terminated); its length, or -1. */
+static ssize_t read_proc(const char *path, char *text, size_t capacity) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t length = read(fd, text, capacity - 1);
+    close(fd);
+    if (length <= 0) return -1;
+    text[length] = 0;
+    return length;
+}
+
 double spec_process_cpu_seconds(pid_t pid, pid_t tid) {
     char path[64];
     if (tid > 0)
         snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
     else
         snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
     char text[1024];
-    ssize_t length = read(fd, text, sizeof text - 1);
-    close(fd);
-    if (length <= 0) return -1;
-    text[length] = 0;
+    if (read_proc(path, text, sizeof text) < 0) return -1;
     /* Fields 14 and 15 (utime, stime) follow the command name, which ends at the last ')'. */
     char *end = strrchr(text, ')');
     if (!end) return -1;
@@ -145,13 +151,8 @@ double spec_process_cpu_seconds(pid_t pid, pid_t tid) {
 int64_t spec_process_mapped_bytes(pid_t pid) {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
     char text[256];
-    ssize_t length = read(fd, text, sizeof text - 1);
-    close(fd);
-    if (length <= 0) return -1;
-    text[length] = 0;
+    if (read_proc(path, text, sizeof text) < 0) return -1;
     unsigned long pages = 0;
     if (sscanf(text, "%lu", &pages) != 1) return -1;
     return (int64_t)pages * sysconf(_SC_PAGESIZE);

@@ -6,6 +6,7 @@ import SpeculateProposers
 import SpeculateRuntime
 import SpeculateStrategies
 import SpeculateTestSupport
+import Synchronization
 import Testing
 
 /// Locates the example plugins `swift build` put next to the test binary, and builds the broken
@@ -26,7 +27,18 @@ enum PluginFixtures {
         return path
     }
 
+    /// Each variant is compiled once per test process.
     static func broken(variant: Int) throws -> String {
+        try brokenBuilds.withLock { builds in
+            if let path = builds[variant] { return path }
+            let path = try compileBroken(variant: variant)
+            builds[variant] = path
+            return path
+        }
+    }
+    private static let brokenBuilds = Mutex<[Int: String]>([:])
+
+    private static func compileBroken(variant: Int) throws -> String {
         let folder = try TestSupport.temporaryFolder()
         let output = folder.appendingPathComponent("libbroken\(variant).so").path
         let root = TestSupport.packageRoot.path
@@ -47,6 +59,14 @@ enum PluginMode: String, CaseIterable, CustomTestStringConvertible, Sendable {
     case hosted = "in a plugin host process"
 
     var testDescription: String { rawValue }
+
+    /// The modes the decoding tests run: both, unless `SPECULATE_TEST_PLUGIN_MODES=in-process`
+    /// (.ci/sanitizers: under ThreadSanitizer a hosted plugin's threads are the parent's output
+    /// reader, which `PluginHostTests` covers, and decoding the model twice under TSan's
+    /// instrumented kernels costs most of a minute).
+    static var tested: [PluginMode] {
+        ProcessInfo.processInfo.environment["SPECULATE_TEST_PLUGIN_MODES"] == "in-process" ? [.inProcess] : allCases
+    }
 
     func proposer(_ path: String, options: String = "", vocabulary: PluginVocabulary) throws(PluginError)
         -> any DraftProposer
@@ -84,7 +104,7 @@ struct PluginTests {
         return (tokens.map(\.token), stats)
     }
 
-    @Test("libraries that are not valid plugins are refused with a clear error", arguments: PluginMode.allCases)
+    @Test("libraries that are not valid plugins are refused with a clear error", arguments: PluginMode.tested)
     func loaderRefusesBrokenLibraries(mode: PluginMode) throws {
         func refusal(_ variant: Int) throws -> PluginError? {
             let path = try PluginFixtures.broken(variant: variant)
@@ -133,7 +153,7 @@ struct PluginTests {
 
     @Test(
         "a plugin that refuses its options or returns no instance gives a creation error",
-        arguments: PluginMode.allCases)
+        arguments: PluginMode.tested)
     func creationFailures(mode: PluginMode) throws {
         let model = try Self.model.get()
         let vocabulary = Self.vocabulary(try Tokenizer(gguf: model.file))
@@ -157,7 +177,7 @@ struct PluginTests {
 
     @Test(
         "every kind of bad draft is skipped with a reason, and the output stays plain greedy",
-        arguments: PluginMode.allCases)
+        arguments: PluginMode.tested)
     func badDraftsAreSkipped(pluginMode: PluginMode) async throws {
         let model = try Self.model.get()
         let tokenizer = try Tokenizer(gguf: model.file)
@@ -216,7 +236,7 @@ struct PluginTests {
         #expect(stats.proposers[0].failures == 0 && stats.proposers[0].drafted > 0)
     }
 
-    @Test("a draft deeper than the budget is refused", arguments: PluginMode.allCases)
+    @Test("a draft deeper than the budget is refused", arguments: PluginMode.tested)
     func tooDeep(mode: PluginMode) async throws {
         let model = try Self.model.get()
         let tokenizer = try Tokenizer(gguf: model.file)
@@ -230,7 +250,7 @@ struct PluginTests {
 
     @Test(
         "the C example (line-echo) continues a line like the earlier ones and stays lossless",
-        arguments: PluginMode.allCases)
+        arguments: PluginMode.tested)
     func lineEcho(mode: PluginMode) async throws {
         let model = try Self.model.get()
         let tokenizer = try Tokenizer(gguf: model.file)
@@ -262,7 +282,7 @@ struct PluginTests {
 
     @Test(
         "the Swift example (suffix-match) predicts a corpus passage exactly and stays lossless",
-        arguments: PluginMode.allCases)
+        arguments: PluginMode.tested)
     func suffixMatch(mode: PluginMode) async throws {
         let model = try Self.model.get()
         let tokenizer = try Tokenizer(gguf: model.file)

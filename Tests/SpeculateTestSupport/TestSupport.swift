@@ -149,3 +149,20 @@ public func sha256Hex(_ bytes: [UInt8]) -> String {
 
 /// The deterministic generator the tests use for reproducible data (SplitMix64).
 public typealias SplitMix64 = SeededRandom
+
+extension TestSupport {
+    /// Tests/Reference/test_proposers.c built with the system C compiler into a temporary
+    /// folder: the "lookup" plugin (which misbehaves on request) and the same lookup as plain C
+    /// functions of several shapes, for the plugin-host and `ffi:` tests.
+    public static func buildTestProposers() throws -> String {
+        let output = try temporaryFolder().appendingPathComponent("libtest_proposers.so").path
+        let root = packageRoot.path
+        _ = try runProcess(
+            "/usr/bin/env",
+            [
+                "cc", "-shared", "-fPIC", "-O1", "-I", root + "/Plugins/ABI/include",
+                root + "/Tests/Reference/test_proposers.c", "-o", output, "-lpthread",
+            ])
+        return output
+    }
+}
