@@ -79,9 +79,10 @@ int spec_host_spawn(const spec_spawn_request *request, pid_t *pid) {
     int base = SPEC_SHARED_FD + 1;
     for (int i = 0; i < 5; i++)
         if (sources[i] >= base) base = sources[i] + 1;
-    status = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
     for (int i = 0; i < 5 && status == 0; i++)
         status = posix_spawn_file_actions_adddup2(&actions, sources[i], base + i);
+    /* After the moves: a source may itself be descriptor 0 when this process runs without stdin. */
+    if (status == 0) status = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
     for (int i = 0; i < 5 && status == 0; i++)
         status = posix_spawn_file_actions_adddup2(&actions, base + i, targets[i]);
     if (status == 0) status = posix_spawn_file_actions_addclosefrom_np(&actions, SPEC_SHARED_FD + 1);
@@ -117,7 +118,15 @@ int spec_channel_pipe(int fds[2]) {
 }
 
 int spec_channel_memfd(const char *name) {
-    return memfd_create(name, MFD_CLOEXEC);
+    /* Sealed against shrinking: a host that truncated it would make Speculate's own accesses to
+     * its mapping fault (SIGBUS). Speculate still grows it. */
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return -1;
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 /* Reads a small /proc file into `text` (NUL-terminated); its length, or -1. */

@@ -15,6 +15,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -29,7 +30,7 @@ static const spec_plugin_v1 *plugin;
 static void *instance;
 static uint8_t *shared;
 static size_t shared_size;
-static char payload[SPEC_CHANNEL_MAX_PAYLOAD];
+static _Alignas(8) char payload[SPEC_CHANNEL_MAX_PAYLOAD];
 /* The vocabulary Speculate wrote into shared memory for `token_text`, valid during create. */
 static int32_t vocabulary_size;
 static int64_t vocabulary_offset;
@@ -88,9 +89,10 @@ static void *watch_lifeline(void *unused) {
     return NULL;
 }
 
-static void apply_limit(int resource, long value) {
+static void apply_limit(int resource, long value, long slack) {
     if (value <= 0) return;
-    struct rlimit limit = {(rlim_t)value, (rlim_t)value};
+    /* CPU: the hard limit a little above the soft one, so SIGXCPU (reported as such) comes first. */
+    struct rlimit limit = {(rlim_t)value, (rlim_t)(value + slack)};
     if (setrlimit(resource, &limit) != 0) fail("cannot apply a resource limit");
 }
 
@@ -155,6 +157,8 @@ static void handle_create(const spec_channel_message *request, int length) {
         snprintf(error, sizeof error, "create succeeded but returned no instance");
     }
     instance = code == SPEC_PLUGIN_OK ? made : NULL;
+    /* The vocabulary is only valid during create; its memory becomes the context afterwards. */
+    vocabulary_size = 0;
     send_message(SPEC_MSG_CREATED, request->sequence, code, NULL, 0, error, strlen(error));
 }
 
@@ -259,10 +263,14 @@ int main(int argc, char **argv) {
     parent = getppid();
     pthread_t watcher;
     if (pthread_create(&watcher, NULL, watch_lifeline, NULL) != 0) fail("cannot start the lifeline watcher");
-    apply_limit(RLIMIT_AS, memory_mb * 1024 * 1024);
-    apply_limit(RLIMIT_CPU, cpu_seconds);
-    apply_limit(RLIMIT_NOFILE, files);
-    apply_limit(RLIMIT_CORE, 0);
+    apply_limit(RLIMIT_AS, memory_mb * 1024 * 1024, 0);
+    apply_limit(RLIMIT_CPU, cpu_seconds, 5);
+    apply_limit(RLIMIT_NOFILE, files, 0);
+    struct rlimit no_core = {0, 0}; /* a core dump would delay the crash report by seconds */
+    setrlimit(RLIMIT_CORE, &no_core);
+    /* The channel, lifeline and shared memory stay out of any program the plugin starts: such a
+     * program would keep the channel open after this process dies. */
+    for (int fd = SPEC_CHANNEL_FD; fd <= SPEC_SHARED_FD; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
     load(library, ffi);
     for (;;) {
         spec_channel_message request;

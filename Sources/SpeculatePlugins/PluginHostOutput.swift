@@ -52,22 +52,21 @@ final class PluginHostOutput: @unchecked Sendable {
         while true {
             var waiting = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
             let ready = poll(&waiting, 1, 100)
-            if ready == 0 {
-                // A descendant that left the group could hold the pipe open forever.
-                if lock.withLock({ closed }) { return }
-                continue
-            }
+            // A descendant that left the group could hold the pipe open forever.
+            if lock.withLock({ closed }) { return }
+            if ready == 0 { continue }
             if ready < 0 { if errno == EINTR { continue } else { return } }
             let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
             if count < 0 && errno == EINTR { continue }
             guard count > 0 else { return }
-            let stop: pid_t? = lock.withLock {
+            lock.withLock {
                 total += count
-                guard total > limit, !flooded, !closed, group > 0 else { return nil }
+                guard total > limit, !flooded, !closed, group > 0 else { return }
                 flooded = true
-                return group
+                // Under the lock: `close()` takes it before the group is reaped, so the id is
+                // still the host's here.
+                kill(-group, SIGKILL)
             }
-            if let stop { kill(-stop, SIGKILL) }
             for byte in buffer[..<count] {
                 if byte == 10 || line.count >= 1024 {
                     emit(line)

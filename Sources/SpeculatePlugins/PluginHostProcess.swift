@@ -51,12 +51,17 @@ final class PluginHostProcess {
     private var sharedContextCount = 0
     private(set) var failure: PluginHostFailure?
     private var reaped = false
-    private var spinWindow: (start: Double, otherCPU: Double)?
+    /// When the last answer came and the CPU the host's other threads had used by then.
+    private var lastAnswer: (time: Double, otherCPU: Double)?
+    /// Idle time (between an answer and the next request) and the other threads' CPU in it.
+    private var idle: (seconds: Double, otherCPU: Double) = (0, 0)
     private var mappedBytes: Int64 = 0
 
     /// The context (and, during create, the vocabulary) starts after the draft area.
     private static let contextOffset = Int(SPEC_CHANNEL_DRAFT_BYTES)
     private static let maxNodes = Int(SPEC_CHANNEL_MAX_NODES)
+    /// The most text one `tokenize` callback may hand this process (a corpus, typically).
+    static let maxTokenizeBytes = 64 << 20
 
     /// Starts the host for `source`; the first thing it does is load the library.
     init(
@@ -151,7 +156,8 @@ final class PluginHostProcess {
     func loaded(path: String) throws(PluginError) -> PluginDescription {
         let message: (header: spec_channel_message, bytes: [UInt8])
         do {
-            message = try receive(deadline: now() + configuration.startTimeLimit, during: "loading")
+            message = try receive(
+                deadline: now() + configuration.startTimeLimit, during: "loading", limit: configuration.startTimeLimit)
         } catch { throw .hostFailed(plugin: path, reason: error.description) }
         let text = String(decoding: message.bytes, as: UTF8.self)
         switch Int(message.header.kind) {
@@ -198,12 +204,15 @@ final class PluginHostProcess {
             request.values.1 = Int64(Self.contextOffset)
             request.values.2 = Int64(sharedSize)
             try send(request, optionBytes, during: "create")
-            let deadline = now() + configuration.startTimeLimit
+            var deadline = now() + configuration.startTimeLimit
             while true {
-                let answer = try receive(deadline: deadline, during: "create")
+                let answer = try receive(deadline: deadline, during: "create", limit: configuration.startTimeLimit)
                 switch Int(answer.header.kind) {
                 case Int(SPEC_MSG_TOKENIZE.rawValue):
+                    // The time this process spends tokenizing is not the plugin's.
+                    let started = now()
                     try answerTokenize(answer, vocabulary: vocabulary, at: vocabularyEnd, deadline: deadline)
+                    deadline += now() - started
                 case Int(SPEC_MSG_CREATED.rawValue) where answer.header.sequence == request.sequence:
                     guard answer.header.code == 0 else {
                         throw PluginError.creationFailed(
@@ -229,6 +238,7 @@ final class PluginHostProcess {
     func propose(
         context: [Token], capacity: Int, maxDepth: Int, remainingContext: Int
     ) throws(PluginHostFailure) -> HostedDraft {
+        try checkIdle()
         let deadline = now() + configuration.timeLimit
         try finishObserve(deadline: deadline)
         try writeContext(context)
@@ -249,11 +259,12 @@ final class PluginHostProcess {
             Array(UnsafeBufferPointer(start: (base + offset).assumingMemoryBound(to: T.self), count: nodes))
         }
         let draft = HostedDraft(
-            code: answer.header.code, count: Int32(truncatingIfNeeded: answer.header.values.0),
+            code: answer.header.code, count: Int32(clamping: answer.header.values.0),
             tokens: copy(0, Int32.self), parents: copy(Self.maxNodes * 4, Int32.self),
             scores: copy(Self.maxNodes * 8, Float.self), probabilities: copy(Self.maxNodes * 12, Float.self),
             message: String(decoding: answer.bytes.prefix(1024), as: UTF8.self))
-        try checkBehaviour()
+        mappedBytes = spec_process_mapped_bytes(pid)
+        lastAnswer = otherThreadsCPU().map { (now(), $0) }
         return draft
     }
 
@@ -275,8 +286,7 @@ final class PluginHostProcess {
     /// Asks the host to destroy the instance and exit, then stops its whole process group.
     func stop() {
         guard !reaped else { return }
-        if failure == nil {
-            _ = try? send(header(kind: SPEC_MSG_QUIT), [], during: "quit")
+        if failure == nil, (try? send(header(kind: SPEC_MSG_QUIT), [], during: "quit")) != nil {
             // A plugin's destroy gets a moment; the group is killed either way.
             _ = waitForExit(seconds: 0.2)
         }
@@ -300,7 +310,7 @@ final class PluginHostProcess {
         guard status == 0 else { throw fail(gone(during: during)) }
     }
 
-    private func receive(deadline: Double, during: String) throws(PluginHostFailure) -> (
+    private func receive(deadline: Double, during: String, limit: Double? = nil) throws(PluginHostFailure) -> (
         header: spec_channel_message, bytes: [UInt8]
     ) {
         if let failure { throw failure }
@@ -310,7 +320,7 @@ final class PluginHostProcess {
             channel, &message, payload.baseAddress, payload.count, Int32(min(remaining * 1000, 1e9).rounded(.up)))
         switch length {
         case 0...: return (message, Array(UnsafeRawBufferPointer(rebasing: payload[..<Int(length)])))
-        case -1: throw fail(.timedOut(seconds: configuration.timeLimit, during: during))
+        case -1: throw fail(.timedOut(seconds: limit ?? configuration.timeLimit, during: during))
         case -2: throw fail(gone(during: during))
         case -3: throw fail(.malformed("sent bytes that are not a channel message", during: during))
         default: throw fail(.malformed(String(cString: strerror(errno)), during: during))
@@ -411,22 +421,24 @@ final class PluginHostProcess {
 
     // MARK: Stopping
 
-    /// Checks, after an answer, that the host is not running away between calls: its other
-    /// threads' CPU over the last second or more, and its mapped memory.
-    private func checkBehaviour() throws(PluginHostFailure) {
-        mappedBytes = spec_process_mapped_bytes(pid)
-        let time = now()
+    /// CPU seconds the host's threads other than its main one have used so far.
+    private func otherThreadsCPU() -> Double? {
         let total = spec_process_cpu_seconds(pid, 0)
         let main = spec_process_cpu_seconds(pid, pid)
-        guard total >= 0, main >= 0 else { return }
-        guard let window = spinWindow else {
-            spinWindow = (time, total - main)
-            return
-        }
-        let elapsed = time - window.start
-        guard elapsed >= 1 else { return }
-        let share = (total - main - window.otherCPU) / elapsed
-        spinWindow = (time, total - main)
+        return total >= 0 && main >= 0 ? total - main : nil
+    }
+
+    /// Before a request: whether the host's other threads kept the CPU busy while no call was
+    /// open (since the last answer), judged over a second or more of such idle time. Time inside
+    /// calls does not count, so a plugin may use worker threads while it proposes.
+    private func checkIdle() throws(PluginHostFailure) {
+        guard let last = lastAnswer, let other = otherThreadsCPU() else { return }
+        lastAnswer = nil
+        idle.seconds += now() - last.time
+        idle.otherCPU += other - last.otherCPU
+        guard idle.seconds >= 1 else { return }
+        let share = idle.otherCPU / idle.seconds
+        idle = (0, 0)
         if share > configuration.spinningShare { throw fail(.spinning(share: share)) }
     }
 
