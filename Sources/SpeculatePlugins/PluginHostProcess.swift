@@ -37,29 +37,29 @@ struct HostedDraft {
 /// reaped, and every later call fails with the same reason.
 final class PluginHostProcess {
     let pid: pid_t
-    private let channel: Int32
-    private let lifeline: Int32
-    private let sharedFile: Int32
-    private var shared: UnsafeMutableRawPointer
-    private var sharedSize: Int
-    private let output: PluginHostOutput
-    private let configuration: PluginHostConfiguration
-    private let payload: UnsafeMutableRawBufferPointer
-    private var sequence: UInt32 = 0
-    private var pendingObserve: UInt32?
+    let channel: Int32
+    let lifeline: Int32
+    let sharedFile: Int32
+    var shared: UnsafeMutableRawPointer
+    var sharedSize: Int
+    let output: PluginHostOutput
+    let configuration: PluginHostConfiguration
+    let payload: UnsafeMutableRawBufferPointer
+    var sequence: UInt32 = 0
+    var pendingObserve: UInt32?
     /// Tokens of the context in shared memory (at ``contextOffset``).
-    private var sharedContextCount = 0
-    private(set) var failure: PluginHostFailure?
-    private var reaped = false
+    var sharedContextCount = 0
+    var failure: PluginHostFailure?
+    var reaped = false
     /// When the last answer came and the CPU the host's other threads had used by then.
-    private var lastAnswer: (time: Double, otherCPU: Double)?
+    var lastAnswer: (time: Double, otherCPU: Double)?
     /// Idle time (between an answer and the next request) and the other threads' CPU in it.
-    private var idle: (seconds: Double, otherCPU: Double) = (0, 0)
-    private var mappedBytes: Int64 = 0
+    var idle: (seconds: Double, otherCPU: Double) = (0, 0)
+    var mappedBytes: Int64 = 0
 
     /// The context (and, during create, the vocabulary) starts after the draft area.
-    private static let contextOffset = Int(SPEC_CHANNEL_DRAFT_BYTES)
-    private static let maxNodes = Int(SPEC_CHANNEL_MAX_NODES)
+    static let contextOffset = Int(SPEC_CHANNEL_DRAFT_BYTES)
+    static let maxNodes = Int(SPEC_CHANNEL_MAX_NODES)
     /// The most text one `tokenize` callback may hand this process (a corpus, typically).
     static let maxTokenizeBytes = 64 << 20
 
@@ -291,221 +291,5 @@ final class PluginHostProcess {
             _ = waitForExit(seconds: 0.2)
         }
         reap()
-    }
-
-    // MARK: Channel
-
-    private func header(kind: spec_channel_kind) -> spec_channel_message {
-        sequence &+= 1
-        var message = spec_channel_message()
-        message.kind = kind.rawValue
-        message.sequence = sequence
-        return message
-    }
-
-    private func send(_ message: spec_channel_message, _ bytes: [UInt8], during: String) throws(PluginHostFailure) {
-        if let failure { throw failure }
-        var message = message
-        let status = bytes.withUnsafeBytes { spec_channel_send(channel, &message, $0.baseAddress, $0.count) }
-        guard status == 0 else { throw fail(gone(during: during)) }
-    }
-
-    private func receive(deadline: Double, during: String, limit: Double? = nil) throws(PluginHostFailure) -> (
-        header: spec_channel_message, bytes: [UInt8]
-    ) {
-        if let failure { throw failure }
-        var message = spec_channel_message()
-        let remaining = max(0, deadline - now())
-        let length = spec_channel_receive(
-            channel, &message, payload.baseAddress, payload.count, Int32(min(remaining * 1000, 1e9).rounded(.up)))
-        switch length {
-        case 0...: return (message, Array(UnsafeRawBufferPointer(rebasing: payload[..<Int(length)])))
-        case -1: throw fail(.timedOut(seconds: limit ?? configuration.timeLimit, during: during))
-        case -2: throw fail(gone(during: during))
-        case -3: throw fail(.malformed("sent bytes that are not a channel message", during: during))
-        default: throw fail(.malformed(String(cString: strerror(errno)), during: during))
-        }
-    }
-
-    /// Waits for the answer to an `observe` still outstanding.
-    private func finishObserve(deadline: Double) throws(PluginHostFailure) {
-        guard let expected = pendingObserve else { return }
-        let answer = try receive(deadline: deadline, during: "observe")
-        guard answer.header.kind == SPEC_MSG_OBSERVED.rawValue, answer.header.sequence == expected else {
-            throw fail(.malformed("answered observe with message kind \(answer.header.kind)", during: "observe"))
-        }
-        pendingObserve = nil
-    }
-
-    private func answerTokenize(
-        _ first: (header: spec_channel_message, bytes: [UInt8]), vocabulary: PluginVocabulary, at offset: Int,
-        deadline: Double
-    ) throws(PluginHostFailure) {
-        let total = Int(first.header.values.0)
-        guard total >= 0, total <= 1 << 30 else {
-            throw fail(.malformed("tokenize of \(total) bytes", during: "create"))
-        }
-        var text = first.bytes
-        while text.count < total {
-            let part = try receive(deadline: deadline, during: "create")
-            guard part.header.kind == SPEC_MSG_TOKENIZE_MORE.rawValue else {
-                throw fail(.malformed("a tokenize request ended early", during: "create"))
-            }
-            text += part.bytes
-        }
-        guard text.count == total else { throw fail(.malformed("a tokenize request ran long", during: "create")) }
-        let tokens = vocabulary.tokenize(String(decoding: text, as: UTF8.self))
-        try reserve(offset + tokens.count * 4)
-        tokens.withUnsafeBytes { (shared + offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        var answer = header(kind: SPEC_MSG_TOKENS)
-        answer.values.0 = Int64(tokens.count)
-        answer.values.1 = Int64(offset)
-        answer.values.2 = Int64(sharedSize)
-        try send(answer, [], during: "create")
-    }
-
-    // MARK: Shared memory
-
-    /// Grows the shared memory to hold `bytes` (the host remaps when a message says so).
-    private func reserve(_ bytes: Int) throws(PluginHostFailure) {
-        guard bytes > sharedSize else { return }
-        var size = sharedSize
-        while size < bytes { size *= 2 }
-        guard ftruncate(sharedFile, off_t(size)) == 0,
-            let mapping = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, sharedFile, 0), mapping != MAP_FAILED
-        else { throw fail(.cannotStart("cannot grow shared memory to \(size) bytes")) }
-        munmap(shared, sharedSize)
-        shared = mapping
-        sharedSize = size
-    }
-
-    /// Writes the vocabulary after the draft area: (size + 1) byte offsets, then the bytes.
-    /// Returns where free space starts.
-    private func writeVocabulary(_ vocabulary: PluginVocabulary) throws(PluginHostFailure) -> Int {
-        var offsets: [UInt32] = [0]
-        var bytes: [UInt8] = []
-        offsets.reserveCapacity(vocabulary.size + 1)
-        for token in 0..<vocabulary.size {
-            bytes += vocabulary.tokenBytes(Token(token)) ?? []
-            offsets.append(UInt32(bytes.count))
-        }
-        let start = Self.contextOffset
-        let end = start + offsets.count * 4 + bytes.count
-        try reserve((end + 3) / 4 * 4 + 64 * 1024)
-        offsets.withUnsafeBytes { (shared + start).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        bytes.withUnsafeBytes {
-            guard let base = $0.baseAddress else { return }
-            (shared + start + offsets.count * 4).copyMemory(from: base, byteCount: $0.count)
-        }
-        sharedContextCount = 0
-        return (end + 3) / 4 * 4
-    }
-
-    /// Makes shared memory hold `context`, writing only what changed since the last call.
-    private func writeContext(_ context: [Token]) throws(PluginHostFailure) {
-        try reserve(Self.contextOffset + context.count * 4)
-        let stored = (shared + Self.contextOffset).assumingMemoryBound(to: Int32.self)
-        var same = min(sharedContextCount, context.count)
-        context.withUnsafeBufferPointer { tokens in
-            if memcmp(stored, tokens.baseAddress!, same * 4) != 0 {
-                var index = 0
-                while index < same && stored[index] == tokens[index] { index += 1 }
-                same = index
-            }
-            if context.count > same {
-                (stored + same).update(from: tokens.baseAddress! + same, count: context.count - same)
-            }
-        }
-        sharedContextCount = context.count
-    }
-
-    // MARK: Stopping
-
-    /// CPU seconds the host's threads other than its main one have used so far.
-    private func otherThreadsCPU() -> Double? {
-        let total = spec_process_cpu_seconds(pid, 0)
-        let main = spec_process_cpu_seconds(pid, pid)
-        return total >= 0 && main >= 0 ? total - main : nil
-    }
-
-    /// Before a request: whether the host's other threads kept the CPU busy while no call was
-    /// open (since the last answer), judged over a second or more of such idle time. Time inside
-    /// calls does not count, so a plugin may use worker threads while it proposes.
-    private func checkIdle() throws(PluginHostFailure) {
-        guard let last = lastAnswer, let other = otherThreadsCPU() else { return }
-        lastAnswer = nil
-        idle.seconds += now() - last.time
-        idle.otherCPU += other - last.otherCPU
-        guard idle.seconds >= 1 else { return }
-        let share = idle.otherCPU / idle.seconds
-        idle = (0, 0)
-        if share > configuration.spinningShare { throw fail(.spinning(share: share)) }
-    }
-
-    /// Stops the host for `reason` and returns the failure every later call reports.
-    private func fail(_ reason: PluginHostFailure) -> PluginHostFailure {
-        if let failure { return failure }
-        stop(because: reason)
-        return failure!
-    }
-
-    private func stop(because reason: PluginHostFailure) {
-        guard failure == nil else { return }
-        failure = output.hasFlooded ? .flooded(bytes: configuration.outputLimit) : reason
-        reap()
-    }
-
-    /// What the end of the channel means: how the host ended, once it has.
-    private func gone(during: String) -> PluginHostFailure {
-        guard let status = waitForExit(seconds: 0.5) else {
-            return .malformed("closed its channel", during: during)
-        }
-        if output.hasFlooded { return .flooded(bytes: configuration.outputLimit) }
-        if status.signaled {
-            let limit = Int64(configuration.memoryLimitMB) * 1024 * 1024
-            return .crashed(
-                signal: status.code, during: during, nearMemoryLimit: limit > 0 && mappedBytes > limit * 3 / 4)
-        }
-        return .exited(status: status.code, during: during)
-    }
-
-    /// How the host ended, waiting up to `seconds`, without reaping it (its process id, and so
-    /// its group's, stay reserved until `reap`).
-    private func waitForExit(seconds: Double) -> (signaled: Bool, code: Int32)? {
-        let deadline = now() + seconds
-        while true {
-            var info = siginfo_t()
-            if waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0, info._sifields._sigchld.si_pid == pid
-            {
-                let code = info._sifields._sigchld.si_status
-                return (info.si_code != CLD_EXITED, code)
-            }
-            if now() >= deadline { return nil }
-            usleep(5000)
-        }
-    }
-
-    /// Kills the whole process group (the plugin's own children too) and reaps the host.
-    private func reap() {
-        guard !reaped else { return }
-        reaped = true
-        kill(-pid, SIGKILL)
-        output.close()
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-    }
-
-    private func release() {
-        Glibc.close(channel)
-        Glibc.close(lifeline)
-        Glibc.close(sharedFile)
-        munmap(shared, sharedSize)
-        payload.deallocate()
-    }
-
-    private func now() -> Double {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
     }
 }

@@ -4,23 +4,6 @@ import SpeculateFormat
 import SpeculateRuntime
 import Synchronization
 
-/// Why a draft model cannot serve a target.
-public enum ProposerError: Error, Equatable, Sendable, CustomStringConvertible {
-    /// The draft's vocabulary differs from the target's.
-    case incompatibleVocabulary(draft: String, target: String, reason: String)
-    /// Options that make no sense.
-    case badOption(String)
-
-    public var description: String {
-        switch self {
-        case .incompatibleVocabulary(let draft, let target, let reason):
-            return "draft model '\(draft)' cannot draft for '\(target)': \(reason)"
-        case .badOption(let message):
-            return message
-        }
-    }
-}
-
 /// Drafts with a small model of the same vocabulary, keeping its own KV cache in step with the
 /// target's accepted tokens (rolling back rejected drafts instead of re-reading the context).
 ///
@@ -167,66 +150,6 @@ public final class DraftModelProposer: SelfLimitingProposer {
         }
     }
 
-    /// Runner-ups below this probability are not offered: at most one in fifty is the target's.
-    static let smallestRunnerUp: Float = 0.02
-
-    /// Adds each drafted position's runner-ups as leaves beside the chain's token there, after
-    /// the chain's nodes (so the chain stays the first child at every level), within `maxNodes`.
-    package static func addRunnersUp(
-        _ runnerUps: [[(token: Token, probability: Float)]], to draft: inout DraftCandidate, maxNodes: Int
-    ) {
-        let chainLength = draft.tokens.count
-        for (position, alternatives) in runnerUps.prefix(chainLength).enumerated() {
-            for alternative in alternatives where alternative.probability >= smallestRunnerUp {
-                guard draft.tokens.count < maxNodes else { return }
-                draft.tokens.append(alternative.token)
-                draft.parents.append(position - 1)
-                draft.distributions.append(.deterministic)
-                draft.scores.append((position == 0 ? 1 : draft.scores[position - 1]) * alternative.probability)
-            }
-        }
-    }
-
-    /// The `count` most likely tokens under softmax(`logits`), most likely first, with their
-    /// probabilities: one pass for the best logits and one for the normalizer.
-    ///
-    /// `among`, when given, lists in ascending order the only indices whose logits can be finite
-    /// (a reduced head's rows; the others are -infinity): the same result, as the others add
-    /// exact zeros to the normalizer, for a fraction of the work (a 32,768-row head of a
-    /// 151,936-token vocabulary).
-    package static func mostLikely(_ logits: [Float], count: Int, among: [Int]? = nil)
-        -> [(token: Token, probability: Float)]
-    {
-        var best: [(logit: Float, index: Int)] = []
-        best.reserveCapacity(count + 1)
-        var total: Float = 0
-        logits.withUnsafeBufferPointer { values in
-            var floor = -Float.infinity
-            func consider(_ index: Int) {
-                let value = values[index]
-                guard value > floor || best.count < count else { return }
-                var position = best.count
-                while position > 0, best[position - 1].logit < value { position -= 1 }
-                best.insert((value, index), at: position)
-                if best.count > count { best.removeLast() }
-                if best.count == count { floor = best[count - 1].logit }
-            }
-            if let among {
-                for index in among { consider(index) }
-            } else {
-                for index in values.indices { consider(index) }
-            }
-            guard let maximum = best.first?.logit else { return }
-            if let among {
-                for index in among { total += expf(values[index] - maximum) }
-            } else {
-                for value in values { total += expf(value - maximum) }
-            }
-        }
-        guard let maximum = best.first?.logit else { return [] }
-        return best.map { (Token($0.index), expf($0.logit - maximum) / total) }
-    }
-
     /// A guessed token already evaluated (and cached) in the draft session, with the logits after it.
     private typealias Guess = (token: Token, logits: [Float])
 
@@ -303,7 +226,7 @@ public final class DraftModelProposer: SelfLimitingProposer {
                     let children: [(token: Int, probability: Float, distribution: DraftDistribution)]
                     if context.sampling.isGreedy {
                         let p = SamplingSettings(temperature: 1).distribution(entry.logits)
-                        children = topIndices(p, count: width).map { ($0, p[$0], .deterministic) }
+                        children = Self.topIndices(p, count: width).map { ($0, p[$0], .deterministic) }
                             .filter { entry.probability * $0.1 >= 0.05 || (depth == 0 && $0.0 == argmax(p)) }
                     } else {
                         let q = context.sampling.distribution(entry.logits)
@@ -335,18 +258,6 @@ public final class DraftModelProposer: SelfLimitingProposer {
             guard !tokens.isEmpty else { return [] }
             return [DraftCandidate(tokens: tokens, parents: parents, distributions: distributions, scores: scores)]
         }
-    }
-
-    /// Indices of the `count` largest values, largest first.
-    private func topIndices(_ values: [Float], count: Int) -> [Int] {
-        var best: [(Float, Int)] = []
-        for (i, v) in values.enumerated() where best.count < count || v > best[best.count - 1].0 {
-            var position = best.count
-            while position > 0, best[position - 1].0 < v { position -= 1 }
-            best.insert((v, i), at: position)
-            if best.count > count { best.removeLast() }
-        }
-        return best.map(\.1)
     }
 
     public func observe(accepted: [Token], context: [Token]) async {
