@@ -35,6 +35,14 @@ static _Alignas(8) char payload[SPEC_CHANNEL_MAX_PAYLOAD];
 static int32_t vocabulary_size;
 static int64_t vocabulary_offset;
 
+/* Speculate is gone (its channel or lifeline closed): the whole process group goes with this
+ * process, the plugin's own children included. Every such path ends here, not in a plain exit,
+ * which would leave those children running. */
+static void end_group(void) {
+    kill(0, SIGKILL);
+    _exit(0);
+}
+
 static void fail(const char *message) {
     fprintf(stderr, "speculate-plugin-host: %s\n", message);
     _exit(70);
@@ -63,7 +71,7 @@ static void send_message(uint32_t kind, uint32_t sequence, int32_t code, const i
     header.code = code;
     for (int i = 0; i < value_count; i++) header.values[i] = values[i];
     if (length > SPEC_CHANNEL_MAX_PAYLOAD) length = SPEC_CHANNEL_MAX_PAYLOAD;
-    if (spec_channel_send(SPEC_CHANNEL_FD, &header, bytes, length) != 0) _exit(0);
+    if (spec_channel_send(SPEC_CHANNEL_FD, &header, bytes, length) != 0) end_group();
 }
 
 /* Speculate is gone when its end of the lifeline closes, when the channel's other end hangs up,
@@ -84,8 +92,7 @@ static void *watch_lifeline(void *unused) {
             break;
         }
     }
-    kill(0, SIGKILL);
-    _exit(0);
+    end_group();
     return NULL;
 }
 
@@ -110,7 +117,7 @@ static int32_t host_tokenize(void *context, const char *utf8, size_t length, spe
     }
     spec_channel_message answer;
     int received = spec_channel_receive(SPEC_CHANNEL_FD, &answer, payload, sizeof payload, -1);
-    if (received < 0) _exit(0);
+    if (received < 0) end_group();
     if (answer.kind != SPEC_MSG_TOKENS) fail("expected tokens");
     map_shared(answer.values[2]);
     int64_t count = answer.values[0];
@@ -275,7 +282,7 @@ int main(int argc, char **argv) {
     for (;;) {
         spec_channel_message request;
         int length = spec_channel_receive(SPEC_CHANNEL_FD, &request, payload, sizeof payload, -1);
-        if (length == -2) break;
+        if (length == -2) end_group();
         if (length < 0) fail("malformed request");
         switch (request.kind) {
         case SPEC_MSG_CREATE: handle_create(&request, length); break;
