@@ -14,7 +14,9 @@ int spec_act_format_for(int type) {
     case SPEC_Q5_0:
     case SPEC_Q5_1:
     case SPEC_Q8_0:
-    case SPEC_Q4_0_X8: return SPEC_ACT_Q8_32;
+    case SPEC_Q4_0_X8:
+    case SPEC_Q5_0_X8:
+    case SPEC_Q8_0_X8: return SPEC_ACT_Q8_32;
     case SPEC_Q2_K:
     case SPEC_Q3_K:
     case SPEC_Q4_K:

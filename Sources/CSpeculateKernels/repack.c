@@ -33,15 +33,30 @@
 //                 values 16 + 4k..16 + 4k + 3)
 //   [128, 144)    the eight rows' half-precision d
 // (Q4_0 is what the requantized drafts use for rows that are not whole 256-value blocks.)
+// SPEC_Q5_0_X8, per 32-value block of eight rows (176 bytes, 22 per row, as in the file):
+//   [0, 128)      the low four bits as in SPEC_Q4_0_X8
+//   [128, 160)    the fifth bits: byte 4i + m holds, in bit k, the fifth bit of row i's value
+//                 4k + m and, in bit 4 + k, that of value 16 + 4k + m (k, m = 0..3), so that
+//                 one shift and one mask give a whole vector's fifth bits in place
+//   [160, 176)    the eight rows' half-precision d
+// SPEC_Q8_0_X8, per 32-value block of eight rows (272 bytes, 34 per row, as in the file):
+//   [0, 256)      8 vectors of 32 bytes: vector k holds values 4k..4k+3 of each row i (signed
+//                 bytes, as stored) at bytes 4i..4i+3
+//   [256, 272)    the eight rows' half-precision d
+// (Gemma 3's files store their rows of 640 values, not whole 256-value blocks, as Q5_0 and Q8_0.)
 #include "internal.h"
 #include <math.h>
 #include <stdlib.h>
 
 enum {
     Q4_0_BYTES = 18,
+    Q5_0_BYTES = 22,
+    Q8_0_BYTES = 34,
     Q4_K_BYTES = 144,
     Q6_K_BYTES = 210,
     Q4_0_X8_BLOCK = 144,
+    Q5_0_X8_BLOCK = 176,
+    Q8_0_X8_BLOCK = 272,
     Q4_K_X8_BLOCK = 1184,
     Q6_K_X8_BLOCK = 1680,
     GROUP = 8
@@ -56,6 +71,8 @@ typedef struct {
 static int geometry(int packed_type, packed_geometry *g) {
     switch (packed_type) {
     case SPEC_Q4_0_X8: *g = (packed_geometry){SPEC_Q4_0, 32, Q4_0_BYTES, Q4_0_X8_BLOCK}; return 1;
+    case SPEC_Q5_0_X8: *g = (packed_geometry){SPEC_Q5_0, 32, Q5_0_BYTES, Q5_0_X8_BLOCK}; return 1;
+    case SPEC_Q8_0_X8: *g = (packed_geometry){SPEC_Q8_0, 32, Q8_0_BYTES, Q8_0_X8_BLOCK}; return 1;
     case SPEC_Q4_K_X8: *g = (packed_geometry){SPEC_Q4_K, 256, Q4_K_BYTES, Q4_K_X8_BLOCK}; return 1;
     case SPEC_Q6_K_X8: *g = (packed_geometry){SPEC_Q6_K, 256, Q6_K_BYTES, Q6_K_X8_BLOCK}; return 1;
     default: return 0;
@@ -127,6 +144,43 @@ static void q4_0_row(uint8_t *file_block, uint8_t *packed, int i, int to_packed)
         memcpy(file_block, packed + 128 + 2 * i, 2);
 }
 
+static void q5_0_row(uint8_t *file_block, uint8_t *packed, int i, int to_packed) {
+    uint8_t *fifth = packed + 128;
+    if (to_packed) {
+        for (int k = 0; k < 4; k++) memcpy(packed + 32 * k + 4 * i, file_block + 6 + 4 * k, 4);
+        uint32_t qh;
+        memcpy(&qh, file_block + 2, 4);
+        for (int k = 0; k < 4; k++)
+            for (int m = 0; m < 4; m++)
+                fifth[4 * i + m] |=
+                    (uint8_t)(((qh >> (4 * k + m)) & 1) << k | ((qh >> (16 + 4 * k + m)) & 1) << (4 + k));
+        memcpy(packed + 160 + 2 * i, file_block, 2);
+        return;
+    }
+    for (int k = 0; k < 4; k++) memcpy(file_block + 6 + 4 * k, packed + 32 * k + 4 * i, 4);
+    uint32_t qh = 0;
+    for (int k = 0; k < 4; k++)
+        for (int m = 0; m < 4; m++) {
+            qh |= (uint32_t)((fifth[4 * i + m] >> k) & 1) << (4 * k + m);
+            qh |= (uint32_t)((fifth[4 * i + m] >> (4 + k)) & 1) << (16 + 4 * k + m);
+        }
+    memcpy(file_block + 2, &qh, 4);
+    memcpy(file_block, packed + 160 + 2 * i, 2);
+}
+
+static void q8_0_row(uint8_t *file_block, uint8_t *packed, int i, int to_packed) {
+    for (int k = 0; k < 8; k++) {
+        if (to_packed)
+            memcpy(packed + 32 * k + 4 * i, file_block + 2 + 4 * k, 4);
+        else
+            memcpy(file_block + 2 + 4 * k, packed + 32 * k + 4 * i, 4);
+    }
+    if (to_packed)
+        memcpy(packed + 256 + 2 * i, file_block, 2);
+    else
+        memcpy(file_block, packed + 256 + 2 * i, 2);
+}
+
 /// Row i of a block in either direction, by the packed type's file type.
 static void convert_row(int base, uint8_t *file_block, uint8_t *packed, int i, int to_packed);
 
@@ -172,6 +226,10 @@ static void q6_K_row(uint8_t *file_block, uint8_t *packed, int i, int to_packed)
 static void convert_row(int base, uint8_t *file_block, uint8_t *packed, int i, int to_packed) {
     if (base == SPEC_Q4_0)
         q4_0_row(file_block, packed, i, to_packed);
+    else if (base == SPEC_Q5_0)
+        q5_0_row(file_block, packed, i, to_packed);
+    else if (base == SPEC_Q8_0)
+        q8_0_row(file_block, packed, i, to_packed);
     else if (base == SPEC_Q4_K)
         q4_K_row(file_block, packed, i, to_packed);
     else

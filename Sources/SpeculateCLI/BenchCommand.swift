@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
         discussion: """
             --batch-costs measures the target's time to evaluate 1, 2, 4, ... 64 tokens in one \
             forward relative to one token: the figure that decides whether trees pay on this machine. \
-            --baseline measures prompt processing and plain greedy decoding.
+            --baseline measures prompt processing (the median of five after a warm-up) and plain greedy decoding.
             """)
 
     @OptionGroup var strategyOptions: StrategyOptions
@@ -110,9 +110,17 @@ struct BenchCommand: AsyncParsableCommand {
         if baseline {
             let prompt = loaded.tokenizer.encodePrompt(BenchCommand.baselinePrompt)
             let session = try InferenceSession(model: model, context: prompt.count + maxTokens + 8)
-            let prefillStart = Date()
+            // One untimed prefill first (it pages the mapped weights in, as llama-bench's warm-up
+            // run does), then the median of five.
             var logits = try session.append(prompt)
-            let prefillSeconds = Date().timeIntervalSince(prefillStart)
+            var prefillTimes: [Double] = []
+            for _ in 0..<5 {
+                try session.rollback(to: 0)
+                let prefillStart = Date()
+                logits = try session.append(prompt)
+                prefillTimes.append(Date().timeIntervalSince(prefillStart))
+            }
+            let prefillSeconds = prefillTimes.sorted()[prefillTimes.count / 2]
             let decodeStart = Date()
             for _ in 0..<maxTokens {
                 var best = 0

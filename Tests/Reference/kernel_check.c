@@ -144,7 +144,7 @@ static int check_set(const char *set, int avx2_supported, int N) {
     return failures;
 }
 
-/// Checks the packed layouts (repack.c) of Q4_0, Q4_K and Q6_K: packing then unpacking gives the
+/// Checks the packed layouts (repack.c) of Q8_0, Q4_0, Q5_0, Q4_K and Q6_K: packing then unpacking gives the
 /// file's bytes back, and the products of the packed matrix — with `set`'s kernels, or with the
 /// portable ones when `set` is NULL — equal the portable products of the file's layout bit for
 /// bit, at every batch size and over row ranges that cut the groups of eight. Returns failures.
@@ -153,12 +153,14 @@ static const int widths[] = {768, 640};
 
 static int check_packed(const char *set, int N) {
     enum { ROWS = 40, T = 19 };
-    static const int packable[] = {1, 5, 7}; // Q4_0, Q4_K, Q6_K in types[]
+    static const int packable[] = {0, 1, 3, 5, 7}; // Q8_0, Q4_0, Q5_0, Q4_K, Q6_K in types[]
     int failures = 0;
-    for (size_t k = 0; k < 3; k++) {
+    for (size_t k = 0; k < sizeof packable / sizeof packable[0]; k++) {
         const type_info *t = &types[packable[k]];
         if (N % t->block_values) continue;
-        const int packed_type = t->type == SPEC_Q4_0   ? SPEC_Q4_0_X8
+        const int packed_type = t->type == SPEC_Q8_0   ? SPEC_Q8_0_X8
+                                : t->type == SPEC_Q4_0 ? SPEC_Q4_0_X8
+                                : t->type == SPEC_Q5_0 ? SPEC_Q5_0_X8
                                 : t->type == SPEC_Q4_K ? SPEC_Q4_K_X8
                                                        : SPEC_Q6_K_X8;
         if (set && spec_packed_type_for(t->type, ROWS, N) != packed_type) continue;

@@ -61,17 +61,19 @@ struct KernelCheckTests {
         return output
     }
 
-    /// The packed layouts a set's products read (repack.c): the VNNI sets Q4_0, Q4_K and Q6_K,
-    /// the Arm int8 sets Q4_K and Q6_K; the portable kernels are checked on all three.
+    /// The packed layouts a set's products read (repack.c): the VNNI sets Q8_0, Q4_0, Q5_0, Q4_K
+    /// and Q6_K, the Arm int8 sets Q4_K and Q6_K; the portable kernels are checked on all five.
     static func packedLayouts(of set: String) -> [String] {
-        if set.hasSuffix("vnni") || set == "portable" { return ["Q4_0_X8", "Q4_K_X8", "Q6_K_X8"] }
+        if set.hasSuffix("vnni") || set == "portable" {
+            return ["Q8_0_X8", "Q4_0_X8", "Q5_0_X8", "Q4_K_X8", "Q6_K_X8"]
+        }
         if set == "dotprod" || set == "i8mm" { return ["Q4_K_X8", "Q6_K_X8"] }
         return []
     }
 
     /// The lines a passing report must have for `sets`: a header and, per set, the 8 weight types
     /// at 768 columns and the 5 with 32-value blocks at 640, the packed layouts of each set and of
-    /// the portable kernels (Q4_0's at both widths, the K-quants' at 768), and the two
+    /// the portable kernels (the 32-value ones at both widths, the K-quants' at 768), and the two
     /// half-conversion checks.
     static func expectPassed(_ report: String, sets: [String]) {
         #expect(report.contains("kernel_check: all passed"), "\(report)")
@@ -85,7 +87,7 @@ struct KernelCheckTests {
         var packedLines = 0
         for set in sets + ["portable"] {
             for type in packedLayouts(of: set) {
-                packedLines += type.hasPrefix("Q4_0") ? 2 : 1
+                packedLines += type.contains("_K_") ? 1 : 2  // 32-value blocks run at both widths
                 #expect(
                     report.contains(String(set.padding(toLength: 10, withPad: " ", startingAt: 0) + " \(type) packed")),
                     "\(type) not checked for \(set):\n\(report)")

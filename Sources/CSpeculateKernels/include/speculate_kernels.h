@@ -35,7 +35,13 @@ enum spec_type {
 
 /// Weight layouts of eight interleaved rows that some kernel sets read faster than the file's
 /// (see repack.c). Not GGML ids: a matrix gets one only through spec_pack_rows.
-enum spec_packed_type { SPEC_Q4_0_X8 = 1002, SPEC_Q4_K_X8 = 1012, SPEC_Q6_K_X8 = 1014 };
+enum spec_packed_type {
+    SPEC_Q4_0_X8 = 1002,
+    SPEC_Q5_0_X8 = 1006,
+    SPEC_Q8_0_X8 = 1008,
+    SPEC_Q4_K_X8 = 1012,
+    SPEC_Q6_K_X8 = 1014
+};
 
 /// The packed layout the active kernel set prefers for a `rows` x `n` matrix of `type`, or -1
 /// to keep the file's layout (the set has none, or rows is not a multiple of 8).
