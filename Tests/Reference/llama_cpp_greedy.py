@@ -14,20 +14,26 @@ import sys
 import tempfile
 
 
-def complete(tool, model, tokens, prompt):
+def complete(tool, model, tokens, prompt, extra=()):
+    """llama.cpp's continuation of `prompt`. llama-completion writes its output through a logging
+    thread that it does not drain before exiting, so a run on a small model sometimes loses the
+    end of its output (or all of it) with exit status 0: a run counts only when its output ends
+    with the two newlines llama-completion writes last, and is repeated until one does."""
     with tempfile.NamedTemporaryFile("wb", delete=False) as f:
         f.write(prompt.encode())
         path = f.name
     try:
         arguments = [tool, "-m", model, "-f", path, "-n", str(tokens), "--temp", "0", "--top-k", "1",
                      "--ignore-eos", "--no-display-prompt", "-no-cnv", "--simple-io", "-t", "2",
-                     "--no-warmup", "-s", "1", "-c", "1024"]
-        result = subprocess.run(arguments, check=True, capture_output=True)
+                     "--no-warmup", "-s", "1", "-c", "1024", *extra]
+        for _ in range(50):
+            result = subprocess.run(arguments, check=True, capture_output=True, stdin=subprocess.DEVNULL)
+            text = result.stdout.decode("utf-8", errors="replace")
+            if text.endswith("\n\n"):
+                return text[:-2]
+        sys.exit(f"llama-completion never wrote its whole output for {prompt!r}")
     finally:
         os.unlink(path)
-    text = result.stdout.decode("utf-8", errors="replace")
-    # llama-completion ends its output with two newlines of its own.
-    return text[:-2] if text.endswith("\n\n") else text
 
 
 def main():

@@ -18,7 +18,11 @@ must refuse).
 
 Matrices are stored as Q8_0 (quantized by the `gguf` package), norms as F32. The weights are
 scaled so that the logits are far from flat (a top-2 margin well above the 8-bit noise on most
-positions). The file has no vocabulary: the runtime and the reference need none.
+positions). The vocabulary is a small SentencePiece one that llama.cpp accepts (see
+`vocabulary`), so that llama.cpp can run the same file: `<unk>`, `<s>`, `</s>`, the pieces `▁`,
+`w`, `0`-`9` and `▁w`, then the words `▁w0`, `▁w1`, ... up to the vocabulary's size, so that
+a prompt of words ("w5 w17 w300") has one tokenization and every word's prefixes are tokens
+(SentencePiece merges pairs of tokens).
 """
 import sys
 
@@ -54,6 +58,15 @@ def llama3_rope_factors(base, dim, factor=8.0, low_freq_factor=1.0, high_freq_fa
     return np.array(factors, dtype=np.float32)
 
 
+def vocabulary(size):
+    """The tokens, scores and token types of the synthetic SentencePiece vocabulary."""
+    tokens = ["<unk>", "<s>", "</s>", "\u2581", "w"] + [str(i) for i in range(10)] + ["\u2581w"]
+    tokens += [f"\u2581w{i}" for i in range(size - len(tokens))]
+    types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
+    types += [gguf.TokenType.NORMAL] * (size - 3)
+    return tokens, [-float(i) for i in range(size)], types
+
+
 def main():
     arch, path = sys.argv[1], sys.argv[2]
     seed = int(sys.argv[3]) if len(sys.argv) > 3 else 0
@@ -79,6 +92,16 @@ def main():
     writer.add_context_length(2048)
     writer.add_layer_norm_rms_eps(1e-6)
     writer.add_rope_freq_base(base)
+    tokens, scores, types = vocabulary(vocab)
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_unk_token_id(0)
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_add_bos_token(True)
+    writer.add_add_space_prefix(True)
     if arch == "llama-linear":
         writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
         writer.add_rope_scaling_factor(4.0)

@@ -1,0 +1,40 @@
+"""llama.cpp's greedy continuations on the synthetic models (synthetic_model.py), as a reference
+for Speculate's forward pass of families no downloadable file here has.
+
+usage: llama_cpp_synthetic.py LLAMA_COMPLETION OUTPUT.json
+
+For each family below the synthetic file is written afresh (the same seed gives the same bytes)
+and each prompt (words of the synthetic vocabulary, "w5 w17 ...") is continued greedily for
+TOKENS tokens by llama.cpp's `llama-completion` (BOS as the file asks, two threads, control
+tokens printed as their text with --special; `</s>` never chosen: --ignore-eos masks it). OUTPUT receives
+{"tokens": TOKENS, "prompts": [...], "continuations": {family: [text, ...]}}.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from llama_cpp_greedy import complete
+
+FAMILIES = ["qwen3", "llama3", "llama-linear", "mistral", "phi3"]
+PROMPTS = ["w5 w17 w300 w42 w8 w250 w99 w3", "w120 w7 w77 w400 w1 w64"]
+TOKENS = 32
+
+
+def main():
+    tool, output_path = sys.argv[1:]
+    here = os.path.dirname(os.path.abspath(__file__))
+    continuations = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for family in FAMILIES:
+            model = os.path.join(folder, family + ".gguf")
+            subprocess.run([sys.executable, os.path.join(here, "synthetic_model.py"), family, model], check=True)
+            continuations[family] = [complete(tool, model, TOKENS, p, extra=["--special"]) for p in PROMPTS]
+    with open(output_path, "w", encoding="utf-8") as f:
+        json.dump({"tokens": TOKENS, "prompts": PROMPTS, "continuations": continuations}, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
