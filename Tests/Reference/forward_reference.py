@@ -158,6 +158,8 @@ class Model:
             q = self.rope(q, positions, i)
             k = self.rope(k, positions, i)
             v = v.reshape(n, self.kv_heads, self.hd)
+            if self.quantize:  # the runtime's cache keeps keys and values in half precision
+                k, v = k.astype(np.float16).astype(np.float64), v.astype(np.float16).astype(np.float64)
             keys = np.concatenate([cache[i][0], k]) if cache[i] is not None else k
             values = np.concatenate([cache[i][1], v]) if cache[i] is not None else v
             cache[i] = (keys, values)
