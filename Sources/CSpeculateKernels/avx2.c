@@ -12,6 +12,18 @@
 #define X86_TARGET AVX2
 #define X86_DOT_U8_S8(w, x) _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1))
 #include "x86_common.h"
+// The packed Q5_0 and Q8_0 layouts (repack.c), read eight rows per vector. maddubs adds pairs of
+// products in 16 bits: Q5_0's pairs stay below 2 * 31 * 127, and Q8_0 is read as |q| against x
+// with q's sign (pairs at most 2 * 128 * 127), both below 2^15.
+#define Q32_DOT(acc, u, s) _mm256_add_epi32(acc, X86_DOT_U8_S8(u, s))
+#define Q32_Q8_UNSIGNED 0
+#define Q32_Q4_0_OFFSET 8
+#include "x86_q32_packed.h"
+
+/// The packed layout this set reads `type` in (Gemma 3 stores its 640-value rows as these).
+static int avx2_packs(int type) {
+    return type == SPEC_Q5_0 ? SPEC_Q5_0_X8 : type == SPEC_Q8_0 ? SPEC_Q8_0_X8 : -1;
+}
 
 int spec_cpu_has_avx2_fma(void) {
     __builtin_cpu_init();
@@ -410,12 +422,16 @@ static int matmul(int type, int n, const void *w, size_t row_bytes, int r0, int 
         }
         matmul_q6_K(n, (const uint8_t *)w, row_bytes, r0, r1, (const uint8_t *)act, act_stride, T, y, y_stride);
         return 1;
+    case SPEC_Q5_0_X8:
+    case SPEC_Q8_0_X8:
+        q32_packed_product(type, n, (const uint8_t *)w, r0, r1, (const uint8_t *)act, act_stride, T, y, y_stride);
+        return 1;
     default: return 0;
     }
 }
 
 const spec_kernel_set spec_set_avx2 = {
-    .name = "avx2", .supported = spec_cpu_has_avx2_fma, .matmul = matmul, .packs = spec_packs_none, SPEC_AVX2_OPS};
+    .name = "avx2", .supported = spec_cpu_has_avx2_fma, .matmul = matmul, .packs = avx2_packs, SPEC_AVX2_OPS};
 
 #else
 int spec_cpu_has_avx2_fma(void) {

@@ -1,5 +1,6 @@
 // Interleaved weight layouts ("packed types") for the kernel sets whose products read eight
-// rows per vector (the VNNI sets), and their portable reference.
+// rows per vector (the VNNI sets; AVX2 for Q5_0 and Q8_0; the Arm int8 sets for the K-quants),
+// and their portable reference.
 //
 // A kernel set may prefer a layout other than the file's (spec_kernel_set.packs). The runtime
 // then converts such a matrix once at load (spec_pack_rows) and hands the packed type to the

@@ -500,14 +500,7 @@ WIDE_KERNEL(q6_wide, SPEC_Q6_K)
 // and eight rows; no horizontal sums; results are eight consecutive floats of a token's output.
 // Exact integer totals and the portable float steps, so the results equal the portable kernels
 // on the file's layout bit for bit, for any batch size.
-enum {
-    LANE_ROWS = 8,
-    Q4_0_X8_BLOCK = 144,
-    Q5_0_X8_BLOCK = 176,
-    Q8_0_X8_BLOCK = 272,
-    Q4_K_X8_BLOCK = 1184,
-    Q6_K_X8_BLOCK = 1680
-};
+enum { LANE_ROWS = 8, Q4_K_X8_BLOCK = 1184, Q6_K_X8_BLOCK = 1680 };
 /// Tokens per pass over a group of rows (their sub-block sums and totals stay in registers).
 #ifndef VNNI_LANE_TOKENS
 #define VNNI_LANE_TOKENS 8
@@ -681,128 +674,13 @@ X86_TARGET static inline __attribute__((always_inline)) void lane_group(const in
         _mm256_storeu_ps(out[t], TYPE == SPEC_Q6_K ? acc[t] : _mm256_sub_ps(acc[t], acc_min[t]));
 }
 
-/// The unsigned weights of vector k of a packed 32-value block (Q4_0_X8, Q5_0_X8 or
-/// Q8_0_X8): values 4k..4k+3 of each row in w0 and, for the 4- and 5-bit types, values
-/// 16 + 4k..16 + 4k + 3 in w1. The stored values are q + 8 (Q4_0) and q + 16 (Q5_0); Q8_0's
-/// signed bytes become q + 128 (the sign bit flipped). The caller takes the offset back out.
-X86_TARGET static inline __attribute__((always_inline)) void q32_x8_weights(const int TYPE, const uint8_t *blk, int k,
-                                                                            __m256i *w0, __m256i *w1) {
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
-    const __m256i packed = _mm256_loadu_si256((const __m256i *)(blk + 32 * k));
-    if (TYPE == SPEC_Q8_0) {
-        *w0 = _mm256_xor_si256(packed, _mm256_set1_epi8((char)0x80));
-        return;
-    }
-    *w0 = _mm256_and_si256(packed, low4);
-    *w1 = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
-    if (TYPE == SPEC_Q5_0) {
-        // Bit k of each fifth-bit byte to bit 4 (for w0), bit 4 + k to bit 4 (for w1); a 16-bit
-        // shift by at most 4 moves bits across bytes only outside the mask.
-        const __m256i fifth = _mm256_loadu_si256((const __m256i *)(blk + 128)), bit4 = _mm256_set1_epi8(0x10);
-        const __m256i up = k == 0   ? _mm256_slli_epi16(fifth, 4)
-                           : k == 1 ? _mm256_slli_epi16(fifth, 3)
-                           : k == 2 ? _mm256_slli_epi16(fifth, 2)
-                                    : _mm256_slli_epi16(fifth, 1);
-        const __m256i down = k == 0   ? fifth
-                             : k == 1 ? _mm256_srli_epi16(fifth, 1)
-                             : k == 2 ? _mm256_srli_epi16(fifth, 2)
-                                      : _mm256_srli_epi16(fifth, 3);
-        *w0 = _mm256_or_si256(*w0, _mm256_and_si256(up, bit4));
-        *w1 = _mm256_or_si256(*w1, _mm256_and_si256(down, bit4));
-    }
-}
-
-/// A whole group of eight packed rows of a 32-value block type (SPEC_Q4_0_X8, SPEC_Q5_0_X8,
-/// SPEC_Q8_0_X8) against TOKENS tokens. Per block the exact integer total of each row and token,
-/// sumi = q . x - offset * sum(x), then the portable float steps acc += (d * dx) * sumi in block
-/// order, eight rows per vector: the portable results bit for bit. A block's weight vectors
-/// run as two chains per token; blocks are independent chains, so out-of-order execution
-/// overlaps them when one token alone would leave the dot-product units waiting on latency.
-X86_TARGET static inline __attribute__((always_inline)) void q32_lane_group(const int TYPE, const int TOKENS, int nb,
-                                                                            const uint8_t *group,
-                                                                            const spec_act_view *a,
-                                                                            float (*out)[LANE_ROWS]) {
-    const int bytes = TYPE == SPEC_Q8_0 ? Q8_0_X8_BLOCK : TYPE == SPEC_Q5_0 ? Q5_0_X8_BLOCK : Q4_0_X8_BLOCK;
-    const int offset = TYPE == SPEC_Q8_0 ? 128 : TYPE == SPEC_Q5_0 ? 16 : Q4_0_OFFSET;
-    const __m256i zero = _mm256_setzero_si256();
-    __m256 acc[LANE_TOKENS];
-    for (int t = 0; t < TOKENS; t++) acc[t] = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b++) {
-        const uint8_t *blk = group + (size_t)b * bytes;
-        for (int o = 0; o < bytes; o += 64)
-            _mm_prefetch((const char *)blk + PACKED_PREFETCH_BYTES + o, PACKED_PREFETCH_HINT);
-        __m256i s0[LANE_TOKENS], s1[LANE_TOKENS];
-        for (int t = 0; t < TOKENS; t++) s0[t] = s1[t] = zero;
-        if (TYPE == SPEC_Q8_0) {
-            for (int k = 0; k < 8; k++) {
-                __m256i w, unused;
-                q32_x8_weights(TYPE, blk, k, &w, &unused);
-                for (int t = 0; t < TOKENS; t++) {
-                    const int8_t *x = a[t].q + 32 * b + 4 * k;
-                    if (k % 2)
-                        s1[t] = VNNI_DPBUSD(s1[t], w, broadcast4(x));
-                    else
-                        s0[t] = VNNI_DPBUSD(s0[t], w, broadcast4(x));
-                }
-            }
-        } else {
-            for (int k = 0; k < 4; k++) {
-                __m256i w0, w1;
-                q32_x8_weights(TYPE, blk, k, &w0, &w1);
-                for (int t = 0; t < TOKENS; t++) {
-                    const int8_t *x = a[t].q + 32 * b + 4 * k;
-                    s0[t] = VNNI_DPBUSD(s0[t], w0, broadcast4(x));
-                    s1[t] = VNNI_DPBUSD(s1[t], w1, broadcast4(x + 16));
-                }
-            }
-        }
-        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + bytes - 16)));
-        for (int t = 0; t < TOKENS; t++) {
-            const __m256i sumi =
-                _mm256_sub_epi32(_mm256_add_epi32(s0[t], s1[t]), _mm256_set1_epi32(offset * a[t].s[b]));
-            acc[t] = _mm256_add_ps(
-                acc[t], _mm256_mul_ps(_mm256_mul_ps(d, _mm256_set1_ps(a[t].d[b])), _mm256_cvtepi32_ps(sumi)));
-        }
-    }
-    for (int t = 0; t < TOKENS; t++) _mm256_storeu_ps(out[t], acc[t]);
-}
+// The packed 32-value block types (Q4_0_X8, Q5_0_X8, Q8_0_X8), shared with the AVX2 set.
+#define Q32_DOT(acc, u, s) VNNI_DPBUSD(acc, u, s)
+#define Q32_Q8_UNSIGNED 1
+#define Q32_Q4_0_OFFSET Q4_0_OFFSET
+#include "x86_q32_packed.h"
 
 typedef void (*lane_group_fn)(int nb, const uint8_t *group, const spec_act_view *a, float (*out)[LANE_ROWS]);
-#define Q32_GROUP(NAME, TYPE, TOKENS)                                                                                  \
-    X86_TARGET static void NAME(int nb, const uint8_t *group, const spec_act_view *a, float(*out)[LANE_ROWS]) {        \
-        q32_lane_group(TYPE, TOKENS, nb, group, a, out);                                                               \
-    }
-#define Q32_GROUPS(PREFIX, TYPE)                                                                                       \
-    Q32_GROUP(PREFIX##_1, TYPE, 1)                                                                                     \
-    Q32_GROUP(PREFIX##_2, TYPE, 2)                                                                                     \
-    Q32_GROUP(PREFIX##_3, TYPE, 3)                                                                                     \
-    Q32_GROUP(PREFIX##_4, TYPE, 4)
-#define Q32_MORE_GROUPS(PREFIX, TYPE)                                                                                  \
-    Q32_GROUP(PREFIX##_5, TYPE, 5)                                                                                     \
-    Q32_GROUP(PREFIX##_6, TYPE, 6)                                                                                     \
-    Q32_GROUP(PREFIX##_7, TYPE, 7)                                                                                     \
-    Q32_GROUP(PREFIX##_8, TYPE, 8)
-Q32_GROUPS(q4_0_x8, SPEC_Q4_0)
-Q32_GROUPS(q5_0_x8, SPEC_Q5_0)
-Q32_GROUPS(q8_0_x8, SPEC_Q8_0)
-#if VNNI_LANE_TOKENS > 4
-Q32_MORE_GROUPS(q4_0_x8, SPEC_Q4_0)
-Q32_MORE_GROUPS(q5_0_x8, SPEC_Q5_0)
-Q32_MORE_GROUPS(q8_0_x8, SPEC_Q8_0)
-#define BY_TOKENS(PREFIX)                                                                                              \
-    { PREFIX##_1, PREFIX##_2, PREFIX##_3, PREFIX##_4, PREFIX##_5, PREFIX##_6, PREFIX##_7, PREFIX##_8 }
-#else
-#define BY_TOKENS(PREFIX)                                                                                              \
-    { PREFIX##_1, PREFIX##_2, PREFIX##_3, PREFIX##_4 }
-#endif
-static const lane_group_fn q4_0_x8_by_tokens[LANE_TOKENS] = BY_TOKENS(q4_0_x8);
-static const lane_group_fn q5_0_x8_by_tokens[LANE_TOKENS] = BY_TOKENS(q5_0_x8);
-static const lane_group_fn q8_0_x8_by_tokens[LANE_TOKENS] = BY_TOKENS(q8_0_x8);
-#undef BY_TOKENS
-#undef Q32_MORE_GROUPS
-#undef Q32_GROUPS
-#undef Q32_GROUP
-
 #define LANE_GROUP(NAME, TYPE, TOKENS)                                                                                 \
     X86_TARGET static void NAME(int nb, const uint8_t *group, const spec_act_view *a, float(*out)[LANE_ROWS]) {        \
         lane_group(TYPE, TOKENS, nb, group, a, out);                                                                   \
@@ -838,26 +716,25 @@ static const lane_group_fn q6_K_x8_by_tokens[LANE_TOKENS] = {q6_K_x8_1, q6_K_x8_
 /// its rows inside are stored) for T tokens, in passes of up to LANE_TOKENS tokens per group.
 static void packed_product(int packed_type, int n, const uint8_t *w, int r0, int r1, const uint8_t *act,
                            size_t act_stride, int T, float *y, size_t y_stride) {
-    const int q32 = packed_type == SPEC_Q4_0_X8 || packed_type == SPEC_Q5_0_X8 || packed_type == SPEC_Q8_0_X8,
-              nb = q32 ? n / 32 : n / 256, format = q32 ? SPEC_ACT_Q8_32 : SPEC_ACT_Q8_256;
+    if (packed_type == SPEC_Q4_0_X8 || packed_type == SPEC_Q5_0_X8 || packed_type == SPEC_Q8_0_X8) {
+        q32_packed_product(packed_type, n, w, r0, r1, act, act_stride, T, y, y_stride);
+        return;
+    }
+    const int nb = n / 256;
     const size_t row_bytes = spec_packed_row_bytes(packed_type, n);
-    const lane_group_fn *by_tokens = packed_type == SPEC_Q4_0_X8   ? q4_0_x8_by_tokens
-                                     : packed_type == SPEC_Q5_0_X8 ? q5_0_x8_by_tokens
-                                     : packed_type == SPEC_Q8_0_X8 ? q8_0_x8_by_tokens
-                                     : packed_type == SPEC_Q6_K_X8 ? q6_K_x8_by_tokens
-                                                                   : q4_K_x8_by_tokens;
+    const lane_group_fn *by_tokens = packed_type == SPEC_Q6_K_X8 ? q6_K_x8_by_tokens : q4_K_x8_by_tokens;
     spec_act_view a[LANE_TOKENS];
     float out[LANE_TOKENS][LANE_ROWS];
     for (int g = r0 - r0 % LANE_ROWS; g < r1; g += LANE_ROWS) {
         const int lo = g > r0 ? g : r0, hi = g + LANE_ROWS < r1 ? g + LANE_ROWS : r1;
         for (int t0 = 0; t0 < T; t0 += LANE_TOKENS) {
             const int count = T - t0 < LANE_TOKENS ? T - t0 : LANE_TOKENS;
-            for (int t = 0; t < count; t++) a[t] = spec_act_at(format, n, act + (size_t)(t0 + t) * act_stride);
+            for (int t = 0; t < count; t++) a[t] = spec_act_at(SPEC_ACT_Q8_256, n, act + (size_t)(t0 + t) * act_stride);
             // Two or three tokens run as four (the last one repeated, its extra results dropped):
             // the four-token pass streams the rows as fast as the one-token pass, while the
             // two- and three-token passes measured 1.18x and 1.35x its time (1.5B target, 2
             // threads, Zen 4). Each token's result is exact and independent of the others.
-            const int padded = !q32 && (count == 2 || count == 3) ? 4 : count;
+            const int padded = count == 2 || count == 3 ? 4 : count;
             for (int t = count; t < padded; t++) a[t] = a[count - 1];
             by_tokens[padded - 1](nb, w + (size_t)g * row_bytes, a, out);
             for (int t = 0; t < count; t++)

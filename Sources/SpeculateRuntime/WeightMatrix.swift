@@ -132,8 +132,9 @@ public struct WeightMatrix: Sendable {
         return a > b
     }
 
-    /// The matrix in the layout the active kernel set reads fastest: the VNNI sets read Q4_0, Q4_K
-    /// and Q6_K as groups of eight interleaved rows, packed here once (in parallel) into memory of
+    /// The matrix in the layout the active kernel set reads fastest (the VNNI sets read Q4_0, Q5_0,
+    /// Q8_0, Q4_K and Q6_K, AVX2 Q5_0 and Q8_0, the Arm int8 sets Q4_K and Q6_K as groups of eight
+    /// interleaved rows: see repack.c), packed here once (in parallel) into memory of
     /// its own; the file's pages of the tensor are then released from resident memory. Returns
     /// `self` unchanged when the set keeps the file's layout, or when memory runs out.
     func packedForKernels() -> WeightMatrix {

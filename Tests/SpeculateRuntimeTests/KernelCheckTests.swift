@@ -62,11 +62,13 @@ struct KernelCheckTests {
     }
 
     /// The packed layouts a set's products read (repack.c): the VNNI sets Q8_0, Q4_0, Q5_0, Q4_K
-    /// and Q6_K, the Arm int8 sets Q4_K and Q6_K; the portable kernels are checked on all five.
+    /// and Q6_K, AVX2 Q8_0 and Q5_0, the Arm int8 sets Q4_K and Q6_K; the portable kernels are
+    /// checked on all five.
     static func packedLayouts(of set: String) -> [String] {
         if set.hasSuffix("vnni") || set == "portable" {
             return ["Q8_0_X8", "Q4_0_X8", "Q5_0_X8", "Q4_K_X8", "Q6_K_X8"]
         }
+        if set == "avx2" { return ["Q8_0_X8", "Q5_0_X8"] }
         if set == "dotprod" || set == "i8mm" { return ["Q4_K_X8", "Q6_K_X8"] }
         return []
     }
