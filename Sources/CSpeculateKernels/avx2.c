@@ -17,7 +17,7 @@
 // with q's sign (pairs at most 2 * 128 * 127), both below 2^15.
 #define Q32_DOT(acc, u, s) _mm256_add_epi32(acc, X86_DOT_U8_S8(u, s))
 #define Q32_Q8_UNSIGNED 0
-#define Q32_Q4_0_OFFSET 8
+#define Q32_TOKENS 4 // 16 vector registers
 #include "x86_q32_packed.h"
 
 /// The packed layout this set reads `type` in (Gemma 3 stores its 640-value rows as these).

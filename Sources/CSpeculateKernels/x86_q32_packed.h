@@ -5,12 +5,15 @@
 //                        madd, whose 16-bit pair sums must then stay below 2^15)
 //   Q32_Q8_UNSIGNED      1: Q8_0's weights are read as q + 128 against x (no pair limit);
 //                        0: as |q| against x with q's sign (pairs at most 2 * 128 * 127)
-//   Q32_Q4_0_OFFSET      8 (the kernel check's mutants change it)
+//   Q32_Q4_0_OFFSET      8 (the kernel check's mutants change it), or leave Q4_0_X8 out
+//                        when undefined (a set that does not pack Q4_0)
+//   Q32_TOKENS           tokens per pass over a group (their sums stay in registers: 8 where
+//                        there are 32 vector registers, 4 where there are 16)
 //
 // Per block the exact integer total of each row and token, sumi = q . x - offset * sum(x), then
 // the portable float steps acc += (d * dx) * sumi in block order: the portable results bit for
 // bit, whatever the batch size, in every set that includes this file.
-enum { Q32_ROWS = 8, Q32_TOKENS = 8, Q4_0_X8_BYTES = 144, Q5_0_X8_BYTES = 176, Q8_0_X8_BYTES = 272 };
+enum { Q32_ROWS = 8, Q4_0_X8_BYTES = 144, Q5_0_X8_BYTES = 176, Q8_0_X8_BYTES = 272 };
 /// Packed weights are requested 4 KiB ahead into L2, as the VNNI sets' other packed types are.
 #ifndef Q32_PREFETCH_BYTES
 #define Q32_PREFETCH_BYTES 4096
@@ -61,7 +64,12 @@ X86_TARGET static inline __attribute__((always_inline)) void q32_group(const int
                                                                        const uint8_t *group, const spec_act_view *a,
                                                                        float (*out)[Q32_ROWS]) {
     const int bytes = TYPE == SPEC_Q8_0 ? Q8_0_X8_BYTES : TYPE == SPEC_Q5_0 ? Q5_0_X8_BYTES : Q4_0_X8_BYTES;
-    const int offset = TYPE == SPEC_Q8_0 ? (Q32_Q8_UNSIGNED ? 128 : 0) : TYPE == SPEC_Q5_0 ? 16 : Q32_Q4_0_OFFSET;
+#ifdef Q32_Q4_0_OFFSET
+    const int q4_0_offset = Q32_Q4_0_OFFSET;
+#else
+    const int q4_0_offset = 8;
+#endif
+    const int offset = TYPE == SPEC_Q8_0 ? (Q32_Q8_UNSIGNED ? 128 : 0) : TYPE == SPEC_Q5_0 ? 16 : q4_0_offset;
     const __m256i zero = _mm256_setzero_si256();
     __m256 acc[Q32_TOKENS];
     for (int t = 0; t < TOKENS; t++) acc[t] = _mm256_setzero_ps();
@@ -110,6 +118,7 @@ typedef void (*q32_group_fn)(int nb, const uint8_t *group, const spec_act_view *
     X86_TARGET static void NAME(int nb, const uint8_t *group, const spec_act_view *a, float(*out)[Q32_ROWS]) {         \
         q32_group(TYPE, TOKENS, nb, group, a, out);                                                                    \
     }
+#if Q32_TOKENS == 8
 #define Q32_GROUPS(PREFIX, TYPE)                                                                                       \
     Q32_GROUP(PREFIX##_1, TYPE, 1)                                                                                     \
     Q32_GROUP(PREFIX##_2, TYPE, 2)                                                                                     \
@@ -119,9 +128,21 @@ typedef void (*q32_group_fn)(int nb, const uint8_t *group, const spec_act_view *
     Q32_GROUP(PREFIX##_6, TYPE, 6)                                                                                     \
     Q32_GROUP(PREFIX##_7, TYPE, 7)                                                                                     \
     Q32_GROUP(PREFIX##_8, TYPE, 8)                                                                                     \
-    static const q32_group_fn PREFIX##_by_tokens[Q32_TOKENS] = {PREFIX##_1, PREFIX##_2, PREFIX##_3, PREFIX##_4,        \
-                                                                PREFIX##_5, PREFIX##_6, PREFIX##_7, PREFIX##_8};
+    static const q32_group_fn PREFIX##_by_tokens[8] = {PREFIX##_1, PREFIX##_2, PREFIX##_3, PREFIX##_4,                 \
+                                                       PREFIX##_5, PREFIX##_6, PREFIX##_7, PREFIX##_8};
+#elif Q32_TOKENS == 4
+#define Q32_GROUPS(PREFIX, TYPE)                                                                                       \
+    Q32_GROUP(PREFIX##_1, TYPE, 1)                                                                                     \
+    Q32_GROUP(PREFIX##_2, TYPE, 2)                                                                                     \
+    Q32_GROUP(PREFIX##_3, TYPE, 3)                                                                                     \
+    Q32_GROUP(PREFIX##_4, TYPE, 4)                                                                                     \
+    static const q32_group_fn PREFIX##_by_tokens[4] = {PREFIX##_1, PREFIX##_2, PREFIX##_3, PREFIX##_4};
+#else
+#error "Q32_TOKENS must be 4 or 8"
+#endif
+#ifdef Q32_Q4_0_OFFSET
 Q32_GROUPS(q4_0_x8, SPEC_Q4_0)
+#endif
 Q32_GROUPS(q5_0_x8, SPEC_Q5_0)
 Q32_GROUPS(q8_0_x8, SPEC_Q8_0)
 #undef Q32_GROUPS
@@ -132,9 +153,13 @@ Q32_GROUPS(q8_0_x8, SPEC_Q8_0)
 static void q32_packed_product(int packed_type, int n, const uint8_t *w, int r0, int r1, const uint8_t *act,
                                size_t act_stride, int T, float *y, size_t y_stride) {
     const size_t row_bytes = spec_packed_row_bytes(packed_type, n);
+#ifdef Q32_Q4_0_OFFSET
     const q32_group_fn *by_tokens = packed_type == SPEC_Q4_0_X8   ? q4_0_x8_by_tokens
                                     : packed_type == SPEC_Q5_0_X8 ? q5_0_x8_by_tokens
                                                                   : q8_0_x8_by_tokens;
+#else
+    const q32_group_fn *by_tokens = packed_type == SPEC_Q5_0_X8 ? q5_0_x8_by_tokens : q8_0_x8_by_tokens;
+#endif
     spec_act_view a[Q32_TOKENS];
     float out[Q32_TOKENS][Q32_ROWS];
     for (int g = r0 - r0 % Q32_ROWS; g < r1; g += Q32_ROWS) {

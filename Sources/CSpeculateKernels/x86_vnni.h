@@ -678,6 +678,7 @@ X86_TARGET static inline __attribute__((always_inline)) void lane_group(const in
 #define Q32_DOT(acc, u, s) VNNI_DPBUSD(acc, u, s)
 #define Q32_Q8_UNSIGNED 1
 #define Q32_Q4_0_OFFSET Q4_0_OFFSET
+#define Q32_TOKENS VNNI_LANE_TOKENS
 #include "x86_q32_packed.h"
 
 typedef void (*lane_group_fn)(int nb, const uint8_t *group, const spec_act_view *a, float (*out)[LANE_ROWS]);

@@ -7,7 +7,8 @@ import Testing
 
 /// The synthetic models of ``SyntheticFamilyTests`` decoded greedily by Speculate and by llama.cpp
 /// (`Tests/Reference/llama_cpp_synthetic.py`): the same token ids, except after a near-tie
-/// (8 of the 10 continuations agree on every token compared).
+/// (9 of the 10 continuations agree on every token compared; Qwen3's other one parts at a
+/// margin of 0.05% of the logit range).
 @Suite("Synthetic models against llama.cpp", .serialized)
 struct SyntheticLlamaCppTests {
     /// llama.cpp's continuations, as text; with `LLAMA_COMPLETION` set to llama.cpp's
@@ -45,10 +46,13 @@ struct SyntheticLlamaCppTests {
             }
     }
 
-    /// The text llama-completion prints for `ids` (`--special`: control tokens as their text).
-    static func text(_ ids: [TokenID]) -> String {
-        let vocabulary = tokens()
-        return ids.map { vocabulary[Int($0)].replacingOccurrences(of: "▁", with: " ") }.joined()
+    /// The ids llama.cpp may not choose (`BANNED` in llama_cpp_synthetic.py): every token that is
+    /// not a word, and `</s>` (its --ignore-eos), so that its output reads back one way only.
+    static let banned: [Int] = [0, 1, 2] + Array(3..<16)
+
+    /// llama-completion's output, words only (" w5 w17"), as token ids.
+    static func decode(_ text: String) throws -> [TokenID] {
+        try encode(text).dropFirst().map { $0 }
     }
 
     @Test(
@@ -62,7 +66,8 @@ struct SyntheticLlamaCppTests {
         let folder = try TestSupport.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let (model, _) = try SyntheticFamilyTests.model(architecture, in: folder)
-        for (prompt, theirs) in zip(prompts, expected) {
+        var parted = 0
+        for (prompt, continuation) in zip(prompts, expected) {
             let context = try Self.encode(prompt)
             // llama.cpp applies no sliding window to a `llama` file (Mistral v0.1's declared one
             // included): compare only the tokens whose context fits in the window, where the
@@ -70,10 +75,12 @@ struct SyntheticLlamaCppTests {
             let compared = model.config.slidingWindow.map { min(count, $0 + 1 - context.count) } ?? count
             let session = try InferenceSession(model: model, context: 128)
             var logits = try session.append(context)
+            let theirs = try Self.decode(continuation)
+            #expect(theirs.count == count, "\(architecture): llama.cpp's output \(continuation.debugDescription)")
             var ours: [TokenID] = []
             var margins: [(top: Float, second: Float, range: Float)] = []
             for _ in 0..<compared {
-                logits[2] = -.infinity  // `</s>`: llama.cpp's --ignore-eos masks it
+                for id in Self.banned { logits[id] = -.infinity }
                 let order = logits.indices.sorted { logits[$0] > logits[$1] }
                 let finite = logits.filter(\.isFinite)
                 margins.append(
@@ -82,21 +89,23 @@ struct SyntheticLlamaCppTests {
                 logits = try session.evaluate(tokens: [ours.last!], parents: [-1]).values
                 try session.commit([0])
             }
-            let agreed = (0...compared).last { theirs.hasPrefix(Self.text(Array(ours.prefix($0)))) } ?? 0
-            guard agreed < compared else { continue }
-            // Where the texts part: a divergence is accepted only at a near-tie, a top-2 margin
-            // below 1% of the logit range. The two runtimes round activations differently
-            // (llama.cpp keeps each 32-value block's activation scale in half precision, Speculate
-            // in single precision), and these models' logits move by that much with such
-            // rounding: the numpy reference's
-            // own float and 8-bit runs differ by 0.20-0.22 logits, ~1% of the range
-            // (SyntheticFamilyTests prints it).
-            let margin = margins[agreed]
+            guard let step = ours.indices.first(where: { $0 >= theirs.count || ours[$0] != theirs[$0] }) else {
+                continue
+            }
+            // Where they part: a divergence is accepted only at a near-tie, a top-2 margin below
+            // 1e-3 of the logit range. The two runtimes round activations differently (llama.cpp
+            // keeps each 32-value block's activation scale in half precision, Speculate in single
+            // precision), which moves these models' logits by up to ~1% of the range.
+            let margin = margins[step]
             #expect(
-                margin.top - margin.second < 0.01 * margin.range,
-                "\(architecture) on \(prompt.debugDescription): step \(agreed) of \(compared), margin \(margin.top - margin.second) of a range \(margin.range)\n ours \(Self.text(ours).debugDescription)\n llama.cpp \(theirs.debugDescription)"
+                margin.top - margin.second < 1e-3 * margin.range,
+                "\(architecture) on \(prompt.debugDescription): step \(step) of \(compared), margin \(margin.top - margin.second) of a range \(margin.range)\n ours \(ours)\n llama.cpp \(theirs)"
             )
-            print("\(architecture) near-tie at step \(agreed): margin \(margin.top - margin.second) of \(margin.range)")
+            print("\(architecture) near-tie at step \(step): margin \(margin.top - margin.second) of \(margin.range)")
+            parted += 1
+        }
+        if architecture != "qwen3" {
+            #expect(parted == 0, "\(architecture): every compared token equal to llama.cpp's before")
         }
     }
 }
