@@ -30,4 +30,6 @@ public struct GenerationJob: Sendable {
     public var includeUsage: Bool
     /// The proposers, tree and verifier to run.
     public var strategy: StrategyRequest
+    /// Penalties, biases and filters of the target's scores, applied inside verification.
+    public var logitProcessors: [any LogitProcessor] = []
 }

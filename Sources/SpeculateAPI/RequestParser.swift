@@ -4,8 +4,8 @@ import SpeculateFormat
 
 /// Turns request bodies into ``GenerationJob``s, refusing what the server cannot honour with a
 /// message naming the field: an OpenAI client sends fields this server does not implement
-/// (`logprobs`, penalties, `n` > 1), and silently ignoring them would return something else
-/// than what was asked.
+/// (`logprobs`, `n` > 1), and silently ignoring them would return something else than what was
+/// asked.
 public struct RequestParser: Sendable {
     /// The model id the server answers to.
     public var modelName: String
@@ -13,12 +13,16 @@ public struct RequestParser: Sendable {
     public var defaults: StrategyRequest
     /// Tokens of context of the target (limits `max_tokens`).
     public var context: Int
+    /// Tokens in the target's vocabulary (the ids `logit_bias` may name).
+    public var vocabularySize: Int
 
-    /// A parser for a server serving `modelName` with `defaults` in a context of `context` tokens.
-    public init(modelName: String, defaults: StrategyRequest, context: Int) {
+    /// A parser for a server serving `modelName` with `defaults` in a context of `context` tokens
+    /// and a vocabulary of `vocabularySize` tokens.
+    public init(modelName: String, defaults: StrategyRequest, context: Int, vocabularySize: Int = Int(Int32.max)) {
         self.modelName = modelName
         self.defaults = defaults
         self.context = context
+        self.vocabularySize = vocabularySize
     }
 
     /// A `POST /v1/completions` body.
@@ -134,19 +138,7 @@ public struct RequestParser: Sendable {
             guard let s = integer(value) else { throw .invalid("'seed' must be an integer", param: "seed") }
             seed = UInt64(bitPattern: Int64(s))
         }
-        for key in ["presence_penalty", "frequency_penalty"] {
-            let value = try number(object, key, default: 0, in: -2...2)
-            guard value == 0 else {
-                throw .invalid(
-                    "'\(key)' is not supported: penalties would change the target's distribution, which speculative decoding preserves",
-                    param: key)
-            }
-        }
-        if let bias = object["logit_bias"], !(bias is NSNull) {
-            guard let map = bias as? [String: Any], map.isEmpty else {
-                throw .invalid("'logit_bias' is not supported", param: "logit_bias")
-            }
-        }
+        let processors = try logitProcessors(object)
         var stop: [String] = []
         switch object["stop"] {
         case nil, is NSNull: break
@@ -179,7 +171,8 @@ public struct RequestParser: Sendable {
         return GenerationJob(
             endpoint: endpoint, prompt: prompt, messages: messages, maxTokens: maxTokens,
             sampling: SamplingSettings(temperature: Float(temperature), topK: topK, topP: Float(topP), seed: seed),
-            stop: stop, stream: stream, includeUsage: includeUsage, strategy: try strategy(object["speculate"]))
+            stop: stop, stream: stream, includeUsage: includeUsage, strategy: try strategy(object["speculate"]),
+            logitProcessors: processors)
     }
 
     /// The `speculate` extension object: validated like the command line's flags.
@@ -282,7 +275,7 @@ public struct RequestParser: Sendable {
         }
     }
 
-    private func number(_ object: [String: Any], _ key: String, default fallback: Double, in range: ClosedRange<Double>)
+    func number(_ object: [String: Any], _ key: String, default fallback: Double, in range: ClosedRange<Double>)
         throws(APIError) -> Double
     {
         guard let value = object[key], !(value is NSNull) else { return fallback }

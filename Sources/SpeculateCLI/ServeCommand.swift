@@ -72,7 +72,9 @@ struct ServeCommand: AsyncParsableCommand {
         let engine = try ServerEngine(
             modelName: modelName, model: model, draft: startup.draft, queueCapacity: queue,
             checkProposers: { specs throws(APIError) in try policy.check(specs) })
-        let parser = RequestParser(modelName: modelName, defaults: defaults, context: strategy.context)
+        let parser = RequestParser(
+            modelName: modelName, defaults: defaults, context: strategy.context,
+            vocabularySize: model.model.config.vocabularySize)
         let serverOptions = ServerOptions(
             host: host, port: port, apiKey: apiKey ?? ProcessInfo.processInfo.environment["SPECULATE_API_KEY"],
             maxBodyBytes: maxBodyBytes)

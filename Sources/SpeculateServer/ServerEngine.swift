@@ -170,8 +170,8 @@ public final class ServerEngine: Sendable {
         let generator = SpeculativeGenerator(
             model: model, strategy: strategy(job.strategy), proposers: proposers, session: session)
         let parameters = GenerateParameters(
-            maxTokens: prepared.maxTokens, sampling: job.sampling, stop: job.stop, cachedPromptTokens: cached,
-            shouldStop: { stop.isRaised })
+            maxTokens: prepared.maxTokens, sampling: job.sampling, stop: job.stop,
+            logitProcessors: job.logitProcessors, cachedPromptTokens: cached, shouldStop: { stop.isRaised })
         var text = ""
         var generated: [Token] = []
         var statistics = RunStatistics()

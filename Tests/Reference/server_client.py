@@ -107,6 +107,19 @@ for strategy in expected["strategies"]:
     elif not strategy or strategy == ["none"]:
         check(f"streamed completion {strategy} provenance", sources == {None}, sources)
 
+# --- penalties, biases and min-p: every strategy gives plain decoding's output of the same request
+shaped = {"presence_penalty": 0.6, "frequency_penalty": 0.4, "logit_bias": {"13": -100, "11": 2.5},
+          "repeat_penalty": 1.3, "repeat_last_n": 32, "min_p": 0.05}
+plain_shaped = client.completions.create(model=model, prompt=completion["prompt"], max_tokens=completion["max_tokens"],
+                                         temperature=0, extra_body={**shaped, **speculate(["none"])}).choices[0].text
+check("penalties change the output", plain_shaped != completion["text"], plain_shaped)
+for strategy in expected["strategies"]:
+    text = client.completions.create(model=model, prompt=completion["prompt"], max_tokens=completion["max_tokens"],
+                                     temperature=0, extra_body={**shaped, **speculate(strategy)}).choices[0].text
+    check(f"penalized completion {strategy} equals plain", text == plain_shaped, f"{text!r} != {plain_shaped!r}")
+status, _, body = raw("POST", "/v1/completions", {"prompt": "x", "grammar": "root ::= \"a\""})
+check("grammar refused by name", is_error(status, body, "unsupported_parameter") and body["error"]["param"] == "grammar", body)
+
 # --- the prompt cache: the same prompt again reuses all but its last token -------------------
 again = client.completions.create(model=model, prompt=completion["prompt"], max_tokens=completion["max_tokens"], temperature=0)
 cached = again.model_extra["speculate"]["prompt_cache_tokens"]

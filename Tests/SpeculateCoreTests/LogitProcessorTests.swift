@@ -27,6 +27,7 @@ struct LogitProcessorTests {
         let prompt: [Token] = [3, 7, 1]
         let processors: [any LogitProcessor] = [
             RepetitionPenalty(frequency: 0.8, presence: 0.4), LogitBias([5: -100, 9: 0.7]),
+            WindowRepeatPenalty(penalty: 1.3, window: 5), MinP(0.05),
         ]
         let expected = processedGreedy(target, prompt: prompt, count: 60, processors: processors)
         #expect(expected != plainGreedy(target, prompt: prompt, count: 60), "the processors change the output")
@@ -53,5 +54,26 @@ struct LogitProcessorTests {
         RepetitionPenalty(frequency: 1, presence: 0.5).process(
             &logits, history: TokenHistory(committed: [2, 2, 3, 4], promptLength: 2, path: [4, 5]))
         #expect(logits == [0, 0, 0, -1.5, -2.5, -1.5])
+    }
+
+    @Test("llama.cpp's repeat penalty: distinct tokens of the last N of prompt, output and path, divided or multiplied")
+    func windowRepeatPenalty() {
+        var logits: [Float] = [2, -2, 2, 2, -1, 4]
+        // The last 4 tokens: 3 (committed), then the path 1, 1, 5; token 0 is outside the window.
+        WindowRepeatPenalty(penalty: 2, window: 4).process(
+            &logits, history: TokenHistory(committed: [0, 2, 3], promptLength: 1, path: [1, 1, 5]))
+        #expect(logits == [2, -4, 2, 1, -1, 2])
+        var untouched: [Float] = [1, 2, 3]
+        WindowRepeatPenalty(penalty: 2, window: 0).process(
+            &untouched, history: TokenHistory(committed: [0, 1, 2], promptLength: 0))
+        #expect(untouched == [1, 2, 3])
+    }
+
+    @Test("min-p removes the tokens below a fraction of the top probability, never the top one")
+    func minP() {
+        var logits: [Float] = [0, -1, -3, 0.5]
+        MinP(0.1).process(&logits, history: TokenHistory(committed: [], promptLength: 0))
+        // exp(-3 - 0.5) < 0.1 <= exp(-1 - 0.5)
+        #expect(logits == [0, -1, -.infinity, 0.5])
     }
 }

@@ -110,7 +110,11 @@ struct StochasticTests {
                         name: "q", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 21, sharpness: 1.0),
                         depth: 3, children: 2)
                 ]
-            }, processors: [RepetitionPenalty(frequency: 0.7, presence: 0.3), LogitBias([2: 0.8])])
+            },
+            processors: [
+                RepetitionPenalty(frequency: 0.7, presence: 0.3), LogitBias([2: 0.8]),
+                WindowRepeatPenalty(penalty: 1.4, window: 3),
+            ])
     }
 
     @Test("several children from one proposer")

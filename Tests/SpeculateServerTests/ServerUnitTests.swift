@@ -5,7 +5,8 @@ import Testing
 
 @Suite("Server request parsing")
 struct RequestParsingTests {
-    let parser = RequestParser(modelName: "m", defaults: StrategyRequest(proposers: ["ngram"]), context: 512)
+    let parser = RequestParser(
+        modelName: "m", defaults: StrategyRequest(proposers: ["ngram"]), context: 512, vocabularySize: 1000)
 
     func body(_ json: String) -> Data { Data(json.utf8) }
 
@@ -68,7 +69,18 @@ struct RequestParsingTests {
             (#"{"prompt": "x", "stream": "yes"}"#, "invalid_request", "stream"),
             (#"{"prompt": "x", "logprobs": 3}"#, "unsupported_parameter", "logprobs"),
             (#"{"prompt": "x", "echo": true}"#, "unsupported_parameter", "echo"),
-            (#"{"prompt": "x", "presence_penalty": 0.5}"#, "invalid_request", "presence_penalty"),
+            (#"{"prompt": "x", "presence_penalty": 2.5}"#, "invalid_request", "presence_penalty"),
+            (#"{"prompt": "x", "frequency_penalty": "high"}"#, "invalid_request", "frequency_penalty"),
+            (#"{"prompt": "x", "repeat_penalty": 0}"#, "invalid_request", "repeat_penalty"),
+            (#"{"prompt": "x", "repeat_last_n": -2}"#, "invalid_request", "repeat_last_n"),
+            (#"{"prompt": "x", "min_p": 1.5}"#, "invalid_request", "min_p"),
+            (#"{"prompt": "x", "logit_bias": {"1000": 5}}"#, "invalid_request", "logit_bias"),
+            (#"{"prompt": "x", "logit_bias": {"the": 5}}"#, "invalid_request", "logit_bias"),
+            (#"{"prompt": "x", "logit_bias": {"3": 101}}"#, "invalid_request", "logit_bias"),
+            (#"{"prompt": "x", "logit_bias": [3]}"#, "invalid_request", "logit_bias"),
+            (#"{"prompt": "x", "grammar": "root ::= \"a\""}"#, "unsupported_parameter", "grammar"),
+            (#"{"prompt": "x", "mirostat": 2}"#, "unsupported_parameter", "mirostat"),
+            (#"{"prompt": "x", "typical_p": 0.5}"#, "unsupported_parameter", "typical_p"),
             (#"{"prompt": "x", "speculate": []}"#, "invalid_request", "speculate"),
             (#"{"prompt": "x", "speculate": {"proposer": ["ngram"]}}"#, "invalid_request", "speculate.proposer"),
             (#"{"prompt": "x", "speculate": {"tree": "2,0"}}"#, "invalid_request", "speculate.tree"),
@@ -86,6 +98,24 @@ struct RequestParsingTests {
                 "\(json): \(error.code ?? "-") \(error.param ?? "-") \(error.message)")
             #expect(!error.message.isEmpty)
         }
+    }
+
+    @Test("penalties, biases and min-p become logit processors; their off values add none")
+    func samplingFields() throws {
+        let job = try parser.completion(
+            body(
+                #"{"prompt": "x", "presence_penalty": 0.5, "frequency_penalty": -0.25, "repeat_penalty": 1.1, "repeat_last_n": -1, "logit_bias": {"7": -100, "999": 2.5}, "min_p": 0.05, "mirostat": 0, "typical_p": 1, "grammar": ""}"#
+            ))
+        let penalty = try #require(job.logitProcessors.first as? RepetitionPenalty)
+        #expect(penalty.presence == 0.5 && penalty.frequency == -0.25)
+        let repeatPenalty = try #require(job.logitProcessors.compactMap { $0 as? WindowRepeatPenalty }.first)
+        #expect(repeatPenalty.penalty == Float(1.1) && repeatPenalty.window == 512)  // -1: the whole context
+        let bias = try #require(job.logitProcessors.compactMap { $0 as? LogitBias }.first)
+        #expect(bias.biases == [7: -100, 999: 2.5])
+        #expect(job.logitProcessors.compactMap { $0 as? MinP }.first?.fraction == Float(0.05))
+        let plain = try parser.completion(
+            body(#"{"prompt": "x", "presence_penalty": 0, "repeat_penalty": 1, "logit_bias": {}, "min_p": 0}"#))
+        #expect(plain.logitProcessors.isEmpty)
     }
 
     @Test("an unknown model is a 404 naming the served one; bad chat messages are refused")
