@@ -14,6 +14,7 @@ struct BenchCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var strategyOptions: StrategyOptions
+    @OptionGroup var shaping: LogitShapingOptions
 
     @Option(
         name: .customLong("strategy"),
@@ -75,7 +76,8 @@ struct BenchCommand: AsyncParsableCommand {
             let specs = try strategies.map { try StrategySpec($0, defaults: strategyOptions.strategy()) }
             let promptSet = try PromptSet.load(file: promptsFile, count: prompts)
             let benchmark = StrategyBenchmark(
-                target: loaded, strategies: specs, options: strategyOptions, maxTokens: maxTokens, repeats: repeats)
+                target: loaded, strategies: specs, options: strategyOptions, maxTokens: maxTokens, repeats: repeats,
+                logitProcessors: shaping.processors)
             let isTerminal = isatty(STDERR_FILENO) != 0
             let results = try await benchmark.run(prompts: promptSet) { message in
                 FileHandle.standardError.write(Data((isTerminal ? "\r\u{1B}[2K" + message : message + "\n").utf8))

@@ -16,6 +16,7 @@ struct RunCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var strategy: StrategyOptions
+    @OptionGroup var shaping: LogitShapingOptions
 
     @Option(help: "Tokens to generate.")
     var maxTokens = 128
@@ -67,7 +68,7 @@ struct RunCommand: AsyncParsableCommand {
         let interrupted = InterruptFlag.installed()
         let parameters = GenerateParameters(
             maxTokens: maxTokens, sampling: strategy.sampling, stop: stop, ignoreEndOfSequence: ignoreEos,
-            shouldStop: { interrupted.isSet })
+            logitProcessors: shaping.processors, shouldStop: { interrupted.isSet })
         let colour = showDrafts && !json && isatty(STDOUT_FILENO) != 0
         var palette = Palette(names: generator.proposers.map(\.name))
         var allTokens: [Token] = []

@@ -94,6 +94,8 @@ struct StrategyBenchmark {
     let maxTokens: Int
     /// Runs of every strategy per prompt (interleaved); per-prompt rows take the median run.
     var repeats = 1
+    /// Penalties and filters every strategy (plain decoding too) applies.
+    var logitProcessors: [any LogitProcessor] = []
 
     func run(prompts: [BenchPrompt], progress: (String) -> Void) async throws -> [StrategyResult] {
         let plainSpec = try StrategySpec("none", defaults: options.strategy())
@@ -119,8 +121,9 @@ struct StrategyBenchmark {
                     progress(
                         "[\(index + 1)/\(prompts.count)\(repeats > 1 ? " run \(round + 1)/\(repeats)" : "")] \(results[s].name)"
                     )
-                    let generation = GenerationOptions(
+                    var generation = GenerationOptions(
                         maxTokens: maxTokens, budget: all[s].strategy.budget, sampling: options.sampling)
+                    generation.logitProcessors = logitProcessors
                     let (output, stats) = try await decoder.generateAll(prompt: tokens, options: generation)
                     let ids = output.map(\.token)
                     if s == 0 && round == 0 {

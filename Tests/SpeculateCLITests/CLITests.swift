@@ -180,6 +180,9 @@ struct CLITests {
                 ["bench", "--target", "smollm2-135m-instruct", "--strategy", "ngram ahead=many"],
                 "ahead=many is not a count"
             ),
+            (["run", "--target", "smollm2-135m-instruct", "--frequency-penalty", "3", "hi"], "outside -2...2"),
+            (["run", "--target", "smollm2-135m-instruct", "--repeat-penalty", "0", "hi"], "outside (0, 10]"),
+            (["run", "--target", "smollm2-135m-instruct", "--min-p", "1.5", "hi"], "--min-p 1.5 is outside 0...1"),
         ]
         for (arguments, message) in cases {
             let run = try CLI.run(arguments)
