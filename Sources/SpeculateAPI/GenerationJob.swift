@@ -32,4 +32,6 @@ public struct GenerationJob: Sendable {
     public var strategy: StrategyRequest
     /// Penalties, biases and filters of the target's scores, applied inside verification.
     public var logitProcessors: [any LogitProcessor] = []
+    /// When set, the answer carries each token's log-probability and this many alternatives.
+    public var logprobs: Int?
 }

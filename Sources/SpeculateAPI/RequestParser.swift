@@ -43,10 +43,18 @@ public struct RequestParser: Sendable {
         default: throw .invalid("'prompt' must be a string", param: "prompt")
         }
         guard !prompt.isEmpty else { throw .invalid("'prompt' is empty", param: "prompt") }
-        try refuse(object, ["suffix", "echo", "best_of", "logprobs"])
-        return try job(
+        try refuse(object, ["suffix", "echo", "best_of"])
+        var job = try job(
             object, endpoint: .completions, prompt: prompt, messages: [], maxTokensKeys: ["max_tokens"],
             defaultMaxTokens: 16)
+        if let value = object["logprobs"], !(value is NSNull), boolean(value) != false {
+            guard let count = integer(value), (0...20).contains(count) else {
+                throw .invalid("'logprobs' must be an integer from 0 to 20", param: "logprobs")
+            }
+            job.logprobs = count
+        }
+        try checkLogprobs(job)
+        return job
     }
 
     /// A `POST /v1/chat/completions` body; `format` renders the messages in the model's chat format.
@@ -88,10 +96,38 @@ public struct RequestParser: Sendable {
         }
         try refuse(
             object,
-            ["logprobs", "top_logprobs", "tools", "tool_choice", "functions", "response_format", "audio", "modalities"])
-        return try job(
+            ["tools", "tool_choice", "functions", "response_format", "audio", "modalities"])
+        var job = try job(
             object, endpoint: .chat, prompt: format(messages), messages: messages,
             maxTokensKeys: ["max_completion_tokens", "max_tokens"], defaultMaxTokens: nil)
+        var wanted = false
+        if let value = object["logprobs"], !(value is NSNull) {
+            guard let flag = boolean(value) else {
+                throw .invalid("'logprobs' must be true or false", param: "logprobs")
+            }
+            wanted = flag
+        }
+        if let value = object["top_logprobs"], !(value is NSNull) {
+            guard let count = integer(value), (0...20).contains(count) else {
+                throw .invalid("'top_logprobs' must be an integer from 0 to 20", param: "top_logprobs")
+            }
+            guard wanted else {
+                throw .invalid("'top_logprobs' needs 'logprobs': true", param: "top_logprobs")
+            }
+            job.logprobs = count
+        } else if wanted {
+            job.logprobs = 0
+        }
+        try checkLogprobs(job)
+        return job
+    }
+
+    /// Log-probabilities come with whole answers; streamed ones would need them per chunk.
+    private func checkLogprobs(_ job: GenerationJob) throws(APIError) {
+        guard job.logprobs != nil, job.stream else { return }
+        throw .invalid(
+            "'logprobs' is not supported with 'stream': true yet; ask without streaming", param: "logprobs",
+            code: "unsupported_parameter")
     }
 
     // MARK: Fields shared by both endpoints

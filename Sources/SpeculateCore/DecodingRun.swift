@@ -16,6 +16,8 @@ struct DecodingRun {
     private var pending: Token = 0
     /// Tokens accepted by the last step and not yet emitted.
     private var newTokens: [GeneratedToken] = []
+    /// This step's processed logits (root, then each node), kept only for log-probabilities.
+    private var stepLogits: (root: [Float], nodes: [[Float]])?
     private var output: OutputText?
     private var stepIndex = 0
     private var decodeStart: ContinuousClock.Instant
@@ -56,7 +58,7 @@ struct DecodingRun {
             tree: TokenTree(), rootLogits: promptLogits, nodeLogits: [], sampling: options.sampling,
             random: &run.random
         ).next
-        run.accept([GeneratedToken(token: first, source: .target)])
+        run.accept([GeneratedToken(token: first, source: .target, logprobs: run.logprobs(first, promptLogits))])
         await run.tellProposers([first])
         return run
     }
@@ -199,8 +201,22 @@ struct DecodingRun {
         var logits = try decoder.target.evaluate(tokens: tokens, parents: parents, logitRows: nil)
         var root = logits.removeFirst()
         processing.apply(root: &root, nodes: &logits, tree: tree, committed: context, promptLength: promptLength)
+        if options.logprobs != nil { stepLogits = (root, logits) }
         return decoder.verifier.verify(
             tree: tree, rootLogits: root, nodeLogits: logits, sampling: options.sampling, random: &random)
+    }
+
+    /// The log-probabilities of `token` under the processed `logits` that chose it, when asked for.
+    func logprobs(_ token: Token, _ logits: [Float]) -> TokenLogprobs? {
+        options.logprobs.map { TokenLogprobs(token: token, logits: logits, count: $0) }
+    }
+
+    /// The processed logits that chose each accepted token (the root's for the first, then each
+    /// accepted node's for the one after it), when log-probabilities are asked for.
+    private func stepLogprobs(_ tokens: [GeneratedToken], accepted: [Int]) -> [TokenLogprobs?] {
+        guard let (root, nodes) = stepLogits else { return tokens.map { _ in nil } }
+        let rows = [root] + accepted.map { nodes[$0] }
+        return zip(tokens, rows).map { logprobs($0.token, $1) }
     }
 
     /// Counts the step in the run's statistics and takes in the accepted tokens; returns them.
@@ -227,6 +243,12 @@ struct DecodingRun {
             accepted.append(GeneratedToken(token: node.token, source: .drafted(by: node.proposers), drafters: names))
         }
         accepted.append(GeneratedToken(token: result.next, source: .target))
+        if options.logprobs != nil {
+            for (index, figures) in stepLogprobs(accepted, accepted: result.accepted).enumerated() {
+                accepted[index].logprobs = figures
+            }
+            stepLogits = nil
+        }
         accept(accepted)
         return accepted.map(\.token)
     }

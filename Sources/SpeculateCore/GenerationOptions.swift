@@ -26,6 +26,10 @@ public struct GenerationOptions: Sendable {
     /// Processors applied to the target's logits at every position before verification
     /// (penalties, biases, grammar masks); output follows the processed distribution.
     public var logitProcessors: [any LogitProcessor] = []
+    /// When set, every emitted token carries the target's log-probabilities
+    /// (``GeneratedToken/logprobs``) with this many most likely alternatives (0 = the token's
+    /// own only). Costs one pass over the vocabulary per token.
+    public var logprobs: Int?
 
     /// Options; the defaults generate 128 greedy tokens with a 16-node tree.
     public init(

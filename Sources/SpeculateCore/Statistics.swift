@@ -15,11 +15,14 @@ public struct GeneratedToken: Sendable, Equatable {
     /// Names of whoever drafted it, in the order they offered it: the proposers' names, or for a
     /// proposer that passes on others' drafts (`auto`) the member's. Empty for target tokens.
     public let drafters: [String]
+    /// The target's log-probabilities there, when ``GenerationOptions/logprobs`` asks for them.
+    public internal(set) var logprobs: TokenLogprobs?
 
-    init(token: Token, source: TokenSource, drafters: [String] = []) {
+    init(token: Token, source: TokenSource, drafters: [String] = [], logprobs: TokenLogprobs? = nil) {
         self.token = token
         self.source = source
         self.drafters = drafters
+        self.logprobs = logprobs
     }
 }
 

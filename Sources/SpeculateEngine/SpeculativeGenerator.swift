@@ -26,6 +26,9 @@ public struct GenerateParameters: Sendable {
     /// Processors of the target's logits (penalties, biases, grammar masks), applied at every
     /// position before verification.
     public var logitProcessors: [any LogitProcessor]
+    /// When set, every emitted token carries the target's log-probabilities with this many
+    /// alternatives (``GeneratedToken/logprobs``).
+    public var logprobs: Int?
     /// Leading prompt tokens the generator's cache already holds from its previous generation
     /// (the caller checks they are equal; see ``GenerationOptions/cachedPromptTokens``).
     public var cachedPromptTokens: Int
@@ -36,7 +39,7 @@ public struct GenerateParameters: Sendable {
     public init(
         maxTokens: Int = 128, sampling: SamplingSettings = .greedy, stop: [String] = [],
         ignoreEndOfSequence: Bool = false,
-        logitProcessors: [any LogitProcessor] = [], cachedPromptTokens: Int = 0,
+        logitProcessors: [any LogitProcessor] = [], logprobs: Int? = nil, cachedPromptTokens: Int = 0,
         shouldStop: @escaping @Sendable () -> Bool = { false }
     ) {
         self.maxTokens = maxTokens
@@ -44,6 +47,7 @@ public struct GenerateParameters: Sendable {
         self.stop = stop
         self.ignoreEndOfSequence = ignoreEndOfSequence
         self.logitProcessors = logitProcessors
+        self.logprobs = logprobs
         self.cachedPromptTokens = cachedPromptTokens
         self.shouldStop = shouldStop
     }
@@ -93,6 +97,7 @@ public struct SpeculativeGenerator: Sendable {
             stopTokens: parameters.ignoreEndOfSequence ? [] : tokenizer.stopIDs, stopStrings: parameters.stop,
             tokenBytes: { tokenizer.bytes(of: $0, skipControl: true) })
         options.logitProcessors = parameters.logitProcessors
+        options.logprobs = parameters.logprobs
         options.cachedPromptTokens = parameters.cachedPromptTokens
         options.shouldStop = parameters.shouldStop
         return options

@@ -208,9 +208,12 @@ struct ResponseShape: Sendable {
             endpoint == .chat
             ? [
                 "index": 0, "message": ["role": "assistant", "content": c.text], "finish_reason": c.finishReason,
-                "logprobs": NSNull(),
+                "logprobs": c.logprobs.map(chatLogprobs) ?? NSNull(),
             ]
-            : ["index": 0, "text": c.text, "finish_reason": c.finishReason, "logprobs": NSNull()]
+            : [
+                "index": 0, "text": c.text, "finish_reason": c.finishReason,
+                "logprobs": c.logprobs.map(completionLogprobs) ?? NSNull(),
+            ]
         var object = envelope(object: endpoint.rawValue, choices: [choice])
         object["usage"] = usage(c)
         object["speculate"] = statistics(c)

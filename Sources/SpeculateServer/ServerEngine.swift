@@ -18,6 +18,22 @@ public struct Completion: Sendable {
     public var statistics: RunStatistics
     /// The strategy that ran.
     public var strategy: StrategyRequest
+    /// Each generated token's log-probabilities, when the request asked for them.
+    public var logprobs: [TokenLogprobEntry]?
+}
+
+/// One generated token's log-probabilities, with the texts and bytes of it and its alternatives.
+public struct TokenLogprobEntry: Sendable {
+    /// A token as text and bytes (a token may hold part of a character: then its text has U+FFFD).
+    public struct Spelling: Sendable {
+        public var text: String
+        public var bytes: [UInt8]
+        public var logprob: Float
+    }
+    /// The generated token.
+    public var token: Spelling
+    /// The most likely tokens at its position.
+    public var top: [Spelling]
 }
 
 /// What a generation reports while it runs.
@@ -171,9 +187,11 @@ public final class ServerEngine: Sendable {
             model: model, strategy: strategy(job.strategy), proposers: proposers, session: session)
         let parameters = GenerateParameters(
             maxTokens: prepared.maxTokens, sampling: job.sampling, stop: job.stop,
-            logitProcessors: job.logitProcessors, cachedPromptTokens: cached, shouldStop: { stop.isRaised })
+            logitProcessors: job.logitProcessors, logprobs: job.logprobs, cachedPromptTokens: cached,
+            shouldStop: { stop.isRaised })
         var text = ""
         var generated: [Token] = []
+        var figures: [TokenLogprobEntry] = []
         var statistics = RunStatistics()
         // In this task, not the stream form: once this returns, nothing else touches the session
         // (the next request may start at once, and a cancelled stream's own task could still be
@@ -182,6 +200,7 @@ public final class ServerEngine: Sendable {
             switch event {
             case .tokens(let tokens, let pieces):
                 generated += tokens.map(\.token)
+                if job.logprobs != nil { figures += tokens.compactMap(logprobEntry) }
                 if !pieces.isEmpty {
                     text += pieces.map(\.text).joined()
                     emit(.pieces(pieces))
@@ -207,7 +226,19 @@ public final class ServerEngine: Sendable {
                 Completion(
                     text: text, finishReason: reason, promptTokens: prompt.count,
                     completionTokens: statistics.generatedTokens,
-                    statistics: statistics, strategy: job.strategy)))
+                    statistics: statistics, strategy: job.strategy,
+                    logprobs: job.logprobs == nil ? nil : Array(figures.prefix(statistics.generatedTokens)))))
+    }
+
+    /// A generated token's figures, spelled with the target's vocabulary.
+    private func logprobEntry(_ token: GeneratedToken) -> TokenLogprobEntry? {
+        guard let figures = token.logprobs else { return nil }
+        func spelling(_ id: Token, _ logprob: Float) -> TokenLogprobEntry.Spelling {
+            let bytes = tokenizer.bytes(of: TokenID(id))
+            return .init(text: String(decoding: bytes, as: UTF8.self), bytes: bytes, logprob: logprob)
+        }
+        return TokenLogprobEntry(
+            token: spelling(token.token, figures.logprob), top: figures.top.map { spelling($0.token, $0.logprob) })
     }
 
     /// The strategy's proposers, built on first use and kept for the next requests.

@@ -125,6 +125,32 @@ again = client.completions.create(model=model, prompt=completion["prompt"], max_
 cached = again.model_extra["speculate"]["prompt_cache_tokens"]
 check("prompt cache reused", again.choices[0].text == completion["text"] and cached == completion["prompt_tokens"] - 1, (cached, again.choices[0].text))
 
+# --- logprobs: the target's own figures, equal with and without speculation -------------------
+def same_figures(a, b):
+    return len(a) == len(b) and all(abs(x - y) <= 1e-4 for x, y in zip(a, b))
+
+plain_lp = client.completions.create(model=model, prompt=completion["prompt"], max_tokens=completion["max_tokens"],
+                                     temperature=0, logprobs=5, extra_body=speculate(["none"])).choices[0]
+check("completion logprobs", plain_lp.text == completion["text"] and len(plain_lp.logprobs.tokens) == completion["completion_tokens"]
+      and "".join(plain_lp.logprobs.tokens).startswith(plain_lp.text[:10]) and all(len(t) == 5 for t in plain_lp.logprobs.top_logprobs)
+      and all(lp <= 0 for lp in plain_lp.logprobs.token_logprobs), plain_lp.logprobs)
+for strategy in expected["strategies"]:
+    choice = client.completions.create(model=model, prompt=completion["prompt"], max_tokens=completion["max_tokens"],
+                                       temperature=0, logprobs=5, extra_body=speculate(strategy)).choices[0]
+    check(f"completion logprobs {strategy} equal plain", choice.logprobs.tokens == plain_lp.logprobs.tokens
+          and same_figures(choice.logprobs.token_logprobs, plain_lp.logprobs.token_logprobs)
+          and all(same_figures([x[k] for k in sorted(x)], [y.get(k, 1) for k in sorted(x)])
+                  for x, y in zip(choice.logprobs.top_logprobs, plain_lp.logprobs.top_logprobs)),
+          (choice.logprobs.token_logprobs[:5], plain_lp.logprobs.token_logprobs[:5]))
+chat_lp = []
+for strategy in (["none"], expected["strategies"][-1]):
+    reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": chat["message"]}],
+                                           max_tokens=chat["max_tokens"], temperature=0, logprobs=True, top_logprobs=3,
+                                           extra_body=speculate(strategy))
+    chat_lp.append([(c.token, c.logprob, [t.logprob for t in c.top_logprobs]) for c in reply.choices[0].logprobs.content])
+check("chat logprobs equal plain", len(chat_lp[0]) == chat["completion_tokens"] and [t for t, _, _ in chat_lp[0]] == [t for t, _, _ in chat_lp[1]]
+      and all(abs(a[1] - b[1]) <= 1e-4 and same_figures(a[2], b[2]) and len(a[2]) == 3 for a, b in zip(*chat_lp)), chat_lp[0][:3])
+
 # --- chat, streamed and not -------------------------------------------------------------------
 answer = client.chat.completions.create(model=model, messages=[{"role": "user", "content": chat["message"]}],
                                         max_tokens=chat["max_tokens"], temperature=0)

@@ -1,3 +1,4 @@
+import Foundation
 import SpeculateCore
 import SpeculateTestSupport
 import Testing
@@ -39,12 +40,19 @@ struct LogitProcessorTests {
             RandomTreeProposer(vocabulary: Self.vocabulary, seed: UInt64(seed)),
             AdversarialProposer(vocabulary: Self.vocabulary),
         ]
+        var plainFigures: [TokenLogprobs?] = []
         for proposers in [[], proposers] as [[any DraftProposer]] {
             let decoder = SpeculativeDecoder(target: target, proposers: proposers)
             var options = GenerationOptions(maxTokens: 60, budget: TreeBudget(maxNodes: 12, maxDepth: 6))
             options.logitProcessors = processors
+            options.logprobs = 3
             let result = try await decoder.generateAll(prompt: prompt, options: options)
             #expect(result.tokens.map(\.token) == expected, "\(proposers.count) proposers")
+            // Each token's log-probabilities come from the processed logits that chose it: the
+            // same whether it was drafted and verified in a tree or decoded alone.
+            let figures = result.tokens.map(\.logprobs)
+            #expect(figures.allSatisfy { $0 != nil && $0!.top.count == 3 && $0!.top[0].logprob == $0!.logprob })
+            if proposers.isEmpty { plainFigures = figures } else { #expect(figures == plainFigures) }
         }
     }
 
@@ -75,5 +83,15 @@ struct LogitProcessorTests {
         MinP(0.1).process(&logits, history: TokenHistory(committed: [], promptLength: 0))
         // exp(-3 - 0.5) < 0.1 <= exp(-1 - 0.5)
         #expect(logits == [0, -1, -.infinity, 0.5])
+    }
+
+    @Test("log-probabilities: the logits less their log-sum-exp; the alternatives most likely first")
+    func logprobs() {
+        let figures = TokenLogprobs(token: 0, logits: [1, 2, 3, -.infinity], count: 2)
+        let normalizer: Double = 3 + log(1 + exp(-1.0) + exp(-2.0))
+        #expect(abs(figures.logprob - Float(1 - normalizer)) < 1e-6)
+        #expect(figures.top.map(\.token) == [2, 1])
+        #expect(abs(figures.top[0].logprob - Float(3 - normalizer)) < 1e-6)
+        #expect(TokenLogprobs(token: 3, logits: [1, 2, 3, -.infinity], count: 0).logprob == -.infinity)
     }
 }
