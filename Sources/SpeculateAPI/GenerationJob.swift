@@ -8,6 +8,17 @@ public struct GenerationJob: Sendable {
     public enum Endpoint: String, Sendable {
         case completions = "text_completion"
         case chat = "chat.completion"
+        /// llama-server's `/infill` (fill-in-the-middle with its own response shape).
+        case infill = "infill"
+    }
+
+    /// A fill-in-the-middle request: the text before and after the cursor, other files of the
+    /// repository, and text the middle starts with.
+    public struct Infill: Sendable {
+        public var prefix: String
+        public var suffix: String
+        public var files: [FillInTheMiddle.File]
+        public var middleStart: String
     }
 
     /// The endpoint the request came to.
@@ -34,4 +45,7 @@ public struct GenerationJob: Sendable {
     public var logitProcessors: [any LogitProcessor] = []
     /// When set, the answer carries each token's log-probability and this many alternatives.
     public var logprobs: Int?
+    /// Set for fill-in-the-middle (`suffix` on completions, or `/infill`): the prompt is built
+    /// with the model's FIM tokens instead of from ``prompt``.
+    public var infill: Infill?
 }

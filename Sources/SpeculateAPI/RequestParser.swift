@@ -43,7 +43,7 @@ public struct RequestParser: Sendable {
         default: throw .invalid("'prompt' must be a string", param: "prompt")
         }
         guard !prompt.isEmpty else { throw .invalid("'prompt' is empty", param: "prompt") }
-        try refuse(object, ["suffix", "echo", "best_of"])
+        try refuse(object, ["echo", "best_of"])
         var job = try job(
             object, endpoint: .completions, prompt: prompt, messages: [], maxTokensKeys: ["max_tokens"],
             defaultMaxTokens: 16)
@@ -52,6 +52,12 @@ public struct RequestParser: Sendable {
                 throw .invalid("'logprobs' must be an integer from 0 to 20", param: "logprobs")
             }
             job.logprobs = count
+        }
+        switch object["suffix"] {
+        case nil, is NSNull: break
+        case let suffix as String:
+            job.infill = GenerationJob.Infill(prefix: prompt, suffix: suffix, files: [], middleStart: "")
+        default: throw .invalid("'suffix' must be a string", param: "suffix")
         }
         try checkLogprobs(job)
         return job
@@ -132,7 +138,7 @@ public struct RequestParser: Sendable {
 
     // MARK: Fields shared by both endpoints
 
-    private func job(
+    func job(
         _ object: [String: Any], endpoint: GenerationJob.Endpoint, prompt: String, messages: [ChatMessage],
         maxTokensKeys: [String], defaultMaxTokens: Int?
     ) throws(APIError) -> GenerationJob {
@@ -285,7 +291,7 @@ public struct RequestParser: Sendable {
 
     // MARK: Helpers
 
-    private func jsonObject(_ body: Data) throws(APIError) -> [String: Any] {
+    func jsonObject(_ body: Data) throws(APIError) -> [String: Any] {
         guard !body.isEmpty else { throw .invalid("The request has no body: send a JSON object", code: "invalid_json") }
         let parsed: Any
         do { parsed = try JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed]) } catch {

@@ -64,6 +64,7 @@ public enum SpeculateHTTPServer {
         }
         router.post("/v1/completions") { request, _ in try await routes.generate(request, endpoint: .completions) }
         router.post("/v1/chat/completions") { request, _ in try await routes.generate(request, endpoint: .chat) }
+        router.post("/infill") { request, _ in try await routes.generate(request, endpoint: .infill) }
         return Application(
             router: router,
             configuration: .init(address: .hostname(options.host, port: options.port), serverName: "speculate"),
@@ -102,7 +103,7 @@ struct Routes: Sendable {
     }
 
     func generate(_ request: Request, endpoint: GenerationJob.Endpoint) async throws -> Response {
-        let label = endpoint == .chat ? "chat" : "completions"
+        let label = endpoint == .chat ? "chat" : endpoint == .infill ? "infill" : "completions"
         let body: ByteBuffer
         do { body = try await request.body.collect(upTo: options.maxBodyBytes) } catch is NIOTooManyBytesError {
             throw APIError.invalid(
@@ -115,6 +116,7 @@ struct Routes: Sendable {
         let job: GenerationJob
         switch endpoint {
         case .completions: job = try parser.completion(data)
+        case .infill: job = try parser.infill(data)
         case .chat:
             if let reason = engine.chatUnsupportedReason {
                 throw APIError.invalid("\(engine.modelName): \(reason); use /v1/completions")
@@ -125,7 +127,9 @@ struct Routes: Sendable {
         let prepared = try engine.prepare(job)
         try await engine.queue.reserve()
         let stream = engine.run(prepared)
-        let id = (endpoint == .chat ? "chatcmpl-" : "cmpl-") + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        let id =
+            (endpoint == .chat ? "chatcmpl-" : endpoint == .infill ? "infill-" : "cmpl-")
+            + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         let created = Int(Date().timeIntervalSince1970)
         let response = ResponseShape(endpoint: endpoint, id: id, created: created, model: engine.modelName)
         guard job.stream else {
@@ -164,7 +168,8 @@ struct Routes: Sendable {
                         if job.includeUsage { try await writer.write(sse(response.usageChunk(completion))) }
                     }
                 }
-                try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                // llama-server's own endpoints end their streams without OpenAI's [DONE].
+                if endpoint != .infill { try await writer.write(ByteBuffer(string: "data: [DONE]\n\n")) }
                 try await writer.finish(nil)
             })
     }
@@ -204,6 +209,7 @@ struct ResponseShape: Sendable {
     }
 
     func whole(_ c: Completion) -> [String: Any] {
+        if endpoint == .infill { return infillObject(c, content: c.text) }
         let choice: [String: Any] =
             endpoint == .chat
             ? [
@@ -237,6 +243,7 @@ struct ResponseShape: Sendable {
 
     /// Text as it is accepted, with the proposer that drafted each token (null: the target).
     func chunk(_ pieces: [TextPiece], first: Bool) -> [String: Any] {
+        if endpoint == .infill { return ["content": pieces.map(\.text).joined(), "stop": false] }
         var object = envelope(
             object: chunkObject, choices: [choice(text: pieces.map(\.text).joined(), first: first, finish: nil)])
         object["speculate"] = [
@@ -246,6 +253,7 @@ struct ResponseShape: Sendable {
     }
 
     func last(_ c: Completion, first: Bool) -> [String: Any] {
+        if endpoint == .infill { return infillObject(c, content: "") }
         var object = envelope(
             object: chunkObject,
             choices: [choice(text: endpoint == .chat ? nil : "", first: first, finish: c.finishReason)])

@@ -56,6 +56,8 @@ public final class ServerEngine: Sendable {
     public let queue: RequestQueue
     /// The target's tokenizer.
     public var tokenizer: Tokenizer { model.tokenizer }
+    /// The target's fill-in-the-middle tokens, if it has them.
+    public var fillInTheMiddle: FillInTheMiddle? { FillInTheMiddle(tokenizer: tokenizer, file: model.model.file) }
     /// The target.
     public let model: SpeculativeModel
     /// How draft models draft (the server's command-line settings; requests choose the rest).
@@ -122,9 +124,25 @@ public final class ServerEngine: Sendable {
     /// Tokenizes `job` and checks it against the context and the proposer policy, so that a
     /// request that cannot run is refused (400) before it waits or streams.
     public func prepare(_ job: GenerationJob) throws(APIError) -> PreparedJob {
-        let field = job.endpoint == .chat ? "messages" : "prompt"
+        let field = job.endpoint == .chat ? "messages" : job.endpoint == .infill ? "input_prefix" : "prompt"
         let prompt: [Token]
-        if job.endpoint == .chat {
+        if let infill = job.infill {
+            guard let fim = fillInTheMiddle else {
+                throw .invalid(
+                    "\(modelName) has no fill-in-the-middle tokens (<|fim_prefix|>, <|fim_suffix|>, <|fim_middle|>)",
+                    param: job.endpoint == .infill ? "input_suffix" : "suffix", code: "unsupported_parameter")
+            }
+            guard
+                let tokens = fim.prompt(
+                    prefix: infill.prefix, suffix: infill.suffix, files: infill.files,
+                    middleStart: infill.middleStart, tokenizer: tokenizer)
+            else {
+                throw .invalid(
+                    "\(modelName) has no file separator token (<|file_sep|>) for input_extra", param: "input_extra",
+                    code: "unsupported_parameter")
+            }
+            prompt = tokens.map { Token($0) }
+        } else if job.endpoint == .chat {
             do { prompt = try ChatFormat.tokens(job.messages, tokenizer: tokenizer) } catch {
                 throw .invalid("\(modelName): \(error); use /v1/completions")
             }

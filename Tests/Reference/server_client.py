@@ -117,6 +117,12 @@ for strategy in expected["strategies"]:
     text = client.completions.create(model=model, prompt=completion["prompt"], max_tokens=completion["max_tokens"],
                                      temperature=0, extra_body={**shaped, **speculate(strategy)}).choices[0].text
     check(f"penalized completion {strategy} equals plain", text == plain_shaped, f"{text!r} != {plain_shaped!r}")
+# Fill-in-the-middle needs the model's FIM tokens, which SmolLM2's vocabulary lacks (the
+# engine's FillInTheMiddleTests run it on Qwen2.5-Coder).
+status, _, body = raw("POST", "/v1/completions", {"prompt": "def f(", "suffix": "    return x\n", "max_tokens": 4})
+check("suffix refused without FIM tokens", is_error(status, body, "unsupported_parameter") and body["error"]["param"] == "suffix", body)
+status, _, body = raw("POST", "/infill", {"input_prefix": "def f(", "input_suffix": "    return x\n"})
+check("infill refused without FIM tokens", is_error(status, body, "unsupported_parameter"), body)
 status, _, body = raw("POST", "/v1/completions", {"prompt": "x", "grammar": "root ::= \"a\""})
 check("grammar refused by name", is_error(status, body, "unsupported_parameter") and body["error"]["param"] == "grammar", body)
 

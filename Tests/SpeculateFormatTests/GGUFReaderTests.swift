@@ -125,7 +125,9 @@ struct GGUFReaderTests {
 
     @Test(
         "metadata and tensor infos equal the gguf Python package's reading",
-        arguments: ["smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"])
+        // The 1.5B target (the 0.5B's layout, more tensors) only under `.ci/deep`.
+        arguments: ["smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct"]
+            + (ProcessInfo.processInfo.environment["SPECULATE_DEEP"] == "1" ? ["qwen2.5-coder-1.5b-instruct"] : []))
     func matchesReference(model: String) throws {
         let path = try TestSupport.modelPath(model)
         let file = try GGUFFile(path: path)

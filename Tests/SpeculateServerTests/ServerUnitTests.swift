@@ -1,5 +1,6 @@
 import Foundation
 import SpeculateCore
+import SpeculateFormat
 import SpeculateServer
 import Testing
 
@@ -117,6 +118,31 @@ struct RequestParsingTests {
         let plain = try parser.completion(
             body(#"{"prompt": "x", "presence_penalty": 0, "repeat_penalty": 1, "logit_bias": {}, "min_p": 0}"#))
         #expect(plain.logitProcessors.isEmpty)
+    }
+
+    @Test("fill-in-the-middle: suffix on completions, and llama-server's /infill body")
+    func infill() throws {
+        let withSuffix = try parser.completion(body(#"{"prompt": "def f(", "suffix": "  return 1\n"}"#))
+        #expect(withSuffix.infill?.prefix == "def f(" && withSuffix.infill?.suffix == "  return 1\n")
+        let job = try parser.infill(
+            body(
+                #"{"input_prefix": "a", "input_suffix": "b", "prompt": "c", "n_predict": 7, "temperature": 0, "input_extra": [{"filename": "u.py", "text": "x = 1"}]}"#
+            ))
+        #expect(job.endpoint == .infill && job.maxTokens == 7 && job.sampling.temperature == 0)
+        #expect(job.infill?.files == [FillInTheMiddle.File(name: "u.py", text: "x = 1")])
+        #expect(job.infill?.middleStart == "c")
+        for json in [
+            #"{}"#, #"{"input_prefix": 3}"#, #"{"input_prefix": "a", "input_extra": [{"filename": "u.py"}]}"#,
+            #"{"input_prefix": "a", "n_predict": 0}"#, #"{"prompt": "x", "suffix": 5}"#,
+        ] {
+            #expect(throws: APIError.self, "\(json)") {
+                if json.contains("suffix") {
+                    _ = try parser.completion(body(json))
+                } else {
+                    _ = try parser.infill(body(json))
+                }
+            }
+        }
     }
 
     @Test("an unknown model is a 404 naming the served one; bad chat messages are refused")
