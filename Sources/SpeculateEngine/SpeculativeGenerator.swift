@@ -29,6 +29,9 @@ public struct GenerateParameters: Sendable {
     /// When set, every emitted token carries the target's log-probabilities with this many
     /// alternatives (``GeneratedToken/logprobs``).
     public var logprobs: Int?
+    /// Tokens that end generation besides the model's own end tokens (for example the end
+    /// tokens of fill-in-the-middle, ``FillInTheMiddle/endTokens``).
+    public var stopTokens: Set<Token> = []
     /// Leading prompt tokens the generator's cache already holds from its previous generation
     /// (the caller checks they are equal; see ``GenerationOptions/cachedPromptTokens``).
     public var cachedPromptTokens: Int
@@ -94,7 +97,8 @@ public struct SpeculativeGenerator: Sendable {
         let tokenizer = model.tokenizer
         var options = GenerationOptions(
             maxTokens: parameters.maxTokens, budget: strategy.budget, sampling: parameters.sampling,
-            stopTokens: parameters.ignoreEndOfSequence ? [] : tokenizer.stopIDs, stopStrings: parameters.stop,
+            stopTokens: parameters.ignoreEndOfSequence ? [] : tokenizer.stopIDs.union(parameters.stopTokens),
+            stopStrings: parameters.stop,
             tokenBytes: { tokenizer.bytes(of: $0, skipControl: true) })
         options.logitProcessors = parameters.logitProcessors
         options.logprobs = parameters.logprobs

@@ -203,10 +203,11 @@ public final class ServerEngine: Sendable {
         }
         let generator = SpeculativeGenerator(
             model: model, strategy: strategy(job.strategy), proposers: proposers, session: session)
-        let parameters = GenerateParameters(
+        var parameters = GenerateParameters(
             maxTokens: prepared.maxTokens, sampling: job.sampling, stop: job.stop,
             logitProcessors: job.logitProcessors, logprobs: job.logprobs, cachedPromptTokens: cached,
             shouldStop: { stop.isRaised })
+        if job.infill != nil, let fim = fillInTheMiddle { parameters.stopTokens = Set(fim.endTokens.map { Token($0) }) }
         var text = ""
         var generated: [Token] = []
         var figures: [TokenLogprobEntry] = []

@@ -20,6 +20,8 @@ struct FillInTheMiddleTests {
         #expect(tokenizer.tokens[Int(fim.suffix)] == "<|fim_suffix|>")
         #expect(tokenizer.tokens[Int(fim.middle)] == "<|fim_middle|>")
         #expect(fim.fileSeparator.map { tokenizer.tokens[Int($0)] } == "<|file_sep|>")
+        #expect(
+            Set(fim.endTokens.map { tokenizer.tokens[Int($0)] }) == ["<|file_sep|>", "<|fim_pad|>", "<|repo_name|>"])
         let prompt = try #require(fim.prompt(prefix: "a<|fim_suffix|>", suffix: "b", tokenizer: tokenizer))
         // Control-token look-alikes in the texts stay text.
         #expect(

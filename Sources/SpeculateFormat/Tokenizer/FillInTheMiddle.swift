@@ -9,6 +9,9 @@ public struct FillInTheMiddle: Sendable, Equatable {
     public let middle: TokenID
     /// The token that opens another file of the repository (`<|file_sep|>`), if the model has one.
     public let fileSeparator: TokenID?
+    /// Tokens that end a middle besides the model's end of text: padding, a new repository or a
+    /// new file (`<|fim_pad|>`, `<|repo_name|>`, `<|file_sep|>`), as llama.cpp ends on them.
+    public let endTokens: Set<TokenID>
 
     /// The known spellings of the four tokens, in the files that carry no `tokenizer.ggml.fim_*`
     /// keys (the catalog's Qwen2.5-Coder files among them).
@@ -28,7 +31,8 @@ public struct FillInTheMiddle: Sendable, Equatable {
             return TokenID(id)
         }
         if let prefix = key("fim_pre"), let suffix = key("fim_suf"), let middle = key("fim_mid") {
-            self.init(prefix: prefix, suffix: suffix, middle: middle, fileSeparator: key("fim_sep"))
+            let ends = Set([key("fim_pad"), key("fim_rep")].compactMap { $0 })
+            self.init(prefix: prefix, suffix: suffix, middle: middle, fileSeparator: key("fim_sep"), ends: ends)
             return
         }
         for spelling in Self.spellings {
@@ -36,19 +40,24 @@ public struct FillInTheMiddle: Sendable, Equatable {
                 let middle = tokenizer.id(of: spelling.middle)
             {
                 self.init(
-                    prefix: prefix, suffix: suffix, middle: middle, fileSeparator: tokenizer.id(of: spelling.separator))
+                    prefix: prefix, suffix: suffix, middle: middle, fileSeparator: tokenizer.id(of: spelling.separator),
+                    ends: Set(Self.endSpellings.compactMap(tokenizer.id(of:))))
                 return
             }
         }
         return nil
     }
 
-    init(prefix: TokenID, suffix: TokenID, middle: TokenID, fileSeparator: TokenID?) {
+    init(prefix: TokenID, suffix: TokenID, middle: TokenID, fileSeparator: TokenID?, ends: Set<TokenID> = []) {
         self.prefix = prefix
         self.suffix = suffix
         self.middle = middle
         self.fileSeparator = fileSeparator
+        endTokens = ends.union(fileSeparator.map { [$0] } ?? [])
     }
+
+    /// The spellings of the tokens that end a middle, besides the file separator.
+    static let endSpellings = ["<|fim_pad|>", "<|repo_name|>", "<fim_pad>", "<reponame>", "<repo_name>"]
 
     /// Other files of the repository given as context (llama-server's `input_extra`).
     public struct File: Sendable, Equatable {
