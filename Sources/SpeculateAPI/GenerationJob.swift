@@ -15,9 +15,13 @@ public struct GenerationJob: Sendable {
     /// A fill-in-the-middle request: the text before and after the cursor, other files of the
     /// repository, and text the middle starts with.
     public struct Infill: Sendable {
+        /// The text before the cursor.
         public var prefix: String
+        /// The text after the cursor.
         public var suffix: String
+        /// Other files of the repository, as context.
         public var files: [FillInTheMiddle.File]
+        /// Text the middle starts with.
         public var middleStart: String
     }
 

@@ -6,6 +6,7 @@ import SpeculateFormat
 /// `[{"filename", "text"}]`), `prompt` (text the middle starts with), `n_predict` or
 /// `max_tokens`, and the sampling fields the completions endpoint reads.
 extension RequestParser {
+    /// A `POST /infill` body.
     public func infill(_ body: Data) throws(APIError) -> GenerationJob {
         var object = try jsonObject(body)
         func text(_ key: String) throws(APIError) -> String {

@@ -20,29 +20,23 @@ extension RequestParser {
             if let text = value as? String, text.isEmpty { continue }
             throw .invalid("'\(key)' is not supported by this server", param: key, code: "unsupported_parameter")
         }
-        var processors: [any LogitProcessor] = []
-        let presence = try number(object, "presence_penalty", default: 0, in: -2...2)
-        let frequency = try number(object, "frequency_penalty", default: 0, in: -2...2)
-        if presence != 0 || frequency != 0 {
-            processors.append(RepetitionPenalty(frequency: Float(frequency), presence: Float(presence)))
-        }
+        var shaping = LogitShaping()
+        shaping.presencePenalty = Float(try number(object, "presence_penalty", default: 0, in: -2...2))
+        shaping.frequencyPenalty = Float(try number(object, "frequency_penalty", default: 0, in: -2...2))
         let repeatPenalty = try number(object, "repeat_penalty", default: 1, in: 0...10)
         guard repeatPenalty > 0 else { throw .invalid("'repeat_penalty' must be above 0", param: "repeat_penalty") }
-        var window = 64
+        shaping.repeatPenalty = Float(repeatPenalty)
         if let value = object["repeat_last_n"], !(value is NSNull) {
             guard let n = integer(value), n >= -1 else {
                 throw .invalid(
                     "'repeat_last_n' must be an integer of at least -1 (-1: the whole context, 0: off)",
                     param: "repeat_last_n")
             }
-            window = n == -1 ? context : n
+            shaping.repeatWindow = n == -1 ? context : n
         }
-        if repeatPenalty != 1, window > 0 {
-            processors.append(WindowRepeatPenalty(penalty: Float(repeatPenalty), window: window))
-        }
+        shaping.minP = Float(try number(object, "min_p", default: 0, in: 0...1))
+        var processors = shaping.processors
         if let bias = try logitBias(object["logit_bias"]) { processors.append(bias) }
-        let minP = try number(object, "min_p", default: 0, in: 0...1)
-        if minP > 0 { processors.append(MinP(Float(minP))) }
         return processors
     }
 

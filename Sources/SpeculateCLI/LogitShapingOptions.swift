@@ -33,14 +33,12 @@ struct LogitShapingOptions: ParsableArguments {
 
     /// The processors the flags ask for (none by default).
     var processors: [any LogitProcessor] {
-        var processors: [any LogitProcessor] = []
-        if frequencyPenalty != 0 || presencePenalty != 0 {
-            processors.append(RepetitionPenalty(frequency: frequencyPenalty, presence: presencePenalty))
-        }
-        if repeatPenalty != 1, repeatLastN > 0 {
-            processors.append(WindowRepeatPenalty(penalty: repeatPenalty, window: repeatLastN))
-        }
-        if minP > 0 { processors.append(MinP(minP)) }
-        return processors
+        var shaping = LogitShaping()
+        shaping.frequencyPenalty = frequencyPenalty
+        shaping.presencePenalty = presencePenalty
+        shaping.repeatPenalty = repeatPenalty
+        shaping.repeatWindow = repeatLastN
+        shaping.minP = minP
+        return shaping.processors
     }
 }

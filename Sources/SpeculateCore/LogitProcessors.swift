@@ -84,3 +84,32 @@ public struct MinP: LogitProcessor {
         for index in logits.indices where logits[index] < floor { logits[index] = -.infinity }
     }
 }
+
+/// The common penalty and filter settings (the server's request fields, the command line's
+/// flags) and the processors they make: none for the values that leave each off.
+public struct LogitShaping: Sendable, Equatable {
+    /// OpenAI's frequency and presence penalties (0 = off).
+    public var frequencyPenalty: Float = 0
+    public var presencePenalty: Float = 0
+    /// llama.cpp's repeat penalty (1 = off) over the last `repeatWindow` tokens (0 = off).
+    public var repeatPenalty: Float = 1
+    public var repeatWindow = 64
+    /// The min-p fraction (0 = off).
+    public var minP: Float = 0
+
+    /// Settings that change nothing.
+    public init() {}
+
+    /// The processors these settings ask for, in the order they apply.
+    public var processors: [any LogitProcessor] {
+        var processors: [any LogitProcessor] = []
+        if frequencyPenalty != 0 || presencePenalty != 0 {
+            processors.append(RepetitionPenalty(frequency: frequencyPenalty, presence: presencePenalty))
+        }
+        if repeatPenalty != 1, repeatWindow > 0 {
+            processors.append(WindowRepeatPenalty(penalty: repeatPenalty, window: repeatWindow))
+        }
+        if minP > 0 { processors.append(MinP(minP)) }
+        return processors
+    }
+}

@@ -26,8 +26,11 @@ public struct Completion: Sendable {
 public struct TokenLogprobEntry: Sendable {
     /// A token as text and bytes (a token may hold part of a character: then its text has U+FFFD).
     public struct Spelling: Sendable {
+        /// The token's text (U+FFFD where its bytes are part of a character).
         public var text: String
+        /// Its UTF-8 bytes.
         public var bytes: [UInt8]
+        /// Its natural-log probability.
         public var logprob: Float
     }
     /// The generated token.

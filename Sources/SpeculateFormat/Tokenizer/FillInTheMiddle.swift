@@ -3,9 +3,11 @@
 /// such as Qwen2.5-Coder and StarCoder are trained on: the model writes what goes between the
 /// prefix and the suffix.
 public struct FillInTheMiddle: Sendable, Equatable {
-    /// The tokens that open the prefix, the suffix and the middle.
+    /// The token that opens the prefix (the text before the cursor).
     public let prefix: TokenID
+    /// The token that opens the suffix (the text after the cursor).
     public let suffix: TokenID
+    /// The token after which the model writes the middle.
     public let middle: TokenID
     /// The token that opens another file of the repository (`<|file_sep|>`), if the model has one.
     public let fileSeparator: TokenID?
@@ -61,8 +63,11 @@ public struct FillInTheMiddle: Sendable, Equatable {
 
     /// Other files of the repository given as context (llama-server's `input_extra`).
     public struct File: Sendable, Equatable {
+        /// The file's name (its path in the repository).
         public var name: String
+        /// Its contents.
         public var text: String
+        /// A file `name` holding `text`.
         public init(name: String, text: String) {
             self.name = name
             self.text = text
