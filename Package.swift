@@ -15,6 +15,7 @@
 //                        the shipped token rankings.
 // - SpeculateEngine:     the facade: load a target, build a strategy, generate as a stream.
 // - Speculate:           the umbrella; re-exports the library modules, holds nothing.
+// - SpeculateGrammar:   JSON grammars (JSON Schema subset) as logit masks inside verification.
 // - SpeculateAPI:        the OpenAI request schema (no HTTP; fuzzed without building the server).
 // - SpeculateServer:     `speculate serve` (Hummingbird 2, swift-nio, swift-log,
 //                        swift-metrics + swift-prometheus).
@@ -70,6 +71,7 @@ let package = Package(
         .library(name: "SpeculateStrategies", targets: ["SpeculateStrategies"]),
         .library(name: "SpeculateEngine", targets: ["SpeculateEngine"]),
         .library(name: "Speculate", targets: ["Speculate"]),
+        .library(name: "SpeculateGrammar", targets: ["SpeculateGrammar"]),
         .library(name: "SpeculateAPI", targets: ["SpeculateAPI"]),
         .library(name: "SpeculateServer", targets: ["SpeculateServer"]),
         // Example proposer plugins, loadable with `--proposer plugin:PATH`.
@@ -200,8 +202,13 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .target(
+            name: "SpeculateGrammar",
+            dependencies: ["SpeculateCore"],
+            swiftSettings: strictSwift
+        ),
+        .target(
             name: "SpeculateAPI",
-            dependencies: ["SpeculateCore", "SpeculateFormat"],
+            dependencies: ["SpeculateCore", "SpeculateFormat", "SpeculateGrammar"],
             swiftSettings: strictSwift
         ),
         .target(
@@ -310,6 +317,11 @@ let package = Package(
             dependencies: [
                 "SpeculateEngine", "SpeculateCore", "SpeculateFormat", "SpeculateStrategies", "SpeculateTestSupport",
             ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SpeculateGrammarTests",
+            dependencies: ["SpeculateGrammar", "SpeculateCore", "SpeculateFormat", "SpeculateTestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(

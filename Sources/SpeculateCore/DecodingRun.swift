@@ -84,7 +84,10 @@ struct DecodingRun {
         let proposeStart = clock.now
         let budget = stepBudget(room: room)
         let candidates = await propose(budget: budget)
-        let tree = decoder.merger.merge(candidates, budget: budget)
+        var tree = decoder.merger.merge(candidates, budget: budget)
+        if options.sampling.isGreedy {
+            tree = processing.admitted(tree, committed: context, promptLength: promptLength)
+        }
         let proposeSeconds = (clock.now - proposeStart).seconds
         let verifyStart = clock.now
         let result = try verify(tree)

@@ -31,6 +31,20 @@ public struct TokenHistory: Sendable {
 public protocol LogitProcessor: Sendable {
     /// Adjusts `logits`, the target's scores for the token that follows `history`.
     func process(_ logits: inout [Float], history: TokenHistory)
+
+    /// Whether `token` may follow `history` at all (a grammar's verdict); false means `process`
+    /// would give it no chance there. Greedy decoding cuts drafted nodes this refuses before the
+    /// target sees them (stochastic verification keeps them: dropping a draft because of its
+    /// value would change the residual distributions and so the output's).
+    func admits(_ token: Token, history: TokenHistory) -> Bool
+
+    /// Whether ``admits(_:history:)`` ever says no (only then are trees cut).
+    var restrictsTokens: Bool { get }
+}
+
+extension LogitProcessor {
+    public func admits(_ token: Token, history: TokenHistory) -> Bool { true }
+    public var restrictsTokens: Bool { false }
 }
 
 /// Applies processors to one verification step's logits.
@@ -38,6 +52,19 @@ struct LogitProcessing {
     let processors: [any LogitProcessor]
 
     var isEmpty: Bool { processors.isEmpty }
+
+    /// `tree` without the drafted nodes a processor refuses along their path (and their subtrees).
+    func admitted(_ tree: TokenTree, committed: [Token], promptLength: Int) -> TokenTree {
+        let restricting = processors.filter(\.restrictsTokens)
+        guard !restricting.isEmpty, tree.count > 0 else { return tree }
+        var paths: [[Token]] = []
+        paths.reserveCapacity(tree.count)
+        for node in tree.nodes { paths.append((node.parent < 0 ? [] : paths[node.parent]) + [node.token]) }
+        return tree.pruned { index in
+            let history = TokenHistory(committed: committed, promptLength: promptLength, path: Array(paths[index].dropLast()))
+            return restricting.allSatisfy { $0.admits(tree.nodes[index].token, history: history) }
+        }
+    }
 
     /// Processes the root's logits (after `committed`) and every node's (after its path).
     func apply(root: inout [Float], nodes: inout [[Float]], tree: TokenTree, committed: [Token], promptLength: Int) {

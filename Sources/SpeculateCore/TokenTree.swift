@@ -117,6 +117,20 @@ public struct TokenTree: Sendable, Equatable {
         return nodes.count - 1
     }
 
+    /// The tree without the nodes `keep` refuses and everything under them, in the same order
+    /// (`keep` sees each node's index in this tree, parents before children).
+    public func pruned(keeping keep: (Int) -> Bool) -> TokenTree {
+        var tree = TokenTree()
+        var mapped = [Int](repeating: -1, count: nodes.count)
+        for (index, node) in nodes.enumerated() {
+            guard node.parent < 0 || mapped[node.parent] >= 0, keep(index) else { continue }
+            mapped[index] = tree.addNode(
+                token: node.token, parent: node.parent < 0 ? -1 : mapped[node.parent], score: node.score,
+                attempts: node.attempts)
+        }
+        return tree
+    }
+
     /// The node index path from the root to `node`.
     public func path(to node: Int) -> [Int] {
         var path: [Int] = []
