@@ -202,7 +202,7 @@ public struct JSONMatcher: Sendable, Hashable {
         let node = grammar.nodes[Int(top.node)]
         let next = Int(top.count)
         switch byte {
-        case UInt8(ascii: "}"):
+        case UInt8(ascii: "}") where top.kind != .objectComma:
             if case .object(let properties) = node, properties[next...].contains(where: \.required) { return .refused }
             complete()
             return .taken
