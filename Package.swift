@@ -187,7 +187,7 @@ let package = Package(
             name: "SpeculateEngine",
             dependencies: [
                 "SpeculateCore", "SpeculateFormat", "SpeculateRuntime", "SpeculateProposers", "SpeculateCatalog",
-                "SpeculateStrategies",
+                "SpeculateStrategies", "SpeculateGrammar",
             ],
             swiftSettings: strictSwift
         ),
@@ -197,7 +197,7 @@ let package = Package(
             dependencies: [
                 "SpeculateCore", "SpeculateFormat", "SpeculateRuntime", "SpeculateProposers", "SpeculatePlugins",
                 "SpeculateCatalog",
-                "SpeculateStrategies", "SpeculateEngine",
+                "SpeculateStrategies", "SpeculateEngine", "SpeculateGrammar",
             ],
             swiftSettings: strictSwift
         ),
@@ -321,7 +321,9 @@ let package = Package(
         ),
         .testTarget(
             name: "SpeculateGrammarTests",
-            dependencies: ["SpeculateGrammar", "SpeculateCore", "SpeculateFormat", "SpeculateTestSupport"],
+            dependencies: [
+                "SpeculateGrammar", "SpeculateCore", "SpeculateFormat", "SpeculateEngine", "SpeculateTestSupport",
+            ],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -5,6 +5,7 @@
 @_exported import SpeculateCore
 @_exported import SpeculateEngine
 @_exported import SpeculateFormat
+@_exported import SpeculateGrammar
 @_exported import SpeculatePlugins
 @_exported import SpeculateProposers
 @_exported import SpeculateRuntime

@@ -1,6 +1,7 @@
 import SpeculateCatalog
 import SpeculateCore
 import SpeculateFormat
+import SpeculateGrammar
 import SpeculateRuntime
 import SpeculateStrategies
 
@@ -25,6 +26,8 @@ public final class SpeculativeModel: Sendable {
     public let store: ModelStore
     /// The proposer kinds strategies may name.
     public let registry: ProposerRegistry
+    /// The vocabulary arranged for grammar masks (``grammarVocabulary()``).
+    let grammarVocabularyCache = OnceCache<GrammarVocabulary>()
 
     /// Loads `target` (a catalog name, downloaded when missing and `pull` allows, or a `.gguf`
     /// path), reporting downloads to `progress`.
