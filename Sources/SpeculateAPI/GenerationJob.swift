@@ -1,6 +1,7 @@
 import Foundation
 import SpeculateCore
 import SpeculateFormat
+import SpeculateGrammar
 
 /// One validated generation request, from either endpoint.
 public struct GenerationJob: Sendable {
@@ -47,6 +48,8 @@ public struct GenerationJob: Sendable {
     public var strategy: StrategyRequest
     /// Penalties, biases and filters of the target's scores, applied inside verification.
     public var logitProcessors: [any LogitProcessor] = []
+    /// When set, the output is constrained to this JSON grammar (`response_format`).
+    public var grammar: JSONGrammar?
     /// When set, the answer carries each token's log-probability and this many alternatives.
     public var logprobs: Int?
     /// Set for fill-in-the-middle (`suffix` on completions, or `/infill`): the prompt is built

@@ -42,7 +42,7 @@ extension RequestParser {
             if count >= 1 { object["max_tokens"] = count }
         }
         var job = try job(
-            object, endpoint: .infill, prompt: prefix, messages: [], maxTokensKeys: ["max_tokens"],
+            object, body: body, endpoint: .infill, prompt: prefix, messages: [], maxTokensKeys: ["max_tokens"],
             defaultMaxTokens: nil)
         job.infill = GenerationJob.Infill(prefix: prefix, suffix: suffix, files: files, middleStart: middleStart)
         return job

@@ -9,7 +9,7 @@ extension RequestParser {
     /// llama-server's sampling fields this server does not implement, with the value that
     /// leaves each off: refused when set to anything else, never silently ignored.
     static let unimplementedSamplingFields: [(key: String, off: Double?)] = [
-        ("grammar", nil), ("json_schema", nil), ("mirostat", 0), ("typical_p", 1), ("dry_multiplier", 0),
+        ("grammar", nil), ("mirostat", 0), ("typical_p", 1), ("dry_multiplier", 0),
         ("xtc_probability", 0), ("dynatemp_range", 0), ("top_n_sigma", -1),
     ]
 

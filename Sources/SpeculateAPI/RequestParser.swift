@@ -45,7 +45,7 @@ public struct RequestParser: Sendable {
         guard !prompt.isEmpty else { throw .invalid("'prompt' is empty", param: "prompt") }
         try refuse(object, ["echo", "best_of"])
         var job = try job(
-            object, endpoint: .completions, prompt: prompt, messages: [], maxTokensKeys: ["max_tokens"],
+            object, body: body, endpoint: .completions, prompt: prompt, messages: [], maxTokensKeys: ["max_tokens"],
             defaultMaxTokens: 16)
         if let value = object["logprobs"], !(value is NSNull), boolean(value) != false {
             guard let count = integer(value), (0...20).contains(count) else {
@@ -102,9 +102,9 @@ public struct RequestParser: Sendable {
         }
         try refuse(
             object,
-            ["tools", "tool_choice", "functions", "response_format", "audio", "modalities"])
+            ["tools", "tool_choice", "functions", "audio", "modalities"])
         var job = try job(
-            object, endpoint: .chat, prompt: format(messages), messages: messages,
+            object, body: body, endpoint: .chat, prompt: format(messages), messages: messages,
             maxTokensKeys: ["max_completion_tokens", "max_tokens"], defaultMaxTokens: nil)
         var wanted = false
         if let value = object["logprobs"], !(value is NSNull) {
@@ -139,7 +139,7 @@ public struct RequestParser: Sendable {
     // MARK: Fields shared by both endpoints
 
     func job(
-        _ object: [String: Any], endpoint: GenerationJob.Endpoint, prompt: String, messages: [ChatMessage],
+        _ object: [String: Any], body: Data, endpoint: GenerationJob.Endpoint, prompt: String, messages: [ChatMessage],
         maxTokensKeys: [String], defaultMaxTokens: Int?
     ) throws(APIError) -> GenerationJob {
         if let model = object["model"], !(model is NSNull) {
@@ -181,6 +181,7 @@ public struct RequestParser: Sendable {
             seed = UInt64(bitPattern: Int64(s))
         }
         let processors = try logitProcessors(object)
+        let grammar = try responseGrammar(object, body: body)
         var stop: [String] = []
         switch object["stop"] {
         case nil, is NSNull: break
@@ -214,7 +215,7 @@ public struct RequestParser: Sendable {
             endpoint: endpoint, prompt: prompt, messages: messages, maxTokens: maxTokens,
             sampling: SamplingSettings(temperature: Float(temperature), topK: topK, topP: Float(topP), seed: seed),
             stop: stop, stream: stream, includeUsage: includeUsage, strategy: try strategy(object["speculate"]),
-            logitProcessors: processors)
+            logitProcessors: processors, grammar: grammar)
     }
 
     /// The `speculate` extension object: validated like the command line's flags.

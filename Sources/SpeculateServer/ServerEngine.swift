@@ -165,7 +165,13 @@ public final class ServerEngine: Sendable {
                 param: job.endpoint == .chat ? "max_completion_tokens" : "max_tokens", code: "context_length_exceeded")
         }
         try checkProposers(job.strategy.proposers)
-        return PreparedJob(job: job, prompt: prompt, maxTokens: job.maxTokens ?? room)
+        var prepared = PreparedJob(job: job, prompt: prompt, maxTokens: job.maxTokens ?? room)
+        if let grammar = job.grammar {
+            do { prepared.job.logitProcessors.append(try model.constraint(grammar)) } catch {
+                throw .invalid("\(modelName) cannot spell JSON output: \(error.message)", param: "response_format")
+            }
+        }
+        return prepared
     }
 
     /// Runs a prepared job once its turn comes (the caller has reserved a place in ``queue``);

@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 
+import jsonschema
 import openai
 
 base, expected_path, key, pid = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -130,6 +131,43 @@ check("grammar refused by name", is_error(status, body, "unsupported_parameter")
 again = client.completions.create(model=model, prompt=completion["prompt"], max_tokens=completion["max_tokens"], temperature=0)
 cached = again.model_extra["speculate"]["prompt_cache_tokens"]
 check("prompt cache reused", again.choices[0].text == completion["text"] and cached == completion["prompt_tokens"] - 1, (cached, again.choices[0].text))
+
+# --- constrained output: response_format json_schema / json_object and llama-server's json_schema;
+# valid for jsonschema every time, every strategy equal to plain decoding of the same request
+person = {"type": "object", "properties": {
+    "name": {"type": "string"}, "age": {"type": "integer"},
+    "languages": {"type": "array", "items": {"enum": ["python", "swift", "c"]}, "maxItems": 3}},
+    "required": ["name", "age", "languages"], "additionalProperties": False}
+json_messages = [{"role": "user", "content": "Describe a programmer as JSON: name, age, languages."}]
+json_format = {"type": "json_schema", "json_schema": {"name": "person", "schema": person, "strict": True}}
+constrained = {}
+for strategy in [["none"]] + expected["strategies"]:
+    reply = client.chat.completions.create(model=model, messages=json_messages, max_tokens=120, temperature=0,
+                                           response_format=json_format, extra_body=speculate(strategy)).choices[0]
+    constrained[json.dumps(strategy)] = reply.message.content
+    try:
+        jsonschema.validate(json.loads(reply.message.content), person)
+        valid = reply.finish_reason == "stop"
+    except (ValueError, jsonschema.ValidationError) as error:
+        valid = False
+    check(f"json_schema {strategy} valid", valid, (reply.finish_reason, reply.message.content))
+plain_constrained = constrained[json.dumps(["none"])]
+check("json_schema: every strategy equals plain", len(set(constrained.values())) == 1, constrained)
+reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Describe a cat as a JSON object with its name and age."}],
+                                       max_tokens=120, temperature=0, response_format={"type": "json_object"},
+                                       extra_body=speculate(["auto"])).choices[0]
+check("json_object", reply.finish_reason == "stop" and isinstance(json.loads(reply.message.content), dict), reply.message.content)
+status, _, body = raw("POST", "/v1/chat/completions", {"messages": json_messages, "max_tokens": 120, "temperature": 0,
+                                                         "json_schema": person, "speculate": {"proposers": ["none"]}})
+check("llama-server json_schema", status == 200 and body["choices"][0]["message"]["content"] == plain_constrained, body)
+for name, body, param in [
+    ("schema keyword", {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "string", "pattern": "a+"}}}},
+     "response_format.json_schema.schema"),
+    ("format type", {"response_format": {"type": "xml"}}, "response_format.type"),
+    ("schema missing", {"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, "response_format.json_schema.schema"),
+]:
+    status, _, back = raw("POST", "/v1/chat/completions", {"messages": json_messages, **body})
+    check(f"bad response_format: {name}", status == 400 and back["error"]["param"] == param, (status, back))
 
 # --- logprobs: the target's own figures, equal with and without speculation -------------------
 def same_figures(a, b):
