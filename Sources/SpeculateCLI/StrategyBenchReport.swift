@@ -35,6 +35,8 @@ extension StrategyBenchmark {
                     "draft_time_share": r.proposeSeconds / max(r.proposeSeconds + r.verifySeconds, 1e-9),
                     "verify_time_share": r.verifySeconds / max(r.proposeSeconds + r.verifySeconds, 1e-9),
                     "identical_to_plain": r.identical, "generated_tokens": r.tokens,
+                    "outputs_outside_schema": r.invalidOutputs, "grammar_masks": r.masksComputed,
+                    "grammar_mask_seconds": r.maskSeconds, "decode_seconds": r.seconds,
                     "drafted_nodes": r.drafted, "draft_cost_target_steps": draftCost, "per_prompt": rows,
                 ]
                 let describe = { (curve: VerificationCost) -> [String: Any] in
@@ -66,6 +68,15 @@ extension StrategyBenchmark {
                     s["mean_accepted_length"] as? Double ?? 0, 100 * (s["draft_time_share"] as? Double ?? 0),
                     cost > 0 ? String(format: "%10.3f", cost) : "         -",
                     (s["identical_to_plain"] as? Bool ?? false) ? "yes" : "NO"))
+            if let masks = s["grammar_masks"] as? Int, masks > 0, let seconds = s["grammar_mask_seconds"] as? Double {
+                lines.append(
+                    String(
+                        format: "  grammar masks: %d computed, %.2f ms each, %.1f%% of decoding", masks,
+                        1000 * seconds / Double(masks), 100 * seconds / max(s["decode_seconds"] as? Double ?? 0, 1e-9)))
+            }
+            if let invalid = s["outputs_outside_schema"] as? Int, invalid > 0 {
+                lines.append("  \(invalid) outputs are not whole documents of their schema (cut by --max-tokens?)")
+            }
         }
         for s in document["strategies"] as? [[String: Any]] ?? [] {
             for (key, what) in [
