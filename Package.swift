@@ -263,7 +263,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SpeculateFormatTests",
-            dependencies: ["SpeculateFormat", "SpeculateCore", "SpeculateTestSupport"],
+            dependencies: ["SpeculateFormat", "SpeculateCore", "SpeculateGrammar", "SpeculateTestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -50,6 +50,8 @@ public struct GenerationJob: Sendable {
     public var logitProcessors: [any LogitProcessor] = []
     /// When set, the output is constrained to this JSON grammar (`response_format`).
     public var grammar: JSONGrammar?
+    /// The functions the model may (or must) call, for chat requests that offer them.
+    public var tools: ToolRequest?
     /// When set, the answer carries each token's log-probability and this many alternatives.
     public var logprobs: Int?
     /// Set for fill-in-the-middle (`suffix` on completions, or `/infill`): the prompt is built

@@ -1,6 +1,7 @@
 import Foundation
 import SpeculateCore
 import SpeculateFormat
+import SpeculateGrammar
 
 /// Turns request bodies into ``GenerationJob``s, refusing what the server cannot honour with a
 /// message naming the field: an OpenAI client sends fields this server does not implement
@@ -70,42 +71,41 @@ public struct RequestParser: Sendable {
             throw .invalid("'messages' is required: a list of {role, content} objects", param: "messages")
         }
         guard !list.isEmpty else { throw .invalid("'messages' is empty", param: "messages") }
+        // Tools and tool calls need the body in order (schemas, arguments); read it again then.
+        let needsOrder = object["tools"] != nil || list.contains { ($0 as? [String: Any])?["tool_calls"] != nil }
+        var ordered: JSONValue?
+        if needsOrder {
+            do { ordered = try JSONValue(parsing: body) } catch {
+                throw .invalid("The body is not strict JSON: \(error.message)", code: "invalid_json")
+            }
+        }
+        var orderedMessages: [JSONValue] = []
+        if case .array(let items)? = ordered?["messages"] { orderedMessages = items }
         var messages: [ChatMessage] = []
         for (index, item) in list.enumerated() {
-            guard let message = item as? [String: Any], let role = message["role"] as? String else {
-                throw .invalid("messages[\(index)] must be an object with a string 'role'", param: "messages")
-            }
-            let mapped = role == "developer" ? "system" : role
-            guard ["system", "user", "assistant"].contains(mapped) else {
-                throw .invalid(
-                    "messages[\(index)].role '\(role)' is not one of system, developer, user, assistant",
-                    param: "messages")
-            }
-            let content: String
-            switch message["content"] {
-            case let text as String: content = text
-            case let parts as [Any]:
-                var text = ""
-                for part in parts {
-                    guard let part = part as? [String: Any], part["type"] as? String == "text",
-                        let piece = part["text"] as? String
-                    else {
-                        throw .invalid("messages[\(index)].content: only text parts are supported", param: "messages")
-                    }
-                    text += piece
-                }
-                content = text
-            default:
-                throw .invalid("messages[\(index)].content must be a string or a list of text parts", param: "messages")
-            }
-            messages.append(ChatMessage(role: mapped, content: content))
+            messages.append(
+                try chatMessage(item, index: index, ordered: index < orderedMessages.count ? orderedMessages[index] : nil))
         }
+        let tools = try toolRequest(object, ordered: ordered)
         try refuse(
             object,
-            ["tools", "tool_choice", "functions", "audio", "modalities"])
+            ["functions", "function_call", "audio", "modalities"])
         var job = try job(
             object, body: body, endpoint: .chat, prompt: format(messages), messages: messages,
             maxTokensKeys: ["max_completion_tokens", "max_tokens"], defaultMaxTokens: nil)
+        job.tools = tools
+        let callGrammar: JSONGrammar?
+        do { callGrammar = try tools?.grammar() } catch {
+            throw .invalid("'tools': \(error.message)", param: "tools", code: "invalid_schema")
+        }
+        if let callGrammar {
+            guard job.grammar == nil else {
+                throw .invalid(
+                    "'tool_choice' requires a call, which 'response_format' cannot constrain too; give one of them",
+                    param: "tool_choice")
+            }
+            job.grammar = callGrammar
+        }
         var wanted = false
         if let value = object["logprobs"], !(value is NSNull) {
             guard let flag = boolean(value) else {

@@ -135,6 +135,8 @@ struct StrategyBenchmark {
                     var generation = GenerationOptions(
                         maxTokens: maxTokens, budget: all[s].strategy.budget, sampling: options.sampling)
                     generation.logitProcessors = logitProcessors + (schemaConstraints[s][index].map { [$0] } ?? [])
+                    // A structured answer ends where the document does (other prompts run to the limit).
+                    if prompt.endsAtEndOfText { generation.stopTokens = Set(target.tokenizer.stopIDs.map { Token($0) }) }
                     let (output, stats) = try await decoder.generateAll(prompt: tokens, options: generation)
                     let ids = output.map(\.token)
                     if let grammar = prompt.schema, !Self.completes(grammar, ids, tokenizer: target.tokenizer) {
@@ -218,6 +220,9 @@ struct BenchPrompt {
     var category: String? = nil
     /// The JSON Schema its output must follow (a `schema` field of the prompt file).
     var schema: JSONGrammar? = nil
+    /// Whether generation ends at the model's end of text (prompts with a schema, even when the
+    /// schema is ignored, so that constrained and free runs compare like for like).
+    var endsAtEndOfText = false
 
     var prompt: Prompt { chat ? .chat([ChatMessage(role: "user", content: text)]) : .text(text) }
 }
@@ -244,9 +249,15 @@ enum PromptSet {
                     }
                 }
                 if let prompt = object["prompt"] as? String {
-                    prompts.append(BenchPrompt(text: prompt, chat: false, category: category, schema: schema))
+                    prompts.append(
+                        BenchPrompt(
+                            text: prompt, chat: false, category: category, schema: schema,
+                            endsAtEndOfText: object["schema"] != nil))
                 } else if let turns = object["turns"] as? [String], let first = turns.first {
-                    prompts.append(BenchPrompt(text: first, chat: true, category: category, schema: schema))
+                    prompts.append(
+                        BenchPrompt(
+                            text: first, chat: true, category: category, schema: schema,
+                            endsAtEndOfText: object["schema"] != nil))
                 } else {
                     throw ValidationError("'\(file)': a line has neither 'prompt' nor 'turns'")
                 }

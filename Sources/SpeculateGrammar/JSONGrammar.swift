@@ -26,6 +26,20 @@ public struct JSONGrammar: Sendable, Hashable {
         case literal(set: Int)
         /// One of these nodes, told apart by the first character of the value.
         case union([Int])
+        /// Exact texts and values one after another, with no whitespace between them (the text
+        /// around a tool call).
+        case sequence([Part])
+        /// One of the texts of literal set `set` (none a prefix of another), then the value of
+        /// node `next[k]` for the text `k` it was (a tool's arguments after its name).
+        case choice(set: Int, next: [Int])
+    }
+
+    /// A part of a ``Node/sequence(_:)``.
+    public enum Part: Sendable, Hashable {
+        /// These bytes exactly.
+        case text([UInt8])
+        /// A value of this node.
+        case value(Int)
     }
 
     /// A property of an object node.
@@ -95,6 +109,13 @@ public struct JSONGrammar: Sendable, Hashable {
         case .union(let members):
             guard !visiting.contains(node) else { return [] }
             return members.reduce(into: Set<UInt8>()) { $0.formUnion(startBytes($1, visiting: visiting.union([node]))) }
+        case .sequence(let parts):
+            switch parts.first {
+            case .text(let bytes)?: return bytes.first.map { [$0] } ?? []
+            case .value(let inner)?: return visiting.contains(node) ? [] : startBytes(inner, visiting: visiting.union([node]))
+            case nil: return []
+            }
+        case .choice(let set, _): return Set(literalSets[set].compactMap(\.first))
         }
     }
 }

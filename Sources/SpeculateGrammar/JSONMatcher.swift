@@ -33,6 +33,12 @@ public struct JSONMatcher: Sendable, Hashable {
             case number
             /// Inside a literal of set `node`: `count` bytes matched, `mask` the texts still possible.
             case literal
+            /// A sequence node: `count` parts done (the next one starts with the next byte).
+            case sequence
+            /// Inside a text of a sequence: `count` bytes of part `mask` matched.
+            case sequenceText
+            /// Inside a choice's texts (as ``literal``), then on to the chosen value.
+            case choice
             /// The document is complete: nothing more may follow.
             case done
         }
@@ -151,6 +157,23 @@ public struct JSONMatcher: Sendable, Hashable {
         case .string: return stringStep(byte)
         case .number: return numberStep(byte, grammar: grammar)
         case .literal: return literalStep(byte, texts: grammar.literalSets[Int(top.node)])
+        case .sequence: return sequenceStep(byte, grammar: grammar)
+        case .sequenceText:
+            guard case .sequence(let parts) = grammar.nodes[Int(top.node)],
+                case .text(let bytes) = parts[Int(top.mask)], bytes[Int(top.count)] == byte
+            else { return .refused }
+            top.count += 1
+            if Int(top.count) == bytes.count {
+                // The last part ends the sequence here, so that a sequence never waits, whole,
+                // for a byte to find out that it is.
+                if Int(top.mask) + 1 == parts.count {
+                    complete()
+                } else {
+                    top = Frame(kind: .sequence, node: top.node, count: Int32(top.mask) + 1)
+                }
+            }
+            return .taken
+        case .choice: return choiceStep(byte, grammar: grammar)
         case .done: return .refused
         }
     }
@@ -191,8 +214,59 @@ public struct JSONMatcher: Sendable, Hashable {
             let texts = grammar.literalSets[set]
             top = Frame(kind: .literal, node: Int32(set), mask: texts.count == 64 ? .max : (1 << UInt64(texts.count)) - 1)
             return literalStep(byte, texts: texts)
+        case .sequence:
+            top = Frame(kind: .sequence, node: Int32(resolved))
+            return .handOn
+        case .choice(let set, _):
+            let texts = grammar.literalSets[set]
+            top = Frame(kind: .choice, node: Int32(resolved), mask: texts.count == 64 ? .max : (1 << UInt64(texts.count)) - 1)
+            return choiceStep(byte, grammar: grammar)
         case .union: return .refused
         }
+    }
+
+    // MARK: Sequences and choices
+
+    /// At a part boundary of a sequence: start its next part with `byte`, or end it.
+    private mutating func sequenceStep(_ byte: UInt8, grammar: JSONGrammar) -> Outcome {
+        guard case .sequence(let parts) = grammar.nodes[Int(top.node)] else { return .refused }
+        let index = Int(top.count)
+        guard index < parts.count else { return .refused }
+        switch parts[index] {
+        case .text:
+            top = Frame(kind: .sequenceText, node: top.node, count: 0, mask: UInt64(index))
+        case .value(let node):
+            // A last value ends the sequence when it ends: nothing to come back to.
+            if index + 1 < parts.count { stack.append(Frame(kind: .sequence, node: top.node, count: Int32(index + 1))) }
+            top = Frame(kind: .value, node: Int32(node))
+        }
+        return .handOn
+    }
+
+    /// A byte of a choice's texts; once one is whole, on to its value.
+    private mutating func choiceStep(_ byte: UInt8, grammar: JSONGrammar) -> Outcome {
+        guard case .choice(let set, let next) = grammar.nodes[Int(top.node)] else { return .refused }
+        let texts = grammar.literalSets[set]
+        let offset = Int(top.count)
+        var remaining: UInt64 = 0
+        var whole = -1
+        var candidates = top.mask
+        while candidates != 0 {
+            let index = candidates.trailingZeroBitCount
+            candidates &= candidates - 1
+            guard offset < texts[index].count, texts[index][offset] == byte else { continue }
+            remaining |= 1 << UInt64(index)
+            if offset + 1 == texts[index].count { whole = index }
+        }
+        guard remaining != 0 else { return .refused }
+        if whole >= 0 {
+            // No text is a prefix of another, so a whole one is the only one left.
+            top = Frame(kind: .value, node: Int32(next[whole]))
+        } else {
+            top.count += 1
+            top.mask = remaining
+        }
+        return .taken
     }
 
     // MARK: Objects

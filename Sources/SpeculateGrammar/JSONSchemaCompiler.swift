@@ -14,6 +14,36 @@ extension JSONGrammar {
         resolveStarts()
     }
 
+    /// A function call in the Hermes format Qwen2.5 is trained on: `open`, then
+    /// `{"name": "NAME", "arguments": ARGUMENTS}` for one of `tools` (its arguments as its
+    /// `parameters` schema allows; a tool without one takes any object), then `close`.
+    public init(toolCall tools: [(name: String, parameters: JSONValue?)], open: String, close: String)
+        throws(JSONSchemaError)
+    {
+        guard !tools.isEmpty, tools.count <= 64 else { throw JSONSchemaError("a tool call needs 1 to 64 tools") }
+        var grammar = JSONGrammar(root: JSONGrammar.anyNode)
+        var prefixes: [[UInt8]] = []
+        var arguments: [Int] = []
+        for tool in tools {
+            prefixes.append(Array(("{\"name\": " + JSONValue.quoted(tool.name) + ", \"arguments\": ").utf8))
+            guard let parameters = tool.parameters else {
+                arguments.append(JSONGrammar.anyObjectNode)
+                continue
+            }
+            var compiler = SchemaCompiler(document: parameters, grammar: grammar)
+            arguments.append(try compiler.compile(parameters, path: "\(tool.name): #"))
+            grammar = compiler.grammar
+        }
+        guard Set(prefixes).count == prefixes.count else { throw JSONSchemaError("two tools have the same name") }
+        grammar.literalSets.append(prefixes)
+        grammar.nodes.append(.choice(set: grammar.literalSets.count - 1, next: arguments))
+        grammar.nodes.append(
+            .sequence([.text(Array(open.utf8)), .value(grammar.nodes.count - 1), .text(Array(("}" + close).utf8))]))
+        grammar.root = grammar.nodes.count - 1
+        grammar.resolveStarts()
+        self = grammar
+    }
+
     /// The grammar of the schema in `text` (JSON).
     public init(schemaText text: String) throws(JSONSchemaError) {
         try self.init(schema: JSONValue(parsing: Array(text.utf8)))
@@ -24,6 +54,11 @@ extension JSONGrammar {
 private struct SchemaCompiler {
     let document: JSONValue
     var grammar = JSONGrammar(root: JSONGrammar.anyNode)
+
+    init(document: JSONValue, grammar: JSONGrammar = JSONGrammar(root: JSONGrammar.anyNode)) {
+        self.document = document
+        self.grammar = grammar
+    }
     /// Nodes of `$ref`s compiled or being compiled.
     var references: [String: Int] = [:]
 

@@ -28,6 +28,17 @@ public indirect enum JSONValue: Sendable, Hashable {
         }
     }
 
+    /// The value as Python's `json.dumps` writes it by default (what chat templates' `tojson`
+    /// gives): `", "` between items, `": "` after keys, keys in order, non-ASCII as it is.
+    public var spacedText: String {
+        switch self {
+        case .array(let items): "[" + items.map(\.spacedText).joined(separator: ", ") + "]"
+        case .object(let members):
+            "{" + members.map { JSONValue.quoted($0.key) + ": " + $0.value.spacedText }.joined(separator: ", ") + "}"
+        default: text
+        }
+    }
+
     /// `string` as a JSON string literal, quotes included (the shortest escapes).
     public static func quoted(_ string: String) -> String {
         var out = "\""

@@ -146,7 +146,14 @@ public final class ServerEngine: Sendable {
             }
             prompt = tokens.map { Token($0) }
         } else if job.endpoint == .chat {
-            do { prompt = try ChatFormat.tokens(job.messages, tokenizer: tokenizer) } catch {
+            let tools = job.tools?.shown.map(\.rendered) ?? []
+            let usesTools = !tools.isEmpty || job.messages.contains { $0.role == "tool" || !$0.toolCalls.isEmpty }
+            if usesTools, (try? tokenizer.chatFormat.get())?.supportsTools != true {
+                throw .invalid(
+                    "\(modelName)'s chat template has no tool format Speculate writes (Qwen2.5's <tool_call> format)",
+                    param: job.tools == nil ? "messages" : "tools", code: "unsupported_parameter")
+            }
+            do { prompt = try ChatFormat.tokens(job.messages, tools: tools, tokenizer: tokenizer) } catch {
                 throw .invalid("\(modelName): \(error); use /v1/completions")
             }
         } else {

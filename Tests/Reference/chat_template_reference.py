@@ -6,7 +6,8 @@ usage: chat_template_reference.py INPUT.json OUTPUT.json
 
 INPUT: {"templates": {name: template text or "gguf:PATH" (the file's tokenizer.chat_template)
                       or "llama.cpp:FILE" (models/templates/FILE of llama.cpp, see below)},
-        "conversations": [[{"role", "content"}, ...], ...], "date_string": "26 Jul 2024"}
+        "conversations": [[{"role", "content"}, ...] or {"messages": [...], "tools": [...]}, ...],
+        "date_string": "26 Jul 2024"}
 OUTPUT: {name: {"template": text, "renders": [text, or null where the template refuses the
         conversation (raise_exception)]}}
 
@@ -70,6 +71,9 @@ def main():
     env = jinja2.sandbox.ImmutableSandboxedEnvironment(
         trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
     env.globals["raise_exception"] = raise_exception
+    # Hugging Face's tojson: json.dumps with its default separators, keys in order, no escaping.
+    env.filters["tojson"] = lambda x, ensure_ascii=False, indent=None, separators=None, sort_keys=False: json.dumps(
+        x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
     output = {}
     for name, source in request["templates"].items():
         if source.startswith("gguf:"):
@@ -80,10 +84,12 @@ def main():
             text = source
         template = env.from_string(text)
         renders = []
-        for messages in request["conversations"]:
+        for conversation in request["conversations"]:
+            messages, tools = (conversation["messages"], conversation.get("tools")) if isinstance(conversation, dict) \
+                else (conversation, None)
             try:
                 renders.append(template.render(
-                    messages=messages, bos_token="", eos_token="</s>", add_generation_prompt=True,
+                    messages=messages, tools=tools, bos_token="", eos_token="</s>", add_generation_prompt=True,
                     date_string=request.get("date_string", "26 Jul 2024")))
             except Refused:
                 renders.append(None)

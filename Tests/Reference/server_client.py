@@ -127,6 +127,14 @@ check("infill refused without FIM tokens", is_error(status, body, "unsupported_p
 status, _, body = raw("POST", "/v1/completions", {"prompt": "x", "grammar": "root ::= \"a\""})
 check("grammar refused by name", is_error(status, body, "unsupported_parameter") and body["error"]["param"] == "grammar", body)
 
+status, _, body = raw("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "tools": [
+    {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]})
+check("tools refused where the template has no tool format", is_error(status, body, "unsupported_parameter")
+      and body["error"]["param"] == "tools", body)
+status, _, body = raw("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "tools": [
+    {"type": "function", "function": {"name": "bad name!"}}]})
+check("bad tool name refused", status == 400 and body["error"]["param"] == "tools", body)
+
 # --- the prompt cache: the same prompt again reuses all but its last token -------------------
 again = client.completions.create(model=model, prompt=completion["prompt"], max_tokens=completion["max_tokens"], temperature=0)
 cached = again.model_extra["speculate"]["prompt_cache_tokens"]

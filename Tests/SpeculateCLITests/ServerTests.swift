@@ -114,6 +114,21 @@ struct ServerTests {
         #expect(server.stop() == 0, "the server did not exit cleanly on SIGTERM")
     }
 
+    @Test("a coder model through the openai client: tool calls (auto, required, named, streamed, round trip) and fill-in-the-middle, every strategy equal to plain")
+    func coderClient() throws {
+        let key = "coder-key-\(UInt32.random(in: 0...UInt32.max))"
+        let model = "qwen2.5-coder-0.5b-instruct"
+        let server = try ServerProcess(["--target", model, "--context", "1024", "--api-key", key])
+        let python = ProcessInfo.processInfo.environment["SPECULATE_PYTHON"] ?? "python3"
+        let script = TestSupport.packageRoot.appendingPathComponent("Tests/Reference/coder_client.py").path
+        let result = try TestSupport.runProcessCapturingAll(
+            "/usr/bin/env", [python, script, server.baseURL, key, model])
+        let report = String(decoding: result.standardOutput, as: UTF8.self)
+        #expect(result.status == 0, "\(report)\n\(String(decoding: result.standardError, as: UTF8.self))")
+        #expect(report.contains("\"failures\": []"), "\(report)")
+        #expect(server.stop() == 0, "the server did not exit cleanly on SIGTERM")
+    }
+
     static let chromium = "/usr/bin/chromium"
 
     @Test(

@@ -1,5 +1,6 @@
 import Foundation
 import SpeculateFormat
+import SpeculateGrammar
 import SpeculateTestSupport
 import Testing
 
@@ -81,6 +82,91 @@ struct ChatTemplateTests {
         #expect(compared >= 28, "\(compared) renderings compared")
     }
 
+    @Test("Qwen2.5's tool format: tools, calls and answers rendered as Jinja2 renders its templates")
+    func toolsMatchJinja() throws {
+        let weather =
+            #"{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city, °C", "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}, "required": ["city"]}}}"#
+        let clock = #"{"type": "function", "function": {"name": "now", "parameters": {"type": "object", "properties": {}}}}"#
+        let call = ChatToolCall(name: "get_weather", arguments: #"{"city": "Paris", "days": 2}"#)
+        let conversations: [(messages: [ChatMessage], tools: [String])] = [
+            ([ChatMessage(role: "user", content: "Weather in Paris?")], [weather, clock]),
+            (
+                [
+                    ChatMessage(role: "system", content: "Be brief."), ChatMessage(role: "user", content: "Paris?"),
+                    ChatMessage(role: "assistant", content: "", toolCalls: [call, ChatToolCall(name: "now", arguments: "{}")]),
+                    ChatMessage(role: "tool", content: "{\"temp\": 21}"), ChatMessage(role: "tool", content: "12:00"),
+                ], [weather, clock]
+            ),
+            (
+                [
+                    ChatMessage(role: "user", content: "Paris?"),
+                    ChatMessage(role: "assistant", content: "Let me check.", toolCalls: [call]),
+                    ChatMessage(role: "tool", content: "sunny"), ChatMessage(role: "assistant", content: "Sunny."),
+                    ChatMessage(role: "user", content: "Thanks"),
+                ], []
+            ),
+        ]
+        // Built as ordered JSON (Foundation's dictionaries would reorder the keys `tojson` writes).
+        let input: [JSONValue] = try conversations.map { conversation in
+            let messages: [JSONValue] = try conversation.messages.map { message in
+                var members: [(key: String, value: JSONValue)] = [
+                    ("role", .string(message.role)), ("content", .string(message.content)),
+                ]
+                if !message.toolCalls.isEmpty {
+                    members.append(
+                        (
+                            "tool_calls",
+                            .array(
+                                try message.toolCalls.map {
+                                    .object([
+                                        ("type", .string("function")),
+                                        (
+                                            "function",
+                                            .object([
+                                                ("name", .string($0.name)),
+                                                ("arguments", try JSONValue(parsing: Array($0.arguments.utf8))),
+                                            ])
+                                        ),
+                                    ])
+                                })
+                        ))
+                }
+                return .object(members)
+            }
+            var members: [(key: String, value: JSONValue)] = [("messages", .array(messages))]
+            if !conversation.tools.isEmpty {
+                members.append(("tools", .array(try conversation.tools.map { try JSONValue(parsing: Array($0.utf8)) })))
+            }
+            return .object(members)
+        }
+        let folder = try TestSupport.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let templates = [
+            "file": "gguf:" + (try TestSupport.modelPath("qwen2.5-coder-0.5b-instruct")),
+            "Qwen2.5-7B": "llama.cpp:Qwen-Qwen2.5-7B-Instruct.jinja",
+        ]
+        let templateList = JSONValue.object(templates.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })
+        try Data(JSONValue.object([("templates", templateList), ("conversations", .array(input))]).text.utf8).write(
+            to: folder.appendingPathComponent("input.json"))
+        _ = try TestSupport.runPython(
+            "chat_template_reference.py",
+            [folder.appendingPathComponent("input.json").path, folder.appendingPathComponent("output.json").path])
+        let reference = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("output.json")))
+                as? [String: [String: Any]])
+        for name in templates.keys.sorted() {
+            let entry = try #require(reference[name])
+            let source = try #require(entry["template"] as? String)
+            let format = try #require(ChatTemplate.detect(source))
+            #expect(format.supportsTools, "\(name)")
+            let renders = try #require(entry["renders"] as? [String])
+            for (index, conversation) in conversations.enumerated() {
+                let ours = format.text(conversation.messages, tools: conversation.tools)
+                #expect(ours == renders[index], "\(name), conversation \(index)")
+            }
+        }
+    }
+
     @Test("the catalog's files: ChatML with their default system messages, token by token")
     func catalogFiles() throws {
         for (name, system) in [
@@ -89,7 +175,9 @@ struct ChatTemplateTests {
         ] {
             let tokenizer = try SharedModels.tokenizer(name)
             let format = try tokenizer.chatFormat.get()
-            #expect(format == ChatTemplate(family: .chatML, defaultSystem: system))
+            var expected = ChatTemplate(family: .chatML, defaultSystem: system)
+            expected.hermesTools = name.hasPrefix("qwen")
+            #expect(format == expected)
             let messages = [ChatMessage(role: "user", content: "Write hello world.")]
             let bos: [TokenID] = tokenizer.addsBOS ? [tokenizer.bosID!] : []
             let ids = try ChatFormat.tokens(messages, tokenizer: tokenizer)

@@ -27,12 +27,12 @@ public enum ChatFormat {
     /// `<|im_start|>system` stays text and cannot end its turn or open another one. For ordinary
     /// content the ids equal llama.cpp's encoding of the rendered text with special tokens parsed.
     public static func tokens(
-        _ messages: [ChatMessage], tokenizer: Tokenizer, addGenerationPrompt: Bool = true
+        _ messages: [ChatMessage], tools: [String] = [], tokenizer: Tokenizer, addGenerationPrompt: Bool = true
     ) throws(ChatFormatError) -> [TokenID] {
         let template = try tokenizer.chatFormat.get()
         var ids: [TokenID] = tokenizer.addsBOS ? [tokenizer.bosID!] : []
         var text = ""
-        for piece in template.pieces(messages, addGenerationPrompt: addGenerationPrompt) {
+        for piece in template.pieces(messages, tools: tools, addGenerationPrompt: addGenerationPrompt) {
             switch piece {
             case .control(let spelling):
                 if let id = tokenizer.id(of: spelling) {

@@ -21,10 +21,15 @@ extension ChatTemplate {
     /// The conversation as the family's format writes it, without the beginning-of-sequence token
     /// (added by the tokenizer where the file says, as for any prompt); with `addGenerationPrompt`
     /// it ends where the assistant's reply begins. `date` is the date Llama 3.1's system turn states.
-    public func pieces(_ messages: [ChatMessage], addGenerationPrompt: Bool = true, date: Date = Date())
-        -> [ChatPiece]
-    {
+    ///
+    /// `tools` (each a tool's JSON as the template's `tojson` writes it) go into the system turn,
+    /// and assistant calls and `tool` answers are written, in formats that have them
+    /// (``supportsTools``); other formats ignore them, so check first.
+    public func pieces(
+        _ messages: [ChatMessage], tools: [String] = [], addGenerationPrompt: Bool = true, date: Date = Date()
+    ) -> [ChatPiece] {
         switch family {
+        case .chatML where hermesTools: hermes(messages, tools: tools, addGenerationPrompt)
         case .chatML: chatML(messages, addGenerationPrompt)
         case .llama3: llama3(messages, addGenerationPrompt, date: date)
         case .gemma: gemma(messages, addGenerationPrompt)
@@ -35,8 +40,59 @@ extension ChatTemplate {
     }
 
     /// The rendered conversation as text (control tokens spelled out).
-    public func text(_ messages: [ChatMessage], addGenerationPrompt: Bool = true, date: Date = Date()) -> String {
-        pieces(messages, addGenerationPrompt: addGenerationPrompt, date: date).map(\.text).joined()
+    public func text(
+        _ messages: [ChatMessage], tools: [String] = [], addGenerationPrompt: Bool = true, date: Date = Date()
+    ) -> String {
+        pieces(messages, tools: tools, addGenerationPrompt: addGenerationPrompt, date: date).map(\.text).joined()
+    }
+
+    /// Whether the format writes tools, tool calls and tool answers.
+    public var supportsTools: Bool { family == .chatML && hermesTools }
+
+    /// Qwen2.5's ChatML with the Hermes tool format, as its template writes it.
+    private func hermes(_ messages: [ChatMessage], tools: [String], _ generation: Bool) -> [ChatPiece] {
+        var pieces: [ChatPiece] = []
+        var rest = messages[...]
+        if !tools.isEmpty {
+            let system = rest.first?.role == "system" ? rest.removeFirst().content : defaultSystem ?? ""
+            let listing = tools.map { "\n" + $0 }.joined()
+            pieces += [
+                .control("<|im_start|>"),
+                .text(
+                    "system\n\(system)\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+                        + "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\(listing)\n</tools>\n\n"
+                        + "For each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n"
+                        + "<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call>"),
+                .control("<|im_end|>"), .text("\n"),
+            ]
+        } else if rest.first?.role != "system", let defaultSystem {
+            pieces += [.control("<|im_start|>"), .text("system\n\(defaultSystem)"), .control("<|im_end|>"), .text("\n")]
+        }
+        let list = Array(rest)
+        for (index, message) in list.enumerated() {
+            switch message.role {
+            case "assistant" where !message.toolCalls.isEmpty:
+                var text = "assistant"
+                if !message.content.isEmpty { text += "\n" + message.content }
+                for call in message.toolCalls {
+                    text += "\n<tool_call>\n{\"name\": \"\(call.name)\", \"arguments\": \(call.arguments)}\n</tool_call>"
+                }
+                pieces += [.control("<|im_start|>"), .text(text), .control("<|im_end|>"), .text("\n")]
+            case "tool":
+                if index == 0 || list[index - 1].role != "tool" { pieces += [.control("<|im_start|>"), .text("user")] }
+                pieces.append(.text("\n<tool_response>\n\(message.content)\n</tool_response>"))
+                if index == list.count - 1 || list[index + 1].role != "tool" {
+                    pieces += [.control("<|im_end|>"), .text("\n")]
+                }
+            default:
+                pieces += [
+                    .control("<|im_start|>"), .text("\(message.role)\n\(message.content)"), .control("<|im_end|>"),
+                    .text("\n"),
+                ]
+            }
+        }
+        if generation { pieces += [.control("<|im_start|>"), .text("assistant\n")] }
+        return pieces
     }
 
     private func chatML(_ messages: [ChatMessage], _ generation: Bool) -> [ChatPiece] {

@@ -50,6 +50,9 @@ public struct ChatTemplate: Sendable, Equatable {
     public var systemBeforeLastMessage: Bool
     /// Llama 2: how its variant writes system messages and later turns.
     public var llama2Style: Llama2Style?
+    /// ChatML: whether the template writes tools, calls and answers in the Hermes format Qwen2.5
+    /// uses (`<tools>` in the system turn, `<tool_call>` and `<tool_response>` blocks).
+    public var hermesTools = false
 
     /// Llama 2's variants, as llama.cpp tells them apart.
     public struct Llama2Style: Sendable, Equatable {
@@ -90,7 +93,9 @@ public struct ChatTemplate: Sendable, Equatable {
         if has("<|im_start|>") {
             // Phi-4 and SmolVLM use the ChatML tokens with other separators.
             guard !has("<|im_sep|>"), !has("<end_of_utterance>") else { return nil }
-            return ChatTemplate(family: .chatML, defaultSystem: chatMLDefaultSystem(template))
+            var chatML = ChatTemplate(family: .chatML, defaultSystem: chatMLDefaultSystem(template))
+            chatML.hermesTools = has("<tool_call>") && has("<tools>") && has("<tool_response>")
+            return chatML
         }
         if template.hasPrefix("mistral") || has("[INST]") {
             if has("[SYSTEM_PROMPT]") {

@@ -1,0 +1,88 @@
+import Foundation
+import SpeculateAPI
+
+/// Tool calls in chat answers: the model's `<tool_call>` blocks become OpenAI's `tool_calls`,
+/// whole or as stream deltas, with `finish_reason` "tool_calls".
+extension ResponseShape {
+    /// The answer's message and finish reason: its calls when it made any that parse.
+    func chatMessage(_ c: Completion) -> (message: [String: Any], finish: String) {
+        guard let tools, tools.choice != .none, let parsed = ToolCallText(c.text), !parsed.calls.isEmpty else {
+            return (["role": "assistant", "content": c.text], c.finishReason)
+        }
+        let calls = tools.parallel ? parsed.calls : Array(parsed.calls.prefix(1))
+        return (
+            [
+                "role": "assistant", "content": parsed.content.isEmpty ? NSNull() : parsed.content,
+                "tool_calls": calls.enumerated().map { toolCall($1, index: nil, number: $0) },
+            ], c.finishReason == "stop" ? "tool_calls" : c.finishReason
+        )
+    }
+
+    /// One call in OpenAI's shape (with its `index` in stream deltas).
+    func toolCall(_ call: ToolCallText.Call, index: Int?, number: Int) -> [String: Any] {
+        var object: [String: Any] = [
+            "id": "call_\(id.suffix(12))_\(number)", "type": "function",
+            "function": ["name": call.name, "arguments": call.arguments],
+        ]
+        if let index { object["index"] = index }
+        return object
+    }
+
+    /// The stream's closing chunks for an answer with calls: one delta carrying them, then the
+    /// finish. Nil when the answer has none (the caller sends its usual last chunk).
+    func toolCallChunks(_ c: Completion, first: Bool) -> [[String: Any]]? {
+        let (message, finish) = chatMessage(c)
+        guard let calls = message["tool_calls"] as? [[String: Any]] else { return nil }
+        var delta: [String: Any] = [
+            "tool_calls": calls.enumerated().map { index, call in call.merging(["index": index]) { $1 } }
+        ]
+        if first { delta["role"] = "assistant" }
+        var last = self.last(c, first: false)
+        if var choices = last["choices"] as? [[String: Any]], !choices.isEmpty {
+            choices[0]["finish_reason"] = finish
+            last["choices"] = choices
+        }
+        return [
+            [
+                "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                "choices": [["index": 0, "delta": delta, "finish_reason": NSNull(), "logprobs": NSNull()]],
+            ], last,
+        ]
+    }
+}
+
+/// Streamed text of an answer that may call tools: passes text through until a `<tool_call>`
+/// begins (holding back what could be its start), then holds the rest for the closing chunks.
+struct ToolCallStream {
+    private static let marker = "<tool_call>"
+    private var pending = ""
+    /// Whether a call has begun (everything after it is held).
+    private(set) var calling = false
+
+    /// The part of `text` to send now.
+    mutating func visible(_ text: String) -> String {
+        guard !calling else { return "" }
+        pending += text
+        if let start = pending.range(of: Self.marker) {
+            calling = true
+            let shown = String(pending[..<start.lowerBound])
+            pending = ""
+            return shown
+        }
+        var kept = 0
+        for length in stride(from: min(Self.marker.count - 1, pending.count), through: 1, by: -1)
+        where pending.hasSuffix(Self.marker.prefix(length)) {
+            kept = length
+            break
+        }
+        let shown = String(pending.dropLast(kept))
+        pending = String(pending.suffix(kept))
+        return shown
+    }
+
+    /// What is held back when no call began.
+    mutating func rest() -> String {
+        defer { pending = "" }
+        return calling ? "" : pending
+    }
+}
