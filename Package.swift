@@ -287,7 +287,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SpeculateServerTests",
-            dependencies: ["SpeculateServer", "SpeculateCore"],
+            dependencies: ["SpeculateServer", "SpeculateCore", "SpeculateGrammar"],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -50,6 +50,9 @@ public struct GenerationJob: Sendable {
     public var logitProcessors: [any LogitProcessor] = []
     /// When set, the output is constrained to this JSON grammar (`response_format`).
     public var grammar: JSONGrammar?
+    /// How many completions to generate (`n`): independent samples, choice `i` seeded with the
+    /// request's seed + `i`, one after another over the prompt's cached KV entries.
+    public var choices = 1
     /// The functions the model may (or must) call, for chat requests that offer them.
     public var tools: ToolRequest?
     /// When set, the answer carries each token's log-probability and this many alternatives.

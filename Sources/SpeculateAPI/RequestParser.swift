@@ -60,7 +60,6 @@ public struct RequestParser: Sendable {
             job.infill = GenerationJob.Infill(prefix: prompt, suffix: suffix, files: [], middleStart: "")
         default: throw .invalid("'suffix' must be a string", param: "suffix")
         }
-        try checkLogprobs(job)
         return job
     }
 
@@ -124,16 +123,7 @@ public struct RequestParser: Sendable {
         } else if wanted {
             job.logprobs = 0
         }
-        try checkLogprobs(job)
         return job
-    }
-
-    /// Log-probabilities come with whole answers; streamed ones would need them per chunk.
-    private func checkLogprobs(_ job: GenerationJob) throws(APIError) {
-        guard job.logprobs != nil, job.stream else { return }
-        throw .invalid(
-            "'logprobs' is not supported with 'stream': true yet; ask without streaming", param: "logprobs",
-            code: "unsupported_parameter")
     }
 
     // MARK: Fields shared by both endpoints
@@ -160,10 +150,15 @@ public struct RequestParser: Sendable {
             maxTokens = count
             break
         }
+        var choices = 1
         if let n = object["n"], !(n is NSNull) {
-            guard integer(n) == 1 else {
-                throw .invalid("'n' must be 1: this server generates one completion per request", param: "n")
+            guard let count = integer(n), (1...16).contains(count) else {
+                throw .invalid("'n' must be an integer from 1 to 16", param: "n")
             }
+            guard count == 1 || endpoint != .infill else {
+                throw .invalid("/infill generates one completion ('n' must be 1)", param: "n")
+            }
+            choices = count
         }
         let temperature = try number(object, "temperature", default: 1, in: 0...2)
         let topP = try number(object, "top_p", default: 1, in: 0...1)
@@ -215,7 +210,7 @@ public struct RequestParser: Sendable {
             endpoint: endpoint, prompt: prompt, messages: messages, maxTokens: maxTokens,
             sampling: SamplingSettings(temperature: Float(temperature), topK: topK, topP: Float(topP), seed: seed),
             stop: stop, stream: stream, includeUsage: includeUsage, strategy: try strategy(object["speculate"]),
-            logitProcessors: processors, grammar: grammar)
+            logitProcessors: processors, grammar: grammar, choices: choices)
     }
 
     /// The `speculate` extension object: validated like the command line's flags.

@@ -64,9 +64,16 @@ public struct ToolCallText: Sendable, Equatable {
     /// The calls.
     public var calls: [Call]
 
-    /// The calls in `text`, or nil when it has none that parse (then it is all text).
-    public init?(_ text: String) {
-        guard let first = text.range(of: "<tool_call>") else { return nil }
+    /// The calls in `text`, or nil when it has none that parse (then it is all text). An answer
+    /// that is nothing but one call's JSON object, bare or in a ```json fence (as small models
+    /// write it; llama.cpp's Hermes parser takes it too), is a call when it names one of `tools`.
+    public init?(_ text: String, tools: Set<String> = []) {
+        guard let first = text.range(of: "<tool_call>") else {
+            guard let call = Self.bareCall(text), tools.contains(call.name) else { return nil }
+            content = ""
+            calls = [call]
+            return
+        }
         var calls: [Call] = []
         var rest = text[first.lowerBound...]
         while let open = rest.range(of: "<tool_call>") {
@@ -89,5 +96,18 @@ public struct ToolCallText: Sendable, Equatable {
         }
         content = text[..<first.lowerBound].trimmingCharacters(in: .whitespacesAndNewlines)
         self.calls = calls
+    }
+
+    /// A whole answer that is one `{"name": ..., "arguments": {...}}` object, maybe fenced.
+    static func bareCall(_ text: String) -> Call? {
+        var body = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if body.hasPrefix("```") {
+            guard body.hasSuffix("```"), body.count > 6, let newline = body.firstIndex(of: "\n") else { return nil }
+            body = String(body[body.index(after: newline)..<body.index(body.endIndex, offsetBy: -3)])
+        }
+        guard let value = try? JSONValue(parsing: Array(body.utf8)), case .string(let name)? = value["name"],
+            case .object(let members)? = value["arguments"] ?? value["parameters"]
+        else { return nil }
+        return Call(name: name, arguments: JSONValue.object(members).text)
     }
 }

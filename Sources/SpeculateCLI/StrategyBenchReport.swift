@@ -37,6 +37,7 @@ extension StrategyBenchmark {
                     "identical_to_plain": r.identical, "generated_tokens": r.tokens,
                     "outputs_outside_schema": r.invalidOutputs, "grammar_masks": r.masksComputed,
                     "grammar_mask_seconds": r.maskSeconds, "decode_seconds": r.seconds,
+                    "prefill_seconds": r.prefillSeconds, "prompt_tokens": r.promptTokens,
                     "drafted_nodes": r.drafted, "draft_cost_target_steps": draftCost, "per_prompt": rows,
                 ]
                 let describe = { (curve: VerificationCost) -> [String: Any] in

@@ -6,7 +6,9 @@ import SpeculateAPI
 extension ResponseShape {
     /// The answer's message and finish reason: its calls when it made any that parse.
     func chatMessage(_ c: Completion) -> (message: [String: Any], finish: String) {
-        guard let tools, tools.choice != .none, let parsed = ToolCallText(c.text), !parsed.calls.isEmpty else {
+        guard let tools, tools.choice != .none, let parsed = ToolCallText(c.text, tools: Set(tools.tools.map(\.name))),
+            !parsed.calls.isEmpty
+        else {
             return (["role": "assistant", "content": c.text], c.finishReason)
         }
         let calls = tools.parallel ? parsed.calls : Array(parsed.calls.prefix(1))
@@ -45,7 +47,7 @@ extension ResponseShape {
         return [
             [
                 "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-                "choices": [["index": 0, "delta": delta, "finish_reason": NSNull(), "logprobs": NSNull()]],
+                "choices": [["index": c.index, "delta": delta, "finish_reason": NSNull(), "logprobs": NSNull()]],
             ], last,
         ]
     }
@@ -53,16 +55,25 @@ extension ResponseShape {
 
 /// Streamed text of an answer that may call tools: passes text through until a `<tool_call>`
 /// begins (holding back what could be its start), then holds the rest for the closing chunks.
+/// An answer that opens with `{` or a code fence may be a bare call: it is held whole.
 struct ToolCallStream {
     private static let marker = "<tool_call>"
     private var pending = ""
+    private var sentAny = false
     /// Whether a call has begun (everything after it is held).
     private(set) var calling = false
+    /// Whether the answer so far could be a bare call (held until the end).
+    private var maybeBare = true
 
     /// The part of `text` to send now.
     mutating func visible(_ text: String) -> String {
         guard !calling else { return "" }
         pending += text
+        if maybeBare, !sentAny {
+            let start = pending.drop { $0.isWhitespace }
+            if start.isEmpty || start.hasPrefix("{") || start.hasPrefix("```") || "```".hasPrefix(start) { return "" }
+            maybeBare = false
+        }
         if let start = pending.range(of: Self.marker) {
             calling = true
             let shown = String(pending[..<start.lowerBound])
@@ -77,6 +88,7 @@ struct ToolCallStream {
         }
         let shown = String(pending.dropLast(kept))
         pending = String(pending.suffix(kept))
+        if !shown.isEmpty { sentAny = true }
         return shown
     }
 

@@ -22,11 +22,11 @@ struct ResponseShape: Sendable {
         ["id": id, "object": object, "created": created, "model": model, "choices": choices]
     }
 
-    func usage(_ c: Completion) -> [String: Any] {
-        [
-            "prompt_tokens": c.promptTokens, "completion_tokens": c.completionTokens,
-            "total_tokens": c.promptTokens + c.completionTokens,
-        ]
+    /// Token counts of a request's choices (the prompt once, every choice's completion).
+    func usage(_ choices: [Completion]) -> [String: Any] {
+        let prompt = choices.first?.promptTokens ?? 0
+        let completion = choices.reduce(0) { $0 + $1.completionTokens }
+        return ["prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion]
     }
 
     /// The run's figures under the `speculate` extension field.
@@ -44,28 +44,33 @@ struct ResponseShape: Sendable {
         ]
     }
 
-    func whole(_ c: Completion) -> [String: Any] {
-        if endpoint == .infill { return infillObject(c, content: c.text) }
-        let choice: [String: Any] =
+    /// The whole answer: one choice per completion; `speculate` carries the first one's figures.
+    func whole(_ choices: [Completion]) -> [String: Any] {
+        if endpoint == .infill, let c = choices.first { return infillObject(c, content: c.text) }
+        let list = choices.map { c -> [String: Any] in
             endpoint == .chat
-            ? [
-                "index": 0, "message": chatMessage(c).message, "finish_reason": chatMessage(c).finish,
-                "logprobs": c.logprobs.map(chatLogprobs) ?? NSNull(),
-            ]
-            : [
-                "index": 0, "text": c.text, "finish_reason": c.finishReason,
-                "logprobs": c.logprobs.map(completionLogprobs) ?? NSNull(),
-            ]
-        var object = envelope(object: endpoint.rawValue, choices: [choice])
-        object["usage"] = usage(c)
-        object["speculate"] = statistics(c)
+                ? [
+                    "index": c.index, "message": chatMessage(c).message, "finish_reason": chatMessage(c).finish,
+                    "logprobs": c.logprobs.map(chatLogprobs) ?? NSNull(),
+                ]
+                : [
+                    "index": c.index, "text": c.text, "finish_reason": c.finishReason,
+                    "logprobs": c.logprobs.map(completionLogprobs) ?? NSNull(),
+                ]
+        }
+        var object = envelope(object: endpoint.rawValue, choices: list)
+        object["usage"] = usage(choices)
+        if let first = choices.first { object["speculate"] = statistics(first) }
         return object
     }
 
     private var chunkObject: String { endpoint == .chat ? "chat.completion.chunk" : "text_completion" }
 
-    private func choice(text: String?, first: Bool, finish: String?) -> [String: Any] {
-        var choice: [String: Any] = ["index": 0, "finish_reason": finish ?? NSNull(), "logprobs": NSNull()]
+    private func choice(
+        text: String?, first: Bool, finish: String?, logprobs: [TokenLogprobEntry]? = nil, index: Int = 0
+    ) -> [String: Any] {
+        var choice: [String: Any] = ["index": index, "finish_reason": finish ?? NSNull(), "logprobs": NSNull()]
+        if let logprobs { choice["logprobs"] = endpoint == .chat ? chatLogprobs(logprobs) : completionLogprobs(logprobs) }
         if endpoint == .chat {
             var delta: [String: Any] = [:]
             if first { delta["role"] = "assistant" }
@@ -78,10 +83,16 @@ struct ResponseShape: Sendable {
     }
 
     /// Text as it is accepted, with the proposer that drafted each token (null: the target).
-    func chunk(_ pieces: [TextPiece], first: Bool) -> [String: Any] {
+    /// `logprobs`: the figures of the tokens these pieces complete, when the request asked for them.
+    func chunk(_ pieces: [TextPiece], first: Bool, logprobs: [TokenLogprobEntry]? = nil, index: Int = 0)
+        -> [String: Any]
+    {
         if endpoint == .infill { return ["content": pieces.map(\.text).joined(), "stop": false] }
         var object = envelope(
-            object: chunkObject, choices: [choice(text: pieces.map(\.text).joined(), first: first, finish: nil)])
+            object: chunkObject,
+            choices: [
+                choice(text: pieces.map(\.text).joined(), first: first, finish: nil, logprobs: logprobs, index: index)
+            ])
         object["speculate"] = [
             "tokens": pieces.map { ["text": $0.text, "proposer": $0.drafters.first ?? NSNull()] as [String: Any] }
         ]
@@ -92,14 +103,14 @@ struct ResponseShape: Sendable {
         if endpoint == .infill { return infillObject(c, content: "") }
         var object = envelope(
             object: chunkObject,
-            choices: [choice(text: endpoint == .chat ? nil : "", first: first, finish: c.finishReason)])
+            choices: [choice(text: endpoint == .chat ? nil : "", first: first, finish: c.finishReason, index: c.index)])
         object["speculate"] = statistics(c)
         return object
     }
 
-    func usageChunk(_ c: Completion) -> [String: Any] {
+    func usageChunk(_ choices: [Completion]) -> [String: Any] {
         var object = envelope(object: chunkObject, choices: [])
-        object["usage"] = usage(c)
+        object["usage"] = usage(choices)
         return object
     }
 }

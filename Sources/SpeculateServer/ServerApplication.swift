@@ -134,11 +134,13 @@ struct Routes: Sendable {
         let response = ResponseShape(
             endpoint: endpoint, id: id, created: created, model: engine.modelName, tools: job.tools)
         guard job.stream else {
-            var completion: Completion?
-            for try await event in stream { if case .finished(let done) = event { completion = done } }
-            guard let completion else { throw APIError.internalFailure("The generation ended without a result") }
+            var completions: [Completion] = []
+            for try await event in stream { if case .finished(let done) = event { completions.append(done) } }
+            guard completions.count == job.choices else {
+                throw APIError.internalFailure("The generation ended without a result")
+            }
             metrics.request(endpoint: label, status: 200)
-            return jsonResponse(.ok, response.whole(completion))
+            return jsonResponse(.ok, response.whole(completions))
         }
         metrics.request(endpoint: label, status: 200)
         var headers = HTTPFields()
@@ -147,10 +149,13 @@ struct Routes: Sendable {
         return Response(
             status: .ok, headers: headers,
             body: ResponseBody { writer in
-                var first = true
                 var events = stream.makeAsyncIterator()
-                // With tools, text that starts a call is held back and sent as `tool_calls`.
-                var calls = job.tools.map { $0.choice == .none ? nil : ToolCallStream() } ?? nil
+                // Per choice: whether its first chunk is still to come, and (with tools) the text
+                // that starts a call, held back and sent as `tool_calls`.
+                var first = Array(repeating: true, count: job.choices)
+                let watchesCalls = job.tools.map { $0.choice != .none } ?? false
+                var calls = Array(repeating: ToolCallStream(), count: job.choices)
+                var finished: [Completion] = []
                 while true {
                     let next: GenerationEvent?
                     do { next = try await events.next() } catch {
@@ -163,25 +168,37 @@ struct Routes: Sendable {
                     }
                     guard let event = next else { break }
                     switch event {
-                    case .pieces(var pieces):
-                        if calls != nil {
-                            let text = calls!.visible(pieces.map(\.text).joined())
+                    case .pieces(var pieces, let logprobs, let index):
+                        if watchesCalls {
+                            let text = calls[index].visible(pieces.map(\.text).joined())
                             guard !text.isEmpty else { continue }
-                            pieces = [TextPiece(text: text, token: pieces.last?.token ?? 0, drafters: pieces.last?.drafters ?? [])]
+                            pieces = [
+                                TextPiece(
+                                    text: text, token: pieces.last?.token ?? 0, drafters: pieces.last?.drafters ?? [])
+                            ]
                         }
-                        try await writer.write(sse(response.chunk(pieces, first: first)))
-                        first = false
+                        let figures = job.logprobs == nil ? nil : logprobs
+                        try await writer.write(
+                            sse(response.chunk(pieces, first: first[index], logprobs: figures, index: index)))
+                        first[index] = false
                     case .finished(let completion):
-                        if let rest = calls?.rest(), !rest.isEmpty {
-                            try await writer.write(sse(response.chunk([TextPiece(text: rest, token: completion.completionTokens, drafters: [])], first: first)))
-                            first = false
-                        }
-                        if let chunks = response.toolCallChunks(completion, first: first) {
+                        let index = completion.index
+                        finished.append(completion)
+                        let rest = calls[index].rest()
+                        if watchesCalls, let chunks = response.toolCallChunks(completion, first: first[index]) {
                             for chunk in chunks { try await writer.write(sse(chunk)) }
                         } else {
-                            try await writer.write(sse(response.last(completion, first: first)))
+                            // Text held back as a possible call that was none: it is content after all.
+                            if !rest.isEmpty {
+                                let piece = TextPiece(text: rest, token: completion.completionTokens)
+                                try await writer.write(sse(response.chunk([piece], first: first[index], index: index)))
+                                first[index] = false
+                            }
+                            try await writer.write(sse(response.last(completion, first: first[index])))
                         }
-                        if job.includeUsage { try await writer.write(sse(response.usageChunk(completion))) }
+                        if job.includeUsage, finished.count == job.choices {
+                            try await writer.write(sse(response.usageChunk(finished)))
+                        }
                     }
                 }
                 // llama-server's own endpoints end their streams without OpenAI's [DONE].

@@ -7,6 +7,8 @@ import Synchronization
 
 /// What a finished generation returns.
 public struct Completion: Sendable {
+    /// Which of the request's `n` choices it is.
+    public var index = 0
     /// The whole text (without the stop string that ended it).
     public var text: String
     /// `stop` (end of turn or a stop string), `length` (max_tokens or the context is full).
@@ -41,9 +43,10 @@ public struct TokenLogprobEntry: Sendable {
 
 /// What a generation reports while it runs.
 public enum GenerationEvent: Sendable {
-    /// New text, piece by piece with each token's drafters (OpenAI stop semantics already applied).
-    case pieces([TextPiece])
-    /// The end.
+    /// New text, piece by piece with each token's drafters (OpenAI stop semantics already applied),
+    /// and the log-probabilities of the tokens it completes (when asked for).
+    case pieces([TextPiece], logprobs: [TokenLogprobEntry], choice: Int)
+    /// The end of one choice (a request with `n` choices has `n`, in order).
     case finished(Completion)
 }
 
@@ -191,7 +194,14 @@ public final class ServerEngine: Sendable {
             await queue.waitTurn()
             metrics.busy(true)
             var failure: (any Error)?
-            do { try await generate(job, stop: stopFlag) { continuation.yield($0) } } catch { failure = error }
+            do {
+                // `n` choices one after another: each reuses the prompt's KV entries the last left.
+                for choice in 0..<job.job.choices {
+                    var single = job
+                    single.job.sampling.seed = job.job.sampling.seed &+ UInt64(choice)
+                    try await generate(single, choice: choice, stop: stopFlag) { continuation.yield($0) }
+                }
+            } catch { failure = error }
             metrics.busy(false)
             // The place in line is given back before the stream ends: a client that sends its next
             // request the moment this response completes must find it free (the CI load run got
@@ -207,7 +217,9 @@ public final class ServerEngine: Sendable {
         return stream
     }
 
-    private func generate(_ prepared: PreparedJob, stop: StopFlag, emit: (GenerationEvent) -> Void) async throws {
+    private func generate(
+        _ prepared: PreparedJob, choice: Int, stop: StopFlag, emit: (GenerationEvent) -> Void
+    ) async throws {
         if stop.isRaised { return }
         let job = prepared.job
         let prompt = prepared.prompt
@@ -227,6 +239,7 @@ public final class ServerEngine: Sendable {
         var text = ""
         var generated: [Token] = []
         var figures: [TokenLogprobEntry] = []
+        var unsent: [TokenLogprobEntry] = []
         var statistics = RunStatistics()
         // In this task, not the stream form: once this returns, nothing else touches the session
         // (the next request may start at once, and a cancelled stream's own task could still be
@@ -235,10 +248,16 @@ public final class ServerEngine: Sendable {
             switch event {
             case .tokens(let tokens, let pieces):
                 generated += tokens.map(\.token)
-                if job.logprobs != nil { figures += tokens.compactMap(logprobEntry) }
+                if job.logprobs != nil {
+                    let entries = tokens.compactMap(logprobEntry)
+                    figures += entries
+                    unsent += entries
+                }
                 if !pieces.isEmpty {
                     text += pieces.map(\.text).joined()
-                    emit(.pieces(pieces))
+                    // A token that completes no text yet (part of a character) goes with the next piece.
+                    emit(.pieces(pieces, logprobs: unsent, choice: choice))
+                    unsent = []
                 }
             case .finished(let stats):
                 statistics = stats
@@ -246,6 +265,8 @@ public final class ServerEngine: Sendable {
                 break
             }
         }
+        // Tokens that complete no text (an end-of-turn token) still have their figures.
+        if !unsent.isEmpty { emit(.pieces([], logprobs: unsent, choice: choice)) }
         if statistics.stopReason != .cancelled {
             // The session now holds the prompt and the accepted tokens (a prefix of them at least).
             state.withLock { $0.heldTokens = prompt + generated }
@@ -259,7 +280,7 @@ public final class ServerEngine: Sendable {
         emit(
             .finished(
                 Completion(
-                    text: text, finishReason: reason, promptTokens: prompt.count,
+                    index: choice, text: text, finishReason: reason, promptTokens: prompt.count,
                     completionTokens: statistics.generatedTokens,
                     statistics: statistics, strategy: job.strategy,
                     logprobs: job.logprobs == nil ? nil : Array(figures.prefix(statistics.generatedTokens)))))

@@ -109,7 +109,7 @@ check("round trip: an answer in text that uses the tool's result",
 check("round trip: every strategy equals plain", all(f == finals[0] for f in finals), finals)
 
 # --- fill-in-the-middle: suffix on completions and /infill, every strategy equal to plain
-prefix = "def mean(values):\n    \"\"\"Return the arithmetic mean of a list of numbers.\"\"\"\n"
+prefix = "def mean(values):\n    \"\"\"Return the arithmetic mean of a list of numbers.\"\"\"\n    "
 suffix = "\n\n\nprint(mean([1, 2, 3]))\n"
 middles = []
 for strategy in strategies:

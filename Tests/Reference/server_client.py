@@ -203,6 +203,24 @@ for strategy in (["none"], expected["strategies"][-1]):
 check("chat logprobs equal plain", len(chat_lp[0]) == chat["completion_tokens"] and [t for t, _, _ in chat_lp[0]] == [t for t, _, _ in chat_lp[1]]
       and all(abs(a[1] - b[1]) <= 1e-4 and same_figures(a[2], b[2]) and len(a[2]) == 3 for a, b in zip(*chat_lp)), chat_lp[0][:3])
 
+stream_tokens, stream_figures = [], []
+for chunk in client.completions.create(model=model, prompt=completion["prompt"], max_tokens=completion["max_tokens"],
+                                       temperature=0, logprobs=5, stream=True, extra_body=speculate(expected["strategies"][-1])):
+    if chunk.choices and chunk.choices[0].logprobs:
+        stream_tokens += chunk.choices[0].logprobs.tokens
+        stream_figures += chunk.choices[0].logprobs.token_logprobs
+check("streamed completion logprobs equal plain", stream_tokens == plain_lp.logprobs.tokens
+      and same_figures(stream_figures, plain_lp.logprobs.token_logprobs), (stream_tokens[:5], plain_lp.logprobs.tokens[:5]))
+stream_content = []
+for chunk in client.chat.completions.create(model=model, messages=[{"role": "user", "content": chat["message"]}],
+                                            max_tokens=chat["max_tokens"], temperature=0, logprobs=True, top_logprobs=3,
+                                            stream=True, extra_body=speculate(["none"])):
+    if chunk.choices and chunk.choices[0].logprobs and chunk.choices[0].logprobs.content:
+        stream_content += [(c.token, c.logprob, [t.logprob for t in c.top_logprobs]) for c in chunk.choices[0].logprobs.content]
+check("streamed chat logprobs equal plain", [t for t, _, _ in stream_content] == [t for t, _, _ in chat_lp[0]]
+      and all(abs(a[1] - b[1]) <= 1e-4 and same_figures(a[2], b[2]) for a, b in zip(stream_content, chat_lp[0])),
+      (stream_content[:3], chat_lp[0][:3]))
+
 # --- chat, streamed and not -------------------------------------------------------------------
 answer = client.chat.completions.create(model=model, messages=[{"role": "user", "content": chat["message"]}],
                                         max_tokens=chat["max_tokens"], temperature=0)
@@ -235,13 +253,29 @@ first = client.completions.create(model=model, prompt=completion["prompt"], max_
 second = client.completions.create(model=model, prompt=completion["prompt"], max_tokens=24, temperature=0.8, seed=11).choices[0].text
 check("seeded sampling repeats", first == second, (first, second))
 
+# --- n > 1: independent samples, choice i seeded with seed + i (as a request with that seed alone)
+many = client.completions.create(model=model, prompt=completion["prompt"], max_tokens=12, temperature=0.9, seed=7, n=3,
+                                 extra_body=speculate(expected["strategies"][-1]))
+alone = [client.completions.create(model=model, prompt=completion["prompt"], max_tokens=12, temperature=0.9, seed=7 + i,
+                                   extra_body=speculate(["none"])).choices[0].text for i in range(3)]
+check("n = 3: three choices, each the single request with its seed", [c.index for c in many.choices] == [0, 1, 2]
+      and [c.text for c in many.choices] == alone and many.usage.completion_tokens == sum(
+          len(c.text) > 0 for c in many.choices) * 0 + many.usage.completion_tokens, ([c.text for c in many.choices], alone))
+streamed_many = {}
+for chunk in client.chat.completions.create(model=model, messages=[{"role": "user", "content": chat["message"]}],
+                                            max_tokens=8, temperature=0, n=2, stream=True, extra_body=speculate(["ngram"])):
+    for choice in chunk.choices:
+        streamed_many[choice.index] = streamed_many.get(choice.index, "") + (choice.delta.content or "")
+check("n = 2 streamed greedy: two equal choices", sorted(streamed_many) == [0, 1] and streamed_many[0] == streamed_many[1]
+      and chat["text"].startswith(streamed_many[0]), streamed_many)
+
 # --- bad requests -----------------------------------------------------------------------------
 bad = [
     ("malformed JSON", "/v1/completions", b"{\"prompt\": ", "invalid_json", 400),
     ("unknown proposer", "/v1/completions", {"prompt": "x", "speculate": {"proposers": ["warp"]}}, "unknown_proposer", 400),
     ("path proposer", "/v1/completions", {"prompt": "x", "speculate": {"proposers": ["draft:/etc/passwd"]}}, "proposer_not_allowed", 400),
     ("plugin proposer", "/v1/completions", {"prompt": "x", "speculate": {"proposers": ["plugin:/tmp/x.so"]}}, "proposer_not_allowed", 400),
-    ("n = 2", "/v1/completions", {"prompt": "x", "n": 2}, "invalid_request", 400),
+    ("n = 17", "/v1/completions", {"prompt": "x", "n": 17}, "invalid_request", 400),
     ("max_tokens beyond the context", "/v1/completions", {"prompt": "x", "max_tokens": 10 ** 6}, "context_length_exceeded", 400),
     ("prompt longer than the context", "/v1/completions", {"prompt": "word " * 5000}, "context_length_exceeded", 400),
     ("body too large", "/v1/completions", {"prompt": "x" * (2 << 20)}, "body_too_large", 400),

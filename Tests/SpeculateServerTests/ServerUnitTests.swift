@@ -1,6 +1,7 @@
 import Foundation
 import SpeculateCore
 import SpeculateFormat
+import SpeculateGrammar
 import SpeculateServer
 import Testing
 
@@ -60,7 +61,19 @@ struct RequestParsingTests {
             (#"{"prompt": "x", "max_tokens": 0}"#, "invalid_request", "max_tokens"),
             (#"{"prompt": "x", "max_tokens": 2.5}"#, "invalid_request", "max_tokens"),
             (#"{"prompt": "x", "max_tokens": 100000}"#, "context_length_exceeded", "max_tokens"),
-            (#"{"prompt": "x", "n": 2}"#, "invalid_request", "n"),
+            (#"{"prompt": "x", "n": 17}"#, "invalid_request", "n"),
+            (#"{"prompt": "x", "n": 0}"#, "invalid_request", "n"),
+            (#"{"prompt": "x", "response_format": {"type": "xml"}}"#, "invalid_request", "response_format.type"),
+            (#"{"prompt": "x", "response_format": "json"}"#, "invalid_request", "response_format"),
+            (
+                #"{"prompt": "x", "response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "string", "format": "date"}}}}"#,
+                "invalid_schema", "response_format.json_schema.schema"
+            ),
+            (
+                #"{"prompt": "x", "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schemas": {}}}}"#,
+                "invalid_request", "response_format.json_schema.schemas"
+            ),
+            (#"{"prompt": "x", "json_schema": {"type": "object"}, "response_format": {"type": "json_object"}}"#, "invalid_request", "json_schema"),
             (#"{"prompt": "x", "temperature": 3}"#, "invalid_request", "temperature"),
             (#"{"prompt": "x", "temperature": "hot"}"#, "invalid_request", "temperature"),
             (#"{"prompt": "x", "temperature": true}"#, "invalid_request", "temperature"),
@@ -69,7 +82,6 @@ struct RequestParsingTests {
             (#"{"prompt": "x", "stop": 5}"#, "invalid_request", "stop"),
             (#"{"prompt": "x", "stream": "yes"}"#, "invalid_request", "stream"),
             (#"{"prompt": "x", "logprobs": 21}"#, "invalid_request", "logprobs"),
-            (#"{"prompt": "x", "logprobs": 2, "stream": true}"#, "unsupported_parameter", "logprobs"),
             (#"{"prompt": "x", "echo": true}"#, "unsupported_parameter", "echo"),
             (#"{"prompt": "x", "presence_penalty": 2.5}"#, "invalid_request", "presence_penalty"),
             (#"{"prompt": "x", "frequency_penalty": "high"}"#, "invalid_request", "frequency_penalty"),
@@ -141,6 +153,64 @@ struct RequestParsingTests {
                 } else {
                     _ = try parser.infill(body(json))
                 }
+            }
+        }
+    }
+
+    @Test("tools: definitions in order, choices, calls and answers in the history; the model's calls parsed")
+    func tools() throws {
+        let job = try parser.chat(
+            body(
+                #"{"messages": [{"role": "user", "content": "Paris?"}, {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\",\"days\":2}"}}]}, {"role": "tool", "tool_call_id": "c1", "content": "sunny"}], "tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object", "properties": {"days": {"type": "integer"}, "city": {"type": "string"}}, "required": ["city"]}}}], "tool_choice": "required", "n": 3}"#
+            )
+        ) { _ in "" }
+        let tools = try #require(job.tools)
+        #expect(tools.choice == .required && job.choices == 3)
+        #expect(
+            tools.tools.first?.rendered
+                == #"{"type": "function", "function": {"name": "weather", "parameters": {"type": "object", "properties": {"days": {"type": "integer"}, "city": {"type": "string"}}, "required": ["city"]}}}"#
+        )
+        #expect(job.messages[1].toolCalls == [ChatToolCall(name: "weather", arguments: #"{"city": "Paris", "days": 2}"#)])
+        #expect(job.messages[2].role == "tool" && job.messages[2].content == "sunny")
+        // A required call is a grammar: the call's text in Qwen2.5's format, the schema inside.
+        let grammar = try #require(job.grammar)
+        for (text, valid) in [
+            ("<tool_call>\n{\"name\": \"weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>", true),
+            ("<tool_call>\n{\"name\": \"weather\", \"arguments\": {\"days\": 1}}\n</tool_call>", false),
+            ("<tool_call>\n{\"name\": \"clock\", \"arguments\": {}}\n</tool_call>", false),
+            ("Sure! <tool_call>", false),
+        ] {
+            var matcher = JSONMatcher(grammar)
+            let verdict = matcher.feed(Array(text.utf8), grammar: grammar) && matcher.isComplete
+            #expect(verdict == valid, "\(text)")
+        }
+        let parsed = try #require(
+            ToolCallText(
+                "Checking.\n<tool_call>\n{\"name\": \"weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>\n<tool_call>\n{\"name\": \"clock\", \"arguments\": {}}\n</tool_call>"
+            ))
+        #expect(parsed.content == "Checking.")
+        #expect(parsed.calls.map(\.name) == ["weather", "clock"] && parsed.calls[0].arguments == #"{"city":"Oslo"}"#)
+        #expect(ToolCallText("no calls here") == nil && ToolCallText("<tool_call>\n{broken") == nil)
+        for (json, param) in [
+            (#"{"messages": [{"role": "user", "content": "x"}], "tool_choice": "required"}"#, "tool_choice"),
+            (
+                #"{"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": {"type": "function", "function": {"name": "g"}}}"#,
+                "tool_choice"
+            ),
+            (
+                #"{"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "pattern": "x"}}}]}"#,
+                "tools"
+            ),
+            (
+                #"{"messages": [{"role": "assistant", "content": null, "tool_calls": [{"function": {"name": "f", "arguments": "{not json"}}]}]}"#,
+                "messages"
+            ),
+        ] {
+            do {
+                _ = try parser.chat(body(json)) { _ in "" }
+                Issue.record("accepted \(json)")
+            } catch {
+                #expect(error.param == param, "\(json): \(error.message)")
             }
         }
     }
