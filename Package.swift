@@ -268,7 +268,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SpeculateCoreTests",
-            dependencies: ["SpeculateCore", "SpeculateProposers", "SpeculateTestSupport"],
+            dependencies: ["SpeculateCore", "SpeculateProposers", "SpeculateGrammar", "SpeculateTestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(

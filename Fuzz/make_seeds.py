@@ -135,6 +135,18 @@ def main():
     for i, request in enumerate(requests):
         write("request", f"request-{i}.json", json.dumps(request))
 
+    schemas = [
+        ({"type": "object", "properties": {"name": {"type": "string"}, "n": {"type": "integer"},
+                                           "tags": {"type": "array", "items": {"enum": ["a", "b", 1, None]}, "maxItems": 3}},
+          "required": ["name"], "additionalProperties": False}, b'{"name": "x", "n": -3, "tags": ["a", 1]}'),
+        ({"$ref": "#/$defs/t", "$defs": {"t": {"type": "object", "properties": {"c": {"type": "array", "items": {"$ref": "#/$defs/t"}}}}}},
+         b'{"c": [{"c": []}, {}]}'),
+        ({"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "null"}]}, b'-12.5e+3'),
+        ({"type": "object"}, b'{"a": [true, {"b": "\\u00e9"}]}'),
+    ]
+    for i, (schema, document) in enumerate(schemas):
+        write("json-schema", f"schema-{i}", json.dumps(schema).encode() + b"\0" + document)
+
 
 if __name__ == "__main__":
     main()

@@ -15,7 +15,7 @@ cd "$(dirname "$0")"
 seconds=${1:-30}
 shift || true
 targets=("$@")
-if [ ${#targets[@]} -eq 0 ]; then targets=(gguf tokenizer chat plugin-draft proposer-spec request); fi
+if [ ${#targets[@]} -eq 0 ]; then targets=(gguf tokenizer chat plugin-draft proposer-spec request json-schema); fi
 
 swift build -c debug -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library 2>&1 | grep -v "Cannot export local symbol" | tail -3
 binary=.build/debug/SpeculateFuzz

@@ -47,7 +47,9 @@ extension RequestParser {
                 text += piece
             }
             content = text
-        case nil, is NSNull where !calls.isEmpty: content = ""
+        case nil,
+            is NSNull where !calls.isEmpty:
+            content = ""
         default:
             throw .invalid("messages[\(index)].content must be a string or a list of text parts", param: "messages")
         }

@@ -83,7 +83,8 @@ public struct RequestParser: Sendable {
         var messages: [ChatMessage] = []
         for (index, item) in list.enumerated() {
             messages.append(
-                try chatMessage(item, index: index, ordered: index < orderedMessages.count ? orderedMessages[index] : nil))
+                try chatMessage(
+                    item, index: index, ordered: index < orderedMessages.count ? orderedMessages[index] : nil))
         }
         let tools = try toolRequest(object, ordered: ordered)
         try refuse(

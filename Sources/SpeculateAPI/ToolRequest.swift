@@ -55,7 +55,9 @@ public struct ToolRequest: Sendable {
 public struct ToolCallText: Sendable, Equatable {
     /// One call: the function and its arguments as compact JSON text (OpenAI's `arguments`).
     public struct Call: Sendable, Equatable {
+        /// The function's name.
         public var name: String
+        /// Its arguments as compact JSON text.
         public var arguments: String
     }
 

@@ -240,7 +240,8 @@ struct BenchPrompt {
         guard let fim = FillInTheMiddle(tokenizer: target.tokenizer),
             let tokens = fim.prompt(prefix: text, suffix: suffix, tokenizer: target.tokenizer)
         else {
-            throw ValidationError("\(target.name) has no fill-in-the-middle tokens: the prompt file's 'suffix' needs them")
+            throw ValidationError(
+                "\(target.name) has no fill-in-the-middle tokens: the prompt file's 'suffix' needs them")
         }
         return tokens.map { Token($0) }
     }
@@ -273,14 +274,17 @@ enum PromptSet {
                 let category = object["category"] as? String
                 var schema: JSONGrammar?
                 if object["schema"] != nil, !unconstrained {
-                    do { schema = try JSONValue(parsing: Array(line.utf8))["schema"].map(JSONGrammar.init(schema:)) } catch {
+                    do {
+                        schema = try JSONValue(parsing: Array(line.utf8))["schema"].map(JSONGrammar.init(schema:))
+                    } catch {
                         throw ValidationError("'\(file)': a line's schema: \(error.message)")
                     }
                 }
                 if let prefix = object["prefix"] as? String, let suffix = object["suffix"] as? String {
                     // Fill-in-the-middle: ends where the model closes the middle.
                     prompts.append(
-                        BenchPrompt(text: prefix, chat: false, category: category, endsAtEndOfText: true, suffix: suffix))
+                        BenchPrompt(
+                            text: prefix, chat: false, category: category, endsAtEndOfText: true, suffix: suffix))
                 } else if let prompt = object["prompt"] as? String {
                     prompts.append(
                         BenchPrompt(

@@ -61,7 +61,8 @@ struct LogitProcessing {
         paths.reserveCapacity(tree.count)
         for node in tree.nodes { paths.append((node.parent < 0 ? [] : paths[node.parent]) + [node.token]) }
         return tree.pruned { index in
-            let history = TokenHistory(committed: committed, promptLength: promptLength, path: Array(paths[index].dropLast()))
+            let history = TokenHistory(
+                committed: committed, promptLength: promptLength, path: Array(paths[index].dropLast()))
             return restricting.allSatisfy { $0.admits(tree.nodes[index].token, history: history) }
         }
     }

@@ -17,8 +17,11 @@ public final class GrammarConstraint: LogitProcessor, @unchecked Sendable {
 
     /// Mask figures: how many were computed and reused, and the seconds spent computing them.
     public struct Statistics: Sendable {
+        /// Masks computed (cache misses).
         public var computed = 0
+        /// Masks found in the cache.
         public var reused = 0
+        /// Seconds spent computing masks.
         public var seconds = 0.0
     }
 
@@ -40,8 +43,11 @@ public final class GrammarConstraint: LogitProcessor, @unchecked Sendable {
     /// Masks computed and reused so far, and their cost.
     public var statistics: Statistics { lock.withLock { figures } }
 
+    /// A grammar refuses tokens: greedy decoding cuts drafts it refuses.
     public var restrictsTokens: Bool { true }
 
+    /// Gives every token the grammar refuses after `history` no chance (end tokens are refused
+    /// until the document is complete, and then only they are allowed).
     public func process(_ logits: inout [Float], history: TokenHistory) {
         let state = lock.withLock { self.state(after: history) }
         // A path the grammar already refused is never taken (its parent's mask forbids it):
@@ -55,6 +61,7 @@ public final class GrammarConstraint: LogitProcessor, @unchecked Sendable {
         }
     }
 
+    /// Whether `token` keeps the text after `history` inside the grammar.
     public func admits(_ token: Token, history: TokenHistory) -> Bool {
         var state = lock.withLock { self.state(after: history) }
         return advance(&state, by: token)

@@ -19,11 +19,16 @@ public struct GrammarVocabulary: Sendable {
     let positions: [Int32]
 
     /// Arranges a vocabulary of `size` tokens; `text` gives a token's bytes, or nil for tokens
-    /// that are not text (control tokens), which grammars never allow. Throws when the
-    /// vocabulary cannot spell every printable ASCII byte alone (a mask could then be empty) or
-    /// no end token is given.
-    public init(size: Int, endTokens: Set<Token>, text: (Token) -> [UInt8]?) throws(JSONSchemaError) {
-        guard !endTokens.isEmpty else { throw JSONSchemaError("the model has no end-of-text token to end a document with") }
+    /// that are not text (control tokens), which grammars never allow. With `spellsEveryByte`
+    /// (what a real tokenizer's vocabulary must do), throws when some printable ASCII byte has no
+    /// token of its own: a grammar state needing it would leave no token allowed. Throws when no
+    /// end token is given.
+    public init(size: Int, endTokens: Set<Token>, spellsEveryByte: Bool = true, text: (Token) -> [UInt8]?)
+        throws(JSONSchemaError)
+    {
+        guard !endTokens.isEmpty else {
+            throw JSONSchemaError("the model has no end-of-text token to end a document with")
+        }
         var entries: [(token: Int32, bytes: [UInt8])] = []
         var singles = Set<UInt8>()
         for id in 0..<size {
@@ -31,7 +36,7 @@ public struct GrammarVocabulary: Sendable {
             if bytes.count == 1 { singles.insert(bytes[0]) }
             entries.append((Int32(id), bytes))
         }
-        if let missing = (0x20...0x7E).first(where: { !singles.contains(UInt8($0)) }) {
+        if spellsEveryByte, let missing = (0x20...0x7E).first(where: { !singles.contains(UInt8($0)) }) {
             throw JSONSchemaError("the vocabulary has no token for the byte 0x\(String(missing, radix: 16)) alone")
         }
         entries.sort { $0.bytes.lexicographicallyPrecedes($1.bytes) }
@@ -41,7 +46,9 @@ public struct GrammarVocabulary: Sendable {
         var previous: [UInt8] = []
         for entry in entries {
             var common = 0
-            while common < previous.count, common < entry.bytes.count, previous[common] == entry.bytes[common] { common += 1 }
+            while common < previous.count, common < entry.bytes.count, previous[common] == entry.bytes[common] {
+                common += 1
+            }
             shared.append(Int32(common))
             storage += entry.bytes
             offsets.append(Int32(storage.count))

@@ -70,7 +70,10 @@ public struct JSONGrammar: Sendable, Hashable {
 
     /// A grammar holding only the base nodes, its document `root`.
     init(root: Int) {
-        nodes = [.any, .freeObject(values: JSONGrammar.anyNode), .array(items: JSONGrammar.anyNode, minItems: 0, maxItems: .max)]
+        nodes = [
+            .any, .freeObject(values: JSONGrammar.anyNode),
+            .array(items: JSONGrammar.anyNode, minItems: 0, maxItems: .max),
+        ]
         literalSets = [JSONGrammar.keywords]
         self.root = root
         resolveStarts()
@@ -112,7 +115,8 @@ public struct JSONGrammar: Sendable, Hashable {
         case .sequence(let parts):
             switch parts.first {
             case .text(let bytes)?: return bytes.first.map { [$0] } ?? []
-            case .value(let inner)?: return visiting.contains(node) ? [] : startBytes(inner, visiting: visiting.union([node]))
+            case .value(let inner)?:
+                return visiting.contains(node) ? [] : startBytes(inner, visiting: visiting.union([node]))
             case nil: return []
             }
         case .choice(let set, _): return Set(literalSets[set].compactMap(\.first))

@@ -53,7 +53,8 @@ public struct JSONMatcher: Sendable, Hashable {
 
     /// Number phases (``Frame/Kind/number``).
     enum NumberPhase: Int32 {
-        case minus = 1, zero, integer, dot, fraction, exponentMark, exponentSign, exponent
+        case minus = 1
+        case zero, integer, dot, fraction, exponentMark, exponentSign, exponent
 
         /// Whether a number may end here.
         var canEnd: Bool { self == .zero || self == .integer || self == .fraction || self == .exponent }
@@ -181,7 +182,9 @@ public struct JSONMatcher: Sendable, Hashable {
     /// The first byte of a value of `node`.
     private mutating func startValue(_ byte: UInt8, node: Int, grammar: JSONGrammar) -> Outcome {
         var resolved = Int(grammar.starts[node][Int(byte)])
-        while resolved >= 0, case .union = grammar.nodes[resolved] { resolved = Int(grammar.starts[resolved][Int(byte)]) }
+        while resolved >= 0, case .union = grammar.nodes[resolved] {
+            resolved = Int(grammar.starts[resolved][Int(byte)])
+        }
         guard resolved >= 0 else { return .refused }
         switch grammar.nodes[resolved] {
         case .any:
@@ -212,14 +215,16 @@ public struct JSONMatcher: Sendable, Hashable {
             return numberStart(byte)
         case .literal(let set):
             let texts = grammar.literalSets[set]
-            top = Frame(kind: .literal, node: Int32(set), mask: texts.count == 64 ? .max : (1 << UInt64(texts.count)) - 1)
+            top = Frame(
+                kind: .literal, node: Int32(set), mask: texts.count == 64 ? .max : (1 << UInt64(texts.count)) - 1)
             return literalStep(byte, texts: texts)
         case .sequence:
             top = Frame(kind: .sequence, node: Int32(resolved))
             return .handOn
         case .choice(let set, _):
             let texts = grammar.literalSets[set]
-            top = Frame(kind: .choice, node: Int32(resolved), mask: texts.count == 64 ? .max : (1 << UInt64(texts.count)) - 1)
+            top = Frame(
+                kind: .choice, node: Int32(resolved), mask: texts.count == 64 ? .max : (1 << UInt64(texts.count)) - 1)
             return choiceStep(byte, grammar: grammar)
         case .union: return .refused
         }

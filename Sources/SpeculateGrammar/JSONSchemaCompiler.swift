@@ -100,7 +100,9 @@ private struct SchemaCompiler {
                     throw JSONSchemaError("\(path)/anyOf must be a non-empty list of schemas")
                 }
                 var members: [Int] = []
-                for (index, item) in list.enumerated() { members.append(try compile(item, path: "\(path)/anyOf/\(index)")) }
+                for (index, item) in list.enumerated() {
+                    members.append(try compile(item, path: "\(path)/anyOf/\(index)"))
+                }
                 return try union(members, path: path)
             }
             switch schema["type"] {
@@ -158,7 +160,9 @@ private struct SchemaCompiler {
                 return index
             }
         }
-        guard case .object(let members) = properties else { throw JSONSchemaError("\(path)/properties must be an object") }
+        guard case .object(let members) = properties else {
+            throw JSONSchemaError("\(path)/properties must be an object")
+        }
         guard members.count <= 64 else { throw JSONSchemaError("\(path)/properties: more than 64 properties") }
         switch schema["additionalProperties"] {
         case nil, .bool(false)?: break
@@ -176,14 +180,16 @@ private struct SchemaCompiler {
             let value = try compile(member.value, path: "\(path)/properties/\(member.key)")
             compiled.append(
                 JSONGrammar.Property(
-                    key: Array(JSONValue.quoted(member.key).utf8), value: value, required: required.contains(member.key)))
+                    key: Array(JSONValue.quoted(member.key).utf8), value: value, required: required.contains(member.key)
+                ))
         }
         grammar.nodes[index] = .object(compiled)
         return index
     }
 
     mutating func array(_ schema: JSONValue, path: String) throws(JSONSchemaError) -> Int {
-        let items = try schema["items"].map { (item) throws(JSONSchemaError) in try compile(item, path: "\(path)/items") }
+        let items = try schema["items"].map { (item) throws(JSONSchemaError) in try compile(item, path: "\(path)/items")
+        }
         let minItems = try count(schema["minItems"], path: "\(path)/minItems") ?? 0
         let maxItems = try count(schema["maxItems"], path: "\(path)/maxItems") ?? .max
         guard minItems <= maxItems else { throw JSONSchemaError("\(path): minItems is above maxItems") }
@@ -232,11 +238,14 @@ private struct SchemaCompiler {
         if target != "#" {
             let parts = target.split(separator: "/", omittingEmptySubsequences: false)
             guard parts.first == "#", parts.count >= 2 else {
-                throw JSONSchemaError("\(path)/$ref '\(target)': only references inside the schema (#/...) are supported")
+                throw JSONSchemaError(
+                    "\(path)/$ref '\(target)': only references inside the schema (#/...) are supported")
             }
             for part in parts.dropFirst() {
                 let key = part.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
-                guard let next = resolved[key] else { throw JSONSchemaError("\(path)/$ref '\(target)' does not resolve") }
+                guard let next = resolved[key] else {
+                    throw JSONSchemaError("\(path)/$ref '\(target)' does not resolve")
+                }
                 resolved = next
             }
         }

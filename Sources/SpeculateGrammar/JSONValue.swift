@@ -1,11 +1,15 @@
 /// A parsed JSON value that keeps what schemas need and Foundation's parser drops: the order
 /// of an object's keys (properties are generated in the schema's order) and numbers' own text.
 public indirect enum JSONValue: Sendable, Hashable {
+    /// `null`.
     case null
+    /// `true` or `false`.
     case bool(Bool)
     /// A number, as written.
     case number(String)
+    /// A string (escapes resolved).
     case string(String)
+    /// An array.
     case array([JSONValue])
     /// Members in the order written.
     case object([(key: String, value: JSONValue)])
@@ -24,7 +28,8 @@ public indirect enum JSONValue: Sendable, Hashable {
         case .number(let text): text
         case .string(let string): JSONValue.quoted(string)
         case .array(let items): "[" + items.map(\.text).joined(separator: ",") + "]"
-        case .object(let members): "{" + members.map { JSONValue.quoted($0.key) + ":" + $0.value.text }.joined(separator: ",") + "}"
+        case .object(let members):
+            "{" + members.map { JSONValue.quoted($0.key) + ":" + $0.value.text }.joined(separator: ",") + "}"
         }
     }
 
@@ -60,7 +65,9 @@ public indirect enum JSONValue: Sendable, Hashable {
         return out + "\""
     }
 
+    /// Values are equal when their compact texts are (key order and number spelling count).
     public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool { lhs.text == rhs.text }
+    /// Hashes the compact text.
     public func hash(into hasher: inout Hasher) { hasher.combine(text) }
 
     /// Parses `bytes` (UTF-8 JSON text, one value, whitespace around it allowed).

@@ -70,7 +70,9 @@ struct ResponseShape: Sendable {
         text: String?, first: Bool, finish: String?, logprobs: [TokenLogprobEntry]? = nil, index: Int = 0
     ) -> [String: Any] {
         var choice: [String: Any] = ["index": index, "finish_reason": finish ?? NSNull(), "logprobs": NSNull()]
-        if let logprobs { choice["logprobs"] = endpoint == .chat ? chatLogprobs(logprobs) : completionLogprobs(logprobs) }
+        if let logprobs {
+            choice["logprobs"] = endpoint == .chat ? chatLogprobs(logprobs) : completionLogprobs(logprobs)
+        }
         if endpoint == .chat {
             var delta: [String: Any] = [:]
             if first { delta["role"] = "assistant" }

@@ -114,7 +114,9 @@ struct ServerTests {
         #expect(server.stop() == 0, "the server did not exit cleanly on SIGTERM")
     }
 
-    @Test("a coder model through the openai client: tool calls (auto, required, named, streamed, round trip) and fill-in-the-middle, every strategy equal to plain")
+    @Test(
+        "a coder model through the openai client: tool calls (auto, required, named, streamed, round trip) and fill-in-the-middle, every strategy equal to plain"
+    )
     func coderClient() throws {
         let key = "coder-key-\(UInt32.random(in: 0...UInt32.max))"
         let model = "qwen2.5-coder-0.5b-instruct"

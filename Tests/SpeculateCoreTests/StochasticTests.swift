@@ -1,5 +1,6 @@
 import Foundation
 import SpeculateCore
+import SpeculateGrammar
 import SpeculateProposers
 import SpeculateTestSupport
 import Synchronization
@@ -115,6 +116,28 @@ struct StochasticTests {
                 RepetitionPenalty(frequency: 0.7, presence: 0.3), LogitBias([2: 0.8]),
                 WindowRepeatPenalty(penalty: 1.4, window: 3),
             ])
+    }
+
+    @Test("a JSON grammar: drafts it refuses stay in the tree, and the output follows the masked distribution")
+    func withGrammar() async throws {
+        // Tokens spell "[", "1", ",", "]" and an end token: an array of integers, masked token by
+        // token; the unconstrained draft proposes refused tokens that verification must reject
+        // (stochastic decoding never cuts them: that would bias the drafts after them).
+        let spellings: [[UInt8]?] = [Array("[".utf8), Array("1".utf8), Array(",".utf8), Array("]".utf8), nil]
+        let vocabulary = try GrammarVocabulary(size: Self.vocabulary, endTokens: [4], spellsEveryByte: false) {
+            spellings[Int($0)]
+        }
+        let grammar = try JSONGrammar(schemaText: #"{"type": "array", "items": {"type": "integer"}}"#)
+        try await Self.check(
+            "grammar", minimumAccepted: Self.runs / 10,
+            proposers: { _ in
+                [
+                    TableDraftProposer(
+                        name: "q", draft: TableModelSession(vocabulary: Self.vocabulary, seed: 24, sharpness: 1.0),
+                        depth: 3, children: 2)
+                ]
+            },
+            processors: [GrammarConstraint(grammar: grammar, vocabulary: vocabulary)])
     }
 
     @Test("several children from one proposer")

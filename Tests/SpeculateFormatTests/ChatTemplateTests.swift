@@ -86,14 +86,16 @@ struct ChatTemplateTests {
     func toolsMatchJinja() throws {
         let weather =
             #"{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city, °C", "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}, "required": ["city"]}}}"#
-        let clock = #"{"type": "function", "function": {"name": "now", "parameters": {"type": "object", "properties": {}}}}"#
+        let clock =
+            #"{"type": "function", "function": {"name": "now", "parameters": {"type": "object", "properties": {}}}}"#
         let call = ChatToolCall(name: "get_weather", arguments: #"{"city": "Paris", "days": 2}"#)
         let conversations: [(messages: [ChatMessage], tools: [String])] = [
             ([ChatMessage(role: "user", content: "Weather in Paris?")], [weather, clock]),
             (
                 [
                     ChatMessage(role: "system", content: "Be brief."), ChatMessage(role: "user", content: "Paris?"),
-                    ChatMessage(role: "assistant", content: "", toolCalls: [call, ChatToolCall(name: "now", arguments: "{}")]),
+                    ChatMessage(
+                        role: "assistant", content: "", toolCalls: [call, ChatToolCall(name: "now", arguments: "{}")]),
                     ChatMessage(role: "tool", content: "{\"temp\": 21}"), ChatMessage(role: "tool", content: "12:00"),
                 ], [weather, clock]
             ),

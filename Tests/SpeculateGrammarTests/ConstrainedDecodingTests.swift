@@ -68,15 +68,20 @@ struct ConstrainedDecodingTests {
         let tokenizer = try SharedModels.tokenizer(Self.name)
         let model = SpeculativeModel(
             name: Self.name, model: try SharedModels.model(Self.name), tokenizer: tokenizer, context: 1024)
-        let messages = [
+        let prompt = Prompt.chat([
             ChatMessage(
                 role: "user",
                 content: "Describe the Python function `def add_two(a: int, b: int) -> int: return a + b` as JSON.")
-        ]
-        let prompt = Prompt.chat(messages)
-        let grammar = try JSONGrammar(schemaText: Self.schema)
+        ])
+        // A short document (its name, language, purity and size) keeps the run to a few dozen tokens.
+        let grammar = try JSONGrammar(
+            schemaText: """
+                {"type": "object", "properties": {"name": {"type": "string"},
+                 "language": {"enum": ["python", "swift", "c"]}, "pure": {"type": "boolean"}, "lines": {"type": "integer"}},
+                 "required": ["name", "language", "pure", "lines"]}
+                """)
         func parameters() throws -> GenerateParameters {
-            GenerateParameters(maxTokens: 96, logitProcessors: [try model.constraint(grammar)])
+            GenerateParameters(maxTokens: 48, logitProcessors: [try model.constraint(grammar)])
         }
         let plain = try await Self.run(try await model.generator(), prompt, try parameters())
         var matcher = JSONMatcher(grammar)

@@ -23,25 +23,30 @@ struct GrammarFuzzTests {
     static func schema(depth: Int, _ random: inout Generator) -> String {
         let leaves = [
             #"{"type": "string"}"#, #"{"type": "number"}"#, #"{"type": "integer"}"#, #"{"type": "boolean"}"#,
-            #"{"type": "null"}"#, #"{"enum": ["red", "green", 1, 12, null, true, "é\"x"]}"#, #"{"const": [1, {"a": "b"}]}"#,
-            #"{"type": ["integer", "null"]}"#, #"{"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "integer"}}]}"#,
+            #"{"type": "null"}"#, #"{"enum": ["red", "green", 1, 12, null, true, "é\"x"]}"#,
+            #"{"const": [1, {"a": "b"}]}"#,
+            #"{"type": ["integer", "null"]}"#,
+            #"{"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "integer"}}]}"#,
             #"{"type": "object"}"#, #"{}"#, #"{"type": "object", "additionalProperties": {"type": "integer"}}"#,
         ]
         guard depth > 0, Int.random(in: 0..<3, using: &random) > 0 else { return leaves.randomElement(using: &random)! }
         if Bool.random(using: &random) {
             let minimum = Int.random(in: 0...2, using: &random)
             let maximum = minimum + Int.random(in: 0...3, using: &random)
-            return #"{"type": "array", "items": \#(schema(depth: depth - 1, &random)), "minItems": \#(minimum), "maxItems": \#(maximum)}"#
+            return
+                #"{"type": "array", "items": \#(schema(depth: depth - 1, &random)), "minItems": \#(minimum), "maxItems": \#(maximum)}"#
         }
         let count = Int.random(in: 0...4, using: &random)
         let names = ["id", "name", "na", "value\\n", "ü", "a b"].shuffled(using: &random).prefix(count)
         let properties = names.map { "\"\($0)\": \(schema(depth: depth - 1, &random))" }.joined(separator: ", ")
         let required = names.filter { _ in Bool.random(using: &random) }.map { "\"\($0)\"" }.joined(separator: ", ")
-        return #"{"type": "object", "properties": {\#(properties)}, "required": [\#(required)], "additionalProperties": false}"#
+        return
+            #"{"type": "object", "properties": {\#(properties)}, "required": [\#(required)], "additionalProperties": false}"#
     }
 
     /// Bytes a walk tries: structure, digits, keyword and key letters, escapes, multi-byte UTF-8.
-    static let alphabet: [UInt8] = Array(" \n{}[],:\"\\-+.0123456789eEtrufalsnidmvbxyzü/".utf8) + [0xC3, 0xA9, 0xE2, 0x82, 0xAC]
+    static let alphabet: [UInt8] =
+        Array(" \n{}[],:\"\\-+.0123456789eEtrufalsnidmvbxyzü/".utf8) + [0xC3, 0xA9, 0xE2, 0x82, 0xAC]
     static let closers: Set<UInt8> = Set("\"]}".utf8)
     static let growers: Set<UInt8> = Set(" \n{[,0123456789-+.eE\\".utf8)
 
@@ -60,7 +65,9 @@ struct GrammarFuzzTests {
             if text.count > 80 {
                 let closing = allowed.filter(closers.contains)
                 let calm = allowed.filter { !growers.contains($0) }
-                allowed = !closing.isEmpty && Int.random(in: 0..<3, using: &random) > 0 ? closing : calm.isEmpty ? allowed : calm
+                allowed =
+                    !closing.isEmpty && Int.random(in: 0..<3, using: &random) > 0
+                    ? closing : calm.isEmpty ? allowed : calm
             }
             guard let byte = allowed.randomElement(using: &random) else {
                 return matcher.isComplete ? String(decoding: text, as: UTF8.self) : nil
@@ -84,14 +91,20 @@ struct GrammarFuzzTests {
                     unfinished += 1
                     continue
                 }
-                let documentJSON = String(decoding: try JSONSerialization.data(withJSONObject: [document], options: [.withoutEscapingSlashes]), as: UTF8.self).dropFirst().dropLast()
+                let documentJSON = String(
+                    decoding: try JSONSerialization.data(
+                        withJSONObject: [document], options: [.withoutEscapingSlashes]), as: UTF8.self
+                ).dropFirst().dropLast()
                 lines.append("{\"schema\": \(text), \"document\": \(documentJSON)}")
             }
         }
         #expect(unfinished < 40, "\(unfinished) walks did not finish")
         let output = try TestSupport.runProcess(
-            "/usr/bin/env", [ProcessInfo.processInfo.environment["SPECULATE_PYTHON"] ?? "python3",
-                TestSupport.packageRoot.appendingPathComponent("Tests/Reference/json_schema_check.py").path],
+            "/usr/bin/env",
+            [
+                ProcessInfo.processInfo.environment["SPECULATE_PYTHON"] ?? "python3",
+                TestSupport.packageRoot.appendingPathComponent("Tests/Reference/json_schema_check.py").path,
+            ],
             input: Data(lines.joined(separator: "\n").utf8))
         let report = try #require(try JSONSerialization.jsonObject(with: output) as? [String: Any])
         #expect(report["checked"] as? Int == lines.count)

@@ -35,7 +35,10 @@ struct JSONMatcherTests {
             #expect(!(matcher.feed(text, grammar: grammar) && matcher.isComplete), "\(bytes)")
         }
         // Whitespace is bounded per gap.
-        let spaced = (Self.accepts(grammar, "{" + String(repeating: " ", count: 24) + "}"), Self.accepts(grammar, "{" + String(repeating: " ", count: 25) + "}"))
+        let spaced = (
+            Self.accepts(grammar, "{" + String(repeating: " ", count: 24) + "}"),
+            Self.accepts(grammar, "{" + String(repeating: " ", count: 25) + "}")
+        )
         #expect(spaced == (true, false))
     }
 
@@ -71,10 +74,15 @@ struct JSONMatcherTests {
                   "properties": {"value": {"type": "number"}, "children": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
                   "required": ["value"]}}}
                 """)
-        let trees = (Self.accepts(tree, #"{"value": 1, "children": [{"value": 2}, {"value": 3, "children": []}]}"#), Self.accepts(tree, #"{"value": 1, "children": [{}]}"#))
+        let trees = (
+            Self.accepts(tree, #"{"value": 1, "children": [{"value": 2}, {"value": 3, "children": []}]}"#),
+            Self.accepts(tree, #"{"value": 1, "children": [{}]}"#)
+        )
         #expect(trees == (true, false))
         let constant = try JSONGrammar(schemaText: #"{"const": {"kind": "x", "n": [1, 2]}}"#)
-        let constants = (Self.accepts(constant, #"{"kind":"x","n":[1,2]}"#), Self.accepts(constant, #"{"kind": "x", "n": [1, 2]}"#))
+        let constants = (
+            Self.accepts(constant, #"{"kind":"x","n":[1,2]}"#), Self.accepts(constant, #"{"kind": "x", "n": [1, 2]}"#)
+        )
         #expect(constants == (true, false))
     }
 

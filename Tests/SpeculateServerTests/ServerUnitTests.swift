@@ -73,7 +73,10 @@ struct RequestParsingTests {
                 #"{"prompt": "x", "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schemas": {}}}}"#,
                 "invalid_request", "response_format.json_schema.schemas"
             ),
-            (#"{"prompt": "x", "json_schema": {"type": "object"}, "response_format": {"type": "json_object"}}"#, "invalid_request", "json_schema"),
+            (
+                #"{"prompt": "x", "json_schema": {"type": "object"}, "response_format": {"type": "json_object"}}"#,
+                "invalid_request", "json_schema"
+            ),
             (#"{"prompt": "x", "temperature": 3}"#, "invalid_request", "temperature"),
             (#"{"prompt": "x", "temperature": "hot"}"#, "invalid_request", "temperature"),
             (#"{"prompt": "x", "temperature": true}"#, "invalid_request", "temperature"),
@@ -170,7 +173,8 @@ struct RequestParsingTests {
             tools.tools.first?.rendered
                 == #"{"type": "function", "function": {"name": "weather", "parameters": {"type": "object", "properties": {"days": {"type": "integer"}, "city": {"type": "string"}}, "required": ["city"]}}}"#
         )
-        #expect(job.messages[1].toolCalls == [ChatToolCall(name: "weather", arguments: #"{"city": "Paris", "days": 2}"#)])
+        #expect(
+            job.messages[1].toolCalls == [ChatToolCall(name: "weather", arguments: #"{"city": "Paris", "days": 2}"#)])
         #expect(job.messages[2].role == "tool" && job.messages[2].content == "sunny")
         // A required call is a grammar: the call's text in Qwen2.5's format, the schema inside.
         let grammar = try #require(job.grammar)

@@ -19,6 +19,7 @@ let targets: [String: FuzzTarget] = [
     "plugin-draft": fuzzPluginDraft,
     "proposer-spec": fuzzProposerSpec,
     "request": fuzzRequest,
+    "json-schema": fuzzJSONSchema,
 ]
 
 let selected: FuzzTarget = {
@@ -247,6 +248,48 @@ let parser = RequestParser(modelName: "fuzz-model", defaults: StrategyRequest(pr
         guard job.stop.count <= 4 else { violated("\(job.stop.count) stop strings accepted") }
         guard job.sampling.temperature.isFinite, job.sampling.temperature >= 0 else {
             violated("temperature \(job.sampling.temperature) accepted")
+        }
+    }
+}
+
+// MARK: JSON schemas and the grammar
+
+/// A schema (JSON text), a 0 byte, then bytes that steer a walk through its grammar: a schema is
+/// refused with a typed error or compiled; the matcher never traps on any bytes; a walk that
+/// takes only bytes the grammar allows never reaches a dead end (a state where no byte may follow
+/// and the document is not complete), and every document it completes is JSON that Foundation's
+/// parser reads (where that parser is strict enough to judge: no `\u` escapes, no exponents).
+@Sendable func fuzzJSONSchema(_ bytes: [UInt8]) {
+    let split = bytes.firstIndex(of: 0) ?? bytes.count
+    let steering = split < bytes.count ? Array(bytes[(split + 1)...]) : []
+    guard let schema = try? JSONValue(parsing: bytes[..<split]), let grammar = try? JSONGrammar(schema: schema) else {
+        return
+    }
+    var direct = JSONMatcher(grammar)
+    _ = direct.feed(steering, grammar: grammar)
+    var walk = JSONMatcher(grammar)
+    var text: [UInt8] = []
+    for choice in steering.prefix(400) {
+        let allowed = (0...255).map(UInt8.init).filter { byte in
+            var probe = walk
+            return probe.feed(byte, grammar: grammar)
+        }
+        guard !allowed.isEmpty else {
+            if !walk.isComplete { violated("dead end after \(String(decoding: text, as: UTF8.self).debugDescription)") }
+            break
+        }
+        let byte = allowed[Int(choice) % allowed.count]
+        walk.feed(byte, grammar: grammar)
+        text.append(byte)
+        if walk.isComplete {
+            let judged =
+                !text.contains(UInt8(ascii: "\\")) && !text.contains(UInt8(ascii: "e"))
+                && !text.contains(UInt8(ascii: "E"))
+            if judged, (try? JSONSerialization.jsonObject(with: Data(text), options: [.fragmentsAllowed])) == nil {
+                violated(
+                    "completed a document Foundation cannot read: \(String(decoding: text, as: UTF8.self).debugDescription)"
+                )
+            }
         }
     }
 }

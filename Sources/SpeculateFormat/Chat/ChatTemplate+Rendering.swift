@@ -66,7 +66,9 @@ extension ChatTemplate {
                 .control("<|im_end|>"), .text("\n"),
             ]
         } else if rest.first?.role != "system", let defaultSystem {
-            pieces += [.control("<|im_start|>"), .text("system\n\(defaultSystem)"), .control("<|im_end|>"), .text("\n")]
+            pieces += [
+                .control("<|im_start|>"), .text("system\n\(defaultSystem)"), .control("<|im_end|>"), .text("\n"),
+            ]
         }
         let list = Array(rest)
         for (index, message) in list.enumerated() {
@@ -75,7 +77,8 @@ extension ChatTemplate {
                 var text = "assistant"
                 if !message.content.isEmpty { text += "\n" + message.content }
                 for call in message.toolCalls {
-                    text += "\n<tool_call>\n{\"name\": \"\(call.name)\", \"arguments\": \(call.arguments)}\n</tool_call>"
+                    text +=
+                        "\n<tool_call>\n{\"name\": \"\(call.name)\", \"arguments\": \(call.arguments)}\n</tool_call>"
                 }
                 pieces += [.control("<|im_start|>"), .text(text), .control("<|im_end|>"), .text("\n")]
             case "tool":
