@@ -47,8 +47,8 @@ extension RequestParser {
                 text += piece
             }
             content = text
-        case nil,
-            is NSNull where !calls.isEmpty:
+        case let missing where (missing == nil || missing is NSNull) && !calls.isEmpty:
+            // An assistant message that only calls tools has no content.
             content = ""
         default:
             throw .invalid("messages[\(index)].content must be a string or a list of text parts", param: "messages")
@@ -67,7 +67,14 @@ extension RequestParser {
         guard case .array(let items)? = ordered?["tools"] else {
             throw .invalid("'tools' must be a list of {type: function, function: {name, parameters}}", param: "tools")
         }
-        if items.isEmpty { return nil }
+        if items.isEmpty {
+            if let choice = object["tool_choice"], !(choice is NSNull), choice as? String != "none",
+                choice as? String != "auto"
+            {
+                throw .invalid("'tool_choice' asks for a call but 'tools' is empty", param: "tools")
+            }
+            return nil
+        }
         guard items.count <= 64 else { throw .invalid("'tools' lists more than 64 functions", param: "tools") }
         var tools: [ToolRequest.Tool] = []
         for (index, item) in items.enumerated() {
@@ -79,11 +86,12 @@ extension RequestParser {
                     "tools[\(index)] must be {\"type\": \"function\", \"function\": {\"name\": ...}} with a name of letters, digits, _ and - (at most 64)",
                     param: "tools")
             }
+            // Schemas are compiled only for a required call (they constrain it then); a tool the
+            // model may call is only shown, whatever keywords its schema uses.
             let parameters = item["function"]?["parameters"]
             if let parameters {
-                do { _ = try JSONGrammar(schema: parameters) } catch {
-                    throw .invalid(
-                        "tools[\(index)].function.parameters: \(error.message)", param: "tools", code: "invalid_schema")
+                guard case .object = parameters else {
+                    throw .invalid("tools[\(index)].function.parameters must be a JSON Schema object", param: "tools")
                 }
             }
             tools.append(ToolRequest.Tool(name: name, parameters: parameters, rendered: item.spacedText))

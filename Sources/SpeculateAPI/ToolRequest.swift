@@ -96,6 +96,9 @@ public struct ToolCallText: Sendable, Equatable {
             guard let close else { break }
             rest = body[close.upperBound...]
         }
+        // A function the request did not offer is no call (when the offered ones are known).
+        if !tools.isEmpty { calls.removeAll { !tools.contains($0.name) } }
+        guard !calls.isEmpty else { return nil }
         content = text[..<first.lowerBound].trimmingCharacters(in: .whitespacesAndNewlines)
         self.calls = calls
     }

@@ -57,10 +57,11 @@ struct LogitShapingOptions: ParsableArguments {
         }
     }
 
-    /// The processors the flags ask for on `model` (the grammar's constraint last).
+    /// The processors the flags ask for on `model` (the grammar's constraint first).
     func processors(for model: SpeculativeModel) throws -> [any LogitProcessor] {
         guard let grammar = try grammar else { return processors }
-        do { return processors + [try model.constraint(grammar)] } catch {
+        // The grammar first, so that min-p judges only the tokens it allows.
+        do { return [try model.constraint(grammar)] + processors } catch {
             throw ValidationError("\(model.name) cannot spell JSON output: \(error.message)")
         }
     }

@@ -137,7 +137,7 @@ struct StrategyBenchmark {
                     )
                     var generation = GenerationOptions(
                         maxTokens: maxTokens, budget: all[s].strategy.budget, sampling: options.sampling)
-                    generation.logitProcessors = logitProcessors + (schemaConstraints[s][index].map { [$0] } ?? [])
+                    generation.logitProcessors = (schemaConstraints[s][index].map { [$0] } ?? []) + logitProcessors
                     // A structured answer ends where the document does (other prompts run to the limit).
                     generation.stopTokens = prompt.endTokens(for: target)
                     let (output, stats) = try await decoder.generateAll(prompt: tokens, options: generation)

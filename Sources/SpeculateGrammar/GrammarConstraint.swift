@@ -7,6 +7,9 @@ import SpeculateCore
 /// output equals constrained plain decoding's, sampling follows the masked distribution, and
 /// greedy decoding cuts refused drafts before verifying them (``admits(_:history:)``).
 ///
+/// Put it before filters that judge the scores as they stand (min-p): after them it could find
+/// every token it allows already removed.
+///
 /// Masks are cached by matcher state (inside a long string every position has the same one),
 /// so a mask is computed once per distinct place in the document; ``statistics`` reports the cost.
 public final class GrammarConstraint: LogitProcessor, @unchecked Sendable {
@@ -58,6 +61,8 @@ public final class GrammarConstraint: LogitProcessor, @unchecked Sendable {
             for index in 0..<min(scores.count, vocabulary.size) where mask[index >> 6] >> UInt64(index & 63) & 1 == 0 {
                 scores[index] = -.infinity
             }
+            // Rows the vocabulary does not spell (padding of the output head) are never text.
+            for index in min(scores.count, vocabulary.size)..<scores.count { scores[index] = -.infinity }
         }
     }
 

@@ -31,8 +31,14 @@ extension JSONGrammar {
                 continue
             }
             var compiler = SchemaCompiler(document: parameters, grammar: grammar)
-            arguments.append(try compiler.compile(parameters, path: "\(tool.name): #"))
+            var node = try compiler.compile(parameters, path: "\(tool.name): #")
             grammar = compiler.grammar
+            // Arguments are an object: a schema allowing anything means any object.
+            if node == JSONGrammar.anyNode { node = JSONGrammar.anyObjectNode }
+            guard grammar.startBytes(node) == [UInt8(ascii: "{")] else {
+                throw JSONSchemaError("\(tool.name): the parameters must be an object schema")
+            }
+            arguments.append(node)
         }
         guard Set(prefixes).count == prefixes.count else { throw JSONSchemaError("two tools have the same name") }
         grammar.literalSets.append(prefixes)

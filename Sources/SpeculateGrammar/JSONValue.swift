@@ -209,6 +209,9 @@ private struct Parser {
                 continue
             }
             guard escape == UInt8(ascii: "u"), index + 4 <= bytes.count,
+                bytes[index..<index + 4].allSatisfy({
+                    ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x66)
+                }),
                 let code = UInt32(String(decoding: bytes[index..<index + 4], as: UTF8.self), radix: 16)
             else { throw error("bad escape") }
             index += 4

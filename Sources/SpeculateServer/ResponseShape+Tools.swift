@@ -15,15 +15,15 @@ extension ResponseShape {
         return (
             [
                 "role": "assistant", "content": parsed.content.isEmpty ? NSNull() : parsed.content,
-                "tool_calls": calls.enumerated().map { toolCall($1, index: nil, number: $0) },
+                "tool_calls": calls.enumerated().map { toolCall($1, index: nil, number: $0, choice: c.index) },
             ], c.finishReason == "stop" ? "tool_calls" : c.finishReason
         )
     }
 
     /// One call in OpenAI's shape (with its `index` in stream deltas).
-    func toolCall(_ call: ToolCallText.Call, index: Int?, number: Int) -> [String: Any] {
+    func toolCall(_ call: ToolCallText.Call, index: Int?, number: Int, choice: Int) -> [String: Any] {
         var object: [String: Any] = [
-            "id": "call_\(id.suffix(12))_\(number)", "type": "function",
+            "id": "call_\(id.suffix(12))_\(choice)_\(number)", "type": "function",
             "function": ["name": call.name, "arguments": call.arguments],
         ]
         if let index { object["index"] = index }
@@ -59,6 +59,8 @@ extension ResponseShape {
 struct ToolCallStream {
     private static let marker = "<tool_call>"
     private var pending = ""
+    /// Text after a `<tool_call>` marker.
+    private var held = ""
     private var sentAny = false
     /// Whether a call has begun (everything after it is held).
     private(set) var calling = false
@@ -67,7 +69,10 @@ struct ToolCallStream {
 
     /// The part of `text` to send now.
     mutating func visible(_ text: String) -> String {
-        guard !calling else { return "" }
+        guard !calling else {
+            held += text
+            return ""
+        }
         pending += text
         if maybeBare, !sentAny {
             let start = pending.drop { $0.isWhitespace }
@@ -77,6 +82,7 @@ struct ToolCallStream {
         if let start = pending.range(of: Self.marker) {
             calling = true
             let shown = String(pending[..<start.lowerBound])
+            held = String(pending[start.upperBound...])
             pending = ""
             return shown
         }
@@ -92,9 +98,13 @@ struct ToolCallStream {
         return shown
     }
 
-    /// What is held back when no call began.
+    /// Everything held back: the caller sends it as text when the answer held no call after all
+    /// (a `<tool_call>` cut by the token limit, or one that does not parse).
     mutating func rest() -> String {
-        defer { pending = "" }
-        return calling ? "" : pending
+        defer {
+            pending = ""
+            held = ""
+        }
+        return calling ? Self.marker + held : pending
     }
 }

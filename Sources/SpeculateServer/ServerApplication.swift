@@ -156,6 +156,7 @@ struct Routes: Sendable {
                 let watchesCalls = job.tools.map { $0.choice != .none } ?? false
                 var calls = Array(repeating: ToolCallStream(), count: job.choices)
                 var finished: [Completion] = []
+                var heldFigures = Array(repeating: [TokenLogprobEntry](), count: job.choices)
                 while true {
                     let next: GenerationEvent?
                     do { next = try await events.next() } catch {
@@ -169,6 +170,8 @@ struct Routes: Sendable {
                     guard let event = next else { break }
                     switch event {
                     case .pieces(var pieces, let logprobs, let index):
+                        // Figures of held-back text go with the next chunk that is sent.
+                        heldFigures[index] += logprobs
                         if watchesCalls {
                             let text = calls[index].visible(pieces.map(\.text).joined())
                             guard !text.isEmpty else { continue }
@@ -177,7 +180,8 @@ struct Routes: Sendable {
                                     text: text, token: pieces.last?.token ?? 0, drafters: pieces.last?.drafters ?? [])
                             ]
                         }
-                        let figures = job.logprobs == nil ? nil : logprobs
+                        let figures = job.logprobs == nil ? nil : heldFigures[index]
+                        heldFigures[index] = []
                         try await writer.write(
                             sse(response.chunk(pieces, first: first[index], logprobs: figures, index: index)))
                         first[index] = false
@@ -189,9 +193,11 @@ struct Routes: Sendable {
                             for chunk in chunks { try await writer.write(sse(chunk)) }
                         } else {
                             // Text held back as a possible call that was none: it is content after all.
-                            if !rest.isEmpty {
+                            if !rest.isEmpty || !heldFigures[index].isEmpty {
                                 let piece = TextPiece(text: rest, token: completion.completionTokens)
-                                try await writer.write(sse(response.chunk([piece], first: first[index], index: index)))
+                                let figures = job.logprobs == nil ? nil : heldFigures[index]
+                                try await writer.write(
+                                    sse(response.chunk([piece], first: first[index], logprobs: figures, index: index)))
                                 first[index] = false
                             }
                             try await writer.write(sse(response.last(completion, first: first[index])))

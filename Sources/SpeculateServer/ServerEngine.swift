@@ -177,8 +177,12 @@ public final class ServerEngine: Sendable {
         try checkProposers(job.strategy.proposers)
         var prepared = PreparedJob(job: job, prompt: prompt, maxTokens: job.maxTokens ?? room)
         if let grammar = job.grammar {
-            do { prepared.job.logitProcessors.append(try model.constraint(grammar)) } catch {
-                throw .invalid("\(modelName) cannot spell JSON output: \(error.message)", param: "response_format")
+            // First, so that filters after it (min-p) judge only the tokens the grammar allows
+            // and can never leave none.
+            do { prepared.job.logitProcessors.insert(try model.constraint(grammar), at: 0) } catch {
+                throw .invalid(
+                    "\(modelName) cannot spell JSON output: \(error.message)",
+                    param: job.tools != nil ? "tools" : "response_format")
             }
         }
         return prepared

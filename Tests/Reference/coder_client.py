@@ -16,9 +16,9 @@ import openai
 base, key, model = sys.argv[1], sys.argv[2], sys.argv[3]
 client = openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=0, timeout=300)
 failures, passed = [], []
-# The draft-model strategies run on the 1.5B target elsewhere (server_client.py runs them on
-# SmolLM2); here the target drafting for itself would only cost time.
-strategies = [["none"], ["ngram"], ["auto"]]
+# Plain decoding against `auto` (n-gram lookup with the model's drafts where it has a pairing):
+# every strategy runs on SmolLM2 in server_client.py; CI's budget keeps this one to two.
+strategies = [["none"], ["auto"]]
 
 
 def check(name, condition, detail=""):

@@ -160,6 +160,20 @@ for strategy in [["none"]] + expected["strategies"]:
         valid = False
     check(f"json_schema {strategy} valid", valid, (reply.finish_reason, reply.message.content))
 plain_constrained = constrained[json.dumps(["none"])]
+# Filters and penalties after the grammar: min-p judges only the tokens it allows (never none).
+filtered = []
+for strategy in (["none"], expected["strategies"][-1]):
+    reply = client.chat.completions.create(model=model, messages=json_messages, max_tokens=120, temperature=0,
+                                           response_format=json_format, frequency_penalty=0.5,
+                                           extra_body={"min_p": 0.3, "logit_bias": {"90": -100}, **speculate(strategy)}).choices[0]
+    filtered.append(reply.message.content)
+    try:
+        jsonschema.validate(json.loads(reply.message.content), person)
+        valid = reply.finish_reason == "stop"
+    except (ValueError, jsonschema.ValidationError):
+        valid = False
+    check(f"json_schema with min_p and penalties {strategy} valid", valid, reply.message.content)
+check("json_schema with min_p and penalties equals plain", filtered[0] == filtered[1], filtered)
 check("json_schema: every strategy equals plain", len(set(constrained.values())) == 1, constrained)
 reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Describe a cat as a JSON object with its name and age."}],
                                        max_tokens=120, temperature=0, response_format={"type": "json_object"},

@@ -70,6 +70,15 @@ struct GrammarFuzzTests {
                     ? closing : calm.isEmpty ? allowed : calm
             }
             guard let byte = allowed.randomElement(using: &random) else {
+                // Only the alphabet was tried; a true dead end (no byte at all) fails the test.
+                if !matcher.isComplete,
+                    !(0...255).contains(where: {
+                        var probe = matcher
+                        return probe.feed(UInt8($0), grammar: grammar)
+                    })
+                {
+                    Issue.record("dead end after \(String(decoding: text, as: UTF8.self).debugDescription)")
+                }
                 return matcher.isComplete ? String(decoding: text, as: UTF8.self) : nil
             }
             matcher.feed(byte, grammar: grammar)

@@ -195,6 +195,20 @@ struct RequestParsingTests {
         #expect(parsed.content == "Checking.")
         #expect(parsed.calls.map(\.name) == ["weather", "clock"] && parsed.calls[0].arguments == #"{"city":"Oslo"}"#)
         #expect(ToolCallText("no calls here") == nil && ToolCallText("<tool_call>\n{broken") == nil)
+        // Only offered functions are calls; a bare or fenced call's JSON is one when it names one.
+        let offered: Set = ["weather"]
+        #expect(
+            ToolCallText("<tool_call>\n{\"name\": \"clock\", \"arguments\": {}}\n</tool_call>", tools: offered) == nil)
+        #expect(
+            ToolCallText("```json\n{\"name\": \"weather\", \"arguments\": {\"city\": \"Oslo\"}}\n```", tools: offered)?
+                .calls.first?.name == "weather")
+        // A tool the model may call is only shown: schema keywords outside the subset are fine then.
+        let shown = try parser.chat(
+            body(
+                #"{"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"d": {"type": "string", "format": "date"}}}}}]}"#
+            )
+        ) { _ in "" }
+        #expect(shown.tools?.choice == .auto && shown.grammar == nil)
         for (json, param) in [
             (#"{"messages": [{"role": "user", "content": "x"}], "tool_choice": "required"}"#, "tool_choice"),
             (
@@ -202,13 +216,15 @@ struct RequestParsingTests {
                 "tool_choice"
             ),
             (
-                #"{"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "pattern": "x"}}}]}"#,
+                #"{"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "pattern": "x"}}}], "tool_choice": "required"}"#,
                 "tools"
             ),
             (
                 #"{"messages": [{"role": "assistant", "content": null, "tool_calls": [{"function": {"name": "f", "arguments": "{not json"}}]}]}"#,
                 "messages"
             ),
+            (#"{"messages": [{"role": "user", "content": "x"}], "tools": [], "tool_choice": "required"}"#, "tools"),
+            (#"{"messages": [{"role": "user"}]}"#, "messages"),
         ] {
             do {
                 _ = try parser.chat(body(json)) { _ in "" }
