@@ -226,6 +226,7 @@ let package = Package(
                 "SpeculateCore",
                 "SpeculateEngine",
                 "SpeculateFormat",
+                "SpeculateGrammar",
                 "SpeculatePlugins",
                 "SpeculateRuntime",
                 .product(name: "Hummingbird", package: "hummingbird"),

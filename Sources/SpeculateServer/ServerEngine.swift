@@ -2,6 +2,7 @@ import Foundation
 import SpeculateCore
 import SpeculateEngine
 import SpeculateFormat
+import SpeculateGrammar
 import SpeculateRuntime
 import Synchronization
 
@@ -78,7 +79,14 @@ public final class ServerEngine: Sendable {
     private struct State {
         var proposers: [(strategy: StrategyRequest, proposers: [any DraftProposer])] = []
         var heldTokens: [Token] = []
+        /// Grammar constraints by grammar (least recently used first): a client that repeats a
+        /// schema (an agent's tool calls, a JSON mode) finds its masks computed. A constraint is
+        /// a function of the history it is shown, so sharing it between requests is exact.
+        var constraints: [(grammar: JSONGrammar, constraint: GrammarConstraint)] = []
     }
+
+    /// Grammars whose constraints (and cached masks, up to ~5 MB each) are kept.
+    static let keptGrammars = 8
 
     /// Strategies whose proposers are kept, least recently used dropped first. Each strategy with
     /// a draft model holds its own copy of that model (a few hundred MB for the 0.5B), and
@@ -179,7 +187,7 @@ public final class ServerEngine: Sendable {
         if let grammar = job.grammar {
             // First, so that filters after it (min-p) judge only the tokens the grammar allows
             // and can never leave none.
-            do { prepared.job.logitProcessors.insert(try model.constraint(grammar), at: 0) } catch {
+            do { prepared.job.logitProcessors.insert(try constraint(for: grammar), at: 0) } catch {
                 throw .invalid(
                     "\(modelName) cannot spell JSON output: \(error.message)",
                     param: job.tools != nil ? "tools" : "response_format")
@@ -299,6 +307,24 @@ public final class ServerEngine: Sendable {
         }
         return TokenLogprobEntry(
             token: spelling(token.token, figures.logprob), top: figures.top.map { spelling($0.token, $0.logprob) })
+    }
+
+    /// The constraint of `grammar`, kept from an earlier request or made now.
+    private func constraint(for grammar: JSONGrammar) throws(JSONSchemaError) -> GrammarConstraint {
+        if let kept = state.withLock({ state -> GrammarConstraint? in
+            guard let index = state.constraints.firstIndex(where: { $0.grammar == grammar }) else { return nil }
+            let entry = state.constraints.remove(at: index)
+            state.constraints.append(entry)
+            return entry.constraint
+        }) {
+            return kept
+        }
+        let made = try model.constraint(grammar)
+        state.withLock { state in
+            state.constraints.append((grammar, made))
+            if state.constraints.count > Self.keptGrammars { state.constraints.removeFirst() }
+        }
+        return made
     }
 
     /// The strategy's proposers, built on first use and kept for the next requests.
