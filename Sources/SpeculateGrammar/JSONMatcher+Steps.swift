@@ -23,17 +23,7 @@ extension JSONMatcher {
     mutating func choiceStep(_ byte: UInt8, grammar: JSONGrammar) -> Outcome {
         guard case .choice(let set, let next) = grammar.nodes[Int(top.node)] else { return .refused }
         let texts = grammar.literalSets[set]
-        let offset = Int(top.count)
-        var remaining: UInt64 = 0
-        var whole = -1
-        var candidates = top.mask
-        while candidates != 0 {
-            let index = candidates.trailingZeroBitCount
-            candidates &= candidates - 1
-            guard offset < texts[index].count, texts[index][offset] == byte else { continue }
-            remaining |= 1 << UInt64(index)
-            if offset + 1 == texts[index].count { whole = index }
-        }
+        let (remaining, whole, _) = Self.narrow(top.mask, offset: Int(top.count), byte: byte) { texts[$0] }
         guard remaining != 0 else { return .refused }
         if whole >= 0 {
             // No text is a prefix of another, so a whole one is the only one left.
@@ -83,17 +73,8 @@ extension JSONMatcher {
 
     /// A byte of a declared key (quotes included); at its closing quote, on to the colon.
     mutating func keyStep(_ byte: UInt8, properties: [JSONGrammar.Property]) -> Outcome {
-        let offset = Int(top.count)
-        var remaining: UInt64 = 0
-        var matched = -1
-        var candidates = top.mask
-        while candidates != 0 {
-            let index = candidates.trailingZeroBitCount
-            candidates &= candidates - 1
-            let key = properties[index].key
-            guard offset < key.count, key[offset] == byte else { continue }
-            remaining |= 1 << UInt64(index)
-            if offset + 1 == key.count { matched = index }
+        let (remaining, matched, _) = Self.narrow(top.mask, offset: Int(top.count), byte: byte) {
+            properties[$0].key
         }
         guard remaining != 0 else { return .refused }
         if matched >= 0 {
@@ -230,19 +211,7 @@ extension JSONMatcher {
     /// A byte of a literal. A whole text may be matched while a longer one could go on (enum
     /// values 1 and 12): ``Frame/ended`` marks that, and a byte neither continues then ends it.
     mutating func literalStep(_ byte: UInt8, texts: [[UInt8]]) -> Outcome {
-        let offset = Int(top.count)
-        var remaining: UInt64 = 0
-        var longer = false
-        var whole = false
-        var candidates = top.mask
-        while candidates != 0 {
-            let index = candidates.trailingZeroBitCount
-            candidates &= candidates - 1
-            let text = texts[index]
-            guard offset < text.count, text[offset] == byte else { continue }
-            remaining |= 1 << UInt64(index)
-            if offset + 1 < text.count { longer = true } else { whole = true }
-        }
+        let (remaining, whole, longer) = Self.narrow(top.mask, offset: Int(top.count), byte: byte) { texts[$0] }
         guard remaining != 0 else {
             guard top.ended else { return .refused }
             complete()
@@ -254,8 +223,32 @@ extension JSONMatcher {
         }
         top.count += 1
         top.mask = remaining
-        top.ended = whole
+        top.ended = whole >= 0
         return .taken
+    }
+}
+
+extension JSONMatcher {
+    /// Of the texts in `candidates` (bits of indices into `text`), those whose byte at `offset` is
+    /// `byte`; the one of them that ends there (-1: none); whether any of them goes on. Keys,
+    /// literals and a choice's texts are all matched this way.
+    @inline(__always)
+    static func narrow(_ candidates: UInt64, offset: Int, byte: UInt8, text: (Int) -> [UInt8])
+        -> (remaining: UInt64, whole: Int, longer: Bool)
+    {
+        var remaining: UInt64 = 0
+        var whole = -1
+        var longer = false
+        var rest = candidates
+        while rest != 0 {
+            let index = rest.trailingZeroBitCount
+            rest &= rest - 1
+            let bytes = text(index)
+            guard offset < bytes.count, bytes[offset] == byte else { continue }
+            remaining |= 1 << UInt64(index)
+            if offset + 1 == bytes.count { whole = index } else { longer = true }
+        }
+        return (remaining, whole, longer)
     }
 }
 

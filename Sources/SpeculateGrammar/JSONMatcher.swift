@@ -3,7 +3,8 @@
 ///
 /// ``feed(_:grammar:)`` takes one byte and says whether the text is still a prefix of some text
 /// the grammar allows; ``isComplete`` says whether the text is a whole document. Strings must be
-/// valid UTF-8 (no overlong forms or surrogates), numbers are JSON numbers (no leading zeros).
+/// valid UTF-8 (no overlong forms or encoded surrogates; `\u` escapes are any four hex digits, as
+/// RFC 8259's grammar allows), numbers are JSON numbers (no leading zeros).
 public struct JSONMatcher: Sendable, Hashable {
     /// One level of the automaton.
     struct Frame: Sendable, Hashable {
