@@ -46,6 +46,12 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Measure the relative cost of evaluating batches of 1...64 tokens.")
     var batchCosts = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Tokens of context before each --batch-costs forward (attention's share grows with it: FIM and chat prompts of 1,000+ tokens verify trees dearer than 128).",
+            valueName: "N"))
+    var batchPrefix = 128
+
     @Flag(help: "Measure prompt tokens/s and plain greedy decode tokens/s.")
     var baseline = false
 
@@ -63,6 +69,9 @@ struct BenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1 (got \(repeats))") }
+        guard (1...1_000_000).contains(batchPrefix) else {
+            throw ValidationError("--batch-prefix must be 1...1000000 tokens (got \(batchPrefix))")
+        }
         if targetWeights != .file && !strategies.isEmpty {
             throw ValidationError(
                 "--target-weights applies to --baseline and --batch-costs only (strategies compare against the target as in its file)"
@@ -100,12 +109,15 @@ struct BenchCommand: AsyncParsableCommand {
             if !json { print(StrategyBenchmark.table(document)) }
         }
         if batchCosts || (!baseline && strategies.isEmpty) {
-            let points = try BatchCostProbe(model: model).measure()
+            let points = try BatchCostProbe(model: model).measure(prefix: batchPrefix)
+            document["batch_prefix"] = batchPrefix
             document["batch_costs"] = points.map {
                 ["tokens": $0.tokens, "relative_cost": $0.relativeCost, "seconds": $0.seconds]
             }
             if !json {
-                print("batch cost of \(target) (\(ComputeThreads.count) threads, \(ComputeThreads.kernelName) kernels)")
+                print(
+                    "batch cost of \(target) after \(batchPrefix) tokens (\(ComputeThreads.count) threads, \(ComputeThreads.kernelName) kernels)"
+                )
                 print("tokens  ms/forward  relative to 1 token")
                 for p in points {
                     print(String(format: "%6d  %10.1f  %6.2fx", p.tokens, p.seconds * 1000, p.relativeCost))

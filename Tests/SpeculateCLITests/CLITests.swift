@@ -273,9 +273,12 @@ struct CLITests {
 
     @Test("bench --batch-costs --json has the documented fields")
     func benchBatchCosts() throws {
-        let run = try CLI.run(["bench", "--batch-costs", "--target", "smollm2-135m-instruct", "--json"])
+        let run = try CLI.run([
+            "bench", "--batch-costs", "--batch-prefix", "300", "--target", "smollm2-135m-instruct", "--json",
+        ])
         #expect(run.status == 0, "\(run.error)")
         let document = try #require(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any])
+        #expect(document["batch_prefix"] as? Int == 300)
         let costs = try #require(document["batch_costs"] as? [[String: Any]])
         #expect(costs.map { $0["tokens"] as? Int } == [1, 2, 4, 8, 16, 32, 64])
         #expect(costs.first?["relative_cost"] as? Double == 1)
