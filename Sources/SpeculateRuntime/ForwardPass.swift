@@ -6,22 +6,15 @@ import SpeculateFormat
 /// (attention with rotary positions over the KV cache and the pending tree, then a gated
 /// feed-forward), with the differences between families read from the model's ``LayerRecipe``.
 extension SessionState {
-    /// The batch's positions in the tree attention: where each node's keys and values go, and
-    /// which pending slots each node sees (its ancestors and itself, root first, flattened).
-    struct TreeLayout {
-        let firstSlot: Int
-        /// The committed slots every node sees before its own list.
-        let prefix: Int
-        let slots: [Int32]
-        let slotStarts: [Int32]
-    }
-
     /// Rotary cosines and sines for the batch's positions.
     typealias RotaryTables = (cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>)
 
-    mutating func forward(tokens: [TokenID], positions: [Int], ancestors: [[Int]], firstSlot: Int, outputRows: [Int])
-        -> Logits
-    {
+    /// One forward over the rows of every slice (`tokens` holds them all, slice after slice),
+    /// in this session's scratch memory; each slice's keys and values go to its own cache and
+    /// it attends over that cache only. Returns each slice's logits. Every row is computed by
+    /// the same code in the same order whatever else is in the batch (the kernels never mix
+    /// rows), so a sequence's logits are bit-identical alone or batched with others.
+    mutating func forward(tokens: [TokenID], slices: [SequenceSlice]) -> [Logits] {
         let n = tokens.count
         let d = config.embeddingLength
         scratch.reserve(tokens: n, config: config, capacity: capacity)
@@ -31,55 +24,27 @@ extension SessionState {
             let scale = Float(d).squareRoot()
             for i in 0..<n * d { x[i] *= scale }
         }
+        let positions = slices.flatMap(\.positions)
         let rotary = rotaryTables(positions: positions, frequencies: inverseFrequencies, into: scratch.rotary)
-        var slots: [Int32] = []
-        var slotStarts: [Int32] = [0]
-        for path in ancestors {
-            slots.append(contentsOf: path.map { Int32(committed + $0) })
-            slotStarts.append(Int32(slots.count))
-        }
-        let tree = TreeLayout(firstSlot: firstSlot, prefix: committed, slots: slots, slotStarts: slotStarts)
-        var windowed: (rotary: RotaryTables, tree: TreeLayout)?
-        if let window = config.slidingWindow, let frequencies = windowInverseFrequencies {
-            windowed = (
-                rotaryTables(positions: positions, frequencies: frequencies, into: scratch.windowRotary),
-                windowedLayout(tree, positions: positions, ancestors: ancestors, window: window)
-            )
+        var windowRotary: RotaryTables?
+        if config.slidingWindow != nil, let frequencies = windowInverseFrequencies {
+            windowRotary = rotaryTables(positions: positions, frequencies: frequencies, into: scratch.windowRotary)
         }
         for (index, layer) in model.layers.enumerated() {
-            if config.windowedLayers[index], let windowed {
-                attentionBlock(layer, index: index, tokens: n, rotary: windowed.rotary, tree: windowed.tree)
-            } else {
-                attentionBlock(layer, index: index, tokens: n, rotary: rotary, tree: tree)
-            }
+            let windowed = config.windowedLayers[index] ? windowRotary : nil
+            attentionBlock(
+                layer, index: index, tokens: n, rotary: windowed ?? rotary, slices: slices, windowed: windowed != nil)
             feedForwardBlock(layer, tokens: n)
         }
-        return outputLogits(rows: outputRows)
-    }
-
-    /// The layout of a windowed layer: node i at position p sees only positions above p − window
-    /// (llama.cpp's standard sliding window), committed ones and its ancestors alike, listed
-    /// explicitly. While no node reaches past the window it is the full layout.
-    private func windowedLayout(_ full: TreeLayout, positions: [Int], ancestors: [[Int]], window: Int) -> TreeLayout {
-        guard let farthest = positions.max(), farthest - window + 1 > 0 else { return full }
-        var slots: [Int32] = []
-        var slotStarts: [Int32] = [0]
-        for (position, path) in zip(positions, ancestors) {
-            let first = position - window + 1
-            if first < committed { slots.append(contentsOf: (max(0, first)..<committed).map { Int32($0) }) }
-            // The path's j-th node (root first) is at position committed + j.
-            for (j, node) in path.enumerated() where committed + j >= first { slots.append(Int32(committed + node)) }
-            slotStarts.append(Int32(slots.count))
-        }
-        return TreeLayout(firstSlot: full.firstSlot, prefix: 0, slots: slots, slotStarts: slotStarts)
+        return outputLogits(slices: slices)
     }
 
     /// x += attention(norm(x)): Q/K/V, their biases, per-head Q/K norms, rotary positions, the
     /// new keys and values into the cache, tree attention, the output projection and its norm
     /// where the family has one.
     private mutating func attentionBlock(
-        _ layer: LayerWeights, index: Int, tokens n: Int,
-        rotary: RotaryTables, tree: TreeLayout
+        _ layer: LayerWeights, index: Int, tokens n: Int, rotary: RotaryTables, slices: [SequenceSlice],
+        windowed: Bool
     ) {
         let d = config.embeddingLength
         let qWidth = config.headCount * config.headDimension
@@ -111,13 +76,22 @@ extension SessionState {
             let sin = rotary.sin + i * hd / 2
             for head in 0..<config.headCount { rotate(q + i * qWidth + head * hd, cos: cos, sin: sin) }
             for head in 0..<config.kvHeadCount { rotate(k + i * kvWidth + head * hd, cos: cos, sin: sin) }
-            for head in 0..<config.kvHeadCount {
-                let slot = cacheOffset(layer: index, head: head, slot: tree.firstSlot + i)
-                spec_f32_to_f16(k + i * kvWidth + head * hd, Int32(hd), keys + slot)
-                spec_f32_to_f16(v + i * kvWidth + head * hd, Int32(hd), values + slot)
-            }
         }
-        attend(layer: index, queries: q, nodes: n, tree: tree, into: scratch.attention)
+        for slice in slices {
+            let cache = slice.cache
+            for i in slice.rows {
+                for head in 0..<config.kvHeadCount {
+                    let slot = cache.offset(
+                        layer: index, head: head, slot: slice.tree.firstSlot + i - slice.rows.lowerBound)
+                    spec_f32_to_f16(k + i * kvWidth + head * hd, Int32(hd), cache.keys + slot)
+                    spec_f32_to_f16(v + i * kvWidth + head * hd, Int32(hd), cache.values + slot)
+                }
+            }
+            let tree = windowed ? (slice.windowedTree ?? slice.tree) : slice.tree
+            attend(
+                layer: index, cache: cache, queries: q + slice.rows.lowerBound * qWidth, nodes: slice.rows.count,
+                tree: tree, into: scratch.attention + slice.rows.lowerBound * qWidth)
+        }
         scratch.matmul([(layer.output, h, d)], input: scratch.attention, tokens: n)
         if let norm = layer.postAttentionNorm {
             for i in 0..<n { rmsNorm(h + i * d, weight: norm, into: h + i * d, count: d) }
@@ -146,10 +120,33 @@ extension SessionState {
         for i in 0..<n * d { x[i] += h[i] }
     }
 
-    /// The output head over the final norm of the rows asked for (scattered to token ids when
-    /// the head is a gathered subset; the other tokens get -infinity).
-    private mutating func outputLogits(rows outputRows: [Int]) -> Logits {
-        guard !outputRows.isEmpty else { return Logits(rows: [], vocabularySize: config.vocabularySize, values: []) }
+    /// Each slice's output head over the final norm of its rows asked for (scattered to token
+    /// ids when the head is a gathered subset; the other tokens get -infinity). Slices scoring
+    /// the same head share one product, so its weights are read once for the whole batch.
+    private mutating func outputLogits(slices: [SequenceSlice]) -> [Logits] {
+        var results = [Logits?](repeating: nil, count: slices.count)
+        var remaining = Array(slices.indices)
+        while let first = remaining.first {
+            let group = remaining.filter { slices[$0].head.isSame(as: slices[first].head) }
+            remaining.removeAll { group.contains($0) }
+            let rows = group.flatMap { index in slices[index].outputRows.map { slices[index].rows.lowerBound + $0 } }
+            let logits = outputLogits(rows: rows, head: slices[first].head)
+            let width = config.vocabularySize
+            var offset = 0
+            for index in group {
+                let count = slices[index].outputRows.count
+                results[index] = Logits(
+                    rows: slices[index].outputRows, vocabularySize: width,
+                    values: Array(logits[(offset * width)..<((offset + count) * width)]))
+                offset += count
+            }
+        }
+        return results.map { $0! }
+    }
+
+    /// `head`'s logits for batch rows `outputRows`, one row of the vocabulary each.
+    private mutating func outputLogits(rows outputRows: [Int], head: OutputHead) -> [Float] {
+        guard !outputRows.isEmpty else { return [] }
         let d = config.embeddingLength
         let x = scratch.x
         let h = scratch.h
@@ -173,7 +170,7 @@ extension SessionState {
                 scratch.matmul([(head.matrix, buffer.baseAddress!, vocabulary)], input: h, tokens: outputRows.count)
             }
         }
-        return Logits(rows: outputRows, vocabularySize: vocabulary, values: logits)
+        return logits
     }
 
     private func rmsNorm(
@@ -212,23 +209,24 @@ extension SessionState {
         }
     }
 
-    /// Tree attention: node i sees slots [0, committed) and its ancestors' pending slots
-    /// (`slots`/`slotStarts`, flattened per node), computed in C per (node, KV head).
+    /// Tree attention over one sequence's cache: node i sees slots [0, tree.prefix) and its
+    /// ancestors' pending slots (`slots`/`slotStarts`, flattened per node), computed in C per
+    /// (node, KV head).
     private mutating func attend(
-        layer: Int, queries: UnsafeMutablePointer<Float>, nodes: Int, tree: TreeLayout,
-        into output: UnsafeMutablePointer<Float>
+        layer: Int, cache: KVCacheView, queries: UnsafeMutablePointer<Float>, nodes: Int,
+        tree: SequenceSlice.TreeLayout, into output: UnsafeMutablePointer<Float>
     ) {
         let hd = config.headDimension
         let qWidth = config.headCount * hd
         let group = config.headCount / config.kvHeadCount
-        let base = cacheOffset(layer: layer, head: 0, slot: 0)
-        let scoresStride = group * capacity
+        let base = cache.offset(layer: layer, head: 0, slot: 0)
+        let scoresStride = group * cache.capacity
         let scores = scratch.scores(floats: ComputeThreads.count * scoresStride)
         tree.slots.withUnsafeBufferPointer { slots in
             tree.slotStarts.withUnsafeBufferPointer { starts in
                 var attention = spec_attention(
-                    queries: queries, q_stride: qWidth, keys: keys + base, values: values + base, kv_stride: hd,
-                    kv_head_stride: capacity * hd,
+                    queries: queries, q_stride: qWidth, keys: cache.keys + base, values: cache.values + base,
+                    kv_stride: hd, kv_head_stride: cache.capacity * hd,
                     head_dim: Int32(hd), group: Int32(group), prefix: Int32(tree.prefix), slots: slots.baseAddress,
                     slot_start: starts.baseAddress, scale: config.attentionScale, output: output,
                     out_stride: qWidth)

@@ -16,8 +16,8 @@ public final class InferenceSession: @unchecked Sendable {
     public let model: TransformerModel
     /// Slots in the KV cache (committed tokens plus one pending batch).
     public let capacity: Int
-    private let lock = NSLock()
-    private var state: SessionState
+    let lock = NSLock()
+    var state: SessionState
 
     /// A session holding up to `context` tokens (committed plus pending).
     ///
@@ -122,4 +122,9 @@ enum HeadSelection {
 struct OutputHead: Sendable {
     let matrix: WeightMatrix
     let tokens: [TokenID]?
+
+    /// Whether `other` scores the same rows of the same weights (one product serves both).
+    func isSame(as other: OutputHead) -> Bool {
+        matrix.kernelBase == other.matrix.kernelBase && matrix.rows == other.matrix.rows && tokens == other.tokens
+    }
 }

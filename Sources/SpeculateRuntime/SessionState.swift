@@ -73,7 +73,14 @@ struct SessionState {
     /// streams its memory instead of reading every other 256 bytes (about a third less time per
     /// context token at long contexts, where attention waits on memory).
     func cacheOffset(layer: Int, head: Int, slot: Int) -> Int {
-        ((layer * config.kvHeadCount + head) * capacity + slot) * config.headDimension
+        cache.offset(layer: layer, head: head, slot: slot)
+    }
+
+    /// The cache as the forward pass reads and writes it.
+    var cache: KVCacheView {
+        KVCacheView(
+            keys: keys, values: values, capacity: capacity, kvHeads: config.kvHeadCount,
+            headDimension: config.headDimension, committed: committed)
     }
 
     mutating func commit(_ path: [Int]) throws {
@@ -102,9 +109,23 @@ struct SessionState {
         clearPending()
     }
 
-    mutating func evaluate(tokens: [TokenID], parents: [Int], logitRows: LogitRows, extending: Bool = false) throws
-        -> Logits
-    {
+    /// A batch of tree nodes checked and placed, not yet applied: the pending tree it leaves, and
+    /// the batch's positions, paths and output rows.
+    struct BatchPlan {
+        let tokens: [TokenID]
+        let pendingParents: [Int]
+        let pendingDepths: [Int]
+        let pendingAncestors: [[Int]]
+        /// The batch's nodes: positions, paths (root first, as pending indices) and first slot.
+        let positions: [Int]
+        let ancestors: [[Int]]
+        let firstSlot: Int
+        /// The rows of the batch whose logits are wanted.
+        let outputRows: [Int]
+    }
+
+    /// Checks a batch against the cache and the pending tree and places it, changing nothing.
+    func plan(tokens: [TokenID], parents: [Int], logitRows: LogitRows, extending: Bool = false) throws -> BatchPlan {
         let count = tokens.count
         // Extending adds nodes to the pending tree; their parents may be earlier pending nodes.
         let base = extending ? pendingParents.count : 0
@@ -128,9 +149,6 @@ struct SessionState {
             depth.append(parent < 0 ? 0 : depth[parent] + 1)
             ancestors.append((parent < 0 ? [] : ancestors[parent]) + [base + i])
         }
-        pendingParents = (extending ? pendingParents : []) + parents
-        pendingDepths = depth
-        pendingAncestors = ancestors
         let outputRows: [Int]
         switch logitRows {
         case .all: outputRows = Array(0..<count)
@@ -142,10 +160,27 @@ struct SessionState {
             outputRows = rows
         case .none: outputRows = []
         }
-        guard count > 0 else { return Logits(rows: [], vocabularySize: config.vocabularySize, values: []) }
-        let positions = depth[base...].map { committed + $0 }
-        return forward(
-            tokens: tokens, positions: positions, ancestors: Array(ancestors[base...]), firstSlot: committed + base,
-            outputRows: outputRows)
+        return BatchPlan(
+            tokens: tokens, pendingParents: (extending ? pendingParents : []) + parents, pendingDepths: depth,
+            pendingAncestors: ancestors, positions: depth[base...].map { committed + $0 },
+            ancestors: Array(ancestors[base...]), firstSlot: committed + base, outputRows: outputRows)
+    }
+
+    /// Makes a checked batch the pending tree and returns its share of a forward pass whose
+    /// rows `rows` it will occupy.
+    mutating func adopt(_ plan: BatchPlan, rows: Range<Int>) -> SequenceSlice {
+        pendingParents = plan.pendingParents
+        pendingDepths = plan.pendingDepths
+        pendingAncestors = plan.pendingAncestors
+        return slice(for: plan, rows: rows)
+    }
+
+    mutating func evaluate(tokens: [TokenID], parents: [Int], logitRows: LogitRows, extending: Bool = false) throws
+        -> Logits
+    {
+        let plan = try plan(tokens: tokens, parents: parents, logitRows: logitRows, extending: extending)
+        let slice = adopt(plan, rows: 0..<tokens.count)
+        guard !tokens.isEmpty else { return Logits(rows: [], vocabularySize: config.vocabularySize, values: []) }
+        return forward(tokens: tokens, slices: [slice])[0]
     }
 }
