@@ -90,8 +90,9 @@ void spec_attend_group_portable(const spec_attention *a, int node, int kv_head, 
 }
 
 typedef struct {
-    const spec_attention *attention;
-    int nodes, kv_heads;
+    const spec_attention *jobs;
+    const int *nodes; // per job
+    int count, total_nodes, kv_heads;
     float *scores;
     size_t scores_stride;
     atomic_int next;
@@ -104,14 +105,23 @@ static void attention_worker(void *context, int index, int threads) {
     void (*const attend)(const spec_attention *, int, int, float *) = spec_active_set()->attend_group;
     for (;;) {
         const int item = atomic_fetch_add_explicit(&queue->next, 1, memory_order_relaxed);
-        if (item >= queue->nodes * queue->kv_heads) return;
-        const int node = item / queue->kv_heads, kv_head = item % queue->kv_heads;
-        attend(queue->attention, node, kv_head, scores);
+        if (item >= queue->total_nodes * queue->kv_heads) return;
+        int node = item / queue->kv_heads, job = 0;
+        const int kv_head = item % queue->kv_heads;
+        while (node >= queue->nodes[job]) node -= queue->nodes[job++];
+        attend(&queue->jobs[job], node, kv_head, scores);
     }
 }
 
-void spec_attention_run(const spec_attention *attention, int nodes, int kv_heads, float *scores, size_t scores_stride) {
-    attention_queue queue = {attention, nodes, kv_heads, scores, scores_stride, 0};
+void spec_attention_run_many(const spec_attention *jobs, const int *nodes, int count, int kv_heads, float *scores,
+                             size_t scores_stride) {
+    int total = 0;
+    for (int j = 0; j < count; j++) total += nodes[j];
+    attention_queue queue = {jobs, nodes, count, total, kv_heads, scores, scores_stride, 0};
     atomic_init(&queue.next, 0);
     spec_pool_run(attention_worker, &queue);
+}
+
+void spec_attention_run(const spec_attention *attention, int nodes, int kv_heads, float *scores, size_t scores_stride) {
+    spec_attention_run_many(attention, &nodes, 1, kv_heads, scores, scores_stride);
 }

@@ -43,6 +43,12 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Write results.json, results.csv and chart.svg to this folder.")
     var out: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Run the prompts with N clients at once through the server's engine (continuous batching), for each N, plain decoding and each --strategy: aggregate tokens/s, latency p50/p95, outputs equal to one plain client's.",
+            valueName: "1,2,4,8"))
+    var concurrency: String?
+
     @Flag(help: "Measure the relative cost of evaluating batches of 1...64 tokens.")
     var batchCosts = false
 
@@ -84,7 +90,28 @@ struct BenchCommand: AsyncParsableCommand {
             "target": target, "target_weights": targetWeights.rawValue, "threads": ComputeThreads.count,
             "kernels": ComputeThreads.kernelName,
         ]
-        if !strategies.isEmpty {
+        if let concurrency {
+            let levels = concurrency.split(separator: ",").compactMap { Int($0) }
+            guard !levels.isEmpty, levels.count == concurrency.split(separator: ",").count,
+                levels.allSatisfy({ (1...64).contains($0) })
+            else {
+                throw ValidationError("--concurrency takes client counts 1...64, e.g. 1,2,4,8 (got \(concurrency))")
+            }
+            let specs = try strategies.map { try StrategySpec($0, defaults: strategyOptions.strategy()) }
+            let promptSet = try PromptSet.load(file: promptsFile, count: prompts, unconstrained: unconstrained)
+            let rows = try await ConcurrencyBenchmark(
+                target: loaded, strategies: specs, maxTokens: maxTokens, levels: levels
+            ).run(prompts: promptSet) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+            document["concurrency"] = rows.map {
+                [
+                    "strategy": $0.strategy, "clients": $0.clients, "tokens": $0.tokens, "seconds": $0.seconds,
+                    "prompt_seconds": $0.promptSeconds, "tokens_per_second": $0.aggregate,
+                    "decode_tokens_per_second": $0.decodeAggregate, "p50_seconds": $0.p50, "p95_seconds": $0.p95,
+                    "identical": $0.identical,
+                ]
+            }
+            if !json { print(ConcurrencyBenchmark.table(rows)) }
+        } else if !strategies.isEmpty {
             let specs = try strategies.map { try StrategySpec($0, defaults: strategyOptions.strategy()) }
             let promptSet = try PromptSet.load(file: promptsFile, count: prompts, unconstrained: unconstrained)
             let benchmark = StrategyBenchmark(
@@ -108,7 +135,7 @@ struct BenchCommand: AsyncParsableCommand {
             }
             if !json { print(StrategyBenchmark.table(document)) }
         }
-        if batchCosts || (!baseline && strategies.isEmpty) {
+        if batchCosts || (!baseline && strategies.isEmpty && concurrency == nil) {
             let points = try BatchCostProbe(model: model).measure(prefix: batchPrefix)
             document["batch_prefix"] = batchPrefix
             document["batch_costs"] = points.map {

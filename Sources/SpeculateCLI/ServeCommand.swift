@@ -15,7 +15,8 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: """
             Loads the models once and answers POST /v1/completions, POST /v1/chat/completions, \
             GET /v1/models, GET /health and GET /metrics (Prometheus), with a live page at /. \
-            Requests run one at a time in arrival order; --queue of them may wait, more get 503. \
+            Up to --parallel requests decode at once, their token trees verified in shared target \
+            forwards (continuous batching); --queue more may wait, in arrival order; more get 503. \
             A request may choose its own strategy with a "speculate" object, e.g. \
             {"proposers": ["draft:qwen2.5-coder-0.5b-instruct", "ngram"], "tree": "2,2,1"}; \
             catalog models must be pulled already, and paths and plugins only work when the server \
@@ -39,8 +40,14 @@ struct ServeCommand: AsyncParsableCommand {
             valueName: "key"))
     var apiKey: String?
 
-    @Option(help: "Requests that may wait while one decodes; more are refused with 503 and Retry-After.")
+    @Option(help: "Requests that may wait while the slots decode; more are refused with 503 and Retry-After.")
     var queue = 16
+
+    @Option(
+        help: ArgumentHelp(
+            "Requests decoded at once (slots, each with a KV cache of --context tokens and proposers of its own); their trees share each target forward.",
+            valueName: "N"))
+    var parallel = 1
 
     @Option(help: "Largest request body in bytes.")
     var maxBodyBytes = 1 << 20
@@ -48,6 +55,7 @@ struct ServeCommand: AsyncParsableCommand {
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port \(port) is not a port number (0-65535)") }
         guard queue >= 0 else { throw ValidationError("--queue must be 0 or more") }
+        guard (1...64).contains(parallel) else { throw ValidationError("--parallel must be 1...64 (got \(parallel))") }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
         _ = try strategy.strategy()
     }
@@ -70,7 +78,7 @@ struct ServeCommand: AsyncParsableCommand {
         // request), pulling the models it names; requests never download.
         _ = try await model.commandLineProposers(startup)
         let engine = try ServerEngine(
-            modelName: modelName, model: model, draft: startup.draft, queueCapacity: queue,
+            modelName: modelName, model: model, draft: startup.draft, queueCapacity: queue, parallel: parallel,
             checkProposers: { specs throws(APIError) in try policy.check(specs) })
         let parser = RequestParser(
             modelName: modelName, defaults: defaults, context: strategy.context,

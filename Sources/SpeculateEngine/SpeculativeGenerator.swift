@@ -67,6 +67,9 @@ public struct SpeculativeGenerator: Sendable {
     public let proposers: [any DraftProposer]
     /// The generator's KV cache.
     public let session: InferenceSession
+    /// What the decoder evaluates trees through: `session` itself, or a view of it that shares
+    /// forwards with other sessions (``BatchedSession``).
+    public let target: any ModelSession
 
     /// Loads `target` and builds `strategy` on it, in one call.
     public static func load(
@@ -77,18 +80,22 @@ public struct SpeculativeGenerator: Sendable {
         return try await model.generator(strategy, progress: progress)
     }
 
-    /// A generator of `proposers` on `session` (a session of `model`'s weights).
-    public init(model: SpeculativeModel, strategy: Strategy, proposers: [any DraftProposer], session: InferenceSession)
-    {
+    /// A generator of `proposers` on `session` (a session of `model`'s weights), evaluating
+    /// through `target` when given (a ``BatchedSession`` of `session`).
+    public init(
+        model: SpeculativeModel, strategy: Strategy, proposers: [any DraftProposer], session: InferenceSession,
+        target: (any ModelSession)? = nil
+    ) {
         self.model = model
         self.strategy = strategy
         self.proposers = proposers
         self.session = session
+        self.target = target ?? session
     }
 
     /// The decoder for sampling at `temperature`.
     public func decoder(temperature: Float) -> SpeculativeDecoder {
-        SpeculativeDecoder(target: session, proposers: proposers, verifier: strategy.verifier(temperature: temperature))
+        SpeculativeDecoder(target: target, proposers: proposers, verifier: strategy.verifier(temperature: temperature))
     }
 
     /// The decoder's options for `parameters`: the strategy's tree, the model's stop tokens and

@@ -87,11 +87,8 @@ extension SessionState {
                     spec_f32_to_f16(v + i * kvWidth + head * hd, Int32(hd), cache.values + slot)
                 }
             }
-            let tree = windowed ? (slice.windowedTree ?? slice.tree) : slice.tree
-            attend(
-                layer: index, cache: cache, queries: q + slice.rows.lowerBound * qWidth, nodes: slice.rows.count,
-                tree: tree, into: scratch.attention + slice.rows.lowerBound * qWidth)
         }
+        attend(layer: index, queries: q, slices: slices, windowed: windowed, into: scratch.attention)
         scratch.matmul([(layer.output, h, d)], input: scratch.attention, tokens: n)
         if let norm = layer.postAttentionNorm {
             for i in 0..<n { rmsNorm(h + i * d, weight: norm, into: h + i * d, count: d) }
@@ -209,28 +206,42 @@ extension SessionState {
         }
     }
 
-    /// Tree attention over one sequence's cache: node i sees slots [0, tree.prefix) and its
+    /// Tree attention, each slice over its own cache: node i sees slots [0, tree.prefix) and its
     /// ancestors' pending slots (`slots`/`slotStarts`, flattened per node), computed in C per
-    /// (node, KV head).
+    /// (node, KV head), every slice's nodes in one pass of the thread pool.
     private mutating func attend(
-        layer: Int, cache: KVCacheView, queries: UnsafeMutablePointer<Float>, nodes: Int,
-        tree: SequenceSlice.TreeLayout, into output: UnsafeMutablePointer<Float>
+        layer: Int, queries: UnsafeMutablePointer<Float>, slices: [SequenceSlice], windowed: Bool,
+        into output: UnsafeMutablePointer<Float>
     ) {
         let hd = config.headDimension
         let qWidth = config.headCount * hd
         let group = config.headCount / config.kvHeadCount
-        let base = cache.offset(layer: layer, head: 0, slot: 0)
-        let scoresStride = group * cache.capacity
+        let trees = slices.map { windowed ? ($0.windowedTree ?? $0.tree) : $0.tree }
+        // Every slice's lists in one array each, so that one set of pointers covers them all.
+        let allSlots = trees.flatMap(\.slots)
+        let allStarts = trees.flatMap(\.slotStarts)
+        let scoresStride = group * (slices.map(\.cache.capacity).max() ?? 0)
         let scores = scratch.scores(floats: ComputeThreads.count * scoresStride)
-        tree.slots.withUnsafeBufferPointer { slots in
-            tree.slotStarts.withUnsafeBufferPointer { starts in
-                var attention = spec_attention(
-                    queries: queries, q_stride: qWidth, keys: cache.keys + base, values: cache.values + base,
-                    kv_stride: hd, kv_head_stride: cache.capacity * hd,
-                    head_dim: Int32(hd), group: Int32(group), prefix: Int32(tree.prefix), slots: slots.baseAddress,
-                    slot_start: starts.baseAddress, scale: config.attentionScale, output: output,
-                    out_stride: qWidth)
-                spec_attention_run(&attention, Int32(nodes), Int32(config.kvHeadCount), scores, scoresStride)
+        allSlots.withUnsafeBufferPointer { slotBuffer in
+            allStarts.withUnsafeBufferPointer { startBuffer in
+                var jobs: [spec_attention] = []
+                var slotOffset = 0
+                var startOffset = 0
+                for (slice, tree) in zip(slices, trees) {
+                    let base = slice.cache.offset(layer: layer, head: 0, slot: 0)
+                    jobs.append(
+                        spec_attention(
+                            queries: queries + slice.rows.lowerBound * qWidth, q_stride: qWidth,
+                            keys: slice.cache.keys + base, values: slice.cache.values + base, kv_stride: hd,
+                            kv_head_stride: slice.cache.capacity * hd, head_dim: Int32(hd), group: Int32(group),
+                            prefix: Int32(tree.prefix), slots: slotBuffer.baseAddress.map { $0 + slotOffset },
+                            slot_start: startBuffer.baseAddress! + startOffset, scale: config.attentionScale,
+                            output: output + slice.rows.lowerBound * qWidth, out_stride: qWidth))
+                    slotOffset += tree.slots.count
+                    startOffset += tree.slotStarts.count
+                }
+                let nodes = slices.map { Int32($0.rows.count) }
+                spec_attention_run_many(jobs, nodes, Int32(jobs.count), Int32(config.kvHeadCount), scores, scoresStride)
             }
         }
     }

@@ -1,31 +1,34 @@
-/// Requests take the model one at a time, in arrival order, with a bounded wait list.
+/// Requests take the model's slots in arrival order, with a bounded wait list.
 ///
-/// The CPU runs one decode at a time (every kernel already uses all compute threads), so the
-/// server does not interleave requests: it queues them. A request first *reserves* a place
-/// (refused with 503 when `capacity` requests already wait behind the running one), then waits
-/// for its turn, and finishes, which hands the model to the next in line.
+/// Up to `slots` requests decode at once (their trees share forwards: ``ForwardBatcher``); the
+/// rest wait. A request first *reserves* a place (refused with 503 when `capacity` requests
+/// already wait behind the running ones), then waits for its turn, and finishes, which hands its
+/// slot to the next in line.
 public actor RequestQueue {
-    /// Most requests that may wait behind the running one.
+    /// Most requests that may wait behind the running ones.
     public let capacity: Int
-    private var running = false
+    /// Most requests that run at once.
+    public let slots: Int
+    private var running = 0
     private var reserved = 0
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
-    /// A queue letting `capacity` requests wait.
-    public init(capacity: Int) {
+    /// A queue running `slots` requests at once and letting `capacity` more wait.
+    public init(capacity: Int, slots: Int = 1) {
         self.capacity = max(0, capacity)
+        self.slots = max(1, slots)
     }
 
     /// Reserves a place in line, or throws a 503 error when the wait list is full.
     public func reserve() throws(APIError) {
-        guard reserved <= capacity else { throw .queueFull(waiting: reserved - 1) }
+        guard reserved < slots + capacity else { throw .queueFull(waiting: max(0, reserved - running)) }
         reserved += 1
     }
 
-    /// Waits until the model is free for the caller (which must hold a reservation).
+    /// Waits until a slot is free for the caller (which must hold a reservation).
     public func waitTurn() async {
-        guard running else {
-            running = true
+        guard running >= slots else {
+            running += 1
             return
         }
         await withCheckedContinuation { waiters.append($0) }
@@ -40,12 +43,15 @@ public actor RequestQueue {
     public func finish() {
         reserved = max(0, reserved - 1)
         if waiters.isEmpty {
-            running = false
+            running = max(0, running - 1)
         } else {
             waiters.removeFirst().resume()
         }
     }
 
-    /// Requests holding a place: the one decoding (if any) and those waiting.
-    public var depth: (running: Int, waiting: Int) { (running ? 1 : 0, max(0, reserved - (running ? 1 : 0))) }
+    /// Slots no request holds.
+    public var freeSlots: Int { slots - running }
+
+    /// Requests holding a place: those decoding and those waiting.
+    public var depth: (running: Int, waiting: Int) { (running, max(0, reserved - running)) }
 }

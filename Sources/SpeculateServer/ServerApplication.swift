@@ -87,6 +87,18 @@ struct Routes: Sendable {
 
     func models() -> Response { jsonResponse(.ok, ["object": "list", "data": [modelObject]]) }
 
+    /// The shared forwards so far: how many, the tokens they carried, how many carried each
+    /// number of requests, their seconds and those of forwards that read prompts.
+    private func batchingFigures() -> [String: Any] {
+        let figures = engine.batcher.figures
+        return [
+            "forwards": figures.forwards, "tokens": figures.tokens, "seconds": figures.seconds,
+            "prompt_seconds": figures.promptSeconds,
+            "requests_per_forward": Dictionary(
+                uniqueKeysWithValues: figures.sessionsPerForward.map { (String($0.key), $0.value) }),
+        ]
+    }
+
     func health() async -> Response {
         let depth = await engine.queue.depth
         return jsonResponse(
@@ -95,6 +107,8 @@ struct Routes: Sendable {
                 "status": "ok", "model": engine.modelName, "kernels": ComputeThreads.kernelName,
                 "context": engine.context,
                 "queue": ["running": depth.running, "waiting": depth.waiting, "capacity": engine.queue.capacity],
+                "slots": engine.parallel,
+                "batching": batchingFigures(),
                 "plugins": [
                     "hosts_started": PluginHostEvents.started, "failures": PluginHostEvents.failures,
                     "restarts": PluginHostEvents.restarts, "dropped": PluginHostEvents.drops,

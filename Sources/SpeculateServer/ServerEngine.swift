@@ -51,9 +51,11 @@ public enum GenerationEvent: Sendable {
     case finished(Completion)
 }
 
-/// The models and the decoding loop behind the HTTP routes: loaded once and kept, one request
-/// at a time (``RequestQueue``), proposers built once per strategy and reused, and the KV cache
-/// of the previous request reused for the longest common prefix of the next prompt.
+/// The models and the decoding loops behind the HTTP routes: loaded once and kept; up to
+/// `parallel` requests decode at once, each in a slot of its own (a KV cache, proposers built
+/// once per strategy and reused, a thread), their trees sharing target forwards through one
+/// ``ForwardBatcher``; the rest wait in the ``RequestQueue``. A request takes the free slot whose
+/// cache holds the longest prefix of its prompt, and reuses those entries.
 public final class ServerEngine: Sendable {
     /// The id clients name the model by (`model` field, `/v1/models`).
     public let modelName: String
@@ -69,16 +71,32 @@ public final class ServerEngine: Sendable {
     public let model: SpeculativeModel
     /// How draft models draft (the server's command-line settings; requests choose the rest).
     public let draft: DraftSettings
-    private let session: InferenceSession
+    /// Gathers the slots' evaluations into shared forwards (used when there are several slots).
+    public let batcher: ForwardBatcher
+    private let slots: [Slot]
     private let checkProposers: @Sendable ([String]) throws(APIError) -> Void
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     private let metrics: ServerMetrics
 
-    /// Built proposers per strategy (least recently used first), and the tokens the target
-    /// session holds from the previous request.
-    private struct State {
+    /// One decoding place: a KV cache of the target (and the view of it that joins shared
+    /// forwards), and the thread its decoding loop runs on.
+    private struct Slot: Sendable {
+        let session: InferenceSession
+        let batched: BatchedSession
+        let executor: SlotExecutor
+    }
+
+    /// What a slot keeps between requests: whether one runs, built proposers per strategy
+    /// (least recently used first; proposers hold state, so each slot has its own), and the
+    /// tokens its cache holds from its last request.
+    private struct SlotState {
+        var busy = false
         var proposers: [(strategy: StrategyRequest, proposers: [any DraftProposer])] = []
         var heldTokens: [Token] = []
+    }
+
+    private struct State {
+        var slots: [SlotState]
         /// Grammar constraints by grammar (least recently used first): a client that repeats a
         /// schema (an agent's tool calls, a JSON mode) finds its masks computed. A constraint is
         /// a function of the history it is shown, so sharing it between requests is exact.
@@ -94,23 +112,35 @@ public final class ServerEngine: Sendable {
     /// 40 requests rotating through 5 strategies with room for 4).
     static let keptStrategies = 8
 
-    /// An engine over `model` (one KV cache of `model.context` tokens, shared by every strategy):
-    /// `checkProposers` refuses proposer specs that requests may not use (with an ``APIError``).
-    /// Requests' proposers are built with `draft`'s settings and never download a model.
+    /// An engine over `model` with `parallel` slots (a KV cache of `model.context` tokens each,
+    /// shared by every strategy): `checkProposers` refuses proposer specs that requests may not
+    /// use (with an ``APIError``). Requests' proposers are built with `draft`'s settings and never
+    /// download a model.
     public init(
         modelName: String, model: SpeculativeModel, draft: DraftSettings = DraftSettings(), queueCapacity: Int,
-        metrics: ServerMetrics = ServerMetrics(),
+        parallel: Int = 1, metrics: ServerMetrics = ServerMetrics(),
         checkProposers: @escaping @Sendable ([String]) throws(APIError) -> Void
     ) throws {
         self.modelName = modelName
         self.context = model.context
         self.model = model
         self.draft = draft
-        self.session = try InferenceSession(model: model.model, context: model.context)
-        self.queue = RequestQueue(capacity: queueCapacity)
+        let batcher = ForwardBatcher()
+        self.batcher = batcher
+        self.slots = try (0..<max(1, parallel)).map { index in
+            let session = try InferenceSession(model: model.model, context: model.context)
+            return Slot(
+                session: session, batched: BatchedSession(session: session, batcher: batcher),
+                executor: SlotExecutor(name: "speculate-slot-\(index)"))
+        }
+        self.state = Mutex(State(slots: Array(repeating: SlotState(), count: max(1, parallel))))
+        self.queue = RequestQueue(capacity: queueCapacity, slots: max(1, parallel))
         self.checkProposers = checkProposers
         self.metrics = metrics
     }
+
+    /// Requests that can decode at once.
+    public var parallel: Int { slots.count }
 
     /// The engine's form of a request's strategy.
     public func strategy(_ request: StrategyRequest) -> Strategy {
@@ -204,21 +234,28 @@ public final class ServerEngine: Sendable {
         let stopFlag = StopFlag()
         let task = Task {
             await queue.waitTurn()
-            metrics.busy(true)
+            let slot = claimSlot(for: job.prompt)
+            metrics.decoding(queue.slots - (await queue.freeSlots))
             var failure: (any Error)?
             do {
-                // `n` choices one after another: each reuses the prompt's KV entries the last left.
-                for choice in 0..<job.job.choices {
-                    var single = job
-                    single.job.sampling.seed = job.job.sampling.seed &+ UInt64(choice)
-                    try await generate(single, choice: choice, stop: stopFlag) { continuation.yield($0) }
+                // On the slot's own thread: its decoder blocks in shared forwards.
+                try await withTaskExecutorPreference(slots[slot].executor) {
+                    // `n` choices one after another: each reuses the prompt's KV entries the last left.
+                    for choice in 0..<job.job.choices {
+                        var single = job
+                        single.job.sampling.seed = job.job.sampling.seed &+ UInt64(choice)
+                        try await generate(single, slot: slot, choice: choice, stop: stopFlag) {
+                            continuation.yield($0)
+                        }
+                    }
                 }
             } catch { failure = error }
-            metrics.busy(false)
+            state.withLock { $0.slots[slot].busy = false }
             // The place in line is given back before the stream ends: a client that sends its next
             // request the moment this response completes must find it free (the CI load run got
             // 503s when the stream finished first).
             await queue.finish()
+            metrics.decoding(queue.slots - (await queue.freeSlots))
             await metrics.queueDepth(queue.depth)
             if let failure { continuation.finish(throwing: failure) } else { continuation.finish() }
         }
@@ -229,20 +266,41 @@ public final class ServerEngine: Sendable {
         return stream
     }
 
+    /// The free slot whose cache holds the longest prefix of `prompt` (a queue turn guarantees
+    /// one is free), marked busy.
+    private func claimSlot(for prompt: [Token]) -> Int {
+        state.withLock { state in
+            let free = state.slots.indices.filter { !state.slots[$0].busy }
+            let best = free.max { a, b in
+                zip(state.slots[a].heldTokens, prompt).prefix { $0 == $1 }.count
+                    < zip(state.slots[b].heldTokens, prompt).prefix { $0 == $1 }.count
+            }!
+            state.slots[best].busy = true
+            return best
+        }
+    }
+
     private func generate(
-        _ prepared: PreparedJob, choice: Int, stop: StopFlag, emit: (GenerationEvent) -> Void
+        _ prepared: PreparedJob, slot: Int, choice: Int, stop: StopFlag, emit: (GenerationEvent) -> Void
     ) async throws {
         if stop.isRaised { return }
         let job = prepared.job
         let prompt = prepared.prompt
-        let proposers = try await proposers(for: job.strategy)
+        let proposers = try await proposers(for: job.strategy, slot: slot)
         let cached = state.withLock { state -> Int in
-            let shared = zip(state.heldTokens, prompt).prefix { $0 == $1 }.count
-            state.heldTokens = []  // unknown until this run ends cleanly
+            let shared = zip(state.slots[slot].heldTokens, prompt).prefix { $0 == $1 }.count
+            state.slots[slot].heldTokens = []  // unknown until this run ends cleanly
             return shared
         }
+        let place = slots[slot]
+        let shared = slots.count > 1
         let generator = SpeculativeGenerator(
-            model: model, strategy: strategy(job.strategy), proposers: proposers, session: session)
+            model: model, strategy: strategy(job.strategy), proposers: proposers, session: place.session,
+            target: shared ? place.batched : place.session)
+        // Expected by the shared forwards from its first step (not while it reads its prompt)
+        // to its end.
+        var expected = false
+        defer { if expected { batcher.release(place.session) } }
         var parameters = GenerateParameters(
             maxTokens: prepared.maxTokens, sampling: job.sampling, stop: job.stop,
             logitProcessors: job.logitProcessors, logprobs: job.logprobs, cachedPromptTokens: cached,
@@ -257,6 +315,10 @@ public final class ServerEngine: Sendable {
         // (the next request may start at once, and a cancelled stream's own task could still be
         // finishing a step: CI caught exactly that after a client disconnected).
         try await generator.generate(.tokens(prompt), parameters: parameters) { event in
+            if shared, !expected {
+                expected = true
+                batcher.expect(place.session)
+            }
             switch event {
             case .tokens(let tokens, let pieces):
                 generated += tokens.map(\.token)
@@ -281,7 +343,7 @@ public final class ServerEngine: Sendable {
         if !unsent.isEmpty { emit(.pieces([], logprobs: unsent, choice: choice)) }
         if statistics.stopReason != .cancelled {
             // The session now holds the prompt and the accepted tokens (a prefix of them at least).
-            state.withLock { $0.heldTokens = prompt + generated }
+            state.withLock { $0.slots[slot].heldTokens = prompt + generated }
         }
         let reason: String =
             switch statistics.stopReason {
@@ -327,12 +389,14 @@ public final class ServerEngine: Sendable {
         return made
     }
 
-    /// The strategy's proposers, built on first use and kept for the next requests.
-    private func proposers(for strategy: StrategyRequest) async throws -> [any DraftProposer] {
+    /// The strategy's proposers in `slot`, built on first use and kept for its next requests.
+    private func proposers(for strategy: StrategyRequest, slot: Int) async throws -> [any DraftProposer] {
         if let kept = state.withLock({ state -> [any DraftProposer]? in
-            guard let index = state.proposers.firstIndex(where: { $0.strategy == strategy }) else { return nil }
-            let entry = state.proposers.remove(at: index)
-            state.proposers.append(entry)
+            guard let index = state.slots[slot].proposers.firstIndex(where: { $0.strategy == strategy }) else {
+                return nil
+            }
+            let entry = state.slots[slot].proposers.remove(at: index)
+            state.slots[slot].proposers.append(entry)
             return entry.proposers
         }) {
             return kept
@@ -345,8 +409,8 @@ public final class ServerEngine: Sendable {
                 "speculate.proposers: \(error)", param: "speculate.proposers", code: "proposer_failed")
         }
         state.withLock { state in
-            state.proposers.append((strategy, built))
-            if state.proposers.count > Self.keptStrategies { state.proposers.removeFirst() }
+            state.slots[slot].proposers.append((strategy, built))
+            if state.slots[slot].proposers.count > Self.keptStrategies { state.slots[slot].proposers.removeFirst() }
         }
         return built
     }

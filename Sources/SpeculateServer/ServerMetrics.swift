@@ -35,7 +35,8 @@ public struct ServerMetrics: Sendable {
         pluginDrops.record(PluginHostEvents.drops)
     }
 
-    func busy(_ running: Bool) { decoding.record(running ? 1 : 0) }
+    /// Requests decoding now (the slots in use).
+    func decoding(_ count: Int) { decoding.record(count) }
 
     func queueDepth(_ depth: (running: Int, waiting: Int)) { waiting.record(depth.waiting) }
 

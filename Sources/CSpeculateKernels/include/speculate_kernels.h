@@ -165,6 +165,11 @@ typedef struct spec_attention {
 /// holds scores_stride floats per pool thread (at least group * visible slots).
 void spec_attention_run(const spec_attention *attention, int nodes, int kv_heads, float *scores, size_t scores_stride);
 
+/// The same for `count` attentions at once (several sequences' caches in one forward), job j
+/// with nodes[j] nodes: one pass of the pool for all, each (node, KV head) computed as alone.
+void spec_attention_run_many(const spec_attention *jobs, const int *nodes, int count, int kv_heads, float *scores,
+                             size_t scores_stride);
+
 /// Runs fn(ctx, i, n) for i in [0, n) on the pool's threads (the caller takes part) and
 /// returns when all are done. n is normally the thread count.
 typedef void (*spec_task_fn)(void *ctx, int index, int count);
