@@ -296,7 +296,9 @@ let package = Package(
         ),
         .testTarget(
             name: "SpeculateServerTests",
-            dependencies: ["SpeculateServer", "SpeculateCore", "SpeculateGrammar"],
+            dependencies: [
+                "SpeculateServer", "SpeculateCore", "SpeculateGrammar", "SpeculateEngine", "SpeculateTestSupport",
+            ],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -38,6 +38,18 @@ struct ConcurrencyBenchmark {
         var reference: [String]?
         let plain = try StrategySpec("none", defaults: strategies.first?.strategy ?? Strategy())
         for spec in [plain] + strategies.filter({ !$0.strategy.proposers.isEmpty }) {
+            // Every slot builds the strategy's proposers (a draft model loads) before the clock starts.
+            let slots = levels.max() ?? 1
+            progress("\(spec.name): warming \(slots) slots")
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<slots {
+                    group.addTask {
+                        _ = try await Self.request(
+                            prompts[index % prompts.count], spec: spec, maxTokens: 8, engine: engine, parser: parser)
+                    }
+                }
+                try await group.waitForAll()
+            }
             for clients in levels {
                 progress("\(spec.name) with \(clients) clients")
                 let before = engine.batcher.figures

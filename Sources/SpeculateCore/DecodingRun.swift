@@ -43,7 +43,7 @@ struct DecodingRun {
         // Proposers with models of their own read the prompt now (a failure only costs that
         // proposer its head start: it catches up in its first draft).
         for (index, proposer) in decoder.proposers.enumerated() {
-            do { try await proposer.prepare(prompt: prompt) } catch {
+            do { try await proposer.prepare(prompt: prompt, concurrentTokens: decoder.target.concurrentTokens) } catch {
                 run.statistics.proposers[index].failures += 1
                 run.statistics.proposerErrors.append("prompt: \(proposer.name) could not read the prompt: \(error)")
             }
@@ -169,13 +169,14 @@ struct DecodingRun {
         let room = decoder.target.capacity - decoder.target.committedLength - 1
         let budgets = decoder.merger.proposerBudgets(budget, statistics: statistics.proposers)
         let vocabulary = decoder.target.vocabularySize
+        let load = decoder.target.concurrentTokens
         var candidates: [(proposer: Int, candidate: DraftCandidate)] = []
         // Members are asked in order; the kernels of model-based members share one compute pool,
         // so running them concurrently would not overlap their work on this hardware.
         for (index, proposer) in decoder.proposers.enumerated() {
             let draftContext = DraftContext(
                 tokens: context, budget: budgets[index], sampling: options.sampling, remainingContext: room,
-                step: stepIndex)
+                step: stepIndex, concurrentTokens: load)
             do {
                 for candidate in try await proposer.propose(draftContext) {
                     guard candidate.isWellFormed, candidate.tokens.allSatisfy({ $0 >= 0 && Int($0) < vocabulary })

@@ -22,6 +22,14 @@ public protocol ModelSession: AnyObject, Sendable {
     func commit(_ path: [Int]) throws
     /// Truncates the committed prefix to `length` tokens.
     func rollback(to length: Int) throws
+    /// Tokens other sessions are expected to add to this session's next forward (a session whose
+    /// forwards are shared; 0 for one that runs alone).
+    var concurrentTokens: Int { get }
+}
+
+extension ModelSession {
+    /// A session that runs its forwards alone.
+    public var concurrentTokens: Int { 0 }
 }
 
 extension ModelSession {

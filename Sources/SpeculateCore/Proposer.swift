@@ -78,11 +78,15 @@ public struct DraftContext: Sendable {
     /// asked prices them (`auto` asks its draft models for one: where the draft's first choice
     /// is wrong, its second is often the target's, and a leaf costs no drafting).
     public var runnersUp: Int
+    /// Tokens other requests are expected to put into the same target forward (0 when the
+    /// target serves this generation alone): a policy that prices tree nodes can price them at
+    /// their marginal cost on the shared forward (`serve --parallel`).
+    public var concurrentTokens: Int
 
     /// A context.
     public init(
         tokens: [Token], budget: TreeBudget, sampling: SamplingSettings, remainingContext: Int, step: Int,
-        runnersUp: Int = 0
+        runnersUp: Int = 0, concurrentTokens: Int = 0
     ) {
         self.tokens = tokens
         self.budget = budget
@@ -90,6 +94,7 @@ public struct DraftContext: Sendable {
         self.remainingContext = remainingContext
         self.step = step
         self.runnersUp = runnersUp
+        self.concurrentTokens = concurrentTokens
     }
 }
 
@@ -107,6 +112,10 @@ public protocol DraftProposer: Sendable {
     /// proposer with a model of its own reads the prompt as part of prompt processing (counted
     /// in ``RunStatistics/prefillSeconds``) rather than inside its first draft.
     func prepare(prompt: [Token]) async throws
+    /// The same, told how many tokens other requests put into each target forward (0 alone): a
+    /// composite that would not ask a costly member under that load may leave its prompt unread
+    /// (the member catches up when first asked).
+    func prepare(prompt: [Token], concurrentTokens: Int) async throws
 }
 
 /// A proposer that ends its own drafts where it becomes unsure (a draft model's confidence stop),
@@ -127,4 +136,6 @@ extension DraftProposer {
     public func observe(accepted: [Token], context: [Token]) async {}
     /// Default: nothing to read ahead.
     public func prepare(prompt: [Token]) async throws {}
+    /// Default: the prompt is read whatever the load.
+    public func prepare(prompt: [Token], concurrentTokens: Int) async throws { try await prepare(prompt: prompt) }
 }

@@ -19,6 +19,7 @@ public final class BatchedSession: ModelSession {
     public var vocabularySize: Int { session.vocabularySize }
     public var committedLength: Int { session.committedLength }
     public var capacity: Int { session.capacity }
+    public var concurrentTokens: Int { batcher.concurrentTokens(besides: session) }
 
     public func evaluate(tokens: [Token], parents: [Int], logitRows: [Int]?) throws -> [[Float]] {
         let rows = logitRows ?? Array(tokens.indices)

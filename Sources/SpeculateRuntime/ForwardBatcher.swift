@@ -20,6 +20,8 @@ public final class ForwardBatcher: @unchecked Sendable {
     private let condition = NSCondition()
     // Guarded by `condition`.
     private var expected: Set<ObjectIdentifier> = []
+    /// Each session's last batch size (what it will likely send again).
+    private var lastTokens: [ObjectIdentifier: Int] = [:]
     private var waiting: [Pending] = []
     private var running = false
     private var forwards = 0
@@ -55,7 +57,17 @@ public final class ForwardBatcher: @unchecked Sendable {
     public func release(_ session: InferenceSession) {
         condition.withLock {
             expected.remove(ObjectIdentifier(session))
+            lastTokens[ObjectIdentifier(session)] = nil
             condition.broadcast()
+        }
+    }
+
+    /// Tokens the other expected sessions sent in their last evaluations: what they will likely
+    /// add to `session`'s next forward.
+    public func concurrentTokens(besides session: InferenceSession) -> Int {
+        let own = ObjectIdentifier(session)
+        return condition.withLock {
+            expected.reduce(0) { $0 + ($1 == own ? 0 : max(1, lastTokens[$1] ?? 1)) }
         }
     }
 
@@ -84,6 +96,7 @@ public final class ForwardBatcher: @unchecked Sendable {
     public func evaluate(_ batch: SessionBatch) throws -> Logits {
         let pending = Pending(batch)
         condition.lock()
+        lastTokens[ObjectIdentifier(batch.session)] = batch.tokens.count
         waiting.append(pending)
         condition.broadcast()
         while pending.result == nil {
@@ -111,7 +124,7 @@ public final class ForwardBatcher: @unchecked Sendable {
             } else if running || waiting.isEmpty {
                 condition.wait()
             } else {
-                condition.wait(until: Date.now.addingTimeInterval(remainingPatience()))
+                _ = condition.wait(until: Date.now.addingTimeInterval(remainingPatience()))
             }
         }
         condition.unlock()

@@ -56,6 +56,7 @@ public enum SpeculateHTTPServer {
         }
         router.get("/metrics") { _, _ in
             metrics.recordPluginHosts()
+            metrics.recordBatching(engine.batcher.figures, slots: engine.parallel)
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(

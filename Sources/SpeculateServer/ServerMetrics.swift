@@ -18,6 +18,10 @@ public struct ServerMetrics: Sendable {
     private let pluginFailures = Gauge(label: "speculate_plugin_host_failures")
     private let pluginRestarts = Gauge(label: "speculate_plugin_host_restarts")
     private let pluginDrops = Gauge(label: "speculate_plugin_drops")
+    private let slots = Gauge(label: "speculate_slots")
+    private let sharedForwards = Gauge(label: "speculate_target_batched_forwards")
+    private let sharedTokens = Gauge(label: "speculate_target_batched_tokens")
+    private let sharedSeconds = Gauge(label: "speculate_target_batched_seconds")
 
     public init() {}
 
@@ -33,6 +37,24 @@ public struct ServerMetrics: Sendable {
         pluginFailures.record(PluginHostEvents.failures)
         pluginRestarts.record(PluginHostEvents.restarts)
         pluginDrops.record(PluginHostEvents.drops)
+    }
+
+    /// The shared target forwards so far (process totals, read when `/metrics` is asked): how
+    /// many, the tokens they carried (tokens per forward = the ratio), their seconds, and how
+    /// many carried each number of requests (`speculate_target_forwards_by_requests{requests=}`,
+    /// the batch-size histogram an autoscaler reads with the slots in use and the queue).
+    func recordBatching(
+        _ figures: (forwards: Int, tokens: Int, sessionsPerForward: [Int: Int], seconds: Double, promptSeconds: Double),
+        slots count: Int
+    ) {
+        slots.record(count)
+        sharedForwards.record(figures.forwards)
+        sharedTokens.record(figures.tokens)
+        sharedSeconds.record(figures.seconds)
+        for (requests, forwards) in figures.sessionsPerForward {
+            Gauge(label: "speculate_target_forwards_by_requests", dimensions: [("requests", String(requests))])
+                .record(forwards)
+        }
     }
 
     /// Requests decoding now (the slots in use).

@@ -95,7 +95,9 @@ public final class AutoProposer: DraftProposer {
     public func propose(_ context: DraftContext) async throws -> [DraftCandidate] {
         let clock = ContinuousClock()
         let started = clock.now
-        let plan = state.withLock { $0.plan(budget: context.budget, sampling: !context.sampling.isGreedy) }
+        let plan = state.withLock {
+            $0.plan(budget: context.budget, sampling: !context.sampling.isGreedy, load: context.concurrentTokens)
+        }
         var returned: [(member: Int, candidate: DraftCandidate)] = []
         for (member, depth) in plan {
             var memberContext = context
@@ -135,8 +137,20 @@ public final class AutoProposer: DraftProposer {
     }
 
     public func prepare(prompt: [Token]) async throws {
-        for (index, member) in members.enumerated() {
-            do { try await member.prepare(prompt: prompt) } catch {
+        try await prepare(prompt: prompt, concurrentTokens: 0)
+    }
+
+    /// Under load (other requests share the target's forwards) a costly member whose cost is
+    /// known is not asked while the load lasts (the shared-forward pricing rarely lets it pay), so its prompt is left unread: reading it would hold up every other request,
+    /// and a member asked later catches up in its first call.
+    public func prepare(prompt: [Token], concurrentTokens: Int) async throws {
+        let skipped = Set(
+            concurrentTokens > 0
+                ? state.withLock { state in
+                    members.indices.filter { state.members[$0].costMeasured && !state.isCheap($0) }
+                } : [])
+        for (index, member) in members.enumerated() where !skipped.contains(index) {
+            do { try await member.prepare(prompt: prompt, concurrentTokens: concurrentTokens) } catch {
                 state.withLock { $0.recordFailure(member: index, "reading the prompt: \(error)") }
             }
         }

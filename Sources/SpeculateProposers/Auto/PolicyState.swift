@@ -12,7 +12,7 @@ package struct PolicyState {
     /// The verification cost trees are priced with, learned as the decoder verifies.
     var cost: LearnedVerificationCost
     /// The one-token target step, seconds.
-    var stepSeconds: Double { cost.stepSeconds }
+    package var stepSeconds: Double { cost.stepSeconds }
     var steps = 0
     /// Steps where the policy sent no draft at all.
     var plainSteps = 0
@@ -28,6 +28,10 @@ package struct PolicyState {
     var recentDraftCost = MovingRate()
     /// The step whose tree is being verified, if any.
     var inFlight: SentStep?
+    /// Tokens of other requests in this step's target forward (0 alone): greedy steps under load
+    /// are priced by `SharedForwardPricing.swift`, and their timings (which include waiting for
+    /// the other requests) teach neither the cost curve nor the costly members' verdicts.
+    package var load = 0
 
     /// A step between sending its tree and learning its outcome.
     struct SentStep {
@@ -95,12 +99,13 @@ package struct PolicyState {
         }
         guard let step = inFlight else { return }
         let seconds = Self.seconds(now - step.sentAt)
-        cost.record(tokens: 1 + step.sentNodes, seconds: seconds)
+        let shared = load > 0 && !step.plannedForSampling
+        if !shared { cost.record(tokens: 1 + step.sentNodes, seconds: seconds) }
         // Realized rate of this step, drafting included: the evidence costly members are judged by.
         // A step planned for sampling asked every member whatever the evidence, and its evidence
         // would judge the members by another kind of decoding: it teaches acceptance only.
         let rate = Double(accepted.count) / max(1e-6, seconds + step.draftSeconds)
-        if !step.plannedForSampling { judgeCostlyMembers(step, accepted: accepted, rate: rate) }
+        if !step.plannedForSampling && !shared { judgeCostlyMembers(step, accepted: accepted, rate: rate) }
         for (member, candidate) in step.drafts {
             members[member].acceptance.record(
                 candidate, accepted: accepted, runnersUp: !step.sampled && members[member].selfLimiting)

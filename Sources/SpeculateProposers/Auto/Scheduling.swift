@@ -69,9 +69,11 @@ extension PolicyState {
     /// With `sampling`, every member is asked every step at full depth: which drafts exist must not
     /// hinge on timings or realized rates there (a CI run under heavy load, where timings moved
     /// members onto the costly path, failed the chi-square test once, p = 0.0003; not explained yet).
-    package mutating func plan(budget: TreeBudget, sampling: Bool = false) -> [(member: Int, depth: Int)] {
+    package mutating func plan(budget: TreeBudget, sampling: Bool = false, load: Int = 0) -> [(member: Int, depth: Int)]
+    {
         steps += 1
         plannedForSampling = sampling
+        self.load = sampling ? 0 : max(0, load)
         let limit = min(budget.maxDepth, AutoTuning.depthSlots, budget.maxNodes)
         guard limit > 0 else { return [] }
         let asks = members.indices.compactMap { member in
@@ -93,6 +95,8 @@ extension PolicyState {
         if sampling || isCheap(member) {
             return limit  // free to ask; pruning decides what is sent
         }
+        // Under load its drafting holds up every request: it is asked where it pays the batch.
+        if load > 0 { return sharedDepth(member, limit: limit, load: load) }
         // A costly member is judged by evidence, drafting included (see ``CostlyMemberVerdict``).
         let verdict = CostlyMemberVerdict(
             members[member], baseRate: baseRate, modelledGain: gain,

@@ -102,6 +102,16 @@ extension PolicyState {
             if sampled || counted.insert(nodes[position].path).inserted { unique.append(position) }
             uniqueAt.append(unique.count)
         }
+        if load > 0 {
+            // Sharing the forward: nodes by value at their marginal cost there (no forced chain).
+            let count = sharedCount(values: unique.map { nodes[$0].value }, load: load, maxNodes: budget.maxNodes)
+            guard count > 0 else { return [] }
+            let kept = uniqueAt.firstIndex(of: count).map { order.prefix($0 + 1) } ?? order[...]
+            var values = Array(repeating: 0.0, count: nodes.count)
+            for node in nodes { values[node.position] = node.value }
+            return Self.rebuild(
+                drafts.map(\.candidate), keeping: Set(kept.map { nodes[$0].position }), values: values)
+        }
         let leastCount = min(Set(nodes.filter(\.forced).map(\.path)).count, budget.maxNodes)
         var bestCount = 0
         var bestRate = 0.0
