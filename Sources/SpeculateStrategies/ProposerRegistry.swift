@@ -173,7 +173,7 @@ extension ProposerRegistry {
                     "a small model with the target's vocabulary; an adaptive chain of up to --draft-length tokens, or a tree with --tree"
             ) { argument, environment in
                 guard !argument.isEmpty else { throw ProposerSpecError.missingArgument(usage: "draft:NAME-or-PATH") }
-                let model = try TransformerModel(
+                let model = try LoadedModels.model(
                     path: try await environment.resolveModel(argument).path,
                     precision: environment.draftWeights)
                 let tokenizer = try Tokenizer(gguf: model.file)
@@ -193,7 +193,7 @@ extension ProposerRegistry {
                     "a small model of another tokenizer (e.g. retok:smollm2-135m-instruct for Qwen), drafting through text; greedy verification only"
             ) { argument, environment in
                 guard !argument.isEmpty else { throw ProposerSpecError.missingArgument(usage: "retok:NAME-or-PATH") }
-                let model = try TransformerModel(
+                let model = try LoadedModels.model(
                     path: try await environment.resolveModel(argument).path,
                     precision: environment.draftWeights)
                 return try RetokenizingProposer(

@@ -124,3 +124,17 @@ struct BatchedForwardTests {
         #expect(try InferenceSession.evaluate([]).isEmpty)
     }
 }
+
+@Suite("Models shared within the process")
+struct LoadedModelsTests {
+    @Test("one file at one precision loads once while it is held; another precision is another model")
+    func sharedWhileHeld() throws {
+        let path = try TestSupport.modelPath("smollm2-135m-instruct")
+        let first = try LoadedModels.model(path: path)
+        let second = try LoadedModels.model(path: path)
+        #expect(first === second)
+        let requantized = try LoadedModels.model(path: path, precision: .q4K)
+        #expect(requantized !== first)
+        #expect(try LoadedModels.model(path: path, precision: .q4K) === requantized)
+    }
+}

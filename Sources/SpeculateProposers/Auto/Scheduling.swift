@@ -95,8 +95,13 @@ extension PolicyState {
         if sampling || isCheap(member) {
             return limit  // free to ask; pruning decides what is sent
         }
-        // Under load its drafting holds up every request: it is asked where it pays the batch.
-        if load > 0 { return sharedDepth(member, limit: limit, load: load) }
+        // Under load its drafting holds up every request: it is asked where it pays the batch,
+        // and only while it is in step (a member left out, or whose prompt went unread, would
+        // first catch up on every token it missed while the others wait).
+        if load > 0 {
+            guard members[member].lastAskedStep == steps - 1 else { return nil }
+            return sharedDepth(member, limit: limit, load: load)
+        }
         // A costly member is judged by evidence, drafting included (see ``CostlyMemberVerdict``).
         let verdict = CostlyMemberVerdict(
             members[member], baseRate: baseRate, modelledGain: gain,
