@@ -107,7 +107,8 @@ struct BenchCommand: AsyncParsableCommand {
                     "strategy": $0.strategy, "clients": $0.clients, "tokens": $0.tokens, "seconds": $0.seconds,
                     "prompt_seconds": $0.promptSeconds, "tokens_per_second": $0.aggregate,
                     "decode_tokens_per_second": $0.decodeAggregate, "p50_seconds": $0.p50, "p95_seconds": $0.p95,
-                    "identical": $0.identical,
+                    "identical": $0.identical, "tokens_per_forward": $0.tokensPerForward,
+                    "draft_share": $0.draftShare,
                 ]
             }
             if !json { print(ConcurrencyBenchmark.table(rows)) }

@@ -23,6 +23,9 @@ struct ConcurrencyBenchmark {
         let p50: Double
         let p95: Double
         let identical: Bool
+        /// Tokens per target forward, and the share of decoding the requests spent drafting.
+        let tokensPerForward: Double
+        let draftShare: Double
         var aggregate: Double { Double(tokens) / seconds }
         var decodeAggregate: Double { Double(tokens) / max(1e-9, seconds - promptSeconds) }
     }
@@ -75,7 +78,11 @@ struct ConcurrencyBenchmark {
                         seconds: seconds, promptSeconds: after.promptSeconds - before.promptSeconds,
                         p50: latencies[latencies.count / 2],
                         p95: latencies[min(latencies.count - 1, Int((0.95 * Double(latencies.count - 1)).rounded()))],
-                        identical: identical))
+                        identical: identical,
+                        tokensPerForward: Double(results.reduce(0) { $0 + $1.result.tokens })
+                            / Double(max(1, results.reduce(0) { $0 + $1.result.forwards })),
+                        draftShare: results.reduce(0) { $0 + $1.result.proposeSeconds }
+                            / max(1e-9, results.reduce(0) { $0 + $1.result.decodeSeconds })))
             }
         }
         return rows
@@ -108,7 +115,7 @@ struct ConcurrencyBenchmark {
     /// One request through the engine, as the server runs it.
     private static func request(
         _ prompt: BenchPrompt, spec: StrategySpec, maxTokens: Int, engine: ServerEngine, parser: RequestParser
-    ) async throws -> (text: String, tokens: Int, seconds: Double) {
+    ) async throws -> RequestResult {
         var strategy: [String: Any] = [
             "proposers": spec.strategy.proposers, "max_nodes": spec.strategy.budget.maxNodes,
             "max_depth": spec.strategy.budget.maxDepth,
@@ -130,15 +137,28 @@ struct ConcurrencyBenchmark {
         let start = ContinuousClock.now
         let prepared = try engine.prepare(job)
         try await engine.queue.reserve()
-        var text = ""
-        var tokens = 0
+        var result = RequestResult()
         for try await event in engine.run(prepared) {
             if case .finished(let completion) = event {
-                text = completion.text
-                tokens = completion.completionTokens
+                result.text = completion.text
+                result.tokens = completion.completionTokens
+                result.forwards = completion.statistics.targetForwards
+                result.proposeSeconds = completion.statistics.proposeSeconds
+                result.decodeSeconds = completion.statistics.decodeSeconds
             }
         }
-        return (text, tokens, seconds(ContinuousClock.now - start))
+        result.seconds = seconds(ContinuousClock.now - start)
+        return result
+    }
+
+    /// What one request returned, and its figures.
+    struct RequestResult: Sendable {
+        var text = ""
+        var tokens = 0
+        var seconds = 0.0
+        var forwards = 0
+        var proposeSeconds = 0.0
+        var decodeSeconds = 0.0
     }
 
     private static func seconds(_ duration: Duration) -> Double {
@@ -149,17 +169,17 @@ struct ConcurrencyBenchmark {
     static func table(_ rows: [Row]) -> String {
         let base = rows.first
         var lines = [
-            "strategy                         clients  tok/s  decode tok/s  x plain-1 (decode)  p50 s   p95 s  identical"
+            "strategy                         clients  tok/s  decode tok/s  x plain-1 (decode)  p50 s   p95 s  tok/fwd  draft%  identical"
         ]
         for row in rows {
             lines.append(
                 String(
-                    format: "%@ %7d %6.1f %13.1f %10.2fx (%5.2fx) %6.2f %7.2f  %@",
+                    format: "%@ %7d %6.1f %13.1f %10.2fx (%5.2fx) %6.2f %7.2f %8.2f %6.0f%%  %@",
                     row.strategy.padding(toLength: max(32, row.strategy.count), withPad: " ", startingAt: 0)
                         as NSString,
                     row.clients, row.aggregate, row.decodeAggregate,
                     row.aggregate / (base?.aggregate ?? 1), row.decodeAggregate / (base?.decodeAggregate ?? 1), row.p50,
-                    row.p95, (row.identical ? "yes" : "NO") as NSString))
+                    row.p95, row.tokensPerForward, 100 * row.draftShare, (row.identical ? "yes" : "NO") as NSString))
         }
         return lines.joined(separator: "\n")
     }
