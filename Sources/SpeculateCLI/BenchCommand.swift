@@ -99,6 +99,10 @@ struct BenchCommand: AsyncParsableCommand {
             }
             let specs = try strategies.map { try StrategySpec($0, defaults: strategyOptions.strategy()) }
             let promptSet = try PromptSet.load(file: promptsFile, count: prompts, unconstrained: unconstrained)
+            guard promptSet.allSatisfy({ $0.suffix == nil && $0.schema == nil }) else {
+                throw ValidationError(
+                    "--concurrency takes prompts and chat turns; this file has fill-in-the-middle or schema prompts")
+            }
             let rows = try await ConcurrencyBenchmark(
                 target: loaded, strategies: specs, maxTokens: maxTokens, levels: levels
             ).run(prompts: promptSet) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }

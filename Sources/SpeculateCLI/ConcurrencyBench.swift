@@ -62,11 +62,6 @@ struct ConcurrencyBenchmark {
                 }
                 let seconds = Self.seconds(ContinuousClock.now - start)
                 let after = engine.batcher.figures
-                if ProcessInfo.processInfo.environment["SPECULATE_BENCH_DEBUG"] != nil {
-                    progress(
-                        "forwards by sessions: \(after.sessionsPerForward) decode seconds by sessions: \(engine.batcher.decodeSecondsBySessions)"
-                    )
-                }
                 if reference == nil {
                     reference = prompts.indices.map { index in results.first { $0.prompt == index }!.result.text }
                 }

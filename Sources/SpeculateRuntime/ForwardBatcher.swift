@@ -29,7 +29,6 @@ public final class ForwardBatcher: @unchecked Sendable {
     private var sizes: [Int: Int] = [:]
     private var busy = Duration.zero
     private var reading = Duration.zero
-    private var timeBySize: [Int: Duration] = [:]
 
     /// One session's evaluation until its forward has run.
     private final class Pending {
@@ -83,11 +82,6 @@ public final class ForwardBatcher: @unchecked Sendable {
         condition.withLock { (forwards, batchedTokens, sizes, Self.seconds(busy), Self.seconds(reading)) }
     }
 
-    /// Seconds spent in forwards that read no prompt, by how many sessions they carried.
-    public var decodeSecondsBySessions: [Int: Double] {
-        condition.withLock { timeBySize.mapValues(Self.seconds) }
-    }
-
     private static func seconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
@@ -110,11 +104,7 @@ public final class ForwardBatcher: @unchecked Sendable {
                 let took = ContinuousClock.now - start
                 condition.lock()
                 busy += took
-                if group.contains(where: { Self.readsPrompt($0.batch) }) {
-                    reading += took
-                } else {
-                    timeBySize[group.count, default: .zero] += took
-                }
+                if group.contains(where: { Self.readsPrompt($0.batch) }) { reading += took }
                 for (member, result) in zip(group, results) { member.result = result }
                 running = false
                 forwards += 1

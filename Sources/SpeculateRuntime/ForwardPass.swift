@@ -30,10 +30,15 @@ extension SessionState {
         if config.slidingWindow != nil, let frequencies = windowInverseFrequencies {
             windowRotary = rotaryTables(positions: positions, frequencies: frequencies, into: scratch.windowRotary)
         }
+        // Every slice's attention lists in one array each, built once for every layer.
+        let layouts = FlatTreeLayouts(slices.map(\.tree))
+        let windowLayouts =
+            windowRotary == nil ? nil : FlatTreeLayouts(slices.map { $0.windowedTree ?? $0.tree })
         for (index, layer) in model.layers.enumerated() {
             let windowed = config.windowedLayers[index] ? windowRotary : nil
             attentionBlock(
-                layer, index: index, tokens: n, rotary: windowed ?? rotary, slices: slices, windowed: windowed != nil)
+                layer, index: index, tokens: n, rotary: windowed ?? rotary, slices: slices,
+                layouts: windowed == nil ? layouts : windowLayouts ?? layouts)
             feedForwardBlock(layer, tokens: n)
         }
         return outputLogits(slices: slices)
@@ -44,7 +49,7 @@ extension SessionState {
     /// where the family has one.
     private mutating func attentionBlock(
         _ layer: LayerWeights, index: Int, tokens n: Int, rotary: RotaryTables, slices: [SequenceSlice],
-        windowed: Bool
+        layouts: FlatTreeLayouts
     ) {
         let d = config.embeddingLength
         let qWidth = config.headCount * config.headDimension
@@ -88,7 +93,7 @@ extension SessionState {
                 }
             }
         }
-        attend(layer: index, queries: q, slices: slices, windowed: windowed, into: scratch.attention)
+        attend(layer: index, queries: q, slices: slices, layouts: layouts, into: scratch.attention)
         scratch.matmul([(layer.output, h, d)], input: scratch.attention, tokens: n)
         if let norm = layer.postAttentionNorm {
             for i in 0..<n { rmsNorm(h + i * d, weight: norm, into: h + i * d, count: d) }
@@ -210,35 +215,30 @@ extension SessionState {
     /// ancestors' pending slots (`slots`/`slotStarts`, flattened per node), computed in C per
     /// (node, KV head), every slice's nodes in one pass of the thread pool.
     private mutating func attend(
-        layer: Int, queries: UnsafeMutablePointer<Float>, slices: [SequenceSlice], windowed: Bool,
+        layer: Int, queries: UnsafeMutablePointer<Float>, slices: [SequenceSlice], layouts: FlatTreeLayouts,
         into output: UnsafeMutablePointer<Float>
     ) {
         let hd = config.headDimension
         let qWidth = config.headCount * hd
         let group = config.headCount / config.kvHeadCount
-        let trees = slices.map { windowed ? ($0.windowedTree ?? $0.tree) : $0.tree }
-        // Every slice's lists in one array each, so that one set of pointers covers them all.
-        let allSlots = trees.flatMap(\.slots)
-        let allStarts = trees.flatMap(\.slotStarts)
         let scoresStride = group * (slices.map(\.cache.capacity).max() ?? 0)
         let scores = scratch.scores(floats: ComputeThreads.count * scoresStride)
-        allSlots.withUnsafeBufferPointer { slotBuffer in
-            allStarts.withUnsafeBufferPointer { startBuffer in
+        layouts.slots.withUnsafeBufferPointer { slotBuffer in
+            layouts.starts.withUnsafeBufferPointer { startBuffer in
                 var jobs: [spec_attention] = []
-                var slotOffset = 0
-                var startOffset = 0
-                for (slice, tree) in zip(slices, trees) {
+                for (index, slice) in slices.enumerated() {
+                    let tree = layouts.trees[index]
                     let base = slice.cache.offset(layer: layer, head: 0, slot: 0)
                     jobs.append(
                         spec_attention(
                             queries: queries + slice.rows.lowerBound * qWidth, q_stride: qWidth,
                             keys: slice.cache.keys + base, values: slice.cache.values + base, kv_stride: hd,
                             kv_head_stride: slice.cache.capacity * hd, head_dim: Int32(hd), group: Int32(group),
-                            prefix: Int32(tree.prefix), slots: slotBuffer.baseAddress.map { $0 + slotOffset },
-                            slot_start: startBuffer.baseAddress! + startOffset, scale: config.attentionScale,
-                            output: output + slice.rows.lowerBound * qWidth, out_stride: qWidth))
-                    slotOffset += tree.slots.count
-                    startOffset += tree.slotStarts.count
+                            prefix: Int32(tree.prefix),
+                            slots: slotBuffer.baseAddress.map { $0 + layouts.slotOffsets[index] },
+                            slot_start: startBuffer.baseAddress! + layouts.startOffsets[index],
+                            scale: config.attentionScale, output: output + slice.rows.lowerBound * qWidth,
+                            out_stride: qWidth))
                 }
                 let nodes = slices.map { Int32($0.rows.count) }
                 spec_attention_run_many(jobs, nodes, Int32(jobs.count), Int32(config.kvHeadCount), scores, scoresStride)

@@ -46,6 +46,24 @@ struct SequenceSlice {
     let head: OutputHead
 }
 
+/// Every slice's tree layout with its lists flattened into one array each (and where each
+/// slice's part starts), so that one set of pointers serves the C attention in every layer.
+struct FlatTreeLayouts {
+    let trees: [SequenceSlice.TreeLayout]
+    let slots: [Int32]
+    let starts: [Int32]
+    let slotOffsets: [Int]
+    let startOffsets: [Int]
+
+    init(_ trees: [SequenceSlice.TreeLayout]) {
+        self.trees = trees
+        slots = trees.flatMap(\.slots)
+        starts = trees.flatMap(\.slotStarts)
+        slotOffsets = trees.reduce(into: [0]) { $0.append($0.last! + $1.slots.count) }
+        startOffsets = trees.reduce(into: [0]) { $0.append($0.last! + $1.slotStarts.count) }
+    }
+}
+
 extension SessionState {
     /// The slice a checked batch forms over this session's cache (committed slots unchanged).
     func slice(for plan: BatchPlan, rows: Range<Int>) -> SequenceSlice {
