@@ -26,6 +26,11 @@ struct ConcurrencyBenchmark {
         /// Tokens per target forward, and the share of decoding the requests spent drafting.
         let tokensPerForward: Double
         let draftShare: Double
+        /// Shared target forwards: tokens each carried on average, milliseconds each took, and
+        /// the share of the wall time spent in them (the rest: drafting, waiting, the clients).
+        let forwardTokens: Double
+        let forwardMilliseconds: Double
+        let forwardShare: Double
         var aggregate: Double { Double(tokens) / seconds }
         var decodeAggregate: Double { Double(tokens) / max(1e-9, seconds - promptSeconds) }
     }
@@ -77,7 +82,12 @@ struct ConcurrencyBenchmark {
                         tokensPerForward: Double(results.reduce(0) { $0 + $1.result.tokens })
                             / Double(max(1, results.reduce(0) { $0 + $1.result.forwards })),
                         draftShare: results.reduce(0) { $0 + $1.result.proposeSeconds }
-                            / max(1e-9, results.reduce(0) { $0 + $1.result.decodeSeconds })))
+                            / max(1e-9, results.reduce(0) { $0 + $1.result.decodeSeconds }),
+                        forwardTokens: Double(after.tokens - before.tokens)
+                            / Double(max(1, after.forwards - before.forwards)),
+                        forwardMilliseconds: 1000 * (after.seconds - before.seconds)
+                            / Double(max(1, after.forwards - before.forwards)),
+                        forwardShare: (after.seconds - before.seconds) / seconds))
             }
         }
         return rows
@@ -164,17 +174,18 @@ struct ConcurrencyBenchmark {
     static func table(_ rows: [Row]) -> String {
         let base = rows.first
         var lines = [
-            "strategy                         clients  tok/s  decode tok/s  x plain-1 (decode)  p50 s   p95 s  tok/fwd  draft%  identical"
+            "strategy                         clients  tok/s  decode tok/s  x plain-1 (decode)  p50 s   p95 s  tok/fwd  draft%  fwd tok  fwd ms  fwd%  identical"
         ]
         for row in rows {
             lines.append(
                 String(
-                    format: "%@ %7d %6.1f %13.1f %10.2fx (%5.2fx) %6.2f %7.2f %8.2f %6.0f%%  %@",
+                    format: "%@ %7d %6.1f %13.1f %10.2fx (%5.2fx) %6.2f %7.2f %8.2f %6.0f%% %8.1f %7.1f %4.0f%%  %@",
                     row.strategy.padding(toLength: max(32, row.strategy.count), withPad: " ", startingAt: 0)
                         as NSString,
                     row.clients, row.aggregate, row.decodeAggregate,
                     row.aggregate / (base?.aggregate ?? 1), row.decodeAggregate / (base?.decodeAggregate ?? 1), row.p50,
-                    row.p95, row.tokensPerForward, 100 * row.draftShare, (row.identical ? "yes" : "NO") as NSString))
+                    row.p95, row.tokensPerForward, 100 * row.draftShare, row.forwardTokens, row.forwardMilliseconds,
+                    100 * row.forwardShare, (row.identical ? "yes" : "NO") as NSString))
         }
         return lines.joined(separator: "\n")
     }
