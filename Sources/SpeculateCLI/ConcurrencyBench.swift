@@ -38,7 +38,10 @@ struct ConcurrencyBenchmark {
     func run(prompts: [BenchPrompt], progress: (String) -> Void) async throws -> [Row] {
         let engine = try ServerEngine(
             modelName: "bench", model: target, draft: strategies.first?.strategy.draft ?? DraftSettings(),
-            queueCapacity: prompts.count, parallel: levels.max() ?? 1, checkProposers: { _ throws(APIError) in })
+            queueCapacity: prompts.count, parallel: levels.max() ?? 1,
+            // Clients send the same prompts: reusing one's KV entries for another would time no
+            // prompt reading at all at one client (the warm-up read them) and some at eight.
+            reusesPrompts: false, checkProposers: { _ throws(APIError) in })
         let parser = RequestParser(
             modelName: "bench", defaults: StrategyRequest(proposers: []), context: target.context,
             vocabularySize: target.model.config.vocabularySize)

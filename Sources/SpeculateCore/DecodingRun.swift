@@ -170,13 +170,14 @@ struct DecodingRun {
         let budgets = decoder.merger.proposerBudgets(budget, statistics: statistics.proposers)
         let vocabulary = decoder.target.vocabularySize
         let load = decoder.target.concurrentTokens
+        let plainLoad = decoder.target.concurrentPlainTokens
         var candidates: [(proposer: Int, candidate: DraftCandidate)] = []
         // Members are asked in order; the kernels of model-based members share one compute pool,
         // so running them concurrently would not overlap their work on this hardware.
         for (index, proposer) in decoder.proposers.enumerated() {
             let draftContext = DraftContext(
                 tokens: context, budget: budgets[index], sampling: options.sampling, remainingContext: room,
-                step: stepIndex, concurrentTokens: load)
+                step: stepIndex, concurrentTokens: load, concurrentPlainTokens: plainLoad)
             do {
                 for candidate in try await proposer.propose(draftContext) {
                     guard candidate.isWellFormed, candidate.tokens.allSatisfy({ $0 >= 0 && Int($0) < vocabulary })

@@ -25,29 +25,38 @@ public protocol ModelSession: AnyObject, Sendable {
     /// Tokens other sessions are expected to add to this session's next forward (a session whose
     /// forwards are shared; 0 for one that runs alone).
     var concurrentTokens: Int { get }
+    /// Of ``concurrentTokens``, those the others would send decoding plainly: one per decoding
+    /// session, and the chunks of prompts being read (0 for a session that runs alone).
+    var concurrentPlainTokens: Int { get }
+    /// Tokens of a long input to evaluate per forward now (see ``append(_:chunk:)``).
+    var promptChunk: Int { get }
 }
 
 extension ModelSession {
     /// A session that runs its forwards alone.
     public var concurrentTokens: Int { 0 }
+    /// A session that runs its forwards alone.
+    public var concurrentPlainTokens: Int { 0 }
+    /// 64 tokens: large enough that the weights' reading is a small part of each forward.
+    public var promptChunk: Int { 64 }
 }
 
 extension ModelSession {
     /// Evaluates `tokens` as a chain after the prefix, commits them, and returns the last logits.
-    /// Long inputs go in chunks of `chunk` tokens: a draft model that `auto` left idle for
-    /// thousands of steps catches up in one call, and one batch of that size grew the session's
-    /// scratch memory by ~200 MB for the rest of the run (seen in the 8,000-token soak).
-    /// Tokens that do not fit are refused before any is evaluated.
-    public func append(_ tokens: [Token], chunk: Int = 64) throws -> [Float] {
+    /// Long inputs go in chunks of `chunk` tokens (``promptChunk`` when nil, asked before each
+    /// chunk): a draft model that `auto` left idle for thousands of steps catches up in one call,
+    /// and one batch of that size grew the session's scratch memory by ~200 MB for the rest of
+    /// the run (seen in the 8,000-token soak). Tokens that do not fit are refused before any is
+    /// evaluated.
+    public func append(_ tokens: [Token], chunk: Int? = nil) throws -> [Float] {
         guard !tokens.isEmpty else { return [] }
         guard committedLength + tokens.count <= capacity else {
             throw ModelSessionError.contextFull(needed: committedLength + tokens.count, capacity: capacity)
         }
-        let size = max(1, chunk)
         var start = 0
         var last: [Float] = []
         while start < tokens.count {
-            let end = min(tokens.count, start + size)
+            let end = min(tokens.count, start + max(1, chunk ?? promptChunk))
             let part = Array(tokens[start..<end])
             let logits = try evaluate(
                 tokens: part, parents: (0..<part.count).map { $0 - 1 },

@@ -82,11 +82,15 @@ public struct DraftContext: Sendable {
     /// target serves this generation alone): a policy that prices tree nodes can price them at
     /// their marginal cost on the shared forward (`serve --parallel`).
     public var concurrentTokens: Int
+    /// Of `concurrentTokens`, the others' useful work: one token per request decoding, the chunk
+    /// of a prompt being read (their draft nodes not counted): what a shared forward's time is
+    /// worth without this request's tree.
+    public var concurrentPlainTokens: Int
 
     /// A context.
     public init(
         tokens: [Token], budget: TreeBudget, sampling: SamplingSettings, remainingContext: Int, step: Int,
-        runnersUp: Int = 0, concurrentTokens: Int = 0
+        runnersUp: Int = 0, concurrentTokens: Int = 0, concurrentPlainTokens: Int = 0
     ) {
         self.tokens = tokens
         self.budget = budget
@@ -95,6 +99,7 @@ public struct DraftContext: Sendable {
         self.step = step
         self.runnersUp = runnersUp
         self.concurrentTokens = concurrentTokens
+        self.concurrentPlainTokens = concurrentPlainTokens
     }
 }
 

@@ -59,13 +59,14 @@ public final class SpeculativeModel: Sendable {
 
     /// The proposers of `strategy` for this target. Models they name are downloaded when
     /// `pullMissing` allows (a server does not download on request: then only models already in
-    /// the cache resolve, and `auto` gets the paired draft only when it is there).
+    /// the cache resolve, and `auto` gets the paired draft only when it is there). Draft models
+    /// built with a `draftLane` share their forwards with the lane's other loops.
     public func proposers(
-        for strategy: Strategy, pullMissing: Bool = true,
+        for strategy: Strategy, pullMissing: Bool = true, draftLane: DraftLane? = nil,
         progress: @escaping @Sendable (PullEvent) -> Void = { _ in }
     ) async throws -> [any DraftProposer] {
         let store = self.store
-        let environment = ProposerEnvironment(
+        var environment = ProposerEnvironment(
             targetName: name, targetModel: model, targetTokenizer: tokenizer, context: context,
             draftLength: strategy.budget.maxDepth,
             treeRequested: !strategy.budget.branching.isEmpty, draftHead: strategy.draft.headRows,
@@ -76,6 +77,7 @@ public final class SpeculativeModel: Sendable {
             resolveModel: {
                 pullMissing ? try await store.resolveOrPull($0, progress: progress) : try store.resolve($0)
             })
+        environment.draftLane = draftLane
         return try await registry.make(strategy.proposers, environment: environment)
     }
 

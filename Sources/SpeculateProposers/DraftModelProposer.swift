@@ -36,15 +36,20 @@ public final class DraftModelProposer: SelfLimitingProposer {
     public let lookahead: Int
     /// The only token ids a reduced head scores, ascending (nil: the whole vocabulary).
     private let scoredTokens: [Int]?
+    /// Where this proposer's forwards are shared with other decoding loops' (a server's slots).
+    private let lane: DraftLane?
+    /// How chains are evaluated: `session` itself, or through `lane`.
+    private let forwards: any ModelSession
 
     /// A proposer over `model` with a context of `context` tokens. `headRows` limits the draft's
     /// output head to the most frequent token ids (nil = the whole vocabulary).
     /// `headTokens`, when given, replaces `headRows`: the head scores exactly those token ids (for
-    /// example the most frequent ones of a corpus, ``TokenFrequencyRanking``).
+    /// example the most frequent ones of a corpus, ``TokenFrequencyRanking``). With a `lane`, its
+    /// chain forwards (and prompt reads) share forwards with the other lanes' drafts.
     public init(
         name: String, model: TransformerModel, context: Int, draftLength: Int = 8, confidenceThreshold: Float = 0.3,
         pathThreshold: Float = 0, headRows: Int? = nil, headTokens: [TokenID]? = nil,
-        lookahead: Int = DraftModelProposer.defaultLookahead
+        lookahead: Int = DraftModelProposer.defaultLookahead, lane: DraftLane? = nil
     ) throws {
         self.name = name
         self.lookahead = max(0, lookahead)
@@ -59,7 +64,13 @@ public final class DraftModelProposer: SelfLimitingProposer {
         self.confidenceThreshold = confidenceThreshold
         self.pathThreshold = pathThreshold
         state = Mutex(DraftState(length: max(1, draftLength)))
+        self.lane = lane
+        forwards = lane?.session(session) ?? session
     }
+
+    /// Decoding loops whose drafts share this proposer's forwards (1 when not shared): each
+    /// one's drafting costs the batch about its share of the forward's time.
+    public var drafters: Int { lane?.drafters(of: session.model) ?? 1 }
 
     /// Chains end on the draft's own confidence unless both thresholds are off.
     public var stopsWhenUnsure: Bool { confidenceThreshold > 0 || pathThreshold > 0 }
@@ -164,25 +175,27 @@ public final class DraftModelProposer: SelfLimitingProposer {
     private func advance(
         _ state: inout DraftState, by tokens: [Token], guessing: Int, drafted: [Token], context: [Token]
     ) throws -> ([Float], [Guess]) {
+        // Shared forwards carry the other loops' tokens too: the cheap batch is split among them.
         let room = min(
-            guessing, Self.cheapBatch - tokens.count, session.capacity - state.cached.count - tokens.count - 1)
+            guessing, Self.cheapBatch / drafters - tokens.count,
+            session.capacity - state.cached.count - tokens.count - 1)
         let guesses =
             room > 0 ? guessContinuation(index: state.index, context: context, drafted: drafted, count: room) : []
         state.counters.forwards += 1
         guard !guesses.isEmpty else {
-            let logits = try session.append(tokens)
+            let logits = try forwards.append(tokens)
             state.cached += tokens
             return (logits, [])
         }
         let batch = tokens + guesses
-        let result = try session.evaluate(
+        let rows = try forwards.evaluate(
             tokens: batch, parents: (0..<batch.count).map { $0 - 1 },
-            logits: .selected(Array((tokens.count - 1)..<batch.count)))
+            logitRows: Array((tokens.count - 1)..<batch.count))
         try session.commit(Array(0..<batch.count))
         state.cached += batch
         state.counters.guessesMade += guesses.count
-        let ahead = guesses.enumerated().map { Guess($0.element, Array(result.row(for: tokens.count + $0.offset))) }
-        return (Array(result.row(for: tokens.count - 1)), ahead)
+        let ahead = guesses.enumerated().map { Guess($0.element, rows[1 + $0.offset]) }
+        return (rows[0], ahead)
     }
 
     /// Removes guesses the draft did not follow from its cache.

@@ -15,6 +15,12 @@ import SpeculateFormat
 /// Each session's logits are bit-identical to those of evaluating alone (the batched forward
 /// keeps rows apart), so what is batched with what never changes an output.
 public final class ForwardBatcher: @unchecked Sendable {
+    /// Forwards run, the tokens they carried, how many forwards carried each number of
+    /// sessions, the seconds spent in them, and the seconds of those that read part of a prompt
+    /// (a chain of several tokens of which not every logit is wanted).
+    public typealias Figures = (
+        forwards: Int, tokens: Int, sessionsPerForward: [Int: Int], seconds: Double, promptSeconds: Double
+    )
     /// How long the first waiter waits for expected sessions before the forward starts anyway.
     public let patience: Duration
     private let condition = NSCondition()
@@ -33,9 +39,13 @@ public final class ForwardBatcher: @unchecked Sendable {
     /// One session's evaluation until its forward has run.
     private final class Pending {
         let batch: SessionBatch
+        let follower: (any ForwardFollower)?
         let arrival = ContinuousClock.now
         var result: Result<Logits, any Error>?
-        init(_ batch: SessionBatch) { self.batch = batch }
+        init(_ batch: SessionBatch, follower: (any ForwardFollower)?) {
+            self.batch = batch
+            self.follower = follower
+        }
     }
 
     /// A batcher that waits at most `patience` for expected sessions.
@@ -61,24 +71,41 @@ public final class ForwardBatcher: @unchecked Sendable {
         }
     }
 
-    /// Tokens the other expected sessions sent in their last evaluations: what they will likely
-    /// add to `session`'s next forward.
+    /// Tokens the other sessions will likely add to `session`'s next forward: what each sent in
+    /// its last evaluation (a decoding session's tree, a prompt-reading session's chunk).
     public func concurrentTokens(besides session: InferenceSession) -> Int {
+        load(besides: session) { expected, last in expected ? max(1, last ?? 1) : last ?? 0 }
+    }
+
+    /// The tokens the other sessions would add to `session`'s next forward if every decoding
+    /// session decoded plainly: one for each, and the chunk of each prompt being read. Their
+    /// useful work, what the forward's time is worth without anyone's draft nodes.
+    public func concurrentPlainTokens(besides session: InferenceSession) -> Int {
+        load(besides: session) { expected, last in expected ? 1 : last ?? 0 }
+    }
+
+    /// Sums `count(is expected, last tokens)` over the sessions other than `session` that are
+    /// expected or evaluated since they were last released.
+    private func load(besides session: InferenceSession, _ count: (Bool, Int?) -> Int) -> Int {
         let own = ObjectIdentifier(session)
         return condition.withLock {
-            expected.reduce(0) { $0 + ($1 == own ? 0 : max(1, lastTokens[$1] ?? 1)) }
+            expected.union(lastTokens.keys).reduce(0) {
+                $0 + ($1 == own ? 0 : count(expected.contains($1), lastTokens[$1]))
+            }
         }
+    }
+
+    /// Other sessions in their decoding loop.
+    public func concurrentRequests(besides session: InferenceSession) -> Int {
+        let own = ObjectIdentifier(session)
+        return condition.withLock { expected.count - (expected.contains(own) ? 1 : 0) }
     }
 
     /// Sessions in their decoding loop.
     public var expectedCount: Int { condition.withLock { expected.count } }
 
-    /// Forwards run, the tokens they carried, how many forwards carried each number of
-    /// sessions, the seconds spent in them, and the seconds of those that read part of a prompt
-    /// (a chain of several tokens of which not every logit is wanted).
-    public var figures:
-        (forwards: Int, tokens: Int, sessionsPerForward: [Int: Int], seconds: Double, promptSeconds: Double)
-    {
+    /// How the forwards went so far (see ``Figures``).
+    public var figures: Figures {
         condition.withLock { (forwards, batchedTokens, sizes, Self.seconds(busy), Self.seconds(reading)) }
     }
 
@@ -86,9 +113,10 @@ public final class ForwardBatcher: @unchecked Sendable {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
-    /// Evaluates `batch` in the next forward (blocking the calling thread until it has run).
-    public func evaluate(_ batch: SessionBatch) throws -> Logits {
-        let pending = Pending(batch)
+    /// Evaluates `batch` in the next forward (blocking the calling thread until it has run);
+    /// `follower` hears that the forward ran before anyone wakes from it.
+    public func evaluate(_ batch: SessionBatch, follower: (any ForwardFollower)? = nil) throws -> Logits {
+        let pending = Pending(batch, follower: follower)
         condition.lock()
         lastTokens[ObjectIdentifier(batch.session)] = batch.tokens.count
         waiting.append(pending)
@@ -102,6 +130,7 @@ public final class ForwardBatcher: @unchecked Sendable {
                 let start = ContinuousClock.now
                 let results = Self.run(group.map(\.batch))
                 let took = ContinuousClock.now - start
+                for member in group { member.follower?.forwardRan() }
                 condition.lock()
                 busy += took
                 if group.contains(where: { Self.readsPrompt($0.batch) }) { reading += took }
@@ -154,4 +183,11 @@ public final class ForwardBatcher: @unchecked Sendable {
             return batches.map { batch in Result { try InferenceSession.evaluate([batch])[0] } }
         }
     }
+}
+
+/// Told by the thread that ran a shared forward, before the sessions in it wake, that it ran
+/// (see ``DraftLane``).
+public protocol ForwardFollower: Sendable {
+    /// The forward carrying this follower's evaluation has run.
+    func forwardRan()
 }

@@ -97,6 +97,8 @@ struct Routes: Sendable {
             "prompt_seconds": figures.promptSeconds,
             "requests_per_forward": Dictionary(
                 uniqueKeysWithValues: figures.sessionsPerForward.map { (String($0.key), $0.value) }),
+            "draft_requests_per_forward": Dictionary(
+                uniqueKeysWithValues: engine.draftBatching.sessionsPerForward.map { (String($0.key), $0.value) }),
         ]
     }
 
@@ -108,7 +110,7 @@ struct Routes: Sendable {
                 "status": "ok", "model": engine.modelName, "kernels": ComputeThreads.kernelName,
                 "context": engine.context,
                 "queue": ["running": depth.running, "waiting": depth.waiting, "capacity": engine.queue.capacity],
-                "slots": engine.parallel,
+                "slots": engine.parallel, "loaded_models": engine.loadedModels,
                 "batching": batchingFigures(),
                 "plugins": [
                     "hosts_started": PluginHostEvents.started, "failures": PluginHostEvents.failures,

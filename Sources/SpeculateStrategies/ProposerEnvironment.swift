@@ -49,6 +49,9 @@ public struct ProposerEnvironment: Sendable {
     /// `auto:draft=none`; nil adds none. The command line sets it to the target's catalog pairing
     /// (``CatalogModel/pairedDraft``), so that `auto` alone can use the draft when it pays.
     public var autoDraft: String?
+    /// Where draft models' forwards are shared with other decoding loops' (a server slot's
+    /// lane); nil drafts alone.
+    public var draftLane: DraftLane?
     /// Turns a model name or path into a local .gguf path (the CLI pulls catalog models here).
     public var resolveModel: @Sendable (String) async throws -> URL
 

@@ -184,7 +184,8 @@ extension ProposerRegistry {
                 return try DraftModelProposer(
                     name: "draft:\(argument)", model: model, context: environment.context,
                     draftLength: environment.draftLength, pathThreshold: environment.draftStop,
-                    headRows: head.rows, headTokens: head.tokens, lookahead: environment.draftLookahead)
+                    headRows: head.rows, headTokens: head.tokens, lookahead: environment.draftLookahead,
+                    lane: environment.draftLane)
             })
         registry.register(
             ProposerFactory(

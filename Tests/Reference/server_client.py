@@ -335,7 +335,7 @@ status, _, health = raw("GET", "/health")
 check("after a disconnect nothing is left running", health["queue"]["running"] == 0 and health["queue"]["waiting"] == 0, health)
 
 # --- a full queue -----------------------------------------------------------------------------
-capacity = health["queue"]["capacity"]
+capacity = health["queue"]["capacity"] + health["slots"]  # decoding plus waiting
 results = []
 
 

@@ -59,6 +59,81 @@ struct ForwardBatcherTests {
         #expect(batcher.expectedCount == 0)
     }
 
+    /// One decoding loop with a draft beside it: each step the draft (a second session) takes
+    /// its greedy token, through `draft`, then the target takes its own through `target`.
+    /// Returns the target's tokens and the draft's.
+    static func decodeWithDraft(
+        target: any ModelSession, draftSession: InferenceSession, prompt: [Token], steps: Int,
+        draft: (SessionBatch) throws -> Logits
+    ) throws -> [Token] {
+        var logits = try target.append(prompt)
+        var draftLogits = try draftSession.append(prompt)
+        var tokens: [Token] = []
+        for _ in 0..<steps {
+            let guess = Token(draftLogits.indices.max { draftLogits[$0] < draftLogits[$1] }!)
+            let row = try draft(SessionBatch(session: draftSession, tokens: [guess], parents: [-1], logits: .last))
+            try draftSession.commit([0])
+            draftLogits = Array(row.row(for: 0))
+            let next = Token(logits.indices.max { logits[$0] < logits[$1] }!)
+            logits = try target.evaluate(tokens: [next], parents: [-1], logitRows: nil)[0]
+            try target.commit([0])
+            tokens += [next, guess]
+        }
+        return tokens
+    }
+
+    @Test("three decoders' draft forwards share forwards round by round, each drafting what it drafts alone")
+    func sharedDraftRounds() throws {
+        let name = "smollm2-135m-instruct"
+        let model = try SharedModels.model(name)
+        let tokenizer = try SharedModels.tokenizer(name)
+        let prompts = ["def fibonacci(n):\n", "The capital of France is", "import numpy as np\n"].map {
+            tokenizer.encode($0).map { Token($0) }
+        }
+        let steps = 6
+        let alone = try prompts.map { prompt in
+            let draftSession = try InferenceSession(model: model, context: 128)
+            return try Self.decodeWithDraft(
+                target: try InferenceSession(model: model, context: 128), draftSession: draftSession, prompt: prompt,
+                steps: steps
+            ) { try InferenceSession.evaluate([$0])[0] }
+        }
+        let batcher = ForwardBatcher(patience: .seconds(5))
+        let drafts = DraftBatching(patience: .seconds(5))
+        let results = Results()
+        let done = DispatchGroup()
+        for (index, prompt) in prompts.enumerated() {
+            let session = try InferenceSession(model: model, context: 128)
+            let draftSession = try InferenceSession(model: model, context: 128)
+            let lane = drafts.lane()
+            let batched = BatchedSession(session: session, batcher: batcher, draftLane: lane)
+            done.enter()
+            Thread {
+                defer { done.leave() }
+                lane.setActive(true)
+                batcher.expect(session)
+                defer {
+                    batcher.release(session)
+                    lane.setActive(false)
+                }
+                results.set(
+                    index,
+                    Result {
+                        try Self.decodeWithDraft(
+                            target: batched, draftSession: draftSession, prompt: prompt, steps: steps,
+                            draft: lane.evaluate)
+                    })
+            }.start()
+        }
+        done.wait()
+        for index in prompts.indices {
+            #expect(try results.get(index).get() == alone[index], "decoder \(index)")
+        }
+        let shared = drafts.sessionsPerForward
+        #expect(shared[3, default: 0] >= steps - 2, "draft forwards by sessions: \(shared)")
+        #expect(batcher.expectedCount == 0)
+    }
+
     /// Results written by the decoder threads.
     final class Results: @unchecked Sendable {
         private let lock = NSLock()

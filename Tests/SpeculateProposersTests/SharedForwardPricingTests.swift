@@ -10,8 +10,8 @@ struct SharedForwardPricingTests {
     static let budget = TreeBudget(maxNodes: 8, maxDepth: 8)
 
     /// A policy whose one member (a draft model) was right 90% of the time at every depth over
-    /// 60 steps alone, drafting a token in a fifth of a target step.
-    static func trained() -> PolicyState {
+    /// 60 steps alone, drafting a token in `drafting` target steps (a fifth by default).
+    static func trained(drafting: Double = 0.2) -> PolicyState {
         var state = PolicyState(
             members: 1, cost: CostlyMemberTests.curve, cheapFraction: 0.02, learnsCost: false, selfLimiting: [true])
         let step = CostlyMemberTests.curve.oneTokenSeconds
@@ -20,8 +20,8 @@ struct SharedForwardPricingTests {
             _ = state.plan(budget: budget)
             let tokens: [Token] = (0..<6).map { $0 == 5 && index % 2 == 0 ? 2 : 1 }
             let started = now
-            now = now.advanced(by: .seconds(0.2 * step * Double(tokens.count)))
-            state.recordDraftTime(member: 0, seconds: 0.2 * step * Double(tokens.count), depth: 6, asked: 6)
+            now = now.advanced(by: .seconds(drafting * step * Double(tokens.count)))
+            state.recordDraftTime(member: 0, seconds: drafting * step * Double(tokens.count), depth: 6, asked: 6)
             let draft = TreePricingTests.chain(tokens, confidence: 0.9)
             _ = state.select([(0, draft)], budget: budget, draftStarted: started, now: now)
             now = now.advanced(by: .seconds(step * 1.6))
@@ -38,6 +38,7 @@ struct SharedForwardPricingTests {
         for load in [0, 1, 3, 7, 15] {
             var loaded = state
             loaded.load = load
+            loaded.plainLoad = load
             sizes.append(
                 loaded.prune([(0, draft)], budget: Self.budget, sampled: false, draftCost: 1).first?.tokens.count ?? 0)
         }
@@ -51,9 +52,29 @@ struct SharedForwardPricingTests {
         var alone = Self.trained()
         #expect(alone.plan(budget: Self.budget).map(\.member) == [0])
         var busy = Self.trained()
-        #expect(busy.plan(budget: Self.budget, load: 7).isEmpty)
+        #expect(busy.plan(budget: Self.budget, load: 7, plainLoad: 7).isEmpty)
         var light = Self.trained()
-        #expect(light.plan(budget: Self.budget, load: 1).map(\.member) == [0])
+        #expect(light.plan(budget: Self.budget, load: 1, plainLoad: 1).map(\.member) == [0])
+    }
+
+    @Test(
+        "a draft model drafting for two requests in shared forwards is asked deeper than one drafting alone; not past one other request"
+    )
+    func sharedDraftingPays() {
+        // One other request whose tree shares the forward: a draft's rounds alone hold both
+        // requests up; drafting for both in one forward costs each half.
+        func depth(load: Int, plainLoad: Int, drafters: Int) -> Int {
+            var state = Self.trained(drafting: 0.6)
+            return state.plan(budget: Self.budget, load: load, plainLoad: plainLoad, drafters: [drafters]).first?.depth
+                ?? 0
+        }
+        let loads = [1, 4, 8, 12, 16]
+        let alone = loads.map { depth(load: $0, plainLoad: 1, drafters: 1) }
+        let shared = loads.map { depth(load: $0, plainLoad: 1, drafters: 2) }
+        #expect(zip(shared, alone).allSatisfy { $0 >= $1 }, "depths alone \(alone), shared \(shared)")
+        #expect(zip(shared, alone).contains { $0 > $1 }, "depths alone \(alone), shared \(shared)")
+        // Three others decoding: a shared draft is priced as an unshared one (it did not pay there).
+        #expect(depth(load: 3, plainLoad: 3, drafters: 4) == depth(load: 3, plainLoad: 3, drafters: 1))
     }
 
     @Test("steps under load teach acceptance but neither the cost curve nor the members' verdicts")
@@ -63,7 +84,7 @@ struct SharedForwardPricingTests {
         let before = state.stepSeconds
         var now = ContinuousClock.now
         for _ in 0..<40 {
-            _ = state.plan(budget: Self.budget, load: 3)
+            _ = state.plan(budget: Self.budget, load: 3, plainLoad: 3)
             let draft = TreePricingTests.chain([1], confidence: 0.9)
             _ = state.select([(0, draft)], budget: Self.budget, draftStarted: now, now: now)
             now = now.advanced(by: .seconds(1))  // a forward that waited for three other requests

@@ -60,21 +60,24 @@ struct ConcurrentServingTests {
 
     static let requests: [Request] = [
         Request(prompt: "def fibonacci(n):\n", proposers: []),
-        Request(prompt: "The three primary colors are", proposers: ["ngram"]),
-        Request(prompt: "for i in range(10):\n    print(i)\nfor i in range(10):\n", proposers: ["ngram"]),
         Request(prompt: "import os\n\ndef list_files(path):\n", proposers: ["draft:\(name)"]),
+        Request(prompt: "class Stack:\n    def __init__(self):\n", proposers: ["draft:\(name)"]),
+        Request(prompt: "for i in range(10):\n    print(i)\nfor i in range(10):\n", proposers: ["ngram"]),
+        Request(prompt: "The three primary colors are", proposers: ["ngram"]),
         Request(prompt: "Once upon a time", proposers: [], temperature: 0.8, seed: 7),
         Request(
             prompt: "A list of fruits: apple, banana,", proposers: ["ngram"], temperature: 0.7, seed: 3,
             verify: "stochastic"),
     ]
 
-    @Test("greedy and seeded outputs of concurrent requests, strategies mixed, equal those served one at a time")
+    @Test(
+        "greedy and seeded outputs of concurrent requests, strategies mixed, equal those served one at a time; draft forwards shared"
+    )
     func sameAsAlone() async throws {
         let serial = try Self.engine(parallel: 1)
         var alone: [String] = []
         for request in Self.requests { alone.append(try await Self.run(request, on: serial)) }
-        let batched = try Self.engine(parallel: 4)
+        let batched = try Self.engine(parallel: Self.requests.count)
         let together = try await withThrowingTaskGroup(of: (Int, String).self) { group in
             for (index, request) in Self.requests.enumerated() {
                 group.addTask { (index, try await Self.run(request, on: batched)) }
@@ -89,6 +92,10 @@ struct ConcurrentServingTests {
         let figures = batched.batcher.figures
         #expect(figures.sessionsPerForward.keys.contains { $0 >= 2 }, "no forward carried two requests: \(figures)")
         print("concurrent requests: forwards by requests carried \(figures.sessionsPerForward)")
+        // The two draft-model requests run together from the start: their drafts share forwards too.
+        let drafts = batched.draftBatching.sessionsPerForward
+        #expect(drafts.keys.contains { $0 >= 2 }, "no draft forward carried two requests: \(drafts)")
+        print("concurrent requests: draft forwards by requests carried \(drafts)")
     }
 
     @Test("a client that goes away frees its slot at once, and the others finish unchanged")

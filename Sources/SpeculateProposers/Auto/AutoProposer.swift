@@ -1,4 +1,3 @@
-import Foundation
 import SpeculateCore
 import Synchronization
 
@@ -96,7 +95,9 @@ public final class AutoProposer: DraftProposer {
         let clock = ContinuousClock()
         let started = clock.now
         let plan = state.withLock {
-            $0.plan(budget: context.budget, sampling: !context.sampling.isGreedy, load: context.concurrentTokens)
+            $0.plan(
+                budget: context.budget, sampling: !context.sampling.isGreedy, load: context.concurrentTokens,
+                plainLoad: context.concurrentPlainTokens, drafters: drafters)
         }
         var returned: [(member: Int, candidate: DraftCandidate)] = []
         for (member, depth) in plan {
@@ -141,13 +142,16 @@ public final class AutoProposer: DraftProposer {
     }
 
     /// Under load (other requests share the target's forwards) a costly member whose cost is
-    /// known is not asked while the load lasts (the shared-forward pricing rarely lets it pay), so its prompt is left unread: reading it would hold up every other request,
-    /// and a member asked later catches up in its first call.
+    /// known and whose forwards are its own is not asked while the load lasts (the shared-forward
+    /// pricing rarely lets it pay), so its prompt is left unread: reading it would hold up every
+    /// other request, and a member asked later catches up in its first call. A draft model whose
+    /// forwards are shared with the other requests' reads its prompt in them.
     public func prepare(prompt: [Token], concurrentTokens: Int) async throws {
+        let shared = drafters.map { $0 > AutoTuning.sharedDraftMostPlainLoad + 1 ? 1 : $0 }
         let skipped = Set(
             concurrentTokens > 0
                 ? state.withLock { state in
-                    members.indices.filter { state.members[$0].costMeasured && !state.isCheap($0) }
+                    members.indices.filter { state.members[$0].costMeasured && !state.isCheap($0) && shared[$0] == 1 }
                 } : [])
         for (index, member) in members.enumerated() where !skipped.contains(index) {
             do { try await member.prepare(prompt: prompt, concurrentTokens: concurrentTokens) } catch {
@@ -155,6 +159,10 @@ public final class AutoProposer: DraftProposer {
             }
         }
     }
+
+    /// Per member, the decoding loops sharing its forwards (1 for all but draft models in a
+    /// server slot's lane).
+    private var drafters: [Int] { members.map { ($0 as? DraftModelProposer)?.drafters ?? 1 } }
 
     public func observe(accepted: [Token], context: [Token]) async {
         state.withLock { $0.learn(accepted: accepted, now: ContinuousClock().now) }

@@ -143,4 +143,14 @@ enum AutoTuning {
     /// each size is priced as timed, and the probe's extra node cost ~1% of HumanEval's time
     /// for nothing (`auto` at 0.981 of the chain with it).
     static let sizeProbeInterval = 32
+    /// Most plain work of other requests in a target forward (tokens: one per request decoding,
+    /// prompt chunks whole) for which a draft model whose forwards are shared (`DraftLane`) is
+    /// still priced as a member: beyond it, it steps aside as an unshared one does. With one
+    /// other request the shared-forward pricing holds (HumanEval-8, 128 tokens,
+    /// Zen 4 host: 2 clients decode 54.8 tokens/s against plain batched 50.3 and one `auto`
+    /// client's 47.3); with three it sent 4.6-token trees per request into ~29-token forwards
+    /// that ran at 61.7 tokens/s against plain batched decoding's 106.8: there the forward is
+    /// compute-bound, drafted nodes are accepted less often than valued, and the draft round
+    /// (27% of the wall time) is dearer than priced.
+    static let sharedDraftMostPlainLoad = 1
 }

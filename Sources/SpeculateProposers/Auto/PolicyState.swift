@@ -32,6 +32,14 @@ package struct PolicyState {
     /// are priced by `SharedForwardPricing.swift`, and their timings (which include waiting for
     /// the other requests) teach neither the cost curve nor the costly members' verdicts.
     package var load = 0
+    /// Of `load`, the others' useful work (a token per request decoding, the chunks of prompts
+    /// being read): what the forward would carry with no draft nodes, this request's root aside.
+    package var plainLoad = 0
+    /// How the values of nodes sent under load fared (see ``SharedCalibration``).
+    var sharedCalibration = SharedCalibration()
+    /// Per member, the decoding loops its forwards are shared with (1: its own alone); a draft
+    /// model of a server slot drafts for all slots in one forward (`DraftLane`).
+    package var drafters: [Int] = []
 
     /// A step between sending its tree and learning its outcome.
     struct SentStep {
@@ -48,6 +56,8 @@ package struct PolicyState {
         var plannedForSampling: Bool
         /// The budget the drafts were pruned to.
         var budget: TreeBudget
+        /// Under load (greedy): the summed values of the nodes sent, the tokens they should bring.
+        var expectedUnderLoad: Double?
     }
 
     package init(
@@ -86,7 +96,8 @@ package struct PolicyState {
         let sentNodes = min(Self.mergedSize(sent), budget.maxNodes)
         inFlight = SentStep(
             drafts: drafts, sentNodes: sentNodes, sentAt: now, draftSeconds: draftSeconds, sampled: sampled,
-            plannedForSampling: plannedForSampling, budget: budget)
+            plannedForSampling: plannedForSampling, budget: budget,
+            expectedUnderLoad: load > 0 && !plannedForSampling && !sampled ? Self.expectedTokens(sent) : nil)
         if sent.isEmpty { plainSteps += 1 }
         return sent
     }
@@ -101,6 +112,9 @@ package struct PolicyState {
         let seconds = Self.seconds(now - step.sentAt)
         let shared = load > 0 && !step.plannedForSampling
         if !shared { cost.record(tokens: 1 + step.sentNodes, seconds: seconds) }
+        if shared, let expected = step.expectedUnderLoad, expected > 0 {
+            sharedCalibration.add(predicted: expected, realized: accepted.count - 1)
+        }
         // Realized rate of this step, drafting included: the evidence costly members are judged by.
         // A step planned for sampling asked every member whatever the evidence, and its evidence
         // would judge the members by another kind of decoding: it teaches acceptance only.
@@ -160,6 +174,18 @@ package struct PolicyState {
                 tokens: Double(accepted.count), seconds: seconds, baseTokens: baseTokens,
                 baseSeconds: baseSeconds, step: steps)
         }
+    }
+
+    /// The tokens `sent` should bring: each node's value (its score after pruning), shared
+    /// prefixes once.
+    static func expectedTokens(_ sent: [DraftCandidate]) -> Double {
+        var values: [[Token]: Double] = [:]
+        for draft in sent {
+            for (path, score) in zip(draft.nodePaths, draft.scores) {
+                values[path] = max(values[path] ?? 0, Double(score))
+            }
+        }
+        return values.values.reduce(0, +)
     }
 
     /// Nodes of the tree the decoder verifies from `drafts`: the merger keeps a shared prefix

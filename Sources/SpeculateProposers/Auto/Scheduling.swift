@@ -69,11 +69,14 @@ extension PolicyState {
     /// With `sampling`, every member is asked every step at full depth: which drafts exist must not
     /// hinge on timings or realized rates there (a CI run under heavy load, where timings moved
     /// members onto the costly path, failed the chi-square test once, p = 0.0003; not explained yet).
-    package mutating func plan(budget: TreeBudget, sampling: Bool = false, load: Int = 0) -> [(member: Int, depth: Int)]
-    {
+    package mutating func plan(
+        budget: TreeBudget, sampling: Bool = false, load: Int = 0, plainLoad: Int = 0, drafters: [Int] = []
+    ) -> [(member: Int, depth: Int)] {
         steps += 1
         plannedForSampling = sampling
         self.load = sampling ? 0 : max(0, load)
+        self.plainLoad = sampling ? 0 : max(0, min(plainLoad, load))
+        self.drafters = drafters
         let limit = min(budget.maxDepth, AutoTuning.depthSlots, budget.maxNodes)
         guard limit > 0 else { return [] }
         let asks = members.indices.compactMap { member in
@@ -97,9 +100,10 @@ extension PolicyState {
         }
         // Under load its drafting holds up every request: it is asked where it pays the batch,
         // and only while it is in step (a member left out, or whose prompt went unread, would
-        // first catch up on every token it missed while the others wait).
+        // first catch up on every token it missed while the others wait), unless its forwards
+        // are shared (its catch-up then rides in the others' draft forwards).
         if load > 0 {
-            guard members[member].lastAskedStep == steps - 1 else { return nil }
+            guard members[member].lastAskedStep == steps - 1 || sharers(member) > 1 else { return nil }
             return sharedDepth(member, limit: limit, load: load)
         }
         // A costly member is judged by evidence, drafting included (see ``CostlyMemberVerdict``).

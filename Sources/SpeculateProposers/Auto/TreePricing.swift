@@ -104,7 +104,8 @@ extension PolicyState {
         }
         if load > 0 {
             // Sharing the forward: nodes by value at their marginal cost there (no forced chain).
-            let count = sharedCount(values: unique.map { nodes[$0].value }, load: load, maxNodes: budget.maxNodes)
+            let count = sharedCount(
+                values: unique.map { calibrated(nodes[$0].value) }, load: load, maxNodes: budget.maxNodes)
             guard count > 0 else { return [] }
             let kept = uniqueAt.firstIndex(of: count).map { order.prefix($0 + 1) } ?? order[...]
             var values = Array(repeating: 0.0, count: nodes.count)
