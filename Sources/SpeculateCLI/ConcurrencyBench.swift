@@ -4,8 +4,8 @@ import SpeculateServer
 
 /// `speculate bench --concurrency 1,2,4,8`: several clients at once against the server's engine
 /// (in process, no HTTP), each sending the whole set, for each strategy: aggregate
-/// tokens/s (end to end, and decode alone: the time left after the forwards that read prompts,
-/// which batching cannot speed up), per-request latency (p50, p95), and whether every output
+/// tokens/s (end to end, and decode alone: over each client's time after its prompts were read,
+/// its stalls behind the others' prompts included), per-request latency (p50, p95), and whether every output
 /// equals the single-client plain one. Greedy.
 struct ConcurrencyBenchmark {
     let target: SpeculativeModel
@@ -20,6 +20,9 @@ struct ConcurrencyBenchmark {
         let tokens: Int
         let seconds: Double
         let promptSeconds: Double
+        /// Each client's time decoding (its requests' time after their prompts were read),
+        /// averaged over the clients.
+        let decodeSeconds: Double
         let p50: Double
         let p95: Double
         let identical: Bool
@@ -32,7 +35,7 @@ struct ConcurrencyBenchmark {
         let forwardMilliseconds: Double
         let forwardShare: Double
         var aggregate: Double { Double(tokens) / seconds }
-        var decodeAggregate: Double { Double(tokens) / max(1e-9, seconds - promptSeconds) }
+        var decodeAggregate: Double { Double(tokens) / max(1e-9, decodeSeconds) }
     }
 
     func run(prompts: [BenchPrompt], progress: (String) -> Void) async throws -> [Row] {
@@ -79,6 +82,7 @@ struct ConcurrencyBenchmark {
                     Row(
                         strategy: spec.name, clients: clients, tokens: results.reduce(0) { $0 + $1.result.tokens },
                         seconds: seconds, promptSeconds: after.promptSeconds - before.promptSeconds,
+                        decodeSeconds: results.reduce(0) { $0 + $1.result.decodeSeconds } / Double(clients),
                         p50: latencies[latencies.count / 2],
                         p95: latencies[min(latencies.count - 1, Int((0.95 * Double(latencies.count - 1)).rounded()))],
                         identical: identical,

@@ -45,9 +45,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Requests decoded at once (slots, each with a KV cache of --context tokens and proposers of its own); their trees share each target forward (default: 4, fewer when their KV caches would take more than a quarter of the memory).",
+            "Requests decoded at once (slots, each with a KV cache of --context tokens and proposers of its own); their trees share each target forward and their drafts each draft forward (4 suits a 2-core host: Docs/Serving.md).",
             valueName: "N"))
-    var parallel: Int?
+    var parallel = 1
 
     @Flag(
         inversion: .prefixedNo,
@@ -62,9 +62,7 @@ struct ServeCommand: AsyncParsableCommand {
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port \(port) is not a port number (0-65535)") }
         guard queue >= 0 else { throw ValidationError("--queue must be 0 or more") }
-        if let parallel, !(1...64).contains(parallel) {
-            throw ValidationError("--parallel must be 1...64 (got \(parallel))")
-        }
+        guard (1...64).contains(parallel) else { throw ValidationError("--parallel must be 1...64 (got \(parallel))") }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
         _ = try strategy.strategy()
     }
@@ -88,7 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
         _ = try await model.commandLineProposers(startup)
         let engine = try ServerEngine(
             modelName: modelName, model: model, draft: startup.draft, queueCapacity: queue,
-            parallel: parallel ?? Self.defaultSlots(config: model.model.config, context: model.context),
+            parallel: parallel,
             checkProposers: { specs throws(APIError) in try policy.check(specs) })
         if let (name, loaded) = try preloadedDraft(model, weights: startup.draft.weights) {
             engine.preload(loaded, name: name)
@@ -123,16 +121,6 @@ struct ServeCommand: AsyncParsableCommand {
         let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
         guard preload == true || size <= Int(ProcessInfo.processInfo.physicalMemory / 4) else { return nil }
         return (name, try LoadedModels.model(path: url.path, precision: weights))
-    }
-
-    /// Four slots (with four requests, batched decoding gives each ~0.9 of one request's speed
-    /// alone on the 2-vCPU hosts measured; `Docs/Benchmarks.md`), fewer when their KV caches
-    /// (keys and values as 32-bit floats, every layer, the whole context) would take more than a
-    /// quarter of the machine's memory.
-    static func defaultSlots(config: ModelConfig, context: Int) -> Int {
-        let perSlot = 2 * 4 * config.layerCount * config.kvWidth * context
-        let budget = Int(ProcessInfo.processInfo.physicalMemory / 4)
-        return max(1, min(4, budget / max(1, perSlot)))
     }
 }
 
