@@ -22,14 +22,19 @@ struct ForwardBatcherTests {
         return tokens
     }
 
-    @Test("decoders on three threads share forwards and decode exactly what each decodes alone")
-    func threeThreads() throws {
+    /// SmolLM2 and three prompts, one per decoder thread.
+    static func fixture() throws -> (TransformerModel, [[Token]]) {
         let name = "smollm2-135m-instruct"
-        let model = try SharedModels.model(name)
         let tokenizer = try SharedModels.tokenizer(name)
         let prompts = ["def fibonacci(n):\n", "The capital of France is", "import numpy as np\n"].map {
             tokenizer.encode($0).map { Token($0) }
         }
+        return (try SharedModels.model(name), prompts)
+    }
+
+    @Test("decoders on three threads share forwards and decode exactly what each decodes alone")
+    func threeThreads() throws {
+        let (model, prompts) = try Self.fixture()
         let steps = 6
         let alone = try prompts.map {
             try Self.decode(try InferenceSession(model: model, context: 128), prompt: $0, steps: steps)
@@ -84,12 +89,7 @@ struct ForwardBatcherTests {
 
     @Test("three decoders' draft forwards share forwards round by round, each drafting what it drafts alone")
     func sharedDraftRounds() throws {
-        let name = "smollm2-135m-instruct"
-        let model = try SharedModels.model(name)
-        let tokenizer = try SharedModels.tokenizer(name)
-        let prompts = ["def fibonacci(n):\n", "The capital of France is", "import numpy as np\n"].map {
-            tokenizer.encode($0).map { Token($0) }
-        }
+        let (model, prompts) = try Self.fixture()
         let steps = 6
         let alone = try prompts.map { prompt in
             let draftSession = try InferenceSession(model: model, context: 128)

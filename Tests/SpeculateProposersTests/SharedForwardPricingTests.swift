@@ -77,6 +77,28 @@ struct SharedForwardPricingTests {
         #expect(depth(load: 3, plainLoad: 3, drafters: 4) == depth(load: 3, plainLoad: 3, drafters: 1))
     }
 
+    @Test("under load, nodes whose values the outcomes do not bear out are sent less")
+    func loadedValuesCalibrated() {
+        let draft = TreePricingTests.chain([1, 1, 1], confidence: 0.9)
+        func sent(_ state: PolicyState) -> Int {
+            var loaded = state
+            loaded.load = 1
+            loaded.plainLoad = 1
+            return loaded.prune([(0, draft)], budget: Self.budget, sampled: false).first?.tokens.count ?? 0
+        }
+        let fresh = Self.trained()
+        var rejected = Self.trained()
+        var now = ContinuousClock.now
+        for _ in 0..<40 {
+            _ = rejected.plan(budget: Self.budget, load: 1, plainLoad: 1)
+            _ = rejected.select([(0, draft)], budget: Self.budget, draftStarted: now, now: now)
+            now = now.advanced(by: .seconds(0.05))
+            rejected.learn(accepted: [2], now: now)  // the target's own token: every node rejected
+        }
+        #expect(sent(fresh) > 0)
+        #expect(sent(rejected) < sent(fresh), "fresh \(sent(fresh)), after rejections \(sent(rejected))")
+    }
+
     @Test("steps under load teach acceptance but neither the cost curve nor the members' verdicts")
     func loadedStepsDoNotTeachTimings() {
         var state = PolicyState(
